@@ -1,0 +1,73 @@
+"""Time, injected: everything time-dependent takes a Clock so tests and simulations
+control it.
+
+- SystemClock is real time. Its monotonic reading follows the running event loop,
+  so under a fast-forwarding loop (looptime) concurrent sleeps are exact and instant.
+- VirtualClock moves only when told: advance() jumps, sleep() advances by the
+  delay. It suits sequential flows (a simulated trade cycle, a replay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def time(self) -> float:
+        """Seconds since the Unix epoch."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes backwards, for measuring intervals."""
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait for `seconds` of this clock's time."""
+
+
+def _loop_time() -> float | None:
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return None
+
+
+class SystemClock:
+    """Real time; monotonic time is the event loop's when one runs."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        loop_time = _loop_time()
+        return time.monotonic() if loop_time is None else loop_time
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class VirtualClock:
+    """Time that moves only when advanced; sleeping advances it."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self._epoch = float(start)
+        self._elapsed = 0.0
+
+    def time(self) -> float:
+        return self._epoch + self._elapsed
+
+    def monotonic(self) -> float:
+        return self._elapsed
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a clock cannot go backwards")
+        self._elapsed += seconds
+
+    def set_time(self, epoch_seconds: float) -> None:
+        """Move to an absolute time, never backwards."""
+        self.advance(max(0.0, epoch_seconds - self.time()))
+
+    async def sleep(self, seconds: float) -> None:
+        self.advance(max(0.0, seconds))
+        await asyncio.sleep(0)

@@ -1,0 +1,145 @@
+"""Settings: defaults < an optional TOML file < TG_* environment variables.
+
+Nested fields are set from the environment with a double underscore, for example
+TG_RISK__RISK_PER_TRADE=0.005 or TG_KRAKEN__RATE_LIMIT__TIER=pro. The TOML file is
+named by TG_CONFIG (or `--config`), else ./tg.toml when it exists.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from core.errors import ConfigError
+
+Tier = Literal["starter", "intermediate", "pro"]
+
+
+class RateLimitSettings(BaseModel):
+    calls_per_minute: int = Field(60, gt=0)
+    order_calls_per_minute: int = Field(60, gt=0)
+    tier: Tier = "starter"
+
+
+class KrakenSettings(BaseModel):
+    """Where the exchange is. No URL means the embedded sandbox."""
+
+    url: str | None = None
+    live: bool = False
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    timeout_s: float = Field(10.0, gt=0)
+    rate_limit: RateLimitSettings = RateLimitSettings()
+
+
+class RiskSettings(BaseModel):
+    risk_per_trade: Decimal = Field(Decimal("0.01"), gt=0, le=Decimal("0.1"))
+    max_position_pct: Decimal = Field(Decimal("0.25"), gt=0, le=1)
+    min_confidence: float = Field(0.55, ge=0, le=1)
+    min_reward_risk: Decimal = Field(Decimal("1.5"), ge=0)
+    min_stop_distance_pct: Decimal = Field(Decimal("0.002"), ge=0)
+    max_stop_distance_pct: Decimal = Field(Decimal("0.10"), gt=0)
+    max_open_positions: int = Field(3, ge=1)
+
+
+class ExecutionSettings(BaseModel):
+    stop_retry_deadline_s: float = Field(10.0, gt=0)
+    stop_max_attempts: int = Field(4, ge=1)
+    confirm_attempts: int = Field(3, ge=1)
+    keep_unfilled_remainder: bool = False
+
+
+class SimulatorSettings(BaseModel):
+    seed: int = 42
+    tier: Tier = "starter"
+    quote_balance: Decimal = Decimal("100000")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TG_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    db: Path | None = None
+    data_dir: Path = Path.home() / ".local" / "share" / "tg"
+    kraken: KrakenSettings = KrakenSettings()
+    risk: RiskSettings = RiskSettings()
+    execution: ExecutionSettings = ExecutionSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+
+    @property
+    def db_path(self) -> Path:
+        return self.db if self.db is not None else self.data_dir / "tg.db"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init (CLI flags) > environment > TOML file (passed as init defaults below)
+        return (init_settings, env_settings)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from the TOML file, the environment and explicit overrides."""
+    path = config_file or (Path(os.environ["TG_CONFIG"]) if os.environ.get("TG_CONFIG") else None)
+    if path is None and Path("tg.toml").is_file():
+        path = Path("tg.toml")
+    file_values = _read_toml(path) if path is not None else {}
+    env_only = _EnvOnly()
+    try:
+        from_env = env_only.model_dump(exclude_unset=True)
+        values = _merge(_merge(file_values, from_env), {k: v for k, v in overrides.items() if v is not None})
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from exc
+
+
+class _EnvOnly(Settings):
+    """Settings read from TG_* variables alone, to layer them over the TOML file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TG_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    def __init__(self) -> None:
+        try:
+            super().__init__()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(
+                f"invalid environment setting TG_{where.upper().replace('.', '__')}: {first['msg']}"
+            ) from exc
