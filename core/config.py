@@ -53,6 +53,7 @@ class ExecutionSettings(BaseModel):
     stop_max_attempts: int = Field(4, ge=1)
     confirm_attempts: int = Field(3, ge=1)
     keep_unfilled_remainder: bool = False
+    rate_limit_backoff_s: float = Field(3.0, gt=0)  # a starter key's counter sheds one call in ~3 s
 
 
 class SimulatorSettings(BaseModel):

@@ -1,0 +1,104 @@
+"""Terminal output: rich tables for people, one JSON object with --json.
+
+Renders from the same dictionaries that --json prints, so both always agree."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from core.storage import RunRecord
+
+_ALERT_STYLE = {"CRITICAL": "bold white on red", "HIGH": "bold red", "LOW": "yellow"}
+
+
+def _console() -> Console:
+    return Console(highlight=False)
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=False))
+
+
+def trade_summary(summary: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        print_json(summary)
+        return
+    console = _console()
+    votes = ", ".join(f"{v['model']} {v['action']}" + ("" if v["valid"] else " (invalid)") for v in summary["votes"])
+    consensus = summary.get("consensus")
+    console.print(
+        f"[bold]{summary['symbol']}[/] at {summary['price']}  run [cyan]{summary['run_id']}[/]\n"
+        f"  TA: {summary['ta']['bias']} ({summary['ta']['confidence']:.2f})   "
+        f"regime: {summary['regime']['regime']} ({summary['regime']['confidence']:.2f})"
+    )
+    line = f"  decision: [bold]{summary['action']}[/]"
+    if consensus is not None:
+        line += f"  consensus {consensus:.0%}, confidence {summary['confidence']:.2f}"
+    console.print(line)
+    if votes:
+        console.print(f"  votes: {votes}")
+    risk = summary["risk"]
+    if risk["status"] is not None:
+        style = "green" if summary["approved"] else "red"
+        console.print(f"  risk: [{style}]{risk['status']}[/]" + "".join(f"\n    - {r}" for r in risk["reasons"]))
+    if summary["orders"]:
+        table = Table("role", "txid", "type", "side", "volume", "filled", "price", "status", title="orders")
+        for o in summary["orders"]:
+            table.add_row(
+                o["role"], o["txid"] or "-", o["type"], o["side"], o["volume"],
+                o["filled_volume"], o["price"] or "-", o["status"],
+            )
+        console.print(table)
+    position = summary.get("position")
+    if position:
+        console.print(
+            f"  position [cyan]{position['id']}[/] {position['status']}: {position['side']} {position['size']} "
+            f"@ {position['entry_price']}, stop-loss {position['stop_loss']}, take-profit {position['take_profit']}"
+        )
+    level = summary.get("alert_level")
+    if level:
+        console.print(f"  [{_ALERT_STYLE.get(level, 'red')}]ALERT {level}[/]: {summary.get('error_message') or ''}")
+    for warning in summary.get("warnings", []):
+        console.print(f"  [yellow]warning[/]: {warning}")
+    console.print(f"  status [bold]{summary['status']}[/]; stored in {summary['db_path']}")
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def runs_table(records: Sequence[RunRecord], *, as_json: bool) -> None:
+    rows = [
+        {
+            "run_id": r.run_id,
+            "kind": r.kind,
+            "symbol": r.symbol,
+            "status": r.status,
+            "started_at": r.started_at,
+            "action": r.summary.get("action"),
+        }
+        for r in records
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    console = _console()
+    if not rows:
+        console.print("no runs yet: `tg trade BTC/USDT` makes one")
+        return
+    table = Table("run", "kind", "symbol", "started (UTC)", "action", "status", title="runs")
+    for row in rows:
+        table.add_row(
+            row["run_id"], row["kind"], row["symbol"] or "-", _when(row["started_at"]),
+            row["action"] or "-", row["status"],
+        )
+    console.print(table)

@@ -1,0 +1,73 @@
+"""Connects the pieces a command needs: settings, the store, the exchange (the embedded
+sandbox by default, a served simulator or the real Kraken by URL) and the clock."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from core.clock import Clock, SystemClock
+from core.config import Settings
+from core.errors import InputError
+from core.exchange import Credentials, KrakenClient
+from core.storage import Store
+from simulator.embedded import EmbeddedExchange
+
+
+def sandbox_path(db_path: Path) -> Path:
+    """The embedded exchange lives beside the database that records its orders."""
+    return db_path.with_name(f"{db_path.stem}.sandbox.db")
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Session:
+    settings: Settings
+    store: Store
+    client: KrakenClient
+    clock: Clock
+    sandbox: EmbeddedExchange | None
+
+
+@asynccontextmanager
+async def open_session(settings: Settings, *, url: str | None = None, live: bool = False) -> AsyncIterator[Session]:
+    """Open the store and the exchange; the sandbox's state is saved whatever happens."""
+    url = url or settings.kraken.url
+    if url is not None and not is_loopback(url) and not (live or settings.kraken.live):
+        raise InputError(f"{url} is not a loopback address, so it would be the real Kraken: add --live to trade there")
+    store = Store.open(settings.db_path)
+    sandbox: EmbeddedExchange | None = None
+    try:
+        if url is None:
+            sandbox = EmbeddedExchange.open(sandbox_path(settings.db_path), seed=settings.simulator.seed)
+            clock: Clock = sandbox.clock
+            client = KrakenClient(
+                sandbox.base_url,
+                Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
+                transport=sandbox.transport,
+                clock=clock,
+            )
+        else:
+            clock = SystemClock()
+            client = KrakenClient(url, Credentials.from_env(), clock=clock, timeout_s=settings.kraken.timeout_s)
+        try:
+            yield Session(settings=settings, store=store, client=client, clock=clock, sandbox=sandbox)
+        finally:
+            await client.aclose()
+    finally:
+        if sandbox is not None:
+            sandbox.save()
+        store.close()

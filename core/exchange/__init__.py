@@ -1,0 +1,18 @@
+"""tg's async client of Kraken's spot REST API."""
+
+from core.exchange.client import AddOrderAck, KrakenClient
+from core.exchange.errors import exception_for
+from core.exchange.pairs import PairInfo
+from core.exchange.signing import Credentials, NonceSource, sign
+from core.exchange.wire import ExchangeOrder
+
+__all__ = [
+    "AddOrderAck",
+    "Credentials",
+    "ExchangeOrder",
+    "KrakenClient",
+    "NonceSource",
+    "PairInfo",
+    "exception_for",
+    "sign",
+]

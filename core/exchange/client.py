@@ -1,0 +1,355 @@
+"""Kraken's spot REST API, async. Every failure becomes a core.errors class here, once,
+so callers decide on retries and reconciliation by exception class alone."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from pydantic import TypeAdapter, ValidationError
+
+from core.clock import Clock
+from core.errors import ConfigError, InputError, InvalidNonceError
+from core.exchange.errors import (
+    exception_for,
+    exception_for_http_status,
+    exception_for_malformed,
+    exception_for_transport,
+)
+from core.exchange.pairs import PairDirectory, PairInfo, pair_info
+from core.exchange.signing import KEY_ENV, KEY_FILE_ENV, SECRET_ENV, Credentials, NonceSource, sign
+from core.exchange.wire import (
+    AddOrderResult,
+    AssetPair,
+    CancelOrderResult,
+    ClosedOrdersResult,
+    ExchangeOrder,
+    OhlcRow,
+    OpenOrdersResult,
+    ServerTime,
+    TickerEntry,
+)
+from core.models import Candle, OrderType, Side, Ticker
+
+OHLC_INTERVALS = frozenset({1, 5, 15, 30, 60, 240, 1440, 10080, 21600})
+QUERY_ORDERS_MAX_TXIDS = 50  # Kraken's limit per QueryOrders call
+_ORDER_TYPES_WITH_PRICE2 = frozenset({OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
+_INT32 = range(-(2**31), 2**31)
+_USER_AGENT = "tg-kraken-client/0.1"
+
+_SERVER_TIME = TypeAdapter(ServerTime)
+_ASSET_PAIRS = TypeAdapter(dict[str, AssetPair])
+_TICKERS = TypeAdapter(dict[str, TickerEntry])
+_OHLC_ROWS = TypeAdapter(list[OhlcRow])
+_BALANCE = TypeAdapter(dict[str, Decimal])
+_ADD_ORDER = TypeAdapter(AddOrderResult)
+_CANCEL_ORDER = TypeAdapter(CancelOrderResult)
+_RAW_ORDERS = TypeAdapter(dict[str, dict[str, Any]])
+_OPEN_ORDERS = TypeAdapter(OpenOrdersResult)
+_CLOSED_ORDERS = TypeAdapter(ClosedOrdersResult)
+
+
+@dataclass(frozen=True)
+class AddOrderAck:
+    """Kraken's acknowledgement of AddOrder. txid is "" when the order was only
+    validated (validate=True): Kraken assigns no id to an order it did not place."""
+
+    txid: str
+    description: str
+
+
+@contextmanager
+def _expect_shape(method: str) -> Iterator[None]:
+    try:
+        yield
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "result"
+        raise exception_for_malformed(f"{where}: {first['msg']}", method=method) from exc
+
+
+def _wire_decimal(value: Decimal, name: str) -> str:
+    """Plain notation: Kraken refuses exponents such as 1E-8."""
+    if not isinstance(value, Decimal):
+        raise TypeError(
+            f"{name} must be a Decimal, not {type(value).__name__}: money is never float"
+        )
+    if not value.is_finite():
+        raise InputError(f"{name} must be a finite number, got {value}")
+    return format(value, "f")
+
+
+def _result(method: str, response: httpx.Response) -> Any:
+    """The `result` of Kraken's envelope, or the exception for what came instead."""
+    try:
+        payload = json.loads(response.content, parse_float=Decimal)
+    except ValueError as exc:
+        raise exception_for_http_status(response.status_code, method=method, is_json=False) from exc
+    errors = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(errors, list):
+        # The list may also carry warnings ("W..."), which do not fail the call.
+        first_error = next((e for e in errors if isinstance(e, str) and e.startswith("E")), None)
+        if first_error is not None:
+            raise exception_for(first_error, method=method)
+    if not response.is_success:
+        raise exception_for_http_status(response.status_code, method=method, is_json=True)
+    if not isinstance(payload, dict) or not isinstance(errors, list) or "result" not in payload:
+        raise exception_for_malformed("no error list and result", method=method)
+    return payload["result"]
+
+
+class KrakenClient:
+    """Kraken's spot REST API. Retries nothing but one refused nonce: retry policy and
+    rate limiting wrap `_request` from outside."""
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
+        timeout_s: float = 10.0,
+        nonce_source: NonceSource | None = None,
+    ) -> None:
+        self._credentials = credentials
+        self._nonces = nonce_source if nonce_source is not None else NonceSource(clock)
+        self._timeout_s = timeout_s
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            transport=transport,
+            timeout=timeout_s,
+            headers={"User-Agent": _USER_AGENT},
+        )
+        self._directory: PairDirectory | None = None
+        self._directory_lock = asyncio.Lock()
+
+    async def __aenter__(self) -> KrakenClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(
+        self, method_name: str, path: str, params: Mapping[str, str] | None, *, private: bool
+    ) -> Any:
+        """One call, its `result` returned. A refused nonce is retried once, after a resync:
+        Kraken refuses such a request before acting on it."""
+        if not private:
+            return await self._send(
+                method_name, self._http.build_request("GET", path, params=params)
+            )
+        credentials = self._credentials
+        if credentials is None:
+            raise ConfigError(
+                f"{method_name} is a private Kraken call and needs an API key: set {KEY_ENV} "
+                f"and {SECRET_ENV} (or {KEY_FILE_ENV})"
+            )
+        try:
+            return await self._send(method_name, self._signed(credentials, path, params))
+        except InvalidNonceError:
+            self._nonces.resync()
+            return await self._send(method_name, self._signed(credentials, path, params))
+
+    def _signed(
+        self, credentials: Credentials, path: str, params: Mapping[str, str] | None
+    ) -> httpx.Request:
+        nonce = str(self._nonces.next())
+        body = urlencode({"nonce": nonce, **dict(sorted((params or {}).items()))})
+        request = self._http.build_request(
+            "POST",
+            path,
+            content=body.encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+        )
+        request.headers["API-Key"] = credentials.api_key
+        request.headers["API-Sign"] = sign(request.url.path, nonce, body, credentials.api_secret)
+        return request
+
+    async def _send(self, method_name: str, request: httpx.Request) -> Any:
+        try:
+            response = await self._http.send(request)
+        except httpx.TransportError as exc:
+            raise exception_for_transport(
+                exc, method=method_name, timeout_s=self._timeout_s
+            ) from exc
+        return _result(method_name, response)
+
+    async def _public(self, method_name: str, params: Mapping[str, str] | None = None) -> Any:
+        return await self._request(method_name, f"/0/public/{method_name}", params, private=False)
+
+    async def _private(self, method_name: str, params: Mapping[str, str] | None = None) -> Any:
+        return await self._request(method_name, f"/0/private/{method_name}", params, private=True)
+
+    async def server_time(self) -> int:
+        result = await self._public("Time")
+        with _expect_shape("Time"):
+            return _SERVER_TIME.validate_python(result).unixtime
+
+    async def _pair_directory(self) -> PairDirectory:
+        async with self._directory_lock:
+            if self._directory is None:
+                result = await self._public("AssetPairs")
+                with _expect_shape("AssetPairs"):
+                    wire = _ASSET_PAIRS.validate_python(result)
+                infos = (pair_info(key, pair) for key, pair in wire.items())
+                self._directory = PairDirectory(
+                    {info.key: info for info in infos if info is not None}
+                )
+            return self._directory
+
+    async def asset_pairs(self) -> dict[str, PairInfo]:
+        """Pairs by Kraken key; fetched once per client (they change a few times a year)."""
+        return dict((await self._pair_directory()).pairs)
+
+    async def resolve_pair(self, symbol: str) -> PairInfo:
+        """The pair a user means by "BTC/USDT", "btc/usdt", "XBTUSDT", "XBT/USDT" or its key."""
+        return (await self._pair_directory()).resolve(symbol)
+
+    async def ticker(self, symbol: str) -> Ticker:
+        pair = await self.resolve_pair(symbol)
+        result = await self._public("Ticker", {"pair": pair.altname})
+        with _expect_shape("Ticker"):
+            entry = _TICKERS.validate_python(result).get(pair.key)
+        if entry is None:
+            raise exception_for_malformed(f"no entry for {pair.key}", method="Ticker")
+        return Ticker(bid=entry.b[0], ask=entry.a[0], last=entry.c[0])
+
+    async def ohlc(self, symbol: str, interval: int = 60, since: int | None = None) -> list[Candle]:
+        """Candles oldest first, as Kraken gives them: the last one is still forming."""
+        if interval not in OHLC_INTERVALS:
+            raise InputError(
+                f"Kraken has no {interval}-minute candles; use one of {sorted(OHLC_INTERVALS)}"
+            )
+        pair = await self.resolve_pair(symbol)
+        params = {"pair": pair.altname, "interval": str(interval)}
+        if since is not None:
+            params["since"] = str(since)
+        result = await self._public("OHLC", params)
+        rows = result.get(pair.key) if isinstance(result, dict) else None
+        if rows is None:
+            raise exception_for_malformed(f"no entry for {pair.key}", method="OHLC")
+        with _expect_shape("OHLC"):
+            parsed = _OHLC_ROWS.validate_python(rows)
+        return [
+            Candle(time=t, open=o, high=h, low=low, close=c, volume=volume)
+            for t, o, h, low, c, _vwap, volume, _count in parsed
+        ]
+
+    async def balance(self) -> dict[str, Decimal]:
+        """Amounts by Kraken asset id (XXBT, ZUSD, USDT...)."""
+        result = await self._private("Balance")
+        with _expect_shape("Balance"):
+            return _BALANCE.validate_python(result)
+
+    async def add_order(
+        self,
+        symbol: str,
+        side: Side,
+        order_type: OrderType,
+        volume: Decimal,
+        price: Decimal | None = None,
+        *,
+        price2: Decimal | None = None,
+        cl_ord_id: str | None = None,
+        userref: int | None = None,
+        validate: bool = False,
+    ) -> AddOrderAck:
+        """Place one order, volume and prices sent exactly as given (round them with
+        PairInfo first). price is the limit price, or the trigger of a stop or target;
+        price2 is the limit price of stop-loss-limit and take-profit-limit orders."""
+        side, order_type = Side(side), OrderType(order_type)
+        _check_order_arguments(order_type, volume, price, price2, userref)
+        pair = await self.resolve_pair(symbol)
+        params = {
+            "pair": pair.altname,
+            "type": side.value,
+            "ordertype": order_type.value,
+            "volume": _wire_decimal(volume, "volume"),
+        }
+        if price is not None:
+            params["price"] = _wire_decimal(price, "price")
+        if price2 is not None:
+            params["price2"] = _wire_decimal(price2, "price2")
+        if cl_ord_id is not None:
+            params["cl_ord_id"] = cl_ord_id
+        if userref is not None:
+            params["userref"] = str(userref)
+        if validate:
+            params["validate"] = "true"
+        result = await self._private("AddOrder", params)
+        with _expect_shape("AddOrder"):
+            ack = _ADD_ORDER.validate_python(result)
+        if not ack.txid and not validate:
+            raise exception_for_malformed("no txid for a placed order", method="AddOrder")
+        return AddOrderAck(txid=ack.txid[0] if ack.txid else "", description=ack.descr.order)
+
+    async def query_orders(
+        self, txids: Sequence[str], *, trades: bool = False
+    ) -> dict[str, ExchangeOrder]:
+        """Orders by txid, asked QUERY_ORDERS_MAX_TXIDS at a time."""
+        orders: dict[str, ExchangeOrder] = {}
+        for start in range(0, len(txids), QUERY_ORDERS_MAX_TXIDS):
+            params = {"txid": ",".join(txids[start : start + QUERY_ORDERS_MAX_TXIDS])}
+            if trades:
+                params["trades"] = "true"
+            result = await self._private("QueryOrders", params)
+            with _expect_shape("QueryOrders"):
+                orders |= _orders(_RAW_ORDERS.validate_python(result))
+        return orders
+
+    async def open_orders(self) -> dict[str, ExchangeOrder]:
+        result = await self._private("OpenOrders")
+        with _expect_shape("OpenOrders"):
+            return _orders(_OPEN_ORDERS.validate_python(result).open)
+
+    async def closed_orders(self) -> dict[str, ExchangeOrder]:
+        """The most recent closed orders: Kraken's first page (50)."""
+        result = await self._private("ClosedOrders")
+        with _expect_shape("ClosedOrders"):
+            return _orders(_CLOSED_ORDERS.validate_python(result).closed)
+
+    async def cancel_order(self, ref: str) -> int:
+        """Cancel by txid, userref or cl_ord_id; the number of orders cancelled."""
+        result = await self._private("CancelOrder", {"txid": ref})
+        with _expect_shape("CancelOrder"):
+            return _CANCEL_ORDER.validate_python(result).count
+
+
+def _orders(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, ExchangeOrder]:
+    return {txid: ExchangeOrder.from_wire(txid, order) for txid, order in raw.items()}
+
+
+def _check_order_arguments(
+    order_type: OrderType,
+    volume: Decimal,
+    price: Decimal | None,
+    price2: Decimal | None,
+    userref: int | None,
+) -> None:
+    """Refuse before the wire what Kraken would refuse with a vaguer message."""
+    if volume <= 0:
+        raise InputError(f"order volume must be positive, got {volume}")
+    if order_type is OrderType.MARKET and price is not None:
+        raise InputError("a market order takes no price; use a limit order to bound the price")
+    if order_type is not OrderType.MARKET and price is None:
+        raise InputError(
+            f"a {order_type.value} order needs a price (the limit price, or the trigger price)"
+        )
+    needs_price2 = order_type in _ORDER_TYPES_WITH_PRICE2
+    if needs_price2 and price2 is None:
+        raise InputError(f"a {order_type.value} order needs price2, its limit price")
+    if not needs_price2 and price2 is not None:
+        raise InputError(f"a {order_type.value} order takes no price2")
+    if userref is not None and userref not in _INT32:
+        raise InputError(f"userref must fit a signed 32-bit integer, got {userref}")

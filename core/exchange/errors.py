@@ -1,0 +1,168 @@
+"""How the exchange's failures become core.errors: Kraken's error strings, and the
+failures of the wire itself (timeouts, dropped connections, HTTP error pages).
+
+Whether a failure is ambiguous depends on the method: EService:Unavailable on a read
+only means "try later", but on AddOrder the order may have been placed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from core.errors import (
+    AmbiguousExchangeError,
+    AuthenticationError,
+    ConnectionLostError,
+    CostMinimumNotMetError,
+    ExchangeError,
+    ExchangeInternalError,
+    ExchangeTimeoutError,
+    InsufficientFundsError,
+    InvalidArgumentsError,
+    InvalidNonceError,
+    InvalidOrderError,
+    OrderMinimumNotMetError,
+    OrderRateLimitExceededError,
+    PermanentExchangeError,
+    RateLimitExceededError,
+    ServiceBusyError,
+    ServiceUnavailableError,
+    UnknownAssetPairError,
+    UnknownMethodError,
+    UnknownOrderError,
+)
+
+ORDER_METHODS = frozenset({"AddOrder", "AddOrderBatch", "CancelOrder", "EditOrder", "AmendOrder"})
+"""Methods that change orders: a failure without a clear refusal may have acted."""
+
+_LOOK_BEFORE_RESENDING = (
+    "the exchange may have acted: look the order up (QueryOrders/OpenOrders by txid, "
+    "cl_ord_id or userref) before resending"
+)
+
+
+@dataclass(frozen=True)
+class _Mapping:
+    error_class: type[ExchangeError]
+    advice: str
+
+
+_INVALID_ARGUMENTS = "EGeneral:Invalid arguments"
+
+_KRAKEN_ERRORS: dict[str, _Mapping] = {
+    "EAPI:Invalid key": _Mapping(
+        AuthenticationError, "check TG_KRAKEN_API_KEY, and that the key still exists on Kraken"
+    ),
+    "EAPI:Invalid signature": _Mapping(
+        AuthenticationError,
+        "check that TG_KRAKEN_API_SECRET is the private key of TG_KRAKEN_API_KEY",
+    ),
+    "EGeneral:Permission denied": _Mapping(
+        AuthenticationError,
+        "grant the API key the permission this call needs in Kraken's API settings",
+    ),
+    "EAPI:Invalid nonce": _Mapping(
+        InvalidNonceError,
+        "another client may be using the same API key; give each process its own key",
+    ),
+    "EAPI:Rate limit exceeded": _Mapping(
+        RateLimitExceededError, "wait before sending more requests"
+    ),
+    "EGeneral:Too many requests": _Mapping(
+        RateLimitExceededError, "wait before sending more requests"
+    ),
+    "EOrder:Rate limit exceeded": _Mapping(
+        OrderRateLimitExceededError, "wait before placing or cancelling more orders on this pair"
+    ),
+    "EService:Busy": _Mapping(ServiceBusyError, "retry after a short wait"),
+    "EService:Unavailable": _Mapping(ServiceUnavailableError, "retry after a wait"),
+    "EGeneral:Internal error": _Mapping(ExchangeInternalError, "retry after a wait"),
+    "EGeneral:Unknown method": _Mapping(
+        UnknownMethodError, "check the base URL points at Kraken's REST API"
+    ),
+    "EQuery:Unknown asset pair": _Mapping(
+        UnknownAssetPairError, "name a pair Kraken lists (see AssetPairs)"
+    ),
+    "EOrder:Insufficient funds": _Mapping(
+        InsufficientFundsError, "reduce the volume or fund the account"
+    ),
+    "EOrder:Unknown order": _Mapping(UnknownOrderError, "check the txid or client order id"),
+    "EOrder:Invalid order": _Mapping(InvalidOrderError, "check the order's type, prices and flags"),
+    "EOrder:Order minimum not met": _Mapping(
+        OrderMinimumNotMetError, "raise the volume to at least the pair's ordermin"
+    ),
+    "EOrder:Cost minimum not met": _Mapping(
+        CostMinimumNotMetError, "raise volume x price to at least the pair's costmin"
+    ),
+    _INVALID_ARGUMENTS: _Mapping(InvalidArgumentsError, "fix the named argument"),
+}
+
+_UNKNOWN = _Mapping(PermanentExchangeError, "see Kraken's API documentation for this error")
+_AMBIGUOUS_ON_ORDERS = frozenset({"EService:Unavailable", "EGeneral:Internal error"})
+
+
+def _lookup(error: str) -> tuple[str, _Mapping]:
+    if error in _KRAKEN_ERRORS:
+        return error, _KRAKEN_ERRORS[error]
+    if error.startswith(_INVALID_ARGUMENTS + ":"):
+        return _INVALID_ARGUMENTS, _KRAKEN_ERRORS[_INVALID_ARGUMENTS]
+    return error, _UNKNOWN
+
+
+def exception_for(error: str, *, method: str) -> ExchangeError:
+    """The exception for one Kraken error string answered to `method` (e.g. "AddOrder")."""
+    known, mapping = _lookup(error)
+    if known in _AMBIGUOUS_ON_ORDERS and method in ORDER_METHODS:
+        return ExchangeInternalError(
+            f"Kraken answered {error} to {method}; {_LOOK_BEFORE_RESENDING}", kraken_error=error
+        )
+    return mapping.error_class(
+        f"Kraken answered {error} to {method}; {mapping.advice}", kraken_error=error
+    )
+
+
+def exception_for_transport(
+    exc: httpx.TransportError, *, method: str, timeout_s: float
+) -> AmbiguousExchangeError:
+    """The exception for a request that got no answer at all."""
+    if isinstance(exc, httpx.TimeoutException):
+        return ExchangeTimeoutError(
+            f"Kraken did not answer {method} within {timeout_s:g}s; {_advice_when_unsure(method)}"
+        )
+    return ConnectionLostError(
+        f"the connection to Kraken failed during {method} ({type(exc).__name__}); "
+        f"{_advice_when_unsure(method)}"
+    )
+
+
+def exception_for_http_status(status_code: int, *, method: str, is_json: bool) -> ExchangeError:
+    """The exception for an HTTP error answer, or a body that is not Kraken's JSON,
+    when it carries no Kraken error string."""
+    if status_code == 429:
+        return RateLimitExceededError(
+            f"Kraken answered HTTP 429 to {method}; wait before sending more requests"
+        )
+    if 400 <= status_code < 500:
+        return PermanentExchangeError(
+            f"Kraken answered HTTP {status_code} to {method}; check the base URL and the request"
+        )
+    what = f"HTTP {status_code}" + ("" if is_json else " with a non-JSON body (an error page)")
+    return ExchangeInternalError(
+        f"Kraken answered {what} to {method}; {_advice_when_unsure(method)}"
+    )
+
+
+def exception_for_malformed(detail: str, *, method: str) -> ExchangeInternalError:
+    """The exception for an answer that parsed but did not have Kraken's shape."""
+    return ExchangeInternalError(
+        f"Kraken's answer to {method} did not have the expected shape ({detail}); "
+        f"{_advice_when_unsure(method)}"
+    )
+
+
+def _advice_when_unsure(method: str) -> str:
+    if method in ORDER_METHODS:
+        return _LOOK_BEFORE_RESENDING
+    return "retry after a wait; if it persists, check the base URL and Kraken's status page"

@@ -1,0 +1,128 @@
+"""The risk gate every proposal passes before an order exists: pure and deterministic.
+
+Rules, all checked so that a rejection names every problem at once:
+- entry above 0; a stop above 0 on the losing side of entry; the target on the
+  winning side;
+- stop distance within [min_stop_distance_pct, max_stop_distance_pct] of entry;
+- reward/risk >= min_reward_risk;
+- confidence >= min_confidence (or the regime preset's, when higher);
+- fewer than max_open_positions open; equity above 0.
+Sizing: volume = equity * risk_per_trade / stop distance, times the regime preset's
+size factor, capped by max_position_pct of equity and by the quote balance (times
+leverage) at the entry price. A cap that binds, or an operator's volume above the
+allowed one, gives REDUCED. Volumes are not rounded to lot size here: the execution
+layer knows the pair's lot decimals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+
+from core.agents.regime_detection import REGIME_PRESETS
+from core.config import RiskSettings
+from core.models import RiskState, RiskVerdict, Side, TradeProposal, VerdictStatus
+
+
+def _pct(fraction: Decimal) -> str:
+    return f"{fraction * 100:.2f}%"
+
+
+def _num(value: Decimal) -> str:
+    """`value` without trailing zeros or exponent, for reasons people read."""
+    return format(value.normalize(), "f")
+
+
+class RiskManagementEngine:
+    def __init__(self, settings: RiskSettings) -> None:
+        self.settings = settings
+
+    def validate_trade(self, proposal: TradeProposal, state: RiskState) -> RiskVerdict:
+        """Approve (volume set), reduce, or reject `proposal`; reasons name rule and numbers."""
+        problems = self._violations(proposal, state)
+        if problems:
+            return RiskVerdict(VerdictStatus.REJECTED, problems, proposal)
+        return self._sized(proposal, state)
+
+    def _violations(self, p: TradeProposal, state: RiskState) -> list[str]:
+        s = self.settings
+        problems: list[str] = []
+        if p.entry_price <= 0:
+            return [f"entry: price {p.entry_price} must be above 0"]
+        up = 1 if p.side is Side.BUY else -1  # which way a profit moves the price
+        loss_side, win_side = ("below", "above") if p.side is Side.BUY else ("above", "below")
+        if p.stop_loss <= 0:
+            problems.append(f"stop_loss: required, got {p.stop_loss}; every trade needs a stop above 0")
+        elif (p.entry_price - p.stop_loss) * up <= 0:
+            problems.append(
+                f"stop_loss: {p.stop_loss} must be {loss_side} entry {p.entry_price} for a {p.side.value}"
+            )
+        if (p.take_profit - p.entry_price) * up <= 0:
+            problems.append(
+                f"take_profit: {p.take_profit} must be {win_side} entry {p.entry_price} for a {p.side.value}"
+            )
+        if not problems:
+            distance = abs(p.entry_price - p.stop_loss) / p.entry_price
+            low, high = s.min_stop_distance_pct, s.max_stop_distance_pct
+            if distance < low:
+                problems.append(f"stop_distance: {_pct(distance)} of entry is below the minimum {_pct(low)}")
+            elif distance > high:
+                problems.append(f"stop_distance: {_pct(distance)} of entry is above the maximum {_pct(high)}")
+            if p.reward_risk < s.min_reward_risk:
+                problems.append(f"reward_risk: {p.reward_risk:.2f} is below the minimum {s.min_reward_risk}")
+        min_confidence, source = s.min_confidence, "settings"
+        if p.regime is not None and REGIME_PRESETS[p.regime].min_confidence > min_confidence:
+            min_confidence, source = REGIME_PRESETS[p.regime].min_confidence, f"regime {p.regime.value}"
+        if p.confidence < min_confidence:
+            problems.append(f"confidence: {p.confidence} is below the minimum {min_confidence} ({source})")
+        if state.open_positions >= s.max_open_positions:
+            problems.append(
+                f"max_open_positions: {state.open_positions} open, the limit is {s.max_open_positions}"
+            )
+        if state.equity <= 0:
+            problems.append(f"equity: {state.equity} leaves nothing to risk")
+        return problems
+
+    def _sized(self, p: TradeProposal, state: RiskState) -> RiskVerdict:
+        s = self.settings
+        budget = state.equity * s.risk_per_trade
+        stop_distance = abs(p.entry_price - p.stop_loss)
+        by_risk = budget / stop_distance
+        notes = [
+            f"size: {_pct(s.risk_per_trade)} of equity {_num(state.equity)} = {_num(budget)} at risk over "
+            f"stop distance {_num(stop_distance)} -> {_num(by_risk)}"
+        ]
+        factor = REGIME_PRESETS[p.regime].position_size_factor if p.regime is not None else Decimal(1)
+        if p.regime is not None and factor != 1:
+            by_risk *= factor
+            notes.append(f"regime: {p.regime.value} preset sizes at {_num(factor)}x -> {_num(by_risk)}")
+        caps = {
+            f"max_position_pct: {_pct(s.max_position_pct)} of equity {_num(state.equity)} "
+            f"at {_num(p.entry_price)}": state.equity * s.max_position_pct / p.entry_price,
+            f"available_quote: {_num(state.available_quote)} x leverage {_num(p.leverage)} "
+            f"at {_num(p.entry_price)}": state.available_quote * p.leverage / p.entry_price,
+        }
+        cap_reason, cap = min(caps.items(), key=lambda item: item[1])
+        allowed, status = by_risk, VerdictStatus.APPROVED
+        if cap < by_risk:
+            allowed, status = cap, VerdictStatus.REDUCED
+            notes.append(f"{cap_reason} caps the volume at {_num(cap)} (risk allows {_num(by_risk)})")
+        volume = allowed
+        if p.volume is not None:
+            if p.volume <= 0:
+                return RiskVerdict(
+                    VerdictStatus.REJECTED, [f"volume: requested {_num(p.volume)} must be above 0"], p
+                )
+            if p.volume > allowed:
+                status = VerdictStatus.REDUCED
+                notes.append(
+                    f"volume: requested {_num(p.volume)} is above the allowed {_num(allowed)}; reduced"
+                )
+            else:
+                volume, status = p.volume, VerdictStatus.APPROVED
+                notes.append(f"volume: requested {_num(p.volume)} is within the allowed {_num(allowed)}")
+        if volume <= 0:
+            return RiskVerdict(
+                VerdictStatus.REJECTED, [*notes, f"volume: {_num(volume)} after caps; nothing to trade"], p
+            )
+        return RiskVerdict(status, notes, dataclasses.replace(p, volume=volume))

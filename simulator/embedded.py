@@ -1,0 +1,85 @@
+"""The sandbox inside tg's own process: the exchange, its ASGI app behind an
+httpx.ASGITransport, and a virtual clock, loaded from and saved to a state file so
+that one CLI command after another trades on the same exchange.
+
+In-process, time is the VirtualClock's: the market moves only when the clock does
+(tg's client shares the clock, so its waits move the sandbox's time). A fresh sandbox
+opens at a fixed epoch, 2026-01-01T00:00:00Z, so that runs are reproducible.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from core.clock import VirtualClock
+from simulator.app import create_app
+from simulator.exchange import DEFAULT_ACCOUNT, Exchange
+from simulator.models import ApiKey
+from simulator.store import load_state, save_state
+
+SANDBOX_EPOCH = 1_767_225_600.0
+"""2026-01-01T00:00:00Z."""
+
+
+class EmbeddedExchange:
+    base_url = "http://sandbox.kraken"
+
+    def __init__(self, state_path: Path, exchange: Exchange, clock: VirtualClock) -> None:
+        self._state_path = state_path
+        self.exchange = exchange
+        self.clock = clock
+        self.transport = httpx.ASGITransport(app=create_app(exchange))
+
+    @classmethod
+    def open(cls, state_path: Path, *, seed: int = 42,
+             start_time: float | None = None) -> EmbeddedExchange:
+        """The sandbox saved at `state_path`, or a fresh one with a new API key pair.
+
+        `seed` and `start_time` (default: the sandbox epoch) shape a fresh sandbox
+        only; a saved one keeps its own.
+        """
+        state = load_state(state_path)
+        if state is None:
+            clock = VirtualClock(SANDBOX_EPOCH if start_time is None else start_time)
+            exchange = Exchange.create(clock, seed=seed)
+            exchange.create_api_key(DEFAULT_ACCOUNT)
+        else:
+            clock = VirtualClock(state.processed_until)
+            exchange = Exchange(state, clock)
+        return cls(state_path, exchange, clock)
+
+    @property
+    def api_key(self) -> str:
+        return self._credentials.key
+
+    @property
+    def api_secret(self) -> str:
+        """Base64, as Kraken hands secrets out."""
+        return self._credentials.secret
+
+    @property
+    def _credentials(self) -> ApiKey:
+        return next(k for k in self.exchange.state.api_keys.values()
+                    if k.account == DEFAULT_ACCOUNT)
+
+    def save(self) -> None:
+        """Match the market up to now and write the whole state to the state file."""
+        self.exchange.sync()
+        save_state(self._state_path, self.exchange.state)
+
+    def advance(self, seconds: float) -> None:
+        self.exchange.advance(seconds)
+
+    def reset(self) -> None:
+        """Start over: opening balances, no orders, back at the opening time, same seed
+        and API key pair. `clock` and `transport` are replaced: take them anew."""
+        old = self.exchange.state
+        credentials = self._credentials
+        self.clock = VirtualClock(old.origin)
+        self.exchange = Exchange.create(self.clock, seed=old.seed, balances=old.initial_balances)
+        self.exchange.state.api_keys[credentials.key] = ApiKey(
+            key=credentials.key, secret=credentials.secret, account=DEFAULT_ACCOUNT
+        )
+        self.transport = httpx.ASGITransport(app=create_app(self.exchange))

@@ -1,0 +1,111 @@
+"""Kraken's error strings as exceptions: a handler raises one and the app puts its
+string in the response envelope, so every refusal reads exactly as Kraken's would.
+
+The simulator has its own errors, not tg's: it plays the exchange, and sharing tg's
+error tree would let a misunderstanding of Kraken hide on both sides.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class KrakenError(Exception):
+    """An error Kraken reports in the `error` list of its envelope.
+
+    `detail` is appended after a colon, as Kraken does for
+    "EGeneral:Invalid arguments:volume".
+    """
+
+    code: ClassVar[str] = "EGeneral:Internal error"
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail
+        super().__init__(self.wire)
+
+    @property
+    def wire(self) -> str:
+        return self.code if self.detail is None else f"{self.code}:{self.detail}"
+
+
+class InvalidKey(KrakenError):
+    code = "EAPI:Invalid key"
+
+
+class InvalidSignature(KrakenError):
+    code = "EAPI:Invalid signature"
+
+
+class InvalidNonce(KrakenError):
+    code = "EAPI:Invalid nonce"
+
+
+class ApiRateLimitExceeded(KrakenError):
+    code = "EAPI:Rate limit exceeded"
+
+
+class OrderRateLimitExceeded(KrakenError):
+    code = "EOrder:Rate limit exceeded"
+
+
+class TooManyRequests(KrakenError):
+    code = "EGeneral:Too many requests"
+
+
+class ServiceUnavailable(KrakenError):
+    code = "EService:Unavailable"
+
+
+class ServiceBusy(KrakenError):
+    code = "EService:Busy"
+
+
+class InternalError(KrakenError):
+    code = "EGeneral:Internal error"
+
+
+class InsufficientFunds(KrakenError):
+    code = "EOrder:Insufficient funds"
+
+
+class UnknownOrder(KrakenError):
+    code = "EOrder:Unknown order"
+
+
+class InvalidOrder(KrakenError):
+    code = "EOrder:Invalid order"
+
+
+class OrderMinimumNotMet(KrakenError):
+    code = "EOrder:Order minimum not met"
+
+
+class CostMinimumNotMet(KrakenError):
+    code = "EOrder:Cost minimum not met"
+
+
+class InvalidArguments(KrakenError):
+    """The detail, when given, names the refused parameter."""
+
+    code = "EGeneral:Invalid arguments"
+
+
+class UnknownAssetPair(KrakenError):
+    code = "EQuery:Unknown asset pair"
+
+
+class UnknownAsset(KrakenError):
+    code = "EQuery:Unknown asset"
+
+
+class UnknownMethod(KrakenError):
+    code = "EGeneral:Unknown method"
+
+
+class PermissionDenied(KrakenError):
+    code = "EGeneral:Permission denied"
+
+
+class SandboxStateError(Exception):
+    """The saved sandbox state cannot be read; it is not a Kraken error but the
+    harness's own."""

@@ -1,0 +1,197 @@
+"""Requests as the handlers see them, and their parameters validated into pydantic
+models; anything refused becomes Kraken's "EGeneral:Invalid arguments:<field>".
+
+Private calls forbid parameters they do not know (Kraken refuses them too); public calls
+ignore them.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Literal, TypeVar
+from urllib.parse import parse_qsl
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from simulator.exceptions import InvalidArguments
+from simulator.models import OrderFlag, OrderType, Side
+
+Params = Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    """Lower-cased names; values decoded as Latin-1, as HTTP carries them."""
+    query: bytes
+    body: bytes
+
+    @property
+    def is_json(self) -> bool:
+        content_type = self.headers.get("content-type", "")
+        return content_type.split(";")[0].strip().lower() == "application/json"
+
+
+def body_params(request: Request) -> dict[str, object]:
+    """The body's parameters: form-encoded, or a JSON object (numbers as Decimal)."""
+    if request.is_json:
+        if not request.body.strip():
+            return {}
+        try:
+            document = json.loads(request.body, parse_float=Decimal)
+        except ValueError:
+            raise InvalidArguments() from None
+        if not isinstance(document, dict):
+            raise InvalidArguments()
+        return document
+    return _form(request.body)
+
+
+def query_params(request: Request) -> dict[str, object]:
+    return _form(request.query)
+
+
+def merge_params(first: Params, second: Params) -> dict[str, object]:
+    """Parameters sent both in the query and in the body are refused, as ambiguous."""
+    for name in first.keys() & second.keys():
+        raise InvalidArguments(name)
+    return {**first, **second}
+
+
+def _form(raw: bytes) -> dict[str, object]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArguments() from None
+    params: dict[str, object] = {}
+    for name, value in parse_qsl(text, keep_blank_values=True):
+        if name in params:
+            raise InvalidArguments(name)
+        params[name] = value
+    return params
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parse(model: type[Model], params: Params) -> Model:
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        location = exc.errors()[0]["loc"]
+        raise InvalidArguments(str(location[0]) if location else None) from None
+
+
+def _comma_list(value: object) -> object:
+    return [item for item in value.split(",") if item] if isinstance(value, str) else value
+
+
+def _client_order_id(value: str) -> str:
+    """Kraken takes a UUID (with or without hyphens) or up to 18 printable characters."""
+    if len(value) in (32, 36):
+        try:
+            uuid.UUID(value)
+            return value
+        except ValueError:
+            pass
+    if not 0 < len(value) <= 18 or not all("!" <= c <= "~" for c in value):
+        raise ValueError("cl_ord_id is a UUID or at most 18 printable characters")
+    return value
+
+
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+ClientOrderId = Annotated[str, AfterValidator(_client_order_id)]
+Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Private(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    nonce: int
+    otp: str | None = None
+
+
+class AssetsParams(_Public):
+    asset: str | None = None
+    aclass: Literal["currency"] = "currency"
+
+
+class AssetPairsParams(_Public):
+    pair: str | None = None
+    info: Literal["info", "leverage", "fees", "margin"] = "info"
+
+
+class TickerParams(_Public):
+    pair: str | None = None
+
+
+class OHLCParams(_Public):
+    pair: str
+    interval: int = 1
+    since: int | None = None
+
+
+class AdvanceParams(_Public):
+    seconds: Decimal = Field(ge=0, allow_inf_nan=False)
+
+
+class BalanceParams(_Private):
+    pass
+
+
+class AddOrderParams(_Private):
+    pair: str
+    type: Side
+    ordertype: OrderType
+    volume: Positive
+    price: Positive | None = None
+    price2: Positive | None = None
+    userref: Int32 | None = None
+    cl_ord_id: ClientOrderId | None = None
+    oflags: Annotated[tuple[OrderFlag, ...], BeforeValidator(_comma_list)] = ()
+    timeinforce: Literal["GTC", "GTD"] = "GTC"
+    expiretm: str | None = None
+    trigger: Literal["last", "index"] = "last"
+    """Kraken's trigger reference; the sandbox has one price, which serves as both."""
+    validate_only: bool = Field(False, alias="validate")
+
+
+class QueryOrdersParams(_Private):
+    txid: Annotated[list[str], BeforeValidator(_comma_list), Field(max_length=50)] | None = None
+    trades: bool = False
+    userref: Int32 | None = None
+    cl_ord_id: str | None = None
+    consolidate_taker: bool = True
+
+
+class OpenOrdersParams(_Private):
+    trades: bool = False
+    userref: Int32 | None = None
+    cl_ord_id: str | None = None
+
+
+class ClosedOrdersParams(_Private):
+    trades: bool = False
+    userref: Int32 | None = None
+    cl_ord_id: str | None = None
+    start: str | None = None
+    end: str | None = None
+    ofs: int = Field(0, ge=0)
+    closetime: Literal["open", "close", "both"] = "both"
+    consolidate_taker: bool = True
+    without_count: bool = False
+
+
+class CancelOrderParams(_Private):
+    txid: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)] | None = None
+    cl_ord_id: str | None = None

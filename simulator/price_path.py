@@ -1,0 +1,537 @@
+"""The seeded market: a believable, deterministic price path for every pair.
+
+tg's agents read candles and the exchange fires stops on them, so the path has to look
+like a market (trends and ranges that switch, volatility that clusters, coins that move
+together) and has to be cheap to read at any minute of a four-year window, in any order,
+always identically for the same seed. A three-level construction gives both:
+
+- days: a log-price random walk per asset, driven by a market factor whose regime
+  (bull, bear, range, turbulent) switches now and then and whose volatility clusters;
+  generated once, outward from the origin in both directions;
+- hours inside a day and minutes inside an hour: Brownian bridges between the level
+  above's points, each drawn from an RNG seeded by (seed, asset, day or hour), so any
+  hour can be produced on its own without producing what lies before it.
+
+A pair's price is its base asset's USD price over its quote asset's (USD and USDT are
+one dollar), so XBT/USD, XBT/USDT and XRP/XBT agree with each other.
+
+The model runs in float log-prices: it is a random process, not money. Every price
+leaves this module as a Decimal rounded to the pair's tick.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from typing import NamedTuple, Protocol
+
+from simulator.pairs import USD_QUOTES, Pair
+
+MINUTE = 60
+HOUR = 3_600
+DAY = 86_400
+HISTORY_DAYS = 730
+"""Days of history a path has before its origin."""
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One candle, as Kraken's OHLC rows carry it."""
+
+    time: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    vwap: Decimal
+    volume: Decimal
+    count: int
+
+
+class PricePath(Protocol):
+    """A pair's market over time, as the exchange reads it; prices on the pair's tick.
+
+    The synthetic path below is one; a path replayed from recorded candles is another.
+    """
+
+    @property
+    def start(self) -> float:
+        """The earliest time the path has data for."""
+
+    def price_at(self, t: float) -> Decimal:
+        """The traded price at time `t`."""
+
+    def price_range(self, start: float, end: float) -> tuple[Decimal, Decimal]:
+        """The lowest and highest prices traded in [start, end]."""
+
+    def candles(self, interval_minutes: int, since: float, until: float) -> list[Bar]:
+        """Candles from the one holding `since` to the one holding `until`, oldest
+        first, aligned on multiples of the interval; the last is cut at `until` (a
+        candle that opens exactly at `until` is there, flat and without volume)."""
+
+
+@dataclass(frozen=True)
+class AssetDynamics:
+    start_price: float
+    """USD price at the path's origin."""
+    beta: float
+    """Exposure to the market factor."""
+    idio_vol: float
+    """Daily log-volatility of the asset's own moves."""
+
+
+ASSET_DYNAMICS: dict[str, AssetDynamics] = {
+    "XXBT": AssetDynamics(start_price=60_000.0, beta=1.0, idio_vol=0.010),
+    "XETH": AssetDynamics(start_price=3_000.0, beta=1.2, idio_vol=0.015),
+    "XXRP": AssetDynamics(start_price=0.6, beta=1.1, idio_vol=0.022),
+}
+
+
+@dataclass(frozen=True)
+class PairActivity:
+    minute_volume: float
+    """Mean base volume traded per minute."""
+    trade_size: float
+    """Mean base volume of one trade, to count trades."""
+
+
+PAIR_ACTIVITY: dict[str, PairActivity] = {
+    "XXBTZUSD": PairActivity(minute_volume=1.5, trade_size=0.05),
+    "XBTUSDT": PairActivity(minute_volume=0.4, trade_size=0.03),
+    "XETHZUSD": PairActivity(minute_volume=15.0, trade_size=0.6),
+    "XRPUSDT": PairActivity(minute_volume=20_000.0, trade_size=900.0),
+    "XXRPXXBT": PairActivity(minute_volume=2_000.0, trade_size=400.0),
+}
+
+
+@dataclass(frozen=True)
+class _Regime:
+    drift: float
+    """Daily log drift of the market factor."""
+    vol_scale: float
+    reversion: float
+    """Daily pull back toward the price at which the regime began."""
+
+
+_REGIMES = (
+    _Regime(drift=0.004, vol_scale=1.0, reversion=0.0),  # bull trend
+    _Regime(drift=-0.004, vol_scale=1.25, reversion=0.0),  # bear trend
+    _Regime(drift=0.0, vol_scale=0.7, reversion=0.12),  # range
+    _Regime(drift=0.0, vol_scale=1.6, reversion=0.0),  # turbulence
+)
+_REGIME_SWITCH_PROBABILITY = 1 / 21
+_MARKET_VOL = 0.022
+_HOME_PULL = 0.003
+"""Daily pull of every asset toward its start price, so that four years stay believable."""
+_VOL_PERSISTENCE = 0.92
+_VOL_OF_VOL = 0.18
+_HOUR_VOL_DISPERSION = 0.6
+_MINUTE_VOL_DISPERSION = 0.4
+_WICK_SCALE = 0.5
+_VOLUME_DISPERSION = 0.5
+_VOLUME_PER_HOUR_RANGE = 40.0
+_VOLUME_PER_MINUTE_MOVE = 400.0
+"""How much volume grows with how far the price travels."""
+
+
+class _MarketDay(NamedTuple):
+    regime: _Regime
+    regime_began: bool
+    vol: float
+    """Volatility multiplier of the day: clustered level times the regime's scale."""
+    shock: float
+
+
+class _Market:
+    """The factor every asset follows in part, walked day by day outward from the origin
+    day (forward for later days, backward for earlier ones)."""
+
+    def __init__(self, seed: int, origin_day: int) -> None:
+        self._origin_day = origin_day
+        self._days: dict[int, _MarketDay] = {}
+        self._walks = {
+            direction: _MarketWalk(random.Random(f"{seed}:market:{direction}"))
+            for direction in (1, -1)
+        }
+        self._frontier = {1: origin_day, -1: origin_day - 1}
+
+    def day(self, day: int) -> _MarketDay:
+        direction = 1 if day >= self._origin_day else -1
+        while day not in self._days:
+            frontier = self._frontier[direction]
+            self._days[frontier] = self._walks[direction].next_day()
+            self._frontier[direction] = frontier + direction
+        return self._days[day]
+
+
+class _MarketWalk:
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._regime = rng.choice(_REGIMES)
+        self._log_vol = 0.0
+        self._began = True
+
+    def next_day(self) -> _MarketDay:
+        rng = self._rng
+        day = _MarketDay(
+            regime=self._regime,
+            regime_began=self._began,
+            vol=math.exp(self._log_vol) * self._regime.vol_scale,
+            shock=rng.gauss(0.0, 1.0),
+        )
+        self._log_vol = _VOL_PERSISTENCE * self._log_vol + rng.gauss(0.0, _VOL_OF_VOL)
+        self._began = rng.random() < _REGIME_SWITCH_PROBABILITY
+        if self._began:
+            self._regime = rng.choice([r for r in _REGIMES if r is not self._regime])
+        return day
+
+
+class _Hours(NamedTuple):
+    """One day of an asset at hour resolution, in log-price."""
+
+    points: tuple[float, ...]
+    """25 points: midnight, then each hour's close."""
+    variances: tuple[float, ...]
+    highs: tuple[float, ...]
+    lows: tuple[float, ...]
+
+
+class _Minutes(NamedTuple):
+    """One hour of an asset at minute resolution, in log-price."""
+
+    points: tuple[float, ...]
+    """61 points: the hour's open, then each minute's close."""
+    highs: tuple[float, ...]
+    lows: tuple[float, ...]
+
+
+def _bridge(rng: random.Random, start: float, end: float, variances: list[float]) -> list[float]:
+    """Points from `start` to `end` whose steps have the given variances: a random walk
+    pinned at both ends (a Brownian bridge)."""
+    walk = [0.0]
+    cumulative = [0.0]
+    for variance in variances:
+        walk.append(walk[-1] + rng.gauss(0.0, math.sqrt(variance)))
+        cumulative.append(cumulative[-1] + variance)
+    gap = end - start - walk[-1]
+    total = cumulative[-1]
+    return [start + w + gap * c / total for w, c in zip(walk, cumulative)]
+
+
+def _bridge_extreme(rng: random.Random, start: float, end: float, variance: float, sign: int) -> float:
+    """A draw of the maximum (sign 1) or minimum (sign -1) of a Brownian bridge from
+    `start` to `end`, from its exact distribution P(max > m) = exp(-2(m-a)(m-b)/v)."""
+    reach = math.sqrt((end - start) ** 2 - 2.0 * variance * math.log(1.0 - rng.random()))
+    return (start + end + sign * reach) / 2.0
+
+
+def _stretch(value: float, edge: float, reached: float, target: float) -> float:
+    """Scale how far `value` goes past `edge` so that `reached` lands on `target`."""
+    if (value - edge) * (reached - edge) <= 0.0 or reached == edge:
+        return value
+    return edge + (value - edge) * (target - edge) / (reached - edge)
+
+
+class _AssetPath:
+    """One asset's USD log-price: daily anchors, then hours and minutes as bridges.
+
+    Each hour's high and low are drawn at the hour level, and the hour's minutes are
+    stretched to reach exactly them: candles of an hour or more never need minutes.
+    """
+
+    def __init__(self, seed: int, asset: str, dynamics: AssetDynamics, market: _Market,
+                 origin_day: int) -> None:
+        self._seed = seed
+        self._asset = asset
+        self._dynamics = dynamics
+        self._market = market
+        self._origin_day = origin_day
+        self._home = math.log(dynamics.start_price)
+        self._anchors: dict[int, float] = {origin_day: self._home}
+        self._rngs = {d: random.Random(f"{seed}:{asset}:walk:{d}") for d in (1, -1)}
+        self._levels = {1: self._home, -1: self._home}
+        self._frontier = {1: origin_day, -1: origin_day}
+        self.hours = lru_cache(maxsize=8_192)(self._hours)
+        self.minutes = lru_cache(maxsize=2_048)(self._minutes)
+
+    def anchor(self, day: int) -> float:
+        """Log-price at midnight UTC starting `day`."""
+        direction = 1 if day >= self._origin_day else -1
+        while day not in self._anchors:
+            self._extend(direction)
+        return self._anchors[day]
+
+    def _extend(self, direction: int) -> None:
+        here = self._frontier[direction]
+        market = self._market.day(here if direction == 1 else here - 1)
+        x = self._anchors[here]
+        if market.regime_began:
+            self._levels[direction] = x
+        dynamics = self._dynamics
+        rng = self._rngs[direction]
+        noise = (dynamics.beta * _MARKET_VOL * market.shock
+                 + rng.gauss(0.0, dynamics.idio_vol)) * market.vol
+        pull = (market.regime.reversion * (x - self._levels[direction])
+                + _HOME_PULL * (x - self._home))
+        there = here + direction
+        self._anchors[there] = x + direction * dynamics.beta * market.regime.drift + noise - pull
+        self._frontier[direction] = there
+
+    def _day_variance(self, day: int) -> float:
+        spread = math.hypot(self._dynamics.beta * _MARKET_VOL, self._dynamics.idio_vol)
+        return (self._market.day(day).vol * spread) ** 2
+
+    def _hours(self, day: int) -> _Hours:
+        rng = random.Random(f"{self._seed}:{self._asset}:day:{day}")
+        weights = [math.exp(rng.gauss(0.0, _HOUR_VOL_DISPERSION)) for _ in range(24)]
+        day_variance = self._day_variance(day)
+        total = sum(weights)
+        variances = [day_variance * w / total for w in weights]
+        points = _bridge(rng, self.anchor(day), self.anchor(day + 1), variances)
+        hours = list(zip(points, points[1:], variances))
+        return _Hours(
+            points=tuple(points),
+            variances=tuple(variances),
+            highs=tuple(_bridge_extreme(rng, a, b, v, 1) for a, b, v in hours),
+            lows=tuple(_bridge_extreme(rng, a, b, v, -1) for a, b, v in hours),
+        )
+
+    def _minutes(self, hour: int) -> _Minutes:
+        day, index = divmod(hour, 24)
+        hours = self.hours(day)
+        start, end = hours.points[index], hours.points[index + 1]
+        rng = random.Random(f"{self._seed}:{self._asset}:hour:{hour}")
+        weights = [0.25 + 1.5 * rng.random() for _ in range(60)]
+        total = sum(weights)
+        variances = [hours.variances[index] * w / total for w in weights]
+        points = _bridge(rng, start, end, variances)
+        highs = [max(a, b) + _WICK_SCALE * math.sqrt(v) * rng.expovariate(1.0)
+                 for a, b, v in zip(points, points[1:], variances)]
+        lows = [min(a, b) - _WICK_SCALE * math.sqrt(v) * rng.expovariate(1.0)
+                for a, b, v in zip(points, points[1:], variances)]
+        top, high = max(start, end), hours.highs[index]
+        bottom, low = min(start, end), hours.lows[index]
+        reached_high, reached_low = max(highs), min(lows)
+
+        def fit(value: float) -> float:
+            value = _stretch(value, top, reached_high, high)
+            return _stretch(value, bottom, reached_low, low)
+
+        return _Minutes(
+            points=tuple(fit(p) for p in points),
+            highs=tuple(fit(h) for h in highs),
+            lows=tuple(fit(low_) for low_ in lows),
+        )
+
+
+class _Stats(NamedTuple):
+    """A bar under construction, in floats."""
+
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    turnover: float
+    """Price times volume, for the vwap."""
+    trades: int
+
+
+def _merge(parts: Iterable[_Stats]) -> _Stats:
+    parts = list(parts)
+    return _Stats(
+        open=parts[0].open,
+        high=max(p.high for p in parts),
+        low=min(p.low for p in parts),
+        close=parts[-1].close,
+        volume=sum(p.volume for p in parts),
+        turnover=sum(p.turnover for p in parts),
+        trades=sum(p.trades for p in parts),
+    )
+
+
+def _typical(open_: float, high: float, low: float, close: float) -> float:
+    """The price a bar's volume is taken to trade at: its vwap is an estimate, not a
+    sum over trades the sandbox never made."""
+    return (open_ + high + low + close) / 4.0
+
+
+class SyntheticPricePath:
+    """A pair's seeded market: its base asset's path over its quote asset's, with a
+    volume stream of its own.
+
+    A dollar-quoted pair's hours come straight from its asset's hour level; a cross
+    pair (XRP/XBT) is the ratio of two paths, so its hours are built from minutes.
+    """
+
+    def __init__(self, seed: int, pair: Pair, base: _AssetPath, quote: _AssetPath | None,
+                 origin: float) -> None:
+        self._seed = seed
+        self._pair = pair
+        self._base = base
+        self._quote = quote
+        self._activity = PAIR_ACTIVITY[pair.key]
+        self._start = (math.floor(origin / DAY) - HISTORY_DAYS) * DAY
+        self._hour_volumes = lru_cache(maxsize=8_192)(self._day_volumes)
+        self._minute_stats = lru_cache(maxsize=2_048)(self._hour_of_minutes)
+        self._hour_stats = lru_cache(maxsize=100_000)(self._hour_summary)
+
+    @property
+    def start(self) -> float:
+        return float(self._start)
+
+    def price_at(self, t: float) -> Decimal:
+        return self._price(self._minute_until(t).close)
+
+    def price_range(self, start: float, end: float) -> tuple[Decimal, Decimal]:
+        whole_start = math.ceil(start / MINUTE) * MINUTE
+        whole_end = math.floor(end / MINUTE) * MINUTE
+        prices = [self._minute_until(start).close, self._minute_until(end).close]
+        parts = self._whole_minutes(whole_start, whole_end)
+        low = min(prices + [p.low for p in parts])
+        high = max(prices + [p.high for p in parts])
+        return self._price(low), self._price(high)
+
+    def candles(self, interval_minutes: int, since: float, until: float) -> list[Bar]:
+        step = interval_minutes * MINUTE
+        first = math.floor(max(since, self._start) / step) * step
+        if first < self._start:
+            first += step
+        bars = []
+        for bucket in range(first, math.floor(until / step) * step + 1, step):
+            end = min(bucket + step, until)
+            whole_end = math.floor(end / MINUTE) * MINUTE
+            parts = self._whole_minutes(bucket, whole_end)
+            if end > whole_end or not parts:
+                parts.append(self._minute_until(end))
+            bars.append(self._bar(bucket, _merge(parts)))
+        return bars
+
+    def _price(self, value: float) -> Decimal:
+        return Decimal(value).quantize(self._pair.tick_size)
+
+    def _minute_until(self, t: float) -> _Stats:
+        """The minute holding `t`, cut at `t`; its price moves linearly inside."""
+        minute_start = math.floor(t / MINUTE) * MINUTE
+        whole = self._minute_stats(minute_start // HOUR)[(minute_start % HOUR) // MINUTE]
+        fraction = (t - minute_start) / MINUTE
+        close = whole.open + (whole.close - whole.open) * fraction
+        return _Stats(
+            open=whole.open,
+            high=max(whole.open, close),
+            low=min(whole.open, close),
+            close=close,
+            volume=whole.volume * fraction,
+            turnover=whole.turnover * fraction,
+            trades=round(whole.trades * fraction),
+        )
+
+    def _whole_minutes(self, start: int, end: int) -> list[_Stats]:
+        """The minutes in [start, end), whole hours taken at once."""
+        parts = []
+        t = start
+        while t < end:
+            if t % HOUR == 0 and t + HOUR <= end:
+                parts.append(self._hour_stats(t // HOUR))
+                t += HOUR
+            else:
+                parts.append(self._minute_stats(t // HOUR)[(t % HOUR) // MINUTE])
+                t += MINUTE
+        return parts
+
+    def _day_volumes(self, day: int) -> tuple[float, ...]:
+        """The base volume of each hour of `day`, busier when the hour moves more."""
+        rng = random.Random(f"{self._seed}:{self._pair.key}:volume:{day}")
+        hours = self._base.hours(day)
+        volumes = []
+        for high, low in zip(hours.highs, hours.lows):
+            noise = math.exp(rng.gauss(-_VOLUME_DISPERSION**2 / 2, _VOLUME_DISPERSION))
+            volumes.append(60 * self._activity.minute_volume * noise
+                           * (1.0 + _VOLUME_PER_HOUR_RANGE * (high - low)))
+        return tuple(volumes)
+
+    def _hour_volume(self, hour: int) -> float:
+        day, index = divmod(hour, 24)
+        return self._hour_volumes(day)[index]
+
+    def _hour_summary(self, hour: int) -> _Stats:
+        if self._quote is not None:
+            return _merge(self._minute_stats(hour))
+        day, index = divmod(hour, 24)
+        hours = self._base.hours(day)
+        open_, close = math.exp(hours.points[index]), math.exp(hours.points[index + 1])
+        high, low = math.exp(hours.highs[index]), math.exp(hours.lows[index])
+        volume = self._hour_volume(hour)
+        return _Stats(open_, high, low, close, volume,
+                      volume * _typical(open_, high, low, close), self._trade_count(volume))
+
+    def _hour_of_minutes(self, hour: int) -> tuple[_Stats, ...]:
+        base = self._base.minutes(hour)
+        points, highs, lows = base.points, base.highs, base.lows
+        if self._quote is not None:
+            quote = self._quote.minutes(hour)
+            points = tuple(b - q for b, q in zip(points, quote.points))
+            # the ratio is highest when the base is high and the quote low
+            highs = tuple(h - q for h, q in zip(highs, quote.lows))
+            lows = tuple(low - q for low, q in zip(lows, quote.highs))
+        rng = random.Random(f"{self._seed}:{self._pair.key}:minutes:{hour}")
+        moves = [abs(b - a) for a, b in itertools.pairwise(points)]
+        weights = [(0.5 + rng.random()) * (1.0 + _VOLUME_PER_MINUTE_MOVE * m) for m in moves]
+        hour_volume, total_weight = self._hour_volume(hour), sum(weights)
+        hour_count = self._trade_count(hour_volume)
+        minutes, counted, share = [], 0, 0.0
+        for i, weight in enumerate(weights):
+            open_, close = math.exp(points[i]), math.exp(points[i + 1])
+            high = max(open_, close, math.exp(highs[i]))
+            low = min(open_, close, math.exp(lows[i]))
+            volume = hour_volume * weight / total_weight
+            share += weight / total_weight
+            count = round(hour_count * share) - counted
+            counted += count
+            minutes.append(_Stats(open_, high, low, close, volume,
+                                  volume * _typical(open_, high, low, close), count))
+        return tuple(minutes)
+
+    def _trade_count(self, volume: float) -> int:
+        return max(1, round(volume / self._activity.trade_size))
+
+    def _bar(self, time: int, stats: _Stats) -> Bar:
+        vwap = stats.turnover / stats.volume if stats.volume > 0 else stats.close
+        return Bar(
+            time=time,
+            open=self._price(stats.open),
+            high=self._price(stats.high),
+            low=self._price(stats.low),
+            close=self._price(stats.close),
+            vwap=self._price(vwap),
+            volume=Decimal(stats.volume).quantize(self._pair.lot_size),
+            count=stats.trades,
+        )
+
+
+def synthetic_paths(seed: int, pairs: Iterable[Pair], origin: float) -> dict[str, PricePath]:
+    """Seeded paths for `pairs`, sharing one market and one path per asset so that the
+    pairs agree with each other."""
+    origin_day = math.floor(origin / DAY)
+    market = _Market(seed, origin_day)
+    assets: dict[str, _AssetPath] = {}
+
+    def asset_path(asset: str) -> _AssetPath | None:
+        if asset in USD_QUOTES:
+            return None
+        if asset not in assets:
+            assets[asset] = _AssetPath(seed, asset, ASSET_DYNAMICS[asset], market, origin_day)
+        return assets[asset]
+
+    paths: dict[str, PricePath] = {}
+    for pair in pairs:
+        base = asset_path(pair.base)
+        if base is None:
+            raise ValueError(f"pair {pair.key} has a dollar base; the sandbox prices bases in dollars")
+        paths[pair.key] = SyntheticPricePath(seed, pair, base, asset_path(pair.quote), origin)
+    return paths

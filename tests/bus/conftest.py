@@ -1,0 +1,30 @@
+"""Buses made per test and closed afterwards, so no worker outlives its test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pytest
+
+from core.bus import MessageBus
+from core.clock import Clock
+from tests.bus.bus_recorders import MakeBus
+
+
+@pytest.fixture
+async def make_bus() -> AsyncIterator[MakeBus]:
+    made: list[MessageBus] = []
+
+    def make(config: Mapping[str, Any] | None = None, *, clock: Clock | None = None) -> MessageBus:
+        made.append(MessageBus(config, clock=clock))
+        return made[-1]
+
+    yield make
+    for bus in made:
+        await bus.close(timeout=1)  # a failed test can leave a handler stuck at its gate
+
+
+@pytest.fixture
+def bus(make_bus: MakeBus) -> MessageBus:
+    return make_bus()

@@ -1,0 +1,37 @@
+"""A respx-mocked Kraken for the client's tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import respx
+
+from core.clock import VirtualClock
+from core.exchange import Credentials, KrakenClient
+from tests.exchange.kraken_fakes import API_KEY, ASSET_PAIRS, BASE_URL, SECRET, START, ok
+
+
+@pytest.fixture
+def credentials() -> Credentials:
+    return Credentials(api_key=API_KEY, api_secret=SECRET)
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock(START)
+
+
+@pytest.fixture
+def kraken() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+        router.get("/0/public/AssetPairs").mock(return_value=ok(ASSET_PAIRS))
+        yield router
+
+
+@pytest.fixture
+async def client(
+    kraken: respx.MockRouter, credentials: Credentials, clock: VirtualClock
+) -> AsyncIterator[KrakenClient]:
+    async with KrakenClient(BASE_URL, credentials, clock=clock, timeout_s=2.0) as kraken_client:
+        yield kraken_client

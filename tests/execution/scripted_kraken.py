@@ -1,0 +1,83 @@
+"""A scripted stand-in for KrakenClient, as the seed's AsyncMock is: each add_order
+call takes the next scripted outcome (an exception to raise, or None to succeed)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from core.exchange import AddOrderAck, ExchangeOrder, PairInfo
+from core.models import OrderType, Side
+
+BTC_USDT = PairInfo(
+    key="XBTUSDT", altname="XBTUSDT", wsname="XBT/USDT", base="XXBT", quote="USDT", symbol="BTC/USDT",
+    pair_decimals=1, lot_decimals=8, cost_decimals=5, ordermin=Decimal("0.0001"),
+    costmin=Decimal("0.5"), tick_size=Decimal("0.1"),
+    taker_fee_pct=Decimal("0.26"), maker_fee_pct=Decimal("0.16"),
+)
+
+
+class ScriptedKraken:
+    def __init__(
+        self,
+        add_order_outcomes: Sequence[BaseException | None] = (),
+        *,
+        price: Decimal = Decimal("60000"),
+        fill_ratio: Decimal = Decimal("1"),
+        visible_after_queries: int = 0,
+        never_visible: bool = False,
+    ) -> None:
+        self.outcomes = list(add_order_outcomes)
+        self.price = price
+        self.fill_ratio = fill_ratio
+        self.hidden_queries = visible_after_queries
+        self.never_visible = never_visible
+        self.add_order_calls: list[dict[str, Any]] = []
+        self.cancel_calls: list[str] = []
+        self.orders: dict[str, dict[str, Any]] = {}
+
+    async def resolve_pair(self, symbol: str) -> PairInfo:
+        return BTC_USDT
+
+    async def add_order(
+        self, symbol: str, side: Side, order_type: OrderType, volume: Decimal,
+        price: Decimal | None = None, *, cl_ord_id: str | None = None,
+        userref: int | None = None, validate: bool = False,
+    ) -> AddOrderAck:
+        self.add_order_calls.append(
+            {"symbol": symbol, "side": side, "type": order_type, "volume": volume, "price": price, "cl_ord_id": cl_ord_id}
+        )
+        outcome = self.outcomes.pop(0) if self.outcomes else None
+        if outcome is not None:
+            raise outcome
+        txid = f"ORDER-{len(self.add_order_calls)}"
+        filled = volume * self.fill_ratio if order_type is OrderType.MARKET else Decimal("0")
+        self.orders[txid] = {
+            "status": "closed" if filled == volume else "open",
+            "descr": {"pair": "XBTUSDT", "type": side.value, "ordertype": order_type.value,
+                      "price": str(price or 0), "order": f"{side.value} {volume} XBTUSDT"},
+            "vol": str(volume), "vol_exec": str(filled), "cost": str(filled * self.price),
+            "fee": str(filled * self.price * Decimal("0.0026")), "price": str(self.price if filled else 0),
+            "cl_ord_id": cl_ord_id, "opentm": 0.0,
+        }
+        return AddOrderAck(txid=txid, description="")
+
+    async def query_orders(self, txids: Sequence[str], *, trades: bool = False) -> dict[str, ExchangeOrder]:
+        if self.never_visible:
+            return {}
+        if self.hidden_queries > 0:
+            self.hidden_queries -= 1
+            return {}
+        return {t: ExchangeOrder.from_wire(t, self.orders[t]) for t in txids if t in self.orders}
+
+    async def open_orders(self) -> dict[str, ExchangeOrder]:
+        return {t: ExchangeOrder.from_wire(t, o) for t, o in self.orders.items() if o["status"] == "open"}
+
+    async def closed_orders(self) -> dict[str, ExchangeOrder]:
+        return {t: ExchangeOrder.from_wire(t, o) for t, o in self.orders.items() if o["status"] != "open"}
+
+    async def cancel_order(self, ref: str) -> int:
+        self.cancel_calls.append(ref)
+        self.orders[ref]["status"] = "canceled"
+        return 1

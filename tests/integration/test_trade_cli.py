@@ -1,0 +1,138 @@
+"""`tg trade` end to end through Typer's runner: the embedded sandbox over its wire,
+SQLite, and the CLI, checked against the rows it stored."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from core.models import OrderRole, PositionStatus
+from core.storage import Store
+
+pytestmark = pytest.mark.integration
+
+runner = CliRunner()
+
+
+def trade(db: Path, *args: str) -> dict:
+    result = runner.invoke(app, ["trade", *args, "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_trade_json_matches_stored_rows(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    summary = trade(db, "BTC/USDT", "--side", "buy")
+
+    assert summary["symbol"] == "BTC/USDT"
+    assert summary["approved"] is True
+    assert summary["success"] is True
+    assert summary["db_path"] == str(db)
+    roles = {o["role"]: o for o in summary["orders"]}
+    assert set(roles) == {"entry", "stop_loss", "take_profit"}
+    entry = roles["entry"]
+    filled = Decimal(entry["filled_volume"])
+    assert filled > 0
+    assert Decimal(roles["stop_loss"]["volume"]) == filled
+    assert Decimal(roles["take_profit"]["volume"]) == filled
+
+    with Store.open(db) as store:
+        run = store.get_run(summary["run_id"])
+        assert run is not None and run.summary == summary
+        orders = {o.role: o for o in store.orders(run_id=summary["run_id"])}
+        assert orders[OrderRole.ENTRY].external_id == entry["txid"]
+        assert orders[OrderRole.ENTRY].filled_volume == filled
+        [position] = store.positions(run_id=summary["run_id"])
+        assert position.status is PositionStatus.OPEN
+        assert position.id == summary["position"]["id"]
+        assert position.size == filled
+        assert position.stop_loss == Decimal(summary["position"]["stop_loss"])
+        assert position.take_profit == Decimal(summary["position"]["take_profit"])
+        for role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT):
+            assert orders[role].position_id == position.id
+            assert orders[role].volume == position.size
+            assert orders[role].external_id == roles[role.value]["txid"]
+
+
+def test_agent_cycle_stores_votes_and_outputs(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    summary = trade(db, "BTC/USDT")
+
+    assert summary["action"] in {"BUY", "SELL", "HOLD"}
+    assert len(summary["votes"]) == 6
+    with Store.open(db) as store:
+        assert len(store.votes(summary["run_id"])) == 6
+        agents = {o["agent"] for o in store.agent_outputs(summary["run_id"])}
+        assert {"technical_analysis", "regime_detection"} <= agents
+
+
+def test_sandbox_state_survives_between_commands(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    first = trade(db, "BTC/USDT", "--side", "buy")
+    second = trade(db, "BTC/USDT", "--side", "buy")
+    txids = {o["txid"] for o in first["orders"]} | {o["txid"] for o in second["orders"]}
+    assert len(txids) == 6  # the second run saw the first run's exchange, ids never repeat
+    with Store.open(db) as store:
+        assert len(store.positions(status=PositionStatus.OPEN)) == 2
+
+
+def test_runs_and_show(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    summary = trade(db, "BTC/USDT", "--side", "buy")
+    listed = runner.invoke(app, ["runs", "--db", str(db), "--json"])
+    assert listed.exit_code == 0
+    assert [r["run_id"] for r in json.loads(listed.stdout)] == [summary["run_id"]]
+    shown = runner.invoke(app, ["show", summary["run_id"][:6], "--db", str(db), "--json"])
+    assert shown.exit_code == 0
+    assert json.loads(shown.stdout) == summary
+    human = runner.invoke(app, ["show", summary["run_id"], "--db", str(db)])
+    assert human.exit_code == 0
+    assert summary["orders"][0]["txid"] in human.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["trade", "ZZZ/USD"], "unknown symbol"),
+        (["trade", "BTC/USDT", "--side", "hold"], "--side must be buy or sell"),
+        (["trade", "BTC/USDT", "--side", "buy", "--volume", "lots"], "--volume must be a number"),
+        (["trade", "BTC/USDT", "--volume", "1"], "--volume needs --side"),
+        (["show", "R-nope"], "no run"),
+        (["trade", "BTC/USDT", "--url", "https://api.kraken.com"], "--live"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, [*args, "--db", str(tmp_path / "tg.db")])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unreadable_config_is_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "tg.toml"
+    config.write_text("[risk\nbroken")
+    result = runner.invoke(app, ["trade", "BTC/USDT", "--db", str(tmp_path / "tg.db"), "--config", str(config)])
+    assert result.exit_code == 2
+    assert "not valid TOML" in result.stderr
+
+
+def test_sim_reset_clears_the_exchange(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    before = trade(db, "BTC/USDT", "--side", "buy")
+    reset = runner.invoke(app, ["sim", "reset", "--db", str(db)])
+    assert reset.exit_code == 0
+    after = trade(db, "BTC/USDT", "--side", "buy")
+    # a fresh exchange with the same seed hands out the same first ids again
+    assert after["orders"][0]["txid"] == before["orders"][0]["txid"]
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("tg ")
