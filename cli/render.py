@@ -50,6 +50,9 @@ def trade_summary(summary: dict[str, Any], *, as_json: bool) -> None:
         console.print(f"  risk: [{style}]{risk['status']}[/]" + "".join(f"\n    - {r}" for r in risk["reasons"]))
     if summary["orders"]:
         table = Table("role", "txid", "type", "side", "volume", "filled", "price", "status", title="orders")
+        for column in table.columns:
+            column.overflow = "fold"
+        table.columns[1].no_wrap = True
         for o in summary["orders"]:
             table.add_row(
                 o["role"], o["txid"] or "-", o["type"], o["side"], o["volume"],

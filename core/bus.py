@@ -219,37 +219,38 @@ class _Subscriber:
             if self.waiting:  # at once: the queue stays full, so no newcomer overtakes them
                 self._admit_next()
             try:
-                await self._deliver(message)
+                handler = self._handler_for(message)
+                if handler is not None:
+                    await handler(message)
+                    self.delivered += 1
+            except asyncio.CancelledError:
+                worker = asyncio.current_task()
+                if worker is not None and worker.cancelling():
+                    raise
+                self._record_failure(message)
+            except Exception:
+                self._record_failure(message)
             finally:
                 queue.task_done()
 
     def _admit_next(self) -> None:
         while self.waiting:
             message, admitted = self.waiting.popleft()
-            if True:  # done here means its publisher was cancelled
+            if not admitted.done():  # done here means its publisher was cancelled
                 self.queue.put_nowait(message)
                 admitted.set_result(True)
                 return
 
-    async def _deliver(self, message: Message) -> None:
+    def _handler_for(self, message: Message) -> Handler | None:
+        """The handler to call, or None (counted) for a stale message or a topic the
+        subscriber left while the message waited."""
         if message.ttl_seconds is not None and message.is_expired(self.clock.time()):
             self.expired += 1
-            return
+            return None
         handler = self.handlers.get(message.topic)
-        if handler is None:  # unsubscribed from this topic while the message waited
+        if handler is None:
             self.dropped += 1
-            return
-        try:
-            await handler(message)
-        except asyncio.CancelledError:
-            worker = asyncio.current_task()
-            if worker is not None and worker.cancelling():
-                raise
-            self._record_failure(message)
-        except Exception:
-            self._record_failure(message)
-        else:
-            self.delivered += 1
+        return handler
 
     def _record_failure(self, message: Message) -> None:
         self.failed += 1

@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -28,12 +28,11 @@ class RateLimitSettings(BaseModel):
 
 
 class KrakenSettings(BaseModel):
-    """Where the exchange is. No URL means the embedded sandbox."""
+    """Where the exchange is. No URL means the embedded sandbox. Keys are not settings:
+    they come from TG_KRAKEN_API_KEY / TG_KRAKEN_API_SECRET (core.exchange.Credentials)."""
 
     url: str | None = None
     live: bool = False
-    api_key: SecretStr | None = None
-    api_secret: SecretStr | None = None
     timeout_s: float = Field(10.0, gt=0)
     rate_limit: RateLimitSettings = RateLimitSettings()
 

@@ -30,6 +30,7 @@ from core.errors import (
     AmbiguousExchangeError,
     DatabaseWriteError,
     ExchangeError,
+    InvalidOrderError,
     PermanentExchangeError,
     RateLimitExceededError,
     TransientExchangeError,
@@ -152,6 +153,8 @@ class OrderExecutionManager:
         orders.append(stop)
         try:
             await self._place(stop, attempts)
+            if not await self._confirm(stop, attempts) or not stop.status.is_live:
+                raise InvalidOrderError(f"stop-loss {stop.external_id} is not live on the exchange")
         except Exception as exc:  # any failure here leaves a naked position: flatten it, whatever it was
             return await self._flatten_unprotected(entry, stop, orders, exc, attempts, pair)
 

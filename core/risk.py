@@ -29,8 +29,12 @@ def _pct(fraction: Decimal) -> str:
 
 
 def _num(value: Decimal) -> str:
-    """`value` without trailing zeros or exponent, for reasons people read."""
-    return format(value.normalize(), "f")
+    """`value` to at most 8 decimals, without trailing zeros or exponent, for reasons people read."""
+    shown = value.quantize(_REASON_PLACES) if value.as_tuple().exponent < -8 else value  # type: ignore[operator]
+    return format(shown.normalize(), "f")
+
+
+_REASON_PLACES = Decimal("1e-8")
 
 
 class RiskManagementEngine:

@@ -74,6 +74,8 @@ DEFAULT_BALANCES = {"ZUSD": Decimal("100000"), "USDT": Decimal("100000")}
 OHLC_INTERVALS = frozenset({1, 5, 15, 30, 60, 240, 1440, 10080, 21600})
 OHLC_ENTRIES = 720
 CLOSED_ORDERS_PAGE = 50
+MAX_ADVANCE = 366 * DAY
+"""The longest single step of the sandbox's clock: its market is made for a few years."""
 _FEE_WINDOW = 30 * DAY
 _WORST_NOISE = Decimal(1)
 
@@ -170,6 +172,8 @@ class Exchange:
         """Move the sandbox's own clock forward and let the market catch up."""
         if not isinstance(self._clock, VirtualClock):
             raise PermissionDenied()
+        if not 0 <= seconds <= MAX_ADVANCE:
+            raise InvalidArguments("seconds")
         self._clock.advance(seconds)
         self.sync()
 

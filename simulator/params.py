@@ -105,6 +105,8 @@ def _client_order_id(value: str) -> str:
     return value
 
 
+LATEST_EPOCH = 10**11
+"""Later than any time the sandbox will see (year 5138): bounds client-given times."""
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 ClientOrderId = Annotated[str, AfterValidator(_client_order_id)]
 Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
@@ -138,7 +140,7 @@ class TickerParams(_Public):
 class OHLCParams(_Public):
     pair: str
     interval: int = 1
-    since: int | None = None
+    since: Annotated[int, Field(ge=0, le=LATEST_EPOCH)] | None = None
 
 
 class AdvanceParams(_Public):

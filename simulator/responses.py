@@ -16,6 +16,7 @@ from simulator.exchange import Exchange
 from simulator.models import OrderSpec, OrderType
 from simulator.pairs import ASSETS, PAIRS, find_asset, find_pair
 from simulator.params import (
+    LATEST_EPOCH,
     AddOrderParams,
     AdvanceParams,
     AssetPairsParams,
@@ -185,7 +186,7 @@ def _expiry(expiretm: str | None, timeinforce: str, now: float) -> float | None:
         seconds = Decimal(expiretm.removeprefix("+"))
     except InvalidOperation:
         raise InvalidArguments("expiretm") from None
-    if not seconds.is_finite() or seconds <= 0:
+    if not seconds.is_finite() or not 0 < seconds < LATEST_EPOCH:
         raise InvalidArguments("expiretm")
     return now + float(seconds) if expiretm.startswith("+") else float(seconds)
 
@@ -194,7 +195,7 @@ def _bound(exchange: Exchange, account: str, value: str | None, name: str) -> fl
     """A ClosedOrders start/end: an epoch, or the txid of an order (its open time)."""
     if value is None:
         return None
-    if re.fullmatch(r"[0-9]+(\.[0-9]+)?", value):
+    if re.fullmatch(r"[0-9]{1,11}(\.[0-9]+)?", value):
         return float(value)
     named = exchange.order(value)
     if named is None or named.account != account:

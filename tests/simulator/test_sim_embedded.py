@@ -116,8 +116,9 @@ async def test_control_plane_advances_resets_and_reports(tmp_path: Path) -> None
         reset = (await http.post("/_sandbox/reset")).json()["result"]
         assert reset["accounts"]["default"]["open"] == {}
         assert reset["time"] == SANDBOX_EPOCH + 90
-        refused = (await http.post("/_sandbox/advance", data={"seconds": "-5"})).json()
-        assert refused == {"error": ["EGeneral:Invalid arguments:seconds"]}
+        for seconds in ("-5", "1e40", "soon"):
+            refused = (await http.post("/_sandbox/advance", data={"seconds": seconds})).json()
+            assert refused == {"error": ["EGeneral:Invalid arguments:seconds"]}
 
 
 def test_damaged_state_file_is_reported(tmp_path: Path) -> None:

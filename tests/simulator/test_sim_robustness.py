@@ -47,7 +47,8 @@ def _assert_envelope(payload: bytes) -> None:
         assert "result" in document
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(
     path=st.sampled_from(PATHS),
     method=st.sampled_from(["GET", "POST", "PUT"]),
@@ -67,7 +68,7 @@ def test_any_parameters_get_an_envelope(path: str, method: str, params: dict[str
     _assert_envelope(respond(exchange, Request(method, path, headers, b"", body)))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(body=st.binary(max_size=200), query=st.binary(max_size=60))
 def test_any_bytes_get_an_envelope(body: bytes, query: bytes) -> None:
     exchange, api_key = _exchange()
