@@ -6,17 +6,14 @@ Heavy modules are imported inside the commands so that `tg --help` stays fast.
 from __future__ import annotations
 
 import asyncio
-import functools
 import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import click
 import typer
 
-if TYPE_CHECKING:
-    from core.config import Settings
+from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
+from cli.sim import sim_app
 
 app = typer.Typer(
     name="tg",
@@ -25,49 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-sim_app = typer.Typer(help="The embedded sandbox Kraken.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
-
-DbOption = Annotated[
-    Path | None,
-    typer.Option("--db", help="SQLite file for results (default: $TG_DB or the data directory).", show_default=False),
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help="TOML settings file (default: $TG_CONFIG or ./tg.toml).", show_default=False),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def reports_errors(command: F) -> F:
-    """tg's own errors become one line on stderr and a non-zero exit, never a traceback."""
-    from core.errors import ConfigError, InputError, TgError
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except (InputError, ConfigError) as exc:
-            _fail(str(exc), 2)
-        except TgError as exc:
-            _fail(str(exc), 1)
-        except KeyboardInterrupt:
-            _fail("interrupted", 130)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _settings(db: Path | None, config: Path | None) -> Settings:
-    from core.config import load_settings
-
-    return load_settings(config, db=db)
 
 
 def _version(value: bool) -> None:
@@ -111,7 +66,7 @@ def trade(
         from core.errors import InputError
 
         raise InputError("--volume needs --side buy|sell")
-    settings = _settings(db, config)
+    settings = settings_from(db, config)
 
     async def run() -> dict[str, Any]:
         async with open_session(settings, url=url, live=live) as session:
@@ -137,7 +92,7 @@ def runs(
     from cli import render
     from core.storage import Store
 
-    settings = _settings(db, config)
+    settings = settings_from(db, config)
     with Store.open(settings.db_path) as store:
         render.runs_table(store.list_runs(limit), as_json=json_output)
 
@@ -155,26 +110,12 @@ def show(
     from core.errors import InputError
     from core.storage import Store
 
-    settings = _settings(db, config)
+    settings = settings_from(db, config)
     with Store.open(settings.db_path) as store:
         record = store.get_run(run_id)
         if record is None:
             raise InputError(f"no run {run_id!r} in {settings.db_path}; `tg runs` lists them")
         render.trade_summary(record.summary, as_json=json_output)
-
-
-@sim_app.command("reset")
-@reports_errors
-def sim_reset(db: DbOption = None, config: ConfigOption = None) -> None:
-    """Start the embedded exchange afresh: new balances, no orders."""
-    from cli.wiring import sandbox_path
-    from simulator.embedded import EmbeddedExchange
-
-    settings = _settings(db, config)
-    sandbox = EmbeddedExchange.open(sandbox_path(settings.db_path), seed=settings.simulator.seed)
-    sandbox.reset()
-    sandbox.save()
-    typer.echo(f"sandbox exchange reset: {sandbox_path(settings.db_path)}")
 
 
 def main() -> None:
