@@ -42,6 +42,10 @@ def _root(
     """tg: prove a trading system safe against a sandbox Kraken before real money is at stake."""
 
 
+UrlOption = Annotated[str | None, typer.Option("--url", help="A served simulator (or Kraken with --live).")]
+LiveOption = Annotated[bool, typer.Option("--live", help="Allow a non-loopback --url: real money.")]
+
+
 @app.command()
 @reports_errors
 def trade(
@@ -50,8 +54,8 @@ def trade(
         str | None, typer.Option("--side", help="buy|sell: skip the agents and send this proposal.")
     ] = None,
     volume: Annotated[str | None, typer.Option("--volume", help="Volume for --side (default: sized by risk).")] = None,
-    url: Annotated[str | None, typer.Option("--url", help="A served simulator (or Kraken with --live).")] = None,
-    live: Annotated[bool, typer.Option("--live", help="Allow a non-loopback --url: real money.")] = False,
+    url: UrlOption = None,
+    live: LiveOption = False,
     db: DbOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
@@ -116,6 +120,73 @@ def show(
         if record is None:
             raise InputError(f"no run {run_id!r} in {settings.db_path}; `tg runs` lists them")
         render.trade_summary(record.summary, as_json=json_output)
+
+
+@app.command()
+@reports_errors
+def reconcile(
+    url: UrlOption = None,
+    live: LiveOption = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Bring the database in line with the exchange and repair unprotected positions."""
+    from cli import render
+    from cli.wiring import open_session
+    from core.reconcile import Reconciler
+
+    settings = settings_from(db, config)
+
+    async def run() -> dict[str, Any]:
+        async with open_session(settings, url=url, live=live) as session:
+            report = await Reconciler(session.client, session.store, session.clock, spool=session.spool).reconcile()
+            return {"changes": report.changes, "errors": report.errors, "db_path": str(settings.db_path)}
+
+    outcome = asyncio.run(run())
+    render.reconcile_report(outcome, as_json=json_output)
+    if outcome["errors"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+@reports_errors
+def positions(
+    status: Annotated[str | None, typer.Option("--status", help="open|closed (default: both).")] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Positions, open and closed, with realized P&L."""
+    from cli import render
+    from core.errors import InputError
+    from core.models import PositionStatus
+    from core.storage import Store
+
+    try:
+        wanted = PositionStatus(status) if status else None
+    except ValueError:
+        raise InputError(f"--status must be open or closed, not {status!r}") from None
+    settings = settings_from(db, config)
+    with Store.open(settings.db_path) as store:
+        render.positions_table(store.positions(status=wanted), as_json=json_output)
+
+
+@app.command()
+@reports_errors
+def orders(
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run's orders.")] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Orders tg placed or adopted, with the exchange's status."""
+    from cli import render
+    from core.storage import Store
+
+    settings = settings_from(db, config)
+    with Store.open(settings.db_path) as store:
+        render.orders_table(store.orders(run_id=run_id), as_json=json_output)
 
 
 def main() -> None:

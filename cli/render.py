@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
+from core.serialize import to_jsonable
+
 if TYPE_CHECKING:
+    from core.models import Order, Position
     from core.storage import RunRecord
 
 _ALERT_STYLE = {"CRITICAL": "bold white on red", "HIGH": "bold red", "LOW": "yellow"}
@@ -20,6 +24,14 @@ _ALERT_STYLE = {"CRITICAL": "bold white on red", "HIGH": "bold red", "LOW": "yel
 
 def _console() -> Console:
     return Console(highlight=False)
+
+
+def _table(*columns: str, title: str) -> Table:
+    """Values fold onto a second line rather than being cut: ids and amounts must be read whole."""
+    table = Table(*columns, title=title)
+    for column in table.columns:
+        column.overflow = "fold"
+    return table
 
 
 def print_json(value: Any) -> None:
@@ -49,10 +61,7 @@ def trade_summary(summary: dict[str, Any], *, as_json: bool) -> None:
         style = "green" if summary["approved"] else "red"
         console.print(f"  risk: [{style}]{risk['status']}[/]" + "".join(f"\n    - {r}" for r in risk["reasons"]))
     if summary["orders"]:
-        table = Table("role", "txid", "type", "side", "volume", "filled", "price", "status", title="orders")
-        for column in table.columns:
-            column.overflow = "fold"
-        table.columns[1].no_wrap = True
+        table = _table("role", "txid", "type", "side", "volume", "filled", "price", "status", title="orders")
         for o in summary["orders"]:
             table.add_row(
                 o["role"], o["txid"] or "-", o["type"], o["side"], o["volume"],
@@ -98,10 +107,60 @@ def runs_table(records: Sequence[RunRecord], *, as_json: bool) -> None:
     if not rows:
         console.print("no runs yet: `tg trade BTC/USDT` makes one")
         return
-    table = Table("run", "kind", "symbol", "started (UTC)", "action", "status", title="runs")
+    table = _table("run", "kind", "symbol", "started (UTC)", "action", "status", title="runs")
     for row in rows:
         table.add_row(
             row["run_id"], row["kind"], row["symbol"] or "-", _when(row["started_at"]),
             row["action"] or "-", row["status"],
+        )
+    console.print(table)
+
+
+def reconcile_report(outcome: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        print_json(outcome)
+        return
+    console = _console()
+    if not outcome["changes"] and not outcome["errors"]:
+        console.print(f"database and exchange agree; nothing to change ({outcome['db_path']})")
+    for change in outcome["changes"]:
+        console.print(f"  [green]changed[/]: {change}")
+    for error in outcome["errors"]:
+        console.print(f"  [red]could not repair[/]: {error}")
+
+
+def positions_table(positions: Sequence[Position], *, as_json: bool) -> None:
+    rows = [to_jsonable(p) for p in positions]
+    if as_json:
+        print_json(rows)
+        return
+    console = _console()
+    if not rows:
+        console.print("no positions yet")
+        return
+    table = _table("position", "symbol", "side", "size", "entry", "stop", "target", "status", "exit", "P&L", title="positions")
+    for p in rows:
+        table.add_row(
+            p["id"], p["symbol"], p["side"], p["size"], p["entry_price"], p["stop_loss"] or "-",
+            p["take_profit"] or "-", p["status"], p["exit_price"] or "-",
+            f"{Decimal(p['realized_pnl']):.2f}" if p["realized_pnl"] is not None else "-",
+        )
+    console.print(table)
+
+
+def orders_table(orders: Sequence[Order], *, as_json: bool) -> None:
+    rows = [to_jsonable(o) for o in orders]
+    if as_json:
+        print_json(rows)
+        return
+    console = _console()
+    if not rows:
+        console.print("no orders yet")
+        return
+    table = _table("txid", "role", "symbol", "type", "side", "volume", "filled", "price", "status", title="orders")
+    for o in rows:
+        table.add_row(
+            o["external_id"] or "-", o["role"], o["symbol"], o["order_type"], o["side"], o["volume"],
+            o["filled_volume"], o["price"] or o["avg_fill_price"] or "-", o["status"],
         )
     console.print(table)

@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import re
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
 import typer
 
-from cli.options import ConfigOption, DbOption, reports_errors, settings_from
+from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from simulator.server import SandboxServer
 
 sim_app = typer.Typer(help="The sandbox Kraken: reset, advance, status, serve.", no_args_is_help=True)
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
+_DURATION = re.compile(r"(\d+)([smhd])")
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in a duration such as 90s, 15m, 6h, 2d or 1h30m."""
+    cleaned = text.strip().lower()
+    if not re.fullmatch(r"(\d+[smhd])+", cleaned):
+        from core.errors import InputError
+
+        raise InputError(
+            f"{text!r} is not a duration: write a whole number and a unit s, m, h or d, "
+            "e.g. 90s, 15m, 6h, 2d or 1h30m"
+        )
+    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(cleaned))
 
 
 @sim_app.command("reset")
@@ -21,3 +46,199 @@ def sim_reset(db: DbOption = None, config: ConfigOption = None) -> None:
     sandbox.reset()
     sandbox.save()
     typer.echo(f"sandbox exchange reset: {sandbox_path(settings.db_path)}")
+
+
+@sim_app.command("advance")
+@reports_errors
+def sim_advance(
+    duration: Annotated[str, typer.Argument(help="How far to move the clock: 90s, 15m, 6h, 2d, 1h30m.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Move the embedded exchange's clock and market forward; stops, targets and
+    resting limits fill on the way."""
+    from cli.wiring import sandbox_path
+    from core.errors import InputError
+    from simulator.embedded import EmbeddedExchange
+    from simulator.exchange import DEFAULT_ACCOUNT, MAX_ADVANCE
+    from simulator.wire import order
+
+    seconds = parse_duration(duration)
+    if not 0 < seconds <= MAX_ADVANCE:
+        raise InputError(
+            f"{duration!r} is {seconds} s; advance by at least 1s and at most "
+            f"{MAX_ADVANCE // 86_400}d at a time"
+        )
+    settings = settings_from(db, config)
+    sandbox = EmbeddedExchange.open(sandbox_path(settings.db_path), seed=settings.simulator.seed)
+    start = sandbox.clock.time()
+    watched = [o.txid for o in sandbox.exchange.open_orders(DEFAULT_ACCOUNT)]
+    sandbox.advance(seconds)
+    sandbox.save()
+    changed = {}
+    for txid in watched:
+        placed = sandbox.exchange.order(txid)
+        if placed is not None and not placed.is_live:
+            changed[txid] = order(placed, with_trades=True)
+    report = {
+        "from": start,
+        "to": sandbox.clock.time(),
+        "seconds": seconds,
+        "changed": changed,
+        "still_open": len(watched) - len(changed),
+    }
+    _render_advance(report, as_json=json_output)
+
+
+@sim_app.command("status")
+@reports_errors
+def sim_status(db: DbOption = None, config: ConfigOption = None, json_output: JsonOption = False) -> None:
+    """Show the embedded exchange: its time, prices, balances and open orders."""
+    from cli.wiring import sandbox_path
+    from simulator.embedded import EmbeddedExchange
+    from simulator.exchange import DEFAULT_ACCOUNT
+    from simulator.pairs import PAIRS
+    from simulator.wire import amount, balances, order
+
+    settings = settings_from(db, config)
+    path = sandbox_path(settings.db_path)
+    sandbox = EmbeddedExchange.open(path, seed=settings.simulator.seed)
+    exchange = sandbox.exchange
+    prices = {}
+    for key, pair in PAIRS.items():
+        ticker = exchange.ticker(pair)
+        prices[key] = {
+            "pair": pair.wsname,
+            **{name: amount(value, pair.pair_decimals)
+               for name, value in (("last", ticker.last), ("bid", ticker.bid), ("ask", ticker.ask))},
+        }
+    status = {
+        "path": str(path),
+        "saved": path.exists(),
+        "time": exchange.now(),
+        "seed": exchange.state.seed,
+        "prices": prices,
+        "balances": balances(exchange.balance(DEFAULT_ACCOUNT)),
+        "open": {o.txid: order(o, with_trades=False) for o in exchange.open_orders(DEFAULT_ACCOUNT)},
+    }
+    _render_status(status, as_json=json_output)
+
+
+@sim_app.command("serve")
+@reports_errors
+def sim_serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback unless --allow-remote).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port; 0 picks a free one.")] = 8765,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the market (default: from settings).")] = None,
+    tier: Annotated[
+        Literal["starter", "intermediate", "pro"] | None,
+        typer.Option("--tier", help="Kraken verification tier for rate limits (default: from settings)."),
+    ] = None,
+    fault: Annotated[list[str] | None, typer.Option("--fault", help="Inject a fault by name; repeatable.")] = None,
+    api_key: Annotated[list[str] | None, typer.Option("--api-key", help="API key to accept; repeatable, with --api-secret.")] = None,
+    api_secret: Annotated[
+        list[str] | None, typer.Option("--api-secret", help="Base64 secret of the --api-key at the same position.")
+    ] = None,
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a non-loopback --host.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Serve a fresh sandbox Kraken over HTTP until Ctrl-C; point any Kraken client at it."""
+    from core.errors import InputError
+    from simulator.server import serve
+
+    keys = list(api_key or [])
+    secrets = list(api_secret or [])
+    if len(keys) != len(secrets):
+        raise InputError(
+            f"{len(keys)} --api-key and {len(secrets)} --api-secret given: give them in pairs"
+        )
+    settings = settings_from(None, config)
+    serve(
+        host, port,
+        seed=settings.simulator.seed if seed is None else seed,
+        tier=tier or settings.simulator.tier,
+        faults=list(fault or []),
+        keys=list(zip(keys, secrets, strict=True)) or None,
+        allow_remote=allow_remote,
+        on_ready=_announce,
+    )
+    typer.echo("sandbox stopped")
+
+
+def _announce(server: SandboxServer) -> None:
+    """The sandbox's keys are not secrets: showing them is how a client gets to use it."""
+    typer.echo(f"sandbox Kraken serving at {server.url}  (Ctrl-C stops it)")
+    for api_key in server.keys:
+        typer.echo(f"  API key:    {api_key.key}")
+        typer.echo(f"  API secret: {api_key.secret}")
+
+
+def _render_advance(report: dict[str, Any], *, as_json: bool) -> None:
+    from cli import render
+
+    if as_json:
+        render.print_json(report)
+        return
+    console = _console()
+    console.print(
+        f"sandbox clock {_utc(report['from'])} -> {_utc(report['to'])} UTC; "
+        f"{len(report['changed'])} order(s) done, {report['still_open']} still open"
+    )
+    if report["changed"]:
+        console.print(_orders_table(report["changed"], "done on the way"))
+
+
+def _render_status(status: dict[str, Any], *, as_json: bool) -> None:
+    from rich.table import Table
+
+    from cli import render
+
+    if as_json:
+        render.print_json(status)
+        return
+    console = _console()
+    note = "" if status["saved"] else " (fresh: nothing saved yet)"
+    console.print(f"sandbox {status['path']}{note}\n  time {_utc(status['time'])} UTC, seed {status['seed']}")
+    prices = Table("pair", "last", "bid", "ask", title="prices")
+    for quote in status["prices"].values():
+        prices.add_row(quote["pair"], quote["last"], quote["bid"], quote["ask"])
+    console.print(prices)
+    balances = Table("asset", "balance", title="balances")
+    for asset, value in status["balances"].items():
+        balances.add_row(asset, value)
+    console.print(balances)
+    if status["open"]:
+        console.print(_orders_table(status["open"], "open orders"))
+    else:
+        console.print("no open orders")
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _utc(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _orders_table(orders: dict[str, dict[str, Any]], title: str) -> Table:
+    from rich.table import Table
+
+    done = any(o["status"] not in ("open", "pending") for o in orders.values())
+    columns = ["txid", "pair", "side", "type", "volume", "price"]
+    if done:
+        columns += ["status", "filled", "avg price", "reason"]
+    table = Table(*columns, title=title)
+    table.columns[0].no_wrap = True
+    for txid, o in orders.items():
+        descr = o["descr"]
+        row = [txid, descr["pair"], descr["type"], descr["ordertype"], o["vol"], descr["price"]]
+        if done:
+            row += [o["status"], o["vol_exec"], o["price"], o["reason"] or "-"]
+        table.add_row(*row)
+    return table

@@ -14,6 +14,7 @@ from core.clock import Clock, SystemClock
 from core.config import Settings
 from core.errors import InputError
 from core.exchange import Credentials, KrakenClient
+from core.spool import PendingWrites, spool_path
 from core.storage import Store
 from simulator.embedded import EmbeddedExchange
 
@@ -40,6 +41,7 @@ class Session:
     client: KrakenClient
     clock: Clock
     sandbox: EmbeddedExchange | None
+    spool: PendingWrites
 
 
 @asynccontextmanager
@@ -64,7 +66,10 @@ async def open_session(settings: Settings, *, url: str | None = None, live: bool
             clock = SystemClock()
             client = KrakenClient(url, Credentials.from_env(), clock=clock, timeout_s=settings.kraken.timeout_s)
         try:
-            yield Session(settings=settings, store=store, client=client, clock=clock, sandbox=sandbox)
+            yield Session(
+                settings=settings, store=store, client=client, clock=clock, sandbox=sandbox,
+                spool=PendingWrites(spool_path(settings.db_path)),
+            )
         finally:
             await client.aclose()
     finally:

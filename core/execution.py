@@ -44,9 +44,11 @@ from core.models import (
     OrderRole,
     OrderStatus,
     OrderType,
+    Position,
     TradeProposal,
 )
 from core.positions import PositionTracker
+from core.spool import PendingWrites
 from core.storage import Store
 
 
@@ -73,6 +75,7 @@ class OrderExecutionManager:
         settings: ExecutionSettings | None = None,
         run_id: str | None = None,
         client_order_ids: Callable[[], str] = new_client_order_id,
+        spool: PendingWrites | None = None,
     ) -> None:
         self._client = kraken_client
         self._store = store
@@ -81,7 +84,8 @@ class OrderExecutionManager:
         self._run_id = run_id
         self._new_id = client_order_ids
         self._tracker = PositionTracker(store, clock)
-        self._pending_db_writes: list[Order] = []
+        self._spool_file = spool
+        self._pending_db_writes: list[Order] = []  # what this manager could not store, in order
 
     async def execute_trade(self, proposal: TradeProposal) -> ExecutionResult:
         started = self._clock.monotonic()
@@ -166,6 +170,7 @@ class OrderExecutionManager:
         alert: AlertLevel | None = None
         try:
             await self._place(target, attempts)
+            await self._confirm(target, attempts)
             orders.append(target)
         except ExchangeError as exc:
             target.status = OrderStatus.REJECTED
@@ -177,7 +182,7 @@ class OrderExecutionManager:
         try:
             self._store.record_protected_position(position, orders)
         except DatabaseWriteError as exc:
-            self._spool(orders, attempts, exc)
+            self._spool(orders, attempts, exc, position)
         return ExecutionResult(
             success=True,
             status=ExecutionStatus.PARTIAL if partial else ExecutionStatus.FILLED,
@@ -308,9 +313,16 @@ class OrderExecutionManager:
         orders.append(close)
         self._persist(close, attempts)
         message = f"stop-loss failed ({cause}); the filled volume {entry.filled_volume} was closed at market"
+        position: Position | None = None
         try:
             await self._place(close, attempts)
-            await self._confirm(close, attempts)
+            if await self._confirm(close, attempts) and close.filled_volume > 0:
+                position = self._tracker.open_position(entry, [stop, close])
+                self._tracker.close(position, close.avg_fill_price or entry.avg_fill_price or Decimal(0), orders)
+                try:
+                    self._store.record_protected_position(position, orders)
+                except DatabaseWriteError as exc:
+                    self._spool(orders, attempts, exc, position)
         except ExchangeError as exc:
             message = (
                 f"stop-loss failed ({cause}) and closing the filled volume failed too ({exc}): "
@@ -320,6 +332,7 @@ class OrderExecutionManager:
             success=False,
             status=ExecutionStatus.CLOSED,
             orders=orders,
+            position=position,
             partial_fill=True,
             alert_level=AlertLevel.CRITICAL,
             error_message=message,
@@ -331,9 +344,15 @@ class OrderExecutionManager:
         except DatabaseWriteError as exc:
             self._spool([order], attempts, exc)
 
-    def _spool(self, orders: list[Order], attempts: _Attempts, cause: DatabaseWriteError) -> None:
+    def _spool(
+        self, orders: list[Order], attempts: _Attempts, cause: DatabaseWriteError, position: Position | None = None
+    ) -> None:
         self._pending_db_writes.extend(orders)
-        attempts.warnings.append(f"database write failed ({cause}); kept for a later write")
+        where = "in memory"
+        if self._spool_file is not None:
+            self._spool_file.append(orders, position)
+            where = f"in {self._spool_file.path}; the next run writes it"
+        attempts.warnings.append(f"database write failed ({cause}); the record is kept {where}")
 
 
 def _backoff(rate_limit_wait_s: float) -> Callable[[RetryCallState], float]:

@@ -44,5 +44,15 @@ class PositionTracker:
         self._store.record_protected_position(position, [entry, *protection])
         return position
 
+    def close(self, position: Position, exit_price: Decimal, orders: Sequence[Order]) -> Position:
+        """Mark the position closed at `exit_price`; P&L is net of every order's fees."""
+        direction = Decimal(1) if position.side is PositionSide.LONG else Decimal(-1)
+        position.fees = sum((o.fee for o in orders), Decimal("0"))
+        position.status = PositionStatus.CLOSED
+        position.exit_price = exit_price
+        position.closed_at = self._clock.time()
+        position.realized_pnl = (exit_price - position.entry_price) * position.size * direction - position.fees
+        return position
+
     def open_positions(self, symbol: str | None = None) -> list[Position]:
         return self._store.positions(status=PositionStatus.OPEN, symbol=symbol)

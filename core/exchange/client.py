@@ -16,7 +16,7 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from core.clock import Clock
-from core.errors import ConfigError, InputError, InvalidNonceError
+from core.errors import ConfigError, InputError, InvalidNonceError, InvalidOrderError, UnknownOrderError
 from core.exchange.errors import (
     exception_for,
     exception_for_http_status,
@@ -120,7 +120,7 @@ class KrakenClient:
         nonce_source: NonceSource | None = None,
     ) -> None:
         self._credentials = credentials
-        self._nonces = nonce_source if nonce_source is not None else NonceSource(clock)
+        self._nonces = nonce_source if nonce_source is not None else NonceSource()
         self._timeout_s = timeout_s
         self._http = httpx.AsyncClient(
             base_url=base_url,
@@ -297,16 +297,37 @@ class KrakenClient:
     async def query_orders(
         self, txids: Sequence[str], *, trades: bool = False
     ) -> dict[str, ExchangeOrder]:
-        """Orders by txid, asked QUERY_ORDERS_MAX_TXIDS at a time."""
+        """The orders the exchange knows among `txids`, asked QUERY_ORDERS_MAX_TXIDS at a time.
+
+        Kraken refuses a whole batch when one txid is unknown; the batch is then asked
+        one txid at a time so the unknown ones are simply absent from the answer.
+        """
         orders: dict[str, ExchangeOrder] = {}
         for start in range(0, len(txids), QUERY_ORDERS_MAX_TXIDS):
-            params = {"txid": ",".join(txids[start : start + QUERY_ORDERS_MAX_TXIDS])}
-            if trades:
-                params["trades"] = "true"
-            result = await self._private("QueryOrders", params)
-            with _expect_shape("QueryOrders"):
-                orders |= _orders(_RAW_ORDERS.validate_python(result))
+            batch = list(txids[start : start + QUERY_ORDERS_MAX_TXIDS])
+            try:
+                orders |= await self._query_batch(batch, trades)
+            except (InvalidOrderError, UnknownOrderError):
+                if len(batch) > 1:
+                    orders |= await self._query_each(batch, trades)
         return orders
+
+    async def _query_each(self, txids: list[str], trades: bool) -> dict[str, ExchangeOrder]:
+        orders: dict[str, ExchangeOrder] = {}
+        for txid in txids:
+            try:
+                orders |= await self._query_batch([txid], trades)
+            except (InvalidOrderError, UnknownOrderError):
+                continue
+        return orders
+
+    async def _query_batch(self, txids: list[str], trades: bool) -> dict[str, ExchangeOrder]:
+        params = {"txid": ",".join(txids)}
+        if trades:
+            params["trades"] = "true"
+        result = await self._private("QueryOrders", params)
+        with _expect_shape("QueryOrders"):
+            return _orders(_RAW_ORDERS.validate_python(result))
 
     async def open_orders(self) -> dict[str, ExchangeOrder]:
         result = await self._private("OpenOrders")

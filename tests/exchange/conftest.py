@@ -8,7 +8,7 @@ import pytest
 import respx
 
 from core.clock import VirtualClock
-from core.exchange import Credentials, KrakenClient
+from core.exchange import Credentials, KrakenClient, NonceSource
 from tests.exchange.kraken_fakes import API_KEY, ASSET_PAIRS, BASE_URL, SECRET, START, ok
 
 
@@ -33,5 +33,7 @@ def kraken() -> Iterator[respx.MockRouter]:
 async def client(
     kraken: respx.MockRouter, credentials: Credentials, clock: VirtualClock
 ) -> AsyncIterator[KrakenClient]:
-    async with KrakenClient(BASE_URL, credentials, clock=clock, timeout_s=2.0) as kraken_client:
+    async with KrakenClient(
+        BASE_URL, credentials, clock=clock, timeout_s=2.0, nonce_source=NonceSource(clock)
+    ) as kraken_client:
         yield kraken_client

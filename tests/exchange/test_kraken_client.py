@@ -273,10 +273,10 @@ class TestNonces:
         self, kraken: respx.MockRouter, credentials: Credentials, clock: VirtualClock
     ) -> None:
         route = kraken.post("/0/private/Balance").mock(return_value=ok({}))
-        async with KrakenClient(BASE_URL, credentials, clock=clock) as first_run:
+        async with KrakenClient(BASE_URL, credentials, clock=clock, nonce_source=NonceSource(clock)) as first_run:
             await asyncio.gather(*(first_run.balance() for _ in range(20)))
         clock.advance(1.0)
-        async with KrakenClient(BASE_URL, credentials, clock=clock) as second_run:
+        async with KrakenClient(BASE_URL, credentials, clock=clock, nonce_source=NonceSource(clock)) as second_run:
             await second_run.balance()
         nonces = [int(dict(form(call.request))["nonce"]) for call in route.calls]
         assert nonces[-1] > max(nonces[:-1])

@@ -18,7 +18,7 @@ from core.errors import (
     ServiceBusyError,
 )
 from core.execution import OrderExecutionManager
-from core.models import AlertLevel, ExecutionStatus, OrderRole, OrderType, Side, TradeProposal
+from core.models import AlertLevel, ExecutionStatus, OrderRole, OrderType, PositionStatus, Side, TradeProposal
 from core.storage import Store
 from tests.execution.scripted_kraken import ScriptedKraken
 
@@ -51,7 +51,9 @@ class TestOrderExecutionPartialFailures:
         assert [c["type"] for c in kraken.add_order_calls] == [OrderType.MARKET, OrderType.STOP_LOSS, OrderType.MARKET]
         close = kraken.add_order_calls[2]
         assert close["side"] is Side.SELL and close["volume"] == Decimal("0.05")
-        assert store.positions() == []
+        [position] = store.positions()  # recorded, and closed at once: never left open without a stop
+        assert position.status is PositionStatus.CLOSED
+        assert position.realized_pnl == -position.fees
 
     async def test_entry_fills_stop_fails_with_any_exception_still_flattens(self, store: Store) -> None:
         kraken = ScriptedKraken([None, Exception("Stop-loss placement failed")])

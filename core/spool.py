@@ -1,0 +1,110 @@
+"""The pending-writes spool: records the exchange accepted but the database refused.
+
+A JSON-lines file beside the database, appended and fsynced before the trade goes
+on, so a record survives the process dying; `flush` replays it into the store
+(every write is an idempotent upsert) and empties it. Nothing the exchange
+accepted is lost because SQLite was unavailable for a moment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from core.errors import DatabaseWriteError, StorageError
+from core.models import (
+    Order,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Position,
+    PositionSide,
+    PositionStatus,
+    Side,
+)
+from core.serialize import to_jsonable
+from core.storage import Store
+
+
+def spool_path(db_path: Path) -> Path:
+    return db_path.with_name(f"{db_path.stem}.pending.jsonl")
+
+
+@dataclass
+class PendingWrites:
+    path: Path
+
+    def append(self, orders: Sequence[Order] = (), position: Position | None = None) -> None:
+        record = {"orders": [to_jsonable(o) for o in orders], "position": to_jsonable(position)}
+        line = json.dumps(record) + "\n"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write the pending-writes spool {self.path}: {exc.strerror}; "
+                "the exchange holds orders tg could not record: run `tg reconcile` once storage is back"
+            ) from exc
+
+    def pending(self) -> list[tuple[list[Order], Position | None]]:
+        if not self.path.exists():
+            return []
+        records = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                raw = json.loads(line)
+                position = _position(raw["position"]) if raw["position"] else None
+                records.append(([_order(o) for o in raw["orders"]], position))
+        return records
+
+    def flush(self, store: Store) -> int:
+        """Write every spooled record; returns how many records were written."""
+        records = self.pending()
+        if not records:
+            return 0
+        try:
+            with store.transaction():
+                for orders, position in records:
+                    if position is not None:
+                        store.record_protected_position(position, orders)
+                    else:
+                        for order in orders:
+                            store.upsert_order(order)
+        except DatabaseWriteError:
+            return 0  # still refused: the spool keeps them for the next run
+        self.path.unlink()
+        return len(records)
+
+
+def _dec(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _order(raw: dict[str, Any]) -> Order:
+    return Order(
+        client_order_id=raw["client_order_id"], symbol=raw["symbol"], side=Side(raw["side"]),
+        order_type=OrderType(raw["order_type"]), volume=Decimal(raw["volume"]), role=OrderRole(raw["role"]),
+        price=_dec(raw["price"]), external_id=raw["external_id"], status=OrderStatus(raw["status"]),
+        filled_volume=Decimal(raw["filled_volume"]), avg_fill_price=_dec(raw["avg_fill_price"]),
+        fee=Decimal(raw["fee"]), position_id=raw["position_id"], run_id=raw["run_id"],
+        created_at=raw["created_at"], updated_at=raw["updated_at"],
+    )
+
+
+def _position(raw: dict[str, Any]) -> Position:
+    return Position(
+        id=raw["id"], symbol=raw["symbol"], side=PositionSide(raw["side"]), size=Decimal(raw["size"]),
+        entry_price=Decimal(raw["entry_price"]), stop_loss=_dec(raw["stop_loss"]),
+        take_profit=_dec(raw["take_profit"]), status=PositionStatus(raw["status"]),
+        leverage=Decimal(raw["leverage"]), run_id=raw["run_id"], opened_at=raw["opened_at"],
+        closed_at=raw["closed_at"], exit_price=_dec(raw["exit_price"]),
+        realized_pnl=_dec(raw["realized_pnl"]), fees=Decimal(raw["fees"]),
+    )

@@ -1,0 +1,152 @@
+"""Reconciliation against the sandbox over its wire: the exchange is the truth."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from core.config import ExecutionSettings
+from core.execution import OrderExecutionManager
+from core.models import (
+    ExecutionResult,
+    Order,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    PositionStatus,
+    Side,
+    TradeProposal,
+)
+from core.reconcile import Reconciler
+from core.spool import PendingWrites
+from tests.integration.conftest import Rig
+
+pytestmark = pytest.mark.integration
+
+
+async def open_long(rig: Rig, stop_pct: str = "0.02", target_pct: str = "0.04") -> ExecutionResult:
+    price = (await rig.client.ticker("BTC/USDT")).last
+    proposal = TradeProposal(
+        symbol="BTC/USDT", side=Side.BUY, entry_price=price,
+        stop_loss=price * (1 - Decimal(stop_pct)), take_profit=price * (1 + Decimal(target_pct)),
+        confidence=0.9, volume=Decimal("0.1"), id="P1",
+    )
+    manager = OrderExecutionManager(
+        rig.client, rig.store, clock=rig.clock, settings=ExecutionSettings(), run_id="R-test"
+    )
+    rig.store.add_agent_output(
+        "R-test", agent="risk", symbol="BTC/USDT", created_at=0.0,
+        payload={"proposal": {"stop_loss": str(proposal.stop_loss), "take_profit": str(proposal.take_profit)}},
+    )
+    result = await manager.execute_trade(proposal)
+    assert result.success, result.error_message
+    return result
+
+
+async def test_a_clean_book_changes_nothing(rig: Rig) -> None:
+    await open_long(rig)
+    report = await Reconciler(rig.client, rig.store, rig.clock).reconcile()
+    assert report.changes == []
+
+
+async def test_stop_cancelled_behind_our_back_is_placed_again(rig: Rig) -> None:
+    result = await open_long(rig)
+    stop = result.order_for(OrderRole.STOP_LOSS)
+    await rig.client.cancel_order(stop.external_id)
+
+    report = await Reconciler(rig.client, rig.store, rig.clock).reconcile()
+
+    open_orders = await rig.client.open_orders()
+    stops = [o for o in open_orders.values() if o.ordertype == "stop-loss"]
+    assert len(stops) == 1 and stops[0].volume == result.position.size
+    assert stops[0].txid != stop.external_id
+    assert any("placed stop_loss" in change for change in report.changes)
+
+
+async def test_filled_target_closes_the_position_and_cancels_the_stop(rig: Rig) -> None:
+    result = await open_long(rig, stop_pct="0.5", target_pct="0.003")
+    for _ in range(60):
+        rig.sandbox.advance(3600)
+        report = await Reconciler(rig.client, rig.store, rig.clock).reconcile()
+        [position] = rig.store.positions()
+        if position.status is PositionStatus.CLOSED:
+            break
+    assert position.status is PositionStatus.CLOSED
+    target = rig.store.get_order(result.order_for(OrderRole.TAKE_PROFIT).client_order_id)
+    stop = rig.store.get_order(result.order_for(OrderRole.STOP_LOSS).client_order_id)
+    assert target.status is OrderStatus.CLOSED
+    assert stop.status is OrderStatus.CANCELED
+    entry = rig.store.get_order(result.order.client_order_id)
+    fees = entry.fee + target.fee
+    assert position.realized_pnl == (target.avg_fill_price - position.entry_price) * position.size - fees
+    assert any("closed by its take_profit" in c for c in report.changes)
+    assert (await rig.client.open_orders()) == {}
+
+
+async def test_exchange_order_the_database_lacks_is_adopted(rig: Rig) -> None:
+    ack = await rig.client.add_order(
+        "BTC/USDT", Side.BUY, OrderType.LIMIT, Decimal("0.01"), Decimal("30000.0"), cl_ord_id="3f1c9a6e-0000-4000-8000-000000000001"
+    )
+    report = await Reconciler(rig.client, rig.store, rig.clock).reconcile()
+    adopted = rig.store.get_order_by_external_id(ack.txid)
+    assert adopted is not None and adopted.status is OrderStatus.OPEN
+    assert adopted.client_order_id == "3f1c9a6e-0000-4000-8000-000000000001"
+    assert any("adopted" in c for c in report.changes)
+
+
+async def test_intent_that_reached_the_exchange_is_matched_by_client_order_id(rig: Rig) -> None:
+    intent = Order(
+        client_order_id="3f1c9a6e-0000-4000-8000-000000000002", symbol="BTC/USDT", side=Side.BUY,
+        order_type=OrderType.LIMIT, volume=Decimal("0.01"), role=OrderRole.ENTRY, price=Decimal("30000.0"),
+    )
+    rig.store.upsert_order(intent)
+    ack = await rig.client.add_order(
+        "BTC/USDT", Side.BUY, OrderType.LIMIT, Decimal("0.01"), Decimal("30000.0"), cl_ord_id=intent.client_order_id
+    )
+    await Reconciler(rig.client, rig.store, rig.clock).reconcile()
+    stored = rig.store.get_order(intent.client_order_id)
+    assert stored.external_id == ack.txid and stored.status is OrderStatus.OPEN
+
+
+async def test_intent_that_never_left_is_marked_rejected(rig: Rig) -> None:
+    rig.store.upsert_order(Order(
+        client_order_id="3f1c9a6e-0000-4000-8000-000000000003", symbol="BTC/USDT", side=Side.BUY,
+        order_type=OrderType.MARKET, volume=Decimal("0.01"), role=OrderRole.ENTRY,
+    ))
+    await Reconciler(rig.client, rig.store, rig.clock).reconcile()
+    assert rig.store.get_order("3f1c9a6e-0000-4000-8000-000000000003").status is OrderStatus.REJECTED
+
+
+async def test_filled_entry_without_a_position_gets_one_and_a_stop(rig: Rig) -> None:
+    result = await open_long(rig)
+    # as if the process died after the entry filled and before anything else was stored
+    for order in result.orders[1:]:
+        await rig.client.cancel_order(order.external_id)
+    with rig.store.transaction():
+        rig.store._db.execute("DELETE FROM orders WHERE role != 'entry'")
+        rig.store._db.execute("UPDATE orders SET position_id = NULL")
+        rig.store._db.execute("DELETE FROM positions")
+
+    report = await Reconciler(rig.client, rig.store, rig.clock).reconcile()
+
+    [repaired] = rig.store.positions(status=PositionStatus.OPEN)
+    assert repaired.size == result.position.size
+    assert repaired.stop_loss == result.position.stop_loss
+    stops = [o for o in (await rig.client.open_orders()).values() if o.ordertype == "stop-loss"]
+    assert len(stops) == 1 and stops[0].volume == repaired.size
+    assert any("opened position" in c for c in report.changes)
+
+
+async def test_spooled_records_are_written_on_the_next_run(rig: Rig, tmp_path: Path) -> None:
+    spool = PendingWrites(tmp_path / "tg.pending.jsonl")
+    order = Order(
+        client_order_id="c-1", symbol="BTC/USDT", side=Side.BUY, order_type=OrderType.MARKET,
+        volume=Decimal("0.01"), role=OrderRole.ENTRY, external_id="OAAAAA-BBBBB-CCCCCC", status=OrderStatus.CLOSED,
+    )
+    spool.append([order])
+    report = await Reconciler(rig.client, rig.store, rig.clock, spool=spool).reconcile()
+    assert rig.store.get_order("c-1") is not None
+    assert not spool.path.exists()
+    assert "spooled" in report.changes[0]
