@@ -31,7 +31,11 @@ def _table(*columns: str, title: str) -> Table:
     table = Table(*columns, title=title)
     for column in table.columns:
         column.overflow = "fold"
+        column.no_wrap = column.header in _ID_COLUMNS
     return table
+
+
+_ID_COLUMNS = {"txid", "run", "position"}
 
 
 def print_json(value: Any) -> None:
