@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -21,8 +22,9 @@ async def make_bus() -> AsyncIterator[MakeBus]:
         return made[-1]
 
     yield make
-    for bus in made:
-        await bus.close(timeout=1)  # a failed test can leave a handler stuck at its gate
+    for bus in made:  # a failed test can leave a handler stuck at its gate: bound the wait
+        async with asyncio.timeout(2):
+            await bus.close(timeout=1)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from core.bus import Message, MessageBus, MessageTopic
 from tests.bus.bus_recorders import Recorder, indexed
 
-pytestmark = pytest.mark.looptime  # a deadlock fails at its asyncio.timeout at once instead of hanging
+pytestmark = pytest.mark.looptime  # a deadlock hits its asyncio.timeout at once, not a hang
 
 
 async def test_unsubscribe_stops_delivery(bus: MessageBus) -> None:

@@ -64,4 +64,7 @@ def test_no_ttl_never_expires() -> None:
 @pytest.mark.parametrize("ttl", [0.0, -1.0])
 def test_a_ttl_must_be_positive(ttl: float) -> None:
     with pytest.raises(ValueError, match="ttl_seconds"):
-        Message(id="m", topic=MessageTopic.MARKET_DATA, source="feed", payload={}, timestamp=0.0, ttl_seconds=ttl)
+        Message(
+            id="m", topic=MessageTopic.MARKET_DATA, source="feed", payload={}, timestamp=0.0,
+            ttl_seconds=ttl,
+        )

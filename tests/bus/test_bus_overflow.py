@@ -12,7 +12,7 @@ from core.bus import BusConfig, Message, MessageBus, MessageTopic, OverflowPolic
 from core.errors import ConfigError
 from tests.bus.bus_recorders import MakeBus, Recorder, indexed
 
-pytestmark = pytest.mark.looptime  # a deadlock fails at its asyncio.timeout at once instead of hanging
+pytestmark = pytest.mark.looptime  # a deadlock hits its asyncio.timeout at once, not a hang
 
 
 async def fill(bus: MessageBus, stuck: Recorder, count: int) -> list[int]:
@@ -152,8 +152,8 @@ async def test_a_cancelled_publisher_withdraws_its_message_from_every_full_queue
     assert blocked.cancelled()
     assert {sid: s.queued for sid, s in bus.stats().items()} == {"first": 1, "second": 1}
     gate.set()
-    await bus.publish(indexed(3))
     async with asyncio.timeout(1):
+        await bus.publish(indexed(3))
         await bus.drain()
     assert first.received == second.received == [0, 1, 3]
 

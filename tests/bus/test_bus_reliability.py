@@ -12,7 +12,7 @@ import pytest
 from core.bus import Message, MessageBus, MessageTopic, create_message
 from tests.bus.bus_recorders import MakeBus, Recorder, indexed
 
-pytestmark = pytest.mark.looptime  # a deadlock fails at its asyncio.timeout at once instead of hanging
+pytestmark = pytest.mark.looptime  # a deadlock hits its asyncio.timeout at once, not a hang
 
 
 class TestMessageBusReliability:
