@@ -124,6 +124,54 @@ def show(
 
 @app.command()
 @reports_errors
+def simulate(
+    fault: Annotated[
+        list[str] | None,
+        typer.Option("--fault", help="A fault to inject (repeatable): a sandbox fault, db-fail, crash or random."),
+    ] = None,
+    runs: Annotated[int, typer.Option("--runs", min=1, help="How many seeded trade cycles.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the first run; run i uses seed + i.")] = 1,
+    symbol: Annotated[str, typer.Option("--symbol", help="Pair to trade.")] = "BTC/USDT",
+    db: DbOption = None,
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Trade cycles against the sandbox with seeded faults; check the safety invariants."""
+    import tempfile
+    from pathlib import Path
+
+    from cli import render
+    from cli.wiring import fault_catalog, simulation_sandbox
+    from core.errors import InputError
+    from core.simulation import RANDOM, TG_FAULTS, Simulation
+    from core.storage import Store
+    from core.trade_cycle import new_run_id
+
+    settings = settings_from(db, config)
+    catalog = fault_catalog()
+    faults = fault or []
+    for name in faults:
+        if name.partition(":")[0] not in {*catalog, *TG_FAULTS, RANDOM}:
+            raise InputError(f"unknown fault {name!r}; known: {', '.join([*catalog, *TG_FAULTS, RANDOM])}")
+
+    with tempfile.TemporaryDirectory(prefix="tg-simulate-") as workdir, render.simulation_progress(runs) as advance:
+        simulation = Simulation(settings, simulation_sandbox(settings), Path(workdir), catalog=catalog, symbol=symbol)
+        report = asyncio.run(simulation.run(faults, runs=runs, seed=seed, progress=advance))
+    summary = report.to_dict()
+    import time
+
+    with Store.open(settings.db_path) as store:
+        run_id = new_run_id()
+        store.start_run(run_id, kind="simulate", symbol=symbol, started_at=time.time(),
+                        params={"faults": faults, "runs": runs, "seed": seed})
+        store.finish_run(run_id, status="ok" if report.ok else "violations", finished_at=time.time(), summary=summary)
+    render.simulation_report(summary, as_json=json_output)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+@reports_errors
 def reconcile(
     url: UrlOption = None,
     live: LiveOption = False,

@@ -5,7 +5,8 @@ Renders from the same dictionaries that --json prints, so both always agree."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -168,3 +169,42 @@ def orders_table(orders: Sequence[Order], *, as_json: bool) -> None:
             o["filled_volume"], o["price"] or o["avg_fill_price"] or "-", o["status"],
         )
     console.print(table)
+
+
+@contextmanager
+def simulation_progress(total: int) -> Iterator[Callable[[Any], None]]:
+    """A progress bar on stderr, so --json output on stdout stays one object."""
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("simulating", total=total)
+        yield lambda _result: progress.advance(task)
+
+
+def simulation_report(summary: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        print_json({k: v for k, v in summary.items() if k != "details"})
+        return
+    console = _console()
+    table = _table("run", "seed", "faults", "injected", "outcome", "alert", "invariants", title="simulated runs")
+    for run in summary["details"][:50]:
+        broken = ", ".join(f"{k} x{len(v)}" for k, v in run["violations"].items()) or "[green]held[/]"
+        injected = ", ".join(f"{k} x{n}" for k, n in sorted(run["injected"].items())) or "-"
+        table.add_row(
+            str(run["run"]), str(run["seed"]), ", ".join(run["faults"]) or "-", injected,
+            run["status"], run["alert_level"] or "-", broken,
+        )
+    console.print(table)
+    if len(summary["details"]) > 50:
+        console.print(f"  ... and {len(summary['details']) - 50} more runs (--json for the totals)")
+    console.print("outcomes: " + ", ".join(f"{k} {n}" for k, n in summary["outcomes"].items()))
+    console.print("injected: " + (", ".join(f"{k} {n}" for k, n in summary["injected"].items()) or "nothing"))
+    for name, count in summary["invariants"].items():
+        mark = "[green]held[/]" if count == 0 else f"[bold red]{count} violation(s)[/]"
+        console.print(f"  {name}: {mark}")
+    for run in summary["details"]:
+        for name, problems in run["violations"].items():
+            for problem in problems:
+                console.print(f"  [red]run {run['run']} {name}[/]: {problem}")
+    verdict = "[bold green]every invariant held[/]" if summary["ok"] else "[bold red]invariants violated[/]"
+    console.print(verdict)

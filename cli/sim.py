@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
@@ -128,15 +129,29 @@ def sim_status(db: DbOption = None, config: ConfigOption = None, json_output: Js
 @sim_app.command("serve")
 @reports_errors
 def sim_serve(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback unless --allow-remote).")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (loopback unless --allow-remote).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port; 0 picks a free one.")] = 8765,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the market (default: from settings).")] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Seed of the market (default: from settings).")
+    ] = None,
     tier: Annotated[
         Literal["starter", "intermediate", "pro"] | None,
         typer.Option("--tier", help="Kraken verification tier for rate limits (default: from settings)."),
     ] = None,
-    fault: Annotated[list[str] | None, typer.Option("--fault", help="Inject a fault by name; repeatable.")] = None,
-    api_key: Annotated[list[str] | None, typer.Option("--api-key", help="API key to accept; repeatable, with --api-secret.")] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option("--fault", help="Inject a fault: NAME or NAME:key=value,... "
+                                     "(e.g. stop-fail, ghost:variant=html-5xx); repeatable."),
+    ] = None,
+    fault_file: Annotated[
+        Path | None,
+        typer.Option("--fault-file", help="A JSON or TOML file of fault rules (and optionally their seed)."),
+    ] = None,
+    api_key: Annotated[
+        list[str] | None, typer.Option("--api-key", help="API key to accept; repeatable, with --api-secret.")
+    ] = None,
     api_secret: Annotated[
         list[str] | None, typer.Option("--api-secret", help="Base64 secret of the --api-key at the same position.")
     ] = None,
@@ -159,6 +174,7 @@ def sim_serve(
         seed=settings.simulator.seed if seed is None else seed,
         tier=tier or settings.simulator.tier,
         faults=list(fault or []),
+        fault_file=fault_file,
         keys=list(zip(keys, secrets, strict=True)) or None,
         allow_remote=allow_remote,
         on_ready=_announce,
@@ -172,21 +188,33 @@ def _announce(server: SandboxServer) -> None:
     for api_key in server.keys:
         typer.echo(f"  API key:    {api_key.key}")
         typer.echo(f"  API secret: {api_key.secret}")
+    sandbox = server.sandbox
+    if sandbox is not None:
+        tier = "no rate limits" if sandbox.limits is None else f"tier {sandbox.limits.tier}"
+        faults = ", ".join(rule.fault for rule in sandbox.faults.rules) or "none"
+        typer.echo(f"  seed {sandbox.exchange.state.seed}, {tier}, faults: {faults}; "
+                   f"state and controls under {server.url}/_sandbox/")
 
 
 def _render_advance(report: dict[str, Any], *, as_json: bool) -> None:
+    from decimal import Decimal
+
     from cli import render
 
     if as_json:
         render.print_json(report)
         return
-    console = _console()
-    console.print(
+    typer.echo(
         f"sandbox clock {_utc(report['from'])} -> {_utc(report['to'])} UTC; "
         f"{len(report['changed'])} order(s) done, {report['still_open']} still open"
     )
-    if report["changed"]:
-        console.print(_orders_table(report["changed"], "done on the way"))
+    for txid, o in report["changed"].items():
+        outcome = f"{o['status']}, filled {o['vol_exec']}"
+        if Decimal(o["vol_exec"]):
+            outcome += f" at {o['price']}"
+        if o["reason"]:
+            outcome += f" ({o['reason']})"
+        typer.echo(f"  {txid}  {o['descr']['order']}  -> {outcome}")
 
 
 def _render_status(status: dict[str, Any], *, as_json: bool) -> None:
@@ -197,9 +225,9 @@ def _render_status(status: dict[str, Any], *, as_json: bool) -> None:
     if as_json:
         render.print_json(status)
         return
-    console = _console()
     note = "" if status["saved"] else " (fresh: nothing saved yet)"
-    console.print(f"sandbox {status['path']}{note}\n  time {_utc(status['time'])} UTC, seed {status['seed']}")
+    typer.echo(f"sandbox {status['path']}{note}\n  time {_utc(status['time'])} UTC, seed {status['seed']}")
+    console = _console()
     prices = Table("pair", "last", "bid", "ask", title="prices")
     for quote in status["prices"].values():
         prices.add_row(quote["pair"], quote["last"], quote["bid"], quote["ask"])
@@ -209,7 +237,7 @@ def _render_status(status: dict[str, Any], *, as_json: bool) -> None:
         balances.add_row(asset, value)
     console.print(balances)
     if status["open"]:
-        console.print(_orders_table(status["open"], "open orders"))
+        console.print(_open_orders_table(status["open"]))
     else:
         console.print("no open orders")
 
@@ -226,19 +254,12 @@ def _utc(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _orders_table(orders: dict[str, dict[str, Any]], title: str) -> Table:
+def _open_orders_table(orders: dict[str, dict[str, Any]]) -> Table:
     from rich.table import Table
 
-    done = any(o["status"] not in ("open", "pending") for o in orders.values())
-    columns = ["txid", "pair", "side", "type", "volume", "price"]
-    if done:
-        columns += ["status", "filled", "avg price", "reason"]
-    table = Table(*columns, title=title)
+    table = Table("txid", "pair", "side", "type", "volume", "price", title="open orders")
     table.columns[0].no_wrap = True
     for txid, o in orders.items():
         descr = o["descr"]
-        row = [txid, descr["pair"], descr["type"], descr["ordertype"], o["vol"], descr["price"]]
-        if done:
-            row += [o["status"], o["vol_exec"], o["price"], o["reason"] or "-"]
-        table.add_row(*row)
+        table.add_row(txid, descr["pair"], descr["type"], descr["ordertype"], o["vol"], descr["price"])
     return table

@@ -4,7 +4,7 @@ sandbox by default, a served simulator or the real Kraken by URL) and the clock.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,3 +76,19 @@ async def open_session(settings: Settings, *, url: str | None = None, live: bool
         if sandbox is not None:
             sandbox.save()
         store.close()
+
+
+def simulation_sandbox(settings: Settings) -> Callable[[int, Path], EmbeddedExchange]:
+    """A fresh embedded exchange per simulated run, seeded, at the configured tier."""
+    from simulator.ratelimits import Tier
+
+    def open_sandbox(seed: int, folder: Path) -> EmbeddedExchange:
+        return EmbeddedExchange.open(folder / "sandbox.db", seed=seed, tier=Tier(settings.simulator.tier))
+
+    return open_sandbox
+
+
+def fault_catalog() -> list[str]:
+    from simulator.faults import CATALOG
+
+    return list(CATALOG)

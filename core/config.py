@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -55,6 +55,73 @@ class ExecutionSettings(BaseModel):
     rate_limit_backoff_s: float = Field(3.0, gt=0)  # a starter key's counter sheds one call in ~3 s
 
 
+Provider = Literal["offline", "openai", "anthropic"]
+
+
+class ModelSlot(BaseModel):
+    """Who answers one model slot.
+
+    provider "offline" runs a deterministic rule set (model: its name, default the
+    slot's own); "openai" is any OpenAI-compatible chat-completions API (OpenAI,
+    DeepSeek, xAI, a local Ollama: set base_url); "anthropic" is Anthropic's Messages
+    API. `api_key_env` names the environment variable that holds the key: the key
+    itself is never a setting, so it never lands in a config file or a dump.
+    """
+
+    model_config = ConfigDict(extra="forbid")  # a mistyped field (or an `api_key`) is an error
+
+    provider: Provider = "offline"
+    model: str | None = None
+    base_url: str | None = None  # default: https://api.openai.com/v1 or https://api.anthropic.com
+    api_key_env: str | None = None  # None: send no key (a local Ollama)
+    timeout_s: float = Field(30.0, gt=0)  # per HTTP request
+    max_retries: int = Field(3, ge=0)  # on 429, 5xx, timeouts and dropped connections
+    max_tokens: int = Field(1024, gt=0)
+    temperature: float = Field(0.0, ge=0, le=2)
+
+    @model_validator(mode="after")
+    def _remote_needs_a_model(self) -> ModelSlot:
+        if self.provider != "offline" and not self.model:
+            raise ValueError(f"a {self.provider} slot needs `model` (the provider's model name)")
+        return self
+
+
+class ModelPrice(BaseModel):
+    """USD per million tokens, as the provider's price list gives it."""
+
+    input_per_mtok: Decimal = Field(ge=0)
+    output_per_mtok: Decimal = Field(ge=0)
+
+
+class ModelRateLimit(BaseModel):
+    requests_per_minute: float = Field(60.0, gt=0)
+    burst: int = Field(10, ge=1)
+
+
+class ModelSettings(BaseModel):
+    """The nine model slots, the vote's quorum, prices and per-provider rate limits.
+
+    Every slot defaults to its offline model, so nothing needs a key or a network.
+    `rate_limits` is keyed by base URL: the slots sharing a provider share its bucket.
+    A model missing from `prices` costs 0 (it is unpriced, not free).
+    """
+
+    trader_1: ModelSlot = ModelSlot()
+    trader_2: ModelSlot = ModelSlot()
+    trader_3: ModelSlot = ModelSlot()
+    trader_4: ModelSlot = ModelSlot()
+    trader_5: ModelSlot = ModelSlot()
+    trader_6: ModelSlot = ModelSlot()
+    ta: ModelSlot = ModelSlot()
+    regime: ModelSlot = ModelSlot()
+    conflict: ModelSlot = ModelSlot()
+    quorum: int = Field(4, ge=1, le=6)
+    answer_timeout_s: float = Field(120.0, gt=0)  # one answer, retries and the repair included
+    prices: dict[str, ModelPrice] = {}
+    rate_limits: dict[str, ModelRateLimit] = {}
+    default_rate_limit: ModelRateLimit = ModelRateLimit()
+
+
 class SimulatorSettings(BaseModel):
     seed: int = 42
     tier: Tier = "starter"
@@ -72,6 +139,7 @@ class Settings(BaseSettings):
     risk: RiskSettings = RiskSettings()
     execution: ExecutionSettings = ExecutionSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+    models: ModelSettings = ModelSettings()
 
     @property
     def db_path(self) -> Path:

@@ -6,6 +6,7 @@
     ├── StorageError                the database refused or failed
     │   └── DatabaseWriteError      a write failed (the pending-writes spool takes it)
     ├── ModelError                  a language model failed to answer usefully
+    ├── TaskTimeoutError            a coordinator task outran its time limit
     ├── RateLimiterError            a limiter request that can never be served
     └── ExchangeError               anything the exchange said or failed to say
         ├── PermanentExchangeError  retrying cannot help
@@ -58,6 +59,10 @@ class DatabaseWriteError(StorageError):
 
 class ModelError(TgError):
     """A language model failed to give a usable answer."""
+
+
+class TaskTimeoutError(TgError):
+    """A coordinator task did not finish within its time limit."""
 
 
 class RateLimiterError(TgError):

@@ -16,13 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import AsyncRetrying
 
 from core.clock import Clock
 from core.config import ExecutionSettings
@@ -36,6 +30,7 @@ from core.errors import (
     TransientExchangeError,
 )
 from core.exchange import ExchangeOrder, KrakenClient, PairInfo
+from core.exchange.retry import retrying
 from core.models import (
     AlertLevel,
     ExecutionResult,
@@ -216,24 +211,17 @@ class OrderExecutionManager:
         )
 
     def _retrying(self, attempts: _Attempts, what: str) -> AsyncRetrying:
-        deadline = self._clock.monotonic() + self._settings.stop_retry_deadline_s
-
-        def past_deadline(_: RetryCallState) -> bool:
-            return self._clock.monotonic() >= deadline
-
-        def record(state: RetryCallState) -> None:
+        def record(error: ExchangeError | None, wait: float) -> None:
             attempts.retries += 1
-            error = state.outcome.exception() if state.outcome else None
             kind = "rate limit" if isinstance(error, RateLimitExceededError) else "transient error"
-            attempts.warnings.append(f"{what}: {kind} ({error}); retried")
+            attempts.warnings.append(f"{what}: {kind} ({error}); retried after {wait:.1f} s")
 
-        return AsyncRetrying(
-            retry=retry_if_exception_type(TransientExchangeError),
-            stop=stop_after_attempt(self._settings.stop_max_attempts) | past_deadline,
-            wait=_backoff(self._settings.rate_limit_backoff_s),
-            sleep=self._clock.sleep,
-            before_sleep=record,
-            reraise=True,
+        return retrying(
+            self._clock,
+            attempts=self._settings.stop_max_attempts,
+            deadline_s=self._settings.stop_retry_deadline_s,
+            rate_limit_wait_s=self._settings.rate_limit_backoff_s,
+            on_retry=record,
         )
 
     async def _place(self, order: Order, attempts: _Attempts) -> None:
@@ -353,19 +341,6 @@ class OrderExecutionManager:
             self._spool_file.append(orders, position)
             where = f"in {self._spool_file.path}; the next run writes it"
         attempts.warnings.append(f"database write failed ({cause}); the record is kept {where}")
-
-
-def _backoff(rate_limit_wait_s: float) -> Callable[[RetryCallState], float]:
-    """A rate-limit error waits for the exchange's counter to decay; other errors back off exponentially."""
-    exponential = wait_exponential_jitter(multiplier=0.5, max=8.0)
-
-    def wait(state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, RateLimitExceededError):
-            return max(rate_limit_wait_s, exponential(state))
-        return exponential(state)
-
-    return wait
 
 
 def _apply(order: Order, found: ExchangeOrder, now: float) -> None:

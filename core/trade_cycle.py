@@ -1,26 +1,27 @@
-"""One trade cycle: snapshot, agents, vote, risk, execution, all stored under one run id."""
+"""One trade cycle for `tg trade`: the coordinator runs snapshot, agents, vote, conflicts,
+risk and execution against the exchange; everything is stored under one run id."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from core.agents import (
-    RegimeDetectionAgent,
-    TechnicalAnalysisAgent,
-    TradingDecisionAgent,
-    create_trade_proposal,
-)
 from core.clock import Clock, SystemClock
 from core.config import Settings
+from core.coordinator import ConflictInfo, ConflictResolution, CoordinatorAgent, StoppedBy, TaskResult
+from core.errors import TgError
 from core.exchange import KrakenClient, PairInfo
 from core.execution import OrderExecutionManager
+from core.llm.factory import build_models
 from core.market import build_market_snapshot
 from core.models import (
     Action,
     ExecutionResult,
+    MarketSnapshot,
+    Position,
     PositionStatus,
     RegimeOutput,
     RiskState,
@@ -29,9 +30,12 @@ from core.models import (
     TradeProposal,
     TradingDecisionOutput,
 )
-from core.serialize import to_jsonable
 from core.risk import RiskManagementEngine
+from core.serialize import to_jsonable
+from core.spool import PendingWrites
 from core.storage import Store
+
+_STOPPED_STATUS: dict[StoppedBy, str] = {"wait": "WAIT", "abort": "ABORTED", "conservative": "BLOCKED"}
 
 
 def new_run_id() -> str:
@@ -50,6 +54,9 @@ class CycleReport:
     verdict: RiskVerdict | None
     execution: ExecutionResult | None
     db_path: str
+    conflict: ConflictInfo | None = None
+    resolution: ConflictResolution | None = None
+    stopped_by: StoppedBy | None = None
 
     @property
     def action(self) -> Action:
@@ -63,6 +70,8 @@ class CycleReport:
             return self.execution.status.value
         if self.verdict is not None and not self.verdict.is_approved():
             return "REJECTED"
+        if self.stopped_by is not None:
+            return _STOPPED_STATUS[self.stopped_by]
         return "HOLD"
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,82 +129,144 @@ class CycleReport:
                     "take_profit": position.take_profit,
                 },
                 "db_path": self.db_path,
+                "conflict": self._conflict_dict(),
             }
         )
 
+    def _conflict_dict(self) -> dict[str, Any] | None:
+        if self.conflict is None or self.resolution is None:
+            return None
+        r = self.resolution
+        return {
+            "type": self.conflict.conflict_type,
+            "details": list(self.conflict.details),
+            "action": r.action,
+            "confidence": r.confidence,
+            "reasoning": r.reasoning,
+            "size_factor": r.size_factor,
+            "stop_loss": r.stop_loss,
+            "model": r.model,
+            "notes": list(r.notes),
+            "fallback": r.fallback,
+        }
 
-async def read_risk_state(client: KrakenClient, store: Store, pair: PairInfo, price: Decimal) -> RiskState:
-    """The account as the exchange reports it, valued in the pair's quote currency."""
+    @classmethod
+    def from_result(cls, run_id: str, result: TaskResult, db_path: str) -> CycleReport:
+        if result.snapshot is None or result.ta is None or result.regime is None:
+            raise TgError(f"run {run_id}: the cycle for {result.symbol} ended before its analysis: {result.note}")
+        return cls(
+            run_id=run_id, symbol=result.snapshot.symbol, price=result.snapshot.price, ta=result.ta,
+            regime=result.regime, decision=result.decision, proposal=result.proposal, verdict=result.verdict,
+            execution=result.execution, db_path=db_path, conflict=result.conflict,
+            resolution=result.resolution, stopped_by=result.stopped_by,
+        )
+
+
+
+
+def _day_start(now: float) -> float:
+    moment = datetime.fromtimestamp(now, UTC)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def _losing_streak(closed: list[Position]) -> int:
+    """Losses in a row among the most recently closed positions."""
+    streak = 0
+    for position in sorted(closed, key=lambda p: p.closed_at or 0.0, reverse=True):
+        if position.realized_pnl is None or position.realized_pnl >= 0:
+            break
+        streak += 1
+    return streak
+
+
+async def read_risk_state(
+    client: KrakenClient, store: Store, pair: PairInfo, price: Decimal, *, now: float
+) -> RiskState:
+    """The account as the exchange reports it, valued in the pair's quote currency, with the
+    open positions, today's (UTC) realized P&L and the losing streak from the database."""
     balances = await client.balance()
     quote = balances.get(pair.quote, Decimal("0"))
     base = balances.get(pair.base, Decimal("0"))
     open_positions = store.positions(status=PositionStatus.OPEN)
+    closed = store.positions(status=PositionStatus.CLOSED)
     exposure = sum((p.size * p.entry_price for p in open_positions if p.symbol == pair.symbol), Decimal("0"))
+    today = _day_start(now)
+    daily_pnl = sum(
+        (p.realized_pnl for p in closed if p.realized_pnl is not None and (p.closed_at or 0.0) >= today),
+        Decimal("0"),
+    )
     return RiskState(
         equity=quote + base * price,
         available_quote=quote,
         open_positions=len(open_positions),
         open_exposure=exposure,
+        daily_pnl=daily_pnl,
+        consecutive_losses=_losing_streak(closed),
     )
 
 
-class TradeCycle:
-    """Runs one cycle for one symbol; every step's output is stored."""
+class ExchangeVenue:
+    """The coordinator's trading venue for `tg trade`: one Kraken account (or the
+    sandbox) for markets, balances and orders, and tg's database for positions."""
 
-    def __init__(self, client: KrakenClient, store: Store, clock: Clock, settings: Settings) -> None:
+    def __init__(
+        self, client: KrakenClient, store: Store, clock: Clock, settings: Settings,
+        *, spool: PendingWrites | None = None,
+    ) -> None:
         self._client = client
         self._store = store
         self._clock = clock
         self._settings = settings
-        self._risk = RiskManagementEngine(settings.risk)
+        self._spool = spool
+
+    async def snapshot(self, symbol: str) -> MarketSnapshot:
+        return await build_market_snapshot(self._client, symbol, self._clock)
+
+    async def risk_state(self, symbol: str, price: Decimal) -> RiskState:
+        pair = await self._client.resolve_pair(symbol)
+        return await read_risk_state(self._client, self._store, pair, price, now=self._clock.time())
+
+    async def execute(self, proposal: TradeProposal, correlation_id: str) -> ExecutionResult:
+        manager = OrderExecutionManager(
+            self._client, self._store, clock=self._clock, settings=self._settings.execution,
+            run_id=correlation_id, spool=self._spool,
+        )
+        return await manager.execute_trade(proposal)
+
+
+class TradeCycle:
+    """Runs one cycle for one symbol through the coordinator; every step's output is stored."""
+
+    def __init__(
+        self, client: KrakenClient, store: Store, clock: Clock, settings: Settings,
+        *, spool: PendingWrites | None = None,
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._clock = clock
+        self._settings = settings
+        self._venue = ExchangeVenue(client, store, clock, settings, spool=spool)
         self._wall = SystemClock()  # runs are listed by when a person ran them, not by market time
 
     async def run(self, symbol: str, *, manual: TradeProposal | None = None) -> CycleReport:
-        """Run the cycle; with `manual`, skip the agents and take the operator's proposal."""
+        """Run the cycle; with `manual`, skip the vote and take the operator's proposal."""
         pair = await self._client.resolve_pair(symbol)
         run_id = new_run_id()
         self._store.start_run(
             run_id, kind="trade", symbol=pair.symbol, started_at=self._wall.time(),
             params={"manual": manual is not None},
         )
-        snapshot = await build_market_snapshot(self._client, pair.symbol, self._clock)
-        ta = await TechnicalAnalysisAgent().process(snapshot)
-        regime = await RegimeDetectionAgent().process(snapshot, ta)
-        now = self._clock.time()
-        self._store.add_agent_output(run_id, agent="technical_analysis", symbol=pair.symbol, payload=to_jsonable(ta), created_at=now)
-        self._store.add_agent_output(run_id, agent="regime_detection", symbol=pair.symbol, payload=to_jsonable(regime), created_at=now)
-
-        decision: TradingDecisionOutput | None = None
-        if manual is None:
-            decision = await TradingDecisionAgent().process(snapshot, ta, regime)
-            self._store.add_votes(run_id, symbol=pair.symbol, decisions=decision.model_decisions, created_at=now)
-            proposal = create_trade_proposal(decision, regime)
-        else:
-            proposal = replace(manual, symbol=pair.symbol)
-
-        verdict: RiskVerdict | None = None
-        execution: ExecutionResult | None = None
-        if proposal is not None:
-            state = await read_risk_state(self._client, self._store, pair, snapshot.price)
-            verdict = self._risk.validate_trade(proposal, state)
-            self._store.add_agent_output(run_id, agent="risk", symbol=pair.symbol, payload=to_jsonable(verdict), created_at=now)
-            if verdict.is_approved():
-                manager = OrderExecutionManager(
-                    self._client, self._store, clock=self._clock,
-                    settings=self._settings.execution, run_id=run_id,
-                )
-                execution = await manager.execute_trade(verdict.proposal)
-                if execution.alert_level is not None:
-                    self._store.add_alert(
-                        run_id, level=execution.alert_level.value,
-                        message=execution.error_message or "; ".join(execution.warnings),
-                        created_at=self._clock.time(),
-                    )
-
-        report = CycleReport(
-            run_id=run_id, symbol=pair.symbol, price=snapshot.price, ta=ta, regime=regime,
-            decision=decision, proposal=proposal, verdict=verdict, execution=execution,
-            db_path=str(self._store.path),
+        # Remote models wait out rate limits in real time, whatever clock the market runs on.
+        models = build_models(self._settings)
+        coordinator = CoordinatorAgent.from_models(
+            models, self._venue, risk_engine=RiskManagementEngine(self._settings.risk),
+            store=self._store, clock=self._clock,
         )
+        try:
+            result = await coordinator.run_cycle(pair.symbol, correlation_id=run_id, manual=manual)
+        finally:
+            await coordinator.close()
+            await models.aclose()
+        report = CycleReport.from_result(run_id, result, str(self._store.path))
         self._store.finish_run(run_id, status=report.status, finished_at=self._wall.time(), summary=report.to_dict())
         return report

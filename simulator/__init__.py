@@ -4,15 +4,21 @@ deterministic, and served as an ASGI app (in-process or by uvicorn).
     pairs        the listing: assets, pairs, precision, minimums, fee tiers
     price_path   the seeded market every pair trades on
     matching     quotes, slippage, triggers, limits, fee tiers (pure)
+    market_data  the seeded order book (Depth) and tape of public trades (Trades)
+    fill_models  the pluggable, seeded fill, latency and fee models
     models       the exchange's state as plain data
     exchange     the exchange's behaviour over that state
     exceptions   Kraken's error strings as exceptions
     params       requests and their validated parameters
+    order_prices Kraken's relative price notation and trailing offsets
     auth         API-Key / API-Sign / nonce checks
     wire         Kraken's JSON shapes
     responses    the endpoints
     urls         which path is which endpoint
-    app          the ASGI application
+    ratelimits   Kraken's REST, trading and open-order limits, per tier
+    faults       the seeded fault schedule, its catalog and its log
+    control      the control plane (/_sandbox/ and its Python API)
+    app          the ASGI application: the request pipeline
     store        the state saved in SQLite
     embedded     the in-process harness tg's CLI uses
 

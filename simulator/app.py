@@ -1,38 +1,70 @@
 """The sandbox as a raw ASGI application, served in-process through
 httpx.ASGITransport or by uvicorn.
 
+Every Kraken call goes through one pipeline:
+
+    route -> authentication (private) -> rate limits -> faults before the handler
+          -> handler -> faults after it -> orders the faults hide -> Kraken's envelope
+
+Control-plane calls (/_sandbox/, control.py) skip authentication, limits and faults.
 Every answer is HTTP 200 with Kraken's envelope, `{"error": [], "result": ...}` or
 `{"error": ["EGeneral:Invalid arguments:volume"]}`. A failure that is not a Kraken
 error is logged and answered "EGeneral:Internal error": never a 500, never a
-traceback on the wire.
+traceback. The only exceptions are the ones a fault asks for: a Cloudflare-style HTML
+error page, or an answer that never comes. In-process (`lost_response="raise"`) the
+app raises httpx.ReadTimeout, which httpx.ASGITransport hands to the client as its
+own timeout; over TCP (`"hang"`) it holds the connection silently until the client
+gives up and disconnects.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from simulator import urls
+import httpx
+
+from simulator import control, urls
 from simulator.auth import authenticate
+from simulator.control import Sandbox
 from simulator.exceptions import InternalError, InvalidArguments, KrakenError, UnknownMethod
 from simulator.exchange import Exchange
+from simulator.faults import Call, FaultSchedule, LostResponse
 from simulator.params import Request, body_params, merge_params, query_params
+from simulator.ratelimits import TRADING_METHODS, RateLimits, Tier, open_in_pair, trading_costs
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BODY_BYTES = 1_000_000
+HANG_LIMIT_S = 600.0
+"""How long a lost answer holds a TCP connection if the client never gives up."""
+LostResponseMode = Literal["raise", "hang"]
 
 logger = logging.getLogger(__name__)
 
 
-def create_app(exchange: Exchange) -> ASGIApp:
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+@dataclass(frozen=True)
+class Response:
+    body: bytes
+    status: int = 200
+    content_type: bytes = b"application/json"
+
+
+class SandboxApp:
+    """The ASGI app over one sandbox; `sandbox` is its control plane's Python API."""
+
+    def __init__(self, sandbox: Sandbox, *, lost_response: LostResponseMode = "raise") -> None:
+        self.sandbox = sandbox
+        self.lost_response = lost_response
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
             return
@@ -48,43 +80,122 @@ def create_app(exchange: Exchange) -> ASGIApp:
             query=scope.get("query_string", b""),
             body=body,
         )
-        payload = respond(exchange, request)
+        client = scope.get("client")
+        try:
+            response = await self.respond(request, client[0] if client else "local")
+        except LostResponse:
+            if self.lost_response == "raise":
+                raise httpx.ReadTimeout("the sandbox dropped this answer (ghost fault)") from None
+            await _hang(receive)
+            return
         await send({
             "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"application/json"),
-                        (b"content-length", str(len(payload)).encode())],
+            "status": response.status,
+            "headers": [(b"content-type", response.content_type),
+                        (b"content-length", str(len(response.body)).encode())],
         })
-        await send({"type": "http.response.body", "body": payload})
+        await send({"type": "http.response.body", "body": response.body})
 
-    return app
+    async def respond(self, request: Request, client: str = "local") -> Response:
+        """The answer to `request`. Raises LostResponse when a fault drops it."""
+        try:
+            result = await self._dispatch(request, client)
+            return Response(json.dumps({"error": [], "result": result}).encode())
+        except KrakenError as exc:
+            return Response(json.dumps({"error": [exc.wire]}).encode())
+        except LostResponse as lost:
+            if lost.variant == "html-5xx":
+                return Response(_error_page(lost.status), lost.status, b"text/html; charset=UTF-8")
+            raise
+        except Exception:
+            logger.exception("sandbox handler failed on %s %s", request.method, request.path)
+            return Response(json.dumps({"error": [InternalError().wire]}).encode())
+
+    async def _dispatch(self, request: Request, client: str) -> dict[str, Any]:
+        if len(request.body) > MAX_BODY_BYTES:
+            raise InvalidArguments()
+        sandbox = self.sandbox
+        exchange = sandbox.exchange
+        path = request.path
+        method = path.rsplit("/", 1)[-1]
+        now = exchange.clock.monotonic()
+        if path in urls.PUBLIC and request.method in ("GET", "POST"):
+            params = merge_params(query_params(request), body_params(request))
+            if sandbox.limits is not None:
+                sandbox.limits.charge_public(client, now)
+            public = urls.PUBLIC[path]
+            call = Call(method, exchange, dict(params))
+            return await self._through_faults(call, lambda: public(call.handler_exchange, call.params))
+        if path in urls.PRIVATE and request.method == "POST":
+            api_key, params = authenticate(exchange, request)
+            account = api_key.account
+            if sandbox.limits is not None:
+                _charge(sandbox.limits, exchange, api_key.key, account, method, params, now)
+            private = urls.PRIVATE[path]
+            call = Call(method, exchange, dict(params), account)
+            return await self._through_faults(call, lambda: private(call.handler_exchange, account, call.params))
+        handler = control.ROUTES.get((request.method, path))
+        if handler is not None:
+            return handler(sandbox, merge_params(query_params(request), body_params(request)))
+        raise UnknownMethod()
+
+    async def _through_faults(self, call: Call,
+                              handler: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        faults = self.sandbox.faults
+        firings = await faults.before(call)
+        try:
+            result = handler()
+        except KrakenError as exc:
+            faults.finish(firings, exc.wire)
+            raise
+        return faults.filter_visible(call, faults.after(call, firings, result))
+
+
+def create_app(exchange: Exchange, *, tier: Tier | None = Tier.STARTER,
+               faults: FaultSchedule | None = None,
+               lost_response: LostResponseMode = "raise") -> SandboxApp:
+    """The app over `exchange`, enforcing the rate limits of `tier` (None: none) and
+    the fault schedule `faults` (None: a fresh, empty one)."""
+    sandbox = Sandbox(exchange, None if tier is None else RateLimits(tier),
+                      FaultSchedule() if faults is None else faults)
+    return SandboxApp(sandbox, lost_response=lost_response)
 
 
 def respond(exchange: Exchange, request: Request) -> bytes:
-    """The response body for `request`: the handler's result or its error, enveloped."""
+    """The body answering one request held in hand (no connection), without limits."""
+    return asyncio.run(create_app(exchange, tier=None).respond(request)).body
+
+
+def _charge(limits: RateLimits, exchange: Exchange, key: str, account: str, method: str,
+            params: dict[str, object], now: float) -> None:
+    """Count a private call against its key's REST counter, or, for a trading call,
+    against its pairs' trading counters and the open-orders cap."""
+    limits.charge_rest(key, method, now)
+    if method in TRADING_METHODS:
+        limits.charge_trading(account, trading_costs(exchange, account, method, params), now)
+    if method == "AddOrder":
+        open_now = open_in_pair(exchange, account, params)
+        if open_now is not None:
+            limits.check_open_orders(open_now)
+
+
+def _error_page(status: int) -> bytes:
+    """What a CDN in front of an exchange answers when the origin fails."""
+    return (
+        f"<!DOCTYPE html>\n<html><head><title>api.kraken.com | {status}: Bad gateway</title></head>"
+        f"<body><h1>Error {status}</h1><p>Bad gateway</p><p>The web server reported a bad "
+        f"gateway error.</p><p>cloudflare</p></body></html>\n"
+    ).encode()
+
+
+async def _hang(receive: Receive) -> None:
+    """Hold the connection without answering until the client goes away."""
     try:
-        envelope: dict[str, Any] = {"error": [], "result": _dispatch(exchange, request)}
-        return json.dumps(envelope).encode()
-    except KrakenError as exc:
-        return json.dumps({"error": [exc.wire]}).encode()
-    except Exception:
-        logger.exception("sandbox handler failed on %s %s", request.method, request.path)
-        return json.dumps({"error": [InternalError().wire]}).encode()
-
-
-def _dispatch(exchange: Exchange, request: Request) -> dict[str, Any]:
-    if len(request.body) > MAX_BODY_BYTES:
-        raise InvalidArguments()
-    path = request.path
-    if path in urls.PUBLIC and request.method in ("GET", "POST"):
-        return urls.PUBLIC[path](exchange, merge_params(query_params(request), body_params(request)))
-    if path in urls.PRIVATE and request.method == "POST":
-        api_key, params = authenticate(exchange, request)
-        return urls.PRIVATE[path](exchange, api_key.account, params)
-    sandbox = urls.SANDBOX.get((request.method, path))
-    if sandbox is not None:
-        return sandbox(exchange, merge_params(query_params(request), body_params(request)))
-    raise UnknownMethod()
+        async with asyncio.timeout(HANG_LIMIT_S):
+            while (await receive())["type"] != "http.disconnect":
+                pass
+    except TimeoutError:
+        return
 
 
 async def _read_body(receive: Receive) -> bytes | None:

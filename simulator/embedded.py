@@ -14,9 +14,11 @@ from pathlib import Path
 import httpx
 
 from core.clock import VirtualClock
-from simulator.app import create_app
+from simulator.app import SandboxApp, create_app
 from simulator.exchange import DEFAULT_ACCOUNT, Exchange
+from simulator.faults import FaultSchedule
 from simulator.models import ApiKey
+from simulator.ratelimits import Tier
 from simulator.store import load_state, save_state
 
 SANDBOX_EPOCH = 1_767_225_600.0
@@ -26,19 +28,26 @@ SANDBOX_EPOCH = 1_767_225_600.0
 class EmbeddedExchange:
     base_url = "http://sandbox.kraken"
 
-    def __init__(self, state_path: Path, exchange: Exchange, clock: VirtualClock) -> None:
+    def __init__(self, state_path: Path, exchange: Exchange, clock: VirtualClock, *,
+                 tier: Tier | None = Tier.STARTER, faults: FaultSchedule | None = None) -> None:
         self._state_path = state_path
         self.exchange = exchange
         self.clock = clock
-        self.transport = httpx.ASGITransport(app=create_app(exchange))
+        self.tier = tier
+        self.faults = FaultSchedule() if faults is None else faults
+        """The fault schedule in force: add rules to it, read its `log`. It is not
+        saved with the state: each process installs its own."""
+        self.app = self._app()
+        self.transport = httpx.ASGITransport(app=self.app)
 
     @classmethod
-    def open(cls, state_path: Path, *, seed: int = 42,
-             start_time: float | None = None) -> EmbeddedExchange:
+    def open(cls, state_path: Path, *, seed: int = 42, start_time: float | None = None,
+             tier: Tier | None = Tier.STARTER, faults: FaultSchedule | None = None) -> EmbeddedExchange:
         """The sandbox saved at `state_path`, or a fresh one with a new API key pair.
 
         `seed` and `start_time` (default: the sandbox epoch) shape a fresh sandbox
-        only; a saved one keeps its own.
+        only; a saved one keeps its own. `tier` sets the rate limits (None: none) and
+        `faults` the fault schedule.
         """
         state = load_state(state_path)
         if state is None:
@@ -48,7 +57,7 @@ class EmbeddedExchange:
         else:
             clock = VirtualClock(state.processed_until)
             exchange = Exchange(state, clock)
-        return cls(state_path, exchange, clock)
+        return cls(state_path, exchange, clock, tier=tier, faults=faults)
 
     @property
     def api_key(self) -> str:
@@ -82,4 +91,8 @@ class EmbeddedExchange:
         self.exchange.state.api_keys[credentials.key] = ApiKey(
             key=credentials.key, secret=credentials.secret, account=DEFAULT_ACCOUNT
         )
-        self.transport = httpx.ASGITransport(app=create_app(self.exchange))
+        self.app = self._app()
+        self.transport = httpx.ASGITransport(app=self.app)
+
+    def _app(self) -> SandboxApp:
+        return create_app(self.exchange, tier=self.tier, faults=self.faults)

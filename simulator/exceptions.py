@@ -48,6 +48,12 @@ class OrderRateLimitExceeded(KrakenError):
     code = "EOrder:Rate limit exceeded"
 
 
+class OrdersLimitExceeded(KrakenError):
+    """Too many open orders in one pair for the account's tier."""
+
+    code = "EOrder:Orders limit exceeded"
+
+
 class TooManyRequests(KrakenError):
     code = "EGeneral:Too many requests"
 

@@ -25,6 +25,7 @@ class OrderType(StrEnum):
     TAKE_PROFIT = "take-profit"
     STOP_LOSS_LIMIT = "stop-loss-limit"
     TAKE_PROFIT_LIMIT = "take-profit-limit"
+    TRAILING_STOP = "trailing-stop"
 
     @property
     def is_trigger(self) -> bool:
@@ -34,7 +35,7 @@ class OrderType(StrEnum):
     @property
     def is_stop(self) -> bool:
         """Triggers on an adverse move (a take-profit triggers on a favourable one)."""
-        return self in (OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT)
+        return self in (OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT, OrderType.TRAILING_STOP)
 
     @property
     def limit_after_trigger(self) -> bool:
@@ -51,8 +52,41 @@ class OrderStatus(StrEnum):
 
 class OrderFlag(StrEnum):
     POST = "post"
+    FCIB = "fcib"
+    """Fee in the base currency (the sandbox's default is the quote currency)."""
     FCIQ = "fciq"
     NOMPP = "nompp"
+    VIQC = "viqc"
+    """Volume in quote currency: a market order's volume is what it spends or receives."""
+
+
+class TimeInForce(StrEnum):
+    GTC = "GTC"
+    IOC = "IOC"
+    """Whatever does not fill on arrival is canceled."""
+    GTD = "GTD"
+
+
+@dataclass(frozen=True)
+class TrailingOffset:
+    """How far a trailing stop trails the best price since it was placed."""
+
+    amount: Decimal
+    percent: bool = False
+
+    def level(self, extreme: Decimal, side: Side) -> Decimal:
+        """The trigger price when the market's best price so far is `extreme`."""
+        distance = extreme * self.amount / 100 if self.percent else self.amount
+        return extreme - distance if side is Side.SELL else extreme + distance
+
+
+@dataclass(frozen=True)
+class CloseSpec:
+    """A conditional close: the order opened against each fill of its parent."""
+
+    ordertype: OrderType
+    price: Decimal | None = None
+    price2: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +105,12 @@ class OrderSpec:
     cl_ord_id: str | None = None
     oflags: tuple[OrderFlag, ...] = ()
     expiretm: float | None = None
+    timeinforce: TimeInForce = TimeInForce.GTC
+    starttm: float | None = None
+    """The order waits, "pending", until then."""
+    trailing: TrailingOffset | None = None
+    """The offset of a trailing stop (whose `price` is then unused)."""
+    close: CloseSpec | None = None
 
 
 @dataclass
@@ -87,10 +127,41 @@ class Order:
     fee: Decimal = Decimal(0)
     reason: str | None = None
     trades: list[str] = field(default_factory=list)
+    refid: str | None = None
+    """The order whose fill opened this one (a conditional close)."""
+    amended: bool = False
+    extreme: Decimal | None = None
+    """A trailing stop's best market price since it was placed."""
+    fill_ratio: Decimal | None = None
+    """Forced share of the volume for the next fill (a fault hook), then the fill model's."""
+    fill_attempts: int = 0
+    """Chances to fill so far: seeds the fill model's next draw."""
 
     @property
     def is_live(self) -> bool:
         return self.status in (OrderStatus.PENDING, OrderStatus.OPEN)
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.spec.volume - self.vol_exec
+
+    @property
+    def stop_price(self) -> Decimal | None:
+        """The trigger price now: fixed, or following the market for a trailing stop."""
+        spec = self.spec
+        if spec.trailing is not None:
+            return spec.trailing.level(self.extreme, spec.side) if self.extreme is not None else None
+        return spec.price if spec.ordertype.is_trigger else None
+
+    @property
+    def working_at_market(self) -> bool:
+        """Part of a market order (or a fired stop) is still to fill at the market."""
+        if not self.is_live or self.status is OrderStatus.PENDING or self.vol_exec >= self.spec.volume:
+            return False
+        ordertype = self.spec.ordertype
+        if ordertype is OrderType.MARKET:
+            return True
+        return ordertype.is_trigger and not ordertype.limit_after_trigger and self.triggered
 
     @property
     def resting_limit(self) -> Decimal | None:
@@ -124,6 +195,8 @@ class Trade:
     maker: bool
     usd_value: Decimal
     """The trade's cost in US dollars, for the 30-day volume that sets fee tiers."""
+    serial: int = 0
+    """Kraken's integer trade_id."""
 
 
 @dataclass
@@ -140,6 +213,14 @@ class Account:
     balances: dict[str, Decimal] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PriceGap:
+    """At `at` the market jumps by `pct` percent (say -8 for a fall of 8%)."""
+
+    at: float
+    pct: Decimal
+
+
 @dataclass
 class ExchangeState:
     seed: int
@@ -154,6 +235,11 @@ class ExchangeState:
     orders: dict[str, Order] = field(default_factory=dict)
     """By txid, in the order they were placed."""
     trades: dict[str, Trade] = field(default_factory=dict)
+    gaps: list[PriceGap] = field(default_factory=list)
+    dead_man: dict[str, float] = field(default_factory=dict)
+    """By account: when CancelAllOrdersAfter cancels all its orders."""
+    requests: int = 0
+    """Order-entry requests so far: seeds the latency model's draws."""
 
     def new_id(self, prefix: str) -> str:
         """A Kraken-shaped id (OXXXXX-XXXXX-XXXXXX): derived from the seed and a serial
@@ -165,7 +251,7 @@ class ExchangeState:
 _ID_ALPHABET = string.ascii_uppercase + string.digits
 
 
-def kraken_id(prefix: str, seed: int, serial: int) -> str:
+def kraken_id(prefix: str, seed: int, serial: int | str) -> str:
     digest = hashlib.sha256(f"{seed}:{prefix}:{serial}".encode()).digest()
     body = prefix + "".join(_ID_ALPHABET[byte % len(_ID_ALPHABET)] for byte in digest[:16])
     return f"{body[:6]}-{body[6:11]}-{body[11:]}"

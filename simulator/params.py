@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from simulator.exceptions import InvalidArguments
-from simulator.models import OrderFlag, OrderType, Side
+from simulator.models import OrderFlag, OrderType, Side, TimeInForce
 
 Params = Mapping[str, object]
 
@@ -151,21 +151,143 @@ class BalanceParams(_Private):
     pass
 
 
-class AddOrderParams(_Private):
-    pair: str
+def _price_text(value: object) -> object:
+    """Kraken's prices: a number, or relative ("+5", "-1.5%", "#2") as a string."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+PriceText = Annotated[str, BeforeValidator(_price_text),
+                      Field(pattern=r"^[+\-#]?[0-9]+(\.[0-9]+)?%?$", max_length=40)]
+"""A price as Kraken takes it; `order_prices.resolve` turns it into one."""
+Flags = Annotated[tuple[OrderFlag, ...], BeforeValidator(_comma_list)]
+
+
+class OrderFields(BaseModel):
+    """What AddOrder and each order of AddOrderBatch say about one order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
     type: Side
     ordertype: OrderType
     volume: Positive
-    price: Positive | None = None
-    price2: Positive | None = None
-    userref: Int32 | None = None
-    cl_ord_id: ClientOrderId | None = None
-    oflags: Annotated[tuple[OrderFlag, ...], BeforeValidator(_comma_list)] = ()
-    timeinforce: Literal["GTC", "GTD"] = "GTC"
-    expiretm: str | None = None
+    displayvol: Positive | None = None
+    price: PriceText | None = None
+    price2: PriceText | None = None
     trigger: Literal["last", "index"] = "last"
     """Kraken's trigger reference; the sandbox has one price, which serves as both."""
+    leverage: Literal["none", "1", "1:1"] | None = None
+    reduce_only: bool = False
+    stptype: Literal["cancel-newest", "cancel-oldest", "cancel-both"] = "cancel-newest"
+    userref: Int32 | None = None
+    cl_ord_id: ClientOrderId | None = None
+    oflags: Flags = ()
+    timeinforce: TimeInForce = TimeInForce.GTC
+    starttm: Annotated[str, BeforeValidator(_price_text)] | None = None
+    expiretm: Annotated[str, BeforeValidator(_price_text)] | None = None
+    close_ordertype: OrderType | None = Field(None, alias="close[ordertype]")
+    close_price: PriceText | None = Field(None, alias="close[price]")
+    close_price2: PriceText | None = Field(None, alias="close[price2]")
+
+
+class AddOrderParams(OrderFields):
+    nonce: int
+    otp: str | None = None
+    pair: str
+    asset_class: Literal["currency", "tokenized_asset"] = "currency"
+    deadline: str | None = None
+    trading_agreement: Literal["agree"] | None = None
     validate_only: bool = Field(False, alias="validate")
+
+
+class BatchOrderParams(OrderFields):
+    pass
+
+
+class AddOrderBatchParams(_Private):
+    pair: str
+    orders: Annotated[list[dict[str, object]], Field(min_length=2, max_length=15)]
+    asset_class: Literal["currency", "tokenized_asset"] = "currency"
+    deadline: str | None = None
+    validate_only: bool = Field(False, alias="validate")
+
+
+class AmendOrderParams(_Private):
+    txid: str | None = None
+    cl_ord_id: str | None = None
+    order_qty: Positive | None = None
+    display_qty: Positive | None = None
+    limit_price: PriceText | None = None
+    trigger_price: PriceText | None = None
+    post_only: bool = False
+    deadline: str | None = None
+
+
+class EditOrderParams(_Private):
+    txid: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
+    pair: str
+    volume: Positive | None = None
+    displayvol: Positive | None = None
+    price: PriceText | None = None
+    price2: PriceText | None = None
+    oflags: Flags | None = None
+    userref: Int32 | None = None
+    deadline: str | None = None
+    cancel_response: bool = False
+    validate_only: bool = Field(False, alias="validate")
+
+
+class CancelAllParams(_Private):
+    pass
+
+
+class CancelAllOrdersAfterParams(_Private):
+    timeout: Annotated[int, Field(ge=0)]
+
+
+class CancelOrderBatchParams(_Private):
+    orders: Annotated[list[str | int], Field(max_length=50)] = []
+    cl_ord_ids: Annotated[list[str], Field(max_length=50)] = []
+
+
+class BalanceExParams(_Private):
+    pass
+
+
+class TradeBalanceParams(_Private):
+    asset: str = "ZUSD"
+    aclass: Literal["currency"] = "currency"
+
+
+class TradesHistoryParams(_Private):
+    type: Literal["all", "any position", "closed position", "closing position",
+                  "no position"] = "all"
+    trades: bool = False
+    start: str | None = None
+    end: str | None = None
+    ofs: int = Field(0, ge=0)
+    without_count: bool = False
+    consolidate_taker: bool = True
+    ledgers: bool = False
+
+
+class QueryTradesParams(_Private):
+    txid: Annotated[list[str], BeforeValidator(_comma_list), Field(min_length=1, max_length=20)]
+    trades: bool = False
+
+
+class DepthParams(_Public):
+    pair: str
+    count: Annotated[int, Field(ge=1, le=500)] = 100
+
+
+class TradesParams(_Public):
+    pair: str
+    since: Annotated[str, BeforeValidator(_price_text), Field(pattern=r"^[0-9]{1,20}$")] | None = None
+    count: Annotated[int, Field(ge=1, le=1000)] = 1000
 
 
 class QueryOrdersParams(_Private):

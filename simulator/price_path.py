@@ -535,3 +535,59 @@ def synthetic_paths(seed: int, pairs: Iterable[Pair], origin: float) -> dict[str
             raise ValueError(f"pair {pair.key} has a dollar base; the sandbox prices bases in dollars")
         paths[pair.key] = SyntheticPricePath(seed, pair, base, asset_path(pair.quote), origin)
     return paths
+
+
+class GappedPricePath:
+    """A path with sudden jumps: from each gap's time on, its prices are scaled by
+    (1 + pct/100). A candle holding a gap opens at the old level and closes at the new.
+    """
+
+    def __init__(self, path: PricePath, pair: Pair, gaps: Iterable[tuple[float, Decimal]]) -> None:
+        self._path = path
+        self._tick = pair.tick_size
+        self._gaps = sorted(gaps)
+
+    @property
+    def start(self) -> float:
+        return self._path.start
+
+    def factor(self, t: float) -> Decimal:
+        """The product of the gaps at or before `t`."""
+        factor = Decimal(1)
+        for at, pct in self._gaps:
+            if at <= t:
+                factor *= 1 + pct / 100
+        return factor
+
+    def price_at(self, t: float) -> Decimal:
+        return self._scale(self._path.price_at(t), self.factor(t))
+
+    def price_range(self, start: float, end: float) -> tuple[Decimal, Decimal]:
+        """As the path's, except that a gap exactly at `end` is not yet in the range:
+        the exchange cuts its matching steps at gaps, and a step that ends at one sees
+        the market as it was just before it."""
+        cuts = [start, *(at for at, _ in self._gaps if start < at < end), end]
+        lows, highs = [], []
+        for a, b in itertools.pairwise(cuts):
+            low, high = self._path.price_range(a, b)
+            factor = self.factor(a)
+            lows.append(self._scale(low, factor))
+            highs.append(self._scale(high, factor))
+        return min(lows), max(highs)
+
+    def candles(self, interval_minutes: int, since: float, until: float) -> list[Bar]:
+        step = interval_minutes * MINUTE
+        bars = []
+        for bar in self._path.candles(interval_minutes, since, until):
+            first, last = self.factor(bar.time), self.factor(min(bar.time + step - 1e-6, until))
+            open_, close = self._scale(bar.open, first), self._scale(bar.close, last)
+            bars.append(Bar(
+                time=bar.time, open=open_, close=close,
+                high=max(self._scale(bar.high, first), close),
+                low=min(self._scale(bar.low, first), close),
+                vwap=self._scale(bar.vwap, last), volume=bar.volume, count=bar.count,
+            ))
+        return bars
+
+    def _scale(self, price: Decimal, factor: Decimal) -> Decimal:
+        return price if factor == 1 else (price * factor).quantize(self._tick)

@@ -1,7 +1,7 @@
 """Which handler answers which path.
 
 Kraken's public methods answer GET and POST, its private ones POST only. The sandbox's
-control plane lives under /_sandbox/, a path no Kraken client calls.
+control plane, under /_sandbox/, has its own table in control.py.
 """
 
 from __future__ import annotations
@@ -23,19 +23,25 @@ PUBLIC: dict[str, PublicHandler] = {
     "/0/public/AssetPairs": responses.asset_pairs,
     "/0/public/Ticker": responses.ticker,
     "/0/public/OHLC": responses.ohlc,
+    "/0/public/Depth": responses.depth,
+    "/0/public/Trades": responses.trades,
 }
 
 PRIVATE: dict[str, PrivateHandler] = {
     "/0/private/Balance": responses.balance,
+    "/0/private/BalanceEx": responses.balance_ex,
+    "/0/private/TradeBalance": responses.trade_balance,
     "/0/private/AddOrder": responses.add_order,
+    "/0/private/AddOrderBatch": responses.add_order_batch,
+    "/0/private/AmendOrder": responses.amend_order,
+    "/0/private/EditOrder": responses.edit_order,
+    "/0/private/CancelOrder": responses.cancel_order,
+    "/0/private/CancelOrderBatch": responses.cancel_order_batch,
+    "/0/private/CancelAll": responses.cancel_all,
+    "/0/private/CancelAllOrdersAfter": responses.cancel_all_orders_after,
     "/0/private/QueryOrders": responses.query_orders,
     "/0/private/OpenOrders": responses.open_orders,
     "/0/private/ClosedOrders": responses.closed_orders,
-    "/0/private/CancelOrder": responses.cancel_order,
-}
-
-SANDBOX: dict[tuple[str, str], PublicHandler] = {
-    ("POST", "/_sandbox/reset"): responses.sandbox_reset,
-    ("POST", "/_sandbox/advance"): responses.sandbox_advance,
-    ("GET", "/_sandbox/state"): responses.sandbox_state,
+    "/0/private/TradesHistory": responses.trades_history,
+    "/0/private/QueryTrades": responses.query_trades,
 }

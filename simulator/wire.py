@@ -7,8 +7,19 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from simulator.exchange import Ticker
-from simulator.models import Order, OrderFlag, OrderSpec, OrderType
+from simulator.exchange import Ticker, TradeBalance
+from simulator.market_data import Book, BookLevel, PublicTrade
+from simulator.models import (
+    CloseSpec,
+    Order,
+    OrderFlag,
+    OrderSpec,
+    OrderStatus,
+    OrderType,
+    Side,
+    Trade,
+    kraken_id,
+)
 from simulator.pairs import ASSETS, PAIRS, Asset, FeeTiers, Pair
 from simulator.price_path import Bar
 
@@ -19,6 +30,7 @@ _ORDER_WORDS = {
     OrderType.TAKE_PROFIT: "take profit",
     OrderType.STOP_LOSS_LIMIT: "stop loss",
     OrderType.TAKE_PROFIT_LIMIT: "take profit",
+    OrderType.TRAILING_STOP: "trailing stop",
 }
 
 
@@ -30,17 +42,38 @@ def order_description(spec: OrderSpec) -> str:
     """Kraken's one-line summary, e.g. "sell 0.01000000 XBTUSDT @ stop loss 58000.0"."""
     pair = PAIRS[spec.pair]
     volume = amount(spec.volume, pair.lot_decimals)
-    head = f"{spec.side} {volume} {pair.altname} @ "
-    if spec.ordertype is OrderType.MARKET:
-        return head + "market"
-    assert spec.price is not None
-    price = amount(spec.price, pair.pair_decimals)
-    if spec.ordertype is OrderType.LIMIT:
-        return head + f"limit {price}"
-    text = head + f"{_ORDER_WORDS[spec.ordertype]} {price}"
-    if spec.ordertype.limit_after_trigger and spec.price2 is not None:
-        text += f" -> limit {amount(spec.price2, pair.pair_decimals)}"
+    return f"{spec.side} {volume} {pair.altname} @ {_terms(pair, spec.ordertype, spec)}"
+
+
+def close_description(spec: OrderSpec) -> str:
+    """Kraken's summary of a conditional close, e.g. "close position @ limit 65000.0"."""
+    if spec.close is None:
+        return ""
+    return f"close position @ {_terms(PAIRS[spec.pair], spec.close.ordertype, spec.close)}"
+
+
+def _terms(pair: Pair, ordertype: OrderType, spec: OrderSpec | CloseSpec) -> str:
+    if ordertype is OrderType.MARKET:
+        return "market"
+    if ordertype is OrderType.LIMIT:
+        return f"limit {_price(pair, spec.price)}"
+    if isinstance(spec, OrderSpec) and spec.trailing is not None:
+        return f"{_ORDER_WORDS[ordertype]} {_offset(pair, spec)}"
+    text = f"{_ORDER_WORDS[ordertype]} {_price(pair, spec.price)}"
+    if ordertype.limit_after_trigger and spec.price2 is not None:
+        text += f" -> limit {_price(pair, spec.price2)}"
     return text
+
+
+def _price(pair: Pair, value: Decimal | None) -> str:
+    return amount(value or Decimal(0), pair.pair_decimals)
+
+
+def _offset(pair: Pair, spec: OrderSpec) -> str:
+    assert spec.trailing is not None
+    if spec.trailing.percent:
+        return f"+{amount(spec.trailing.amount, 4)}%"
+    return f"+{_price(pair, spec.trailing.amount)}"
 
 
 def describe(spec: OrderSpec) -> Json:
@@ -49,25 +82,24 @@ def describe(spec: OrderSpec) -> Json:
         "pair": pair.altname,
         "type": str(spec.side),
         "ordertype": str(spec.ordertype),
-        "price": amount(spec.price or Decimal(0), pair.pair_decimals),
-        "price2": amount(spec.price2 or Decimal(0), pair.pair_decimals),
+        "price": _offset(pair, spec) if spec.trailing is not None else _price(pair, spec.price),
+        "price2": _price(pair, spec.price2),
         "leverage": "none",
         "order": order_description(spec),
-        "close": "",
+        "close": close_description(spec),
     }
 
 
 def order(value: Order, *, with_trades: bool) -> Json:
     spec = value.spec
     pair = PAIRS[spec.pair]
-    stopprice = spec.price if spec.ordertype.is_trigger else None
     limitprice = spec.price2 if spec.ordertype.limit_after_trigger and value.triggered else None
     encoded: Json = {
-        "refid": None,
+        "refid": value.refid,
         "userref": spec.userref if spec.userref is not None else 0,
         "status": str(value.status),
         "opentm": _epoch(value.opentm),
-        "starttm": 0,
+        "starttm": _epoch(spec.starttm) if spec.starttm is not None else 0,
         "expiretm": _epoch(spec.expiretm) if spec.expiretm is not None else 0,
         "descr": describe(spec),
         "vol": amount(spec.volume, pair.lot_decimals),
@@ -75,11 +107,13 @@ def order(value: Order, *, with_trades: bool) -> Json:
         "cost": amount(value.cost, pair.cost_decimals),
         "fee": amount(value.fee, pair.cost_decimals),
         "price": amount(value.average_price, pair.pair_decimals),
-        "stopprice": amount(stopprice or Decimal(0), pair.pair_decimals),
-        "limitprice": amount(limitprice or Decimal(0), pair.pair_decimals),
-        "misc": "",
-        "oflags": ",".join(spec.oflags) if spec.oflags else str(OrderFlag.FCIQ),
+        "stopprice": _price(pair, value.stop_price),
+        "limitprice": _price(pair, limitprice),
+        "misc": _misc(value),
+        "oflags": ",".join(_flags(spec)),
+        "timeinforce": str(spec.timeinforce),
         "reason": value.reason,
+        "amended": value.amended,
     }
     if spec.cl_ord_id is not None:
         encoded["cl_ord_id"] = spec.cl_ord_id
@@ -90,6 +124,47 @@ def order(value: Order, *, with_trades: bool) -> Json:
     return encoded
 
 
+def _flags(spec: OrderSpec) -> list[str]:
+    """The order's flags, with the fee currency Kraken always states."""
+    flags = [str(flag) for flag in spec.oflags]
+    if OrderFlag.FCIB not in spec.oflags and OrderFlag.FCIQ not in spec.oflags:
+        flags.append(str(OrderFlag.FCIQ))
+    return flags
+
+
+def _misc(value: Order) -> str:
+    """Kraken's comma list: "stopped"/"touched" once a trigger fired, "partial" for an
+    order that ended filled in part."""
+    notes = []
+    if value.triggered:
+        notes.append("stopped" if value.spec.ordertype.is_stop else "touched")
+    if value.status is not OrderStatus.CLOSED and 0 < value.vol_exec < value.spec.volume:
+        notes.append("partial")
+    return ",".join(notes)
+
+
+def trade(value: Trade, seed: int) -> Json:
+    pair = PAIRS[value.pair]
+    return {
+        "ordertxid": value.ordertxid,
+        "postxid": kraken_id("T", seed, f"position:{value.id}"),
+        "pair": value.pair,
+        "aclass": "currency",
+        "time": _epoch(value.time),
+        "type": str(value.side),
+        "ordertype": str(value.ordertype),
+        "price": amount(value.price, pair.pair_decimals),
+        "cost": amount(value.cost, pair.cost_decimals),
+        "fee": amount(value.fee, pair.cost_decimals),
+        "vol": amount(value.vol, pair.lot_decimals),
+        "margin": amount(Decimal(0), pair.cost_decimals),
+        "leverage": "0",
+        "misc": "",
+        "trade_id": value.serial,
+        "maker": value.maker,
+    }
+
+
 def _epoch(seconds: float) -> float:
     """Kraken's order times: float epoch seconds to a ten-thousandth."""
     return round(float(seconds), 4)
@@ -97,6 +172,46 @@ def _epoch(seconds: float) -> float:
 
 def balances(values: dict[str, Decimal]) -> Json:
     return {asset: amount(value, ASSETS[asset].decimals) for asset, value in values.items()}
+
+
+def extended_balances(values: dict[str, Decimal], holds: dict[str, Decimal]) -> Json:
+    return {
+        asset: {"balance": amount(value, ASSETS[asset].decimals),
+                "hold_trade": amount(holds.get(asset, Decimal(0)), ASSETS[asset].decimals)}
+        for asset, value in values.items()
+    }
+
+
+def trade_balance(value: TradeBalance) -> Json:
+    """Kraken's spot account has no margin positions: no cost, valuation or p&l."""
+    places = value.asset.decimals
+
+    def money(number: Decimal) -> str:
+        return amount(number, places)
+
+    zero = money(Decimal(0))
+    return {"eb": money(value.equivalent), "tb": money(value.equivalent), "m": zero,
+            "n": zero, "c": zero, "v": zero, "e": money(value.equivalent),
+            "mf": money(value.equivalent), "uv": money(value.unexecuted)}
+
+
+def book(pair: Pair, value: Book) -> Json:
+    def levels(rows: list[BookLevel]) -> list[list[Any]]:
+        return [[amount(level.price, pair.pair_decimals), amount(level.volume, pair.lot_decimals),
+                 level.timestamp] for level in rows]
+
+    return {"asks": levels(value.asks), "bids": levels(value.bids)}
+
+
+def public_trade(pair: Pair, value: PublicTrade) -> list[Any]:
+    return [amount(value.price, pair.pair_decimals), amount(value.volume, pair.lot_decimals),
+            value.time, "b" if value.side is Side.BUY else "s", "m" if value.market else "l",
+            "", value.trade_id]
+
+
+def nanoseconds(seconds: float) -> str:
+    """Kraken's Trades cursor: the last trade's time in nanoseconds, as a string."""
+    return str(round(Decimal(repr(seconds)) * 1_000_000_000))
 
 
 def asset(value: Asset) -> Json:

@@ -15,8 +15,18 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
-from core.clock import Clock
-from core.errors import ConfigError, InputError, InvalidNonceError, InvalidOrderError, UnknownOrderError
+from core.clock import Clock, SystemClock
+from core.errors import (
+    AmbiguousExchangeError,
+    ConfigError,
+    ExchangeError,
+    InputError,
+    InvalidNonceError,
+    InvalidOrderError,
+    TransientExchangeError,
+    UnknownOrderError,
+)
+from core.exchange.retry import retrying
 from core.exchange.errors import (
     exception_for,
     exception_for_http_status,
@@ -105,9 +115,15 @@ def _result(method: str, response: httpx.Response) -> Any:
     return payload["result"]
 
 
+TRADING_METHODS = frozenset(
+    {"AddOrder", "AddOrderBatch", "AmendOrder", "EditOrder", "CancelOrder", "CancelOrderBatch", "CancelAll",
+     "CancelAllOrdersAfter"}
+)
+
+
 class KrakenClient:
-    """Kraken's spot REST API. Retries nothing but one refused nonce: retry policy and
-    rate limiting wrap `_request` from outside."""
+    """Kraken's spot REST API over httpx. `retries` and `retry_wait_s` count what the
+    read retries cost, for callers that report it."""
 
     def __init__(
         self,
@@ -118,8 +134,17 @@ class KrakenClient:
         clock: Clock | None = None,
         timeout_s: float = 10.0,
         nonce_source: NonceSource | None = None,
+        retry_attempts: int = 4,
+        retry_deadline_s: float = 30.0,
+        rate_limit_wait_s: float = 3.0,
     ) -> None:
         self._credentials = credentials
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._retry_attempts = retry_attempts
+        self._retry_deadline_s = retry_deadline_s
+        self._rate_limit_wait_s = rate_limit_wait_s
+        self.retries = 0
+        self.retry_wait_s = 0.0
         self._nonces = nonce_source if nonce_source is not None else NonceSource()
         self._timeout_s = timeout_s
         self._http = httpx.AsyncClient(
@@ -143,8 +168,33 @@ class KrakenClient:
     async def _request(
         self, method_name: str, path: str, params: Mapping[str, str] | None, *, private: bool
     ) -> Any:
-        """One call, its `result` returned. A refused nonce is retried once, after a resync:
-        Kraken refuses such a request before acting on it."""
+        """One call, its `result` returned. Reads are retried on transient errors and on
+        lost answers (asking again changes nothing); trading calls are not, because only
+        their caller knows how to tell whether the exchange acted (by client order id)."""
+        if method_name in TRADING_METHODS:
+            return await self._attempt(method_name, path, params, private=private)
+        async for attempt in retrying(
+            self._clock,
+            attempts=self._retry_attempts,
+            deadline_s=self._retry_deadline_s,
+            rate_limit_wait_s=self._rate_limit_wait_s,
+            retry_on=(TransientExchangeError, AmbiguousExchangeError),
+            never_on=(InvalidNonceError,),  # _attempt already resynced and resent once
+            on_retry=self._count_retry,
+        ):
+            with attempt:
+                return await self._attempt(method_name, path, params, private=private)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _count_retry(self, error: ExchangeError | None, wait: float) -> None:
+        self.retries += 1
+        self.retry_wait_s += wait
+
+    async def _attempt(
+        self, method_name: str, path: str, params: Mapping[str, str] | None, *, private: bool
+    ) -> Any:
+        """One request. A refused nonce is sent again once, after a resync: Kraken refuses
+        such a request before acting on it."""
         if not private:
             return await self._send(
                 method_name, self._http.build_request("GET", path, params=params)

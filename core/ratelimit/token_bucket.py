@@ -16,6 +16,10 @@ from core.errors import RateLimiterError
 # Refill arithmetic in floats leaves a request short by ~1e-16 after sleeping the
 # exact deficit; a shortfall this small is rounding, not a reason to sleep again.
 _ROUNDING = 1e-9
+# The event loop runs a timer due within its clock's resolution (1 ns) at once, and
+# looptime keeps whole microseconds: a shorter sleep would not move the clock, and the
+# waiter would spin forever on a shortfall it can never refill.
+_MIN_SLEEP_S = 1e-6
 
 
 class TokenBucketRateLimiter:
@@ -49,7 +53,7 @@ class TokenBucketRateLimiter:
     @property
     def available_tokens(self) -> float:
         """Tokens in the bucket now; negative while a penalty is being paid off."""
-        elapsed = self._monotonic() - self._last
+        elapsed = max(0.0, self._monotonic() - self._last)
         return min(self._capacity, self._tokens + elapsed * self._rate)
 
     async def acquire(self, tokens: float = 1) -> float:
@@ -62,10 +66,7 @@ class TokenBucketRateLimiter:
                 f"{self._capacity}; split the request or raise the capacity"
             )
         if not self._waiters:
-            now = self._monotonic()
-            level = self._tokens + (now - self._last) * self._rate
-            self._tokens = level if level < self._capacity else self._capacity
-            self._last = now
+            self._refill()
             if self._tokens >= tokens:
                 self._tokens -= tokens
                 return 0.0
@@ -84,9 +85,15 @@ class TokenBucketRateLimiter:
         self._tokens = min(self._tokens, level)
 
     def _refill(self) -> None:
+        # SystemClock reads real monotonic time outside an event loop and the loop's time
+        # inside one, so a bucket built before the loop ran may see its clock jump, even
+        # backwards (looptime starts at 0): time that ran backwards refills nothing.
         now = self._monotonic()
-        self._tokens = min(self._capacity, self._tokens + (now - self._last) * self._rate)
+        elapsed = now - self._last
         self._last = now
+        if elapsed > 0:
+            level = self._tokens + elapsed * self._rate
+            self._tokens = level if level < self._capacity else self._capacity
 
     async def _wait_in_line(self, tokens: float) -> float:
         start = self._monotonic()
@@ -100,7 +107,7 @@ class TokenBucketRateLimiter:
                 shortfall = tokens - self._tokens
                 if shortfall <= _ROUNDING:
                     break
-                await self._clock.sleep(shortfall / self._rate)
+                await self._clock.sleep(max(shortfall / self._rate, _MIN_SLEEP_S))
             self._tokens -= tokens
         finally:
             self._leave_line(turn)

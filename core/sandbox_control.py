@@ -1,0 +1,65 @@
+"""The sandbox's control plane (/_sandbox/), spoken over HTTP like the Kraken API.
+
+tg never imports the simulator: it drives it through this documented wire, so the
+same code works with the embedded sandbox and with `tg sim serve`.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from core.errors import ExchangeError, InputError
+from core.exchange import ExchangeOrder
+from core.invariants import ExchangeTruth
+
+
+class SandboxControl:
+    def __init__(self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30.0)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, data: dict[str, str] | None = None) -> Any:
+        try:
+            response = await self._http.request(method, f"/_sandbox/{path}", data=data)
+            payload = json.loads(response.content, parse_float=Decimal)
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ExchangeError(f"the sandbox's control plane did not answer /_sandbox/{path}: {exc}") from exc
+        if payload.get("error"):
+            message = "; ".join(payload["error"])
+            if "Invalid arguments" in message:
+                raise InputError(f"the sandbox refused {path}: {message}")
+            raise ExchangeError(f"the sandbox refused {path}: {message}")
+        return payload["result"]
+
+    async def add_fault(self, spec: str) -> None:
+        """Install one fault rule, `NAME` or `NAME:key=value,...`."""
+        await self._call("POST", "faults", {"spec": spec})
+
+    async def seed_faults(self, seed: int) -> None:
+        await self._call("POST", "seed", {"seed": str(seed)})
+
+    async def advance(self, seconds: float) -> dict[str, Any]:
+        return await self._call("POST", "advance", {"seconds": str(seconds)})  # type: ignore[no-any-return]
+
+    async def state(self) -> dict[str, Any]:
+        return await self._call("GET", "state")  # type: ignore[no-any-return]
+
+    async def fault_log(self) -> list[dict[str, Any]]:
+        return (await self._call("GET", "fault-log"))["log"]  # type: ignore[no-any-return]
+
+    async def truth(self) -> ExchangeTruth:
+        """Every order and balance as the exchange holds them, unfaulted (one account)."""
+        accounts = (await self.state())["accounts"]
+        if len(accounts) != 1:
+            raise InputError(f"the sandbox holds {len(accounts)} accounts; tg checks one")
+        [account] = accounts.values()
+        return ExchangeTruth(
+            orders={txid: ExchangeOrder.from_wire(txid, raw) for txid, raw in account["orders"].items()},
+            balances={asset: Decimal(str(amount)) for asset, amount in account["balances"].items()},
+        )

@@ -1,0 +1,283 @@
+"""`tg simulate`: seeded trade cycles against a fault-injecting sandbox, each followed
+by the market running until the position closes, a reconciliation, and the safety
+invariants checked against the exchange's own state.
+
+The exchange-side faults belong to the sandbox (installed through its control
+plane); tg's own are here: `db-fail` (the database refuses writes after the exchange
+accepted), `crash` (the process dies between two requests, after the exchange acted
+on the first, and restarts), and `random` (a seeded mix of everything).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from core.clock import Clock
+from core.config import Settings
+from core.errors import DatabaseWriteError
+from core.exchange import Credentials, KrakenClient
+from core.execution import OrderExecutionManager
+from core.invariants import INVARIANTS, InvariantReport, check_invariants
+from core.manual import manual_proposal
+from core.models import PositionStatus
+from core.reconcile import Reconciler
+from core.risk import RiskManagementEngine
+from core.sandbox_control import SandboxControl
+from core.spool import PendingWrites
+from core.storage import Store
+from core.trade_cycle import read_risk_state
+
+TG_FAULTS = ("db-fail", "crash")
+RANDOM = "random"
+MARKET_STEP_S = 3600.0
+MARKET_LIMIT_S = 14 * 24 * 3600.0
+
+
+class SimulatedCrash(BaseException):
+    """The process died. A BaseException so no `except Exception` in tg can swallow it."""
+
+
+class Sandbox(Protocol):
+    """What a run needs of a fresh sandbox exchange."""
+
+    base_url: str
+    transport: httpx.AsyncBaseTransport
+    api_key: str
+    api_secret: str
+    clock: Clock
+
+
+SandboxFactory = Callable[[int, Path], Sandbox]
+
+
+class CrashingTransport(httpx.AsyncBaseTransport):
+    """Lets `survive` requests through, then the next one reaches the exchange and the
+    process dies before reading the answer: the worst moment to crash."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, survive: int) -> None:
+        self._inner = inner
+        self._left = survive
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if self._left == 0 and request.url.path.startswith("/0/private/"):
+            raise SimulatedCrash(f"crashed after {request.url.path}")
+        if request.url.path.startswith("/0/private/"):
+            self._left -= 1
+        return response
+
+
+@dataclass
+class DbFailGuard:
+    """Refuses writes to orders and positions with a seeded probability while armed."""
+
+    rng: random.Random
+    probability: float = 0.5
+    armed: bool = True
+    refused: int = 0
+
+    def __call__(self, table: str) -> None:
+        if self.armed and table in ("orders", "positions") and self.rng.random() < self.probability:
+            self.refused += 1
+            raise DatabaseWriteError(f"injected: the database refused a write to {table}")
+
+
+@dataclass
+class RunResult:
+    index: int
+    seed: int
+    faults: list[str]
+    status: str
+    alert_level: str | None
+    injected: Counter[str]
+    invariants: InvariantReport
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.invariants.ok
+
+
+@dataclass
+class SimulationReport:
+    runs: list[RunResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(run.ok for run in self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        outcomes = Counter(run.status for run in self.runs)
+        injected: Counter[str] = Counter()
+        for run in self.runs:
+            injected.update(run.injected)
+        return {
+            "runs": len(self.runs),
+            "faults": sorted({f for run in self.runs for f in run.faults}),
+            "outcomes": dict(sorted(outcomes.items())),
+            "injected": dict(sorted(injected.items())),
+            "invariants": {name: sum(len(run.invariants.violations[name]) for run in self.runs) for name in INVARIANTS},
+            "ok": self.ok,
+            "details": [
+                {
+                    "run": run.index,
+                    "seed": run.seed,
+                    "faults": run.faults,
+                    "status": run.status,
+                    "alert_level": run.alert_level,
+                    "injected": dict(run.injected),
+                    "violations": {k: v for k, v in run.invariants.violations.items() if v},
+                    "error": run.error,
+                }
+                for run in self.runs
+            ],
+        }
+
+
+def choose_faults(requested: Sequence[str], rng: random.Random, catalog: Sequence[str]) -> list[str]:
+    """The faults of one run: `random` draws one or two from everything there is."""
+    chosen = [f for f in requested if f != RANDOM]
+    if RANDOM in requested:
+        everything = [*catalog, *TG_FAULTS]
+        chosen += rng.sample(everything, k=rng.choice((1, 2)))
+    return chosen
+
+
+class Simulation:
+    def __init__(
+        self,
+        settings: Settings,
+        open_sandbox: SandboxFactory,
+        workdir: Path,
+        *,
+        catalog: Sequence[str],
+        symbol: str = "BTC/USDT",
+    ) -> None:
+        self._settings = settings
+        self._open_sandbox = open_sandbox
+        self._workdir = workdir
+        self._catalog = list(catalog)
+        self._symbol = symbol
+
+    async def run(
+        self, faults: Sequence[str], *, runs: int, seed: int,
+        progress: Callable[[RunResult], Awaitable[None] | None] | None = None,
+    ) -> SimulationReport:
+        report = SimulationReport()
+        for index in range(runs):
+            result = await self.run_once(index, seed + index, faults)
+            report.runs.append(result)
+            if progress is not None:
+                outcome = progress(result)
+                if outcome is not None:
+                    await outcome
+        return report
+
+    async def run_once(self, index: int, seed: int, requested: Sequence[str]) -> RunResult:
+        rng = random.Random(seed)
+        faults = choose_faults(requested, rng, self._catalog)
+        folder = self._workdir / f"run-{index}"
+        folder.mkdir(parents=True, exist_ok=True)
+        sandbox = self._open_sandbox(seed, folder)
+        control = SandboxControl(sandbox.base_url, transport=sandbox.transport)
+        await control.seed_faults(seed)
+        for fault in faults:
+            if fault not in TG_FAULTS:
+                await control.add_fault(fault)
+        guard = DbFailGuard(rng) if "db-fail" in faults else None
+        crash_after = rng.randrange(1, 12) if "crash" in faults else None
+        injected: Counter[str] = Counter()
+        db_path = folder / "tg.db"
+        spool = PendingWrites(folder / "tg.pending.jsonl")
+        status, alert, error = "FAILED", None, None
+        try:
+            status, alert = await self._trade_and_run_market(sandbox, db_path, spool, guard, crash_after)
+        except SimulatedCrash:
+            status = "CRASHED"
+            injected["crash"] += 1
+        except Exception as exc:  # the invariant "no unhandled exception" is exactly this
+            status, error = "ERROR", f"{type(exc).__name__}: {exc}"
+        if guard is not None:
+            guard.armed = False
+            if guard.refused:
+                injected["db-fail"] += guard.refused
+        invariants = await self._restart_and_check(sandbox, db_path, spool, control)
+        if error is not None:
+            invariants.add("no_crash", error)
+        for entry in await control.fault_log():
+            injected[entry["fault"]] += 1
+        await control.aclose()
+        return RunResult(index, seed, faults, status, alert, injected, invariants, error)
+
+    def _client(self, sandbox: Sandbox, crash_after: int | None = None) -> KrakenClient:
+        transport = sandbox.transport if crash_after is None else CrashingTransport(sandbox.transport, crash_after)
+        return KrakenClient(
+            sandbox.base_url, Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
+            transport=transport, clock=sandbox.clock,
+        )
+
+    async def _trade_and_run_market(
+        self, sandbox: Sandbox, db_path: Path, spool: PendingWrites,
+        guard: DbFailGuard | None, crash_after: int | None,
+    ) -> tuple[str, str | None]:
+        client = self._client(sandbox, crash_after)
+        control = SandboxControl(sandbox.base_url, transport=sandbox.transport)
+        try:
+            with Store.open(db_path, write_guard=guard) as store:
+                await Reconciler(client, store, sandbox.clock, spool=spool).reconcile()
+                proposal = await manual_proposal(client, self._symbol, "buy", None)
+                pair = await client.resolve_pair(self._symbol)
+                state = await read_risk_state(client, store, pair, proposal.entry_price, now=sandbox.clock.time())
+                verdict = RiskManagementEngine(self._settings.risk).validate_trade(proposal, state)
+                if not verdict.is_approved():
+                    return "REJECTED", None
+                manager = OrderExecutionManager(
+                    client, store, clock=sandbox.clock, settings=self._settings.execution,
+                    run_id=f"S-{db_path.parent.name}", spool=spool,
+                )
+                result = await manager.execute_trade(verdict.proposal)
+                if guard is not None:
+                    guard.armed = False
+                await self._run_market(client, store, sandbox, control, spool)
+                alert = result.alert_level.value if result.alert_level else None
+                return result.status.value, alert
+        finally:
+            await client.aclose()
+            await control.aclose()
+
+    async def _run_market(
+        self, client: KrakenClient, store: Store, sandbox: Sandbox, control: SandboxControl, spool: PendingWrites
+    ) -> None:
+        """Let the market move until every position closed, reconciling at each step."""
+        elapsed = 0.0
+        while elapsed < MARKET_LIMIT_S:
+            await Reconciler(client, store, sandbox.clock, spool=spool).reconcile()
+            if not store.positions(status=PositionStatus.OPEN):
+                return
+            await control.advance(MARKET_STEP_S)
+            elapsed += MARKET_STEP_S
+
+    async def _restart_and_check(
+        self, sandbox: Sandbox, db_path: Path, spool: PendingWrites, control: SandboxControl
+    ) -> InvariantReport:
+        """A new process: reconcile first, then hold the exchange's state against the database."""
+        client = self._client(sandbox)
+        try:
+            with Store.open(db_path) as store:
+                report = await Reconciler(client, store, sandbox.clock, spool=spool).reconcile()
+                truth = await control.truth()
+                pairs = {p.altname: p for p in (await client.asset_pairs()).values() if p.symbol == self._symbol}
+                invariants = check_invariants(store, truth, pairs)
+                for problem in report.errors:
+                    invariants.add("protected", f"reconcile could not repair: {problem}")
+                return invariants
+        finally:
+            await client.aclose()
+

@@ -1,0 +1,600 @@
+"""Faults as data: a seeded schedule of rules that the request pipeline (app.py) reads
+around every Kraken call, so that the failures that lose traders money happen on
+demand, reproducibly, and on the record.
+
+A rule names a fault of the catalog, which calls it hits (an endpoint and, for
+AddOrder, an order role), when (a probability, or from the n-th matching call on) and
+how often at most (`times`), with the fault's own `params`. Unset fields take the
+fault's defaults. Rules compose: all that fire on a call act, in order. Each rule
+draws from its own RNG seeded from the schedule's seed, so the same seed and the same
+calls give the same injections; each injection is written to `log`.
+
+The catalog (name: what happens; default endpoint, role, times):
+
+- stop-fail: a stop-loss AddOrder is refused, "EOrder:Invalid order" (AddOrder,
+  stop_loss, every time). params: error.
+- stop-fail-once: the first stop-loss AddOrder is refused with a transient
+  "EService:Busy" (AddOrder, stop_loss, once). params: error.
+- partial-fill: an entry fills only `ratio` of its volume at once, the rest stays open
+  (AddOrder, entry, every time). params: ratio (default 0.5).
+- vanish: AddOrder answers with a txid, then the order is absent from QueryOrders
+  (EOrder:Invalid order), OpenOrders and ClosedOrders (AddOrder, any, once). With
+  mode=dropped (default) the order never existed: the exchange only validated it and
+  the txid is made up, so nothing fills and nothing is held. With mode=hidden it
+  exists and trades, but the account's queries never show it.
+- ghost: the order is placed but its answer is lost (AddOrder, any, once). params:
+  variant = timeout (default; in-process httpx.ReadTimeout, over TCP the connection
+  hangs until the client gives up), internal-error ("EGeneral:Internal error"), or
+  html-5xx (a Cloudflare-style error page with HTTP `status`, default 502).
+- rate-limit: "EOrder:Rate limit exceeded" on trading calls, "EAPI:Rate limit
+  exceeded" on others (any endpoint, once). params: error.
+- unavailable: "EService:Unavailable" (any endpoint, once).
+- busy: "EService:Busy" (any endpoint, once).
+- insufficient-funds: an entry is refused "EOrder:Insufficient funds" (AddOrder,
+  entry, every time).
+- latency: the call waits `seconds` (default 2) of the exchange's clock before it is
+  handled (any endpoint, every time).
+- invalid-nonce: "EAPI:Invalid nonce", after the nonce was consumed (any private
+  endpoint, once).
+- stale-visibility: a placed order shows in QueryOrders, OpenOrders and ClosedOrders
+  only `seconds` (default 10) of exchange time after it was placed (AddOrder, any,
+  every time).
+- gap: once a stop-loss is placed, the price jumps `beyond_pct` (default 1) percent
+  past its trigger `after_seconds` (default 60) later, so it fills far from its
+  trigger (AddOrder, stop_loss, once).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import tomllib
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from simulator.exceptions import (
+    ApiRateLimitExceeded,
+    InsufficientFunds,
+    InternalError,
+    InvalidNonce,
+    InvalidOrder,
+    KrakenError,
+    OrderRateLimitExceeded,
+    ServiceBusy,
+    ServiceUnavailable,
+)
+from simulator.exchange import Exchange
+from simulator.models import Order, OrderSpec, Side
+from simulator.pairs import PAIRS
+from simulator.ratelimits import TRADING_METHODS
+
+Role = Literal["any", "entry", "stop_loss", "take_profit"]
+ANY_ENDPOINT = "*"
+_KRAKEN_ERRORS = {cls.code: cls for cls in KrakenError.__subclasses__()}
+_QUERY_METHODS = frozenset({"QueryOrders", "OpenOrders", "ClosedOrders"})
+
+
+class FaultSpecError(ValueError):
+    """A fault rule, spec or file that cannot be read; the message says which and why."""
+
+
+def order_role(ordertype: object) -> Role | None:
+    """What an AddOrder's order is for, judged by its ordertype."""
+    if not isinstance(ordertype, str):
+        return None
+    if ordertype in ("market", "limit"):
+        return "entry"
+    if ordertype.startswith(("stop-loss", "trailing-stop")):
+        return "stop_loss"
+    if ordertype.startswith("take-profit"):
+        return "take_profit"
+    return None
+
+
+@dataclass
+class Call:
+    """One Kraken call on its way through the pipeline. Faults read and change it:
+    `params` before the handler sees them, `for_handler` to change what the exchange
+    does for this call alone."""
+
+    method: str
+    exchange: Exchange
+    params: dict[str, object]
+    account: str | None = None
+    for_handler: Exchange | None = None
+
+    @property
+    def handler_exchange(self) -> Exchange:
+        return self.exchange if self.for_handler is None else self.for_handler
+
+    @property
+    def role(self) -> Role | None:
+        return order_role(self.params.get("ordertype")) if self.method == "AddOrder" else None
+
+
+class LostResponse(Exception):
+    """The call was handled but its answer must not reach the client."""
+
+    def __init__(self, variant: Literal["timeout", "html-5xx"], status: int = 502) -> None:
+        super().__init__(variant)
+        self.variant = variant
+        self.status = status
+
+
+@dataclass
+class FaultLogEntry:
+    """One injection: when (exchange time), which rule, on which call, what it did and
+    how the call ended ("ok", or the Kraken error it answered)."""
+
+    time: float
+    fault: str
+    rule: int
+    endpoint: str
+    effect: str
+    role: str | None = None
+    txid: str | None = None
+    cl_ord_id: str | None = None
+    userref: str | None = None
+    outcome: str = "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- the catalog --------------------------------------------------------------
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _kraken_error(value: object) -> object:
+    if value is not None and value not in _KRAKEN_ERRORS:
+        raise ValueError(f"{value!r} is not a Kraken error string (e.g. 'EService:Busy')")
+    return value
+
+
+KrakenErrorCode = Annotated[str, BeforeValidator(_kraken_error)]
+
+
+class ErrorParams(_Params):
+    error: KrakenErrorCode | None = None
+    """Another Kraken error string to answer with."""
+
+
+class PartialFillParams(_Params):
+    ratio: Decimal = Field(Decimal("0.5"), gt=0, lt=1, allow_inf_nan=False)
+
+
+class VanishParams(_Params):
+    mode: Literal["dropped", "hidden"] = "dropped"
+
+
+class GhostParams(_Params):
+    variant: Literal["timeout", "internal-error", "html-5xx"] = "timeout"
+    status: int = Field(502, ge=500, le=599)
+
+
+class SecondsParams(_Params):
+    seconds: float = Field(2.0, ge=0, le=86_400, allow_inf_nan=False)
+
+
+class StaleParams(_Params):
+    seconds: float = Field(10.0, gt=0, le=86_400, allow_inf_nan=False)
+
+
+class GapParams(_Params):
+    beyond_pct: Decimal = Field(Decimal(1), gt=0, lt=50, allow_inf_nan=False)
+    after_seconds: float = Field(60.0, ge=0, le=86_400, allow_inf_nan=False)
+
+
+@dataclass(frozen=True)
+class Defaults:
+    endpoint: str = ANY_ENDPOINT
+    match: Role = "any"
+    times: int | None = None
+
+
+class Fault:
+    """A fault's behaviour: `before` acts on the call before its handler (it may
+    refuse it, delay it, or change what the handler does), `after` on the handler's
+    result. Each returns what it did, for the log."""
+
+    params_model: ClassVar[type[_Params]] = _Params
+
+    def __init__(self, defaults: Defaults) -> None:
+        self.defaults = defaults
+
+    async def before(self, call: Call, params: Any, schedule: FaultSchedule) -> str | None:
+        return None
+
+    def after(self, call: Call, params: Any, result: dict[str, Any],
+              schedule: FaultSchedule) -> str | None:
+        return None
+
+
+class Reject(Fault):
+    params_model = ErrorParams
+
+    def __init__(self, defaults: Defaults, error: type[KrakenError],
+                 on_trading: type[KrakenError] | None = None) -> None:
+        super().__init__(defaults)
+        self.error = error
+        self.on_trading = on_trading or error
+
+    async def before(self, call: Call, params: ErrorParams, schedule: FaultSchedule) -> str | None:
+        chosen = self.on_trading if call.method in TRADING_METHODS else self.error
+        if params.error is not None:
+            chosen = _KRAKEN_ERRORS[params.error]
+        raise chosen()
+
+
+class PartialFill(Fault):
+    params_model = PartialFillParams
+
+    async def before(self, call: Call, params: PartialFillParams, schedule: FaultSchedule) -> str:
+        call.for_handler = _FillRatioExchange(call.handler_exchange, params.ratio)
+        return f"fills {params.ratio} of the volume at once"
+
+
+class Vanish(Fault):
+    params_model = VanishParams
+
+    async def before(self, call: Call, params: VanishParams, schedule: FaultSchedule) -> str | None:
+        if params.mode == "dropped":
+            call.params["validate"] = "true"
+            return "order dropped: only validated, never placed"
+        return None
+
+    def after(self, call: Call, params: VanishParams, result: dict[str, Any],
+              schedule: FaultSchedule) -> str | None:
+        if params.mode == "dropped":
+            result["txid"] = [call.exchange.state.new_id("O")]
+            return "acknowledged with a txid that names no order"
+        for txid in result.get("txid", []):
+            schedule.hide(txid, math.inf)
+        return "order placed and hidden from the account's queries"
+
+
+class Ghost(Fault):
+    params_model = GhostParams
+
+    def after(self, call: Call, params: GhostParams, result: dict[str, Any],
+              schedule: FaultSchedule) -> str:
+        if params.variant == "internal-error":
+            raise InternalError()
+        raise LostResponse(params.variant, params.status)
+
+
+class Latency(Fault):
+    params_model = SecondsParams
+
+    async def before(self, call: Call, params: SecondsParams, schedule: FaultSchedule) -> str:
+        await call.exchange.clock.sleep(params.seconds)
+        return f"delayed {params.seconds:g} s"
+
+
+class StaleVisibility(Fault):
+    params_model = StaleParams
+
+    def after(self, call: Call, params: StaleParams, result: dict[str, Any],
+              schedule: FaultSchedule) -> str | None:
+        until = call.exchange.now() + params.seconds
+        for txid in result.get("txid", []):
+            schedule.hide(txid, until)
+        return f"hidden from queries for {params.seconds:g} s"
+
+
+class Gap(Fault):
+    params_model = GapParams
+
+    def after(self, call: Call, params: GapParams, result: dict[str, Any],
+              schedule: FaultSchedule) -> str | None:
+        for txid in result.get("txid", []):
+            order = call.exchange.order(txid)
+            if order is not None and order.spec.price is not None:
+                at = call.exchange.now() + params.after_seconds
+                market = call.exchange.price(PAIRS[order.spec.pair])
+                pct = _gap_through(order.spec, market, params.beyond_pct)
+                call.exchange.add_price_gap(at, pct)
+                return f"price gaps {pct:.4f}% at +{params.after_seconds:g} s, through the trigger"
+        return None
+
+
+def _gap_through(spec: OrderSpec, market: Decimal, beyond_pct: Decimal) -> Decimal:
+    """The percent move from `market` that lands `beyond_pct` past the stop's trigger."""
+    assert spec.price is not None
+    step = beyond_pct / 100
+    target = spec.price * (1 - step) if spec.side is Side.SELL else spec.price * (1 + step)
+    return (target - market) / market * 100
+
+
+class _FillRatioExchange(Exchange):
+    """The exchange as one partial-fill call sees it: the same state, clock and market,
+    but the orders it places fill only `ratio` at once."""
+
+    def __init__(self, exchange: Exchange, ratio: Decimal) -> None:
+        self.__dict__.update(exchange.__dict__)
+        self._ratio = ratio
+
+    def add_order(self, account: str, spec: OrderSpec, *, validate: bool = False,
+                  fill_ratio: Decimal | None = None) -> Order | None:
+        return super().add_order(account, spec, validate=validate, fill_ratio=self._ratio)
+
+
+CATALOG: dict[str, Fault] = {
+    "stop-fail": Reject(Defaults("AddOrder", "stop_loss"), InvalidOrder),
+    "stop-fail-once": Reject(Defaults("AddOrder", "stop_loss", times=1), ServiceBusy),
+    "partial-fill": PartialFill(Defaults("AddOrder", "entry")),
+    "vanish": Vanish(Defaults("AddOrder", times=1)),
+    "ghost": Ghost(Defaults("AddOrder", times=1)),
+    "rate-limit": Reject(Defaults(times=1), ApiRateLimitExceeded, OrderRateLimitExceeded),
+    "unavailable": Reject(Defaults(times=1), ServiceUnavailable),
+    "busy": Reject(Defaults(times=1), ServiceBusy),
+    "insufficient-funds": Reject(Defaults("AddOrder", "entry"), InsufficientFunds),
+    "latency": Latency(Defaults()),
+    "invalid-nonce": Reject(Defaults(times=1), InvalidNonce),
+    "stale-visibility": StaleVisibility(Defaults("AddOrder")),
+    "gap": Gap(Defaults("AddOrder", "stop_loss", times=1)),
+}
+
+
+# --- rules --------------------------------------------------------------------
+
+
+class FaultRule(BaseModel):
+    """One line of a fault schedule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fault: str
+    endpoint: str = ANY_ENDPOINT
+    """A method name (AddOrder, QueryOrders, Ticker...) or "*" for any."""
+    match: Role = "any"
+    """The AddOrder role it hits: entry (market, limit), stop_loss, take_profit, or any."""
+    probability: float = Field(1.0, ge=0, le=1)
+    nth: int | None = Field(None, ge=1)
+    """Fire from the n-th matching call on (1 = the first)."""
+    times: int | None = Field(None, ge=1)
+    """At most this many injections; None: no limit."""
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fault_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("fault") in CATALOG:
+            defaults = CATALOG[data["fault"]].defaults
+            return {"endpoint": defaults.endpoint, "match": defaults.match,
+                    "times": defaults.times, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _known_fault(self) -> FaultRule:
+        if self.fault not in CATALOG:
+            raise ValueError(f"unknown fault {self.fault!r}; known: {', '.join(CATALOG)}")
+        CATALOG[self.fault].params_model.model_validate(self.params)
+        return self
+
+    def matches(self, call: Call) -> bool:
+        if self.endpoint not in (ANY_ENDPOINT, call.method):
+            return False
+        return self.match == "any" or self.match == call.role
+
+
+_RULE_FIELDS = frozenset({"endpoint", "match", "probability", "nth", "times"})
+
+
+def parse_spec(spec: str) -> FaultRule:
+    """A rule from a CLI spec: `NAME` or `NAME:key=value,...`, where the keys are the
+    rule's fields (endpoint, match, probability, nth, times) or the fault's params."""
+    name, _, rest = spec.strip().partition(":")
+    fields: dict[str, Any] = {"fault": name}
+    params: dict[str, str] = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise FaultSpecError(f"fault spec {spec!r}: {item!r} is not key=value")
+        (fields if key.strip() in _RULE_FIELDS else params)[key.strip()] = value.strip()
+    fields["params"] = params
+    return _rule(fields, spec)
+
+
+def _rule(data: object, source: str) -> FaultRule:
+    if isinstance(data, str):
+        return parse_spec(data)
+    try:
+        return FaultRule.model_validate(data)
+    except ValidationError as exc:
+        raise FaultSpecError(f"fault rule {source}: {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
+
+
+def parse_rules(items: list[object]) -> list[FaultRule]:
+    """Rules given as objects or CLI specs."""
+    return [_rule(item, f"#{index + 1}") for index, item in enumerate(items)]
+
+
+def load_plan(path: Path) -> tuple[int | None, list[FaultRule]]:
+    """The seed (if given) and the rules of a fault file: JSON or TOML (by suffix),
+    `{"seed": 7, "rules": [{"fault": "stop-fail"}, "latency:seconds=3"]}` or, in TOML,
+    `seed = 7` and `[[rules]]` tables. A JSON file may be a bare list of rules."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        document = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise FaultSpecError(f"cannot read the fault file {path}: {exc}") from exc
+    if isinstance(document, list):
+        document = {"rules": document}
+    if not isinstance(document, dict) or not isinstance(document.get("rules", []), list):
+        raise FaultSpecError(f"{path}: expected a list of rules or a table with 'rules'")
+    seed = document.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise FaultSpecError(f"{path}: seed must be an integer")
+    return seed, parse_rules(document.get("rules", []))
+
+
+# --- the schedule -------------------------------------------------------------
+
+
+@dataclass
+class _RuleState:
+    rng: random.Random
+    seen: int = 0
+    fired: int = 0
+
+
+@dataclass
+class _Firing:
+    rule: FaultRule
+    params: Any
+    entry: FaultLogEntry
+
+
+@dataclass
+class FaultSchedule:
+    """The rules in force, their occurrence counts and RNGs, the orders they hide and
+    the log of what they injected."""
+
+    seed: int = 0
+    rules: list[FaultRule] = field(default_factory=list)
+    log: list[FaultLogEntry] = field(default_factory=list)
+    _states: list[_RuleState] = field(default_factory=list, repr=False)
+    _hidden: dict[str, float] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._states = [self._fresh_state(i, r) for i, r in enumerate(self.rules)]
+
+    def add(self, *rules: FaultRule) -> None:
+        for rule in rules:
+            self.rules.append(rule)
+            self._states.append(self._fresh_state(len(self.rules) - 1, rule))
+
+    def clear(self) -> None:
+        """Remove every rule; what they did stays in the log."""
+        self.rules.clear()
+        self._states.clear()
+
+    def reseed(self, seed: int) -> None:
+        """Start the rules over with `seed`: counts and RNGs anew, log and hidden orders cleared."""
+        self.seed = seed
+        self.rewind()
+
+    def rewind(self) -> None:
+        self._states = [self._fresh_state(i, r) for i, r in enumerate(self.rules)]
+        self._hidden.clear()
+        self.log.clear()
+
+    def hide(self, txid: str, until: float) -> None:
+        self._hidden[txid] = until
+
+    def hidden(self, txid: str, now: float) -> bool:
+        return self._hidden.get(txid, -math.inf) > now
+
+    def _fresh_state(self, index: int, rule: FaultRule) -> _RuleState:
+        return _RuleState(random.Random(f"{self.seed}:{index}:{rule.fault}"))
+
+    def _fires(self, index: int, call: Call) -> bool:
+        rule, state = self.rules[index], self._states[index]
+        if not rule.matches(call):
+            return False
+        state.seen += 1
+        if rule.nth is not None and state.seen < rule.nth:
+            return False
+        if rule.times is not None and state.fired >= rule.times:
+            return False
+        if rule.probability < 1 and state.rng.random() >= rule.probability:
+            return False
+        state.fired += 1
+        return True
+
+    async def before(self, call: Call) -> list[_Firing]:
+        """Fire the rules that hit `call` and run their before-effects. A refusal is
+        logged and raised; the firings are returned for `after` and `finish`."""
+        firings: list[_Firing] = []
+        for index, rule in enumerate(list(self.rules)):
+            if not self._fires(index, call):
+                continue
+            fault = CATALOG[rule.fault]
+            firing = _Firing(rule, fault.params_model.model_validate(rule.params), FaultLogEntry(
+                time=call.exchange.now(), fault=rule.fault, rule=index, endpoint=call.method,
+                effect="", role=call.role, **_names(call.params),
+            ))
+            self.log.append(firing.entry)
+            firings.append(firing)
+            try:
+                firing.entry.effect = await fault.before(call, firing.params, self) or ""
+            except KrakenError as exc:
+                firing.entry.effect = f"refused with {exc.wire}"
+                self.finish(firings, exc.wire)
+                raise
+        return firings
+
+    def after(self, call: Call, firings: list[_Firing], result: dict[str, Any]) -> dict[str, Any]:
+        """Run the after-effects on the handler's result; a lost answer is logged and raised."""
+        _attribute(call, firings, result)
+        for firing in firings:
+            fault = CATALOG[firing.rule.fault]
+            try:
+                effect = fault.after(call, firing.params, result, self)
+            except KrakenError as exc:
+                firing.entry.effect = f"handled, answered {exc.wire}"
+                self.finish(firings, exc.wire)
+                raise
+            except LostResponse as lost:
+                firing.entry.effect = f"handled, answer lost ({lost.variant})"
+                self.finish(firings, "response lost")
+                raise
+            if effect:
+                firing.entry.effect = "; ".join(filter(None, (firing.entry.effect, effect)))
+        _attribute(call, firings, result)
+        return result
+
+    def finish(self, firings: list[_Firing], outcome: str) -> None:
+        for firing in firings:
+            firing.entry.outcome = outcome
+
+    def filter_visible(self, call: Call, result: dict[str, Any]) -> dict[str, Any]:
+        """Take the orders the faults hide out of a query's result."""
+        if call.method not in _QUERY_METHODS or not self._hidden:
+            return result
+        now = call.exchange.now()
+        if call.method == "QueryOrders":
+            asked = call.params.get("txid")
+            if isinstance(asked, str) and any(self.hidden(t, now) for t in asked.split(",")):
+                raise InvalidOrder()
+            return {txid: order for txid, order in result.items() if not self.hidden(txid, now)}
+        key = "open" if call.method == "OpenOrders" else "closed"
+        shown = {txid: order for txid, order in result[key].items() if not self.hidden(txid, now)}
+        filtered = {**result, key: shown}
+        if "count" in result:
+            filtered["count"] = result["count"] - (len(result[key]) - len(shown))
+        return filtered
+
+    def log_dicts(self) -> list[dict[str, Any]]:
+        return [entry.as_dict() for entry in self.log]
+
+
+def _attribute(call: Call, firings: list[_Firing], result: dict[str, Any]) -> None:
+    """Name the order an AddOrder placed in the log entries of the faults it met."""
+    for txid in result.get("txid", []) if call.method == "AddOrder" else []:
+        for firing in firings:
+            firing.entry.txid = txid
+
+
+def _names(params: dict[str, object]) -> dict[str, str | None]:
+    """The identifiers a call carries, for the log."""
+    names: dict[str, str | None] = {}
+    for key in ("txid", "cl_ord_id", "userref"):
+        value = params.get(key)
+        names[key] = None if value is None else str(value)
+    return names

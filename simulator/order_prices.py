@@ -1,0 +1,53 @@
+"""Kraken's price notation: absolute ("58000.5") or relative to the last traded price
+("+100", "-2.5%", "#1%"), and a trailing stop's offset ("+500", "+3%").
+
+"+" adds to the last price and "-" subtracts from it; "#" goes whichever way the order
+naturally sits: above the market for a buy stop or a sell limit or take-profit, below
+it for the others. A "%" suffix makes the amount a percentage of the last price.
+Resolved prices are rounded to the pair's tick.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from simulator.exceptions import InvalidArguments
+from simulator.models import OrderType, Side, TrailingOffset
+from simulator.pairs import Pair
+
+
+def resolve(text: str, field: str, *, pair: Pair, side: Side, ordertype: OrderType,
+            market: Decimal) -> Decimal:
+    """The absolute price `text` names when the market last traded at `market`."""
+    sign, amount, percent = _parse(text)
+    if sign == "" and not percent:
+        return amount
+    if sign == "":
+        raise InvalidArguments(field)
+    offset = market * amount / 100 if percent else amount
+    if sign == "#":
+        sign = "+" if _sits_above(side, ordertype) else "-"
+    price = (market + offset if sign == "+" else market - offset).quantize(pair.tick_size)
+    if price <= 0:
+        raise InvalidArguments(field)
+    return price
+
+
+def trailing_offset(text: str, field: str) -> TrailingOffset:
+    """A trailing stop's offset: Kraken insists on the "+" prefix."""
+    sign, amount, percent = _parse(text)
+    if sign != "+" or amount <= 0 or (percent and amount >= 100):
+        raise InvalidArguments(field)
+    return TrailingOffset(amount=amount, percent=percent)
+
+
+def _parse(text: str) -> tuple[str, Decimal, bool]:
+    sign = text[0] if text[:1] in ("+", "-", "#") else ""
+    percent = text.endswith("%")
+    return sign, Decimal(text[len(sign):len(text) - percent]), percent
+
+
+def _sits_above(side: Side, ordertype: OrderType) -> bool:
+    if ordertype.is_stop:
+        return side is Side.BUY
+    return side is Side.SELL

@@ -1,0 +1,217 @@
+"""The sandbox over TCP: uvicorn serving the same ASGI app the embedded exchange uses,
+on real time, so that any Kraken client pointed at its URL can trade on it.
+
+The listening socket is bound before uvicorn starts, by this module: the URL (and a
+port picked by the system for port 0) is known at once, a busy port is reported as
+bad input rather than logged by the server, and clients that connect before the event
+loop runs simply wait in the socket's backlog.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import uvicorn
+
+from core.clock import Clock, SystemClock
+from core.errors import InputError
+from simulator.app import SandboxApp, create_app
+from simulator.exchange import DEFAULT_ACCOUNT, Exchange
+from simulator.faults import FaultRule, FaultSchedule, FaultSpecError, load_plan, parse_spec
+from simulator.models import ApiKey
+from simulator.ratelimits import Tier
+
+TierName = Literal["starter", "intermediate", "pro"]
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+KeyPair = tuple[str, str]
+"""(API key, base64 secret), as Kraken hands them out."""
+
+_SHUTDOWN_GRACE_S = 2
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether binding to `host` keeps the sandbox on this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class SandboxServer:
+    """An ASGI app behind uvicorn on a socket bound at construction. `run` serves until
+    `stop` is called (from any thread) or, in the main thread, until Ctrl-C.
+
+    `sandbox` is the served sandbox's control plane (None for another app): use it
+    between requests only, as the server's thread uses it while answering."""
+
+    def __init__(self, app: ASGIApp, listener: socket.socket, *, log_level: str = "warning",
+                 keys: Sequence[ApiKey] = ()) -> None:
+        self.sandbox = app.sandbox if isinstance(app, SandboxApp) else None
+        self.keys = tuple(keys)
+        self._listener = listener
+        config = uvicorn.Config(app, log_level=log_level, lifespan="auto",
+                                timeout_graceful_shutdown=_SHUTDOWN_GRACE_S)
+        self._server = uvicorn.Server(config)
+
+    @property
+    def url(self) -> str:
+        host, port = self._listener.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}"
+
+    def run(self) -> None:
+        try:
+            self._server.run(sockets=[self._listener])
+        except KeyboardInterrupt:
+            # uvicorn has shut down gracefully and re-raised the signal: that is the
+            # ordinary way to stop a foreground server, not an error.
+            pass
+        finally:
+            self._listener.close()
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+
+
+def check_address(host: str, port: int, *, allow_remote: bool = False) -> None:
+    if not allow_remote and not is_loopback_host(host):
+        raise InputError(
+            f"{host} is not a loopback address: the sandbox would be reachable from other "
+            "machines, with keys printed on this terminal. Use 127.0.0.1, or add "
+            "--allow-remote if that is what you want"
+        )
+    if not 0 <= port <= 65_535:
+        raise InputError(f"port {port} is out of range: use 1-65535, or 0 for any free port")
+
+
+def bind(host: str, port: int, *, allow_remote: bool = False) -> socket.socket:
+    check_address(host, port, allow_remote=allow_remote)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host.strip("[]"), port), family=family)
+    except OSError as exc:
+        raise InputError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port "
+            "or stop whatever holds it"
+        ) from exc
+
+
+def sandbox_exchange(*, seed: int, keys: Sequence[KeyPair] | None,
+                     clock: Clock | None = None) -> tuple[Exchange, list[ApiKey]]:
+    """A fresh exchange, on real time unless given a clock, with the given key pairs on
+    its one account, or a newly generated pair when none are given."""
+    exchange = Exchange.create(clock or SystemClock(), seed=seed)
+    if not keys:
+        return exchange, [exchange.create_api_key(DEFAULT_ACCOUNT)]
+    created = []
+    for key, secret in keys:
+        _check_key_pair(key, secret)
+        if key in exchange.state.api_keys:
+            raise InputError(f"the API key {key!r} is given twice; give each key once")
+        api_key = ApiKey(key=key, secret=secret, account=DEFAULT_ACCOUNT)
+        exchange.state.api_keys[key] = api_key
+        created.append(api_key)
+    return exchange, created
+
+
+def fault_schedule(specs: Sequence[str], *, seed: int,
+                   fault_file: Path | None = None) -> FaultSchedule:
+    """The faults of a file (whose own seed wins) and of `--fault` specs, in that order.
+    A spec is a name of the catalog in simulator.faults, optionally with settings:
+    `NAME:key=value,...`."""
+    rules: list[FaultRule] = []
+    try:
+        if fault_file is not None:
+            file_seed, file_rules = load_plan(fault_file)
+            seed = seed if file_seed is None else file_seed
+            rules.extend(file_rules)
+        rules.extend(parse_spec(spec) for spec in specs)
+    except FaultSpecError as exc:
+        raise InputError(f"{exc} (fault names and settings: see simulator/faults.py)") from exc
+    return FaultSchedule(seed=seed, rules=rules)
+
+
+def sandbox_server(host: str, port: int, *, seed: int = 42, tier: TierName | None = "starter",
+                   faults: Sequence[str] = (), fault_file: Path | None = None,
+                   keys: Sequence[KeyPair] | None = None, allow_remote: bool = False,
+                   log_level: str = "warning", clock: Clock | None = None) -> SandboxServer:
+    """A sandbox ready to serve on `host:port` (bound already, not yet answering).
+    `tier` None serves without rate limits."""
+    check_address(host, port, allow_remote=allow_remote)
+    schedule = fault_schedule(faults, seed=seed, fault_file=fault_file)
+    exchange, api_keys = sandbox_exchange(seed=seed, keys=keys, clock=clock)
+    # Over TCP a lost answer is a connection that never answers, as on the internet.
+    app = create_app(exchange, tier=None if tier is None else Tier(tier), faults=schedule,
+                     lost_response="hang")
+    listener = bind(host, port, allow_remote=allow_remote)
+    return SandboxServer(app, listener, log_level=log_level, keys=api_keys)
+
+
+def serve(host: str, port: int, *, seed: int = 42, tier: TierName | None = "starter",
+          faults: Sequence[str] = (), fault_file: Path | None = None,
+          keys: Sequence[KeyPair] | None = None, allow_remote: bool = False,
+          on_ready: Callable[[SandboxServer], None] | None = None) -> None:
+    """Serve a fresh sandbox until interrupted. `on_ready` is called once the socket
+    is bound, with the server's URL and keys, before the first request is answered."""
+    server = sandbox_server(host, port, seed=seed, tier=tier, faults=faults,
+                            fault_file=fault_file, keys=keys, allow_remote=allow_remote,
+                            log_level="info")
+    if on_ready is not None:
+        on_ready(server)
+    server.run()
+
+
+@contextmanager
+def running(server: SandboxServer) -> Iterator[SandboxServer]:
+    """`server` answering from a background thread for the duration of the block."""
+    thread = threading.Thread(target=server.run, name="sandbox-server", daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        thread.join()
+
+
+@contextmanager
+def serving(*, seed: int = 42, tier: TierName | None = "starter", faults: Sequence[str] = (),
+            keys: Sequence[KeyPair] | None = None,
+            clock: Clock | None = None) -> Iterator[SandboxServer]:
+    """A fresh sandbox on 127.0.0.1 and a free port, answering from a background
+    thread until the block ends: for tests and benchmarks. With a VirtualClock its
+    market stands still (and is the same on every run) unless the clock is advanced."""
+    with running(sandbox_server("127.0.0.1", 0, seed=seed, tier=tier, faults=faults,
+                                keys=keys, clock=clock)) as server:
+        yield server
+
+
+@contextmanager
+def serving_app(app: ASGIApp) -> Iterator[SandboxServer]:
+    """Any ASGI app on 127.0.0.1 and a free port, the way `serving` runs the sandbox:
+    the baseline a benchmark compares it with."""
+    with running(SandboxServer(app, bind("127.0.0.1", 0))) as server:
+        yield server
+
+
+def _check_key_pair(key: str, secret: str) -> None:
+    if not key or not key.isprintable() or " " in key:
+        raise InputError("an API key must be non-empty printable text without spaces")
+    try:
+        decoded = base64.b64decode(secret, validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if not decoded:
+        raise InputError(
+            f"the secret given for API key {key!r} is not base64; Kraken's secrets are "
+            "base64, and clients decode them before signing"
+        )

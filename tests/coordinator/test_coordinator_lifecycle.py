@@ -1,0 +1,215 @@
+"""The full trade lifecycle (Critical Risk #2): a snapshot from the sandbox Kraken, the
+real agents asking scripted language models, the vote, the risk engine, the execution
+manager and the position tracker, all through the coordinator."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+
+from core.agents import RegimeDetectionAgent, TechnicalAnalysisAgent, TradingDecisionAgent
+from core.bus import MessageTopic
+from core.config import ModelSettings, ModelSlot, Settings
+from core.coordinator import CoordinatorAgent, TaskStatus
+from core.exchange import Credentials, KrakenClient
+from core.models import (
+    Action,
+    Bias,
+    OrderRole,
+    OrderStatus,
+    Position,
+    PositionSide,
+    PositionStatus,
+    Regime,
+    Side,
+)
+from core.positions import PositionTracker
+from core.risk import RiskManagementEngine
+from core.storage import Store
+from core.trade_cycle import ExchangeVenue, TradeCycle, read_risk_state
+from simulator.embedded import EmbeddedExchange
+from tests.coordinator.fakes import BULL, TA_LONG, ScriptedModel, assert_messages_properly_ordered, traders, vote
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Sandbox:
+    exchange: EmbeddedExchange
+    client: KrakenClient
+    store: Store
+    settings: Settings
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
+    exchange = EmbeddedExchange.open(tmp_path / "s.db")
+    client = KrakenClient(
+        exchange.base_url,
+        Credentials(exchange.api_key, exchange.api_secret),
+        transport=exchange.transport,
+        clock=exchange.clock,
+    )
+    with Store.open(tmp_path / "tg.db") as store:
+        yield Sandbox(exchange, client, store, Settings(db=tmp_path / "tg.db"))
+    await client.aclose()
+
+
+async def test_end_to_end_buy_trade_execution(sandbox: Sandbox) -> None:
+    """TA says long, the regime is trending_bull, six models vote BUY, risk approves,
+    the orders go out, and an open position with its stop and target is stored."""
+    ta_model = ScriptedModel("ta", TA_LONG)
+    regime_model = ScriptedModel("regime", BULL)
+    voters = traders(*[vote("BUY", 0.8)] * 6)
+    coordinator = CoordinatorAgent(
+        ExchangeVenue(sandbox.client, sandbox.store, sandbox.exchange.clock, sandbox.settings),
+        ta_agent=TechnicalAnalysisAgent(ta_model),
+        regime_agent=RegimeDetectionAgent(regime_model),
+        decision_agent=TradingDecisionAgent(voters),
+        risk_engine=RiskManagementEngine(sandbox.settings.risk),
+        store=sandbox.store,
+        clock=sandbox.exchange.clock,
+    )
+    await coordinator.start()
+
+    started = time.perf_counter()
+    result = await coordinator.run_cycle("BTC/USDT", correlation_id="R-lifecycle")
+    elapsed = time.perf_counter() - started
+
+    assert elapsed < 30  # the seed's criterion
+    assert result.status is TaskStatus.COMPLETED
+    assert result.ta is not None and result.ta.bias is Bias.LONG
+    assert result.regime is not None and result.regime.regime is Regime.TRENDING_BULL
+    assert result.decision is not None and result.decision.action is Action.BUY
+    assert result.decision.consensus_strength == 1.0 and result.conflict is None
+    assert result.verdict is not None and result.verdict.is_approved()
+    assert "BTC/USDT" in ta_model.prompts[0] and "trending_bull" in voters[0].prompts[0]
+
+    execution = result.execution
+    assert execution is not None and execution.success is True
+    assert execution.order is not None and execution.order.external_id is not None
+    position = execution.position
+    assert position is not None and position.status is PositionStatus.OPEN
+    assert position.side is PositionSide.LONG
+    assert position.stop_loss is not None and position.take_profit is not None
+    assert position.stop_loss < position.entry_price < position.take_profit
+
+    [stored] = PositionTracker(sandbox.store, sandbox.exchange.clock).open_positions("BTC/USDT")
+    assert stored.id == position.id and stored.run_id == "R-lifecycle"
+    protection = {o.role: o for o in sandbox.store.orders(position_id=position.id)}
+    assert protection[OrderRole.STOP_LOSS].price == position.stop_loss
+    assert protection[OrderRole.TAKE_PROFIT].price == position.take_profit
+    resting = await sandbox.client.open_orders()
+    for role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT):
+        order = protection[role]
+        assert order.status is OrderStatus.OPEN and order.volume == position.size
+        assert resting[order.external_id or ""].side == Side.SELL.value
+
+    assert len(sandbox.store.votes("R-lifecycle")) == 6
+    agents = [o["agent"] for o in sandbox.store.agent_outputs("R-lifecycle")]
+    assert agents == ["technical_analysis", "regime_detection", "risk"]
+    topics = assert_messages_properly_ordered(await coordinator.message_bus.get_history())
+    assert topics["R-lifecycle"] == [
+        MessageTopic.MARKET_DATA, MessageTopic.TA_SIGNALS, MessageTopic.REGIME_UPDATES,
+        MessageTopic.TRADING_SIGNALS, MessageTopic.RISK_ALERTS, MessageTopic.EXECUTION_EVENTS,
+        MessageTopic.PORTFOLIO_UPDATES,
+    ]
+    await coordinator.stop()
+
+
+async def test_trade_cycle_runs_through_the_coordinator_with_the_offline_models(sandbox: Sandbox) -> None:
+    report = await TradeCycle(sandbox.client, sandbox.store, sandbox.exchange.clock, sandbox.settings).run("BTC/USDT")
+    summary = report.to_dict()
+
+    # the seeded sandbox opens on a quiet market: every offline strategy holds
+    assert (summary["action"], summary["status"], summary["conflict"]) == ("HOLD", "HOLD", None)
+    assert [v["model"] for v in summary["votes"]] == [
+        "trend_follower", "mean_reverter", "momentum", "breakout", "regime_aligned", "contrarian_risk",
+    ]
+    run = sandbox.store.get_run(report.run_id)
+    assert run is not None and run.summary == summary and run.status == "HOLD"
+    assert len(sandbox.store.votes(report.run_id)) == 6 and sandbox.store.conflicts() == []
+
+
+def _remote_answer(request: httpx.Request) -> httpx.Response:
+    """DeepSeek as the TA slot, four trader slots and the conflict slot: a short bias,
+    BUY votes priced off the prompt, and a ruling to halve the trade."""
+    prompt = json.loads(request.content)["messages"][-1]["content"]
+    if prompt.startswith("You are a technical analyst"):
+        text = '{"bias": "short", "confidence": 0.7, "reasoning": "lower highs"}'
+    elif "Rule on the trade" in prompt:
+        text = '{"action": "modify", "confidence": 0.8, "size_factor": 0.5, "reasoning": "halve it against the bias"}'
+    else:
+        price = Decimal(re.search(r"Last price ([0-9.]+)", prompt).group(1))  # type: ignore[union-attr]
+        text = (
+            f'{{"action": "BUY", "confidence": 0.8, "entry": {price}, "stop_loss": {(price * Decimal("0.98")):.1f}, '
+            f'"take_profit": {(price * Decimal("1.05")):.1f}}}'
+        )
+    return httpx.Response(200, json={"choices": [{"message": {"content": text}}], "usage": {"prompt_tokens": 1}})
+
+
+@respx.mock
+async def test_trade_cycle_switched_to_a_provider_by_configuration(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-test")
+    route = respx.post("https://api.deepseek.com/chat/completions").mock(side_effect=_remote_answer)
+    deepseek = ModelSlot(
+        provider="openai", base_url="https://api.deepseek.com", model="deepseek-chat", api_key_env="DEEPSEEK_API_KEY"
+    )
+    slots = {name: deepseek for name in ("ta", "trader_1", "trader_2", "trader_3", "trader_4", "conflict")}
+    settings = sandbox.settings.model_copy(update={"models": ModelSettings(**slots)})
+
+    report = await TradeCycle(sandbox.client, sandbox.store, sandbox.exchange.clock, settings).run("BTC/USDT")
+    summary = report.to_dict()
+
+    assert route.call_count == 6  # TA, four votes, the ruling
+    assert summary["ta"]["bias"] == "short" and summary["action"] == "BUY"
+    assert [v["model"] for v in summary["votes"]][:4] == [f"trader_{i}:deepseek-chat" for i in range(1, 5)]
+    assert summary["conflict"]["type"] == "trade_against_ta"
+    assert (summary["conflict"]["action"], summary["conflict"]["model"]) == ("modify", "conflict:deepseek-chat")
+    assert summary["status"] == "FILLED" and summary["risk"]["status"] == "reduced"
+    assert any("conflict ruling modify sizes at 0.5x" in r for r in summary["risk"]["reasons"])
+    [row] = sandbox.store.conflicts("BTC/USDT")
+    assert (row["run_id"], row["resolution_action"]) == (report.run_id, "modify")
+
+
+async def test_risk_state_is_read_from_the_balance_and_the_database(sandbox: Sandbox) -> None:
+    now = sandbox.exchange.clock.time() + 12 * 3600  # noon: the sandbox opens at midnight UTC
+    pair = await sandbox.client.resolve_pair("BTC/USDT")
+
+    def closed(position_id: str, pnl: str, closed_at: float) -> Position:
+        return Position(
+            position_id, "BTC/USDT", PositionSide.LONG, Decimal("0.01"), Decimal(90000), Decimal(88000),
+            Decimal(95000), status=PositionStatus.CLOSED, opened_at=closed_at - 60, closed_at=closed_at,
+            exit_price=Decimal(89000), realized_pnl=Decimal(pnl),
+        )
+
+    for position in (
+        closed("P-yesterday", "-50", now - 2 * 86_400),  # before today (UTC): a loss, but not today's
+        closed("P-win", "30", now - 3_000),
+        closed("P-loss-1", "-12.5", now - 2_000),
+        closed("P-loss-2", "-7.25", now - 1_000),
+    ):
+        sandbox.store.upsert_position(position)
+    sandbox.store.upsert_position(
+        Position("P-open", "BTC/USDT", PositionSide.LONG, Decimal("0.02"), Decimal(91000), Decimal(89000), None)
+    )
+
+    state = await read_risk_state(sandbox.client, sandbox.store, pair, Decimal(90000), now=now)
+
+    balances = await sandbox.client.balance()
+    assert state.available_quote == balances[pair.quote] and state.available_quote > 0
+    assert state.equity == balances[pair.quote] + balances.get(pair.base, Decimal(0)) * 90000
+    assert (state.open_positions, state.open_exposure) == (1, Decimal("1820.00"))
+    assert state.daily_pnl == Decimal("10.25")  # 30 - 12.5 - 7.25
+    assert state.consecutive_losses == 2
