@@ -142,7 +142,7 @@ async def bench_trade_cycle(cycles: int, *, side: str | None) -> list[float]:
 def line(name: str, timings: list[float], target: float) -> str:
     median, worst = statistics.median(timings), max(timings)
     verdict = "ok" if median < target else "OVER TARGET"
-    return f"{name:<32} median {median:9.3f} ms   worst {worst:9.3f} ms   target < {target:g} ms: {verdict}"
+    return f"{name:<38} median {median:9.3f} ms   worst {worst:9.3f} ms   target < {target:g} ms: {verdict}"
 
 
 async def main(validations: int, cycles: int) -> None:

@@ -50,7 +50,7 @@ class RiskSettings(BaseModel):
 class ExecutionSettings(BaseModel):
     stop_retry_deadline_s: float = Field(10.0, gt=0)
     stop_max_attempts: int = Field(4, ge=1)
-    confirm_attempts: int = Field(3, ge=1)
+    confirm_attempts: int = Field(6, ge=1)  # waits 0.5, 1, 2, 4, 8 s: an order slow to show gets 15 s
     keep_unfilled_remainder: bool = False
     rate_limit_backoff_s: float = Field(3.0, gt=0)  # a starter key's counter sheds one call in ~3 s
 

@@ -67,7 +67,10 @@ class ConflictInfo:
 
     @property
     def symbol(self) -> str:
-        for output in (self.decision_output, self.ta_output, self.regime_output, self.snapshot):
+        outputs: tuple[TradingDecisionOutput | TAOutput | RegimeOutput | MarketSnapshot | None, ...] = (
+            self.decision_output, self.ta_output, self.regime_output, self.snapshot,
+        )
+        for output in outputs:
             if output is not None:
                 return output.symbol
         raise InputError("a conflict needs an agent output or a snapshot to name its symbol")

@@ -232,10 +232,6 @@ class Reconciler:
                 await self._cancel(live)
         close = self._order_for(position, OrderRole.CLOSE, OrderType.MARKET, None)
         await self._send(close)
-        found = (await self._client.query_orders([close.external_id or ""])).get(close.external_id or "")
-        if found is not None:
-            apply_exchange_state(close, found, self._clock.time())
-            self._store.upsert_order(close)
         report.changes.append(f"position {position.id} flattened at market ({why})")
         await self._close(position, close, None, [*orders, close], report)
 
@@ -262,6 +258,9 @@ class Reconciler:
         )
         order.external_id = ack.txid
         order.status = OrderStatus.PENDING
+        found = (await self._client.query_orders([ack.txid])).get(ack.txid)
+        if found is not None:
+            apply_exchange_state(order, found, self._clock.time())
         self._store.upsert_order(order)
 
     async def _cancel(self, order: Order) -> None:

@@ -26,10 +26,11 @@ from core.exchange import Credentials, KrakenClient
 from core.execution import OrderExecutionManager
 from core.invariants import INVARIANTS, InvariantReport, check_invariants
 from core.manual import manual_proposal
-from core.models import PositionStatus
+from core.models import OrderStatus, PositionStatus
 from core.reconcile import Reconciler
 from core.risk import RiskManagementEngine
 from core.sandbox_control import SandboxControl
+from core.serialize import to_jsonable
 from core.spool import PendingWrites
 from core.storage import Store
 from core.trade_cycle import read_risk_state
@@ -236,11 +237,16 @@ class Simulation:
                 pair = await client.resolve_pair(self._symbol)
                 state = await read_risk_state(client, store, pair, proposal.entry_price, now=sandbox.clock.time())
                 verdict = RiskManagementEngine(self._settings.risk).validate_trade(proposal, state)
+                run_id = f"S-{db_path.parent.name}"
+                store.add_agent_output(
+                    run_id, agent="risk", symbol=self._symbol, payload=to_jsonable(verdict),
+                    created_at=sandbox.clock.time(),
+                )
                 if not verdict.is_approved():
                     return "REJECTED", None
                 manager = OrderExecutionManager(
                     client, store, clock=sandbox.clock, settings=self._settings.execution,
-                    run_id=f"S-{db_path.parent.name}", spool=spool,
+                    run_id=run_id, spool=spool,
                 )
                 result = await manager.execute_trade(verdict.proposal)
                 if guard is not None:
@@ -255,11 +261,13 @@ class Simulation:
     async def _run_market(
         self, client: KrakenClient, store: Store, sandbox: Sandbox, control: SandboxControl, spool: PendingWrites
     ) -> None:
-        """Let the market move until every position closed, reconciling at each step."""
+        """Let the market move until every position closed and no order's fate is
+        unknown, reconciling at each step."""
         elapsed = 0.0
         while elapsed < MARKET_LIMIT_S:
             await Reconciler(client, store, sandbox.clock, spool=spool).reconcile()
-            if not store.positions(status=PositionStatus.OPEN):
+            unsettled = store.orders(status=[OrderStatus.UNKNOWN, OrderStatus.INTENT])
+            if not store.positions(status=PositionStatus.OPEN) and not unsettled:
                 return
             await control.advance(MARKET_STEP_S)
             elapsed += MARKET_STEP_S

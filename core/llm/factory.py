@@ -82,8 +82,12 @@ class ModelSet:
             await self.http.aclose()
 
 
-def _kind(slot_name: str) -> SlotKind:
-    return "trader" if slot_name in TRADER_SLOTS else slot_name  # type: ignore[return-value]
+SLOT_KINDS: Final[dict[str, SlotKind]] = {
+    **{name: "trader" for name in TRADER_SLOTS},
+    "ta": "ta",
+    "regime": "regime",
+    "conflict": "conflict",
+}
 
 
 class _Builder:
@@ -114,7 +118,7 @@ class _Builder:
         )
 
     def _offline(self, slot_name: str, slot: ModelSlot) -> LanguageModel:
-        kind = _kind(slot_name)
+        kind = SLOT_KINDS[slot_name]
         name = slot.model or OFFLINE_DEFAULTS[slot_name]
         known = OFFLINE_MODELS[kind]
         if name not in known:

@@ -45,7 +45,8 @@ def rising_snapshot(symbol: str = "BTC/USDT", *, base: float = 100.0, seed: int 
         )
         previous = close
     last = candles[-1].close
-    return MarketSnapshot(symbol, float(START), Ticker(last - Decimal("0.01"), last + Decimal("0.01"), last), {60: candles})
+    ticker = Ticker(last - Decimal("0.01"), last + Decimal("0.01"), last)
+    return MarketSnapshot(symbol, float(START), ticker, {60: candles})
 
 
 class ScriptedModel:
@@ -71,7 +72,9 @@ class ScriptedModel:
         return ModelReply(text=item(context) if callable(item) else item, model=self.name)
 
 
-def vote(action: str, confidence: float = 0.8, *, stop_pct: str = "0.02", target_pct: str = "0.05") -> Callable[[ModelContext], str]:
+def vote(
+    action: str, confidence: float = 0.8, *, stop_pct: str = "0.02", target_pct: str = "0.05"
+) -> Callable[[ModelContext], str]:
     """A vote priced off the snapshot: entry at the last price, stop and target at these distances."""
 
     def answer(context: ModelContext) -> str:

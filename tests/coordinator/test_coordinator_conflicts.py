@@ -16,7 +16,14 @@ import respx
 from core.bus import MessageTopic
 from core.clock import VirtualClock
 from core.config import ModelSlot
-from core.conflicts import ConflictSettings, ConflictType, ResolutionAnswer, clamp_resolution, detect_conflicts
+from core.conflicts import (
+    ConflictResolution,
+    ConflictSettings,
+    ConflictType,
+    ResolutionAnswer,
+    clamp_resolution,
+    detect_conflicts,
+)
 from core.coordinator import ConflictInfo, TaskStatus
 from core.llm.parsing import ConflictAction
 from core.llm.providers import ChatCompletionsModel
@@ -41,7 +48,9 @@ BULL = RegimeOutput("BTC/USDT", Regime.TRENDING_BULL, 0.85, 0.013)
 HIGH_VOLATILITY = RegimeOutput("BTC/USDT", Regime.VOLATILE_BULL, 0.85, 0.06)
 
 
-def decision(*votes: tuple[str, float], action: str = "BUY", consensus: float | None = None) -> TradingDecisionOutput:
+def decision(
+    *votes: tuple[str, float], action: str = "BUY", consensus: float | None = None
+) -> TradingDecisionOutput:
     models = [ModelDecision(f"m{i}", Action(a), c) for i, (a, c) in enumerate(votes)]
     winners = sum(1 for a, _ in votes if a == action)
     return TradingDecisionOutput(
@@ -54,6 +63,7 @@ def decision(*votes: tuple[str, float], action: str = "BUY", consensus: float | 
 
 UNANIMOUS_BUY = decision(*[("BUY", 0.8)] * 6)
 SPLIT = decision(*[("BUY", 0.8)] * 3, *[("HOLD", 0.7)] * 3, action="HOLD")
+LOW = ConflictType.LOW_CONSENSUS
 
 
 def chat_answer(content: str) -> httpx.Response:
@@ -87,8 +97,8 @@ async def deepseek(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ChatComplet
         (TA_LONG, BULL, UNANIMOUS_BUY, []),
         (TA_LONG, BULL, decision(*[("HOLD", 0.7)] * 6, action="HOLD"), []),
         (TA_LONG, BULL, SPLIT, [ConflictType.LOW_CONSENSUS]),
-        (TA_LONG, BULL, decision(*[("BUY", 0.8)] * 3, *[("SELL", 0.7)] * 3, action="HOLD"), [ConflictType.LOW_CONSENSUS]),
-        (TA_LONG, BULL, decision(*[("BUY", 0.8)] * 3, ("HOLD", 0.6), ("HOLD", 0.6), ("SELL", 0.6)), [ConflictType.LOW_CONSENSUS]),
+        (TA_LONG, BULL, decision(*[("BUY", 0.8)] * 3, *[("SELL", 0.7)] * 3, action="HOLD"), [LOW]),
+        (TA_LONG, BULL, decision(*[("BUY", 0.8)] * 3, ("HOLD", 0.6), ("HOLD", 0.6), ("SELL", 0.6)), [LOW]),
         (TA_LONG, HIGH_VOLATILITY, UNANIMOUS_BUY, [ConflictType.HIGH_VOLATILITY]),
         (TA_LONG, RegimeOutput("BTC/USDT", Regime.RANGING, 0.7, 0.08), UNANIMOUS_BUY, [ConflictType.HIGH_VOLATILITY]),
         (
@@ -207,7 +217,9 @@ async def test_a_ruling_that_never_comes_is_a_wait(make_coordinator: MakeCoordin
     ],
     ids=["size-floor", "tighter-stop", "wider-stop", "stop-past-entry", "proceed-full", "abort-nothing"],
 )
-def test_modifications_are_clamped(answer: dict[str, object], size: str, stop: str | None, note: str | None) -> None:
+def test_modifications_are_clamped(
+    answer: dict[str, object], size: str, stop: str | None, note: str | None
+) -> None:
     ruling = clamp_resolution(ResolutionAnswer.model_validate(answer), (), UNANIMOUS_BUY, SETTINGS, "m")
     assert ruling.size_factor == Decimal(size)
     assert ruling.stop_loss == (Decimal(stop) if stop is not None else None)
@@ -219,10 +231,15 @@ def test_modifications_are_clamped(answer: dict[str, object], size: str, stop: s
 
 def test_a_sell_stop_is_never_widened_either() -> None:
     sell = TradingDecisionOutput(
-        "BTC/USDT", Action.SELL, 1.0, 0.8, [], entry=Decimal(45000), stop_loss=Decimal(46000), take_profit=Decimal(42000)
+        "BTC/USDT", Action.SELL, 1.0, 0.8, [],
+        entry=Decimal(45000), stop_loss=Decimal(46000), take_profit=Decimal(42000),
     )
-    wider = clamp_resolution(ResolutionAnswer.model_validate({"action": "modify", "confidence": 0.7, "stop": 47000}), (), sell, SETTINGS, "m")
-    tighter = clamp_resolution(ResolutionAnswer.model_validate({"action": "modify", "confidence": 0.7, "stop": 45600}), (), sell, SETTINGS, "m")
+
+    def ruling(stop: int) -> ConflictResolution:
+        answer = ResolutionAnswer.model_validate({"action": "modify", "confidence": 0.7, "stop": stop})
+        return clamp_resolution(answer, (), sell, SETTINGS, "m")
+
+    wider, tighter = ruling(47000), ruling(45600)
     assert (wider.stop_loss, tighter.stop_loss) == (Decimal(46000), Decimal(45600))
 
 
@@ -253,7 +270,9 @@ async def test_a_modify_ruling_trades_smaller_with_the_tighter_stop(
     full_volume, original_stop = baseline.verdict.proposal.volume, baseline.verdict.proposal.stop_loss
     tighter = (original_stop + baseline.verdict.proposal.entry_price) / 2
 
-    resolver = scripted("resolver", f'{{"action": "modify", "confidence": 0.8, "size_factor": 0.5, "stop_loss": {tighter}}}')
+    resolver = scripted(
+        "resolver", f'{{"action": "modify", "confidence": 0.8, "size_factor": 0.5, "stop_loss": {tighter}}}'
+    )
     coordinator = make_coordinator(regime=scripted("regime", VOLATILE_BULL), conflict=resolver)
     result = await coordinator.run_cycle("BTC/USDT")
 

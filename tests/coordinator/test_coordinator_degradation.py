@@ -11,7 +11,7 @@ from core.bus import MessageTopic
 from core.coordinator import DegradationLevel, TaskName, TaskStatus
 from core.errors import ServiceUnavailableError
 from tests.coordinator.conftest import MakeCoordinator
-from tests.coordinator.fakes import RecordingVenue, ScriptedModel, traders
+from tests.coordinator.fakes import RecordingVenue, traders
 
 DOWN = [DegradationLevel.REDUCED, DegradationLevel.CONSERVATIVE, DegradationLevel.HALTED]
 
@@ -112,6 +112,3 @@ async def test_an_unknown_task_name_is_refused(make_coordinator: MakeCoordinator
         await make_coordinator()._run_scheduled_task("portfolio_rebalance", "BTC/USDT")
     assert [t.value for t in TaskName] == ["technical_analysis", "regime_detection", "trading_decision"]
 
-
-def test_scripted_models_are_distinct() -> None:
-    assert len({m.name for m in traders(*["{}"] * 6)}) == 6 and isinstance(traders("{}")[0], ScriptedModel)

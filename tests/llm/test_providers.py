@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import logging
 from decimal import Decimal
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 
 import httpx
 import pytest
@@ -53,7 +53,8 @@ async def test_openai_compatible_sends_a_system_message_and_anthropic_a_version_
     await OPENAI_COMPATIBLE.build(http, clock).generate("p", context=CONTEXT)
     await ANTHROPIC.build(http, clock).generate("p", context=CONTEXT)
 
-    assert json.loads(chat.calls.last.request.content)["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
+    system = json.loads(chat.calls.last.request.content)["messages"][0]
+    assert system == {"role": "system", "content": SYSTEM_PROMPT}
     anthropic_request = messages.calls.last.request
     assert anthropic_request.headers["anthropic-version"] == "2023-06-01"
     assert json.loads(anthropic_request.content)["system"] == SYSTEM_PROMPT
@@ -77,7 +78,10 @@ async def test_429_waits_exactly_the_retry_after_seconds_on_the_clock(
     dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock
 ) -> None:
     route = respx.post(dialect.url).mock(
-        side_effect=[httpx.Response(429, headers={"Retry-After": "7"}, json={"error": "slow down"}), dialect.ok("{}")]
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "7"}, json={"error": "slow down"}),
+            dialect.ok("{}"),
+        ]
     )
     reply = await dialect.build(http, clock).generate("p", context=CONTEXT)
 
@@ -87,7 +91,9 @@ async def test_429_waits_exactly_the_retry_after_seconds_on_the_clock(
 
 
 @respx.mock
-async def test_retry_after_as_an_http_date(dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock) -> None:
+async def test_retry_after_as_an_http_date(
+    dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock
+) -> None:
     when = format_datetime(datetime.fromtimestamp(clock.time() + 12, UTC), usegmt=True)
     respx.post(dialect.url).mock(side_effect=[httpx.Response(429, headers={"Retry-After": when}), dialect.ok("{}")])
     await dialect.build(http, clock).generate("p", context=CONTEXT)
@@ -140,7 +146,9 @@ async def test_timeouts_are_retried_then_a_model_error(
 
 
 @respx.mock
-async def test_a_timeout_then_an_answer_recovers(dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock) -> None:
+async def test_a_dropped_connection_then_an_answer_recovers(
+    dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock
+) -> None:
     respx.post(dialect.url).mock(side_effect=[httpx.ConnectError("refused"), dialect.ok("{}")])
     reply = await dialect.build(http, clock).generate("p", context=CONTEXT)
     assert reply.text == "{}"
@@ -148,7 +156,9 @@ async def test_a_timeout_then_an_answer_recovers(dialect: Dialect, http: httpx.A
 
 @pytest.mark.parametrize("status", [400, 404, 422])
 @respx.mock
-async def test_other_4xx_fail_at_once(status: int, dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock) -> None:
+async def test_other_4xx_fail_at_once(
+    status: int, dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock
+) -> None:
     route = respx.post(dialect.url).mock(return_value=httpx.Response(status, json={"error": "model not found"}))
     with pytest.raises(ModelError, match=f"HTTP {status}.*model not found"):
         await dialect.build(http, clock).generate("p", context=CONTEXT)
@@ -165,7 +175,9 @@ async def test_a_body_that_is_not_an_answer_is_a_model_error(
 
 
 @respx.mock
-async def test_prose_wrapped_json_is_recovered(dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock) -> None:
+async def test_prose_wrapped_json_is_recovered(
+    dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock
+) -> None:
     respx.post(dialect.url).mock(
         return_value=dialect.ok(f"Weighing both sides, here is my ruling:\n```json\n{RULING}\n```\nHope it helps.")
     )
@@ -230,7 +242,9 @@ async def test_every_attempt_waits_for_the_providers_rate_limiter(
 
 
 @respx.mock
-async def test_an_unpriced_model_costs_zero(dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock) -> None:
+async def test_an_unpriced_model_costs_zero(
+    dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock
+) -> None:
     respx.post(dialect.url).mock(return_value=dialect.ok("{}", 5000, 5000))
     reply = await dialect.build(http, clock, price=None).generate("p", context=CONTEXT)
     assert reply.cost_usd == Decimal(0) and reply.input_tokens == 5000
