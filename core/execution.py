@@ -102,7 +102,6 @@ class OrderExecutionManager:
             )
         entry = self._new_order(proposal, OrderRole.ENTRY, OrderType.MARKET, volume, None, pair)
         entry.side = proposal.side
-        self._persist(entry, attempts)
         try:
             await self._place(entry, attempts)
         except (PermanentExchangeError, TransientExchangeError) as exc:
@@ -225,7 +224,10 @@ class OrderExecutionManager:
         )
 
     async def _place(self, order: Order, attempts: _Attempts) -> None:
-        """Send an order; an ambiguous answer is resolved by looking it up, never by resending blind."""
+        """Send an order; an ambiguous answer is resolved by looking it up, never by resending blind.
+
+        Its intent row is stored first, so a crash at any later point leaves a record to repair."""
+        self._persist(order, attempts)
         async for attempt in self._retrying(attempts, f"{order.role.value} order"):
             with attempt:
                 try:
@@ -299,7 +301,6 @@ class OrderExecutionManager:
             updated_at=self._clock.time(),
         )
         orders.append(close)
-        self._persist(close, attempts)
         message = f"stop-loss failed ({cause}); the filled volume {entry.filled_volume} was closed at market"
         position: Position | None = None
         try:

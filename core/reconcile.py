@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from core.clock import Clock
-from core.errors import ExchangeError
+from core.errors import ExchangeError, PermanentExchangeError
 from core.exchange import ExchangeOrder, KrakenClient
 from core.execution import new_client_order_id
 from core.models import (
@@ -147,15 +147,22 @@ class Reconciler:
             report.changes.append(f"adopted {order.role.value} {txid} the database lacked ({found.description})")
 
     async def _open_positions_for_orphan_entries(self, report: ReconcileReport) -> None:
-        """An entry that filled but never got its position (the process died in between)."""
+        """An entry that filled but never got its position (the process died in between):
+        the position is opened with whatever protection the same run already placed."""
         for entry in self._store.orders():
             if entry.role is not OrderRole.ENTRY or entry.position_id or entry.filled_volume <= 0:
                 continue
+            protection = [
+                o for o in self._store.orders(run_id=entry.run_id)
+                if o.role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT) and o.position_id is None
+                and o.symbol == entry.symbol
+            ] if entry.run_id is not None else []
+            position = self._tracker.open_position(entry, protection)
             levels = self._protection_levels(entry)
-            position = self._tracker.open_position(entry, [])
             if levels is not None:
-                position.stop_loss, position.take_profit = levels
-            self._store.record_protected_position(position, [entry])
+                position.stop_loss = position.stop_loss or levels[0]
+                position.take_profit = position.take_profit or levels[1]
+            self._store.record_protected_position(position, [entry, *protection])
             report.changes.append(f"opened position {position.id} for entry {entry.external_id} that had none")
 
     def _protection_levels(self, entry: Order) -> tuple[Decimal, Decimal] | None:
@@ -195,7 +202,11 @@ class Reconciler:
         if through:
             await self._flatten(position, orders, report, f"the market {price} is already through its stop {position.stop_loss}")
             return
-        await self._replace(position, stop, OrderRole.STOP_LOSS, report)
+        try:
+            await self._replace(position, stop, OrderRole.STOP_LOSS, report)
+        except PermanentExchangeError as exc:
+            await self._flatten(position, orders, report, f"a new stop-loss was refused ({exc})")
+            return
         if target is not None and target.status.is_live and target.volume < position.size:
             await self._replace(position, target, OrderRole.TAKE_PROFIT, report)
 
@@ -253,9 +264,14 @@ class Reconciler:
 
     async def _send(self, order: Order) -> None:
         self._store.upsert_order(order)
-        ack = await self._client.add_order(
-            order.symbol, order.side, order.order_type, order.volume, order.price, cl_ord_id=order.client_order_id
-        )
+        try:
+            ack = await self._client.add_order(
+                order.symbol, order.side, order.order_type, order.volume, order.price, cl_ord_id=order.client_order_id
+            )
+        except PermanentExchangeError:
+            order.status = OrderStatus.REJECTED
+            self._store.upsert_order(order)
+            raise
         order.external_id = ack.txid
         order.status = OrderStatus.PENDING
         found = (await self._client.query_orders([ack.txid])).get(ack.txid)

@@ -37,7 +37,8 @@ from core.trade_cycle import read_risk_state
 
 TG_FAULTS = ("db-fail", "crash")
 RANDOM = "random"
-MARKET_STEP_S = 3600.0
+MARKET_STEP_S = 4 * 3600.0
+SETTLE_S = 3600.0  # an order unseen this long after tg lost track of it is taken as never placed
 MARKET_LIMIT_S = 14 * 24 * 3600.0
 
 
@@ -266,7 +267,11 @@ class Simulation:
         elapsed = 0.0
         while elapsed < MARKET_LIMIT_S:
             await Reconciler(client, store, sandbox.clock, spool=spool).reconcile()
-            unsettled = store.orders(status=[OrderStatus.UNKNOWN, OrderStatus.INTENT])
+            now = sandbox.clock.time()
+            unsettled = [
+                o for o in store.orders(status=[OrderStatus.UNKNOWN, OrderStatus.INTENT])
+                if now - o.updated_at < SETTLE_S
+            ]
             if not store.positions(status=PositionStatus.OPEN) and not unsettled:
                 return
             await control.advance(MARKET_STEP_S)
@@ -275,10 +280,12 @@ class Simulation:
     async def _restart_and_check(
         self, sandbox: Sandbox, db_path: Path, spool: PendingWrites, control: SandboxControl
     ) -> InvariantReport:
-        """A new process: reconcile first, then hold the exchange's state against the database."""
+        """A new process: it reconciles and lets the market run as any run does, then the
+        exchange's state is held against the database."""
         client = self._client(sandbox)
         try:
             with Store.open(db_path) as store:
+                await self._run_market(client, store, sandbox, control, spool)
                 report = await Reconciler(client, store, sandbox.clock, spool=spool).reconcile()
                 truth = await control.truth()
                 pairs = {p.altname: p for p in (await client.asset_pairs()).values() if p.symbol == self._symbol}

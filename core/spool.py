@@ -73,15 +73,26 @@ class PendingWrites:
         try:
             with store.transaction():
                 for orders, position in records:
+                    fresher = [_newer_of(order, store.get_order(order.client_order_id)) for order in orders]
                     if position is not None:
-                        store.record_protected_position(position, orders)
+                        store.record_protected_position(position, fresher)
                     else:
-                        for order in orders:
+                        for order in fresher:
                             store.upsert_order(order)
         except DatabaseWriteError:
             return 0  # still refused: the spool keeps them for the next run
         self.path.unlink()
         return len(records)
+
+
+def _newer_of(spooled: Order, stored: Order | None) -> Order:
+    """A spooled record never undoes what the database learnt since: the later
+    version wins, and a link to a position is never dropped."""
+    if stored is None:
+        return spooled
+    chosen = spooled if spooled.updated_at > stored.updated_at else stored
+    chosen.position_id = chosen.position_id or spooled.position_id or stored.position_id
+    return chosen
 
 
 def _dec(value: str | None) -> Decimal | None:
