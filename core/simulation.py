@@ -143,6 +143,15 @@ class SimulationReport:
         }
 
 
+def _crash_step(spec: str, rng: random.Random) -> int:
+    """`crash` dies after a seeded number of private requests; `crash:after=N` after exactly N."""
+    _, _, option = spec.partition(":")
+    key, _, value = option.partition("=")
+    if key == "after" and value.isdigit():
+        return int(value)
+    return rng.randrange(1, 12)
+
+
 def choose_faults(requested: Sequence[str], rng: random.Random, catalog: Sequence[str]) -> list[str]:
     """The faults of one run: `random` draws one or two from everything there is."""
     chosen = [f for f in requested if f != RANDOM]
@@ -191,10 +200,11 @@ class Simulation:
         control = SandboxControl(sandbox.base_url, transport=sandbox.transport)
         await control.seed_faults(seed)
         for fault in faults:
-            if fault not in TG_FAULTS:
+            if fault.partition(":")[0] not in TG_FAULTS:
                 await control.add_fault(fault)
-        guard = DbFailGuard(rng) if "db-fail" in faults else None
-        crash_after = rng.randrange(1, 12) if "crash" in faults else None
+        names = {f.partition(":")[0]: f for f in faults}
+        guard = DbFailGuard(rng) if "db-fail" in names else None
+        crash_after = _crash_step(names["crash"], rng) if "crash" in names else None
         injected: Counter[str] = Counter()
         db_path = folder / "tg.db"
         spool = PendingWrites(folder / "tg.pending.jsonl")
