@@ -1,0 +1,81 @@
+"""The clock abstraction and layered settings."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from core.clock import SystemClock, VirtualClock
+from core.config import load_settings
+from core.errors import ConfigError
+
+
+class TestVirtualClock:
+    async def test_moves_only_when_told(self) -> None:
+        clock = VirtualClock(start=1000.0)
+        assert clock.time() == 1000.0 and clock.monotonic() == 0.0
+        clock.advance(2.5)
+        await clock.sleep(7.5)
+        assert clock.time() == 1010.0 and clock.monotonic() == 10.0
+
+    def test_never_goes_backwards(self) -> None:
+        clock = VirtualClock(start=1000.0)
+        with pytest.raises(ValueError):
+            clock.advance(-1)
+        clock.set_time(900.0)
+        assert clock.time() == 1000.0
+        clock.set_time(1060.0)
+        assert clock.time() == 1060.0
+
+
+@pytest.mark.looptime
+async def test_system_clock_follows_the_event_loop() -> None:
+    clock = SystemClock()
+    start = clock.monotonic()
+    await asyncio.gather(clock.sleep(30), clock.sleep(30))
+    assert clock.monotonic() - start == pytest.approx(30)
+
+
+class TestSettings:
+    def test_defaults(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        monkeypatch.chdir(tmp_path)
+        settings = load_settings()
+        assert settings.risk.risk_per_trade == Decimal("0.01")
+        assert settings.db_path.name == "tg.db"
+
+    def test_file_then_environment_then_flags(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        config = tmp_path / "tg.toml"
+        config.write_text('db = "from-file.db"\n[risk]\nrisk_per_trade = "0.02"\nmin_confidence = 0.7\n')
+        monkeypatch.setenv("TG_RISK__MIN_CONFIDENCE", "0.8")
+        settings = load_settings(config)
+        assert settings.risk.risk_per_trade == Decimal("0.02")  # file over default
+        assert settings.risk.min_confidence == 0.8  # environment over file
+        assert settings.db == Path("from-file.db")
+        assert load_settings(config, db=tmp_path / "flag.db").db == tmp_path / "flag.db"  # flag over all
+
+    def test_tg_db_chooses_the_file(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        monkeypatch.setenv("TG_DB", str(tmp_path / "x.db"))
+        assert load_settings().db_path == tmp_path / "x.db"
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [("[risk\n", "not valid TOML"), ("[risk]\nrisk_per_trade = 5\n", "invalid setting risk.risk_per_trade"),
+         ("surprise = 1\n", "invalid setting surprise")],
+    )
+    def test_bad_files_say_what_is_wrong(self, tmp_path: Path, text: str, message: str) -> None:
+        config = tmp_path / "tg.toml"
+        config.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_settings(config)
+
+    def test_missing_file(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError, match="cannot read config file"):
+            load_settings(tmp_path / "absent.toml")
+
+    def test_bad_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("TG_RISK__RISK_PER_TRADE", "lots")
+        with pytest.raises(ConfigError, match="TG_RISK__RISK_PER_TRADE"):
+            load_settings()
