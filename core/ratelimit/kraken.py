@@ -190,7 +190,9 @@ class KrakenRateLimiter:
         order after `cancel_age_s`, on one pair. "mixed": AddOrder, a QueryOrders to
         confirm it, then the CancelOrder, on one pair. The configured caps apply.
         """
-        queries = self._capped(self._rest_limit.decay_per_s, self._calls_per_minute)
+        queries = self._rest_limit.decay_per_s
+        if self._calls_per_minute is not None:
+            queries = min(queries, self._calls_per_minute / 60)
         order_cost = order_action_cost("add") + order_action_cost("cancel", cancel_age_s)
         order_pairs = self._trading_limit.decay_per_s / order_cost
         if self._order_calls_per_minute is not None:
@@ -202,10 +204,6 @@ class KrakenRateLimiter:
         if mix == "mixed":
             return 3 * min(queries, order_pairs)
         raise ValueError(f"unknown call mix {mix!r}; use 'query', 'orders' or 'mixed'")
-
-    @staticmethod
-    def _capped(rate: float, per_minute: int | None) -> float:
-        return rate if per_minute is None else min(rate, per_minute / 60)
 
     def _pair_bucket(self, pair: str) -> TokenBucketRateLimiter:
         bucket = self._pairs.get(pair)

@@ -10,9 +10,9 @@ import looptime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ratelimit_reference import Request, counter_at, counter_peaks, fifo_bucket_grants
 
 from core.ratelimit import TokenBucketRateLimiter
-from ratelimit_reference import Request, counter_at, counter_peaks, fifo_bucket_grants
 
 TOLERANCE = 1e-6  # tokens
 TICKS = 5e-6  # seconds: looptime keeps whole microseconds; a grant may land a tick or two late
@@ -54,7 +54,7 @@ async def run_schedule(
     tasks = [asyncio.create_task(client(i, arrival, tokens)) for i, (arrival, tokens, _) in enumerate(schedule)]
     if cancel_at is not None:
         await asyncio.sleep(cancel_at)
-        for index, (task, (_, _, doomed)) in enumerate(zip(tasks, schedule)):
+        for index, (task, (_, _, doomed)) in enumerate(zip(tasks, schedule, strict=True)):
             if doomed and not task.done():
                 task.cancel()
                 outcome.cancelled.add(index)
