@@ -75,7 +75,9 @@ def trade(
     async def run() -> dict[str, Any]:
         async with open_session(settings, url=url, live=live) as session:
             manual = await manual_proposal(session.client, symbol, side, volume) if side else None
-            report = await TradeCycle(session.client, session.store, session.clock, settings).run(
+            report = await TradeCycle(
+                session.client, session.store, session.clock, settings, spool=session.spool
+            ).run(
                 symbol, manual=manual
             )
             return report.to_dict()

@@ -305,13 +305,19 @@ class OrderExecutionManager:
         position: Position | None = None
         try:
             await self._place(close, attempts)
-            if await self._confirm(close, attempts) and close.filled_volume > 0:
-                position = self._tracker.open_position(entry, [stop, close])
+            await self._confirm(close, attempts)
+            position = self._tracker.open_position(entry, [stop, close])
+            if close.filled_volume >= entry.filled_volume:
                 self._tracker.close(position, close.avg_fill_price or entry.avg_fill_price or Decimal(0), orders)
-                try:
-                    self._store.record_protected_position(position, orders)
-                except DatabaseWriteError as exc:
-                    self._spool(orders, attempts, exc, position)
+            else:
+                message = (
+                    f"stop-loss failed ({cause}); closing the filled volume at market: {close.filled_volume} of "
+                    f"{entry.filled_volume} filled so far, `tg reconcile` sees the rest through"
+                )
+            try:
+                self._store.record_protected_position(position, orders)
+            except DatabaseWriteError as exc:
+                self._spool(orders, attempts, exc, position)
         except ExchangeError as exc:
             message = (
                 f"stop-loss failed ({cause}) and closing the filled volume failed too ({exc}): "

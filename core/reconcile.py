@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from core.clock import Clock
-from core.errors import ExchangeError, PermanentExchangeError
+from core.errors import ExchangeError, InvalidOrderError, PermanentExchangeError, UnknownOrderError
 from core.exchange import ExchangeOrder, KrakenClient
 from core.execution import new_client_order_id
 from core.models import (
@@ -39,6 +39,11 @@ _ROLE_BY_TYPE = {
 }
 
 
+INTENT_GRACE_S = 60.0
+"""An order tg meant to send but cannot find is taken as never sent only after this
+long: an exchange slow to show a new order must not get it written off."""
+
+
 @dataclass
 class ReconcileReport:
     changes: list[str] = field(default_factory=list)
@@ -58,12 +63,14 @@ class Reconciler:
         *,
         spool: PendingWrites | None = None,
         run_id: str | None = None,
+        keep_entry_remainder: bool = False,
     ) -> None:
         self._client = client
         self._store = store
         self._clock = clock
         self._spool = spool
         self._run_id = run_id
+        self._keep_entry_remainder = keep_entry_remainder
         self._tracker = PositionTracker(store, clock)
 
     async def reconcile(self) -> ReconcileReport:
@@ -96,7 +103,8 @@ class Reconciler:
         for order in self._store.orders():
             found = exchange.get(order.external_id) if order.external_id else by_client_id.get(order.client_order_id)
             if found is None:
-                if order.external_id is None and order.status is OrderStatus.INTENT:
+                unsent = order.external_id is None and order.status is OrderStatus.INTENT
+                if unsent and now - order.updated_at > INTENT_GRACE_S:
                     order.status = OrderStatus.REJECTED
                     report.changes.append(f"{order.role.value} {order.client_order_id}: never reached the exchange")
                 elif order.external_id is not None and order.status.is_live:
@@ -154,7 +162,7 @@ class Reconciler:
                 continue
             protection = [
                 o for o in self._store.orders(run_id=entry.run_id)
-                if o.role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT) and o.position_id is None
+                if o.role is not OrderRole.ENTRY and o.position_id is None
                 and o.symbol == entry.symbol
             ] if entry.run_id is not None else []
             position = self._tracker.open_position(entry, protection)
@@ -177,18 +185,34 @@ class Reconciler:
         return None
 
     async def _repair(self, position: Position, report: ReconcileReport) -> None:
+        """Hold the position to what its orders actually filled: bought by the entry,
+        less what stops, targets and closes sold, and protect exactly the rest."""
         orders = self._store.orders(position_id=position.id)
         entry = _latest(orders, OrderRole.ENTRY)
         stop = _latest(orders, OrderRole.STOP_LOSS)
         target = _latest(orders, OrderRole.TAKE_PROFIT)
-        for exit_order, other in ((stop, target), (target, stop)):
-            if exit_order is not None and exit_order.filled_volume > 0 and not exit_order.status.is_live:
-                await self._close(position, exit_order, other, orders, report)
-                return
-        if entry is not None and entry.filled_volume > position.size:
-            report.changes.append(f"position {position.id}: entry filled further, {position.size} -> {entry.filled_volume}")
-            position.size = entry.filled_volume
+        if entry is not None and entry.status.is_live and entry.filled_volume > 0 and not self._keep_entry_remainder:
+            await self._cancel(entry)  # an unfilled rest filling later would grow the position unprotected
+        bought = entry.filled_volume if entry is not None else position.size
+        exits = [o for o in orders if o.role is not OrderRole.ENTRY and o.filled_volume > 0]
+        remaining = bought - sum((o.filled_volume for o in exits), Decimal("0"))
+        if exits and remaining <= 0:
+            for live in orders:
+                if live.status.is_live and live.role is not OrderRole.ENTRY and live.external_id:
+                    await self._cancel(live)
+            position.size = bought
+            await self._close(position, exits, orders, report)
+            return
+        if remaining != position.size:
+            report.changes.append(
+                f"position {position.id}: open size {position.size} -> {remaining} "
+                f"(entry filled {bought}, exits filled {bought - remaining})"
+            )
+            position.size = remaining
             self._store.upsert_position(position)
+        closing = sum((o.volume - o.filled_volume for o in orders if o.role is OrderRole.CLOSE and o.status.is_live), Decimal("0"))
+        if closing >= position.size:
+            return  # a market close is working off the rest
         covered = stop is not None and stop.status.is_live and stop.volume - stop.filled_volume >= position.size
         if covered:
             if target is not None and target.status.is_live and target.volume < position.size:
@@ -223,18 +247,16 @@ class Reconciler:
             + (f", replacing {old.external_id} ({old.status.value})" if old is not None else "")
         )
 
-    async def _close(
-        self, position: Position, exit_order: Order, other: Order | None, orders: list[Order], report: ReconcileReport
-    ) -> None:
-        if other is not None and other.status.is_live and other.external_id:
-            await self._cancel(other)
-        exit_price = exit_order.avg_fill_price or exit_order.price or position.entry_price
+    async def _close(self, position: Position, exits: list[Order], orders: list[Order], report: ReconcileReport) -> None:
+        sold = sum((o.filled_volume for o in exits), Decimal("0"))
+        exit_price = sum(((o.avg_fill_price or o.price or position.entry_price) * o.filled_volume for o in exits), Decimal("0")) / sold
         self._tracker.close(position, exit_price, orders)
         self._store.upsert_position(position)
+        how = " and ".join(sorted({o.role.value for o in exits}))
+        cancelled = [o for o in orders if o.status is OrderStatus.CANCELED and o.role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT)]
         report.changes.append(
-            f"position {position.id} closed by its {exit_order.role.value} at {exit_price}: "
-            f"P&L {position.realized_pnl:.2f} net of fees"
-            + (f"; cancelled {other.role.value} {other.external_id}" if other is not None and other.status is OrderStatus.CANCELED else "")
+            f"position {position.id} closed by its {how} at {exit_price:.2f}: P&L {position.realized_pnl:.2f} net of fees"
+            + "".join(f"; cancelled {o.role.value} {o.external_id}" for o in cancelled if o.updated_at >= self._clock.time())
         )
 
     async def _flatten(self, position: Position, orders: list[Order], report: ReconcileReport, why: str) -> None:
@@ -243,8 +265,14 @@ class Reconciler:
                 await self._cancel(live)
         close = self._order_for(position, OrderRole.CLOSE, OrderType.MARKET, None)
         await self._send(close)
+        if close.filled_volume < position.size:
+            report.changes.append(
+                f"position {position.id} closing at market ({why}): {close.filled_volume} of {position.size} "
+                "filled so far, the rest is working"
+            )
+            return
         report.changes.append(f"position {position.id} flattened at market ({why})")
-        await self._close(position, close, None, [*orders, close], report)
+        await self._close(position, [close], [*orders, close], report)
 
     def _order_for(self, position: Position, role: OrderRole, order_type: OrderType, price: Decimal | None) -> Order:
         now = self._clock.time()
@@ -281,7 +309,10 @@ class Reconciler:
 
     async def _cancel(self, order: Order) -> None:
         assert order.external_id is not None
-        await self._client.cancel_order(order.external_id)
+        try:
+            await self._client.cancel_order(order.external_id)
+        except (UnknownOrderError, InvalidOrderError):
+            pass  # it finished first; what it became is read back below
         found = (await self._client.query_orders([order.external_id])).get(order.external_id)
         if found is not None:
             apply_exchange_state(order, found, self._clock.time())

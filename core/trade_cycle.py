@@ -4,7 +4,7 @@ risk and execution against the exchange; everything is stored under one run id."
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -30,6 +30,7 @@ from core.models import (
     TradeProposal,
     TradingDecisionOutput,
 )
+from core.reconcile import Reconciler
 from core.risk import RiskManagementEngine
 from core.serialize import to_jsonable
 from core.spool import PendingWrites
@@ -57,6 +58,7 @@ class CycleReport:
     conflict: ConflictInfo | None = None
     resolution: ConflictResolution | None = None
     stopped_by: StoppedBy | None = None
+    reconciled: list[str] = field(default_factory=list)  # what reconciliation changed first
 
     @property
     def action(self) -> Action:
@@ -128,6 +130,7 @@ class CycleReport:
                     "stop_loss": position.stop_loss,
                     "take_profit": position.take_profit,
                 },
+                "reconciled": self.reconciled,
                 "db_path": self.db_path,
                 "conflict": self._conflict_dict(),
             }
@@ -246,10 +249,13 @@ class TradeCycle:
         self._clock = clock
         self._settings = settings
         self._venue = ExchangeVenue(client, store, clock, settings, spool=spool)
+        self._reconciler = Reconciler(client, store, clock, spool=spool)
         self._wall = SystemClock()  # runs are listed by when a person ran them, not by market time
 
     async def run(self, symbol: str, *, manual: TradeProposal | None = None) -> CycleReport:
-        """Run the cycle; with `manual`, skip the vote and take the operator's proposal."""
+        """Reconcile, then run the cycle; with `manual`, skip the vote and take the operator's
+        proposal. Reconciling first means the risk engine sees the account as it is."""
+        reconciled = await self._reconciler.reconcile()
         pair = await self._client.resolve_pair(symbol)
         run_id = new_run_id()
         self._store.start_run(
@@ -268,5 +274,6 @@ class TradeCycle:
             await coordinator.close()
             await models.aclose()
         report = CycleReport.from_result(run_id, result, str(self._store.path))
+        report.reconciled = reconciled.changes + [f"could not repair: {e}" for e in reconciled.errors]
         self._store.finish_run(run_id, status=report.status, finished_at=self._wall.time(), summary=report.to_dict())
         return report
