@@ -156,6 +156,9 @@ def sim_serve(
         list[str] | None, typer.Option("--api-secret", help="Base64 secret of the --api-key at the same position.")
     ] = None,
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a non-loopback --host.")] = False,
+    nonce_window: Annotated[
+        int, typer.Option("--nonce-window", min=0, help="Accept nonces this far below the highest seen, once each.")
+    ] = 0,
     config: ConfigOption = None,
 ) -> None:
     """Serve a fresh sandbox Kraken over HTTP until Ctrl-C; point any Kraken client at it."""
@@ -178,6 +181,7 @@ def sim_serve(
         keys=list(zip(keys, secrets, strict=True)) or None,
         allow_remote=allow_remote,
         on_ready=_announce,
+        nonce_window=nonce_window,
     )
     typer.echo("sandbox stopped")
 

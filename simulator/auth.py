@@ -3,8 +3,9 @@
 API-Sign = base64(HMAC-SHA512(key=base64decode(secret),
                               msg=urlpath + SHA256(nonce + postdata)))
 over the exact bytes of the body. Checks run in Kraken's order: the key, then the
-signature, then the nonce, which must exceed the last one accepted for that key (a
-missing or malformed nonce is refused before the signature is looked at).
+signature, then the nonce, which must exceed the last one accepted for that key, or
+with a nonce window lie within it and be new (a missing or malformed nonce is refused
+before the signature is looked at).
 """
 
 from __future__ import annotations
@@ -44,11 +45,19 @@ def authenticate(exchange: Exchange, request: Request) -> tuple[ApiKey, Params]:
         raise InvalidSignature() from None
     if not hmac.compare_digest(expected, given):
         raise InvalidSignature()
-    value = int(nonce)
-    if value <= api_key.last_nonce:
-        raise InvalidNonce()
-    api_key.last_nonce = value
+    _consume_nonce(api_key, int(nonce))
     return api_key, params
+
+
+def _consume_nonce(api_key: ApiKey, value: int) -> None:
+    if value <= api_key.last_nonce:
+        in_window = value > api_key.last_nonce - api_key.nonce_window
+        if not in_window or value in api_key.recent_nonces:
+            raise InvalidNonce()
+    api_key.last_nonce = max(api_key.last_nonce, value)
+    if api_key.nonce_window:
+        floor = api_key.last_nonce - api_key.nonce_window
+        api_key.recent_nonces = [n for n in (*api_key.recent_nonces, value) if n > floor]
 
 
 def _nonce(params: Params) -> str:

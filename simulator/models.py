@@ -206,6 +206,10 @@ class ApiKey:
     """Base64, as Kraken hands it out."""
     account: str
     last_nonce: int = 0
+    nonce_window: int = 0
+    """Kraken's optional nonce window: a nonce up to this much below the highest one
+    seen is still accepted, once, so requests sent concurrently may arrive out of order."""
+    recent_nonces: list[int] = field(default_factory=list, repr=False)
 
 
 @dataclass

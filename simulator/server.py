@@ -107,18 +107,20 @@ def bind(host: str, port: int, *, allow_remote: bool = False) -> socket.socket:
 
 
 def sandbox_exchange(*, seed: int, keys: Sequence[KeyPair] | None,
-                     clock: Clock | None = None) -> tuple[Exchange, list[ApiKey]]:
+                     clock: Clock | None = None, nonce_window: int = 0) -> tuple[Exchange, list[ApiKey]]:
     """A fresh exchange, on real time unless given a clock, with the given key pairs on
     its one account, or a newly generated pair when none are given."""
     exchange = Exchange.create(clock or SystemClock(), seed=seed)
     if not keys:
-        return exchange, [exchange.create_api_key(DEFAULT_ACCOUNT)]
+        generated = exchange.create_api_key(DEFAULT_ACCOUNT)
+        generated.nonce_window = nonce_window
+        return exchange, [generated]
     created = []
     for key, secret in keys:
         _check_key_pair(key, secret)
         if key in exchange.state.api_keys:
             raise InputError(f"the API key {key!r} is given twice; give each key once")
-        api_key = ApiKey(key=key, secret=secret, account=DEFAULT_ACCOUNT)
+        api_key = ApiKey(key=key, secret=secret, account=DEFAULT_ACCOUNT, nonce_window=nonce_window)
         exchange.state.api_keys[key] = api_key
         created.append(api_key)
     return exchange, created
@@ -144,12 +146,13 @@ def fault_schedule(specs: Sequence[str], *, seed: int,
 def sandbox_server(host: str, port: int, *, seed: int = 42, tier: TierName | None = "starter",
                    faults: Sequence[str] = (), fault_file: Path | None = None,
                    keys: Sequence[KeyPair] | None = None, allow_remote: bool = False,
-                   log_level: str = "warning", clock: Clock | None = None) -> SandboxServer:
+                   log_level: str = "warning", clock: Clock | None = None,
+                   nonce_window: int = 0) -> SandboxServer:
     """A sandbox ready to serve on `host:port` (bound already, not yet answering).
     `tier` None serves without rate limits."""
     check_address(host, port, allow_remote=allow_remote)
     schedule = fault_schedule(faults, seed=seed, fault_file=fault_file)
-    exchange, api_keys = sandbox_exchange(seed=seed, keys=keys, clock=clock)
+    exchange, api_keys = sandbox_exchange(seed=seed, keys=keys, clock=clock, nonce_window=nonce_window)
     # Over TCP a lost answer is a connection that never answers, as on the internet.
     app = create_app(exchange, tier=None if tier is None else Tier(tier), faults=schedule,
                      lost_response="hang")
@@ -160,12 +163,12 @@ def sandbox_server(host: str, port: int, *, seed: int = 42, tier: TierName | Non
 def serve(host: str, port: int, *, seed: int = 42, tier: TierName | None = "starter",
           faults: Sequence[str] = (), fault_file: Path | None = None,
           keys: Sequence[KeyPair] | None = None, allow_remote: bool = False,
-          on_ready: Callable[[SandboxServer], None] | None = None) -> None:
+          on_ready: Callable[[SandboxServer], None] | None = None, nonce_window: int = 0) -> None:
     """Serve a fresh sandbox until interrupted. `on_ready` is called once the socket
     is bound, with the server's URL and keys, before the first request is answered."""
     server = sandbox_server(host, port, seed=seed, tier=tier, faults=faults,
                             fault_file=fault_file, keys=keys, allow_remote=allow_remote,
-                            log_level="info")
+                            log_level="info", nonce_window=nonce_window)
     if on_ready is not None:
         on_ready(server)
     server.run()
@@ -186,12 +189,12 @@ def running(server: SandboxServer) -> Iterator[SandboxServer]:
 @contextmanager
 def serving(*, seed: int = 42, tier: TierName | None = "starter", faults: Sequence[str] = (),
             keys: Sequence[KeyPair] | None = None,
-            clock: Clock | None = None) -> Iterator[SandboxServer]:
+            clock: Clock | None = None, nonce_window: int = 0) -> Iterator[SandboxServer]:
     """A fresh sandbox on 127.0.0.1 and a free port, answering from a background
     thread until the block ends: for tests and benchmarks. With a VirtualClock its
     market stands still (and is the same on every run) unless the clock is advanced."""
     with running(sandbox_server("127.0.0.1", 0, seed=seed, tier=tier, faults=faults,
-                                keys=keys, clock=clock)) as server:
+                                keys=keys, clock=clock, nonce_window=nonce_window)) as server:
         yield server
 
 

@@ -89,3 +89,13 @@ async def test_json_body_is_signed_over_its_raw_bytes(kraken: KrakenClient) -> N
 async def test_private_method_over_get_is_unknown(kraken: KrakenClient) -> None:
     response = await kraken.http.get("/0/private/Balance")
     assert response.json() == {"error": ["EGeneral:Unknown method"]}
+
+
+async def test_a_nonce_window_accepts_late_nonces_once(kraken: KrakenClient, exchange: Exchange) -> None:
+    exchange.api_key(kraken.key).nonce_window = 5
+    assert (await kraken.send("Balance", "nonce=100", nonce="100"))["error"] == []
+    assert (await kraken.send("Balance", "nonce=97", nonce="97"))["error"] == []  # late, inside the window
+    assert await kraken.send("Balance", "nonce=97", nonce="97") == {"error": ["EAPI:Invalid nonce"]}  # once only
+    assert await kraken.send("Balance", "nonce=100", nonce="100") == {"error": ["EAPI:Invalid nonce"]}
+    assert await kraken.send("Balance", "nonce=95", nonce="95") == {"error": ["EAPI:Invalid nonce"]}  # outside
+    assert (await kraken.send("Balance", "nonce=101", nonce="101"))["error"] == []
