@@ -12,23 +12,11 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from core.errors import DatabaseWriteError, StorageError
-from core.models import (
-    Order,
-    OrderRole,
-    OrderStatus,
-    OrderType,
-    Position,
-    PositionSide,
-    PositionStatus,
-    Side,
-)
-from core.serialize import to_jsonable
-from core.storage import Store
+from core.models import Order, Position
+from core.storage import Store, order_from_record, order_record, position_from_record, position_record
 
 
 def spool_path(db_path: Path) -> Path:
@@ -40,7 +28,10 @@ class PendingWrites:
     path: Path
 
     def append(self, orders: Sequence[Order] = (), position: Position | None = None) -> None:
-        record = {"orders": [to_jsonable(o) for o in orders], "position": to_jsonable(position)}
+        record = {
+            "orders": [order_record(o) for o in orders],
+            "position": position_record(position) if position is not None else None,
+        }
         line = json.dumps(record) + "\n"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,8 +52,8 @@ class PendingWrites:
         for line in self.path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 raw = json.loads(line)
-                position = _position(raw["position"]) if raw["position"] else None
-                records.append(([_order(o) for o in raw["orders"]], position))
+                position = position_from_record(raw["position"]) if raw["position"] else None
+                records.append(([order_from_record(o) for o in raw["orders"]], position))
         return records
 
     def flush(self, store: Store) -> int:
@@ -93,29 +84,3 @@ def _newer_of(spooled: Order, stored: Order | None) -> Order:
     chosen = spooled if spooled.updated_at > stored.updated_at else stored
     chosen.position_id = chosen.position_id or spooled.position_id or stored.position_id
     return chosen
-
-
-def _dec(value: str | None) -> Decimal | None:
-    return None if value is None else Decimal(value)
-
-
-def _order(raw: dict[str, Any]) -> Order:
-    return Order(
-        client_order_id=raw["client_order_id"], symbol=raw["symbol"], side=Side(raw["side"]),
-        order_type=OrderType(raw["order_type"]), volume=Decimal(raw["volume"]), role=OrderRole(raw["role"]),
-        price=_dec(raw["price"]), external_id=raw["external_id"], status=OrderStatus(raw["status"]),
-        filled_volume=Decimal(raw["filled_volume"]), avg_fill_price=_dec(raw["avg_fill_price"]),
-        fee=Decimal(raw["fee"]), position_id=raw["position_id"], run_id=raw["run_id"],
-        created_at=raw["created_at"], updated_at=raw["updated_at"],
-    )
-
-
-def _position(raw: dict[str, Any]) -> Position:
-    return Position(
-        id=raw["id"], symbol=raw["symbol"], side=PositionSide(raw["side"]), size=Decimal(raw["size"]),
-        entry_price=Decimal(raw["entry_price"]), stop_loss=_dec(raw["stop_loss"]),
-        take_profit=_dec(raw["take_profit"]), status=PositionStatus(raw["status"]),
-        leverage=Decimal(raw["leverage"]), run_id=raw["run_id"], opened_at=raw["opened_at"],
-        closed_at=raw["closed_at"], exit_price=_dec(raw["exit_price"]),
-        realized_pnl=_dec(raw["realized_pnl"]), fees=Decimal(raw["fees"]),
-    )

@@ -329,20 +329,20 @@ class Store:
     def add_order(self, order: Order) -> None:
         """Store a new order; a client_order_id already stored is refused (DatabaseWriteError)."""
         with self._writing("orders", f"order {order.client_order_id}") as table:
-            table.insert(_order_row(order))
+            table.insert(order_record(order))
 
     def upsert_order(self, order: Order) -> None:
         """Store the order, replacing the row with its client_order_id if there is one."""
         with self._writing("orders", f"order {order.client_order_id}") as table:
-            table.upsert(_order_row(order), pk="client_order_id")
+            table.upsert(order_record(order), pk="client_order_id")
 
     def get_order(self, client_order_id: str) -> Order | None:
         rows = self._rows("orders", ["client_order_id = ?"], [client_order_id])
-        return _order(rows[0]) if rows else None
+        return order_from_record(rows[0]) if rows else None
 
     def get_order_by_external_id(self, txid: str) -> Order | None:
         rows = self._rows("orders", ["external_id = ?"], [txid])
-        return _order(rows[0]) if rows else None
+        return order_from_record(rows[0]) if rows else None
 
     def orders(
         self, *, run_id: str | None = None, status: Iterable[OrderStatus] | None = None,
@@ -354,7 +354,7 @@ class Store:
             statuses = [s.value for s in status]
             where.append(f"status in ({', '.join('?' * len(statuses))})")
             args.extend(statuses)
-        return [_order(row) for row in self._rows("orders", where, args, order_by="created_at, rowid")]
+        return [order_from_record(row) for row in self._rows("orders", where, args, order_by="created_at, rowid")]
 
     # fills
 
@@ -386,18 +386,18 @@ class Store:
 
     def upsert_position(self, position: Position) -> None:
         with self._writing("positions", f"position {position.id}") as table:
-            table.upsert(_position_row(position), pk="id")
+            table.upsert(position_record(position), pk="id")
 
     def get_position(self, position_id: str) -> Position | None:
         rows = self._rows("positions", ["id = ?"], [position_id])
-        return _position(rows[0]) if rows else None
+        return position_from_record(rows[0]) if rows else None
 
     def positions(
         self, *, status: PositionStatus | None = None, run_id: str | None = None, symbol: str | None = None,
     ) -> list[Position]:
         """Oldest first."""
         where, args = _equal_to(status=status.value if status else None, run_id=run_id, symbol=symbol)
-        return [_position(row) for row in self._rows("positions", where, args, order_by="opened_at, rowid")]
+        return [position_from_record(row) for row in self._rows("positions", where, args, order_by="opened_at, rowid")]
 
     def record_protected_position(self, position: Position, orders: Sequence[Order]) -> None:
         """Store the position and its orders (entry, stop-loss, take-profit) all or nothing.
@@ -511,7 +511,8 @@ def _run(row: dict[str, Any]) -> RunRecord:
     )
 
 
-def _order_row(order: Order) -> dict[str, Any]:
+def order_record(order: Order) -> dict[str, Any]:
+    """An order as its row: JSON-safe, so the pending-writes spool keeps the same form."""
     return {
         "client_order_id": order.client_order_id, "external_id": order.external_id,
         "run_id": order.run_id, "position_id": order.position_id, "symbol": order.symbol,
@@ -522,7 +523,7 @@ def _order_row(order: Order) -> dict[str, Any]:
     }
 
 
-def _order(row: dict[str, Any]) -> Order:
+def order_from_record(row: dict[str, Any]) -> Order:
     return Order(
         client_order_id=row["client_order_id"], symbol=row["symbol"], side=Side(row["side"]),
         order_type=OrderType(row["order_type"]), volume=Decimal(row["volume"]), role=OrderRole(row["role"]),
@@ -533,7 +534,7 @@ def _order(row: dict[str, Any]) -> Order:
     )
 
 
-def _position_row(position: Position) -> dict[str, Any]:
+def position_record(position: Position) -> dict[str, Any]:
     return {
         "id": position.id, "run_id": position.run_id, "symbol": position.symbol,
         "side": position.side.value, "size": str(position.size), "entry_price": str(position.entry_price),
@@ -544,7 +545,7 @@ def _position_row(position: Position) -> dict[str, Any]:
     }
 
 
-def _position(row: dict[str, Any]) -> Position:
+def position_from_record(row: dict[str, Any]) -> Position:
     return Position(
         id=row["id"], symbol=row["symbol"], side=PositionSide(row["side"]), size=Decimal(row["size"]),
         entry_price=Decimal(row["entry_price"]), stop_loss=_decimal(row["stop_loss"]),
