@@ -45,6 +45,15 @@ class RiskSettings(BaseModel):
     min_stop_distance_pct: Decimal = Field(Decimal("0.002"), ge=0)
     max_stop_distance_pct: Decimal = Field(Decimal("0.10"), gt=0)
     max_open_positions: int = Field(3, ge=1)
+    max_leverage: Decimal = Field(Decimal("1"), ge=1)  # spot: no leverage
+    max_total_exposure_pct: Decimal = Field(Decimal("0.75"), gt=0)
+    max_correlated_exposure_pct: Decimal = Field(Decimal("0.5"), gt=0)  # positions in the same base asset
+    max_daily_loss_pct: Decimal = Field(Decimal("0.03"), gt=0)
+    max_weekly_loss_pct: Decimal = Field(Decimal("0.07"), gt=0)
+    max_drawdown_pct: Decimal = Field(Decimal("0.15"), gt=0)
+    losing_streak: int = Field(3, ge=1)  # losses in a row that raise the bar and start a cooldown
+    losing_streak_confidence_step: float = Field(0.1, ge=0, le=1)
+    cooldown_after_loss_s: float = Field(3600.0, ge=0)
 
 
 class ExecutionSettings(BaseModel):

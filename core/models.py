@@ -265,6 +265,11 @@ class RiskState:
     open_exposure: Decimal = Decimal("0")
     daily_pnl: Decimal = Decimal("0")
     consecutive_losses: int = 0
+    weekly_pnl: Decimal = Decimal("0")
+    total_exposure: Decimal = Decimal("0")  # notional of every open position
+    drawdown: Decimal = Decimal("0")  # realized P&L given back since its peak, as a share of the peak equity
+    last_loss_at: float | None = None
+    now: float | None = None
 
 
 class VerdictStatus(StrEnum):

@@ -17,11 +17,14 @@ layer knows the pair's lot decimals.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from core.agents.regime_detection import REGIME_PRESETS
 from core.config import RiskSettings
-from core.models import RiskState, RiskVerdict, Side, TradeProposal, VerdictStatus
+from core.models import Position, RiskState, RiskVerdict, Side, TradeProposal, VerdictStatus
 
 
 def _pct(fraction: Decimal) -> str:
@@ -77,6 +80,9 @@ class RiskManagementEngine:
         min_confidence, source = s.min_confidence, "settings"
         if p.regime is not None and REGIME_PRESETS[p.regime].min_confidence > min_confidence:
             min_confidence, source = REGIME_PRESETS[p.regime].min_confidence, f"regime {p.regime.value}"
+        if state.consecutive_losses >= s.losing_streak:
+            min_confidence = min(1.0, min_confidence + s.losing_streak_confidence_step)
+            source += f", raised after {state.consecutive_losses} losses in a row"
         if p.confidence < min_confidence:
             problems.append(f"confidence: {p.confidence} is below the minimum {min_confidence} ({source})")
         if state.open_positions >= s.max_open_positions:
@@ -85,7 +91,32 @@ class RiskManagementEngine:
             )
         if state.equity <= 0:
             problems.append(f"equity: {state.equity} leaves nothing to risk")
+            return problems
+        if p.leverage > s.max_leverage:
+            problems.append(f"leverage: {_num(p.leverage)}x is above the maximum {_num(s.max_leverage)}x")
+        problems += self._circuit_breakers(state)
         return problems
+
+    def _circuit_breakers(self, state: RiskState) -> list[str]:
+        """Losses that stop new entries until the period rolls over or the cooldown ends."""
+        s = self.settings
+        tripped = []
+        for name, pnl, limit in (("daily", state.daily_pnl, s.max_daily_loss_pct),
+                                 ("weekly", state.weekly_pnl, s.max_weekly_loss_pct)):
+            if pnl < 0 and -pnl >= state.equity * limit:
+                tripped.append(
+                    f"{name}_loss: {_num(-pnl)} lost, the breaker trips at {_pct(limit)} of equity "
+                    f"({_num(state.equity * limit)})"
+                )
+        if state.drawdown >= s.max_drawdown_pct:
+            tripped.append(f"drawdown: {_pct(state.drawdown)} from the peak, the breaker trips at {_pct(s.max_drawdown_pct)}")
+        if (state.consecutive_losses >= s.losing_streak and state.last_loss_at is not None
+                and state.now is not None and state.now - state.last_loss_at < s.cooldown_after_loss_s):
+            left = s.cooldown_after_loss_s - (state.now - state.last_loss_at)
+            tripped.append(
+                f"cooldown: {state.consecutive_losses} losses in a row; no new entry for another {left:.0f} s"
+            )
+        return tripped
 
     def _sized(self, p: TradeProposal, state: RiskState) -> RiskVerdict:
         s = self.settings
@@ -105,6 +136,13 @@ class RiskManagementEngine:
             f"at {_num(p.entry_price)}": state.equity * s.max_position_pct / p.entry_price,
             f"available_quote: {_num(state.available_quote)} x leverage {_num(p.leverage)} "
             f"at {_num(p.entry_price)}": state.available_quote * p.leverage / p.entry_price,
+            f"max_total_exposure_pct: {_pct(s.max_total_exposure_pct)} of equity less {_num(state.total_exposure)} "
+            f"already open": max(Decimal(0), state.equity * s.max_total_exposure_pct - state.total_exposure)
+            / p.entry_price,
+            f"max_correlated_exposure_pct: {_pct(s.max_correlated_exposure_pct)} of equity less "
+            f"{_num(state.open_exposure)} open in the same asset": max(
+                Decimal(0), state.equity * s.max_correlated_exposure_pct - state.open_exposure
+            ) / p.entry_price,
         }
         cap_reason, cap = min(caps.items(), key=lambda item: item[1])
         allowed, status = by_risk, VerdictStatus.APPROVED
@@ -130,3 +168,42 @@ class RiskManagementEngine:
                 VerdictStatus.REJECTED, [*notes, f"volume: {_num(volume)} after caps; nothing to trade"], p
             )
         return RiskVerdict(status, notes, dataclasses.replace(p, volume=volume))
+
+
+def day_start(now: float) -> float:
+    moment = datetime.fromtimestamp(now, UTC)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+@dataclass(frozen=True)
+class TradingHistory:
+    """What closed positions say about the risk the account may take now."""
+
+    daily_pnl: Decimal
+    weekly_pnl: Decimal
+    consecutive_losses: int
+    last_loss_at: float | None
+    drawdown: Decimal
+
+
+def trading_history(closed: Sequence[Position], equity: Decimal, now: float) -> TradingHistory:
+    """Realized P&L today and over the last 7 days, the losing streak, and the realized
+    drawdown: P&L given back since its running peak, over the equity at that peak."""
+    ordered = sorted((p for p in closed if p.realized_pnl is not None), key=lambda p: p.closed_at or 0.0)
+    today, week = day_start(now), now - 7 * 86400
+    daily = sum((p.realized_pnl for p in ordered if (p.closed_at or 0.0) >= today), Decimal(0))  # type: ignore[misc]
+    weekly = sum((p.realized_pnl for p in ordered if (p.closed_at or 0.0) >= week), Decimal(0))  # type: ignore[misc]
+    streak, last_loss = 0, None
+    for position in reversed(ordered):
+        if position.realized_pnl >= 0:  # type: ignore[operator]
+            break
+        streak += 1
+        last_loss = last_loss or position.closed_at
+    cumulative, peak = Decimal(0), Decimal(0)
+    for position in ordered:
+        cumulative += position.realized_pnl  # type: ignore[operator]
+        peak = max(peak, cumulative)
+    given_back = peak - cumulative
+    peak_equity = equity + given_back
+    drawdown = given_back / peak_equity if peak_equity > 0 else Decimal(0)
+    return TradingHistory(daily, weekly, streak, last_loss, drawdown)

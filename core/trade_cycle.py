@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +30,7 @@ from core.models import (
     TradingDecisionOutput,
 )
 from core.reconcile import Reconciler
-from core.risk import RiskManagementEngine
+from core.risk import RiskManagementEngine, trading_history
 from core.serialize import to_jsonable
 from core.spool import PendingWrites
 from core.storage import Store
@@ -167,21 +166,6 @@ class CycleReport:
 
 
 
-def _day_start(now: float) -> float:
-    moment = datetime.fromtimestamp(now, UTC)
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
-
-
-def _losing_streak(closed: list[Position]) -> int:
-    """Losses in a row among the most recently closed positions."""
-    streak = 0
-    for position in sorted(closed, key=lambda p: p.closed_at or 0.0, reverse=True):
-        if position.realized_pnl is None or position.realized_pnl >= 0:
-            break
-        streak += 1
-    return streak
-
-
 async def read_risk_state(
     client: KrakenClient, store: Store, pair: PairInfo, price: Decimal, *, now: float
 ) -> RiskState:
@@ -191,20 +175,23 @@ async def read_risk_state(
     quote = balances.get(pair.quote, Decimal("0"))
     base = balances.get(pair.base, Decimal("0"))
     open_positions = store.positions(status=PositionStatus.OPEN)
-    closed = store.positions(status=PositionStatus.CLOSED)
-    exposure = sum((p.size * p.entry_price for p in open_positions if p.symbol == pair.symbol), Decimal("0"))
-    today = _day_start(now)
-    daily_pnl = sum(
-        (p.realized_pnl for p in closed if p.realized_pnl is not None and (p.closed_at or 0.0) >= today),
-        Decimal("0"),
-    )
+    equity = quote + base * price
+    history = trading_history(store.positions(status=PositionStatus.CLOSED), equity, now)
+    same_asset = pair.symbol.split("/")[0]
     return RiskState(
-        equity=quote + base * price,
+        equity=equity,
         available_quote=quote,
         open_positions=len(open_positions),
-        open_exposure=exposure,
-        daily_pnl=daily_pnl,
-        consecutive_losses=_losing_streak(closed),
+        open_exposure=sum(
+            (p.size * p.entry_price for p in open_positions if p.symbol.split("/")[0] == same_asset), Decimal("0")
+        ),
+        total_exposure=sum((p.size * p.entry_price for p in open_positions), Decimal("0")),
+        daily_pnl=history.daily_pnl,
+        weekly_pnl=history.weekly_pnl,
+        consecutive_losses=history.consecutive_losses,
+        last_loss_at=history.last_loss_at,
+        drawdown=history.drawdown,
+        now=now,
     )
 
 

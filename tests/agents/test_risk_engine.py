@@ -33,7 +33,10 @@ def test_risk_sized_volume_is_approved(proposal: TradeProposal) -> None:
 
 
 def test_sizing_arithmetic_is_exact_decimal() -> None:
-    engine = RiskManagementEngine(RiskSettings(risk_per_trade=Decimal("0.0075"), max_position_pct=Decimal(1)))
+    engine = RiskManagementEngine(RiskSettings(
+        risk_per_trade=Decimal("0.0075"), max_position_pct=Decimal(1),
+        max_total_exposure_pct=Decimal(10), max_correlated_exposure_pct=Decimal(10),
+    ))
     state = RiskState(equity=Decimal("12345.67"), available_quote=Decimal(10**9))
     proposal = TradeProposal(
         "BTC/USDT", Side.BUY, Decimal("43210.5"), Decimal("42800.25"), Decimal("44100"), 0.9
@@ -59,8 +62,11 @@ def test_available_quote_caps_and_reduces_with_leverage_counted() -> None:
     verdict = ENGINE.validate_trade(LONG, poor)
     assert (verdict.status, verdict.proposal.volume) == (VerdictStatus.REDUCED, Decimal(10))
     assert any(r.startswith("available_quote: 1000") for r in verdict.reasons)
-    levered = ENGINE.validate_trade(_with(LONG, leverage=Decimal(2)), poor)
+    margin = RiskManagementEngine(RiskSettings(max_leverage=Decimal(2)))
+    levered = margin.validate_trade(_with(LONG, leverage=Decimal(2)), poor)
     assert (levered.status, levered.proposal.volume) == (VerdictStatus.APPROVED, Decimal(20))
+    refused = ENGINE.validate_trade(_with(LONG, leverage=Decimal(2)), poor)
+    assert refused.reasons == ["leverage: 2x is above the maximum 1x"]
 
 
 def test_operator_volume_is_kept_when_allowed_and_reduced_when_not() -> None:
@@ -144,3 +150,65 @@ def test_boundaries_are_inclusive() -> None:
     assert ENGINE.validate_trade(at_limits, RICH).is_approved()
     at_min_stop = _with(LONG, stop_loss=Decimal("99.8"), take_profit=Decimal("100.3"))  # 0.2%, 1.5R
     assert ENGINE.validate_trade(at_min_stop, RICH).is_approved()
+
+
+class TestExposureAndCircuitBreakers:
+    def test_total_exposure_caps_what_is_left(self) -> None:
+        state = dataclasses.replace(RICH, total_exposure=Decimal(7000))
+        verdict = ENGINE.validate_trade(LONG, state)  # 75% of 10000 less 7000 open = 500 -> 5 at 100
+        assert (verdict.status, verdict.proposal.volume) == (VerdictStatus.REDUCED, Decimal(5))
+        assert any(r.startswith("max_total_exposure_pct: 75.00% of equity less 7000") for r in verdict.reasons)
+
+    def test_correlated_exposure_caps_the_same_asset(self) -> None:
+        state = dataclasses.replace(RICH, open_exposure=Decimal(4500), total_exposure=Decimal(4500))
+        verdict = ENGINE.validate_trade(LONG, state)  # 50% of 10000 less 4500 = 500 -> 5 at 100
+        assert verdict.proposal.volume == Decimal(5)
+        assert any(r.startswith("max_correlated_exposure_pct") for r in verdict.reasons)
+
+    @pytest.mark.parametrize(
+        ("changes", "reason"),
+        [
+            ({"daily_pnl": Decimal(-300)}, "daily_loss: 300 lost, the breaker trips at 3.00% of equity (300)"),
+            ({"weekly_pnl": Decimal(-800)}, "weekly_loss: 800 lost, the breaker trips at 7.00% of equity (700)"),
+            ({"drawdown": Decimal("0.2")}, "drawdown: 20.00% from the peak, the breaker trips at 15.00%"),
+        ],
+    )
+    def test_breakers_reject(self, changes: dict, reason: str) -> None:
+        verdict = ENGINE.validate_trade(LONG, dataclasses.replace(RICH, **changes))
+        assert verdict.status is VerdictStatus.REJECTED
+        assert reason in verdict.reasons
+
+    def test_a_loss_under_the_limit_trades(self) -> None:
+        verdict = ENGINE.validate_trade(LONG, dataclasses.replace(RICH, daily_pnl=Decimal(-299)))
+        assert verdict.is_approved()
+
+    def test_a_losing_streak_raises_the_bar_and_cools_down(self) -> None:
+        streak = dataclasses.replace(RICH, consecutive_losses=3, last_loss_at=1000.0, now=1000.0 + 600)
+        cooling = ENGINE.validate_trade(_with(LONG, confidence=0.9), streak)
+        assert "cooldown: 3 losses in a row; no new entry for another 3000 s" in cooling.reasons
+        later = dataclasses.replace(streak, now=1000.0 + 3600)
+        assert ENGINE.validate_trade(_with(LONG, confidence=0.9), later).is_approved()
+        timid = ENGINE.validate_trade(_with(LONG, confidence=0.6), later)
+        assert any(r.startswith("confidence: 0.6 is below the minimum 0.65") for r in timid.reasons)
+
+
+def test_trading_history_from_closed_positions() -> None:
+    from core.models import Position, PositionSide, PositionStatus
+    from core.risk import trading_history
+
+    def closed(pnl: int, at: float) -> Position:
+        return Position(
+            id=f"P{at}", symbol="BTC/USDT", side=PositionSide.LONG, size=Decimal(1), entry_price=Decimal(100),
+            stop_loss=None, take_profit=None, status=PositionStatus.CLOSED, closed_at=at, realized_pnl=Decimal(pnl),
+        )
+
+    now = 1_767_268_800.0  # 2026-01-01T12:00Z
+    history = trading_history(
+        [closed(500, now - 10 * 86400), closed(-100, now - 3 * 86400), closed(-50, now - 3600), closed(-25, now - 60)],
+        Decimal(10_000), now,
+    )
+    assert history.daily_pnl == Decimal(-75)  # today's two
+    assert history.weekly_pnl == Decimal(-175)
+    assert history.consecutive_losses == 3
+    assert history.last_loss_at == now - 60
+    assert history.drawdown == Decimal(175) / Decimal(10_175)  # peak 500, now 325 realized
