@@ -13,7 +13,9 @@ import click
 import typer
 
 from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
+from cli.replay import replay
 from cli.sim import sim_app
+from cli.stress import ratelimit_stress
 
 app = typer.Typer(
     name="tg",
@@ -23,6 +25,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(sim_app, name="sim")
+app.command()(replay)
 
 
 def _version(value: bool) -> None:
@@ -121,7 +124,12 @@ def show(
         record = store.get_run(run_id)
         if record is None:
             raise InputError(f"no run {run_id!r} in {settings.db_path}; `tg runs` lists them")
-        render.trade_summary(record.summary, as_json=json_output)
+    if record.kind == "replay":
+        from cli.replay_render import replay_report
+
+        replay_report(record.summary, as_json=json_output)
+        return
+    render.trade_summary(record.summary, as_json=json_output)
 
 
 @app.command()
@@ -237,6 +245,9 @@ def orders(
     settings = settings_from(db, config)
     with Store.open(settings.db_path) as store:
         render.orders_table(store.orders(run_id=run_id), as_json=json_output)
+
+
+app.command("ratelimit-stress")(ratelimit_stress)
 
 
 def main() -> None:

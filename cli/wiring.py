@@ -14,6 +14,7 @@ from core.clock import Clock, SystemClock
 from core.config import Settings
 from core.errors import InputError
 from core.exchange import Credentials, KrakenClient
+from core.ratelimit import KrakenRateLimiter
 from core.spool import PendingWrites, spool_path
 from core.storage import Store
 from simulator.embedded import EmbeddedExchange
@@ -61,10 +62,14 @@ async def open_session(settings: Settings, *, url: str | None = None, live: bool
                 Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
                 transport=sandbox.transport,
                 clock=clock,
+                rate_limiter=sandbox_rate_limiter(settings, sandbox.tier, clock),
             )
         else:
             clock = SystemClock()
-            client = KrakenClient(url, Credentials.from_env(), clock=clock, timeout_s=settings.kraken.timeout_s)
+            client = KrakenClient(
+                url, Credentials.from_env(), clock=clock, timeout_s=settings.kraken.timeout_s,
+                rate_limiter=KrakenRateLimiter.from_settings(settings.kraken.rate_limit, clock=clock),
+            )
         try:
             yield Session(
                 settings=settings, store=store, client=client, clock=clock, sandbox=sandbox,
@@ -76,6 +81,14 @@ async def open_session(settings: Settings, *, url: str | None = None, live: bool
         if sandbox is not None:
             sandbox.save()
         store.close()
+
+
+def sandbox_rate_limiter(settings: Settings, tier: str | None, clock: Clock) -> KrakenRateLimiter | None:
+    """The configured limiter at the tier the sandbox enforces (None: it enforces none)."""
+    if tier is None:
+        return None
+    limits = settings.kraken.rate_limit.model_copy(update={"tier": str(tier)})
+    return KrakenRateLimiter.from_settings(limits, clock=clock)
 
 
 def simulation_sandbox(settings: Settings) -> Callable[[int, Path], EmbeddedExchange]:

@@ -29,7 +29,7 @@ from core.errors import (
     RateLimitExceededError,
     TransientExchangeError,
 )
-from core.exchange import ExchangeOrder, KrakenClient, PairInfo
+from core.exchange import CallCosts, ExchangeOrder, KrakenClient, PairInfo
 from core.exchange.retry import retrying
 from core.models import (
     AlertLevel,
@@ -85,9 +85,10 @@ class OrderExecutionManager:
     async def execute_trade(self, proposal: TradeProposal) -> ExecutionResult:
         started = self._clock.monotonic()
         attempts = _Attempts()
-        result = await self._execute(proposal, attempts)
-        result.retry_count += attempts.retries
-        result.warnings = attempts.warnings + result.warnings
+        with self._client.measure() as calls:
+            result = await self._execute(proposal, attempts)
+        result.retry_count += attempts.retries + calls.retries
+        result.warnings = attempts.warnings + _call_warnings(calls) + result.warnings
         result.latency_ms = (self._clock.monotonic() - started) * 1000
         return result
 
@@ -348,6 +349,22 @@ class OrderExecutionManager:
             self._spool_file.append(orders, position)
             where = f"in {self._spool_file.path}; the next run writes it"
         attempts.warnings.append(f"database write failed ({cause}); the record is kept {where}")
+
+
+def _call_warnings(calls: CallCosts) -> list[str]:
+    """The client's own retries and rate-limit waits: they are in latency_ms, say why."""
+    warnings = []
+    if calls.rate_limit_waits:
+        warnings.append(
+            f"Kraken's rate limit held {calls.rate_limit_waits} exchange call(s) back, "
+            f"{calls.rate_limit_wait_s:.1f} s in total"
+        )
+    if calls.retries:
+        warnings.append(
+            f"{calls.retries} exchange read(s) retried after transient errors, "
+            f"{calls.retry_wait_s:.1f} s of backoff"
+        )
+    return warnings
 
 
 def _apply(order: Order, found: ExchangeOrder, now: float) -> None:

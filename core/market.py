@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from core.agents.technical_analysis import INDICATOR_WINDOW
 from core.clock import Clock
 from core.exchange import KrakenClient
 from core.models import MarketSnapshot
 
 DEFAULT_INTERVALS: tuple[int, ...] = (60, 240)
+HISTORY_CANDLES = INDICATOR_WINDOW + 1
+"""Candles asked for per interval: what the analysis measures, and the forming one."""
 
 
 async def build_market_snapshot(
@@ -18,10 +21,13 @@ async def build_market_snapshot(
     clock: Clock,
     intervals: Sequence[int] = DEFAULT_INTERVALS,
 ) -> MarketSnapshot:
-    """Ticker and candles for each interval, fetched concurrently."""
+    """Ticker and the last HISTORY_CANDLES candles of each interval, fetched concurrently
+    (Kraken would send 720; the analysis reads no further back)."""
     pair = await client.resolve_pair(symbol)
+    now = int(clock.time())
     ticker, *series = await asyncio.gather(
-        client.ticker(pair.symbol), *(client.ohlc(pair.symbol, interval) for interval in intervals)
+        client.ticker(pair.symbol),
+        *(client.ohlc(pair.symbol, interval, since=now - HISTORY_CANDLES * interval * 60) for interval in intervals),
     )
     return MarketSnapshot(
         symbol=pair.symbol,

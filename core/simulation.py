@@ -27,6 +27,7 @@ from core.execution import OrderExecutionManager
 from core.invariants import INVARIANTS, InvariantReport, check_invariants
 from core.manual import manual_proposal
 from core.models import OrderStatus, PositionStatus
+from core.ratelimit import KrakenRateLimiter
 from core.reconcile import Reconciler
 from core.risk import RiskManagementEngine
 from core.sandbox_control import SandboxControl
@@ -176,6 +177,8 @@ class Simulation:
         self._workdir = workdir
         self._catalog = list(catalog)
         self._symbol = symbol
+        # By API key, as Kraken counts: a run's restarted client paces on what the first spent.
+        self._limiters: dict[str, KrakenRateLimiter] = {}
 
     async def run(
         self, faults: Sequence[str], *, runs: int, seed: int,
@@ -230,9 +233,13 @@ class Simulation:
 
     def _client(self, sandbox: Sandbox, crash_after: int | None = None) -> KrakenClient:
         transport = sandbox.transport if crash_after is None else CrashingTransport(sandbox.transport, crash_after)
+        limiter = self._limiters.get(sandbox.api_key)
+        if limiter is None:
+            limits = self._settings.kraken.rate_limit.model_copy(update={"tier": self._settings.simulator.tier})
+            limiter = self._limiters[sandbox.api_key] = KrakenRateLimiter.from_settings(limits, clock=sandbox.clock)
         return KrakenClient(
             sandbox.base_url, Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
-            transport=transport, clock=sandbox.clock,
+            transport=transport, clock=sandbox.clock, rate_limiter=limiter,
         )
 
     async def _trade_and_run_market(

@@ -13,6 +13,10 @@ path no Kraken client calls, without authentication, rate limits or faults:
     DELETE /_sandbox/faults      remove every rule (the log stays)
     POST   /_sandbox/advance     seconds=S: move the clock; stops and targets trigger
     GET    /_sandbox/state       time, prices, balances, open orders, counters
+
+advance and state answer with the state; orders=false leaves the orders out of it and
+pairs=KEY,... prices only those pairs, for a caller that steps the clock thousands
+of times (a replay) and reads one price and the balances.
     GET    /_sandbox/fault-log   every injected fault, oldest first
 
 Answers use Kraken's envelope, refusals Kraken's error strings.
@@ -60,22 +64,24 @@ class Sandbox:
     def advance(self, seconds: float) -> None:
         self.exchange.advance(seconds)
 
-    def state(self) -> Json:
+    def state(self, *, orders: bool = True, pairs: list[str] | None = None) -> Json:
+        """Everything, or without the orders, and with the prices of `pairs` (keys) only."""
         exchange = self.exchange
-        accounts = {
-            name: {
-                "balances": wire.balances(exchange.balance(name)),
-                "open": {o.txid: wire.order(o, with_trades=False) for o in exchange.open_orders(name)},
-                # every order the exchange accepted, as the exchange holds it: faults hide nothing here
-                "orders": {o.txid: wire.order(o, with_trades=False) for o in exchange.query_orders(name, None)},
-            }
-            for name in exchange.state.accounts
+        accounts: dict[str, Json] = {
+            name: {"balances": wire.balances(exchange.balance(name))} for name in exchange.state.accounts
         }
+        if orders:
+            for name, account in accounts.items():
+                account["open"] = {o.txid: wire.order(o, with_trades=False) for o in exchange.open_orders(name)}
+                # every order the exchange accepted, as the exchange holds it: faults hide nothing here
+                account["orders"] = {
+                    o.txid: wire.order(o, with_trades=False) for o in exchange.query_orders(name, None)
+                }
         return {
             "time": exchange.now(),
             "seed": exchange.state.seed,
             "prices": {key: wire.amount(exchange.price(pair), pair.pair_decimals)
-                       for key, pair in PAIRS.items()},
+                       for key, pair in PAIRS.items() if pairs is None or key in pairs},
             "accounts": accounts,
             "rate_limits": None if self.limits is None else self.limits.snapshot(exchange.clock.monotonic()),
             "faults": {"seed": self.faults.seed, "rules": len(self.faults.rules),
@@ -89,6 +95,19 @@ class _ControlParams(BaseModel):
 
 class _SeedParams(_ControlParams):
     seed: int = Field(ge=0, le=2**63 - 1)
+
+
+class _StateParams(_ControlParams):
+    orders: bool = True
+    pairs: str | None = None
+
+    def pair_keys(self) -> list[str] | None:
+        if self.pairs is None:
+            return None
+        keys = [key for key in self.pairs.split(",") if key]
+        if any(key not in PAIRS for key in keys):
+            raise InvalidArguments("pairs")
+        return keys
 
 
 class _FaultsParams(_ControlParams):
@@ -130,11 +149,12 @@ def clear_faults(sandbox: Sandbox, params: Params) -> Json:
 
 def advance(sandbox: Sandbox, params: Params) -> Json:
     sandbox.advance(float(parse(AdvanceParams, params).seconds))
-    return sandbox.state()
+    return state(sandbox, params)
 
 
 def state(sandbox: Sandbox, params: Params) -> Json:
-    return sandbox.state()
+    wanted = parse(_StateParams, params)
+    return sandbox.state(orders=wanted.orders, pairs=wanted.pair_keys())
 
 
 def fault_log(sandbox: Sandbox, params: Params) -> Json:

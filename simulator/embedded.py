@@ -9,6 +9,7 @@ opens at a fixed epoch, 2026-01-01T00:00:00Z, so that runs are reproducible.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from simulator.app import SandboxApp, create_app
 from simulator.exchange import DEFAULT_ACCOUNT, Exchange
 from simulator.faults import FaultSchedule
 from simulator.models import ApiKey
+from simulator.price_path import PricePath
 from simulator.ratelimits import Tier
 from simulator.store import load_state, save_state
 
@@ -42,21 +44,23 @@ class EmbeddedExchange:
 
     @classmethod
     def open(cls, state_path: Path, *, seed: int = 42, start_time: float | None = None,
-             tier: Tier | None = Tier.STARTER, faults: FaultSchedule | None = None) -> EmbeddedExchange:
+             tier: Tier | None = Tier.STARTER, faults: FaultSchedule | None = None,
+             paths: Mapping[str, PricePath] | None = None) -> EmbeddedExchange:
         """The sandbox saved at `state_path`, or a fresh one with a new API key pair.
 
         `seed` and `start_time` (default: the sandbox epoch) shape a fresh sandbox
         only; a saved one keeps its own. `tier` sets the rate limits (None: none) and
-        `faults` the fault schedule.
+        `faults` the fault schedule. `paths` replaces the market of the pairs it names
+        (a replay's recorded candles); paths are not saved, so give them on every open.
         """
         state = load_state(state_path)
         if state is None:
             clock = VirtualClock(SANDBOX_EPOCH if start_time is None else start_time)
-            exchange = Exchange.create(clock, seed=seed)
+            exchange = Exchange.create(clock, seed=seed, paths=paths)
             exchange.create_api_key(DEFAULT_ACCOUNT)
         else:
             clock = VirtualClock(state.processed_until)
-            exchange = Exchange(state, clock)
+            exchange = Exchange(state, clock, paths)
         return cls(state_path, exchange, clock, tier=tier, faults=faults)
 
     @property

@@ -21,6 +21,9 @@ Rules a client can observe:
   order filled in part stays open and fills further at later chances. Fees are the fee
   model's (default: the pair's tier for the account's 30-day USD volume), charged in
   the quote currency, or in the base currency with the fcib flag.
+- Stops first. When one stretch of matching reaches both a stop and another order
+  (a position's take-profit, say), the stop is matched first: the order of prices
+  inside a stretch is unknown, and the worst case is the only safe assumption.
 - Gaps. `add_price_gap` makes the market jump; a stop the gap jumps over fires at the
   gapped price, not at its own.
 - Ids. Txids and trade ids derive from the seed and a serial number: the same seed and
@@ -131,7 +134,8 @@ class TradeBalance:
 class Exchange:
     """One exchange: its accounts and orders (`state`), its market (a price path per
     pair), its clock, and its models of fills, latency and fees. `paths` replaces the
-    seeded market, e.g. by recorded candles."""
+    seeded market of the pairs it names, e.g. by recorded candles; the other pairs
+    keep theirs."""
 
     def __init__(self, state: ExchangeState, clock: Clock,
                  paths: Mapping[str, PricePath] | None = None, *,
@@ -139,9 +143,8 @@ class Exchange:
                  fees: FeeModel | None = None) -> None:
         self._state = state
         self._clock = clock
-        self._plain_paths = dict(paths) if paths is not None else synthetic_paths(
-            state.seed, PAIRS.values(), state.origin
-        )
+        self._plain_paths = synthetic_paths(state.seed, PAIRS.values(), state.origin)
+        self._plain_paths.update(paths or {})
         self._paths = self._with_gaps()
         self._fills: FillModel = fills or FullFills()
         self._latency: LatencyModel = latency or NoLatency()
@@ -151,16 +154,18 @@ class Exchange:
     @classmethod
     def create(cls, clock: Clock, *, seed: int = 42,
                balances: Mapping[str, Decimal] | None = None,
+               paths: Mapping[str, PricePath] | None = None,
                fills: FillModel | None = None, latency: LatencyModel | None = None,
                fees: FeeModel | None = None) -> Exchange:
-        """A fresh exchange opening at the clock's time, with one funded account."""
+        """A fresh exchange opening at the clock's time, with one funded account;
+        `paths` as in the constructor."""
         now = clock.time()
         initial = dict(DEFAULT_BALANCES if balances is None else balances)
         state = ExchangeState(
             seed=seed, origin=now, processed_until=now, initial_balances=initial,
             accounts={DEFAULT_ACCOUNT: Account(dict(initial))},
         )
-        return cls(state, clock, fills=fills, latency=latency, fees=fees)
+        return cls(state, clock, paths, fills=fills, latency=latency, fees=fees)
 
     @property
     def state(self) -> ExchangeState:
@@ -733,7 +738,7 @@ class Exchange:
 
     def _match_segment(self, live: list[Order], start: float, end: float) -> None:
         markets: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
-        for order in live:
+        for order in sorted(live, key=_matched_after_stops):
             if not order.is_live or order.status is OrderStatus.PENDING:
                 continue
             key = order.spec.pair
@@ -933,6 +938,11 @@ def _acts(order: Order, low: Decimal, high: Decimal) -> bool:
         return trigger_fired(spec.ordertype, spec.side, stop, low, high)
     limit = order.resting_limit
     return limit is not None and limit_reached(spec.side, limit, low, high)
+
+
+def _matched_after_stops(order: Order) -> bool:
+    """The sort key of "stops first" (see the module docstring)."""
+    return not order.spec.ordertype.is_stop
 
 
 def _follow_extreme(order: Order, low: Decimal, high: Decimal) -> None:

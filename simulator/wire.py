@@ -34,8 +34,13 @@ _ORDER_WORDS = {
 }
 
 
+_QUANTA = [Decimal(1).scaleb(-places) for places in range(19)]
+"""1, 0.1, 0.01, ...: made once, because every number on the wire is rounded to one."""
+
+
 def amount(value: Decimal, places: int) -> str:
-    return f"{value.quantize(Decimal(1).scaleb(-places)):f}"
+    quantum = _QUANTA[places] if 0 <= places < len(_QUANTA) else Decimal(1).scaleb(-places)
+    return f"{value.quantize(quantum):f}"
 
 
 def order_description(spec: OrderSpec) -> str:

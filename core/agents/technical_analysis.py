@@ -23,7 +23,15 @@ from core.llm.parsing import TAAnswer, ask
 from core.models import Candle, MarketSnapshot, TAOutput
 
 MIN_CANDLES = 60  # EMA50 plus room for its previous value; ADX needs 28, MACD 34
+INDICATOR_WINDOW = 200
+"""Candles the indicators are computed over, the most recent. Smoothed indicators
+(EMA, MACD, ATR, ADX, RSI) remember their start: after 250 candles the EMA50's
+start weighs (49/51)**250, under 1e-4, and the others' far less. Kraken hands out
+720 candles, themselves a cut of the whole history; measuring them all cost a
+replay most of its time for no visible difference."""
 RATIO_WINDOW = 50  # ATR and band width are judged against their mean over this many candles
+BANDS_PERIOD = 20
+CHOP_PERIOD = 14
 SQUEEZE_RATIO = Decimal("0.6")
 
 
@@ -37,12 +45,14 @@ def timeframe_indicators(candles: Sequence[Candle]) -> dict[str, Decimal]:
     """The indicator set of one timeframe; needs at least MIN_CANDLES candles."""
     if len(candles) < MIN_CANDLES:
         raise InputError(f"need {MIN_CANDLES} candles for the indicators, got {len(candles)}")
+    candles = candles[-INDICATOR_WINDOW:]
     closes = [c.close for c in candles]
     price = closes[-1]
     ema_20, ema_50 = ti.ema(closes, 20), ti.ema(closes, 50)
     macd = ti.macd(closes)
     atr = ti.atr(candles)
-    bands = ti.bollinger(closes)
+    # windowed indicators, asked only for the values used (the same values as over all candles)
+    bands = ti.bollinger(closes[-(BANDS_PERIOD + RATIO_WINDOW - 1):], BANDS_PERIOD)
     widths = [(u - low) / mid for u, low, mid in zip(bands.upper, bands.lower, bands.middle)]
     directional = ti.adx(candles)
     prior = candles[-21:-1]
@@ -69,7 +79,7 @@ def timeframe_indicators(candles: Sequence[Candle]) -> dict[str, Decimal]:
         "adx_14": directional.adx[-1],
         "plus_di_14": directional.plus_di[-1],
         "minus_di_14": directional.minus_di[-1],
-        "chop_14": ti.choppiness(candles)[-1],
+        "chop_14": ti.choppiness(candles[-(CHOP_PERIOD + 1):], CHOP_PERIOD)[-1],
         "donchian_high_20": max(c.high for c in prior),
         "donchian_low_20": min(c.low for c in prior),
     }

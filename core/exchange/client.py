@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -23,9 +23,13 @@ from core.errors import (
     InputError,
     InvalidNonceError,
     InvalidOrderError,
+    OrderRateLimitExceededError,
+    RateLimitExceededError,
     TransientExchangeError,
     UnknownOrderError,
 )
+from core.exchange.call_costs import CallCosts, CostLedger
+from core.exchange.order_ages import OrderAges
 from core.exchange.retry import retrying
 from core.exchange.errors import (
     exception_for,
@@ -47,6 +51,8 @@ from core.exchange.wire import (
     TickerEntry,
 )
 from core.models import Candle, OrderType, Side, Ticker
+from core.ratelimit import KrakenRateLimiter
+from core.ratelimit.kraken import OrderAction
 
 OHLC_INTERVALS = frozenset({1, 5, 15, 30, 60, 240, 1440, 10080, 21600})
 QUERY_ORDERS_MAX_TXIDS = 50  # Kraken's limit per QueryOrders call
@@ -121,9 +127,24 @@ TRADING_METHODS = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class _TradingCharge:
+    """What an order transaction costs on its pair's trading counter."""
+
+    pair: str
+    action: OrderAction
+    order_age_s: float | None = None
+
+
 class KrakenClient:
-    """Kraken's spot REST API over httpx. `retries` and `retry_wait_s` count what the
-    read retries cost, for callers that report it."""
+    """Kraken's spot REST API over httpx.
+
+    With a `rate_limiter`, every private call first waits for room on the key's REST
+    counter, and every order transaction for room on its pair's trading counter, so
+    the exchange never has to refuse one. `retries`, `retry_wait_s` and
+    `rate_limit_wait_s` total what retries and rate-limit waits cost; measure() counts
+    them for one caller.
+    """
 
     def __init__(
         self,
@@ -136,15 +157,17 @@ class KrakenClient:
         nonce_source: NonceSource | None = None,
         retry_attempts: int = 4,
         retry_deadline_s: float = 30.0,
-        rate_limit_wait_s: float = 3.0,
+        rate_limit_backoff_s: float = 3.0,
+        rate_limiter: KrakenRateLimiter | None = None,
     ) -> None:
         self._credentials = credentials
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._retry_attempts = retry_attempts
         self._retry_deadline_s = retry_deadline_s
-        self._rate_limit_wait_s = rate_limit_wait_s
-        self.retries = 0
-        self.retry_wait_s = 0.0
+        self._rate_limit_backoff_s = rate_limit_backoff_s
+        self._rate_limiter = rate_limiter
+        self._costs = CostLedger()
+        self._orders = OrderAges(self._clock)
         self._nonces = nonce_source if nonce_source is not None else NonceSource()
         self._timeout_s = timeout_s
         self._http = httpx.AsyncClient(
@@ -155,6 +178,7 @@ class KrakenClient:
         )
         self._directory: PairDirectory | None = None
         self._directory_lock = asyncio.Lock()
+        self._private_in_flight = asyncio.Lock()
 
     async def __aenter__(self) -> KrakenClient:
         return self
@@ -165,19 +189,43 @@ class KrakenClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    @property
+    def retries(self) -> int:
+        return self._costs.totals.retries
+
+    @property
+    def retry_wait_s(self) -> float:
+        return self._costs.totals.retry_wait_s
+
+    @property
+    def rate_limit_wait_s(self) -> float:
+        """Seconds the rate limiter held calls back, in total."""
+        return self._costs.totals.rate_limit_wait_s
+
+    def measure(self) -> AbstractContextManager[CallCosts]:
+        """Count the retries and waits of the calls made inside the block by this task
+        and the tasks it starts: an execution reports its own, not its neighbours'."""
+        return self._costs.measure()
+
     async def _request(
-        self, method_name: str, path: str, params: Mapping[str, str] | None, *, private: bool
+        self,
+        method_name: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        *,
+        private: bool,
+        charge: _TradingCharge | None = None,
     ) -> Any:
         """One call, its `result` returned. Reads are retried on transient errors and on
         lost answers (asking again changes nothing); trading calls are not, because only
         their caller knows how to tell whether the exchange acted (by client order id)."""
         if method_name in TRADING_METHODS:
-            return await self._attempt(method_name, path, params, private=private)
+            return await self._attempt(method_name, path, params, private=private, charge=charge)
         async for attempt in retrying(
             self._clock,
             attempts=self._retry_attempts,
             deadline_s=self._retry_deadline_s,
-            rate_limit_wait_s=self._rate_limit_wait_s,
+            rate_limit_wait_s=self._rate_limit_backoff_s,
             retry_on=(TransientExchangeError, AmbiguousExchangeError),
             never_on=(InvalidNonceError,),  # _attempt already resynced and resent once
             on_retry=self._count_retry,
@@ -187,11 +235,16 @@ class KrakenClient:
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _count_retry(self, error: ExchangeError | None, wait: float) -> None:
-        self.retries += 1
-        self.retry_wait_s += wait
+        self._costs.retried(wait)
 
     async def _attempt(
-        self, method_name: str, path: str, params: Mapping[str, str] | None, *, private: bool
+        self,
+        method_name: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        *,
+        private: bool,
+        charge: _TradingCharge | None = None,
     ) -> Any:
         """One request. A refused nonce is sent again once, after a resync: Kraken refuses
         such a request before acting on it."""
@@ -206,10 +259,49 @@ class KrakenClient:
                 f"and {SECRET_ENV} (or {KEY_FILE_ENV})"
             )
         try:
-            return await self._send(method_name, self._signed(credentials, path, params))
+            return await self._send_private(method_name, credentials, path, params, charge)
         except InvalidNonceError:
             self._nonces.resync()
-            return await self._send(method_name, self._signed(credentials, path, params))
+            return await self._send_private(method_name, credentials, path, params, charge)
+
+    async def _send_private(
+        self,
+        method_name: str,
+        credentials: Credentials,
+        path: str,
+        params: Mapping[str, str] | None,
+        charge: _TradingCharge | None,
+    ) -> Any:
+        """Wait for room on the counters, then sign and send. Private requests go out one
+        at a time: Kraken refuses a nonce below the last one it processed, and two
+        requests in flight may reach it in either order. A rate-limit refusal teaches
+        the limiter that something else spends this key's counters."""
+        await self._pace(method_name, charge)
+        try:
+            async with self._private_in_flight:
+                return await self._send(method_name, self._signed(credentials, path, params))
+        except RateLimitExceededError as exc:
+            self._learn(exc, charge)
+            raise
+
+    async def _pace(self, method_name: str, charge: _TradingCharge | None) -> None:
+        limiter = self._rate_limiter
+        if limiter is None:
+            return
+        waited = await limiter.acquire_call(method_name)
+        if charge is not None:
+            waited += await limiter.acquire_order(charge.pair, charge.action, charge.order_age_s)
+        if waited > 0:
+            self._costs.held_back(waited)
+
+    def _learn(self, error: RateLimitExceededError, charge: _TradingCharge | None) -> None:
+        limiter = self._rate_limiter
+        if limiter is None:
+            return
+        if not isinstance(error, OrderRateLimitExceededError):
+            limiter.on_rate_limit_error("rest")
+        elif charge is not None:
+            limiter.on_rate_limit_error("order", charge.pair)
 
     def _signed(
         self, credentials: Credentials, path: str, params: Mapping[str, str] | None
@@ -233,13 +325,25 @@ class KrakenClient:
             raise exception_for_transport(
                 exc, method=method_name, timeout_s=self._timeout_s
             ) from exc
-        return _result(method_name, response)
+        try:
+            return _result(method_name, response)
+        except RateLimitExceededError:
+            self._costs.refused()
+            raise
 
     async def _public(self, method_name: str, params: Mapping[str, str] | None = None) -> Any:
         return await self._request(method_name, f"/0/public/{method_name}", params, private=False)
 
-    async def _private(self, method_name: str, params: Mapping[str, str] | None = None) -> Any:
-        return await self._request(method_name, f"/0/private/{method_name}", params, private=True)
+    async def _private(
+        self,
+        method_name: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        charge: _TradingCharge | None = None,
+    ) -> Any:
+        return await self._request(
+            method_name, f"/0/private/{method_name}", params, private=True, charge=charge
+        )
 
     async def server_time(self) -> int:
         result = await self._public("Time")
@@ -337,11 +441,13 @@ class KrakenClient:
             params["userref"] = str(userref)
         if validate:
             params["validate"] = "true"
-        result = await self._private("AddOrder", params)
+        result = await self._private("AddOrder", params, charge=_TradingCharge(pair.key, "add"))
         with _expect_shape("AddOrder"):
             ack = _ADD_ORDER.validate_python(result)
         if not ack.txid and not validate:
             raise exception_for_malformed("no txid for a placed order", method="AddOrder")
+        if ack.txid:
+            self._orders.placed(pair.key, ack.txid[0], cl_ord_id)
         return AddOrderAck(txid=ack.txid[0] if ack.txid else "", description=ack.descr.order)
 
     async def query_orders(
@@ -377,24 +483,54 @@ class KrakenClient:
             params["trades"] = "true"
         result = await self._private("QueryOrders", params)
         with _expect_shape("QueryOrders"):
-            return _orders(_RAW_ORDERS.validate_python(result))
+            orders = _orders(_RAW_ORDERS.validate_python(result))
+        return await self._noted(orders)
 
     async def open_orders(self) -> dict[str, ExchangeOrder]:
         result = await self._private("OpenOrders")
         with _expect_shape("OpenOrders"):
-            return _orders(_OPEN_ORDERS.validate_python(result).open)
+            orders = _orders(_OPEN_ORDERS.validate_python(result).open)
+        return await self._noted(orders)
 
     async def closed_orders(self) -> dict[str, ExchangeOrder]:
         """The most recent closed orders: Kraken's first page (50)."""
         result = await self._private("ClosedOrders")
         with _expect_shape("ClosedOrders"):
-            return _orders(_CLOSED_ORDERS.validate_python(result).closed)
+            orders = _orders(_CLOSED_ORDERS.validate_python(result).closed)
+        return await self._noted(orders)
 
     async def cancel_order(self, ref: str) -> int:
         """Cancel by txid, userref or cl_ord_id; the number of orders cancelled."""
-        result = await self._private("CancelOrder", {"txid": ref})
+        charge = await self._cancel_charge(ref) if self._rate_limiter is not None else None
+        result = await self._private("CancelOrder", {"txid": ref}, charge=charge)
         with _expect_shape("CancelOrder"):
-            return _CANCEL_ORDER.validate_python(result).count
+            count = _CANCEL_ORDER.validate_python(result).count
+        self._orders.forget(ref)
+        return count
+
+    async def _cancel_charge(self, ref: str) -> _TradingCharge | None:
+        """The pair and age of the order `ref` (a txid or cl_ord_id) names. An order this
+        client has not seen is looked up among the open ones; one that is not open costs
+        nothing, as Kraken refuses its cancel without touching a counter. (A userref may
+        name several orders: tg never cancels by one, so such a cancel is not paced.)"""
+        known = self._orders.charge(ref)
+        if known is None:
+            await self.open_orders()
+            known = self._orders.charge(ref)
+        return None if known is None else _TradingCharge(known.pair, "cancel", known.age_s)
+
+    async def _noted(self, orders: dict[str, ExchangeOrder]) -> dict[str, ExchangeOrder]:
+        """Learn the pairs of the orders a listing shows, for pricing their cancels."""
+        if self._rate_limiter is None:
+            return orders
+        directory = await self._pair_directory()
+        for order in orders.values():
+            try:
+                pair = directory.resolve(order.pair).key
+            except InputError:
+                continue
+            self._orders.seen(pair, order.txid, order.cl_ord_id, order.status)
+        return orders
 
 
 def _orders(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, ExchangeOrder]:

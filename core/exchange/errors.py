@@ -76,6 +76,10 @@ _KRAKEN_ERRORS: dict[str, _Mapping] = {
     "EOrder:Rate limit exceeded": _Mapping(
         OrderRateLimitExceededError, "wait before placing or cancelling more orders on this pair"
     ),
+    "EOrder:Orders limit exceeded": _Mapping(
+        PermanentExchangeError,
+        "Kraken caps the open orders per pair: cancel some of this pair's open orders first",
+    ),
     "EService:Busy": _Mapping(ServiceBusyError, "retry after a short wait"),
     "EService:Unavailable": _Mapping(ServiceUnavailableError, "retry after a wait"),
     "EGeneral:Internal error": _Mapping(ExchangeInternalError, "retry after a wait"),

@@ -106,8 +106,11 @@ class KrakenRateLimiter:
     """Paces one API key's calls: its REST counter, and one trading counter per pair.
 
     `calls_per_minute` and `order_calls_per_minute` (settings kraken.rate_limit) cap
-    the sustained rate of private calls and of order transactions further; they only
-    bind when lower than what the tier allows. Order transactions are capped per key.
+    private calls and order transactions further, per key; they only bind when lower
+    than what the tier allows. Private calls keep the REST counter's burst under their
+    cap (a command's few reads go at once); order transactions are paced evenly, one
+    every 60/order_calls_per_minute seconds, as the seed paced them: a burst of orders
+    is what a runaway loop looks like, and no single trade needs one.
     """
 
     def __init__(
@@ -132,8 +135,8 @@ class KrakenRateLimiter:
         self._order_calls_per_minute = order_calls_per_minute
         self._rest = self._counter_bucket(self._rest_limit)
         self._pairs: dict[str, TokenBucketRateLimiter] = {}
-        self._call_cap = self._cap_bucket(calls_per_minute, self._rest_limit)
-        self._order_cap = self._cap_bucket(order_calls_per_minute, self._trading_limit)
+        self._call_cap = self._cap_bucket(calls_per_minute, self._rest_limit.maximum - HEADROOM)
+        self._order_cap = self._cap_bucket(order_calls_per_minute, 1)
 
     @classmethod
     def from_settings(cls, settings: RateLimitSettings, *, clock: Clock | None = None) -> KrakenRateLimiter:
@@ -216,8 +219,8 @@ class KrakenRateLimiter:
             limit.decay_per_s * DECAY_SAFETY, limit.maximum - HEADROOM, clock=self._clock
         )
 
-    def _cap_bucket(self, per_minute: int | None, limit: CounterLimit) -> TokenBucketRateLimiter | None:
-        """A cap counts calls, not counter units; its burst is the counter's."""
+    def _cap_bucket(self, per_minute: int | None, burst: float) -> TokenBucketRateLimiter | None:
+        """A cap counts calls, not counter units."""
         if per_minute is None:
             return None
-        return TokenBucketRateLimiter(per_minute / 60, limit.maximum - HEADROOM, clock=self._clock)
+        return TokenBucketRateLimiter(per_minute / 60, burst, clock=self._clock)

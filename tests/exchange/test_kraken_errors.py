@@ -44,6 +44,7 @@ KRAKEN_ERRORS: list[tuple[str, type[ExchangeError]]] = [
     ("EAPI:Rate limit exceeded", RateLimitExceededError),
     ("EGeneral:Too many requests", RateLimitExceededError),
     ("EOrder:Rate limit exceeded", OrderRateLimitExceededError),
+    ("EOrder:Orders limit exceeded", PermanentExchangeError),
     ("EService:Busy", ServiceBusyError),
     ("EService:Unavailable", ServiceUnavailableError),
     ("EGeneral:Internal error", ExchangeInternalError),

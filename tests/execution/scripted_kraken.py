@@ -3,11 +3,12 @@ call takes the next scripted outcome (an exception to raise, or None to succeed)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-from core.exchange import AddOrderAck, ExchangeOrder, PairInfo
+from core.exchange import AddOrderAck, CallCosts, ExchangeOrder, PairInfo
 from core.models import OrderType, Side
 
 BTC_USDT = PairInfo(
@@ -36,6 +37,11 @@ class ScriptedKraken:
         self.add_order_calls: list[dict[str, Any]] = []
         self.cancel_calls: list[str] = []
         self.orders: dict[str, dict[str, Any]] = {}
+
+    @contextmanager
+    def measure(self) -> Iterator[CallCosts]:
+        """A script neither retries nor waits: its calls cost nothing."""
+        yield CallCosts()
 
     async def resolve_pair(self, symbol: str) -> PairInfo:
         return BTC_USDT

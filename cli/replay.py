@@ -1,0 +1,131 @@
+"""`tg replay FILE`: recorded candles through the whole trade cycle, then a report."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
+
+if TYPE_CHECKING:
+    from core.config import Settings
+    from core.replay import ReplayMarket
+    from simulator.embedded import EmbeddedExchange
+
+
+def replays_folder(db_path: Path) -> Path:
+    """Each replay's own database lives beside tg's, in one folder."""
+    return db_path.with_name(f"{db_path.stem}.replays")
+
+
+def replay_sandbox(settings: Settings) -> Callable[[ReplayMarket], EmbeddedExchange]:
+    """A fresh embedded exchange whose market for the replayed pair is the recording
+    (the other pairs keep the seeded market), at the configured rate-limit tier."""
+    from core.errors import InputError
+    from simulator.candle_path import CandlePath
+    from simulator.embedded import EmbeddedExchange
+    from simulator.exceptions import UnknownAssetPair
+    from simulator.pairs import PAIRS, find_pair
+    from simulator.price_path import Bar
+    from simulator.ratelimits import Tier
+
+    def open_sandbox(market: ReplayMarket) -> EmbeddedExchange:
+        try:
+            pair = find_pair(market.symbol)
+        except UnknownAssetPair:
+            known = ", ".join(p.wsname.replace("XBT", "BTC") for p in PAIRS.values())
+            raise InputError(f"the sandbox does not trade {market.symbol}; replay one of {known}") from None
+        bars = [
+            # OHLCVT carries no vwap: the typical price stands in for it
+            Bar(c.time, c.open, c.high, c.low, c.close, (c.open + c.high + c.low + c.close) / 4,
+                c.volume, c.trades or 0)
+            for c in market.candles
+        ]
+        return EmbeddedExchange.open(
+            market.state_path, seed=market.seed, start_time=market.start,
+            tier=Tier(settings.simulator.tier),
+            paths={pair.key: CandlePath(pair, market.interval_minutes, bars)},
+        )
+
+    return open_sandbox
+
+
+@contextmanager
+def _quiet_coordinator() -> Iterator[None]:
+    """The coordinator warns on every change of degradation level: over a year of
+    candles that buries the progress bar, and the report counts the levels instead."""
+    logger = logging.getLogger("core.coordinator")
+    before = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
+def _epoch(text: str | None, option: str) -> int | None:
+    from core.candles import parse_time
+    from core.errors import InputError
+
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise InputError(f"{option} {text!r} is not a date: write 2025-03-01, 2025-03-01T12:00 or an epoch") from None
+
+
+@reports_errors
+def replay(
+    file: Annotated[Path, typer.Argument(help="Candles: Kraken's OHLCVT export or a headed OHLCV CSV.")],
+    symbol: Annotated[str, typer.Option("--symbol", help="The pair the candles are of.")] = "BTC/USD",
+    interval: Annotated[int, typer.Option("--interval", help="Minutes per candle in FILE.")] = 60,
+    start: Annotated[
+        str | None, typer.Option("--from", help="First decision at or after this date (UTC, or an epoch).")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Stop the market at this date (UTC, or an epoch).")] = None,
+    every: Annotated[int, typer.Option("--every", min=1, help="A decision every N candles.")] = 4,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option("--fault", help="A sandbox fault to inject (repeatable), NAME[:key=value,...] or random."),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", min=0, help="Seed of the exchange and its faults (default: settings).")
+    ] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Replay recorded candles through the whole trade cycle; report the figures and the
+    equity curve against buy-and-hold. Exit 1 if a safety invariant broke."""
+    from cli import replay_render
+    from cli.wiring import fault_catalog
+    from core.candles import load_candles
+    from core.replay import Replay, ReplayOptions, store_result
+    from core.storage import Store
+
+    settings = settings_from(db, config)
+    options = ReplayOptions(
+        symbol=symbol, every=every, start=_epoch(start, "--from"), end=_epoch(end, "--to"),
+        faults=tuple(fault or ()), seed=settings.simulator.seed if seed is None else seed,
+    )
+    series = load_candles(file, interval_minutes=interval)
+    replay_render.data_issues(series)
+    runner = Replay(settings, replay_sandbox(settings), replays_folder(settings.db_path), catalog=fault_catalog())
+    with replay_render.replay_progress() as progress, _quiet_coordinator():
+        result = asyncio.run(runner.run(series, options, progress))
+    with Store.open(settings.db_path) as store:
+        store.start_run(result.run_id, kind="replay", symbol=result.symbol, started_at=time.time(),
+                        params={"file": str(file), "every": every, "seed": options.seed,
+                                "faults": list(result.options.faults)})
+        store_result(store, result)
+    replay_render.replay_report(result.to_dict(), as_json=json_output)
+    if not result.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,90 @@
+"""An AddOrder whose answer is lost, at the wire: the real client over a respx-mocked
+Kraken that placed the order anyway. The execution finds it by its cl_ord_id and never
+sends it twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from core.clock import VirtualClock
+from core.exchange import Credentials, KrakenClient, NonceSource
+from core.execution import OrderExecutionManager
+from core.models import ExecutionStatus, OrderRole, Side, TradeProposal
+from core.ratelimit import KrakenRateLimiter
+from core.storage import Store
+from tests.exchange.kraken_fakes import API_KEY, ASSET_PAIRS, BASE_URL, SECRET, START, form, ok, order_wire
+
+PROPOSAL = TradeProposal(
+    symbol="BTC/USD", side=Side.BUY, entry_price=Decimal("37500"), stop_loss=Decimal("36750"),
+    take_profit=Decimal("39000"), confidence=0.8, volume=Decimal("0.05"),
+)
+
+
+class Book:
+    """The exchange's orders: what AddOrder placed, whatever became of its answer."""
+
+    def __init__(self, lose_answers: int) -> None:
+        self.lose_answers = lose_answers
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.placements: list[dict[str, str]] = []
+
+    def add_order(self, request: httpx.Request) -> httpx.Response:
+        fields = dict(form(request))
+        self.placements.append(fields)
+        txid = f"O{len(self.placements):05d}-AAAAA-BBBBBB"
+        market = fields["ordertype"] == "market"
+        order = order_wire("closed" if market else "open", ordertype=fields["ordertype"],
+                           vol_exec=fields["volume"] if market else "0", cl_ord_id=fields["cl_ord_id"])
+        order["vol"] = fields["volume"]
+        self.orders[txid] = order
+        if self.lose_answers:
+            self.lose_answers -= 1
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return ok({"descr": {"order": "placed"}, "txid": [txid]})
+
+    def listing(self, *, open_: bool) -> dict[str, dict[str, Any]]:
+        return {t: o for t, o in self.orders.items() if (o["status"] == "open") == open_}
+
+    def query(self, request: httpx.Request) -> httpx.Response:
+        wanted = dict(form(request))["txid"].split(",")
+        return ok({t: self.orders[t] for t in wanted if t in self.orders})
+
+
+@pytest.fixture
+def book() -> Iterator[Book]:
+    book = Book(lose_answers=1)
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as kraken:
+        kraken.get("/0/public/AssetPairs").mock(return_value=ok(ASSET_PAIRS))
+        kraken.post("/0/private/AddOrder").mock(side_effect=book.add_order)
+        kraken.post("/0/private/QueryOrders").mock(side_effect=book.query)
+        kraken.post("/0/private/OpenOrders").mock(side_effect=lambda _: ok({"open": book.listing(open_=True)}))
+        kraken.post("/0/private/ClosedOrders").mock(
+            side_effect=lambda _: ok({"closed": book.listing(open_=False), "count": 0})
+        )
+        yield book
+
+
+async def test_a_lost_add_order_answer_is_resolved_by_lookup_without_a_duplicate(
+    book: Book, tmp_path: Path
+) -> None:
+    clock = VirtualClock(START)
+    ids = iter(["entry-id", "stop-id", "target-id"])
+    async with KrakenClient(
+        BASE_URL, Credentials(API_KEY, SECRET), clock=clock, nonce_source=NonceSource(clock),
+        rate_limiter=KrakenRateLimiter("starter", clock=clock),
+    ) as client:
+        with Store.open(tmp_path / "tg.db") as store:
+            manager = OrderExecutionManager(client, store, clock=clock, client_order_ids=lambda: next(ids))
+            result = await manager.execute_trade(PROPOSAL)
+
+    assert [p["cl_ord_id"] for p in book.placements] == ["entry-id", "stop-id", "target-id"]
+    assert result.status is ExecutionStatus.FILLED
+    assert result.order_for(OrderRole.ENTRY).external_id == "O00001-AAAAA-BBBBBB"
+    assert result.warnings_contains("found it by client order id")

@@ -1,0 +1,91 @@
+"""The seed's order-rate scenario: executions paced by kraken.rate_limit through the
+client's limiter, against the in-process sandbox on its virtual clock (exact, instant)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from core.clock import VirtualClock
+from core.config import RateLimitSettings
+from core.exchange import Credentials, KrakenClient
+from core.execution import OrderExecutionManager
+from core.manual import manual_proposal
+from core.models import ExecutionResult, ExecutionStatus
+from core.ratelimit import KrakenRateLimiter
+from core.storage import Store
+from simulator.embedded import EmbeddedExchange
+from simulator.exchange import DEFAULT_ACCOUNT
+
+
+@dataclass
+class Desk:
+    sandbox: EmbeddedExchange
+    clock: VirtualClock
+    client: KrakenClient
+    manager: OrderExecutionManager
+
+    async def execute(self, times: int) -> list[ExecutionResult]:
+        proposal = await manual_proposal(self.client, "BTC/USDT", "buy", "0.001")
+        return [await self.manager.execute_trade(proposal) for _ in range(times)]
+
+    def order_times(self) -> list[float]:
+        return sorted(o.opentm for o in self.sandbox.exchange.query_orders(DEFAULT_ACCOUNT, None))
+
+
+async def open_desk(tmp_path: Path, limits: RateLimitSettings) -> AsyncIterator[Desk]:
+    sandbox = EmbeddedExchange.open(tmp_path / "tg.sandbox.db")
+    client = KrakenClient(
+        sandbox.base_url,
+        Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
+        transport=sandbox.transport,
+        clock=sandbox.clock,
+        rate_limiter=KrakenRateLimiter.from_settings(limits, clock=sandbox.clock),
+    )
+    with Store.open(tmp_path / "tg.db") as store:
+        yield Desk(sandbox, sandbox.clock, client, OrderExecutionManager(client, store, clock=sandbox.clock))
+    await client.aclose()
+
+
+@pytest.fixture
+async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
+    async for opened in open_desk(tmp_path, RateLimitSettings(order_calls_per_minute=15)):
+        yield opened
+
+
+async def test_15_order_calls_per_minute_make_5_executions_take_at_least_16_s(desk: Desk) -> None:
+    started = desk.clock.monotonic()
+
+    results = await desk.execute(5)
+
+    assert all(r.status is ExecutionStatus.FILLED for r in results)
+    assert desk.clock.monotonic() - started >= 16.0
+    placed = desk.order_times()
+    assert len(placed) == 15  # entry, stop-loss and take-profit of each
+    gaps = [later - earlier for earlier, later in zip(placed, placed[1:], strict=False)]
+    assert gaps == pytest.approx([4.0] * 14, abs=1e-6)
+
+
+async def test_the_wait_is_in_latency_and_named_in_the_warnings(desk: Desk) -> None:
+    first, second = await desk.execute(2)
+
+    # The first entry goes at once, its stop and target 4 s apart; every later order waits 4 s.
+    assert first.latency_ms == pytest.approx(8000, abs=1e-3)
+    assert second.latency_ms == pytest.approx(12000, abs=1e-3)
+    assert "Kraken's rate limit held 2 exchange call(s) back, 8.0 s in total" in first.warnings
+    assert "Kraken's rate limit held 3 exchange call(s) back, 12.0 s in total" in second.warnings
+    assert first.retry_count == second.retry_count == 0
+
+
+async def test_default_limits_pace_a_trade_by_a_second_per_order(tmp_path: Path) -> None:
+    async for desk in open_desk(tmp_path, RateLimitSettings()):
+        [result] = await desk.execute(1)
+
+        assert result.status is ExecutionStatus.FILLED
+        assert result.latency_ms == pytest.approx(2000, abs=1e-3)
+        assert result.warnings_contains("rate limit")
+        assert result.order.volume == Decimal("0.001")
