@@ -69,7 +69,8 @@ def sandbox_target(tier: str) -> StressTarget:
     import httpx
 
     from core.exchange import Credentials
-    from core.ratelimit_stress import LoopClock, StressTarget
+    from core.clock import LoopClock
+    from core.ratelimit_stress import StressTarget
     from simulator.app import create_app
     from simulator.embedded import SANDBOX_EPOCH, EmbeddedExchange
     from simulator.exchange import DEFAULT_ACCOUNT, Exchange
@@ -132,13 +133,14 @@ def _render(report: StressReport, *, as_json: bool) -> None:
 
     summary: dict[str, Any] = report.to_dict()
     for error in report.errors[:5]:
-        typer.echo(f"error: {error}", err=True)
+        typer.echo(f"failed call: {error}", err=True)
     if len(report.errors) > 5:
-        typer.echo(f"error: ... and {len(report.errors) - 5} more failed calls", err=True)
+        typer.echo(f"failed call: ... and {len(report.errors) - 5} more", err=True)
     if as_json:
         print_json(summary)
         return
-    table = Table(show_header=False, title=f"ratelimit-stress: {report.plan.tier}, {report.plan.mix}, limiter {report.plan.limiter}")
+    plan = report.plan
+    table = Table(show_header=False, title=f"ratelimit-stress: {plan.tier}, {plan.mix}, limiter {plan.limiter}")
     table.add_column()
     table.add_column()
     rate = "{:.4f}/s".format

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from itertools import pairwise
 from pathlib import Path
 
 from core.errors import InputError
@@ -179,7 +180,7 @@ def find_gaps(candles: Sequence[RecordedCandle], step: int) -> list[Gap]:
     """Every place where the next candle opens more than one interval later."""
     return [
         Gap(after=a.time, resumes=b.time, missing=(b.time - a.time) // step - 1)
-        for a, b in zip(candles, candles[1:])
+        for a, b in pairwise(candles)
         if b.time - a.time > step
     ]
 
@@ -253,7 +254,7 @@ def _columns(header: list[str], source: str) -> _Columns:
     volume = find("volume", "vol", "v")
     if volume is None:
         volume = next((i for i, name in enumerate(header) if name.startswith("volume")), None)
-    missing = [name for name, index in zip(("time", *_PRICE_COLUMNS, "volume"), (time, *prices, volume))
+    missing = [name for name, index in zip(("time", *_PRICE_COLUMNS, "volume"), (time, *prices, volume), strict=True)
                if index is None]
     if missing:
         raise InputError(
@@ -291,7 +292,7 @@ def _candle(
     except ValueError:
         return _bad(row, problems, f"time {time_text.strip()!r} is neither an epoch nor an ISO 8601 date")
     values: list[Decimal] = []
-    for name, text in zip(_PRICE_COLUMNS, price_texts):
+    for name, text in zip(_PRICE_COLUMNS, price_texts, strict=True):
         price = _decimal(text)
         if price is None or price <= 0:
             return _bad(row, problems, f"{name} {text.strip()!r} is not a price above 0")
@@ -326,19 +327,21 @@ def _decimal(text: str) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def _bad(row: _Row, problems: list[RowProblem], message: str) -> None:
+def _bad(row: _Row, problems: list[RowProblem], message: str) -> RecordedCandle | None:
+    """Report a malformed row: it gives no candle."""
     problems.append(RowProblem(row.line, ProblemKind.MALFORMED, message))
+    return None
 
 
 def _newest_first(candles: list[RecordedCandle]) -> bool:
-    steps = Counter((b.time > a.time) - (b.time < a.time) for a, b in zip(candles, candles[1:]))
+    steps = Counter((b.time > a.time) - (b.time < a.time) for a, b in pairwise(candles))
     return steps[-1] > steps[1]
 
 
 def _check_spacing(candles: list[RecordedCandle], interval_minutes: int, source: str) -> None:
     """The usual distance between neighbours must be the interval: anything else means
     the wrong --interval, and every row would be reported as off the grid."""
-    spacings = Counter(b.time - a.time for a, b in zip(candles, candles[1:]) if b.time > a.time)
+    spacings = Counter(b.time - a.time for a, b in pairwise(candles) if b.time > a.time)
     if not spacings:
         return
     usual = spacings.most_common(1)[0][0]

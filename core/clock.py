@@ -5,6 +5,8 @@ control it.
   so under a fast-forwarding loop (looptime) concurrent sleeps are exact and instant.
 - VirtualClock moves only when told: advance() jumps, sleep() advances by the
   delay. It suits sequential flows (a simulated trade cycle, a replay).
+- LoopClock reads wall time from the event loop too, for concurrent virtual-time
+  runs (tg ratelimit-stress) where the exchange's clock must follow tg's waits.
 """
 
 from __future__ import annotations
@@ -71,3 +73,21 @@ class VirtualClock:
     async def sleep(self, seconds: float) -> None:
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
+
+
+class LoopClock:
+    """Both readings follow the running event loop, wall time included, so under a
+    fast-forwarding loop (looptime) the sandbox's market, its order ages and its rate
+    counters move with the client's virtual waits, exactly and instantly."""
+
+    def __init__(self, epoch: float) -> None:
+        self._epoch = epoch
+
+    def time(self) -> float:
+        return self._epoch + self.monotonic()
+
+    def monotonic(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import pairwise
 
 from core.models import ModelDecision, Position, PositionStatus, RiskVerdict, VerdictStatus
 
@@ -85,11 +86,11 @@ def _ratio(value: float) -> float:
 
 def returns(equities: Sequence[Decimal]) -> list[float]:
     """Simple returns between consecutive equities (a zero equity gives no return)."""
-    return [float(b / a - 1) for a, b in zip(equities, equities[1:]) if a]
+    return [float(b / a - 1) for a, b in pairwise(equities) if a]
 
 
 def periods_per_year(times: Sequence[float]) -> float | None:
-    spacings = [b - a for a, b in zip(times, times[1:]) if b > a]
+    spacings = [b - a for a, b in pairwise(times) if b > a]
     return YEAR_S / statistics.median(spacings) if spacings else None
 
 

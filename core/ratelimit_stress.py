@@ -43,24 +43,6 @@ RESTING_DISCOUNT = Decimal("0.5")  # a buy at half the bid rests for the whole r
 TRADING_STEPS = frozenset({"add", "cancel"})
 
 
-class LoopClock:
-    """Both readings follow the running event loop, wall time included, so under a
-    fast-forwarding loop (looptime) the sandbox's market, its order ages and its rate
-    counters move with the client's virtual waits, exactly and instantly."""
-
-    def __init__(self, epoch: float) -> None:
-        self._epoch = epoch
-
-    def time(self) -> float:
-        return self._epoch + self.monotonic()
-
-    def monotonic(self) -> float:
-        return asyncio.get_running_loop().time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
-
-
 @dataclass(frozen=True)
 class StressTarget:
     """Where the requests go: a sandbox in-process (transport) or served (URL)."""

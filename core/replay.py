@@ -68,7 +68,7 @@ from core.performance import (
     tally_votes,
 )
 from core.ratelimit import KrakenRateLimiter
-from core.reconcile import Reconciler
+from core.reconcile import Reconciler, ReconcileReport
 from core.risk import RiskManagementEngine
 from core.sandbox_control import SandboxControl
 from core.serialize import to_jsonable
@@ -84,6 +84,8 @@ CURVE_SAMPLES = 240
 COMMIT_EVERY = 48
 """Candles per database transaction: committing each write alone would cost the run most of its time."""
 SHOWN_ISSUES = 50
+RECHECKS = 3
+"""Reconciliations a violation must outlast to count (see _Run._check)."""
 EQUITY_QUANTUM = Decimal("0.00000001")
 
 
@@ -145,6 +147,7 @@ class ReplayResult:
     db_path: Path
     elapsed_s: float
     checks: int = 0
+    reconcile_errors: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -155,7 +158,7 @@ class ReplayResult:
         f = self.figures
         series = self.series
         candles = len(self.points) - 1
-        return to_jsonable({
+        summary: dict[str, Any] = to_jsonable({
             "run_id": self.run_id,
             "kind": "replay",
             "symbol": self.symbol,
@@ -194,6 +197,7 @@ class ReplayResult:
                 name: sum(1 for v in self.violations if v.invariant == name) for name in INVARIANTS
             },
             "invariant_checks": self.checks,
+            "reconcile_errors": self.reconcile_errors[:SHOWN_ISSUES],
             "violations": [
                 {"invariant": v.invariant, "message": v.message, "time": _iso(v.time)}
                 for v in self.violations[:SHOWN_ISSUES]
@@ -207,6 +211,7 @@ class ReplayResult:
                 "candles_per_second": round(candles / self.elapsed_s, 1) if self.elapsed_s > 0 else None,
             },
         })
+        return summary
 
 
 def sample_curve(points: Sequence[EquityPoint], count: int) -> list[EquityPoint]:
@@ -263,8 +268,9 @@ class PollingVenue(ExchangeVenue):
     async def snapshot(self, symbol: str) -> MarketSnapshot:
         pair = await self._client.resolve_pair(symbol)
         now = self._clock.time()
-        ticker, *series = await asyncio.gather(
-            self._client.ticker(pair.symbol), *(self._candles(pair.symbol, iv, now) for iv in DEFAULT_INTERVALS)
+        ticker, series = await asyncio.gather(
+            self._client.ticker(pair.symbol),
+            asyncio.gather(*(self._candles(pair.symbol, iv, now) for iv in DEFAULT_INTERVALS)),
         )
         return MarketSnapshot(
             symbol=pair.symbol, timestamp=now, ticker=ticker, candles=dict(zip(DEFAULT_INTERVALS, series, strict=True))
@@ -335,10 +341,10 @@ class Replay:
         )
         control = SandboxControl(sandbox.base_url, transport=sandbox.transport)
         try:
+            pair = await client.resolve_pair(options.symbol)  # the pair list is read once, before any fault
             await control.seed_faults(options.seed)
             for fault in faults:
                 await control.add_fault(fault)
-            pair = await client.resolve_pair(options.symbol)
             with Store.open(db_path) as store:
                 store.start_run(
                     run_id, kind="replay", symbol=pair.symbol, started_at=time.time(),
@@ -359,6 +365,7 @@ class Replay:
                     violations=run.violations, injected=await _injected(control),
                     open_positions=run.open_positions(), db_path=db_path,
                     elapsed_s=time.perf_counter() - began, checks=run.checks,
+                    reconcile_errors=run.reconcile_errors,
                 )
                 store_result(store, result)
                 return result
@@ -403,11 +410,14 @@ class _Run:
         self.votes: list[ModelDecision] = []
         self.verdicts: list[RiskVerdict] = []
         self.violations: list[Violation] = []
+        self.reconcile_errors: list[str] = []  # what reconciliation could not repair at the time
         self.checks = 0
         self._seen: set[tuple[str, str]] = set()
         self._live: set[str] = set()
         self._holding = False  # an open position in the database
         self._unsettled_until = 0.0
+        self._state: dict[str, Any] = {}  # the sandbox's brief state at the last step
+        self._acted = False  # tg traded or reconciled since that step
 
     async def replay(
         self, models: ModelSet, start: int, end: int, step: int, every: int,
@@ -428,19 +438,28 @@ class _Run:
                     await self._keep_in_step()
                     if index % every == 0:
                         await self._decide(coordinator, index)
+                    await self._mark()
                     if progress is not None:
                         progress(index + 1, total)
                 await self._step_to(end)
-                await self._keep_in_step(force=True)
+                await self._keep_in_step(final=True)
+                await self._mark()
         finally:
             await coordinator.close()
             await models.aclose()
         await self.record_fills()
 
     async def _step_to(self, moment: float) -> None:
-        """Move the market to `moment` (faults may have moved the clock past it) and
-        value the account there."""
-        state = await self._control.advance(max(0.0, moment - self._clock.time()), brief_for=self._pair.key)
+        """Move the market to `moment` (faults may have moved the clock past it)."""
+        self._state = await self._control.advance(max(0.0, moment - self._clock.time()), brief_for=self._pair.key)
+        self._acted = False
+
+    async def _mark(self) -> None:
+        """Value the account as tg left it at this candle's open: the point begins the
+        candle's period (read anew if tg traded or reconciled since the market moved)."""
+        state = self._state
+        if self._acted:
+            state = await self._control.advance(0.0, brief_for=self._pair.key)
         [account] = state["accounts"].values()
         balances = account["balances"]
         price = Decimal(str(state["prices"][self._pair.key]))
@@ -449,21 +468,29 @@ class _Run:
         equity = (quote + held * price).quantize(EQUITY_QUANTUM)
         self.points.append(EquityPoint(float(state["time"]), equity, price, held))
 
-    async def _keep_in_step(self, *, force: bool = False) -> None:
-        """Reconcile when there is something to reconcile, then check the invariants."""
+    async def _keep_in_step(self, *, final: bool = False) -> None:
+        """Reconcile when there is something to reconcile (`final`: always), then check
+        the invariants if that changed anything."""
         now = self._clock.time()
-        due = force or self._spool.pending() or now < self._unsettled_until
+        due = final or self._spool.pending() or now < self._unsettled_until
         if not due and (self._live or self._holding):
             open_now = set(await self._client.open_orders())
             due = open_now != self._live or (self._holding and not self._live)
         if not due:
             return
-        report = await Reconciler(self._client, self._store, self._clock, spool=self._spool).reconcile()
-        for problem in report.errors:
-            self._violate("protected", f"reconcile could not repair: {problem}")
-        self._remember_orders()
-        if report.changed or force:
+        report = await self._reconcile()
+        if final:
+            for problem in report.errors:
+                self._violate("protected", f"reconcile could not repair: {problem}")
+        if report.changed or final:
             await self._check()
+
+    async def _reconcile(self) -> ReconcileReport:
+        report = await Reconciler(self._client, self._store, self._clock, spool=self._spool).reconcile()
+        self._acted = True
+        self.reconcile_errors.extend(f"{_iso(self._clock.time())} {problem}" for problem in report.errors)
+        self._remember_orders()
+        return report
 
     async def _decide(self, coordinator: CoordinatorAgent, index: int) -> None:
         decision_id = f"{self.run_id}-{index:06d}"
@@ -482,7 +509,8 @@ class _Run:
             if result.execution is not None and any(
                 o.external_id or o.status is OrderStatus.UNKNOWN for o in result.execution.orders
             ):
-                await self._verify()
+                self._acted = True
+                await self._check()
         self._remember_orders()
 
     def _record(self, result: TaskResult, moment: float) -> None:
@@ -508,15 +536,18 @@ class _Run:
         unsettled = self._store.orders(status=[OrderStatus.UNKNOWN, OrderStatus.INTENT])
         self._unsettled_until = max((o.updated_at + SETTLE_S for o in unsettled), default=0.0)
 
-    async def _verify(self) -> None:
-        """Check the invariants right after a decision the exchange acted on. A
-        disagreement then may be only the market moving on during the decision (a stop
-        that filled while its order was confirmed): it counts if reconciling leaves it."""
-        if not (await self._invariants()).ok:
-            await self._keep_in_step(force=True)
-
     async def _check(self) -> None:
-        for name, messages in (await self._invariants()).violations.items():
+        """Check the invariants. A violation counts when it outlasts RECHECKS more
+        reconciliations: the market moves on while tg reconciles (its requests take
+        time, its rate limiter waits), and an order that filled in between is tg
+        catching up, not a broken invariant."""
+        report = await self._invariants()
+        for _ in range(RECHECKS):
+            if report.ok:
+                return
+            await self._reconcile()
+            report = await self._invariants()
+        for name, messages in report.violations.items():
             for message in messages:
                 self._violate(name, message)
 

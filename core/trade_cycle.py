@@ -20,7 +20,6 @@ from core.models import (
     Action,
     ExecutionResult,
     MarketSnapshot,
-    Position,
     PositionStatus,
     RegimeOutput,
     RiskState,

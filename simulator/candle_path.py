@@ -47,7 +47,7 @@ class _Piece(NamedTuple):
     volume: Decimal
     turnover: Decimal
     """Volume times the price it traded at, for the vwap."""
-    count: int
+    trades: int
 
 
 class CandlePath:
@@ -131,7 +131,7 @@ class CandlePath:
         merged = _merge(self._pieces(bucket, end))
         vwap = (merged.turnover / merged.volume).quantize(self._pair.tick_size) if merged.volume else merged.close
         bar = Bar(bucket, merged.open, merged.high, merged.low, merged.close, vwap,
-                  merged.volume.quantize(self._pair.lot_size), merged.count)
+                  merged.volume.quantize(self._pair.lot_size), merged.trades)
         if whole and end <= self.end:
             self._whole[(interval_minutes, bucket)] = bar
         return bar
@@ -158,7 +158,7 @@ class CandlePath:
         bar = self._bars[index]
         fa, fb = (start - bar.time) / self._step, (end - bar.time) / self._step
         open_, close = self._along(index, fa), self._along(index, fb)
-        inside = [p for p, at in zip(self._points[index], _THIRDS) if fa < at < fb]
+        inside = [p for p, at in zip(self._points[index], _THIRDS, strict=True) if fa < at < fb]
         share = Decimal(fb - fa)
         volume = bar.volume * share
         typical = (open_ + close + max(open_, close, *inside) + min(open_, close, *inside)) / 4
@@ -201,5 +201,5 @@ def _merge(pieces: list[_Piece]) -> _Piece:
         close=pieces[-1].close,
         volume=sum((p.volume for p in pieces), Decimal(0)),
         turnover=sum((p.turnover for p in pieces), Decimal(0)),
-        count=sum(p.count for p in pieces),
+        trades=sum(p.trades for p in pieces),
     )

@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from simulator import wire
-from simulator.exceptions import InvalidArguments, KrakenError
+from simulator.exceptions import InvalidArguments
 from simulator.exchange import Exchange
 from simulator.market_data import MAX_TRADES
 from simulator.models import CloseSpec, Order, OrderSpec, OrderType, Side

@@ -64,9 +64,6 @@ class OrderAges:
         for alias in known.names if known is not None else ():
             self._by_name.pop(alias, None)
 
-    def __len__(self) -> int:
-        return sum(1 for name, known in self._by_name.items() if name == known.names[0])
-
     def _remember(self, pair: str, placed_at: float | None, txid: str, cl_ord_id: str | None) -> None:
         known = _Known(pair, placed_at, (txid,) if cl_ord_id is None else (txid, cl_ord_id))
         for name in known.names:

@@ -77,6 +77,7 @@ PUBLIC_METHODS = frozenset(
 
 HEADROOM = 1.0
 DECAY_SAFETY = 0.98
+ORDER_CAP_BURST = 3
 
 
 def rest_call_cost(method: str) -> int:
@@ -108,9 +109,10 @@ class KrakenRateLimiter:
     `calls_per_minute` and `order_calls_per_minute` (settings kraken.rate_limit) cap
     private calls and order transactions further, per key; they only bind when lower
     than what the tier allows. Private calls keep the REST counter's burst under their
-    cap (a command's few reads go at once); order transactions are paced evenly, one
-    every 60/order_calls_per_minute seconds, as the seed paced them: a burst of orders
-    is what a runaway loop looks like, and no single trade needs one.
+    cap (a command's few reads go at once). Order transactions are paced evenly, one
+    every 60/order_calls_per_minute seconds as the seed paced them, after a burst of
+    ORDER_CAP_BURST: one trade's entry, stop-loss and take-profit, so a stop never waits
+    behind its own entry, while a runaway loop of orders is held to the cap.
     """
 
     def __init__(
@@ -136,7 +138,7 @@ class KrakenRateLimiter:
         self._rest = self._counter_bucket(self._rest_limit)
         self._pairs: dict[str, TokenBucketRateLimiter] = {}
         self._call_cap = self._cap_bucket(calls_per_minute, self._rest_limit.maximum - HEADROOM)
-        self._order_cap = self._cap_bucket(order_calls_per_minute, 1)
+        self._order_cap = self._cap_bucket(order_calls_per_minute, ORDER_CAP_BURST)
 
     @classmethod
     def from_settings(cls, settings: RateLimitSettings, *, clock: Clock | None = None) -> KrakenRateLimiter:

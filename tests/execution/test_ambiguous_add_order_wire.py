@@ -16,10 +16,10 @@ import respx
 from core.clock import VirtualClock
 from core.exchange import Credentials, KrakenClient, NonceSource
 from core.execution import OrderExecutionManager
-from core.models import ExecutionStatus, OrderRole, Side, TradeProposal
+from core.models import ExecutionResult, ExecutionStatus, OrderRole, Side, TradeProposal
 from core.ratelimit import KrakenRateLimiter
 from core.storage import Store
-from tests.exchange.kraken_fakes import API_KEY, ASSET_PAIRS, BASE_URL, SECRET, START, form, ok, order_wire
+from tests.exchange.kraken_fakes import API_KEY, ASSET_PAIRS, BASE_URL, SECRET, START, form, ok, order_wire, refused
 
 PROPOSAL = TradeProposal(
     symbol="BTC/USD", side=Side.BUY, entry_price=Decimal("37500"), stop_loss=Decimal("36750"),
@@ -30,8 +30,9 @@ PROPOSAL = TradeProposal(
 class Book:
     """The exchange's orders: what AddOrder placed, whatever became of its answer."""
 
-    def __init__(self, lose_answers: int) -> None:
+    def __init__(self, lose_answers: int, busy_reads: int = 0) -> None:
         self.lose_answers = lose_answers
+        self.busy_reads = busy_reads
         self.orders: dict[str, dict[str, Any]] = {}
         self.placements: list[dict[str, str]] = []
 
@@ -53,13 +54,16 @@ class Book:
         return {t: o for t, o in self.orders.items() if (o["status"] == "open") == open_}
 
     def query(self, request: httpx.Request) -> httpx.Response:
+        if self.busy_reads:
+            self.busy_reads -= 1
+            return refused("EService:Busy")
         wanted = dict(form(request))["txid"].split(",")
         return ok({t: self.orders[t] for t in wanted if t in self.orders})
 
 
 @pytest.fixture
-def book() -> Iterator[Book]:
-    book = Book(lose_answers=1)
+def book(request: pytest.FixtureRequest) -> Iterator[Book]:
+    book = Book(**getattr(request, "param", {"lose_answers": 1}))
     with respx.mock(base_url=BASE_URL, assert_all_called=False) as kraken:
         kraken.get("/0/public/AssetPairs").mock(return_value=ok(ASSET_PAIRS))
         kraken.post("/0/private/AddOrder").mock(side_effect=book.add_order)
@@ -71,9 +75,7 @@ def book() -> Iterator[Book]:
         yield book
 
 
-async def test_a_lost_add_order_answer_is_resolved_by_lookup_without_a_duplicate(
-    book: Book, tmp_path: Path
-) -> None:
+async def execute(tmp_path: Path) -> ExecutionResult:
     clock = VirtualClock(START)
     ids = iter(["entry-id", "stop-id", "target-id"])
     async with KrakenClient(
@@ -82,9 +84,25 @@ async def test_a_lost_add_order_answer_is_resolved_by_lookup_without_a_duplicate
     ) as client:
         with Store.open(tmp_path / "tg.db") as store:
             manager = OrderExecutionManager(client, store, clock=clock, client_order_ids=lambda: next(ids))
-            result = await manager.execute_trade(PROPOSAL)
+            return await manager.execute_trade(PROPOSAL)
+
+
+async def test_a_lost_add_order_answer_is_resolved_by_lookup_without_a_duplicate(
+    book: Book, tmp_path: Path
+) -> None:
+    result = await execute(tmp_path)
 
     assert [p["cl_ord_id"] for p in book.placements] == ["entry-id", "stop-id", "target-id"]
     assert result.status is ExecutionStatus.FILLED
     assert result.order_for(OrderRole.ENTRY).external_id == "O00001-AAAAA-BBBBBB"
     assert result.warnings_contains("found it by client order id")
+
+
+@pytest.mark.parametrize("book", [{"lose_answers": 0, "busy_reads": 2}], indirect=True)
+async def test_the_clients_read_retries_count_in_the_result(book: Book, tmp_path: Path) -> None:
+    result = await execute(tmp_path)
+
+    assert result.status is ExecutionStatus.FILLED
+    assert result.retry_count == 2
+    assert result.warnings_contains("2 exchange read(s) retried after transient errors")
+    assert result.latency_ms > 0  # the backoff waited on the clock the result is timed by

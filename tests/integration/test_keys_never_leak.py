@@ -30,11 +30,7 @@ def sandbox() -> Iterator[SandboxServer]:
 
 
 def trade(sandbox: SandboxServer, db: Path, secret: str) -> Result:
-    env = {
-        "TG_KRAKEN_API_KEY": API_KEY,
-        "TG_KRAKEN_API_SECRET": secret,
-        "TG_KRAKEN__RATE_LIMIT__ORDER_CALLS_PER_MINUTE": "6000",  # real time: keep the order pacing short
-    }
+    env = {"TG_KRAKEN_API_KEY": API_KEY, "TG_KRAKEN_API_SECRET": secret}
     return runner.invoke(app, ["trade", "BTC/USDT", "--side", "buy", "--url", sandbox.url, "--db", str(db), "--json"],
                          env=env)
 

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from simulator.server import serving
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +88,19 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     assert result.stdout == ""
     [line] = result.stderr.splitlines()
     assert line.startswith("error: ") and message in line
+
+
+def test_a_served_sandbox_over_real_time() -> None:
+    key, secret = "stressKey", "c3RyZXNzIHNlY3JldCBmb3IgdGhlIHNlcnZlZCBzYW5kYm94"
+    env = {"TG_KRAKEN_API_KEY": key, "TG_KRAKEN_API_SECRET": secret}
+    with serving(tier="pro", keys=[(key, secret)]) as sandbox:
+        ok = runner.invoke(app, ["ratelimit-stress", "--url", sandbox.url, "--tier", "pro", "--requests", "12",
+                                 "--concurrency", "4", "--json"], env=env)
+        wrong_tier = runner.invoke(app, ["ratelimit-stress", "--url", sandbox.url, "--tier", "starter"], env=env)
+
+    assert ok.exit_code == 0, ok.output
+    report = json.loads(ok.stdout)
+    assert (report["requests"], report["violations"], report["tier"]) == (12, 0, "pro")
+    assert report["wait_max_s"] == 0.0  # within pro's burst of 19: nothing waits
+    assert wrong_tier.exit_code == 2
+    assert "enforces the pro tier: pass --tier pro" in wrong_tier.stderr

@@ -18,7 +18,7 @@ from core.errors import RateLimitExceededError
 from core.exchange import Credentials, KrakenClient
 from core.models import OrderType, Side
 from core.ratelimit import KrakenRateLimiter
-from core.ratelimit_stress import LoopClock
+from core.clock import LoopClock
 from simulator.app import create_app
 from simulator.embedded import SANDBOX_EPOCH, EmbeddedExchange
 from simulator.exchange import Exchange

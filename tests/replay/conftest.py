@@ -17,7 +17,7 @@ from core.candles import CandleSeries, parse_candles
 from core.config import Settings, load_settings
 from core.llm.factory import ModelSet
 from core.llm.interface import ModelContext, ModelReply
-from core.replay import Replay, ReplayOptions, ReplayResult, WARMUP_MINUTES
+from core.replay import WARMUP_MINUTES, Replay, ReplayOptions, ReplayResult
 
 H = 3_600
 T0 = 1_735_689_600  # 2025-01-01T00:00:00Z
@@ -105,7 +105,9 @@ RunReplay = Callable[..., Awaitable[ReplayResult]]
 def replay(settings: Settings, tmp_path: Path) -> RunReplay:
     """`await replay(series, models=None, **options)`: one replay in tmp_path."""
 
-    async def run(series: CandleSeries, models: Callable[[], ModelSet] | None = None, **options: object) -> ReplayResult:
+    async def run(
+        series: CandleSeries, models: Callable[[], ModelSet] | None = None, **options: object
+    ) -> ReplayResult:
         runner = Replay(settings, replay_sandbox(settings), tmp_path / "replays", catalog=fault_catalog(),
                         models=models)
         return await runner.run(series, ReplayOptions(**options))  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 
@@ -39,7 +40,8 @@ YEAR = 365 * 86_400
 def points(equities: list[str], prices: list[str] | None = None, held: list[str] | None = None) -> list[EquityPoint]:
     prices = prices or ["100"] * len(equities)
     held = held or ["0"] * len(equities)
-    return [EquityPoint(i * H, D(e), D(p), D(h)) for i, (e, p, h) in enumerate(zip(equities, prices, held))]
+    rows = zip(equities, prices, held, strict=True)
+    return [EquityPoint(i * H, D(e), D(p), D(h)) for i, (e, p, h) in enumerate(rows)]
 
 
 def closed(pnl: str) -> Position:
@@ -58,7 +60,7 @@ def test_curve_figures_match_a_hand_computation() -> None:
     figures = curve_figures([i * H for i in range(5)], [D(e) for e in equities])
 
     values = [float(e) for e in equities]
-    rets = [b / a - 1 for a, b in zip(values, values[1:])]  # 0.10, -0.10, 0.10, 0.08
+    rets = [b / a - 1 for a, b in pairwise(values)]  # 0.10, -0.10, 0.10, 0.08
     assert rets == pytest.approx([0.10, -0.10, 0.10, 0.08])
     mean = sum(rets) / 4
     sample_sd = math.sqrt(sum((r - mean) ** 2 for r in rets) / 3)
