@@ -66,11 +66,14 @@ def trade_summary(summary: dict[str, Any], *, as_json: bool) -> None:
         style = "green" if summary["approved"] else "red"
         console.print(f"  risk: [{style}]{risk['status']}[/]" + "".join(f"\n    - {r}" for r in risk["reasons"]))
     if summary["orders"]:
-        table = _table("role", "txid", "type", "side", "volume", "filled", "price", "status", title="orders")
+        table = _table("role", "txid", "type", "side", "volume", "price", "status", title="orders")
         for o in summary["orders"]:
+            status = o["status"]
+            if Decimal(o["filled_volume"]) not in (0, Decimal(o["volume"])):
+                status += f" ({_plain(o['filled_volume'])} filled)"
             table.add_row(
-                o["role"], o["txid"] or "-", o["type"], o["side"], o["volume"],
-                o["filled_volume"], o["price"] or "-", o["status"],
+                o["role"], o["txid"] or "-", o["type"], o["side"], _plain(o["volume"]),
+                _plain(o["price"]) if o["price"] else "-", status,
             )
         console.print(table)
     position = summary.get("position")
@@ -87,6 +90,11 @@ def trade_summary(summary: dict[str, Any], *, as_json: bool) -> None:
     for warning in summary.get("warnings", []):
         console.print(f"  [yellow]warning[/]: {warning}")
     console.print(f"  status [bold]{summary['status']}[/]; stored in {summary['db_path']}")
+
+
+def _plain(amount: str) -> str:
+    """An exact amount without trailing zeros: 0.41666666, 60006.5, 0."""
+    return format(Decimal(amount).normalize(), "f")
 
 
 def _when(epoch: float | None) -> str:

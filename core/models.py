@@ -262,6 +262,7 @@ class RiskState:
     equity: Decimal
     available_quote: Decimal
     open_positions: int = 0
+    available_base: Decimal | None = None  # None: not known (a sell is then not capped by it)
     open_exposure: Decimal = Decimal("0")
     daily_pnl: Decimal = Decimal("0")
     consecutive_losses: int = 0

@@ -136,6 +136,11 @@ class RiskManagementEngine:
             f"at {_num(p.entry_price)}": state.equity * s.max_position_pct / p.entry_price,
             f"available_quote: {_num(state.available_quote)} x leverage {_num(p.leverage)} "
             f"at {_num(p.entry_price)}": state.available_quote * p.leverage / p.entry_price,
+            **(
+                {f"available_base: a spot sell can sell only the {_num(state.available_base)} held":
+                 state.available_base}
+                if p.side is Side.SELL and p.leverage <= 1 and state.available_base is not None else {}
+            ),
             f"max_total_exposure_pct: {_pct(s.max_total_exposure_pct)} of equity less {_num(state.total_exposure)} "
             f"already open": max(Decimal(0), state.equity * s.max_total_exposure_pct - state.total_exposure)
             / p.entry_price,

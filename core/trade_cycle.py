@@ -180,6 +180,7 @@ async def read_risk_state(
     return RiskState(
         equity=equity,
         available_quote=quote,
+        available_base=base - sum((p.size for p in open_positions if p.symbol == pair.symbol), Decimal("0")),
         open_positions=len(open_positions),
         open_exposure=sum(
             (p.size * p.entry_price for p in open_positions if p.symbol.split("/")[0] == same_asset), Decimal("0")

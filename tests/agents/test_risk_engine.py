@@ -212,3 +212,13 @@ def test_trading_history_from_closed_positions() -> None:
     assert history.consecutive_losses == 3
     assert history.last_loss_at == now - 60
     assert history.drawdown == Decimal(175) / Decimal(10_175)  # peak 500, now 325 realized
+
+
+def test_a_spot_sell_is_capped_by_the_base_held() -> None:
+    short = TradeProposal("BTC/USDT", Side.SELL, Decimal(100), Decimal(102), Decimal(96), 0.9)
+    nothing = ENGINE.validate_trade(short, dataclasses.replace(RICH, available_base=Decimal(0)))
+    assert nothing.status is VerdictStatus.REJECTED
+    assert "volume: 0 after caps; nothing to trade" in nothing.reasons
+    some = ENGINE.validate_trade(short, dataclasses.replace(RICH, available_base=Decimal(3)))
+    assert (some.status, some.proposal.volume) == (VerdictStatus.REDUCED, Decimal(3))
+    assert any(r.startswith("available_base: a spot sell can sell only the 3 held") for r in some.reasons)
