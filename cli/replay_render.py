@@ -194,8 +194,8 @@ def _day(epoch: float) -> str:
 
 
 def _invariants(console: Console, summary: dict[str, Any]) -> None:
-    for error in summary["reconcile_errors"]:
-        console.print(f"  [yellow]reconcile could not repair at the time[/]: {error}")
+    for error in summary["exchange_errors"]:
+        console.print(f"  [yellow]exchange trouble[/]: {error}")
     for name, count in summary["invariants"].items():
         mark = "[green]held[/]" if count == 0 else f"[bold red]{count} violation(s)[/]"
         console.print(f"  {name}: {mark}")

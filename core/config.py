@@ -61,6 +61,9 @@ class ExecutionSettings(BaseModel):
     stop_max_attempts: int = Field(4, ge=1)
     confirm_attempts: int = Field(6, ge=1)  # waits 0.5, 1, 2, 4, 8 s: an order slow to show gets 15 s
     keep_unfilled_remainder: bool = False
+    protection: Literal["orders", "conditional_close"] = "orders"
+    """orders: a stop-loss order placed after the entry fills. conditional_close: the stop
+    rides on the entry as Kraken's close[ordertype], opened by the exchange as it fills."""
     rate_limit_backoff_s: float = Field(3.0, gt=0)  # a starter key's counter sheds one call in ~3 s
 
 

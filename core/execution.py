@@ -29,7 +29,7 @@ from core.errors import (
     RateLimitExceededError,
     TransientExchangeError,
 )
-from core.exchange import CallCosts, ExchangeOrder, KrakenClient, PairInfo
+from core.exchange import CallCosts, ConditionalClose, ExchangeOrder, KrakenClient, PairInfo
 from core.exchange.retry import retrying
 from core.models import (
     AlertLevel,
@@ -103,8 +103,11 @@ class OrderExecutionManager:
             )
         entry = self._new_order(proposal, OrderRole.ENTRY, OrderType.MARKET, volume, None, pair)
         entry.side = proposal.side
+        close = None
+        if self._settings.protection == "conditional_close":
+            close = ConditionalClose(OrderType.STOP_LOSS, pair.round_price(proposal.stop_loss))
         try:
-            await self._place(entry, attempts)
+            await self._place(entry, attempts, close=close)
         except (PermanentExchangeError, TransientExchangeError) as exc:
             entry.status = OrderStatus.REJECTED
             self._persist(entry, attempts)
@@ -144,18 +147,24 @@ class OrderExecutionManager:
         if partial and entry.status.is_live and not self._settings.keep_unfilled_remainder:
             await self._cancel_remainder(entry, attempts)
 
-        stop = self._new_order(
-            proposal, OrderRole.STOP_LOSS, OrderType.STOP_LOSS, entry.filled_volume,
-            pair.round_price(proposal.stop_loss), pair,
-        )
-        stop.side = proposal.side.opposite
-        orders.append(stop)
-        try:
-            await self._place(stop, attempts)
-            if not await self._confirm(stop, attempts) or not stop.status.is_live:
-                raise InvalidOrderError(f"stop-loss {stop.external_id} is not live on the exchange")
-        except Exception as exc:  # any failure here leaves a naked position: flatten it, whatever it was
-            return await self._flatten_unprotected(entry, stop, orders, exc, attempts, pair)
+        attached = await self._conditional_closes(entry, attempts) if close is not None else []
+        if attached:
+            orders += attached
+        else:
+            if close is not None:
+                attempts.warnings.append("the entry's conditional close did not appear; placing a stop-loss order")
+            stop = self._new_order(
+                proposal, OrderRole.STOP_LOSS, OrderType.STOP_LOSS, entry.filled_volume,
+                pair.round_price(proposal.stop_loss), pair,
+            )
+            stop.side = proposal.side.opposite
+            orders.append(stop)
+            try:
+                await self._place(stop, attempts)
+                if not await self._confirm(stop, attempts) or not stop.status.is_live:
+                    raise InvalidOrderError(f"stop-loss {stop.external_id} is not live on the exchange")
+            except Exception as exc:  # any failure here leaves a naked position: flatten it, whatever it was
+                return await self._flatten_unprotected(entry, stop, orders, exc, attempts, pair)
 
         target = self._new_order(
             proposal, OrderRole.TAKE_PROFIT, OrderType.TAKE_PROFIT, entry.filled_volume,
@@ -224,7 +233,25 @@ class OrderExecutionManager:
             on_retry=record,
         )
 
-    async def _place(self, order: Order, attempts: _Attempts) -> None:
+    async def _conditional_closes(self, entry: Order, attempts: _Attempts) -> list[Order]:
+        """The stops Kraken opened for the entry's fills, if they cover all of it."""
+        found = [o for o in (await self._client.open_orders()).values() if o.refid == entry.external_id]
+        if sum((o.volume - o.volume_executed for o in found), Decimal(0)) < entry.filled_volume:
+            return []
+        stops = []
+        for index, close in enumerate(found):
+            stop = Order(
+                client_order_id=f"{entry.client_order_id}-close-{index}", symbol=entry.symbol,
+                side=entry.side.opposite, order_type=OrderType(close.ordertype), volume=close.volume,
+                role=OrderRole.STOP_LOSS, price=close.price, external_id=close.txid, run_id=self._run_id,
+                created_at=self._clock.time(),
+            )
+            _apply(stop, close, self._clock.time())
+            self._persist(stop, attempts)
+            stops.append(stop)
+        return stops
+
+    async def _place(self, order: Order, attempts: _Attempts, *, close: ConditionalClose | None = None) -> None:
         """Send an order; an ambiguous answer is resolved by looking it up, never by resending blind.
 
         Its intent row is stored first, so a crash at any later point leaves a record to repair."""
@@ -234,7 +261,7 @@ class OrderExecutionManager:
                 try:
                     ack = await self._client.add_order(
                         order.symbol, order.side, order.order_type, order.volume, order.price,
-                        cl_ord_id=order.client_order_id,
+                        cl_ord_id=order.client_order_id, close=close,
                     )
                     order.external_id = ack.txid
                 except AmbiguousExchangeError:

@@ -100,7 +100,10 @@ class Reconciler:
     def _sync_stored_orders(self, exchange: dict[str, ExchangeOrder], report: ReconcileReport) -> None:
         by_client_id = {o.cl_ord_id: o for o in exchange.values() if o.cl_ord_id}
         now = self._clock.time()
-        for order in self._store.orders():
+        stored = self._store.orders()
+        stored_by_txid = {o.external_id: o for o in stored if o.external_id}
+        stored_by_client_id = {o.client_order_id: o for o in stored}
+        for order in stored:
             found = exchange.get(order.external_id) if order.external_id else by_client_id.get(order.client_order_id)
             if found is None:
                 unsent = order.external_id is None and order.status is OrderStatus.INTENT
@@ -120,6 +123,10 @@ class Reconciler:
                 order.external_id = found.txid
                 report.changes.append(f"{order.role.value} {order.client_order_id}: adopted as {found.txid}")
             apply_exchange_state(order, found, now)
+            parent = _parent(found, exchange, stored_by_txid, stored_by_client_id) if order.run_id is None else None
+            if parent is not None:  # a conditional close adopted before its entry was known
+                order.run_id, order.position_id = parent.run_id, parent.position_id
+                self._store.upsert_order(order)
             if (order.external_id, order.status, order.filled_volume) != before:
                 if before[0] is not None:
                     report.changes.append(
@@ -129,8 +136,10 @@ class Reconciler:
                 self._store.upsert_order(order)
 
     async def _adopt_unknown(self, exchange: dict[str, ExchangeOrder], report: ReconcileReport) -> None:
-        stored = {o.external_id for o in self._store.orders() if o.external_id}
-        stored_client_ids = {o.client_order_id for o in self._store.orders()}
+        stored_by_txid = {o.external_id: o for o in self._store.orders() if o.external_id}
+        stored = set(stored_by_txid)
+        stored_by_client_id = {o.client_order_id: o for o in self._store.orders()}
+        stored_client_ids = set(stored_by_client_id)
         pairs = None
         for txid, found in exchange.items():
             if txid in stored or (found.cl_ord_id and found.cl_ord_id in stored_client_ids):
@@ -138,6 +147,7 @@ class Reconciler:
             if pairs is None:
                 pairs = {p.altname: p for p in (await self._client.asset_pairs()).values()}
             pair = pairs.get(found.pair)
+            parent = _parent(found, exchange, stored_by_txid, stored_by_client_id)
             order = Order(
                 client_order_id=found.cl_ord_id or f"adopted-{txid}",
                 symbol=pair.symbol if pair else found.pair,
@@ -147,7 +157,8 @@ class Reconciler:
                 role=_ROLE_BY_TYPE.get(found.ordertype, OrderRole.ENTRY),
                 price=found.price,
                 external_id=txid,
-                run_id=self._run_id,
+                run_id=parent.run_id if parent else self._run_id,
+                position_id=parent.position_id if parent else None,
                 created_at=found.opentm,
             )
             apply_exchange_state(order, found, self._clock.time())
@@ -328,6 +339,18 @@ def apply_exchange_state(order: Order, found: ExchangeOrder, now: float) -> None
     order.avg_fill_price = found.avg_price if found.volume_executed > 0 else None
     order.fee = found.fee
     order.updated_at = now
+
+
+def _parent(
+    found: ExchangeOrder, exchange: dict[str, ExchangeOrder],
+    by_txid: dict[str, Order], by_client_id: dict[str, Order],
+) -> Order | None:
+    """The stored order that opened `found` (a conditional close's entry), known by its
+    txid or, when tg never learnt the txid, by its client order id."""
+    if not found.refid:
+        return None
+    opener = exchange.get(found.refid)
+    return by_txid.get(found.refid) or (by_client_id.get(opener.cl_ord_id) if opener and opener.cl_ord_id else None)
 
 
 def _latest(orders: list[Order], role: OrderRole) -> Order | None:

@@ -44,7 +44,7 @@ from core.candles import CandleSeries, RecordedCandle
 from core.clock import Clock
 from core.config import Settings
 from core.coordinator import CoordinatorAgent, DegradationLevel, TaskName, TaskResult, TaskStatus
-from core.errors import InputError, TgError
+from core.errors import ExchangeError, InputError, TgError
 from core.exchange import Credentials, KrakenClient, PairInfo
 from core.invariants import INVARIANTS, InvariantReport, check_invariants
 from core.llm.factory import ModelSet, build_models
@@ -147,7 +147,7 @@ class ReplayResult:
     db_path: Path
     elapsed_s: float
     checks: int = 0
-    reconcile_errors: list[str] = dataclasses.field(default_factory=list)
+    exchange_errors: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -197,7 +197,7 @@ class ReplayResult:
                 name: sum(1 for v in self.violations if v.invariant == name) for name in INVARIANTS
             },
             "invariant_checks": self.checks,
-            "reconcile_errors": self.reconcile_errors[:SHOWN_ISSUES],
+            "exchange_errors": self.exchange_errors[:SHOWN_ISSUES],
             "violations": [
                 {"invariant": v.invariant, "message": v.message, "time": _iso(v.time)}
                 for v in self.violations[:SHOWN_ISSUES]
@@ -232,6 +232,8 @@ def trading_span(series: CandleSeries, options: ReplayOptions) -> tuple[list[Rec
 
     Raises InputError when the span holds no candle to trade after the warm-up.
     """
+    if options.every < 1:
+        raise InputError(f"--every must be at least 1 candle, not {options.every}")
     step = series.step
     market = [c for c in series.candles if options.end is None or c.time < options.end]
     if not market:
@@ -365,7 +367,7 @@ class Replay:
                     violations=run.violations, injected=await _injected(control),
                     open_positions=run.open_positions(), db_path=db_path,
                     elapsed_s=time.perf_counter() - began, checks=run.checks,
-                    reconcile_errors=run.reconcile_errors,
+                    exchange_errors=run.exchange_errors,
                 )
                 store_result(store, result)
                 return result
@@ -410,7 +412,7 @@ class _Run:
         self.votes: list[ModelDecision] = []
         self.verdicts: list[RiskVerdict] = []
         self.violations: list[Violation] = []
-        self.reconcile_errors: list[str] = []  # what reconciliation could not repair at the time
+        self.exchange_errors: list[str] = []  # what kept tg's bookkeeping from the exchange, at the time
         self.checks = 0
         self._seen: set[tuple[str, str]] = set()
         self._live: set[str] = set()
@@ -470,15 +472,20 @@ class _Run:
 
     async def _keep_in_step(self, *, final: bool = False) -> None:
         """Reconcile when there is something to reconcile (`final`: always), then check
-        the invariants if that changed anything."""
+        the invariants if that changed anything. An exchange that fails to answer is
+        noted and asked again at the next candle, as a running tg would."""
         now = self._clock.time()
         due = final or self._spool.pending() or now < self._unsettled_until
-        if not due and (self._live or self._holding):
-            open_now = set(await self._client.open_orders())
-            due = open_now != self._live or (self._holding and not self._live)
-        if not due:
+        try:
+            if not due and (self._live or self._holding):
+                open_now = set(await self._client.open_orders())
+                due = open_now != self._live or (self._holding and not self._live)
+            if not due:
+                return
+            report = await self._reconcile()
+        except ExchangeError as exc:
+            self._exchange_error("reconciling", exc)
             return
-        report = await self._reconcile()
         if final:
             for problem in report.errors:
                 self._violate("protected", f"reconcile could not repair: {problem}")
@@ -488,7 +495,7 @@ class _Run:
     async def _reconcile(self) -> ReconcileReport:
         report = await Reconciler(self._client, self._store, self._clock, spool=self._spool).reconcile()
         self._acted = True
-        self.reconcile_errors.extend(f"{_iso(self._clock.time())} {problem}" for problem in report.errors)
+        self.exchange_errors.extend(f"{_iso(self._clock.time())} reconciling: {problem}" for problem in report.errors)
         self._remember_orders()
         return report
 
@@ -545,7 +552,10 @@ class _Run:
         for _ in range(RECHECKS):
             if report.ok:
                 return
-            await self._reconcile()
+            try:
+                await self._reconcile()
+            except ExchangeError as exc:
+                self._exchange_error("reconciling", exc)
             report = await self._invariants()
         for name, messages in report.violations.items():
             for message in messages:
@@ -556,6 +566,9 @@ class _Run:
         pairs = {p.altname: p for p in (await self._client.asset_pairs()).values() if p.symbol == self._pair.symbol}
         self.checks += 1
         return check_invariants(self._store, truth, pairs)
+
+    def _exchange_error(self, doing: str, error: ExchangeError) -> None:
+        self.exchange_errors.append(f"{_iso(self._clock.time())} {doing}: {error}")
 
     def _violate(self, invariant: str, message: str) -> None:
         """Record a violation once, at the first time it was seen."""
@@ -568,7 +581,11 @@ class _Run:
         sandbox's fill model fills an order in one trade; an order filled in several
         is recorded as one fill at its average price, under its first trade id."""
         filled = [o for o in self._store.orders() if o.external_id and o.filled_volume > 0]
-        found = await self._client.query_orders([o.external_id for o in filled if o.external_id], trades=True)
+        try:
+            found = await self._client.query_orders([o.external_id for o in filled if o.external_id], trades=True)
+        except ExchangeError as exc:
+            self._exchange_error("reading the fills", exc)
+            return
         with self._store.transaction():
             for order in filled:
                 exchange_order = found.get(order.external_id or "")

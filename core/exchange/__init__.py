@@ -1,7 +1,7 @@
 """tg's async client of Kraken's spot REST API."""
 
 from core.exchange.call_costs import CallCosts
-from core.exchange.client import AddOrderAck, KrakenClient
+from core.exchange.client import AddOrderAck, ConditionalClose, KrakenClient
 from core.exchange.errors import exception_for
 from core.exchange.pairs import PairInfo
 from core.exchange.signing import Credentials, NonceSource, sign
@@ -9,6 +9,7 @@ from core.exchange.wire import ExchangeOrder
 
 __all__ = [
     "AddOrderAck",
+    "ConditionalClose",
     "CallCosts",
     "Credentials",
     "ExchangeOrder",

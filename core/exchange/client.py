@@ -121,6 +121,14 @@ def _result(method: str, response: httpx.Response) -> Any:
     return payload["result"]
 
 
+@dataclass(frozen=True)
+class ConditionalClose:
+    """Kraken's conditional close: an order the exchange itself opens when the parent fills."""
+
+    order_type: OrderType
+    price: Decimal
+
+
 TRADING_METHODS = frozenset(
     {"AddOrder", "AddOrderBatch", "AmendOrder", "EditOrder", "CancelOrder", "CancelOrderBatch", "CancelAll",
      "CancelAllOrdersAfter"}
@@ -418,10 +426,12 @@ class KrakenClient:
         cl_ord_id: str | None = None,
         userref: int | None = None,
         validate: bool = False,
+        close: ConditionalClose | None = None,
     ) -> AddOrderAck:
         """Place one order, volume and prices sent exactly as given (round them with
         PairInfo first). price is the limit price, or the trigger of a stop or target;
-        price2 is the limit price of stop-loss-limit and take-profit-limit orders."""
+        price2 is the limit price of stop-loss-limit and take-profit-limit orders;
+        `close` asks Kraken to open that order for whatever volume this one fills."""
         side, order_type = Side(side), OrderType(order_type)
         _check_order_arguments(order_type, volume, price, price2, userref)
         pair = await self.resolve_pair(symbol)
@@ -441,6 +451,9 @@ class KrakenClient:
             params["userref"] = str(userref)
         if validate:
             params["validate"] = "true"
+        if close is not None:
+            params["close[ordertype]"] = close.order_type.value
+            params["close[price]"] = _wire_decimal(close.price, "close[price]")
         result = await self._private("AddOrder", params, charge=_TradingCharge(pair.key, "add"))
         with _expect_shape("AddOrder"):
             ack = _ADD_ORDER.validate_python(result)

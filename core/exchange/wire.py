@@ -74,6 +74,7 @@ class ExchangeOrder(WireModel):
     stop_price: Decimal | None = Field(None, validation_alias="stopprice")
     userref: int | None = None
     cl_ord_id: str | None = None
+    refid: str | None = None  # the order that opened this one (a conditional close's parent)
     opentm: float
     closetm: float | None = None
     reason: str | None = None

@@ -49,7 +49,7 @@ class ScriptedKraken:
     async def add_order(
         self, symbol: str, side: Side, order_type: OrderType, volume: Decimal,
         price: Decimal | None = None, *, cl_ord_id: str | None = None,
-        userref: int | None = None, validate: bool = False,
+        userref: int | None = None, validate: bool = False, close: object = None,
     ) -> AddOrderAck:
         self.add_order_calls.append(
             {"symbol": symbol, "side": side, "type": order_type, "volume": volume, "price": price, "cl_ord_id": cl_ord_id}

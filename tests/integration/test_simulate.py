@@ -115,3 +115,12 @@ async def test_any_fault_schedule_keeps_every_invariant(tmp_path: Path, faults: 
     folder = tmp_path / uuid.uuid4().hex  # hypothesis may replay an example: each call gets a clean folder
     result = await simulation(folder).run_once(0, seed, faults)
     assert result.ok, (faults, seed, result.invariants.violations)
+
+
+@pytest.mark.parametrize("fault", ["crash", "ghost", "partial-fill", "stale-visibility", "random"])
+def test_conditional_close_protection_holds_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    monkeypatch.setenv("TG_EXECUTION__PROTECTION", "conditional_close")
+    code, summary = simulate(tmp_path, "--fault", fault, "--runs", "4", "--seed", "21")
+    assert code == 0 and summary["ok"], summary["invariants"]

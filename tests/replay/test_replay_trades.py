@@ -149,3 +149,13 @@ async def test_the_same_file_and_seed_give_the_same_report(replay: RunReplay) ->
     assert figures(first.to_dict()) == figures(second.to_dict())
     assert first.points == second.points
     assert first.figures.trades.trades > 0  # the walk trends enough for the offline models to trade
+
+
+async def test_an_exchange_that_stops_answering_between_decisions_is_asked_again(replay: RunReplay) -> None:
+    # OpenOrders fails for a while after the first trade: the watch cannot see the target fill
+    fault = "unavailable:endpoint=OpenOrders,times=6"
+    result = await replay(series_of(ROWS), planned_buys(PLAN), every=1, faults=(fault,))
+
+    assert result.ok, result.violations
+    assert result.exchange_errors and all("reconciling" in e for e in result.exchange_errors)
+    assert result.figures.trades.trades == 3 and result.points[-1].held == 0
