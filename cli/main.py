@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
@@ -15,6 +15,9 @@ import typer
 from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
 from cli.replay import replay
 from cli.sim import sim_app
+
+if TYPE_CHECKING:
+    from core.config import Settings
 from cli.stress import ratelimit_stress
 
 app = typer.Typer(
@@ -211,11 +214,13 @@ def reconcile(
 @reports_errors
 def positions(
     status: Annotated[str | None, typer.Option("--status", help="open|closed (default: both).")] = None,
+    url: UrlOption = None,
+    live: LiveOption = False,
     db: DbOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Positions, open and closed, with realized P&L."""
+    """Positions, open and closed, with realized P&L (reconciled first with --url)."""
     from cli import render
     from core.errors import InputError
     from core.models import PositionStatus
@@ -226,6 +231,7 @@ def positions(
     except ValueError:
         raise InputError(f"--status must be open or closed, not {status!r}") from None
     settings = settings_from(db, config)
+    _reconcile_with(settings, url, live)
     with Store.open(settings.db_path) as store:
         render.positions_table(store.positions(status=wanted), as_json=json_output)
 
@@ -234,20 +240,37 @@ def positions(
 @reports_errors
 def orders(
     run_id: Annotated[str | None, typer.Option("--run", help="Only this run's orders.")] = None,
+    url: UrlOption = None,
+    live: LiveOption = False,
     db: DbOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Orders tg placed or adopted, with the exchange's status."""
+    """Orders tg placed or adopted, with the exchange's status (reconciled first with --url)."""
     from cli import render
     from core.storage import Store
 
     settings = settings_from(db, config)
+    _reconcile_with(settings, url, live)
     with Store.open(settings.db_path) as store:
         render.orders_table(store.orders(run_id=run_id), as_json=json_output)
 
 
 app.command("ratelimit-stress")(ratelimit_stress)
+
+
+def _reconcile_with(settings: Settings, url: str | None, live: bool) -> None:
+    """Listings show the database; given an exchange's URL they first bring it up to date."""
+    if url is None:
+        return
+    from cli.wiring import open_session
+    from core.reconcile import Reconciler
+
+    async def run() -> None:
+        async with open_session(settings, url=url, live=live) as session:
+            await Reconciler(session.client, session.store, session.clock, spool=session.spool).reconcile()
+
+    asyncio.run(run())
 
 
 def main() -> None:

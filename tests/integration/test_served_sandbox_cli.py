@@ -1,0 +1,67 @@
+"""The operator commands against a served sandbox (`tg sim serve`) over real HTTP."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from core.exchange.signing import NonceSource, sign
+from simulator.server import SandboxServer, serving
+
+pytestmark = pytest.mark.integration
+
+runner = CliRunner()
+API_KEY = "tgServedSandboxKey0123456789"
+SECRET = base64.b64encode(bytes(range(64))).decode()
+ENV = {"TG_KRAKEN_API_KEY": API_KEY, "TG_KRAKEN_API_SECRET": SECRET}
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    with serving(keys=[(API_KEY, SECRET)]) as server:
+        yield server
+
+
+def tg(*args: str) -> dict | list:
+    result = runner.invoke(app, [*args, "--json"], env=ENV)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def cancel_behind_tgs_back(url: str, txid: str) -> None:
+    nonce = str(NonceSource().next())  # wall-clock microseconds, as tg's own client counts
+    body = f"nonce={nonce}&txid={txid}"
+    headers = {"API-Key": API_KEY, "API-Sign": sign("/0/private/CancelOrder", nonce, body, SECRET),
+               "Content-Type": "application/x-www-form-urlencoded"}
+    answer = httpx.post(f"{url}/0/private/CancelOrder", content=body, headers=headers).json()
+    assert answer["error"] == [], answer
+
+
+def test_orders_with_url_reconcile_before_listing(sandbox: SandboxServer, tmp_path: Path) -> None:
+    db = str(tmp_path / "tg.db")
+    summary = tg("trade", "BTC/USDT", "--side", "buy", "--url", sandbox.url, "--db", db)
+    stop = next(o for o in summary["orders"] if o["role"] == "stop_loss")
+
+    cancel_behind_tgs_back(sandbox.url, stop["txid"])
+    stale = {o["external_id"]: o for o in tg("orders", "--db", db)}
+    assert stale[stop["txid"]]["status"] == "open"  # the database alone does not know yet
+
+    fresh = {o["external_id"]: o for o in tg("orders", "--url", sandbox.url, "--db", db)}
+    assert fresh[stop["txid"]]["status"] == "canceled"
+    live_stops = [o for o in fresh.values() if o["role"] == "stop_loss" and o["status"] == "open"]
+    assert len(live_stops) == 1  # and the position got a new stop
+    [position] = tg("positions", "--url", sandbox.url, "--db", db)
+    assert position["status"] == "open" and live_stops[0]["volume"] == position["size"]
+
+
+def test_listings_refuse_a_remote_url_without_live(tmp_path: Path) -> None:
+    for command in ("positions", "orders"):
+        result = runner.invoke(app, [command, "--url", "https://api.kraken.com", "--db", str(tmp_path / "x.db")])
+        assert result.exit_code == 2 and "--live" in result.stderr
