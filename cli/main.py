@@ -145,6 +145,9 @@ def simulate(
     runs: Annotated[int, typer.Option("--runs", min=1, help="How many seeded trade cycles.")] = 1,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the first run; run i uses seed + i.")] = 1,
     symbol: Annotated[str, typer.Option("--symbol", help="Pair to trade.")] = "BTC/USDT",
+    url: Annotated[
+        str | None, typer.Option("--url", help="A sandbox served by `tg sim serve` (keys from the environment).")
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
@@ -154,7 +157,7 @@ def simulate(
     from pathlib import Path
 
     from cli import render
-    from cli.wiring import fault_catalog, simulation_sandbox
+    from cli.wiring import fault_catalog, served_sandbox, simulation_sandbox
     from core.errors import InputError
     from core.simulation import RANDOM, TG_FAULTS, Simulation
     from core.storage import Store
@@ -168,7 +171,8 @@ def simulate(
             raise InputError(f"unknown fault {name!r}; known: {', '.join([*catalog, *TG_FAULTS, RANDOM])}")
 
     with tempfile.TemporaryDirectory(prefix="tg-simulate-") as workdir, render.simulation_progress(runs) as advance:
-        simulation = Simulation(settings, simulation_sandbox(settings), Path(workdir), catalog=catalog, symbol=symbol)
+        sandboxes = served_sandbox(url) if url is not None else simulation_sandbox(settings)
+        simulation = Simulation(settings, sandboxes, Path(workdir), catalog=catalog, symbol=symbol)
         report = asyncio.run(simulation.run(faults, runs=runs, seed=seed, progress=advance))
     summary = report.to_dict()
     import time

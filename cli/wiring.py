@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from core.clock import Clock, SystemClock
+import httpx
+
+from core.clock import Clock, SkippableSystemClock, SystemClock
 from core.config import Settings
 from core.errors import InputError
 from core.exchange import Credentials, KrakenClient
@@ -105,3 +107,28 @@ def fault_catalog() -> list[str]:
     from simulator.faults import CATALOG
 
     return list(CATALOG)
+
+
+@dataclass
+class ServedSandbox:
+    """A sandbox served by `tg sim serve`, reached over the network with keys from the environment."""
+
+    base_url: str
+    transport: httpx.AsyncBaseTransport
+    api_key: str
+    api_secret: str
+    clock: Clock
+
+
+def served_sandbox(url: str) -> Callable[[int, Path], ServedSandbox]:
+    """Every simulated run on the one served sandbox (reset between runs by the run itself)."""
+    if not is_loopback(url):
+        raise InputError(f"{url} is not a loopback address: tg simulate only drives a sandbox served on this machine")
+    credentials = Credentials.from_env()
+    if credentials is None:
+        raise InputError("set TG_KRAKEN_API_KEY and TG_KRAKEN_API_SECRET to the keys `tg sim serve` printed")
+    sandbox = ServedSandbox(
+        base_url=url, transport=httpx.AsyncHTTPTransport(), api_key=credentials.api_key,
+        api_secret=credentials.api_secret, clock=SkippableSystemClock(),
+    )
+    return lambda seed, folder: sandbox

@@ -5,6 +5,8 @@ control it.
   so under a fast-forwarding loop (looptime) concurrent sleeps are exact and instant.
 - VirtualClock moves only when told: advance() jumps, sleep() advances by the
   delay. It suits sequential flows (a simulated trade cycle, a replay).
+- SkippableSystemClock is real time that a served sandbox's control plane can jump
+  forward, so `tg simulate --url` can run its market on.
 - LoopClock reads wall time from the event loop too, for concurrent virtual-time
   runs (tg ratelimit-stress) where the exchange's clock must follow tg's waits.
 """
@@ -46,6 +48,25 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+
+class SkippableSystemClock(SystemClock):
+    """Real time that can also jump ahead: a served sandbox follows the wall clock, and
+    its control plane can still move its market (and its counters' decay) forward."""
+
+    def __init__(self) -> None:
+        self._skipped = 0.0
+
+    def time(self) -> float:
+        return super().time() + self._skipped
+
+    def monotonic(self) -> float:
+        return super().monotonic() + self._skipped
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a clock cannot go backwards")
+        self._skipped += seconds
 
 
 class VirtualClock:

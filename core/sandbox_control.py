@@ -41,6 +41,13 @@ class SandboxControl:
         """Install one fault rule, `NAME` or `NAME:key=value,...`."""
         await self._call("POST", "faults", {"spec": spec})
 
+    async def reset(self) -> None:
+        """Opening balances, no orders, empty counters: a fresh exchange for the next run."""
+        await self._call("POST", "reset")
+
+    async def clear_faults(self) -> None:
+        await self._call("DELETE", "faults")
+
     async def seed_faults(self, seed: int) -> None:
         await self._call("POST", "seed", {"seed": str(seed)})
 

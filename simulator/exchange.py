@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, Decimal
 from typing import Literal
 
-from core.clock import Clock, VirtualClock
+from core.clock import Clock, SkippableSystemClock, VirtualClock
 from simulator.exceptions import (
     CostMinimumNotMet,
     InsufficientFunds,
@@ -224,11 +224,12 @@ class Exchange:
 
     def advance(self, seconds: float) -> None:
         """Move the sandbox's own clock forward and let the market catch up."""
-        if not isinstance(self._clock, VirtualClock):
+        clock = self._clock
+        if not isinstance(clock, (VirtualClock, SkippableSystemClock)):
             raise PermissionDenied()
         if not 0 <= seconds <= MAX_ADVANCE:
             raise InvalidArguments("seconds")
-        self._clock.advance(seconds)
+        clock.advance(seconds)
         self.sync()
 
     def reset(self) -> None:

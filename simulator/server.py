@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import uvicorn
 
-from core.clock import Clock, SystemClock
+from core.clock import Clock, SkippableSystemClock
 from core.errors import InputError
 from simulator.app import SandboxApp, create_app
 from simulator.exchange import DEFAULT_ACCOUNT, Exchange
@@ -110,7 +110,7 @@ def sandbox_exchange(*, seed: int, keys: Sequence[KeyPair] | None,
                      clock: Clock | None = None, nonce_window: int = 0) -> tuple[Exchange, list[ApiKey]]:
     """A fresh exchange, on real time unless given a clock, with the given key pairs on
     its one account, or a newly generated pair when none are given."""
-    exchange = Exchange.create(clock or SystemClock(), seed=seed)
+    exchange = Exchange.create(clock or SkippableSystemClock(), seed=seed)
     if not keys:
         generated = exchange.create_api_key(DEFAULT_ACCOUNT)
         generated.nonce_window = nonce_window

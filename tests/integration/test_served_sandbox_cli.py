@@ -65,3 +65,16 @@ def test_listings_refuse_a_remote_url_without_live(tmp_path: Path) -> None:
     for command in ("positions", "orders"):
         result = runner.invoke(app, [command, "--url", "https://api.kraken.com", "--db", str(tmp_path / "x.db")])
         assert result.exit_code == 2 and "--live" in result.stderr
+
+
+@pytest.mark.parametrize("fault", ["stop-fail", "partial-fill", "crash", "db-fail"])
+def test_simulate_drives_a_served_sandbox(sandbox: SandboxServer, tmp_path: Path, fault: str) -> None:
+    summary = tg("simulate", "--url", sandbox.url, "--fault", fault, "--runs", "2", "--db", str(tmp_path / "tg.db"))
+    assert summary["ok"] is True
+    assert summary["injected"].get(fault, 0) >= 2
+    assert sum(summary["outcomes"].values()) == 2
+
+
+def test_simulate_refuses_a_remote_url(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["simulate", "--url", "https://api.kraken.com", "--db", str(tmp_path / "x.db")], env=ENV)
+    assert result.exit_code == 2 and "only drives a sandbox served on this machine" in result.stderr
