@@ -113,32 +113,16 @@ class OrderExecutionManager:
             self._persist(entry, attempts)
             return _failed(f"entry order not placed: {exc}", orders=[entry])
         except AmbiguousExchangeError as exc:
-            entry.status = OrderStatus.UNKNOWN
-            self._persist(entry, attempts)
-            return ExecutionResult(
-                success=False,
-                status=ExecutionStatus.UNKNOWN,
-                orders=[entry],
-                alert_level=AlertLevel.HIGH,
-                error_message=(
-                    f"entry order outcome unknown ({exc}): the exchange may hold it under client order id "
-                    f"{entry.client_order_id}; `tg reconcile` will adopt or clear it"
-                ),
-            )
+            return self._unknown(entry, attempts, (
+                f"entry order outcome unknown ({exc}): the exchange may hold it under client order id "
+                f"{entry.client_order_id}; `tg reconcile` will adopt or clear it"
+            ))
 
         if not await self._confirm(entry, attempts):
-            entry.status = OrderStatus.UNKNOWN
-            self._persist(entry, attempts)
-            return ExecutionResult(
-                success=False,
-                status=ExecutionStatus.UNKNOWN,
-                orders=[entry],
-                alert_level=AlertLevel.HIGH,
-                error_message=(
-                    f"order not found after placement: {entry.external_id} was acknowledged "
-                    "but QueryOrders does not show it; kept for reconciliation (tg reconcile)"
-                ),
-            )
+            return self._unknown(entry, attempts, (
+                f"order not found after placement: {entry.external_id} was acknowledged "
+                "but QueryOrders does not show it; kept for reconciliation (tg reconcile)"
+            ))
         if entry.filled_volume <= 0:
             return ExecutionResult(success=True, status=ExecutionStatus.OPEN, orders=[entry])
 
@@ -194,6 +178,15 @@ class OrderExecutionManager:
             position=position,
             partial_fill=partial,
             alert_level=alert,
+        )
+
+    def _unknown(self, entry: Order, attempts: _Attempts, message: str) -> ExecutionResult:
+        """The exchange may hold the entry: keep it for reconciliation and say so loudly."""
+        entry.status = OrderStatus.UNKNOWN
+        self._persist(entry, attempts)
+        return ExecutionResult(
+            success=False, status=ExecutionStatus.UNKNOWN, orders=[entry],
+            alert_level=AlertLevel.HIGH, error_message=message,
         )
 
     def _new_order(
