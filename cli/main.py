@@ -9,8 +9,8 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
+from typer.exceptions import TyperException
 
 from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
 from cli.replay import replay
@@ -281,11 +281,12 @@ def main() -> None:
     """Console entry point: usage errors become one line and exit code 2."""
     try:
         code = app(standalone_mode=False)
-    except click.UsageError as exc:
-        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+    except TyperException as exc:  # typer's own usage errors: bad flags, missing arguments
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         typer.echo(f"error: {exc.format_message()}{hint}", err=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:
         typer.echo("error: interrupted", err=True)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
