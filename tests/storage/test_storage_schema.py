@@ -111,7 +111,7 @@ def test_a_directory_in_place_of_the_file_gives_a_storage_error(tmp_path: Path) 
 
 def test_a_closed_store_reads_as_a_storage_error(db_path: Path) -> None:
     with Store.open(db_path) as store:
-        pass
+        assert store.orders() == []
 
     with pytest.raises(StorageError, match="could not read orders"):
         store.orders()
