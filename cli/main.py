@@ -18,6 +18,7 @@ from cli.sim import sim_app
 
 if TYPE_CHECKING:
     from core.config import Settings
+    from core.reconcile import ReconcileReport
 from cli.stress import ratelimit_stress
 
 app = typer.Typer(
@@ -78,18 +79,19 @@ def trade(
         raise InputError("--volume needs --side buy|sell")
     settings = settings_from(db, config)
 
-    async def run() -> dict[str, Any]:
+    async def run() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         async with open_session(settings, url=url, live=live) as session:
             manual = await manual_proposal(session.client, symbol, side, volume) if side else None
             report = await TradeCycle(
                 session.client, session.store, session.clock, settings, spool=session.spool
-            ).run(
-                symbol, manual=manual
-            )
-            return report.to_dict()
+            ).run(symbol, manual=manual)
+            return report.to_dict(), report.unrecorded
 
-    summary = asyncio.run(run())
+    summary, unrecorded = asyncio.run(run())
     render.trade_summary(summary, as_json=json_output)
+    if unrecorded or not summary["stored"]:
+        render.unrecorded(unrecorded)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -190,27 +192,44 @@ def simulate(
 @app.command()
 @reports_errors
 def reconcile(
+    adopt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--adopt", metavar="INSTALL_ID",
+            help="Take over the orders of another tg database's namespace (a lost database); repeatable.",
+        ),
+    ] = None,
     url: UrlOption = None,
     live: LiveOption = False,
     db: DbOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Bring the database in line with the exchange and repair unprotected positions."""
+    """Bring the database in line with the exchange and repair tg's unprotected positions.
+
+    Only tg's own orders are touched (those of this database's install id, shown here);
+    foreign orders and holdings on the account are listed and left alone."""
     from cli import render
     from cli.wiring import open_session
+    from core.ownership import parse_install_id
     from core.reconcile import Reconciler
 
+    namespaces = [parse_install_id(text) for text in adopt or []]
     settings = settings_from(db, config)
 
     async def run() -> dict[str, Any]:
         async with open_session(settings, url=url, live=live) as session:
-            report = await Reconciler(session.client, session.store, session.clock, spool=session.spool).reconcile()
-            return {"changes": report.changes, "errors": report.errors, "db_path": str(settings.db_path)}
+            report = await Reconciler(
+                session.client, session.store, session.clock, spool=session.spool,
+                settings=settings.execution, adopt=namespaces,
+            ).reconcile()
+            return render.reconcile_outcome(report, session.store.install_id, str(settings.db_path))
 
     outcome = asyncio.run(run())
     render.reconcile_report(outcome, as_json=json_output)
-    if outcome["errors"]:
+    if outcome["unrecorded"]:
+        render.unrecorded(outcome["unrecorded"])
+    if outcome["errors"] or outcome["unrecorded"]:
         raise typer.Exit(1)
 
 
@@ -224,7 +243,7 @@ def positions(
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Positions, open and closed, with realized P&L (reconciled first with --url)."""
+    """Positions, open and closed, with realized P&L (with --url: as the exchange has them now, read only)."""
     from cli import render
     from core.errors import InputError
     from core.models import PositionStatus
@@ -235,9 +254,13 @@ def positions(
     except ValueError:
         raise InputError(f"--status must be open or closed, not {status!r}") from None
     settings = settings_from(db, config)
-    _reconcile_with(settings, url, live)
+    current = _exchange_view(settings, url, live)
     with Store.open(settings.db_path) as store:
-        render.positions_table(store.positions(status=wanted), as_json=json_output)
+        listed = [current.positions.get(p.id, p) if current else p for p in store.positions()]
+    listed = [p for p in listed if wanted is None or p.status is wanted]
+    render.positions_table(listed, as_json=json_output)
+    if current is not None and not json_output:
+        render.would_change(current)
 
 
 @app.command()
@@ -250,31 +273,37 @@ def orders(
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Orders tg placed or adopted, with the exchange's status (reconciled first with --url)."""
+    """Orders tg placed or adopted (with --url: the exchange's status now, read only)."""
     from cli import render
     from core.storage import Store
 
     settings = settings_from(db, config)
-    _reconcile_with(settings, url, live)
+    current = _exchange_view(settings, url, live)
     with Store.open(settings.db_path) as store:
-        render.orders_table(store.orders(run_id=run_id), as_json=json_output)
+        listed = [current.orders.get(o.client_order_id, o) if current else o for o in store.orders(run_id=run_id)]
+    render.orders_table(listed, as_json=json_output)
+    if current is not None and not json_output:
+        render.would_change(current)
 
 
 app.command("ratelimit-stress")(ratelimit_stress)
 
 
-def _reconcile_with(settings: Settings, url: str | None, live: bool) -> None:
-    """Listings show the database; given an exchange's URL they first bring it up to date."""
+def _exchange_view(settings: Settings, url: str | None, live: bool) -> ReconcileReport | None:
+    """With an exchange's URL, what it says of tg's orders and positions now, read only:
+    nothing is sent to the exchange and nothing written to the database."""
     if url is None:
-        return
+        return None
     from cli.wiring import open_session
     from core.reconcile import Reconciler
 
-    async def run() -> None:
+    async def run() -> ReconcileReport:
         async with open_session(settings, url=url, live=live) as session:
-            await Reconciler(session.client, session.store, session.clock, spool=session.spool).reconcile()
+            return await Reconciler(
+                session.client, session.store, session.clock, settings=settings.execution, repair=False
+            ).reconcile()
 
-    asyncio.run(run())
+    return asyncio.run(run())
 
 
 def main() -> None:

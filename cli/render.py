@@ -18,6 +18,7 @@ from core.serialize import to_jsonable
 
 if TYPE_CHECKING:
     from core.models import Order, Position
+    from core.reconcile import ReconcileReport
     from core.storage import RunRecord
 
 _ALERT_STYLE = {"CRITICAL": "bold white on red", "HIGH": "bold red", "LOW": "yellow"}
@@ -89,7 +90,8 @@ def trade_summary(summary: dict[str, Any], *, as_json: bool) -> None:
         console.print(f"  [cyan]reconciled[/]: {change}")
     for warning in summary.get("warnings", []):
         console.print(f"  [yellow]warning[/]: {warning}")
-    console.print(f"  status [bold]{summary['status']}[/]; stored in {summary['db_path']}")
+    where = f"stored in {summary['db_path']}" if summary.get("stored", True) else "[red]NOT fully stored[/] (see stderr)"
+    console.print(f"  status [bold]{summary['status']}[/]; {where}")
 
 
 def _plain(amount: str) -> str:
@@ -131,6 +133,18 @@ def runs_table(records: Sequence[RunRecord], *, as_json: bool) -> None:
     console.print(table)
 
 
+def reconcile_outcome(report: ReconcileReport, install_id: str, db_path: str) -> dict[str, Any]:
+    return {
+        "install_id": install_id,
+        "changes": report.changes,
+        "errors": report.errors,
+        "pending": report.pending,
+        "foreign": report.foreign,
+        "unrecorded": report.unrecorded,
+        "db_path": db_path,
+    }
+
+
 def reconcile_report(outcome: dict[str, Any], *, as_json: bool) -> None:
     if as_json:
         print_json(outcome)
@@ -142,6 +156,37 @@ def reconcile_report(outcome: dict[str, Any], *, as_json: bool) -> None:
         console.print(f"  [green]changed[/]: {change}")
     for error in outcome["errors"]:
         console.print(f"  [red]could not repair[/]: {error}")
+    for waiting in outcome["pending"]:
+        console.print(f"  [yellow]pending[/]: {waiting}")
+    for seen in outcome["foreign"]:
+        console.print(f"  [dim]{seen}[/]")
+    console.print(f"  tg's orders here carry install id {outcome['install_id']}")
+
+
+def would_change(report: ReconcileReport) -> None:
+    """What `tg reconcile` would do, after a listing that only read the exchange."""
+    console = _console()
+    for change in report.changes:
+        console.print(f"  [yellow]tg reconcile would[/]: {change}")
+    for error in report.errors:
+        console.print(f"  [red]problem[/]: {error}")
+    for seen in report.foreign:
+        console.print(f"  [dim]{seen}[/]")
+
+
+def unrecorded(records: Sequence[dict[str, Any]]) -> None:
+    """Records storage refused, one spool line each on stderr: saved into the spool file
+    (tg.pending.jsonl beside the database), the next command writes them."""
+    if not records:
+        return
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err.print(
+        f"error: {len(records)} record(s) could not be stored (database and spool refused); "
+        "the exchange side is done and protected. Append the lines below to the spool file "
+        "beside the database (tg.pending.jsonl) once storage works; `tg reconcile` writes them:"
+    )
+    for record in records:
+        err.out(json.dumps(record), highlight=False)
 
 
 def positions_table(positions: Sequence[Position], *, as_json: bool) -> None:

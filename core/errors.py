@@ -17,6 +17,7 @@
         │   ├── InsufficientFundsError     EOrder:Insufficient funds
         │   ├── UnknownOrderError          EOrder:Unknown order
         │   ├── InvalidOrderError          EOrder:Invalid order
+        │   ├── DuplicateOrderError        EOrder:Duplicate order (cl_ord_id of an open order)
         │   ├── OrderMinimumNotMetError    EOrder:Order minimum not met
         │   └── CostMinimumNotMetError     EOrder:Cost minimum not met
         ├── TransientExchangeError  the exchange did not act; retry after a wait
@@ -110,6 +111,10 @@ class UnknownOrderError(PermanentExchangeError):
 
 class InvalidOrderError(PermanentExchangeError):
     """The exchange refused the order as invalid."""
+
+
+class DuplicateOrderError(PermanentExchangeError):
+    """An open order already carries this client order id: the order was placed before."""
 
 
 class OrderMinimumNotMetError(PermanentExchangeError):

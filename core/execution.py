@@ -1,36 +1,33 @@
 """OrderExecutionManager: entry, confirmation, then protection sized to what filled.
 
 The order of operations is the safety argument:
-1. the entry's intent row is stored before the request leaves (a crash can be repaired);
+1. the entry's intent row is stored (in the database, or the spool) before the request
+   leaves, or the entry is not sent: a crash can always be repaired;
 2. the entry is confirmed with QueryOrders, never assumed from the acknowledgement;
-3. the stop-loss is placed for exactly the filled volume, retried on transient errors
-   within a deadline; if it cannot be placed the filled volume is closed at market;
-4. the take-profit follows; the position and its protection are stored in one
-   transaction.
+3. from the moment anything filled, protection comes before bookkeeping: the stop-loss
+   is placed for exactly the filled volume, retried on transient errors within a
+   deadline, and if it cannot be placed the filled volume is closed at market. No
+   write to storage can hold that up or stop it: a refused write goes to the spool,
+   and what the spool refuses too is handed back in `ExecutionResult.unrecorded`;
+4. the take-profit follows; the position and its protection are recorded at the end.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
-
-from tenacity import AsyncRetrying
 
 from core.clock import Clock
 from core.config import ExecutionSettings
 from core.errors import (
     AmbiguousExchangeError,
-    DatabaseWriteError,
     ExchangeError,
     InvalidOrderError,
     PermanentExchangeError,
-    RateLimitExceededError,
+    StorageError,
     TransientExchangeError,
 )
-from core.exchange import CallCosts, ConditionalClose, ExchangeOrder, KrakenClient, PairInfo
-from core.exchange.retry import retrying
+from core.exchange import CallCosts, ConditionalClose, KrakenClient, PairInfo
 from core.models import (
     AlertLevel,
     ExecutionResult,
@@ -42,22 +39,10 @@ from core.models import (
     Position,
     TradeProposal,
 )
+from core.placement import PROTECTION_WRITE_WAIT_S, Attempts, OrderPlacer, Recorder, apply_exchange_state
 from core.positions import PositionTracker
 from core.spool import PendingWrites
 from core.storage import Store
-
-
-def new_client_order_id() -> str:
-    """A client order id Kraken accepts as cl_ord_id (a UUID)."""
-    return str(uuid.uuid4())
-
-
-@dataclass
-class _Attempts:
-    """What the retries of one execution cost: counted into the result."""
-
-    retries: int = 0
-    warnings: list[str] = field(default_factory=list)
 
 
 class OrderExecutionManager:
@@ -69,7 +54,7 @@ class OrderExecutionManager:
         clock: Clock,
         settings: ExecutionSettings | None = None,
         run_id: str | None = None,
-        client_order_ids: Callable[[], str] = new_client_order_id,
+        client_order_ids: Callable[[OrderRole], str] | None = None,
         spool: PendingWrites | None = None,
     ) -> None:
         self._client = kraken_client
@@ -77,25 +62,37 @@ class OrderExecutionManager:
         self._clock = clock
         self._settings = settings or ExecutionSettings()
         self._run_id = run_id
-        self._new_id = client_order_ids
+        self._new_id = client_order_ids or store.namespace().new_client_order_id
         self._tracker = PositionTracker(store, clock)
-        self._spool_file = spool
-        self._pending_db_writes: list[Order] = []  # what this manager could not store, in order
+        self._spool = spool
 
     async def execute_trade(self, proposal: TradeProposal) -> ExecutionResult:
         started = self._clock.monotonic()
-        attempts = _Attempts()
+        attempts = Attempts()
+        recorder = Recorder(self._store, self._spool, attempts)
+        placer = OrderPlacer(self._client, recorder, self._clock, self._settings, attempts)
         with self._client.measure() as calls:
-            result = await self._execute(proposal, attempts)
+            result = await _Execution(self, placer, attempts).run(proposal)
         result.retry_count += attempts.retries + calls.retries
         result.warnings = attempts.warnings + _call_warnings(calls) + result.warnings
         result.latency_ms = (self._clock.monotonic() - started) * 1000
+        result.unrecorded = recorder.unrecorded
         return result
 
-    async def _execute(self, proposal: TradeProposal, attempts: _Attempts) -> ExecutionResult:
+
+class _Execution:
+    """One trade's way through the exchange."""
+
+    def __init__(self, manager: OrderExecutionManager, placer: OrderPlacer, attempts: Attempts) -> None:
+        self._m = manager
+        self._placer = placer
+        self._attempts = attempts
+
+    async def run(self, proposal: TradeProposal) -> ExecutionResult:
+        m = self._m
         if proposal.volume is None or proposal.volume <= 0:
             return _failed("the proposal has no volume: run it through the risk engine first")
-        pair = await self._client.resolve_pair(proposal.symbol)
+        pair = await m._client.resolve_pair(proposal.symbol)
         volume = pair.round_volume(proposal.volume)
         if volume < pair.ordermin:
             return _failed(
@@ -104,39 +101,51 @@ class OrderExecutionManager:
         entry = self._new_order(proposal, OrderRole.ENTRY, OrderType.MARKET, volume, None, pair)
         entry.side = proposal.side
         close = None
-        if self._settings.protection == "conditional_close":
+        if m._settings.protection == "conditional_close":
             close = ConditionalClose(OrderType.STOP_LOSS, pair.round_price(proposal.stop_loss))
         try:
-            await self._place(entry, attempts, close=close)
+            await self._placer.place(entry, close=close, intent_required=True)
+        except StorageError as exc:
+            return _failed(str(exc))
         except (PermanentExchangeError, TransientExchangeError) as exc:
             entry.status = OrderStatus.REJECTED
-            self._persist(entry, attempts)
+            self._placer.recorder.order(entry)
             return _failed(f"entry order not placed: {exc}", orders=[entry])
         except AmbiguousExchangeError as exc:
-            return self._unknown(entry, attempts, (
-                f"entry order outcome unknown ({exc}): the exchange may hold it under client order id "
-                f"{entry.client_order_id}; `tg reconcile` will adopt or clear it"
-            ))
-
-        if not await self._confirm(entry, attempts):
-            return self._unknown(entry, attempts, (
-                f"order not found after placement: {entry.external_id} was acknowledged "
-                "but QueryOrders does not show it; kept for reconciliation (tg reconcile)"
-            ))
+            if not await self._placer.confirm(entry):
+                return self._unknown(entry, (
+                    f"entry order outcome unknown ({exc}): the exchange may hold it under client order id "
+                    f"{entry.client_order_id}; `tg reconcile` protects it if it filled"
+                ))
+        else:
+            if not await self._placer.confirm(entry):
+                return self._unknown(entry, (
+                    f"order not found after placement: {entry.external_id} was acknowledged "
+                    "but QueryOrders does not show it; kept for reconciliation (tg reconcile)"
+                ))
         if entry.filled_volume <= 0:
             return ExecutionResult(success=True, status=ExecutionStatus.OPEN, orders=[entry])
+        # Something filled: from here on storage may not hold protection up.
+        with m._store.waiting_at_most(PROTECTION_WRITE_WAIT_S):
+            return await self._protect(proposal, entry, close, pair)
 
+    async def _protect(
+        self, proposal: TradeProposal, entry: Order, close: ConditionalClose | None, pair: PairInfo
+    ) -> ExecutionResult:
+        m = self._m
         partial = entry.filled_volume < entry.volume
         orders = [entry]
-        if partial and entry.status.is_live and not self._settings.keep_unfilled_remainder:
-            await self._cancel_remainder(entry, attempts)
+        if partial and entry.status.is_live and not m._settings.keep_unfilled_remainder:
+            await self._cancel_remainder(entry)
 
-        attached = await self._conditional_closes(entry, attempts) if close is not None else []
+        attached = await self._conditional_closes(entry) if close is not None else []
         if attached:
             orders += attached
         else:
             if close is not None:
-                attempts.warnings.append("the entry's conditional close did not appear; placing a stop-loss order")
+                self._attempts.warnings.append(
+                    "the entry's conditional close did not appear; placing a stop-loss order"
+                )
             stop = self._new_order(
                 proposal, OrderRole.STOP_LOSS, OrderType.STOP_LOSS, entry.filled_volume,
                 pair.round_price(proposal.stop_loss), pair,
@@ -144,11 +153,13 @@ class OrderExecutionManager:
             stop.side = proposal.side.opposite
             orders.append(stop)
             try:
-                await self._place(stop, attempts)
-                if not await self._confirm(stop, attempts) or not stop.status.is_live:
-                    raise InvalidOrderError(f"stop-loss {stop.external_id} is not live on the exchange")
+                await self._placer.place(stop)
+                if not await self._placer.ensure_live(stop):
+                    raise InvalidOrderError(
+                        f"stop-loss {stop.external_id or stop.client_order_id} is not live on the exchange"
+                    )
             except Exception as exc:  # any failure here leaves a naked position: flatten it, whatever it was
-                return await self._flatten_unprotected(entry, stop, orders, exc, attempts, pair)
+                return await self._flatten_unprotected(entry, stop, orders, exc, pair)
 
         target = self._new_order(
             proposal, OrderRole.TAKE_PROFIT, OrderType.TAKE_PROFIT, entry.filled_volume,
@@ -156,21 +167,18 @@ class OrderExecutionManager:
         )
         target.side = proposal.side.opposite
         alert: AlertLevel | None = None
+        orders.append(target)
         try:
-            await self._place(target, attempts)
-            await self._confirm(target, attempts)
-            orders.append(target)
+            await self._placer.place(target)
+            await self._placer.confirm(target)
         except ExchangeError as exc:
-            target.status = OrderStatus.REJECTED
-            orders.append(target)
+            if target.external_id is None and target.status is OrderStatus.INTENT:
+                target.status = OrderStatus.REJECTED
             alert = AlertLevel.LOW
-            attempts.warnings.append(f"take-profit not placed ({exc}); the stop-loss protects the position")
+            self._attempts.warnings.append(f"take-profit not placed ({exc}); the stop-loss protects the position")
 
-        position = self._tracker.open_position(entry, [o for o in orders if o.role is not OrderRole.ENTRY])
-        try:
-            self._store.record_protected_position(position, orders)
-        except DatabaseWriteError as exc:
-            self._spool(orders, attempts, exc, position)
+        position = m._tracker.open_position(entry, [o for o in orders if o.role is not OrderRole.ENTRY])
+        self._placer.recorder.position(position, orders)
         return ExecutionResult(
             success=True,
             status=ExecutionStatus.PARTIAL if partial else ExecutionStatus.FILLED,
@@ -180,10 +188,10 @@ class OrderExecutionManager:
             alert_level=alert,
         )
 
-    def _unknown(self, entry: Order, attempts: _Attempts, message: str) -> ExecutionResult:
+    def _unknown(self, entry: Order, message: str) -> ExecutionResult:
         """The exchange may hold the entry: keep it for reconciliation and say so loudly."""
         entry.status = OrderStatus.UNKNOWN
-        self._persist(entry, attempts)
+        self._placer.recorder.order(entry)
         return ExecutionResult(
             success=False, status=ExecutionStatus.UNKNOWN, orders=[entry],
             alert_level=AlertLevel.HIGH, error_message=message,
@@ -198,152 +206,101 @@ class OrderExecutionManager:
         price: Decimal | None,
         pair: PairInfo,
     ) -> Order:
-        now = self._clock.time()
+        m = self._m
+        now = m._clock.time()
         return Order(
-            client_order_id=self._new_id(),
+            client_order_id=m._new_id(role),
             symbol=pair.symbol,
             side=proposal.side,
             order_type=order_type,
             volume=volume,
             role=role,
             price=price,
-            run_id=self._run_id,
+            run_id=m._run_id,
             created_at=now,
             updated_at=now,
         )
 
-    def _retrying(self, attempts: _Attempts, what: str) -> AsyncRetrying:
-        def record(error: ExchangeError | None, wait: float) -> None:
-            attempts.retries += 1
-            kind = "rate limit" if isinstance(error, RateLimitExceededError) else "transient error"
-            attempts.warnings.append(f"{what}: {kind} ({error}); retried after {wait:.1f} s")
-
-        return retrying(
-            self._clock,
-            attempts=self._settings.stop_max_attempts,
-            deadline_s=self._settings.stop_retry_deadline_s,
-            rate_limit_wait_s=self._settings.rate_limit_backoff_s,
-            on_retry=record,
-        )
-
-    async def _conditional_closes(self, entry: Order, attempts: _Attempts) -> list[Order]:
+    async def _conditional_closes(self, entry: Order) -> list[Order]:
         """The stops Kraken opened for the entry's fills, if they cover all of it."""
-        found = [o for o in (await self._client.open_orders()).values() if o.refid == entry.external_id]
+        m = self._m
+        found = [o for o in (await m._client.open_orders()).values() if o.refid == entry.external_id]
         if sum((o.volume - o.volume_executed for o in found), Decimal(0)) < entry.filled_volume:
             return []
         stops = []
-        for index, close in enumerate(found):
+        for index, child in enumerate(found):
             stop = Order(
                 client_order_id=f"{entry.client_order_id}-close-{index}", symbol=entry.symbol,
-                side=entry.side.opposite, order_type=OrderType(close.ordertype), volume=close.volume,
-                role=OrderRole.STOP_LOSS, price=close.price, external_id=close.txid, run_id=self._run_id,
-                created_at=self._clock.time(),
+                side=entry.side.opposite, order_type=OrderType(child.ordertype), volume=child.volume,
+                role=OrderRole.STOP_LOSS, price=child.price, external_id=child.txid, run_id=m._run_id,
+                created_at=m._clock.time(),
             )
-            _apply(stop, close, self._clock.time())
-            self._persist(stop, attempts)
+            apply_exchange_state(stop, child, m._clock.time())
+            self._placer.recorder.order(stop)
             stops.append(stop)
         return stops
 
-    async def _place(self, order: Order, attempts: _Attempts, *, close: ConditionalClose | None = None) -> None:
-        """Send an order; an ambiguous answer is resolved by looking it up, never by resending blind.
-
-        Its intent row is stored first, so a crash at any later point leaves a record to repair."""
-        self._persist(order, attempts)
-        async for attempt in self._retrying(attempts, f"{order.role.value} order"):
-            with attempt:
-                try:
-                    ack = await self._client.add_order(
-                        order.symbol, order.side, order.order_type, order.volume, order.price,
-                        cl_ord_id=order.client_order_id, close=close,
-                    )
-                    order.external_id = ack.txid
-                except AmbiguousExchangeError:
-                    found = await self._find_by_client_id(order.client_order_id)
-                    if found is None:
-                        raise
-                    order.external_id = found.txid
-                    attempts.warnings.append(
-                        f"{order.role.value} order: the exchange's answer was lost; found it by client order id"
-                    )
-        order.status = OrderStatus.PENDING
-        order.updated_at = self._clock.time()
-        self._persist(order, attempts)
-
-    async def _find_by_client_id(self, client_order_id: str) -> ExchangeOrder | None:
-        for listing in (await self._client.open_orders(), await self._client.closed_orders()):
-            for found in listing.values():
-                if found.cl_ord_id == client_order_id:
-                    return found
-        return None
-
-    async def _confirm(self, order: Order, attempts: _Attempts) -> bool:
-        """Read the order back; an order the exchange acknowledged may be slow to show."""
-        assert order.external_id is not None
-        for attempt in range(self._settings.confirm_attempts):
-            found = (await self._client.query_orders([order.external_id])).get(order.external_id)
-            if found is not None:
-                _apply(order, found, self._clock.time())
-                self._persist(order, attempts)
-                return True
-            if attempt + 1 < self._settings.confirm_attempts:
-                await self._clock.sleep(0.5 * 2**attempt)
-        return False
-
-    async def _cancel_remainder(self, entry: Order, attempts: _Attempts) -> None:
-        assert entry.external_id is not None
+    async def _cancel_remainder(self, entry: Order) -> None:
         try:
-            await self._client.cancel_order(entry.external_id)
+            await self._placer.cancel(entry)
         except ExchangeError as exc:
-            attempts.warnings.append(f"could not cancel the unfilled remainder of the entry: {exc}")
-            return
-        await self._confirm(entry, attempts)
+            self._attempts.warnings.append(f"could not cancel the unfilled remainder of the entry: {exc}")
 
     async def _flatten_unprotected(
-        self,
-        entry: Order,
-        stop: Order,
-        orders: list[Order],
-        cause: Exception,
-        attempts: _Attempts,
-        pair: PairInfo,
+        self, entry: Order, stop: Order, orders: list[Order], cause: Exception, pair: PairInfo,
     ) -> ExecutionResult:
-        """The stop could not be placed: a position without a stop must not exist, so close it."""
-        stop.status = OrderStatus.REJECTED
-        self._persist(stop, attempts)
+        """The stop could not be made live: a position without a stop must not exist, so
+        close it. The stop is cancelled first, by client order id if its txid never came
+        back: an order the exchange holds but did not show must not outlive the position."""
+        m = self._m
+        refused = isinstance(cause, PermanentExchangeError) and stop.status is OrderStatus.INTENT
+        if not refused:
+            try:
+                await self._placer.cancel(stop)
+            except ExchangeError as exc:
+                self._attempts.warnings.append(f"could not cancel the failed stop-loss: {exc}")
+        if stop.status in (OrderStatus.INTENT, OrderStatus.PENDING):
+            # refused outright, or of unknown fate: reconciliation cancels it if it ever shows
+            stop.status = OrderStatus.REJECTED if refused else OrderStatus.UNKNOWN
+        self._placer.recorder.order(stop)
+        still_held = entry.filled_volume - stop.filled_volume
         close = Order(
-            client_order_id=self._new_id(),
+            client_order_id=m._new_id(OrderRole.CLOSE),
             symbol=pair.symbol,
             side=entry.side.opposite,
             order_type=OrderType.MARKET,
-            volume=entry.filled_volume,
+            volume=still_held,
             role=OrderRole.CLOSE,
-            run_id=self._run_id,
-            created_at=self._clock.time(),
-            updated_at=self._clock.time(),
+            run_id=m._run_id,
+            created_at=m._clock.time(),
+            updated_at=m._clock.time(),
         )
-        orders.append(close)
         message = f"stop-loss failed ({cause}); the filled volume {entry.filled_volume} was closed at market"
-        position: Position | None = None
+        position: Position | None = m._tracker.open_position(entry, [stop])
+        exits = [stop] if stop.filled_volume > 0 else []
         try:
-            await self._place(close, attempts)
-            await self._confirm(close, attempts)
-            position = self._tracker.open_position(entry, [stop, close])
-            if close.filled_volume >= entry.filled_volume:
-                self._tracker.close(position, close.avg_fill_price or entry.avg_fill_price or Decimal(0), orders)
+            if still_held > 0:
+                orders.append(close)
+                close.position_id = position.id
+                await self._placer.place(close)
+                await self._placer.confirm(close)
+                exits.append(close)
+            sold = sum((o.filled_volume for o in exits), Decimal(0))
+            if sold >= entry.filled_volume:
+                price = sum(((o.avg_fill_price or entry.avg_fill_price or Decimal(0)) * o.filled_volume for o in exits),
+                            Decimal(0)) / sold
+                m._tracker.close(position, price, orders)
             else:
                 message = (
-                    f"stop-loss failed ({cause}); closing the filled volume at market: {close.filled_volume} of "
+                    f"stop-loss failed ({cause}); closing the filled volume at market: {sold} of "
                     f"{entry.filled_volume} filled so far, `tg reconcile` sees the rest through"
                 )
-            try:
-                self._store.record_protected_position(position, orders)
-            except DatabaseWriteError as exc:
-                self._spool(orders, attempts, exc, position)
         except ExchangeError as exc:
             message = (
                 f"stop-loss failed ({cause}) and closing the filled volume failed too ({exc}): "
                 "the position is UNPROTECTED, close it by hand now"
             )
+        self._placer.recorder.position(position, orders)
         return ExecutionResult(
             success=False,
             status=ExecutionStatus.CLOSED,
@@ -353,22 +310,6 @@ class OrderExecutionManager:
             alert_level=AlertLevel.CRITICAL,
             error_message=message,
         )
-
-    def _persist(self, order: Order, attempts: _Attempts) -> None:
-        try:
-            self._store.upsert_order(order)
-        except DatabaseWriteError as exc:
-            self._spool([order], attempts, exc)
-
-    def _spool(
-        self, orders: list[Order], attempts: _Attempts, cause: DatabaseWriteError, position: Position | None = None
-    ) -> None:
-        self._pending_db_writes.extend(orders)
-        where = "in memory"
-        if self._spool_file is not None:
-            self._spool_file.append(orders, position)
-            where = f"in {self._spool_file.path}; the next run writes it"
-        attempts.warnings.append(f"database write failed ({cause}); the record is kept {where}")
 
 
 def _call_warnings(calls: CallCosts) -> list[str]:
@@ -385,14 +326,6 @@ def _call_warnings(calls: CallCosts) -> list[str]:
             f"{calls.retry_wait_s:.1f} s of backoff"
         )
     return warnings
-
-
-def _apply(order: Order, found: ExchangeOrder, now: float) -> None:
-    order.status = OrderStatus(found.status)
-    order.filled_volume = found.volume_executed
-    order.avg_fill_price = found.avg_price if found.volume_executed > 0 else None
-    order.fee = found.fee
-    order.updated_at = now
 
 
 def _failed(message: str, orders: list[Order] | None = None) -> ExecutionResult:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 
 class Side(StrEnum):
@@ -54,6 +55,11 @@ class OrderStatus(StrEnum):
     @property
     def is_live(self) -> bool:
         return self in (OrderStatus.PENDING, OrderStatus.OPEN)
+
+    @property
+    def is_final(self) -> bool:
+        """The exchange is done with the order: its record can no longer change."""
+        return self in (OrderStatus.CLOSED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
 
 
 class PositionSide(StrEnum):
@@ -310,6 +316,8 @@ class ExecutionResult:
     retry_count: int = 0
     warnings: list[str] = field(default_factory=list)
     latency_ms: float = 0.0
+    unrecorded: list[dict[str, Any]] = field(default_factory=list)
+    """Records neither the database nor the spool took (storage row form): printed, never lost."""
 
     def warnings_contains(self, text: str) -> bool:
         needle = text.lower()

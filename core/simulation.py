@@ -11,9 +11,11 @@ on the first, and restarts), and `random` (a seeded mix of everything).
 from __future__ import annotations
 
 import random
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,9 +26,9 @@ from core.config import Settings
 from core.errors import DatabaseWriteError
 from core.exchange import Credentials, KrakenClient
 from core.execution import OrderExecutionManager
-from core.invariants import INVARIANTS, InvariantReport, check_invariants
+from core.invariants import INVARIANTS, ExchangeTruth, InvariantReport, check_invariants
 from core.manual import manual_proposal
-from core.models import OrderStatus, PositionStatus
+from core.models import OrderStatus, OrderType, PositionStatus, Side
 from core.ratelimit import KrakenRateLimiter
 from core.reconcile import Reconciler
 from core.risk import RiskManagementEngine
@@ -36,8 +38,32 @@ from core.spool import PendingWrites
 from core.storage import Store
 from core.trade_cycle import read_risk_state
 
-TG_FAULTS = ("db-fail", "crash")
+TG_FAULTS = ("db-fail", "crash", "foreign")
 RANDOM = "random"
+
+RANDOM_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "stop-fail": {},
+    "stop-fail-once": {},
+    "partial-fill": {"ratio": ("0.25", "0.5", "0.75")},
+    "vanish": {"mode": ("dropped", "hidden"), "match": ("any", "entry", "stop_loss", "take_profit")},
+    "ghost": {
+        "variant": ("timeout", "internal-error", "html-5xx"),
+        "match": ("any", "entry", "stop_loss", "take_profit"),
+    },
+    "rate-limit": {},
+    "unavailable": {},
+    "busy": {},
+    "insufficient-funds": {},
+    "latency": {"seconds": ("1", "5")},
+    "invalid-nonce": {},
+    "stale-visibility": {"seconds": ("5", "10", "30"), "match": ("any", "entry", "stop_loss", "take_profit")},
+    "gap": {"beyond_pct": ("1", "5")},
+    "db-fail": {"spool": ("ok", "refuse")},
+    "crash": {"after": tuple(str(n) for n in range(1, 16))},
+    "foreign": {},
+}
+"""What `random` draws from: every fault, and for each of its options every value worth
+trying (the first is the default)."""
 MARKET_STEP_S = 4 * 3600.0
 SETTLE_S = 3600.0  # an order unseen this long after tg lost track of it is taken as never placed
 MARKET_LIMIT_S = 14 * 24 * 3600.0
@@ -151,21 +177,48 @@ def _catch_up(clock: Clock, lag: float) -> None:
         clock.advance(lag)
 
 
+def _options(spec: str) -> dict[str, str]:
+    _, _, rest = spec.partition(":")
+    return dict(item.partition("=")[::2] for item in rest.split(",") if item)
+
+
 def _crash_step(spec: str, rng: random.Random) -> int:
     """`crash` dies after a seeded number of private requests; `crash:after=N` after exactly N."""
-    _, _, option = spec.partition(":")
-    key, _, value = option.partition("=")
-    if key == "after" and value.isdigit():
-        return int(value)
-    return rng.randrange(1, 12)
+    value = _options(spec).get("after", "")
+    return int(value) if value.isdigit() else rng.randrange(1, 12)
+
+
+FOREIGN_MARKET_BUY = Decimal("0.05")
+
+
+async def _place_foreign_orders(sandbox: Sandbox, symbol: str) -> None:
+    """Another client on the same account: a market buy (a holding that is not tg's) and
+    two resting limits far from the market, one with a client order id of its own."""
+    async with KrakenClient(
+        sandbox.base_url, Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
+        transport=sandbox.transport, clock=sandbox.clock,
+    ) as other:
+        pair = await other.resolve_pair(symbol)
+        price = (await other.ticker(symbol)).last
+        await other.add_order(symbol, Side.BUY, OrderType.MARKET, FOREIGN_MARKET_BUY)
+        await other.add_order(
+            symbol, Side.BUY, OrderType.LIMIT, Decimal("0.02"), pair.round_price(price / 2),
+            cl_ord_id=str(uuid.UUID(int=random.Random(symbol).getrandbits(128), version=4)),
+        )
+        await other.add_order(symbol, Side.SELL, OrderType.LIMIT, Decimal("0.03"), pair.round_price(price * 2))
 
 
 def choose_faults(requested: Sequence[str], rng: random.Random, catalog: Sequence[str]) -> list[str]:
-    """The faults of one run: `random` draws one or two from everything there is."""
+    """The faults of one run, in a seeded order (rules act in the order they are
+    installed, so the order is part of what is tried): `random` draws one to three
+    from everything there is, each with seeded options."""
     chosen = [f for f in requested if f != RANDOM]
     if RANDOM in requested:
         everything = [*catalog, *TG_FAULTS]
-        chosen += rng.sample(everything, k=rng.choice((1, 2)))
+        for name in rng.sample(everything, k=rng.choice((1, 2, 3))):
+            options = [f"{key}={rng.choice(values)}" for key, values in RANDOM_OPTIONS.get(name, {}).items()]
+            chosen.append(name + (":" + ",".join(options) if options else ""))
+    rng.shuffle(chosen)
     return chosen
 
 
@@ -212,18 +265,29 @@ class Simulation:
         self._limiters.pop(sandbox.api_key, None)  # and so does tg's model of them
         await control.clear_faults()
         await control.seed_faults(seed)
+        names = {f.partition(":")[0]: f for f in faults}
+        if "foreign" in names:
+            await _place_foreign_orders(sandbox, self._symbol)
+        before = await control.truth()
         for fault in faults:
             if fault.partition(":")[0] not in TG_FAULTS:
                 await control.add_fault(fault)
-        names = {f.partition(":")[0]: f for f in faults}
         guard = DbFailGuard(rng) if "db-fail" in names else None
         crash_after = _crash_step(names["crash"], rng) if "crash" in names else None
         injected: Counter[str] = Counter()
         db_path = folder / "tg.db"
         spool = PendingWrites(folder / "tg.pending.jsonl")
+        if "db-fail" in names and _options(names["db-fail"]).get("spool") == "refuse":
+            (folder / "full-disk").write_text("")  # the spool's folder cannot be made: writes to it fail
+            trade_spool = PendingWrites(folder / "full-disk" / "tg.pending.jsonl")
+        else:
+            trade_spool = spool
         status, alert, error = "FAILED", None, None
+        unrecorded: list[dict[str, Any]] = []
         try:
-            status, alert = await self._trade_and_run_market(sandbox, db_path, spool, guard, crash_after)
+            status, alert, unrecorded = await self._trade_and_run_market(
+                sandbox, db_path, trade_spool, guard, crash_after
+            )
         except SimulatedCrash:
             status = "CRASHED"
             injected["crash"] += 1
@@ -233,7 +297,12 @@ class Simulation:
             guard.armed = False
             if guard.refused:
                 injected["db-fail"] += guard.refused
-        invariants = await self._restart_and_check(sandbox, db_path, spool, control)
+        if unrecorded:  # printed on stderr; the operator saves them where the next run reads them
+            injected["unrecorded"] += len(unrecorded)
+            spool.append_records(unrecorded)
+        if "foreign" in names:
+            injected["foreign"] += 1
+        invariants = await self._restart_and_check(sandbox, db_path, spool, control, before)
         if error is not None:
             invariants.add("no_crash", error)
         for entry in await control.fault_log():
@@ -255,7 +324,8 @@ class Simulation:
     async def _trade_and_run_market(
         self, sandbox: Sandbox, db_path: Path, spool: PendingWrites,
         guard: DbFailGuard | None, crash_after: int | None,
-    ) -> tuple[str, str | None]:
+    ) -> tuple[str, str | None, list[dict[str, Any]]]:
+        """The status and alert of the trade, and the records storage could not keep."""
         client = self._client(sandbox, crash_after)
         control = SandboxControl(sandbox.base_url, transport=sandbox.transport)
         try:
@@ -271,7 +341,7 @@ class Simulation:
                     created_at=sandbox.clock.time(),
                 )
                 if not verdict.is_approved():
-                    return "REJECTED", None
+                    return "REJECTED", None, []
                 manager = OrderExecutionManager(
                     client, store, clock=sandbox.clock, settings=self._settings.execution,
                     run_id=run_id, spool=spool,
@@ -281,7 +351,7 @@ class Simulation:
                     guard.armed = False
                 await self._run_market(client, store, sandbox, control, spool)
                 alert = result.alert_level.value if result.alert_level else None
-                return result.status.value, alert
+                return result.status.value, alert, result.unrecorded
         finally:
             await client.aclose()
             await control.aclose()
@@ -307,7 +377,8 @@ class Simulation:
             elapsed += MARKET_STEP_S
 
     async def _restart_and_check(
-        self, sandbox: Sandbox, db_path: Path, spool: PendingWrites, control: SandboxControl
+        self, sandbox: Sandbox, db_path: Path, spool: PendingWrites, control: SandboxControl,
+        before: ExchangeTruth,
     ) -> InvariantReport:
         """A new process: it reconciles and lets the market run as any run does, then the
         exchange's state is held against the database."""
@@ -317,8 +388,8 @@ class Simulation:
                 await self._run_market(client, store, sandbox, control, spool)
                 report = await Reconciler(client, store, sandbox.clock, spool=spool).reconcile()
                 truth = await control.truth()
-                pairs = {p.altname: p for p in (await client.asset_pairs()).values() if p.symbol == self._symbol}
-                invariants = check_invariants(store, truth, pairs)
+                pairs = {p.altname: p for p in (await client.asset_pairs()).values()}
+                invariants = check_invariants(store, truth, pairs, before=before)
                 for problem in report.errors:
                     invariants.add("protected", f"reconcile could not repair: {problem}")
                 return invariants

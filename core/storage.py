@@ -13,7 +13,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +36,7 @@ from core.models import (
     PositionStatus,
     Side,
 )
+from core.ownership import OrderNamespace, new_install_id
 from core.serialize import to_jsonable
 
 WriteGuard = Callable[[str], None]
@@ -135,13 +136,41 @@ def _create_agent_record_tables(db: Database) -> None:
     db.table("coordinator_conflicts").create_index(["symbol"])
 
 
+def _create_ownership_tables(db: Database) -> None:
+    """Schema 3: whose orders are whose. `meta` holds this database's install id (the
+    namespace of the client order ids it mints), `namespaces` the ones it adopted, and
+    `holdings` what of each asset the account held outside tg when last measured."""
+    db.table("meta").create({"key": str, "value": str}, pk="key", not_null=["value"])
+    db.table("meta").insert({"key": "install_id", "value": new_install_id()})
+    db.table("namespaces").create(
+        {"install_id": str, "adopted_at": float}, pk="install_id", not_null=["adopted_at"]
+    )
+    db.table("holdings").create(
+        {"asset": str, "foreign": str, "as_of": float, "foreign_filled": str},
+        pk="asset",
+        not_null=["foreign", "as_of", "foreign_filled"],
+    )
+
+
 MIGRATIONS: Final[tuple[Callable[[Database], None], ...]] = (
     _create_trading_tables,
     _create_agent_record_tables,
+    _create_ownership_tables,
 )
 """Applied in order; migration i takes a database from schema i to i + 1. Append only."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class HoldingBaseline:
+    """What the account held of `asset` outside tg at `as_of`, and how much each foreign
+    order then live had filled: later foreign fills move the foreign holding on from it."""
+
+    asset: str
+    foreign: Decimal
+    as_of: float
+    foreign_filled: dict[str, Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -165,10 +194,11 @@ class Store:
     leaves nothing behind.
     """
 
-    def __init__(self, db: Database, path: Path, write_guard: WriteGuard | None) -> None:
+    def __init__(self, db: Database, path: Path, write_guard: WriteGuard | None, busy_timeout: float = 5.0) -> None:
         self._db = db
         self.path = path
         self._write_guard = write_guard
+        self._busy_timeout = busy_timeout
 
     @classmethod
     def open(cls, path: Path, *, write_guard: WriteGuard | None = None, busy_timeout: float = 5.0) -> Store:
@@ -185,7 +215,7 @@ class Store:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open database {path}: {exc}; check the path is a writable file") from exc
         try:
-            store = cls(Database(conn, execute_plugins=False), path, write_guard)
+            store = cls(Database(conn, execute_plugins=False), path, write_guard, busy_timeout)
             store._db.enable_wal()
             store._db.execute("PRAGMA foreign_keys = ON")
             store._migrate()
@@ -209,6 +239,20 @@ class Store:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    @contextmanager
+    def waiting_at_most(self, seconds: float) -> Iterator[None]:
+        """Writes inside the block wait at most `seconds` for another process's lock:
+        for code that must not be held up by storage (it spools what is refused)."""
+        self._set_busy_timeout(min(seconds, self._busy_timeout))
+        try:
+            yield
+        finally:
+            self._set_busy_timeout(self._busy_timeout)
+
+    def _set_busy_timeout(self, seconds: float) -> None:
+        with suppress(sqlite3.Error):
+            self._db.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
 
     def _schema_version(self) -> int:
         version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -285,6 +329,49 @@ class Store:
         except sqlite3.Error as exc:
             raise StorageError(f"could not read {table} from {self.path}: {exc}") from exc
 
+    # ownership
+
+    @property
+    def install_id(self) -> str:
+        """This database's namespace of client order ids (see core.ownership)."""
+        rows = self._rows("meta", ["key = ?"], ["install_id"])
+        if not rows:
+            raise StorageError(f"{self.path} has no install id; it was not created by tg")
+        value: str = rows[0]["value"]
+        return value
+
+    def namespace(self) -> OrderNamespace:
+        adopted = [row["install_id"] for row in self._rows("namespaces")]
+        return OrderNamespace.of(self.install_id, adopted)
+
+    def adopt_namespace(self, install_id: str, *, at: float) -> bool:
+        """Own the orders of another install id from now on; False if already owned."""
+        if install_id == self.install_id:
+            return False
+        with self._writing("namespaces", f"namespace {install_id}") as table:
+            if table.count_where("install_id = ?", [install_id]):
+                return False
+            table.insert({"install_id": install_id, "adopted_at": at})
+        return True
+
+    def holding_baseline(self, asset: str) -> HoldingBaseline | None:
+        rows = self._rows("holdings", ["asset = ?"], [asset])
+        if not rows:
+            return None
+        row = rows[0]
+        filled = {txid: Decimal(v) for txid, v in json.loads(row["foreign_filled"]).items()}
+        return HoldingBaseline(asset, Decimal(row["foreign"]), row["as_of"], filled)
+
+    def set_holding_baseline(self, baseline: HoldingBaseline) -> None:
+        with self._writing("holdings", f"the holding baseline of {baseline.asset}") as table:
+            table.upsert(
+                {
+                    "asset": baseline.asset, "foreign": str(baseline.foreign), "as_of": baseline.as_of,
+                    "foreign_filled": json.dumps({t: str(v) for t, v in baseline.foreign_filled.items()}),
+                },
+                pk="asset",
+            )
+
     # runs
 
     def start_run(
@@ -355,6 +442,29 @@ class Store:
             where.append(f"status in ({', '.join('?' * len(statuses))})")
             args.extend(statuses)
         return [order_from_record(row) for row in self._rows("orders", where, args, order_by="created_at, rowid")]
+
+    def orders_named(self, txids: Iterable[str] = (), client_order_ids: Iterable[str] = ()) -> list[Order]:
+        """The stored orders with any of these txids or client order ids."""
+        txids, client_order_ids = list(txids), list(client_order_ids)
+        found: list[Order] = []
+        for column, values in (("external_id", txids), ("client_order_id", client_order_ids)):
+            for start in range(0, len(values), 500):
+                chunk = values[start : start + 500]
+                rows = self._rows("orders", [f"{column} in ({', '.join('?' * len(chunk))})"], chunk)
+                found.extend(order_from_record(row) for row in rows)
+        return found
+
+    def orders_in_play(self) -> list[Order]:
+        """The orders whose record may still change, oldest first: not final on the
+        exchange, belonging to an open position, or an entry that filled without getting
+        its position. Settled orders of closed positions are final: reconciling never
+        needs to ask the exchange about them again."""
+        where = (
+            "status in ('intent', 'pending', 'open', 'unknown')"
+            " or position_id in (select id from positions where status = 'open')"
+            " or (role = 'entry' and position_id is null and cast(filled_volume as real) > 0)"
+        )
+        return [order_from_record(row) for row in self._rows("orders", [f"({where})"], order_by="created_at, rowid")]
 
     # fills
 

@@ -11,7 +11,7 @@ from typing import Any
 from core.clock import Clock, SystemClock
 from core.config import Settings
 from core.coordinator import ConflictInfo, ConflictResolution, CoordinatorAgent, StoppedBy, TaskResult
-from core.errors import TgError
+from core.errors import StorageError, TgError
 from core.exchange import KrakenClient, PairInfo
 from core.execution import OrderExecutionManager
 from core.llm.factory import build_models
@@ -19,6 +19,7 @@ from core.market import build_market_snapshot
 from core.models import (
     Action,
     ExecutionResult,
+    ExecutionStatus,
     MarketSnapshot,
     PositionStatus,
     RegimeOutput,
@@ -35,6 +36,9 @@ from core.spool import PendingWrites
 from core.storage import Store
 
 _STOPPED_STATUS: dict[StoppedBy, str] = {"wait": "WAIT", "abort": "ABORTED", "conservative": "BLOCKED"}
+
+
+_RECONCILE_AFTER = frozenset({ExecutionStatus.UNKNOWN, ExecutionStatus.CLOSED})
 
 
 def new_run_id() -> str:
@@ -57,6 +61,13 @@ class CycleReport:
     resolution: ConflictResolution | None = None
     stopped_by: StoppedBy | None = None
     reconciled: list[str] = field(default_factory=list)  # what reconciliation changed first
+    foreign: list[str] = field(default_factory=list)  # what is on the account and not tg's
+    unrecorded: list[dict[str, Any]] = field(default_factory=list)  # records storage refused (spool lines)
+    storage_errors: list[str] = field(default_factory=list)
+
+    @property
+    def fully_stored(self) -> bool:
+        return not self.unrecorded and not self.storage_errors
 
     @property
     def action(self) -> Action:
@@ -129,6 +140,8 @@ class CycleReport:
                     "take_profit": position.take_profit,
                 },
                 "reconciled": self.reconciled,
+                "foreign": self.foreign,
+                "stored": self.fully_stored,
                 "db_path": self.db_path,
                 "conflict": self._conflict_dict(),
             }
@@ -180,7 +193,9 @@ async def read_risk_state(
     return RiskState(
         equity=equity,
         available_quote=quote,
-        available_base=base - sum((p.size for p in open_positions if p.symbol == pair.symbol), Decimal("0")),
+        # tg sells only what it owns, and all it owns is in its open, protected positions:
+        # what else the account holds is foreign (core.ownership)
+        available_base=Decimal(0),
         open_positions=len(open_positions),
         open_exposure=sum(
             (p.size * p.entry_price for p in open_positions if p.symbol.split("/")[0] == same_asset), Decimal("0")
@@ -262,5 +277,20 @@ class TradeCycle:
             await models.aclose()
         report = CycleReport.from_result(run_id, result, str(self._store.path))
         report.reconciled = reconciled.changes + [f"could not repair: {e}" for e in reconciled.errors]
-        self._store.finish_run(run_id, status=report.status, finished_at=self._wall.time(), summary=report.to_dict())
+        report.foreign = reconciled.foreign
+        execution = report.execution
+        if execution is not None and execution.status in _RECONCILE_AFTER:
+            # what the exchange did not show may still have filled: protect it now, not next run
+            after = await self._reconciler.reconcile()
+            report.reconciled += after.changes + [f"could not repair: {e}" for e in after.errors]
+            report.unrecorded += after.unrecorded
+        if execution is not None:
+            report.unrecorded = execution.unrecorded + report.unrecorded
+        report.unrecorded = reconciled.unrecorded + report.unrecorded
+        try:
+            self._store.finish_run(
+                run_id, status=report.status, finished_at=self._wall.time(), summary=report.to_dict()
+            )
+        except StorageError as exc:
+            report.storage_errors.append(f"the run's summary was not stored: {exc}")
         return report

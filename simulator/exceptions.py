@@ -82,6 +82,12 @@ class InvalidOrder(KrakenError):
     code = "EOrder:Invalid order"
 
 
+class DuplicateOrder(KrakenError):
+    """An order's cl_ord_id is already used by an open order of the account."""
+
+    code = "EOrder:Duplicate order"
+
+
 class OrderMinimumNotMet(KrakenError):
     code = "EOrder:Order minimum not met"
 

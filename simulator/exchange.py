@@ -45,6 +45,7 @@ from typing import Literal
 from core.clock import Clock, SkippableSystemClock, VirtualClock
 from simulator.exceptions import (
     CostMinimumNotMet,
+    DuplicateOrder,
     InsufficientFunds,
     InvalidArguments,
     InvalidKey,
@@ -613,7 +614,7 @@ class Exchange:
             o.is_live and o is not excluding and o.spec.cl_ord_id == spec.cl_ord_id
             for o in self._orders_of(account)
         ):
-            raise InvalidArguments("cl_ord_id")
+            raise DuplicateOrder()
 
     def _check(self, account: str, pair: Pair, spec: OrderSpec, market: Decimal,
                excluding: Order | None) -> None:

@@ -499,15 +499,16 @@ class KrakenClient:
             orders = _orders(_RAW_ORDERS.validate_python(result))
         return await self._noted(orders)
 
-    async def open_orders(self) -> dict[str, ExchangeOrder]:
-        result = await self._private("OpenOrders")
+    async def open_orders(self, *, cl_ord_id: str | None = None) -> dict[str, ExchangeOrder]:
+        """The open orders, or only the one carrying `cl_ord_id`."""
+        result = await self._private("OpenOrders", _by_client_id(cl_ord_id))
         with _expect_shape("OpenOrders"):
             orders = _orders(_OPEN_ORDERS.validate_python(result).open)
         return await self._noted(orders)
 
-    async def closed_orders(self) -> dict[str, ExchangeOrder]:
-        """The most recent closed orders: Kraken's first page (50)."""
-        result = await self._private("ClosedOrders")
+    async def closed_orders(self, *, cl_ord_id: str | None = None) -> dict[str, ExchangeOrder]:
+        """The most recent closed orders: Kraken's first page (50); or those carrying `cl_ord_id`."""
+        result = await self._private("ClosedOrders", _by_client_id(cl_ord_id))
         with _expect_shape("ClosedOrders"):
             orders = _orders(_CLOSED_ORDERS.validate_python(result).closed)
         return await self._noted(orders)
@@ -544,6 +545,10 @@ class KrakenClient:
                 continue
             self._orders.seen(pair, order.txid, order.cl_ord_id, order.status)
         return orders
+
+
+def _by_client_id(cl_ord_id: str | None) -> dict[str, str] | None:
+    return None if cl_ord_id is None else {"cl_ord_id": cl_ord_id}
 
 
 def _orders(raw: Mapping[str, Mapping[str, Any]]) -> dict[str, ExchangeOrder]:

@@ -16,6 +16,7 @@ from core.errors import (
     AuthenticationError,
     ConnectionLostError,
     CostMinimumNotMetError,
+    DuplicateOrderError,
     ExchangeError,
     ExchangeInternalError,
     ExchangeTimeoutError,
@@ -94,6 +95,9 @@ _KRAKEN_ERRORS: dict[str, _Mapping] = {
     ),
     "EOrder:Unknown order": _Mapping(UnknownOrderError, "check the txid or client order id"),
     "EOrder:Invalid order": _Mapping(InvalidOrderError, "check the order's type, prices and flags"),
+    "EOrder:Duplicate order": _Mapping(
+        DuplicateOrderError, "an open order already has this client order id: look it up by it"
+    ),
     "EOrder:Order minimum not met": _Mapping(
         OrderMinimumNotMetError, "raise the volume to at least the pair's ordermin"
     ),

@@ -41,9 +41,14 @@ class PairInfo:
             p = (p / self.tick_size).to_integral_value(rounding=ROUND_HALF_UP) * self.tick_size
         return p.quantize(places, rounding=ROUND_HALF_UP)
 
+    @property
+    def lot_size(self) -> Decimal:
+        """The smallest step of a volume."""
+        return Decimal(1).scaleb(-self.lot_decimals)
+
     def round_volume(self, v: Decimal) -> Decimal:
         """Down to lot_decimals, so a rounded volume never exceeds what was meant."""
-        return v.quantize(Decimal(1).scaleb(-self.lot_decimals), rounding=ROUND_DOWN)
+        return v.quantize(self.lot_size, rounding=ROUND_DOWN)
 
 
 def _user_symbol(wsname: str) -> str:

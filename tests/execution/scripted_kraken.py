@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.exchange import AddOrderAck, CallCosts, ExchangeOrder, PairInfo
+from core.errors import UnknownOrderError
 from core.models import OrderType, Side
 
 BTC_USDT = PairInfo(
@@ -77,13 +78,26 @@ class ScriptedKraken:
             return {}
         return {t: ExchangeOrder.from_wire(t, self.orders[t]) for t in txids if t in self.orders}
 
-    async def open_orders(self) -> dict[str, ExchangeOrder]:
-        return {t: ExchangeOrder.from_wire(t, o) for t, o in self.orders.items() if o["status"] == "open"}
+    def _listed(self, open_: bool, cl_ord_id: str | None) -> dict[str, ExchangeOrder]:
+        if self.never_visible:
+            return {}
+        return {
+            t: ExchangeOrder.from_wire(t, o) for t, o in self.orders.items()
+            if (o["status"] == "open") is open_ and (cl_ord_id is None or o["cl_ord_id"] == cl_ord_id)
+        }
 
-    async def closed_orders(self) -> dict[str, ExchangeOrder]:
-        return {t: ExchangeOrder.from_wire(t, o) for t, o in self.orders.items() if o["status"] != "open"}
+    async def open_orders(self, *, cl_ord_id: str | None = None) -> dict[str, ExchangeOrder]:
+        return self._listed(True, cl_ord_id)
+
+    async def closed_orders(self, *, cl_ord_id: str | None = None) -> dict[str, ExchangeOrder]:
+        return self._listed(False, cl_ord_id)
 
     async def cancel_order(self, ref: str) -> int:
+        """By txid or client order id, as Kraken's CancelOrder."""
         self.cancel_calls.append(ref)
-        self.orders[ref]["status"] = "canceled"
-        return 1
+        named = [o for t, o in self.orders.items() if ref in (t, o["cl_ord_id"]) and o["status"] == "open"]
+        if not named:
+            raise UnknownOrderError(f"Kraken answered EOrder:Unknown order to CancelOrder ({ref})")
+        for order in named:
+            order["status"] = "canceled"
+        return len(named)

@@ -83,7 +83,7 @@ async def execute(tmp_path: Path) -> ExecutionResult:
         rate_limiter=KrakenRateLimiter("starter", clock=clock),
     ) as client:
         with Store.open(tmp_path / "tg.db") as store:
-            manager = OrderExecutionManager(client, store, clock=clock, client_order_ids=lambda: next(ids))
+            manager = OrderExecutionManager(client, store, clock=clock, client_order_ids=lambda role: next(ids))
             return await manager.execute_trade(PROPOSAL)
 
 

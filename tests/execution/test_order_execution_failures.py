@@ -85,9 +85,11 @@ class TestOrderExecutionPartialFailures:
             order_manager = manager(kraken, store)
             result = await order_manager.execute_trade(PROPOSAL)
 
-        assert result.success is True
-        assert result.warnings_contains("database write failed")
-        assert order_manager._pending_db_writes[0].external_id == "ORDER-1"
+        assert result.success is True  # protected on the exchange: storage came second
+        assert result.warnings_contains("not recorded")
+        [kept] = result.unrecorded  # no spool was given: handed back for the caller to print
+        assert kept["position"]["id"] == result.position.id
+        assert [o["external_id"] for o in kept["orders"]] == ["ORDER-1", "ORDER-2", "ORDER-3"]
 
     async def test_kraken_returns_success_but_order_not_found(self, store: Store) -> None:
         kraken = ScriptedKraken(never_visible=True)

@@ -85,20 +85,21 @@ async def test_filled_target_closes_the_position_and_cancels_the_stop(rig: Rig) 
     assert (await rig.client.open_orders()) == {}
 
 
-async def test_exchange_order_the_database_lacks_is_adopted(rig: Rig) -> None:
+async def test_an_order_of_tgs_the_database_lacks_is_adopted(rig: Rig) -> None:
+    mine = rig.store.namespace().new_client_order_id(OrderRole.ENTRY)
     ack = await rig.client.add_order(
-        "BTC/USDT", Side.BUY, OrderType.LIMIT, Decimal("0.01"), Decimal("30000.0"), cl_ord_id="3f1c9a6e-0000-4000-8000-000000000001"
+        "BTC/USDT", Side.BUY, OrderType.LIMIT, Decimal("0.01"), Decimal("30000.0"), cl_ord_id=mine
     )
     report = await Reconciler(rig.client, rig.store, rig.clock).reconcile()
     adopted = rig.store.get_order_by_external_id(ack.txid)
     assert adopted is not None and adopted.status is OrderStatus.OPEN
-    assert adopted.client_order_id == "3f1c9a6e-0000-4000-8000-000000000001"
+    assert adopted.client_order_id == mine and adopted.role is OrderRole.ENTRY
     assert any("adopted" in c for c in report.changes)
 
 
 async def test_intent_that_reached_the_exchange_is_matched_by_client_order_id(rig: Rig) -> None:
     intent = Order(
-        client_order_id="3f1c9a6e-0000-4000-8000-000000000002", symbol="BTC/USDT", side=Side.BUY,
+        client_order_id=rig.store.namespace().new_client_order_id(OrderRole.ENTRY), symbol="BTC/USDT", side=Side.BUY,
         order_type=OrderType.LIMIT, volume=Decimal("0.01"), role=OrderRole.ENTRY, price=Decimal("30000.0"),
     )
     rig.store.upsert_order(intent)

@@ -44,7 +44,18 @@ def cancel_behind_tgs_back(url: str, txid: str) -> None:
     assert answer["error"] == [], answer
 
 
-def test_orders_with_url_reconcile_before_listing(sandbox: SandboxServer, tmp_path: Path) -> None:
+def open_stops(url: str) -> list[dict]:
+    nonce = str(NonceSource().next())
+    body = f"nonce={nonce}"
+    headers = {"API-Key": API_KEY, "API-Sign": sign("/0/private/OpenOrders", nonce, body, SECRET),
+               "Content-Type": "application/x-www-form-urlencoded"}
+    answer = httpx.post(f"{url}/0/private/OpenOrders", content=body, headers=headers).json()
+    return [o for o in answer["result"]["open"].values() if o["descr"]["ordertype"] == "stop-loss"]
+
+
+def test_orders_and_positions_with_url_show_the_exchange_and_change_nothing(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
     db = str(tmp_path / "tg.db")
     summary = tg("trade", "BTC/USDT", "--side", "buy", "--url", sandbox.url, "--db", db)
     stop = next(o for o in summary["orders"] if o["role"] == "stop_loss")
@@ -54,11 +65,16 @@ def test_orders_with_url_reconcile_before_listing(sandbox: SandboxServer, tmp_pa
     assert stale[stop["txid"]]["status"] == "open"  # the database alone does not know yet
 
     fresh = {o["external_id"]: o for o in tg("orders", "--url", sandbox.url, "--db", db)}
-    assert fresh[stop["txid"]]["status"] == "canceled"
-    live_stops = [o for o in fresh.values() if o["role"] == "stop_loss" and o["status"] == "open"]
-    assert len(live_stops) == 1  # and the position got a new stop
+    assert fresh[stop["txid"]]["status"] == "canceled"  # shown as the exchange has it now
     [position] = tg("positions", "--url", sandbox.url, "--db", db)
-    assert position["status"] == "open" and live_stops[0]["volume"] == position["size"]
+    assert position["status"] == "open"
+    assert open_stops(sandbox.url) == []  # listing only read: no stop was placed
+    assert {o["external_id"]: o for o in tg("orders", "--db", db)}[stop["txid"]]["status"] == "open"  # nor written
+
+    outcome = tg("reconcile", "--url", sandbox.url, "--db", db)  # the command that repairs
+    assert any("placed stop_loss" in change for change in outcome["changes"])
+    [placed] = open_stops(sandbox.url)
+    assert placed["vol"] == position["size"]
 
 
 def test_listings_refuse_a_remote_url_without_live(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from cli.wiring import fault_catalog, simulation_sandbox
 from core.config import load_settings
-from core.simulation import TG_FAULTS, Simulation
+from core.simulation import RANDOM_OPTIONS, TG_FAULTS, Simulation
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +38,7 @@ EXPECTED_OUTCOMES = {
     "gap": {"FILLED"},
     "db-fail": {"FILLED"},
     "crash": {"CRASHED"},
+    "foreign": {"FILLED"},
 }
 
 
@@ -48,6 +49,10 @@ def simulate(tmp_path: Path, *args: str) -> tuple[int, dict]:
 
 def test_every_catalog_fault_has_an_expected_outcome() -> None:
     assert set(EXPECTED_OUTCOMES) == set(CATALOG) | set(TG_FAULTS)
+
+
+def test_random_draws_every_fault() -> None:
+    assert set(RANDOM_OPTIONS) == set(CATALOG) | set(TG_FAULTS)
 
 
 @pytest.mark.parametrize("fault", sorted(EXPECTED_OUTCOMES))

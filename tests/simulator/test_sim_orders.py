@@ -284,7 +284,7 @@ async def test_duplicate_open_client_order_id_is_refused(kraken: KrakenClient) -
              "price": "50000", "cl_ord_id": "entry-7"}
     await place(kraken, **limit)
     again = await kraken.private("AddOrder", **limit)
-    assert again == {"error": ["EGeneral:Invalid arguments:cl_ord_id"]}
+    assert again == {"error": ["EOrder:Duplicate order"]}
 
 
 async def test_query_orders_by_txids_userref_and_unknown(kraken: KrakenClient) -> None:
