@@ -182,7 +182,11 @@ class _Pass:
         store = o._store
         if self.repairing:
             if o._spool is not None:
-                written = o._spool.flush(store)
+                try:
+                    written = o._spool.flush(store)
+                except StorageError as exc:  # the exchange side comes first: reconcile on without it
+                    report.errors.append(str(exc))
+                    written = 0
                 if written:
                     report.changes.append(f"wrote {written} spooled record(s) the database had refused")
             for install_id in o._adopt:

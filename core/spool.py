@@ -57,8 +57,15 @@ class PendingWrites:
     def pending(self) -> list[tuple[list[Order], Position | None]]:
         if not self.path.exists():
             return []
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise StorageError(
+                f"cannot read the pending-writes spool {self.path}: {exc.strerror}; "
+                "its records stay where they are until it can be read"
+            ) from exc
         records = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for line in text.splitlines():
             if line.strip():
                 raw = json.loads(line)
                 position = position_from_record(raw["position"]) if raw["position"] else None

@@ -129,3 +129,72 @@ def test_conditional_close_protection_holds_too(
     monkeypatch.setenv("TG_EXECUTION__PROTECTION", "conditional_close")
     code, summary = simulate(tmp_path, "--fault", fault, "--runs", "4", "--seed", "21")
     assert code == 0 and summary["ok"], summary["invariants"]
+
+
+def test_reproduction_6_hidden_vanished_entries_are_protected_every_run(tmp_path: Path) -> None:
+    code, summary = simulate(tmp_path, "--fault", "vanish:mode=hidden", "--runs", "20")
+    assert code == 0 and summary["ok"], summary["details"]
+    assert summary["injected"]["vanish"] == 20
+
+
+@pytest.mark.parametrize("order", [
+    ["stale-visibility", "ghost:match=stop_loss,variant=internal-error"],
+    ["ghost:match=stop_loss,variant=internal-error", "stale-visibility"],
+])
+async def test_reproduction_4_stale_and_ghost_on_the_stop_in_either_order(tmp_path: Path, order: list[str]) -> None:
+    for seed in range(4):
+        result = await simulation(tmp_path / str(seed)).run_once(0, seed, order)
+        assert result.ok, (seed, result.invariants.violations)
+
+
+def test_a_run_applies_its_faults_in_a_seeded_order() -> None:
+    import random
+
+    from core.simulation import choose_faults
+
+    faults = ["stale-visibility", "ghost:match=stop_loss", "partial-fill", "busy"]
+    orders = {tuple(choose_faults(faults, random.Random(seed), CATALOG)) for seed in range(30)}
+    assert len(orders) > 5  # not one fixed order
+    assert choose_faults(faults, random.Random(3), CATALOG) == choose_faults(faults, random.Random(3), CATALOG)
+
+
+def test_random_draws_options_of_every_kind() -> None:
+    import random
+
+    from core.simulation import choose_faults
+
+    drawn = [f for seed in range(400) for f in choose_faults(["random"], random.Random(seed), CATALOG)]
+    assert "vanish:mode=hidden,match=stop_loss" in drawn
+    assert any(f.startswith("ghost:variant=html-5xx,match=take_profit") for f in drawn)
+    assert any(f.startswith("db-fail:spool=refuse") for f in drawn)
+
+
+async def test_a_tg_that_never_protects_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The campaign's verdict comes from the checker: break tg, and the run must say so."""
+    from core.execution import _Execution
+    from core.models import ExecutionResult, ExecutionStatus
+    from core.reconcile import ReconcileReport, Reconciler
+
+    async def unprotected(self: object, proposal: object, entry: object, close: object, pair: object) -> ExecutionResult:
+        return ExecutionResult(success=True, status=ExecutionStatus.FILLED, orders=[entry])  # type: ignore[list-item]
+
+    async def nothing(self: object) -> ReconcileReport:
+        return ReconcileReport()
+
+    monkeypatch.setattr(_Execution, "_protect", unprotected)
+    monkeypatch.setattr(Reconciler, "reconcile", nothing)
+    result = await simulation(tmp_path).run_once(0, 1, [])
+    assert not result.ok
+    assert result.invariants.violations["protected"] and result.invariants.violations["balances_agree"]
+
+
+async def test_an_unhandled_exception_is_a_violation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.execution import OrderExecutionManager
+
+    async def explode(self: object, proposal: object) -> None:
+        raise RuntimeError("a bug in tg")
+
+    monkeypatch.setattr(OrderExecutionManager, "execute_trade", explode)
+    result = await simulation(tmp_path).run_once(0, 1, [])
+    assert result.status == "ERROR"
+    assert result.invariants.violations["no_crash"] == ["RuntimeError: a bug in tg"]
