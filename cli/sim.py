@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -18,6 +21,9 @@ if TYPE_CHECKING:
 
 sim_app = typer.Typer(help="The sandbox Kraken: reset, advance, status, serve.", no_args_is_help=True)
 
+DEFAULT_KEYS_OUT = Path("tg-sandbox.keys")
+_KEY_SHOWN = 8
+"""How many characters of an API key the banner shows: enough to tell keys apart."""
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 _DURATION = re.compile(r"(\d+)([smhd])")
 
@@ -37,16 +43,35 @@ def parse_duration(text: str) -> int:
 
 @sim_app.command("reset")
 @reports_errors
-def sim_reset(db: DbOption = None, config: ConfigOption = None) -> None:
-    """Start the embedded exchange afresh: new balances, no orders."""
+def sim_reset(
+    force: Annotated[
+        bool, typer.Option("--force", help="Reset even with open positions or live orders: they are closed on the record.")
+    ] = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Start the embedded exchange afresh: new balances, no orders.
+
+    Refused (exit 1) while tg.db holds open positions or live orders on it, unless --force."""
     from cli.wiring import sandbox_path
+    from core.abandon import abandon, refuse_to_wipe
+    from core.storage import Store
     from simulator.embedded import EmbeddedExchange
 
     settings = settings_from(db, config)
     sandbox = EmbeddedExchange.open(sandbox_path(settings.db_path), seed=settings.simulator.seed)
+    abandoned = None
+    if settings.db_path.exists():
+        with Store.open(settings.db_path) as store:
+            if force:
+                abandoned = abandon(store, reason="the sandbox was reset", now=sandbox.clock.time())
+            else:
+                refuse_to_wipe(store, "resetting the sandbox")
     sandbox.reset()
     sandbox.save()
     typer.echo(f"sandbox exchange reset: {sandbox_path(settings.db_path)}")
+    if abandoned:
+        typer.echo(f"closed on the record, as the exchange no longer holds them: {abandoned.describe()}")
 
 
 @sim_app.command("advance")
@@ -149,28 +174,52 @@ def sim_serve(
         Path | None,
         typer.Option("--fault-file", help="A JSON or TOML file of fault rules (and optionally their seed)."),
     ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option("--key-file", help="A file readable only by you of the key pair to accept: the API key, "
+                                        "then its base64 secret, one a line (default: TG_KRAKEN_KEY_FILE, "
+                                        "or TG_KRAKEN_API_KEY and TG_KRAKEN_API_SECRET; else a pair is "
+                                        "generated)."),
+    ] = None,
+    keys_out: Annotated[
+        Path | None,
+        typer.Option("--keys-out", help=f"Where a generated key pair is written, readable only by you "
+                                        f"(default: ./{DEFAULT_KEYS_OUT})."),
+    ] = None,
     api_key: Annotated[
-        list[str] | None, typer.Option("--api-key", help="API key to accept; repeatable, with --api-secret.")
+        list[str] | None,
+        typer.Option("--api-key", help="API key to accept; repeatable, with --api-secret. Options show in `ps`: "
+                                       "prefer --key-file or the environment."),
     ] = None,
     api_secret: Annotated[
-        list[str] | None, typer.Option("--api-secret", help="Base64 secret of the --api-key at the same position.")
+        list[str] | None,
+        typer.Option("--api-secret", help="Base64 secret of the --api-key at the same position (shows in `ps`)."),
     ] = None,
-    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a non-loopback --host.")] = False,
+    control_token: Annotated[
+        str | None,
+        typer.Option("--control-token", help="Bearer token the control plane (/_sandbox/) requires; prefer "
+                                             "TG_SANDBOX_TOKEN, as options show in `ps`. Needed by --allow-remote."),
+    ] = None,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow a non-loopback --host (needs a control token).")
+    ] = False,
     nonce_window: Annotated[
         int, typer.Option("--nonce-window", min=0, help="Accept nonces this far below the highest seen, once each.")
     ] = 0,
     config: ConfigOption = None,
 ) -> None:
-    """Serve a fresh sandbox Kraken over HTTP until Ctrl-C; point any Kraken client at it."""
-    from core.errors import InputError
-    from simulator.server import serve
+    """Serve a fresh sandbox Kraken over HTTP until Ctrl-C; point any Kraken client at it.
 
-    keys = list(api_key or [])
-    secrets = list(api_secret or [])
-    if len(keys) != len(secrets):
-        raise InputError(
-            f"{len(keys)} --api-key and {len(secrets)} --api-secret given: give them in pairs"
-        )
+    Keys come from --key-file or the environment tg's clients read, or
+    are generated into --keys-out; no secret is ever printed. The control
+    plane (/_sandbox/) answers loopback clients only, or with a control
+    token (TG_SANDBOX_TOKEN) whoever holds it."""
+    from core.sandbox_control import TOKEN_ENV
+    from simulator.server import check_key_file_target, serve
+
+    served = _served_keys(list(api_key or []), list(api_secret or []), key_file, keys_out)
+    if served.generated and served.key_file is not None:
+        check_key_file_target(served.key_file)  # before listening, not after
     settings = settings_from(None, config)
     serve(
         host, port,
@@ -178,26 +227,97 @@ def sim_serve(
         tier=tier or settings.simulator.tier,
         faults=list(fault or []),
         fault_file=fault_file,
-        keys=list(zip(keys, secrets, strict=True)) or None,
+        keys=served.pairs or None,
         allow_remote=allow_remote,
-        on_ready=_announce,
+        control_token=control_token or os.environ.get(TOKEN_ENV) or None,
+        on_ready=lambda server: _announce(server, served),
         nonce_window=nonce_window,
     )
     typer.echo("sandbox stopped")
 
 
-def _announce(server: SandboxServer) -> None:
-    """The sandbox's keys are not secrets: showing them is how a client gets to use it."""
+KeySource = Literal["options", "file", "environment", "generated"]
+
+
+@dataclass(frozen=True)
+class _ServedKeys:
+    """The key pairs `tg sim serve` accepts and how a client gets them: `key_file` is
+    the file clients read (None: the environment or options), written first when the
+    pair is `generated`."""
+
+    pairs: list[tuple[str, str]]
+    source: KeySource
+    key_file: Path | None = None
+
+    @property
+    def generated(self) -> bool:
+        return self.source == "generated"
+
+
+def _served_keys(keys: list[str], secrets: list[str], key_file: Path | None,
+                 keys_out: Path | None) -> _ServedKeys:
+    """Options first (--api-key/--api-secret, or --key-file), then the environment tg's
+    clients read, else a pair to generate into --keys-out."""
+    from collections.abc import Mapping
+
+    from core.errors import InputError
+    from core.exchange.signing import KEY_FILE_ENV, Credentials
+
+    if len(keys) != len(secrets):
+        raise InputError(
+            f"{len(keys)} --api-key and {len(secrets)} --api-secret given: give them in pairs"
+        )
+    if keys and key_file is not None:
+        raise InputError("give the keys one way: --key-file, or --api-key with --api-secret")
+    served = _ServedKeys([], "generated", keys_out or DEFAULT_KEYS_OUT)
+    if keys:
+        served = _ServedKeys(list(zip(keys, secrets, strict=True)), "options")
+    else:
+        environ: Mapping[str, str] = os.environ if key_file is None else {KEY_FILE_ENV: str(key_file)}
+        credentials = Credentials.from_env(environ)
+        from_file = environ.get(KEY_FILE_ENV) or None
+        if credentials is not None:
+            pair = [(credentials.api_key, credentials.api_secret)]
+            served = _ServedKeys(pair, "environment") if from_file is None else _ServedKeys(pair, "file", Path(from_file))
+    if keys_out is not None and not served.generated:
+        raise InputError("--keys-out is where generated keys go, but keys were given: drop it")
+    return served
+
+
+def _announce(server: SandboxServer, served: _ServedKeys) -> None:
+    """The URL, the key (its first characters) and how a client reads the pair; never a
+    secret, as a terminal is seen, scrolled back and pasted. A generated pair is
+    written to its key file first."""
+    from core.exchange.signing import KEY_ENV, KEY_FILE_ENV, SECRET_ENV
+    from core.sandbox_control import TOKEN_ENV
+    from simulator.server import write_key_file
+
+    key_file = None if served.key_file is None else served.key_file.absolute()
+    if served.generated and key_file is not None:
+        [generated] = server.keys
+        write_key_file(key_file, generated)
+    where = {
+        "options": "given with --api-key; options show in `ps`: prefer --key-file",
+        "environment": f"from {KEY_ENV}/{SECRET_ENV}",
+        "file": f"secret in {key_file}",
+        "generated": f"secret in {key_file}, readable only by you",
+    }[served.source]
+    trade = f"tg trade BTC/USD --url {server.url}"
+    use = {
+        "options": f"set {KEY_ENV} and {SECRET_ENV} to the pair, then {trade}",
+        "environment": f"{trade}  (tg reads the same {KEY_ENV}/{SECRET_ENV})",
+    }.get(served.source, f"{KEY_FILE_ENV}={shlex.quote(str(key_file))} {trade}")
     typer.echo(f"sandbox Kraken serving at {server.url}  (Ctrl-C stops it)")
     for api_key in server.keys:
-        typer.echo(f"  API key:    {api_key.key}")
-        typer.echo(f"  API secret: {api_key.secret}")
+        typer.echo(f"  API key:  {api_key.key[:_KEY_SHOWN]}...  ({where})")
+    typer.echo(f"  use it:   {use}")
     sandbox = server.sandbox
     if sandbox is not None:
         tier = "no rate limits" if sandbox.limits is None else f"tier {sandbox.limits.tier}"
         faults = ", ".join(rule.fault for rule in sandbox.faults.rules) or "none"
+        who = f"holders of the control token ({TOKEN_ENV})" if server.token_required else "loopback clients only"
         typer.echo(f"  seed {sandbox.exchange.state.seed}, {tier}, faults: {faults}; "
-                   f"state and controls under {server.url}/_sandbox/")
+                   f"state and controls under {server.url}/_sandbox/ for {who}")
 
 
 def _render_advance(report: dict[str, Any], *, as_json: bool) -> None:

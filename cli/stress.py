@@ -93,7 +93,7 @@ async def served_target(url: str, tier: str) -> StressTarget:
     from core.clock import SystemClock
     from core.errors import ConfigError, InputError
     from core.exchange import Credentials
-    from core.exchange.signing import KEY_ENV, SECRET_ENV
+    from core.exchange.signing import KEY_ENV, KEY_FILE_ENV, SECRET_ENV
     from core.ratelimit_stress import StressTarget
     from core.sandbox_control import SandboxControl
 
@@ -101,7 +101,10 @@ async def served_target(url: str, tier: str) -> StressTarget:
         raise InputError(f"{url} is not a loopback address: ratelimit-stress only runs against a local sandbox")
     credentials = Credentials.from_env()
     if credentials is None:
-        raise ConfigError(f"--url needs the sandbox's key pair in {KEY_ENV} and {SECRET_ENV} (tg sim serve prints it)")
+        raise ConfigError(
+            f"--url needs the sandbox's key pair: set {KEY_FILE_ENV} to the key file `tg sim serve` wrote "
+            f"(or {KEY_ENV} and {SECRET_ENV})"
+        )
     control = SandboxControl(url)
     try:
         limits = (await control.state())["rate_limits"]

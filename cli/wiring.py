@@ -126,7 +126,10 @@ def served_sandbox(url: str) -> Callable[[int, Path], ServedSandbox]:
         raise InputError(f"{url} is not a loopback address: tg simulate only drives a sandbox served on this machine")
     credentials = Credentials.from_env()
     if credentials is None:
-        raise InputError("set TG_KRAKEN_API_KEY and TG_KRAKEN_API_SECRET to the keys `tg sim serve` printed")
+        raise InputError(
+            "set TG_KRAKEN_KEY_FILE to the key file `tg sim serve` wrote (or TG_KRAKEN_API_KEY and "
+            "TG_KRAKEN_API_SECRET to its keys)"
+        )
     sandbox = ServedSandbox(
         base_url=url, transport=httpx.AsyncHTTPTransport(), api_key=credentials.api_key,
         api_secret=credentials.api_secret, clock=SkippableSystemClock(),

@@ -1,12 +1,16 @@
 """The sandbox's control plane (/_sandbox/), spoken over HTTP like the Kraken API.
 
 tg never imports the simulator: it drives it through this documented wire, so the
-same code works with the embedded sandbox and with `tg sim serve`.
+same code works with the embedded sandbox and with `tg sim serve`. Every request
+carries `X-TG-Sandbox: 1`, the header a web page cannot forge without the sandbox's
+approval (which it never gives), and, when the sandbox has a control token, the
+token as `Authorization: Bearer ...`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from decimal import Decimal
 from typing import Any
 
@@ -16,10 +20,20 @@ from core.errors import ExchangeError, InputError
 from core.exchange import ExchangeOrder
 from core.invariants import ExchangeTruth
 
+TOKEN_ENV = "TG_SANDBOX_TOKEN"
+"""The control token of a sandbox served with one (`tg sim serve` reads it too)."""
+MARKER_HEADER = "X-TG-Sandbox"
+
 
 class SandboxControl:
-    def __init__(self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30.0)
+    """tg's client of the control plane. `token` (None: TG_SANDBOX_TOKEN, if set) is
+    sent as a bearer token; a sandbox without one ignores it."""
+
+    def __init__(self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None,
+                 token: str | None = None) -> None:
+        token = token or os.environ.get(TOKEN_ENV) or None
+        headers = {MARKER_HEADER: "1"} | ({} if token is None else {"Authorization": f"Bearer {token}"})
+        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30.0, headers=headers)
 
     async def aclose(self) -> None:
         await self._http.aclose()

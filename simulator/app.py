@@ -6,11 +6,13 @@ Every Kraken call goes through one pipeline:
     route -> authentication (private) -> rate limits -> faults before the handler
           -> handler -> faults after it -> orders the faults hide -> Kraken's envelope
 
-Control-plane calls (/_sandbox/, control.py) skip authentication, limits and faults.
-Every answer is HTTP 200 with Kraken's envelope, `{"error": [], "result": ...}` or
-`{"error": ["EGeneral:Invalid arguments:volume"]}`. A failure that is not a Kraken
-error is logged and answered "EGeneral:Internal error": never a 500, never a
-traceback. The only exceptions are the ones a fault asks for: a Cloudflare-style HTML
+Control-plane calls (/_sandbox/, control.py) skip authentication, limits and faults,
+but first pass the control guard (control_guard.py: loopback or a bearer token, no
+request a web page could forge). Every answer is HTTP 200 with Kraken's envelope,
+`{"error": [], "result": ...}` or `{"error": ["EGeneral:Invalid arguments:volume"]}`.
+A failure that is not a Kraken error is logged and answered "EGeneral:Internal error":
+never a 500, never a traceback. The only exceptions are the guard's refusals (HTTP 403,
+still in Kraken's envelope) and what a fault asks for: a Cloudflare-style HTML
 error page, or an answer that never comes. In-process (`lost_response="raise"`) the
 app raises httpx.ReadTimeout, which httpx.ASGITransport hands to the client as its
 own timeout; over TCP (`"hang"`) it holds the connection silently until the client
@@ -22,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,6 +33,7 @@ import httpx
 from simulator import control, urls
 from simulator.auth import authenticate
 from simulator.control import Sandbox
+from simulator.control_guard import IN_PROCESS_HOSTS, ControlDenied, ControlGuard, is_control_path
 from simulator.exceptions import InternalError, InvalidArguments, KrakenError, UnknownMethod
 from simulator.exchange import Exchange
 from simulator.faults import Call, FaultSchedule, LostResponse
@@ -58,11 +61,14 @@ class Response:
 
 
 class SandboxApp:
-    """The ASGI app over one sandbox; `sandbox` is its control plane's Python API."""
+    """The ASGI app over one sandbox; `sandbox` is its control plane's Python API and
+    `guard` decides who may use it over the wire (default: loopback, no token)."""
 
-    def __init__(self, sandbox: Sandbox, *, lost_response: LostResponseMode = "raise") -> None:
+    def __init__(self, sandbox: Sandbox, *, lost_response: LostResponseMode = "raise",
+                 guard: ControlGuard | None = None) -> None:
         self.sandbox = sandbox
         self.lost_response = lost_response
+        self.guard = ControlGuard() if guard is None else guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -82,7 +88,7 @@ class SandboxApp:
         )
         client = scope.get("client")
         try:
-            response = await self.respond(request, client[0] if client else "local")
+            response = await self.respond(request, client[0] if client else None)
         except LostResponse:
             if self.lost_response == "raise":
                 raise httpx.ReadTimeout("the sandbox dropped this answer (ghost fault)") from None
@@ -96,11 +102,15 @@ class SandboxApp:
         })
         await send({"type": "http.response.body", "body": response.body})
 
-    async def respond(self, request: Request, client: str = "local") -> Response:
-        """The answer to `request`. Raises LostResponse when a fault drops it."""
+    async def respond(self, request: Request, client: str | None = None) -> Response:
+        """The answer to `request` from the peer address `client` (None: no network
+        peer, a request held in hand). Raises LostResponse when a fault drops it."""
         try:
             result = await self._dispatch(request, client)
             return Response(json.dumps({"error": [], "result": result}).encode())
+        except ControlDenied as exc:
+            logger.warning("refused %s %s from %s: %s", request.method, request.path, client or "no peer", exc.wire)
+            return Response(json.dumps({"error": [exc.wire]}).encode(), exc.status)
         except KrakenError as exc:
             return Response(json.dumps({"error": [exc.wire]}).encode())
         except LostResponse as lost:
@@ -111,20 +121,27 @@ class SandboxApp:
             logger.exception("sandbox handler failed on %s %s", request.method, request.path)
             return Response(json.dumps({"error": [InternalError().wire]}).encode())
 
-    async def _dispatch(self, request: Request, client: str) -> dict[str, Any]:
+    async def _dispatch(self, request: Request, client: str | None) -> dict[str, Any]:
         if len(request.body) > MAX_BODY_BYTES:
             raise InvalidArguments()
+        if is_control_path(request.path):
+            self.guard.check(request, client)
+            handler = control.ROUTES.get((request.method, request.path))
+            if handler is None:
+                raise UnknownMethod()
+            return handler(self.sandbox, merge_params(query_params(request), body_params(request)))
+        peer = client or "local"
         sandbox = self.sandbox
         exchange = sandbox.exchange
         path = request.path
         method = path.rsplit("/", 1)[-1]
         now = exchange.clock.monotonic()
         if path in urls.PUBLIC and request.method in ("GET", "POST"):
-            params = merge_params(query_params(request), body_params(request))
+            public_params = merge_params(query_params(request), body_params(request))
             if sandbox.limits is not None:
-                sandbox.limits.charge_public(client, now)
+                sandbox.limits.charge_public(peer, now)
             public = urls.PUBLIC[path]
-            call = Call(method, exchange, dict(params))
+            call = Call(method, exchange, public_params)
             return await self._through_faults(call, lambda: public(call.handler_exchange, call.params))
         if path in urls.PRIVATE and request.method == "POST":
             api_key, params = authenticate(exchange, request)
@@ -134,9 +151,6 @@ class SandboxApp:
             private = urls.PRIVATE[path]
             call = Call(method, exchange, dict(params), account)
             return await self._through_faults(call, lambda: private(call.handler_exchange, account, call.params))
-        handler = control.ROUTES.get((request.method, path))
-        if handler is not None:
-            return handler(sandbox, merge_params(query_params(request), body_params(request)))
         raise UnknownMethod()
 
     async def _through_faults(self, call: Call,
@@ -153,12 +167,18 @@ class SandboxApp:
 
 def create_app(exchange: Exchange, *, tier: Tier | None = Tier.STARTER,
                faults: FaultSchedule | None = None,
-               lost_response: LostResponseMode = "raise") -> SandboxApp:
+               lost_response: LostResponseMode = "raise",
+               control_token: str | None = None,
+               control_hosts: Collection[str] = IN_PROCESS_HOSTS) -> SandboxApp:
     """The app over `exchange`, enforcing the rate limits of `tier` (None: none) and
-    the fault schedule `faults` (None: a fresh, empty one)."""
+    the fault schedule `faults` (None: a fresh, empty one). Its control plane needs
+    `control_token` as a bearer token, or without one serves loopback clients under a
+    loopback Host or one of `control_hosts` (by default the in-process name; a served
+    app gives none)."""
     sandbox = Sandbox(exchange, None if tier is None else RateLimits(tier),
                       FaultSchedule() if faults is None else faults)
-    return SandboxApp(sandbox, lost_response=lost_response)
+    return SandboxApp(sandbox, lost_response=lost_response,
+                      guard=ControlGuard(token=control_token, hosts=frozenset(control_hosts)))
 
 
 def respond(exchange: Exchange, request: Request) -> bytes:
@@ -167,7 +187,7 @@ def respond(exchange: Exchange, request: Request) -> bytes:
 
 
 def _charge(limits: RateLimits, exchange: Exchange, key: str, account: str, method: str,
-            params: dict[str, object], now: float) -> None:
+            params: Mapping[str, object], now: float) -> None:
     """Count a private call against its key's REST counter, or, for a trading call,
     against its pairs' trading counters and the open-orders cap."""
     limits.charge_rest(key, method, now)

@@ -2,7 +2,10 @@
 that no Kraken client can (start over, move time, install faults, look inside).
 
 `Sandbox` is the Python API; `ROUTES` serves the same operations under /_sandbox/, a
-path no Kraken client calls, without authentication, rate limits or faults:
+path no Kraken client calls, without Kraken's authentication, rate limits or faults.
+Who may call them is control_guard.py's one decision, taken before any handler runs:
+loopback clients (or holders of the control token), with `X-TG-Sandbox: 1` on every
+POST and DELETE, and never a browser request from another site:
 
     POST   /_sandbox/reset       balances, orders, counters and fault counts anew
     POST   /_sandbox/seed        seed=N: reseed the fault schedule (the market's seed

@@ -130,27 +130,33 @@ def test_advance_accepts_compound_durations(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("args", "says"), [
     (["--host", "0.0.0.0"], "not a loopback address"),
     (["--host", "192.0.2.10", "--port", "0"], "--allow-remote"),
+    (["--host", "192.0.2.10", "--allow-remote"], "needs a control token"),
+    (["--allow-remote", "--control-token", "short"], "at least 16"),
+    (["--api-key", "k", "--api-secret", SECRET, "--key-file", "keys"], "one way"),
     (["--api-key", "k"], "give them in pairs"),
     (["--api-key", "k", "--api-secret", "not base64!"], "not base64"),
     (["--fault", "no-such-fault"], "unknown fault"),
     (["--port", "70000"], "out of range"),
 ])
 def test_serve_refuses_bad_input_before_listening(args: list[str], says: str) -> None:
-    result = tg("sim", "serve", *args)
+    result = runner.invoke(app, ["sim", "serve", *args], env={"TG_SANDBOX_TOKEN": None})
     assert result.exit_code == 2
     assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_serve_answers_a_kraken_client_and_stops_cleanly_on_ctrl_c() -> None:
+def test_serve_answers_a_kraken_client_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    key_file = tmp_path / "sandbox.keys"
+    key_file.write_text(f"sandbox-key\n{SECRET}\n")
+    key_file.chmod(0o600)
     command = [sys.executable, "-c", "from cli.main import main; main()", "sim", "serve", "--port", "0",
-               "--api-key", "sandbox-key", "--api-secret", SECRET]
+               "--key-file", str(key_file)]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as server:
         try:
             banner = [server.stdout.readline() for _ in range(3)] if server.stdout else []
             assert banner[0].startswith("sandbox Kraken serving at http://127.0.0.1:"), banner
             url = banner[0].split()[4]
-            assert banner[1].split() == ["API", "key:", "sandbox-key"]
-            assert banner[2].split() == ["API", "secret:", SECRET]
+            assert banner[1].split()[:3] == ["API", "key:", "sandbox-..."]
+            assert f"TG_KRAKEN_KEY_FILE={key_file} tg trade" in banner[2]
             api = krakenex.API("sandbox-key", SECRET)
             api.uri = url
             assert api.query_private("Balance") == {
@@ -161,3 +167,4 @@ def test_serve_answers_a_kraken_client_and_stops_cleanly_on_ctrl_c() -> None:
             out, err = server.communicate(timeout=10)
     assert server.returncode == 0, err
     assert out.strip().endswith("sandbox stopped")
+    assert SECRET not in "".join(banner) + out + err
