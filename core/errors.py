@@ -8,6 +8,7 @@
     ├── ModelError                  a language model failed to answer usefully
     ├── TaskTimeoutError            a coordinator task outran its time limit
     ├── RateLimiterError            a limiter request that can never be served
+    ├── UnsafeActionError           refused: it would strand tg's money or records
     └── ExchangeError               anything the exchange said or failed to say
         ├── PermanentExchangeError  retrying cannot help
         │   ├── AuthenticationError        EAPI:Invalid key / Invalid signature
@@ -68,6 +69,10 @@ class TaskTimeoutError(TgError):
 
 class RateLimiterError(TgError):
     """A rate-limiter request that could never be served."""
+
+
+class UnsafeActionError(TgError):
+    """tg refused to do something that would lose track of positions or orders."""
 
 
 class ExchangeError(TgError):

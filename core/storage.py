@@ -372,6 +372,11 @@ class Store:
                 pk="asset",
             )
 
+    def clear_holding_baselines(self) -> None:
+        """Forget what the account held outside tg: the next reconcile measures it anew."""
+        with self._writing("holdings", "the holding baselines") as table:
+            table.delete_where()
+
     # runs
 
     def start_run(

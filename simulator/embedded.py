@@ -45,18 +45,20 @@ class EmbeddedExchange:
     @classmethod
     def open(cls, state_path: Path, *, seed: int = 42, start_time: float | None = None,
              tier: Tier | None = Tier.STARTER, faults: FaultSchedule | None = None,
-             paths: Mapping[str, PricePath] | None = None) -> EmbeddedExchange:
+             paths: Mapping[str, PricePath] | None = None, fixed_ids: bool = False) -> EmbeddedExchange:
         """The sandbox saved at `state_path`, or a fresh one with a new API key pair.
 
         `seed` and `start_time` (default: the sandbox epoch) shape a fresh sandbox
         only; a saved one keeps its own. `tier` sets the rate limits (None: none) and
         `faults` the fault schedule. `paths` replaces the market of the pairs it names
         (a replay's recorded candles); paths are not saved, so give them on every open.
+        `fixed_ids` (a fresh sandbox only) makes its ids a function of the seed and the
+        requests, for tests that compare them; by default ids never repeat, as Kraken's.
         """
         state = load_state(state_path)
         if state is None:
             clock = VirtualClock(SANDBOX_EPOCH if start_time is None else start_time)
-            exchange = Exchange.create(clock, seed=seed, paths=paths)
+            exchange = Exchange.create(clock, seed=seed, paths=paths, fixed_ids=fixed_ids)
             exchange.create_api_key(DEFAULT_ACCOUNT)
         else:
             clock = VirtualClock(state.processed_until)
@@ -91,7 +93,8 @@ class EmbeddedExchange:
         old = self.exchange.state
         credentials = self._credentials
         self.clock = VirtualClock(old.origin)
-        self.exchange = Exchange.create(self.clock, seed=old.seed, balances=old.initial_balances)
+        self.exchange = Exchange.create(self.clock, seed=old.seed, balances=old.initial_balances,
+                                        fixed_ids=not old.id_space)
         self.exchange.state.api_keys[credentials.key] = ApiKey(
             key=credentials.key, secret=credentials.secret, account=DEFAULT_ACCOUNT
         )

@@ -26,8 +26,10 @@ Rules a client can observe:
   inside a stretch is unknown, and the worst case is the only safe assumption.
 - Gaps. `add_price_gap` makes the market jump; a stop the gap jumps over fires at the
   gapped price, not at its own.
-- Ids. Txids and trade ids derive from the seed and a serial number: the same seed and
-  the same requests give the same ids.
+- Ids. Txids and trade ids are unique for the life of the exchange's state, across
+  resets, as Kraken's are (a random id space is drawn at creation and at each reset);
+  with `fixed_ids` they derive from the seed and a serial number alone. Fills and
+  prices never depend on ids: the same seed and requests give the same fills.
 """
 
 from __future__ import annotations
@@ -157,15 +159,18 @@ class Exchange:
                balances: Mapping[str, Decimal] | None = None,
                paths: Mapping[str, PricePath] | None = None,
                fills: FillModel | None = None, latency: LatencyModel | None = None,
-               fees: FeeModel | None = None) -> Exchange:
+               fees: FeeModel | None = None, fixed_ids: bool = False) -> Exchange:
         """A fresh exchange opening at the clock's time, with one funded account;
-        `paths` as in the constructor."""
+        `paths` as in the constructor. Its ids are unique for the life of its state,
+        or with `fixed_ids` the same for the same seed and requests (for tests)."""
         now = clock.time()
         initial = dict(DEFAULT_BALANCES if balances is None else balances)
         state = ExchangeState(
             seed=seed, origin=now, processed_until=now, initial_balances=initial,
             accounts={DEFAULT_ACCOUNT: Account(dict(initial))},
         )
+        if fixed_ids:
+            state.id_space = ""
         return cls(state, clock, paths, fills=fills, latency=latency, fees=fees)
 
     @property
@@ -247,6 +252,7 @@ class Exchange:
         state.gaps.clear()
         state.dead_man.clear()
         state.next_serial = 0
+        state.renew_id_space()  # ids handed out before the reset are never handed out again
         state.requests = 0
         state.processed_until = self.now()
         self._paths = self._with_gaps()
@@ -377,7 +383,7 @@ class Exchange:
         if validate:
             return None
         order = Order(txid=self._state.new_id("O"), account=account, spec=spec, opentm=now,
-                      fill_ratio=fill_ratio)
+                      fill_ratio=fill_ratio, serial=self._state.next_serial)
         self._state.orders[order.txid] = order
         if spec.starttm is not None and spec.starttm > now:
             order.status = OrderStatus.PENDING
@@ -504,7 +510,8 @@ class Exchange:
         if validate:
             return old, None
         self._close(old, OrderStatus.CANCELED, now, "Order replaced")
-        new = Order(txid=self._state.new_id("O"), account=account, spec=spec, opentm=now)
+        new = Order(txid=self._state.new_id("O"), account=account, spec=spec, opentm=now,
+                    serial=self._state.next_serial)
         self._state.orders[new.txid] = new
         if old.status is OrderStatus.PENDING:
             new.status = OrderStatus.PENDING
@@ -823,7 +830,7 @@ class Exchange:
             self._fill_part(order, price, at, maker=False)
 
     def _market_fill(self, order: Order, market: Decimal) -> Decimal:
-        rng = random.Random(f"{self._state.seed}:{order.txid}:{order.fill_attempts}")
+        rng = random.Random(f"{self._state.seed}:{order.serial}:{order.fill_attempts}")
         noise = rng.randrange(1_000_000)
         return market_fill_price(PAIRS[order.spec.pair], order.spec.side, order.remaining,
                                  market, Decimal(noise) / 1_000_000)
@@ -837,7 +844,7 @@ class Exchange:
             volume = order.spec.volume * order.fill_ratio
             order.fill_ratio = None
         else:
-            rng = random.Random(f"{self._state.seed}:fill:{order.txid}:{order.fill_attempts}")
+            rng = random.Random(f"{self._state.seed}:fill:{order.serial}:{order.fill_attempts}")
             volume = remaining * self._fills.fill_fraction(rng, maker=maker)
         volume = min(remaining, volume.quantize(lot, ROUND_DOWN))
         if remaining - volume < PAIRS[order.spec.pair].ordermin:
@@ -893,7 +900,7 @@ class Exchange:
             userref=parent.spec.userref,
         )
         child = Order(txid=self._state.new_id("O"), account=parent.account, spec=spec,
-                      opentm=at, refid=parent.txid)
+                      opentm=at, refid=parent.txid, serial=self._state.next_serial)
         self._state.orders[child.txid] = child
         self._arrive(child, self._paths[spec.pair].price_at(at), at)
         self._spawned.append(child)

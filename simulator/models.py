@@ -7,6 +7,7 @@ that persisting it is one dump and one load; the behaviour is in `exchange.py`.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import string
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -136,6 +137,9 @@ class Order:
     """Forced share of the volume for the next fill (a fault hook), then the fill model's."""
     fill_attempts: int = 0
     """Chances to fill so far: seeds the fill model's next draw."""
+    serial: int = 0
+    """The order's place in the requests since the last reset: seeds its fills, so the
+    same seed and requests give the same fills whatever its txid."""
 
     @property
     def is_live(self) -> bool:
@@ -225,6 +229,10 @@ class PriceGap:
     pct: Decimal
 
 
+def new_id_space() -> str:
+    return secrets.token_hex(8)
+
+
 @dataclass
 class ExchangeState:
     seed: int
@@ -244,12 +252,20 @@ class ExchangeState:
     """By account: when CancelAllOrdersAfter cancels all its orders."""
     requests: int = 0
     """Order-entry requests so far: seeds the latency model's draws."""
+    id_space: str = field(default_factory=new_id_space)
+    """Mixed into every id: drawn anew when the exchange is created or reset, so an id
+    once handed out is never handed out again, as on Kraken. Empty in fixed-id mode."""
 
     def new_id(self, prefix: str) -> str:
-        """A Kraken-shaped id (OXXXXX-XXXXX-XXXXXX): derived from the seed and a serial
-        number, so the same seed and the same requests give the same ids."""
+        """A Kraken-shaped id (OXXXXX-XXXXX-XXXXXX), unique for the life of the state
+        (and, in fixed-id mode, the same for the same seed and requests)."""
         self.next_serial += 1
-        return kraken_id(prefix, self.seed, self.next_serial)
+        serial = f"{self.id_space}:{self.next_serial}" if self.id_space else self.next_serial
+        return kraken_id(prefix, self.seed, serial)
+
+    def renew_id_space(self) -> None:
+        if self.id_space:
+            self.id_space = new_id_space()
 
 
 _ID_ALPHABET = string.ascii_uppercase + string.digits

@@ -122,14 +122,30 @@ def test_unreadable_config_is_exit_2(tmp_path: Path) -> None:
     assert "not valid TOML" in result.stderr
 
 
-def test_sim_reset_clears_the_exchange(tmp_path: Path) -> None:
+def test_sim_reset_refuses_to_strand_open_positions(tmp_path: Path) -> None:
     db = tmp_path / "tg.db"
     before = trade(db, "BTC/USDT", "--side", "buy")
-    reset = runner.invoke(app, ["sim", "reset", "--db", str(db)])
-    assert reset.exit_code == 0
+    refused = runner.invoke(app, ["sim", "reset", "--db", str(db)])
+    assert refused.exit_code == 1
+    assert before["position"]["id"] in refused.stderr and "--force" in refused.stderr
+    assert trade(db, "BTC/USDT", "--side", "buy")["status"] == "FILLED"  # nothing was reset
+
+
+def test_sim_reset_forced_closes_the_records_and_never_reuses_an_id(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    before = trade(db, "BTC/USDT", "--side", "buy")
+    reset = runner.invoke(app, ["sim", "reset", "--force", "--db", str(db)])
+    assert reset.exit_code == 0, reset.output
+    assert "closed on the record" in reset.stdout and before["position"]["id"] in reset.stdout
     after = trade(db, "BTC/USDT", "--side", "buy")
-    # a fresh exchange with the same seed hands out the same first ids again
-    assert after["orders"][0]["txid"] == before["orders"][0]["txid"]
+    assert {o["txid"] for o in after["orders"]}.isdisjoint({o["txid"] for o in before["orders"]})
+    with Store.open(db) as store:
+        [closed, opened] = store.positions()
+        assert closed.status is PositionStatus.CLOSED and opened.status is PositionStatus.OPEN
+        assert after["position"]["id"] == opened.id
+        assert "abandoned" in store.alerts()[-1]["message"]
+    listed = runner.invoke(app, ["positions", "--db", str(db), "--json"])
+    assert [p["id"] for p in json.loads(listed.stdout) if p["status"] == "open"] == [opened.id]
 
 
 def test_version() -> None:

@@ -22,10 +22,10 @@ def client_for(sandbox: EmbeddedExchange, http: httpx.AsyncClient, nonce: int = 
     return client
 
 
-async def run_session(sandbox: EmbeddedExchange) -> dict[str, Any]:
+async def run_session(sandbox: EmbeddedExchange, nonce: int = 1_000) -> dict[str, Any]:
     """A fixed script of trades and waits; returns everything the account can see."""
     async with httpx.AsyncClient(transport=sandbox.transport, base_url=sandbox.base_url) as http:
-        kraken = client_for(sandbox, http)
+        kraken = client_for(sandbox, http, nonce)
         await kraken.result("AddOrder", pair="XBTUSDT", type="buy", ordertype="market", volume="0.3")
         await kraken.result("AddOrder", pair="XBTUSDT", type="sell", ordertype="stop-loss",
                             volume="0.3", price="59500")
@@ -40,11 +40,38 @@ async def run_session(sandbox: EmbeddedExchange) -> dict[str, Any]:
         }
 
 
-async def test_same_seed_same_ids_prices_and_fills(tmp_path: Path) -> None:
+def without_ids(session: dict[str, Any]) -> list[Any]:
+    orders = [*session["closed"]["closed"].values(), *session["open"]["open"].values()]
+    kept = ("descr", "vol", "vol_exec", "cost", "fee", "price", "status", "opentm", "closetm")
+    return sorted(([str(o[k]) for k in kept] for o in orders)) + [session["balance"]]
+
+
+async def test_same_seed_same_prices_and_fills_but_never_the_same_ids(tmp_path: Path) -> None:
     first = await run_session(EmbeddedExchange.open(tmp_path / "a.db", seed=42))
     second = await run_session(EmbeddedExchange.open(tmp_path / "b.db", seed=42))
-    assert first == second
+    assert without_ids(first) == without_ids(second)
+    assert set(first["closed"]["closed"]).isdisjoint(second["closed"]["closed"])
     assert len(first["closed"]["closed"]) >= 2
+
+
+async def test_fixed_ids_make_the_ids_reproducible_too(tmp_path: Path) -> None:
+    first = await run_session(EmbeddedExchange.open(tmp_path / "a.db", seed=42, fixed_ids=True))
+    second = await run_session(EmbeddedExchange.open(tmp_path / "b.db", seed=42, fixed_ids=True))
+    assert first == second
+
+
+async def test_an_id_is_never_handed_out_again_after_a_reset_or_a_restart(tmp_path: Path) -> None:
+    sandbox = EmbeddedExchange.open(tmp_path / "state.db", seed=42)
+    seen = set((await run_session(sandbox))["closed"]["closed"])
+    sandbox.save()
+    sandbox.reset()
+    seen_after_reset = set((await run_session(sandbox))["closed"]["closed"])
+    sandbox.save()
+    restarted = EmbeddedExchange.open(tmp_path / "state.db", seed=42)
+    new_after_restart = set((await run_session(restarted, nonce=10_000))["closed"]["closed"]) - seen_after_reset
+    assert len(new_after_restart) >= 2
+    assert seen.isdisjoint(seen_after_reset)
+    assert new_after_restart.isdisjoint(seen | seen_after_reset)
 
 
 async def test_another_seed_gives_other_ids_and_fills(tmp_path: Path) -> None:
@@ -104,7 +131,8 @@ async def test_reset_starts_over_with_the_same_credentials(tmp_path: Path) -> No
 
 async def test_control_plane_advances_resets_and_reports(tmp_path: Path) -> None:
     sandbox = EmbeddedExchange.open(tmp_path / "state.db")
-    async with httpx.AsyncClient(transport=sandbox.transport, base_url=sandbox.base_url) as http:
+    async with httpx.AsyncClient(transport=sandbox.transport, base_url=sandbox.base_url,
+                                 headers={"X-TG-Sandbox": "1"}) as http:
         await client_for(sandbox, http).result("AddOrder", pair="XBTUSD", type="buy",
                                                ordertype="limit", volume="0.2", price="40000")
         moved = (await http.post("/_sandbox/advance", json={"seconds": 90})).json()["result"]

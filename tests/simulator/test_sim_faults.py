@@ -220,7 +220,7 @@ async def test_faults_compose_in_rule_order(kraken: KrakenClient, clock: Virtual
 
 
 async def run_chaos(seed: int) -> list[dict[str, Any]]:
-    exchange = Exchange.create(VirtualClock(1_767_225_600.0), seed=42)
+    exchange = Exchange.create(VirtualClock(1_767_225_600.0), seed=42, fixed_ids=True)  # the log names txids
     faults = FaultSchedule(seed=seed)
     for name in ("busy", "unavailable", "rate-limit", "stale-visibility", "latency"):
         faults.add(parse_spec(f"{name}:probability=0.3,times=50"))

@@ -68,7 +68,7 @@ def test_partial_fill_model_spreads_an_order_over_several_fills(clock: VirtualCl
 def run(seed: int, *, fills: PartialFills | None = None,
         latency: UniformLatency | None = None) -> tuple[object, ...]:
     clock = VirtualClock(SANDBOX_EPOCH)
-    exchange = Exchange.create(clock, seed=seed, fills=fills, latency=latency)
+    exchange = Exchange.create(clock, seed=seed, fills=fills, latency=latency, fixed_ids=True)
     placed(exchange, BUY)
     placed(exchange, OrderSpec("XXBTZUSD", Side.SELL, OrderType.LIMIT, Decimal("0.2"),
                                price=Decimal("60300")))

@@ -318,7 +318,7 @@ def test_matching_does_not_depend_on_how_time_is_walked() -> None:
     outcomes = []
     for steps in ([6 * HOUR], [7 * 60] * 51 + [3 * 60]):
         clock = VirtualClock(SANDBOX_EPOCH)
-        exchange = Exchange.create(clock, seed=42)
+        exchange = Exchange.create(clock, seed=42, fixed_ids=True)
         exchange.add_order("default", OrderSpec("XBTUSDT", Side.BUY, OrderType.MARKET, Decimal("0.5")))
         for price in ("59700.0", "59900.0", "60100.0"):
             exchange.add_order("default", OrderSpec("XBTUSDT", Side.BUY, OrderType.LIMIT,
