@@ -83,7 +83,8 @@ def trade(
         async with open_session(settings, url=url, live=live) as session:
             manual = await manual_proposal(session.client, symbol, side, volume) if side else None
             report = await TradeCycle(
-                session.client, session.store, session.clock, settings, spool=session.spool
+                session.client, session.store, session.clock, settings, spool=session.spool,
+                leases=session.leases,
             ).run(symbol, manual=manual)
             return report.to_dict(), report.unrecorded
 
@@ -221,7 +222,7 @@ def reconcile(
         async with open_session(settings, url=url, live=live) as session:
             report = await Reconciler(
                 session.client, session.store, session.clock, spool=session.spool,
-                settings=settings.execution, adopt=namespaces,
+                settings=settings.execution, adopt=namespaces, leases=session.leases,
             ).reconcile()
             return render.reconcile_outcome(report, session.store.install_id, str(settings.db_path))
 
@@ -300,7 +301,8 @@ def _exchange_view(settings: Settings, url: str | None, live: bool) -> Reconcile
     async def run() -> ReconcileReport:
         async with open_session(settings, url=url, live=live) as session:
             return await Reconciler(
-                session.client, session.store, session.clock, settings=settings.execution, repair=False
+                session.client, session.store, session.clock, settings=settings.execution, repair=False,
+                leases=session.leases,
             ).reconcile()
 
     return asyncio.run(run())

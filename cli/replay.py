@@ -28,9 +28,9 @@ def replays_folder(db_path: Path) -> Path:
 def replay_sandbox(settings: Settings) -> Callable[[ReplayMarket], EmbeddedExchange]:
     """A fresh embedded exchange whose market for the replayed pair is the recording
     (the other pairs keep the seeded market), at the configured rate-limit tier."""
+    from cli.wiring import open_embedded
     from core.errors import InputError
     from simulator.candle_path import CandlePath
-    from simulator.embedded import EmbeddedExchange
     from simulator.exceptions import UnknownAssetPair
     from simulator.pairs import PAIRS, find_pair
     from simulator.price_path import Bar
@@ -48,7 +48,7 @@ def replay_sandbox(settings: Settings) -> Callable[[ReplayMarket], EmbeddedExcha
                 c.volume, c.trades or 0)
             for c in market.candles
         ]
-        return EmbeddedExchange.open(
+        return open_embedded(
             market.state_path, seed=market.seed, start_time=market.start,
             tier=Tier(settings.simulator.tier),
             paths={pair.key: CandlePath(pair, market.interval_minutes, bars)},

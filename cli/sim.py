@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from simulator.embedded import EmbeddedExchange
     from simulator.server import SandboxServer
 
 sim_app = typer.Typer(help="The sandbox Kraken: reset, advance, status, serve.", no_args_is_help=True)
@@ -53,22 +54,21 @@ def sim_reset(
     """Start the embedded exchange afresh: new balances, no orders.
 
     Refused (exit 1) while tg.db holds open positions or live orders on it, unless --force."""
-    from cli.wiring import sandbox_path
+    from cli.wiring import open_embedded, sandbox_path
     from core.abandon import abandon, refuse_to_wipe
     from core.storage import Store
-    from simulator.embedded import EmbeddedExchange
 
     settings = settings_from(db, config)
-    sandbox = EmbeddedExchange.open(sandbox_path(settings.db_path), seed=settings.simulator.seed)
     abandoned = None
-    if settings.db_path.exists():
-        with Store.open(settings.db_path) as store:
-            if force:
-                abandoned = abandon(store, reason="the sandbox was reset", now=sandbox.clock.time())
-            else:
-                refuse_to_wipe(store, "resetting the sandbox")
-    sandbox.reset()
-    sandbox.save()
+    with open_embedded(sandbox_path(settings.db_path), seed=settings.simulator.seed) as sandbox:
+        if settings.db_path.exists():
+            with Store.open(settings.db_path) as store:
+                if force:
+                    abandoned = abandon(store, reason="the sandbox was reset", now=sandbox.clock.time())
+                else:
+                    refuse_to_wipe(store, "resetting the sandbox")
+        sandbox.reset()
+        sandbox.save()
     typer.echo(f"sandbox exchange reset: {sandbox_path(settings.db_path)}")
     if abandoned:
         typer.echo(f"closed on the record, as the exchange no longer holds them: {abandoned.describe()}")
@@ -84,9 +84,8 @@ def sim_advance(
 ) -> None:
     """Move the embedded exchange's clock and market forward; stops, targets and
     resting limits fill on the way."""
-    from cli.wiring import sandbox_path
+    from cli.wiring import open_embedded, sandbox_path
     from core.errors import InputError
-    from simulator.embedded import EmbeddedExchange
     from simulator.exchange import DEFAULT_ACCOUNT, MAX_ADVANCE
     from simulator.wire import order
 
@@ -97,16 +96,16 @@ def sim_advance(
             f"{MAX_ADVANCE // 86_400}d at a time"
         )
     settings = settings_from(db, config)
-    sandbox = EmbeddedExchange.open(sandbox_path(settings.db_path), seed=settings.simulator.seed)
-    start = sandbox.clock.time()
-    watched = [o.txid for o in sandbox.exchange.open_orders(DEFAULT_ACCOUNT)]
-    sandbox.advance(seconds)
-    sandbox.save()
-    changed = {}
-    for txid in watched:
-        placed = sandbox.exchange.order(txid)
-        if placed is not None and not placed.is_live:
-            changed[txid] = order(placed, with_trades=True)
+    with open_embedded(sandbox_path(settings.db_path), seed=settings.simulator.seed) as sandbox:
+        start = sandbox.clock.time()
+        watched = [o.txid for o in sandbox.exchange.open_orders(DEFAULT_ACCOUNT)]
+        sandbox.advance(seconds)
+        sandbox.save()
+        changed = {}
+        for txid in watched:
+            placed = sandbox.exchange.order(txid)
+            if placed is not None and not placed.is_live:
+                changed[txid] = order(placed, with_trades=True)
     report = {
         "from": start,
         "to": sandbox.clock.time(),
@@ -121,15 +120,20 @@ def sim_advance(
 @reports_errors
 def sim_status(db: DbOption = None, config: ConfigOption = None, json_output: JsonOption = False) -> None:
     """Show the embedded exchange: its time, prices, balances and open orders."""
-    from cli.wiring import sandbox_path
-    from simulator.embedded import EmbeddedExchange
+    from cli.wiring import open_embedded, sandbox_path
+
+    settings = settings_from(db, config)
+    path = sandbox_path(settings.db_path)
+    with open_embedded(path, seed=settings.simulator.seed) as sandbox:
+        status = _status(sandbox, path)
+    _render_status(status, as_json=json_output)
+
+
+def _status(sandbox: EmbeddedExchange, path: Path) -> dict[str, Any]:
     from simulator.exchange import DEFAULT_ACCOUNT
     from simulator.pairs import PAIRS
     from simulator.wire import amount, balances, order
 
-    settings = settings_from(db, config)
-    path = sandbox_path(settings.db_path)
-    sandbox = EmbeddedExchange.open(path, seed=settings.simulator.seed)
     exchange = sandbox.exchange
     prices = {}
     for key, pair in PAIRS.items():
@@ -148,7 +152,7 @@ def sim_status(db: DbOption = None, config: ConfigOption = None, json_output: Js
         "balances": balances(exchange.balance(DEFAULT_ACCOUNT)),
         "open": {o.txid: order(o, with_trades=False) for o in exchange.open_orders(DEFAULT_ACCOUNT)},
     }
-    _render_status(status, as_json=json_output)
+    return status
 
 
 @sim_app.command("serve")

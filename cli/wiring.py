@@ -4,22 +4,27 @@ sandbox by default, a served simulator or the real Kraken by URL) and the clock.
 from __future__ import annotations
 
 import ipaddress
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from core.clock import Clock, SkippableSystemClock, SystemClock
 from core.config import Settings
-from core.errors import InputError
-from core.exchange import Credentials, KrakenClient
+from core.errors import BusyError, InputError, StorageError
+from core.exchange import Credentials, KrakenClient, NonceSource
+from core.exchange.signing import SharedNonceSource
+from core.leases import LeaseKeeper
 from core.ratelimit import KrakenRateLimiter
 from core.spool import PendingWrites, spool_path
 from core.storage import Store
 from simulator.embedded import EmbeddedExchange
+from simulator.exceptions import SandboxInUse, SandboxStateError
 
 
 def sandbox_path(db_path: Path) -> Path:
@@ -45,6 +50,23 @@ class Session:
     clock: Clock
     sandbox: EmbeddedExchange | None
     spool: PendingWrites
+    leases: LeaseKeeper
+
+
+def notice(message: str) -> None:
+    """Something a person waiting at the terminal should know; never on stdout (--json)."""
+    print(f"note: {message}", file=sys.stderr, flush=True)
+
+
+def open_embedded(path: Path, **options: Any) -> EmbeddedExchange:
+    """The embedded sandbox at `path`, this process's until closed; its own errors
+    become tg's, so they read as one line."""
+    try:
+        return EmbeddedExchange.open(path, on_wait=notice, **options)
+    except SandboxInUse as exc:
+        raise BusyError(str(exc)) from exc
+    except SandboxStateError as exc:
+        raise StorageError(str(exc)) from exc
 
 
 @asynccontextmanager
@@ -57,7 +79,7 @@ async def open_session(settings: Settings, *, url: str | None = None, live: bool
     sandbox: EmbeddedExchange | None = None
     try:
         if url is None:
-            sandbox = EmbeddedExchange.open(sandbox_path(settings.db_path), seed=settings.simulator.seed)
+            sandbox = open_embedded(sandbox_path(settings.db_path), seed=settings.simulator.seed)
             clock: Clock = sandbox.clock
             client = KrakenClient(
                 sandbox.base_url,
@@ -68,21 +90,35 @@ async def open_session(settings: Settings, *, url: str | None = None, live: bool
             )
         else:
             clock = SystemClock()
+            credentials = Credentials.from_env()
             client = KrakenClient(
-                url, Credentials.from_env(), clock=clock, timeout_s=settings.kraken.timeout_s,
+                url, credentials, clock=clock, timeout_s=settings.kraken.timeout_s,
                 rate_limiter=KrakenRateLimiter.from_settings(settings.kraken.rate_limit, clock=clock),
+                nonce_source=shared_nonces(settings, credentials, clock),
             )
         try:
             yield Session(
                 settings=settings, store=store, client=client, clock=clock, sandbox=sandbox,
-                spool=PendingWrites(spool_path(settings.db_path)),
+                spool=PendingWrites(spool_path(settings.db_path)), leases=LeaseKeeper(store, on_wait=notice),
             )
         finally:
             await client.aclose()
     finally:
-        if sandbox is not None:
-            sandbox.save()
-        store.close()
+        try:
+            if sandbox is not None:
+                sandbox.save()
+        finally:
+            if sandbox is not None:
+                sandbox.close()
+            store.close()
+
+
+def shared_nonces(settings: Settings, credentials: Credentials | None, clock: Clock) -> NonceSource | None:
+    """Every tg process of this machine draws a key's nonces from one file (in the data
+    directory), so processes sharing a key never send one out of order."""
+    if credentials is None:
+        return None
+    return SharedNonceSource.for_key(settings.data_dir / "nonces", credentials.api_key, clock)
 
 
 def sandbox_rate_limiter(settings: Settings, tier: str | None, clock: Clock) -> KrakenRateLimiter | None:
@@ -98,7 +134,7 @@ def simulation_sandbox(settings: Settings) -> Callable[[int, Path], EmbeddedExch
     from simulator.ratelimits import Tier
 
     def open_sandbox(seed: int, folder: Path) -> EmbeddedExchange:
-        return EmbeddedExchange.open(folder / "sandbox.db", seed=seed, tier=Tier(settings.simulator.tier))
+        return open_embedded(folder / "sandbox.db", seed=seed, tier=Tier(settings.simulator.tier))
 
     return open_sandbox
 
@@ -118,6 +154,9 @@ class ServedSandbox:
     api_key: str
     api_secret: str
     clock: Clock
+
+    def close(self) -> None:
+        """The served sandbox outlives the run: nothing to let go."""
 
 
 def served_sandbox(url: str) -> Callable[[int, Path], ServedSandbox]:

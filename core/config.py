@@ -65,6 +65,8 @@ class ExecutionSettings(BaseModel):
     """orders: a stop-loss order placed after the entry fills. conditional_close: the stop
     rides on the entry as Kraken's close[ordertype], opened by the exchange as it fills."""
     rate_limit_backoff_s: float = Field(3.0, gt=0)  # a starter key's counter sheds one call in ~3 s
+    lease_wait_s: float = Field(60.0, ge=0)
+    """How long a trade waits for another tg process working on the same asset of the account."""
 
 
 Provider = Literal["offline", "openai", "anthropic"]

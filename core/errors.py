@@ -9,6 +9,7 @@
     ├── TaskTimeoutError            a coordinator task outran its time limit
     ├── RateLimiterError            a limiter request that can never be served
     ├── UnsafeActionError           refused: it would strand tg's money or records
+    ├── BusyError                   another tg process holds what this one needs
     └── ExchangeError               anything the exchange said or failed to say
         ├── PermanentExchangeError  retrying cannot help
         │   ├── AuthenticationError        EAPI:Invalid key / Invalid signature
@@ -73,6 +74,10 @@ class RateLimiterError(TgError):
 
 class UnsafeActionError(TgError):
     """tg refused to do something that would lose track of positions or orders."""
+
+
+class BusyError(TgError):
+    """Another tg process is in the middle of work this one would disturb."""
 
 
 class ExchangeError(TgError):

@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.clock import Clock
+from core.leases import LeaseKeeper, asset_lease
 from core.config import ExecutionSettings
 from core.errors import DuplicateOrderError, ExchangeError, InputError, PermanentExchangeError, StorageError
 from core.exchange import ExchangeOrder, KrakenClient, PairInfo
@@ -105,6 +106,14 @@ class _Ledger:
         if order.external_id:
             self.by_txid[order.external_id] = order
 
+    def drop(self, symbols: set[str]) -> None:
+        """Leave these pairs out: another process is at work on them."""
+        kept = [o for o in self.orders if o.symbol not in symbols]
+        self.orders, self.by_txid, self.by_client_id = [], {}, {}
+        for order in kept:
+            self.add(order)
+        self.positions = {k: p for k, p in self.positions.items() if p.symbol not in symbols}
+
     def knows(self, found: ExchangeOrder) -> Order | None:
         return self.by_txid.get(found.txid) or (self.by_client_id.get(found.cl_ord_id) if found.cl_ord_id else None)
 
@@ -144,6 +153,7 @@ class Reconciler:
         settings: ExecutionSettings | None = None,
         repair: bool = True,
         adopt: Sequence[str] = (),
+        leases: LeaseKeeper | None = None,
     ) -> None:
         self._client = client
         self._store = store
@@ -154,6 +164,8 @@ class Reconciler:
         self._settings = settings or ExecutionSettings()
         self._repair_mode = repair
         self._adopt = list(adopt)
+        self._leases = leases
+        """None: this process is the database's only user (a simulation's, a replay's)."""
         self._tracker = PositionTracker(store, clock)
 
     async def reconcile(self) -> ReconcileReport:
@@ -172,6 +184,7 @@ class _Pass:
         self.now = owner._clock.time()
         self._pairs: dict[str, PairInfo] = {}
         self.acted = False  # sent anything to the exchange: the balances read are stale
+        self.skipped_assets: set[str] = set()  # another process's, for this pass
 
     @property
     def repairing(self) -> bool:
@@ -196,6 +209,17 @@ class _Pass:
         self.namespace = OrderNamespace.of(namespace.install_id, {*namespace.adopted, *o._adopt})
         ledger = _Ledger(store.orders_in_play(), store.positions(status=PositionStatus.OPEN))
         view = await self._observe(ledger)
+        taken = await self._lease_assets(ledger, view)
+        try:
+            await self._reconcile(ledger, view)
+        finally:
+            if o._leases is not None:
+                for name in taken:
+                    o._leases.release(name)
+        return report
+
+    async def _reconcile(self, ledger: _Ledger, view: _View) -> None:
+        o, report = self.o, self.report
         self._sync(ledger, view)
         await self._adopt_owned(ledger, view)
         self._note_foreign(ledger, view)
@@ -213,7 +237,32 @@ class _Pass:
         report.orders = {o.client_order_id: o for o in ledger.orders}
         report.positions = dict(ledger.positions)
         report.errors.extend(w for w in self.attempts.warnings if w.startswith("NOT RECORDED"))
-        return report
+
+    async def _lease_assets(self, ledger: _Ledger, view: _View) -> list[str]:
+        """Take the lease of every asset in play; what another live process holds is in
+        flight there and is left out of this pass altogether. Returns the leases taken."""
+        keeper = self.o._leases
+        if keeper is None:
+            return []
+        taken: list[str] = []
+        skipped: set[str] = set()
+        for asset, pairs in (await self._traded_assets(ledger, view)).items():
+            name = asset_lease(self.o._client.account, asset)
+            if keeper.holds(name):
+                continue
+            holder = keeper.holder(name)
+            if holder is None and self.repairing and keeper.try_acquire(name):
+                taken.append(name)
+                continue
+            if holder is None and not self.repairing:
+                continue
+            skipped.update(p.symbol for p in pairs)
+            self.skipped_assets.add(asset)
+            who = f"tg process {holder.pid} on {holder.host}" if holder else "another tg process"
+            self.report.pending.append(f"{pairs[0].symbol.split('/')[0]}: {who} is working on it; left to it")
+        if skipped:
+            ledger.drop(skipped)
+        return taken
 
     # --- reading -----------------------------------------------------------------
 
@@ -296,6 +345,8 @@ class _Pass:
         by_client_id = {s.client_order_id: s for s in stored}
         pairs = await self._pairs_by_altname()
         for found in sorted(candidates, key=lambda f: f.opentm):
+            if found.pair in pairs and pairs[found.pair].base in self.skipped_assets:
+                continue  # another process is at work on it
             record = by_txid.get(found.txid) or (by_client_id.get(found.cl_ord_id) if found.cl_ord_id else None)
             if record is not None:  # settled in the database; show it again if the exchange disagrees
                 if (OrderStatus(found.status), found.volume_executed) != (record.status, record.filled_volume):
@@ -370,8 +421,16 @@ class _Pass:
                     )
         return consistent
 
-    async def _traded_assets(self, ledger: _Ledger) -> dict[str, list[PairInfo]]:
+    async def _traded_assets(self, ledger: _Ledger, view: _View | None = None) -> dict[str, list[PairInfo]]:
+        """The base assets of the pairs tg follows (and, with `view`, of tg's orders the
+        exchange shows), with their pairs."""
         symbols = {p.symbol for p in ledger.open_positions()} | {o.symbol for o in ledger.orders}
+        if view is not None:
+            pairs = await self._pairs_by_altname()
+            symbols |= {
+                pairs[f.pair].symbol for f in view.orders.values()
+                if f.pair in pairs and self.owns(f, view, ledger)
+            }
         assets: dict[str, list[PairInfo]] = {}
         for symbol in sorted(symbols):
             try:
@@ -402,10 +461,9 @@ class _Pass:
         for found in view.orders.values():
             if not self._trades(found, asset) or self.owns(found, view, ledger):
                 continue
-            before = baseline.foreign_filled.get(found.txid)
-            if before is None:
-                before = Decimal(0) if found.opentm > baseline.as_of else found.volume_executed
-            delta = found.volume_executed - before
+            # an order the baseline did not list is newer than it: listings are newest first,
+            # so an older one can never appear again (and exchange time is not tg's time)
+            delta = found.volume_executed - baseline.foreign_filled.get(found.txid, Decimal(0))
             foreign += delta if found.side == Side.BUY.value else -delta
         return foreign
 
@@ -481,14 +539,14 @@ class _Pass:
         of now, with what each live foreign order had filled."""
         unseen = {o.symbol for o in ledger.orders if view.of(o) is None and not o.status.is_final}
         for asset, pairs in _assets_of(self._pairs, ledger, view.balances).items():
-            if any(p.symbol in unseen for p in pairs):
+            if asset in self.skipped_assets or any(p.symbol in unseen for p in pairs):
                 continue  # one of tg's orders may have traded unseen: nothing to measure against
             held = view.balances.get(asset, Decimal(0))
-            foreign_live = {
+            foreign_seen = {
                 f.txid: f.volume_executed for f in view.orders.values()
-                if f.status in ("open", "pending") and self._trades(f, asset) and not self.owns(f, view, ledger)
+                if self._trades(f, asset) and not self.owns(f, view, ledger)
             }
-            baseline = HoldingBaseline(asset, held - self._tg_holding(ledger, pairs), self.now, foreign_live)
+            baseline = HoldingBaseline(asset, held - self._tg_holding(ledger, pairs), self.now, foreign_seen)
             try:
                 self.o._store.set_holding_baseline(baseline)
             except StorageError:

@@ -374,6 +374,7 @@ class Replay:
         finally:
             await client.aclose()
             await control.aclose()
+            sandbox.close()
 
 
 def store_result(store: Store, result: ReplayResult) -> None:

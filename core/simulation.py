@@ -82,6 +82,9 @@ class Sandbox(Protocol):
     api_secret: str
     clock: Clock
 
+    def close(self) -> None:
+        """The run is over: let the sandbox go."""
+
 
 SandboxFactory = Callable[[int, Path], Sandbox]
 
@@ -308,6 +311,7 @@ class Simulation:
         for entry in await control.fault_log():
             injected[entry["fault"]] += 1
         await control.aclose()
+        sandbox.close()
         return RunResult(index, seed, faults, status, alert, injected, invariants, error)
 
     def _client(self, sandbox: Sandbox, crash_after: int | None = None) -> KrakenClient:

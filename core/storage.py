@@ -13,7 +13,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
@@ -138,8 +138,9 @@ def _create_agent_record_tables(db: Database) -> None:
 
 def _create_ownership_tables(db: Database) -> None:
     """Schema 3: whose orders are whose. `meta` holds this database's install id (the
-    namespace of the client order ids it mints), `namespaces` the ones it adopted, and
-    `holdings` what of each asset the account held outside tg when last measured."""
+    namespace of the client order ids it mints), `namespaces` the ones it adopted,
+    `holdings` what of each asset the account held outside tg when last measured, and
+    `leases` which process owns the critical section of an account's asset."""
     db.table("meta").create({"key": str, "value": str}, pk="key", not_null=["value"])
     db.table("meta").insert({"key": "install_id", "value": new_install_id()})
     db.table("namespaces").create(
@@ -149,6 +150,11 @@ def _create_ownership_tables(db: Database) -> None:
         {"asset": str, "foreign": str, "as_of": float, "foreign_filled": str},
         pk="asset",
         not_null=["foreign", "as_of", "foreign_filled"],
+    )
+    db.table("leases").create(
+        {"name": str, "token": str, "host": str, "pid": int, "expires_at": float},
+        pk="name",
+        not_null=["token", "host", "pid", "expires_at"],
     )
 
 
@@ -164,13 +170,26 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 @dataclass(frozen=True)
 class HoldingBaseline:
-    """What the account held of `asset` outside tg at `as_of`, and how much each foreign
-    order then live had filled: later foreign fills move the foreign holding on from it."""
+    """What the account held of `asset` outside tg at `as_of` (tg's clock), and how much
+    each foreign order the exchange then showed had filled: later foreign fills move the
+    foreign holding on from it."""
 
     asset: str
     foreign: Decimal
     as_of: float
     foreign_filled: dict[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """Who holds a lease: the process (`host`, `pid`) and its `token`, until `expires_at`
+    (wall-clock epoch seconds)."""
+
+    name: str
+    token: str
+    host: str
+    pid: int
+    expires_at: float
 
 
 @dataclass(frozen=True)
@@ -194,14 +213,14 @@ class Store:
     leaves nothing behind.
     """
 
-    def __init__(self, db: Database, path: Path, write_guard: WriteGuard | None, busy_timeout: float = 5.0) -> None:
+    def __init__(self, db: Database, path: Path, write_guard: WriteGuard | None, busy_timeout: float = 30.0) -> None:
         self._db = db
         self.path = path
         self._write_guard = write_guard
         self._busy_timeout = busy_timeout
 
     @classmethod
-    def open(cls, path: Path, *, write_guard: WriteGuard | None = None, busy_timeout: float = 5.0) -> Store:
+    def open(cls, path: Path, *, write_guard: WriteGuard | None = None, busy_timeout: float = 30.0) -> Store:
         """Open (creating it if needed) the database at `path` and bring its schema up to date.
 
         `busy_timeout` is how many seconds a write waits for another process's write lock.
@@ -376,6 +395,27 @@ class Store:
         """Forget what the account held outside tg: the next reconcile measures it anew."""
         with self._writing("holdings", "the holding baselines") as table:
             table.delete_where()
+
+    # leases
+
+    def lease(self, name: str) -> LeaseRecord | None:
+        rows = self._rows("leases", ["name = ?"], [name])
+        return LeaseRecord(**rows[0]) if rows else None
+
+    def claim_lease(self, claim: LeaseRecord, *, replacing: str | None) -> bool:
+        """Write `claim` if the lease is free or its holder's token is `replacing` (the
+        claimant itself, or a holder found expired or dead), in one transaction: of two
+        processes claiming at once, exactly one wins."""
+        with self._writing("leases", f"the lease {claim.name}") as table:
+            rows = list(table.rows_where("name = ?", [claim.name]))
+            if rows and rows[0]["token"] != replacing:
+                return False
+            table.upsert(asdict(claim), pk="name")
+        return True
+
+    def release_lease(self, name: str, token: str) -> None:
+        with self._writing("leases", f"the lease {name}") as table:
+            table.delete_where("name = ? and token = ?", [name, token])
 
     # runs
 

@@ -11,9 +11,10 @@ from typing import Any
 from core.clock import Clock, SystemClock
 from core.config import Settings
 from core.coordinator import ConflictInfo, ConflictResolution, CoordinatorAgent, StoppedBy, TaskResult
-from core.errors import StorageError, TgError
+from core.errors import BusyError, StorageError, TgError
 from core.exchange import KrakenClient, PairInfo
 from core.execution import OrderExecutionManager
+from core.leases import LeaseKeeper, asset_lease
 from core.llm.factory import build_models
 from core.market import build_market_snapshot
 from core.models import (
@@ -244,19 +245,40 @@ class TradeCycle:
 
     def __init__(
         self, client: KrakenClient, store: Store, clock: Clock, settings: Settings,
-        *, spool: PendingWrites | None = None,
+        *, spool: PendingWrites | None = None, leases: LeaseKeeper | None = None,
     ) -> None:
         self._client = client
         self._store = store
         self._clock = clock
         self._settings = settings
+        self._leases = leases or LeaseKeeper(store)
         self._venue = ExchangeVenue(client, store, clock, settings, spool=spool)
-        self._reconciler = Reconciler(client, store, clock, spool=spool)
+        self._reconciler = Reconciler(
+            client, store, clock, spool=spool, settings=settings.execution, leases=self._leases
+        )
         self._wall = SystemClock()  # runs are listed by when a person ran them, not by market time
 
     async def run(self, symbol: str, *, manual: TradeProposal | None = None) -> CycleReport:
         """Reconcile, then run the cycle; with `manual`, skip the vote and take the operator's
-        proposal. Reconciling first means the risk engine sees the account as it is."""
+        proposal. Reconciling first means the risk engine sees the account as it is.
+
+        The whole of it holds the lease of the pair's base asset on the account: no other
+        tg process reconciles or trades that asset until its protection is confirmed."""
+        pair = await self._client.resolve_pair(symbol)
+        lease = asset_lease(self._client.account, pair.base)
+        wait_s = self._settings.execution.lease_wait_s
+        holder = await self._leases.acquire(lease, wait_s=wait_s, what=f"{pair.symbol} on this account")
+        if holder is not None:
+            raise BusyError(
+                f"tg process {holder.pid} on {holder.host} is still trading {pair.symbol} on this account "
+                f"after {wait_s:g} s; try again when it is done (or raise execution.lease_wait_s)"
+            )
+        try:
+            return await self._run(pair.symbol, manual)
+        finally:
+            self._leases.release(lease)
+
+    async def _run(self, symbol: str, manual: TradeProposal | None) -> CycleReport:
         reconciled = await self._reconciler.reconcile()
         pair = await self._client.resolve_pair(symbol)
         run_id = new_run_id()

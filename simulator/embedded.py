@@ -9,14 +9,16 @@ opens at a fixed epoch, 2026-01-01T00:00:00Z, so that runs are reproducible.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
+from filelock import BaseFileLock, FileLock, Timeout
 
 from core.clock import VirtualClock
 from simulator.app import SandboxApp, create_app
 from simulator.exchange import DEFAULT_ACCOUNT, Exchange
+from simulator.exceptions import SandboxInUse
 from simulator.faults import FaultSchedule
 from simulator.models import ApiKey
 from simulator.price_path import PricePath
@@ -25,6 +27,12 @@ from simulator.store import load_state, save_state
 
 SANDBOX_EPOCH = 1_767_225_600.0
 """2026-01-01T00:00:00Z."""
+LOCK_WAIT_S = 30.0
+
+
+def _lock(state_path: Path) -> BaseFileLock:
+    """The lock beside the state file; one instance per file in a process (reentrant)."""
+    return FileLock(f"{state_path}.lock", timeout=LOCK_WAIT_S, is_singleton=True, thread_local=False)
 
 
 class EmbeddedExchange:
@@ -41,11 +49,13 @@ class EmbeddedExchange:
         saved with the state: each process installs its own."""
         self.app = self._app()
         self.transport = httpx.ASGITransport(app=self.app)
+        self._lock: BaseFileLock | None = None
 
     @classmethod
     def open(cls, state_path: Path, *, seed: int = 42, start_time: float | None = None,
              tier: Tier | None = Tier.STARTER, faults: FaultSchedule | None = None,
-             paths: Mapping[str, PricePath] | None = None, fixed_ids: bool = False) -> EmbeddedExchange:
+             paths: Mapping[str, PricePath] | None = None, fixed_ids: bool = False,
+             on_wait: Callable[[str], None] | None = None) -> EmbeddedExchange:
         """The sandbox saved at `state_path`, or a fresh one with a new API key pair.
 
         `seed` and `start_time` (default: the sandbox epoch) shape a fresh sandbox
@@ -54,7 +64,39 @@ class EmbeddedExchange:
         (a replay's recorded candles); paths are not saved, so give them on every open.
         `fixed_ids` (a fresh sandbox only) makes its ids a function of the seed and the
         requests, for tests that compare them; by default ids never repeat, as Kraken's.
+
+        The sandbox is this process's until `close()`: another process opening it waits
+        (up to LOCK_WAIT_S, after telling `on_wait`), so two processes never trade on two
+        copies of one exchange and lose each other's orders. Within a process it may be
+        opened again; each open is closed once.
         """
+        lock = _lock(state_path)
+        try:
+            lock.acquire(blocking=False)
+        except Timeout:
+            if on_wait is not None:
+                on_wait(f"waiting up to {LOCK_WAIT_S:g} s for another tg process using the sandbox {state_path}")
+            try:
+                lock.acquire(timeout=LOCK_WAIT_S)
+            except Timeout:
+                raise SandboxInUse(
+                    f"another tg process has had the sandbox {state_path} for over {LOCK_WAIT_S:g} s; "
+                    "the embedded sandbox serves one process at a time (serve it with `tg sim serve` "
+                    "to share one exchange among processes)"
+                ) from None
+        try:
+            sandbox = cls._load(state_path, seed=seed, start_time=start_time, tier=tier, faults=faults,
+                                paths=paths, fixed_ids=fixed_ids)
+        except BaseException:
+            lock.release()
+            raise
+        sandbox._lock = lock
+        return sandbox
+
+    @classmethod
+    def _load(cls, state_path: Path, *, seed: int, start_time: float | None, tier: Tier | None,
+              faults: FaultSchedule | None, paths: Mapping[str, PricePath] | None,
+              fixed_ids: bool) -> EmbeddedExchange:
         state = load_state(state_path)
         if state is None:
             clock = VirtualClock(SANDBOX_EPOCH if start_time is None else start_time)
@@ -80,9 +122,22 @@ class EmbeddedExchange:
                     if k.account == DEFAULT_ACCOUNT)
 
     def save(self) -> None:
-        """Match the market up to now and write the whole state to the state file."""
+        """Match the market up to now and write the whole state to the state file, in
+        one transaction: a crash mid-write leaves the state saved before."""
         self.exchange.sync()
         save_state(self._state_path, self.exchange.state)
+
+    def close(self) -> None:
+        """Let other processes open the sandbox (what is not saved is lost)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> EmbeddedExchange:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def advance(self, seconds: float) -> None:
         self.exchange.advance(seconds)

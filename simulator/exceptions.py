@@ -121,3 +121,7 @@ class PermissionDenied(KrakenError):
 class SandboxStateError(Exception):
     """The saved sandbox state cannot be read; it is not a Kraken error but the
     harness's own."""
+
+
+class SandboxInUse(Exception):
+    """Another process has the embedded sandbox open: it serves one process at a time."""

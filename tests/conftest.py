@@ -3,10 +3,23 @@ on every run, so a run can be repeated exactly); locally it explores afresh each
 
 from __future__ import annotations
 
+import decimal
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import settings
 
 settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_decimal_context() -> Iterator[None]:
+    """ccxt sets the thread's decimal context (ROUND_HALF_UP, an Underflow trap) when it
+    formats a number; a test that drives ccxt in-process must not change the numbers
+    of the tests after it."""
+    decimal.setcontext(decimal.Context())
+    yield
+    decimal.setcontext(decimal.Context())

@@ -4,6 +4,7 @@ so callers decide on retries and reconciliation by exception class alone."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -188,6 +189,13 @@ class KrakenClient:
         self._directory_lock = asyncio.Lock()
         self._private_in_flight = asyncio.Lock()
 
+    @property
+    def account(self) -> str:
+        """A short, stable name of the account this client trades on this exchange; it
+        shows nothing of the key."""
+        key = self._credentials.api_key if self._credentials is not None else ""
+        return hashlib.sha256(f"{self._http.base_url}|{key}".encode()).hexdigest()[:12]
+
     async def __aenter__(self) -> KrakenClient:
         return self
 
@@ -286,8 +294,8 @@ class KrakenClient:
         the limiter that something else spends this key's counters."""
         await self._pace(method_name, charge)
         try:
-            async with self._private_in_flight:
-                return await self._send(method_name, self._signed(credentials, path, params))
+            async with self._private_in_flight, self._nonces.reserved() as nonce:
+                return await self._send(method_name, self._signed(credentials, path, params, nonce))
         except RateLimitExceededError as exc:
             self._learn(exc, charge)
             raise
@@ -312,9 +320,9 @@ class KrakenClient:
             limiter.on_rate_limit_error("order", charge.pair)
 
     def _signed(
-        self, credentials: Credentials, path: str, params: Mapping[str, str] | None
+        self, credentials: Credentials, path: str, params: Mapping[str, str] | None, nonce_value: int
     ) -> httpx.Request:
-        nonce = str(self._nonces.next())
+        nonce = str(nonce_value)
         body = urlencode({"nonce": nonce, **dict(sorted((params or {}).items()))})
         request = self._http.build_request(
             "POST",

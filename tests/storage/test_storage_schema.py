@@ -16,7 +16,7 @@ from storage_builders import make_order
 ALL_TABLES = {
     "runs", "orders", "fills", "positions",
     "agent_outputs", "model_votes", "alerts", "coordinator_conflicts",
-    "meta", "namespaces", "holdings",
+    "meta", "namespaces", "holdings", "leases",
 }
 
 
