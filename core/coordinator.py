@@ -36,6 +36,7 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -152,6 +153,11 @@ class TradingVenue(Protocol):
     """Where the coordinator reads markets and the account, and sends trades."""
 
     async def snapshot(self, symbol: str) -> MarketSnapshot: ...
+
+    def trading(self, symbol: str) -> AbstractAsyncContextManager[None]:
+        """The critical section a trading decision runs in, from its snapshot to the end
+        of its execution (a lease against other processes, reconciliation first)."""
+        ...
 
     async def risk_state(self, symbol: str, price: Decimal) -> RiskState: ...
 
@@ -333,7 +339,7 @@ class CoordinatorAgent:
         lock = self._trading_locks.setdefault(symbol, asyncio.Lock())
         if lock.locked():
             return self._skipped(task, symbol, correlation_id, f"a trading decision for {symbol} is already running")
-        async with lock:
+        async with lock, self._require_venue().trading(symbol):
             return await self._tracked(task, symbol, correlation_id, manual)
 
     def _skipped(self, task: TaskName, symbol: str, correlation_id: str, why: str) -> TaskResult:

@@ -100,6 +100,8 @@ class _Execution:
             )
         entry = self._new_order(proposal, OrderRole.ENTRY, OrderType.MARKET, volume, None, pair)
         entry.side = proposal.side
+        entry.stop_level = pair.round_price(proposal.stop_loss)
+        entry.target_level = pair.round_price(proposal.take_profit)
         close = None
         if m._settings.protection == "conditional_close":
             close = ConditionalClose(OrderType.STOP_LOSS, pair.round_price(proposal.stop_loss))

@@ -66,7 +66,15 @@ class LeaseKeeper:
         self._held: set[str] = set()
 
     def holds(self, name: str) -> bool:
-        return name in self._held
+        """Whether this keeper holds `name` now: as the database has it, since a lease
+        whose time ran out may have been taken by another process."""
+        if name not in self._held:
+            return False
+        record = self._store.lease(name)
+        if record is None or record.token != self._token:
+            self._held.discard(name)
+            return False
+        return True
 
     def holder(self, name: str) -> LeaseRecord | None:
         """The live process other than this one that holds `name`, if any."""
@@ -83,6 +91,7 @@ class LeaseKeeper:
         replacing = None
         if record is not None:
             if record.token != self._token and self.holder(name) is not None:
+                self._held.discard(name)
                 return False
             replacing = record.token
         claim = LeaseRecord(name, self._token, self._host, os.getpid(), self._clock.time() + self._ttl_s)
@@ -92,6 +101,8 @@ class LeaseKeeper:
             return False
         if taken:
             self._held.add(name)
+        else:
+            self._held.discard(name)
         return taken
 
     async def acquire(self, name: str, *, wait_s: float, what: str) -> LeaseRecord | None:

@@ -150,6 +150,10 @@ class Order:
     run_id: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    stop_level: Decimal | None = None
+    """An entry's approved stop-loss and take-profit levels, stored with its intent so a
+    crash between the fill and the stop leaves what is needed to protect it."""
+    target_level: Decimal | None = None
 
 
 @dataclass(frozen=True)

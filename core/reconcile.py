@@ -527,11 +527,8 @@ class _Pass:
 
     async def _entry_price(self, entry: Order) -> Decimal:
         """What an entry the exchange does not show filled at, as near as tg can tell."""
-        levels = self._approved_levels(entry)
         if entry.price is not None:
             return entry.price
-        if levels is not None:
-            return levels[2]
         return (await self.o._client.ticker(entry.symbol)).last
 
     def _measure_baselines(self, ledger: _Ledger, view: _View) -> None:
@@ -581,7 +578,10 @@ class _Pass:
             )
 
     def _approved_levels(self, entry: Order) -> tuple[Decimal, Decimal, Decimal] | None:
-        """The stop, target and entry price the run's risk engine approved for this entry."""
+        """The stop, target and entry price the entry was approved with: stored on its
+        intent row (or, for a database of an older tg, in the run's risk output)."""
+        if entry.stop_level is not None and entry.target_level is not None:
+            return entry.stop_level, entry.target_level, entry.price or entry.avg_fill_price or entry.stop_level
         if entry.run_id is None:
             return None
         for output in self.o._store.agent_outputs(entry.run_id):

@@ -264,7 +264,7 @@ class PollingVenue(ExchangeVenue):
     def __init__(
         self, client: KrakenClient, store: Store, clock: Clock, settings: Settings, *, spool: PendingWrites,
     ) -> None:
-        super().__init__(client, store, clock, settings, spool=spool)
+        super().__init__(client, store, clock, settings, spool=spool, reconcile=False)  # each step reconciles
         self._closed: dict[tuple[str, int], list[Candle]] = {}
 
     async def snapshot(self, symbol: str) -> MarketSnapshot:

@@ -25,7 +25,8 @@ from core.clock import Clock, SkippableSystemClock
 from core.config import Settings
 from core.errors import DatabaseWriteError
 from core.exchange import Credentials, KrakenClient
-from core.execution import OrderExecutionManager
+from core.coordinator import CoordinatorAgent
+from core.llm.factory import build_models
 from core.invariants import INVARIANTS, ExchangeTruth, InvariantReport, check_invariants
 from core.manual import manual_proposal
 from core.models import OrderStatus, OrderType, PositionStatus, Side
@@ -33,10 +34,9 @@ from core.ratelimit import KrakenRateLimiter
 from core.reconcile import Reconciler
 from core.risk import RiskManagementEngine
 from core.sandbox_control import SandboxControl
-from core.serialize import to_jsonable
 from core.spool import PendingWrites
 from core.storage import Store
-from core.trade_cycle import read_risk_state
+from core.trade_cycle import ExchangeVenue
 
 TG_FAULTS = ("db-fail", "crash", "foreign")
 RANDOM = "random"
@@ -332,31 +332,33 @@ class Simulation:
         """The status and alert of the trade, and the records storage could not keep."""
         client = self._client(sandbox, crash_after)
         control = SandboxControl(sandbox.base_url, transport=sandbox.transport)
+        models = build_models(self._settings)
         try:
             with Store.open(db_path, write_guard=guard) as store:
-                await Reconciler(client, store, sandbox.clock, spool=spool).reconcile()
-                proposal = await manual_proposal(client, self._symbol, "buy", None)
-                pair = await client.resolve_pair(self._symbol)
-                state = await read_risk_state(client, store, pair, proposal.entry_price, now=sandbox.clock.time())
-                verdict = RiskManagementEngine(self._settings.risk).validate_trade(proposal, state)
-                run_id = f"S-{db_path.parent.name}"
-                store.add_agent_output(
-                    run_id, agent="risk", symbol=self._symbol, payload=to_jsonable(verdict),
-                    created_at=sandbox.clock.time(),
+                # the path `tg trade --side buy` takes: the coordinator, its venue's critical
+                # section (reconcile first), the risk engine, execution
+                venue = ExchangeVenue(client, store, sandbox.clock, self._settings, spool=spool)
+                coordinator = CoordinatorAgent.from_models(
+                    models, venue, risk_engine=RiskManagementEngine(self._settings.risk),
+                    store=store, clock=sandbox.clock,
                 )
-                if not verdict.is_approved():
-                    return "REJECTED", None, []
-                manager = OrderExecutionManager(
-                    client, store, clock=sandbox.clock, settings=self._settings.execution,
-                    run_id=run_id, spool=spool,
-                )
-                result = await manager.execute_trade(verdict.proposal)
+                try:
+                    proposal = await manual_proposal(client, self._symbol, "buy", None)
+                    result = await coordinator.run_cycle(
+                        self._symbol, correlation_id=f"S-{db_path.parent.name}", manual=proposal
+                    )
+                finally:
+                    await coordinator.close()
                 if guard is not None:
                     guard.armed = False
+                execution = result.execution
+                if execution is None:
+                    return ("REJECTED" if result.verdict is not None else "HOLD"), None, []
                 await self._run_market(client, store, sandbox, control, spool)
-                alert = result.alert_level.value if result.alert_level else None
-                return result.status.value, alert, result.unrecorded
+                alert = execution.alert_level.value if execution.alert_level else None
+                return execution.status.value, alert, execution.unrecorded
         finally:
+            await models.aclose()
             await client.aclose()
             await control.aclose()
 

@@ -140,7 +140,8 @@ def _create_ownership_tables(db: Database) -> None:
     """Schema 3: whose orders are whose. `meta` holds this database's install id (the
     namespace of the client order ids it mints), `namespaces` the ones it adopted,
     `holdings` what of each asset the account held outside tg when last measured, and
-    `leases` which process owns the critical section of an account's asset."""
+    `leases` which process owns the critical section of an account's asset. Orders gain
+    the stop and target levels an entry was approved with."""
     db.table("meta").create({"key": str, "value": str}, pk="key", not_null=["value"])
     db.table("meta").insert({"key": "install_id", "value": new_install_id()})
     db.table("namespaces").create(
@@ -151,6 +152,8 @@ def _create_ownership_tables(db: Database) -> None:
         pk="asset",
         not_null=["foreign", "as_of", "foreign_filled"],
     )
+    db.table("orders").add_column("stop_level", str)
+    db.table("orders").add_column("target_level", str)
     db.table("leases").create(
         {"name": str, "token": str, "host": str, "pid": int, "expires_at": float},
         pk="name",
@@ -675,6 +678,7 @@ def order_record(order: Order) -> dict[str, Any]:
         "volume": str(order.volume), "price": _text(order.price), "status": order.status.value,
         "filled_volume": str(order.filled_volume), "avg_fill_price": _text(order.avg_fill_price),
         "fee": str(order.fee), "created_at": order.created_at, "updated_at": order.updated_at,
+        "stop_level": _text(order.stop_level), "target_level": _text(order.target_level),
     }
 
 
@@ -686,6 +690,7 @@ def order_from_record(row: dict[str, Any]) -> Order:
         filled_volume=Decimal(row["filled_volume"]), avg_fill_price=_decimal(row["avg_fill_price"]),
         fee=Decimal(row["fee"]), position_id=row["position_id"], run_id=row["run_id"],
         created_at=row["created_at"], updated_at=row["updated_at"],
+        stop_level=_decimal(row.get("stop_level")), target_level=_decimal(row.get("target_level")),
     )
 
 

@@ -4,6 +4,8 @@ risk and execution against the exchange; everything is stored under one run id."
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -30,7 +32,7 @@ from core.models import (
     TradeProposal,
     TradingDecisionOutput,
 )
-from core.reconcile import Reconciler
+from core.reconcile import ReconcileReport, Reconciler
 from core.risk import RiskManagementEngine, trading_history
 from core.serialize import to_jsonable
 from core.spool import PendingWrites
@@ -212,21 +214,60 @@ async def read_risk_state(
 
 
 class ExchangeVenue:
-    """The coordinator's trading venue for `tg trade`: one Kraken account (or the
-    sandbox) for markets, balances and orders, and tg's database for positions."""
+    """The coordinator's trading venue: one Kraken account (or the sandbox) for markets,
+    balances and orders, and tg's database for positions.
+
+    `trading(symbol)` is the critical section the coordinator runs a trading decision
+    in: it holds the lease of the pair's base asset on the account (so no other tg
+    process reconciles or trades it meanwhile), reconciles first (the risk engine then
+    sees the account as it is), and reconciles again after an execution whose outcome
+    the exchange did not show (what filled unseen is protected now, not next run)."""
 
     def __init__(
         self, client: KrakenClient, store: Store, clock: Clock, settings: Settings,
-        *, spool: PendingWrites | None = None,
+        *, spool: PendingWrites | None = None, leases: LeaseKeeper | None = None, reconcile: bool = True,
     ) -> None:
         self._client = client
         self._store = store
         self._clock = clock
         self._settings = settings
         self._spool = spool
+        self._leases = leases
+        self._reconciler = (
+            Reconciler(client, store, clock, spool=spool, settings=settings.execution, leases=leases)
+            if reconcile else None
+        )
+        self.reconciled: dict[str, list[ReconcileReport]] = {}
+        """By symbol: what the reconciliations of its last trading decision found."""
+        self._executions: dict[str, ExecutionResult] = {}
 
     async def snapshot(self, symbol: str) -> MarketSnapshot:
         return await build_market_snapshot(self._client, symbol, self._clock)
+
+    @asynccontextmanager
+    async def trading(self, symbol: str) -> AsyncIterator[None]:
+        pair = await self._client.resolve_pair(symbol)
+        lease = asset_lease(self._client.account, pair.base)
+        if self._leases is not None:
+            wait_s = self._settings.execution.lease_wait_s
+            holder = await self._leases.acquire(lease, wait_s=wait_s, what=f"{pair.symbol} on this account")
+            if holder is not None:
+                raise BusyError(
+                    f"tg process {holder.pid} on {holder.host} is still trading {pair.symbol} on this account "
+                    f"after {wait_s:g} s; try again when it is done (or raise execution.lease_wait_s)"
+                )
+        reports = self.reconciled[pair.symbol] = []
+        self._executions.pop(pair.symbol, None)
+        try:
+            if self._reconciler is not None:
+                reports.append(await self._reconciler.reconcile())
+            yield
+            execution = self._executions.get(pair.symbol)
+            if self._reconciler is not None and execution is not None and execution.status in _RECONCILE_AFTER:
+                reports.append(await self._reconciler.reconcile())
+        finally:
+            if self._leases is not None:
+                self._leases.release(lease)
 
     async def risk_state(self, symbol: str, price: Decimal) -> RiskState:
         pair = await self._client.resolve_pair(symbol)
@@ -237,7 +278,8 @@ class ExchangeVenue:
             self._client, self._store, clock=self._clock, settings=self._settings.execution,
             run_id=correlation_id, spool=self._spool,
         )
-        return await manager.execute_trade(proposal)
+        result = self._executions[proposal.symbol] = await manager.execute_trade(proposal)
+        return result
 
 
 class TradeCycle:
@@ -251,35 +293,11 @@ class TradeCycle:
         self._store = store
         self._clock = clock
         self._settings = settings
-        self._leases = leases or LeaseKeeper(store)
-        self._venue = ExchangeVenue(client, store, clock, settings, spool=spool)
-        self._reconciler = Reconciler(
-            client, store, clock, spool=spool, settings=settings.execution, leases=self._leases
-        )
+        self._venue = ExchangeVenue(client, store, clock, settings, spool=spool, leases=leases or LeaseKeeper(store))
         self._wall = SystemClock()  # runs are listed by when a person ran them, not by market time
 
     async def run(self, symbol: str, *, manual: TradeProposal | None = None) -> CycleReport:
-        """Reconcile, then run the cycle; with `manual`, skip the vote and take the operator's
-        proposal. Reconciling first means the risk engine sees the account as it is.
-
-        The whole of it holds the lease of the pair's base asset on the account: no other
-        tg process reconciles or trades that asset until its protection is confirmed."""
-        pair = await self._client.resolve_pair(symbol)
-        lease = asset_lease(self._client.account, pair.base)
-        wait_s = self._settings.execution.lease_wait_s
-        holder = await self._leases.acquire(lease, wait_s=wait_s, what=f"{pair.symbol} on this account")
-        if holder is not None:
-            raise BusyError(
-                f"tg process {holder.pid} on {holder.host} is still trading {pair.symbol} on this account "
-                f"after {wait_s:g} s; try again when it is done (or raise execution.lease_wait_s)"
-            )
-        try:
-            return await self._run(pair.symbol, manual)
-        finally:
-            self._leases.release(lease)
-
-    async def _run(self, symbol: str, manual: TradeProposal | None) -> CycleReport:
-        reconciled = await self._reconciler.reconcile()
+        """The cycle; with `manual`, the operator's proposal replaces the vote."""
         pair = await self._client.resolve_pair(symbol)
         run_id = new_run_id()
         self._store.start_run(
@@ -298,17 +316,12 @@ class TradeCycle:
             await coordinator.close()
             await models.aclose()
         report = CycleReport.from_result(run_id, result, str(self._store.path))
-        report.reconciled = reconciled.changes + [f"could not repair: {e}" for e in reconciled.errors]
-        report.foreign = reconciled.foreign
-        execution = report.execution
-        if execution is not None and execution.status in _RECONCILE_AFTER:
-            # what the exchange did not show may still have filled: protect it now, not next run
-            after = await self._reconciler.reconcile()
-            report.reconciled += after.changes + [f"could not repair: {e}" for e in after.errors]
-            report.unrecorded += after.unrecorded
-        if execution is not None:
-            report.unrecorded = execution.unrecorded + report.unrecorded
-        report.unrecorded = reconciled.unrecorded + report.unrecorded
+        for reconciled in self._venue.reconciled.get(pair.symbol, []):
+            report.reconciled += reconciled.changes + [f"could not repair: {e}" for e in reconciled.errors]
+            report.foreign = reconciled.foreign
+            report.unrecorded += reconciled.unrecorded
+        if report.execution is not None:
+            report.unrecorded += report.execution.unrecorded
         try:
             self._store.finish_run(
                 run_id, status=report.status, finished_at=self._wall.time(), summary=report.to_dict()

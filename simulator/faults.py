@@ -207,8 +207,10 @@ class Fault:
 
     params_model: ClassVar[type[_Params]] = _Params
 
-    def __init__(self, defaults: Defaults) -> None:
+    def __init__(self, defaults: Defaults, *, private_only: bool = False) -> None:
         self.defaults = defaults
+        self.private_only = private_only
+        """Only an authenticated call can meet it (a nonce error, say)."""
 
     async def before(self, call: Call, params: Any, schedule: FaultSchedule) -> str | None:
         return None
@@ -222,8 +224,8 @@ class Reject(Fault):
     params_model = ErrorParams
 
     def __init__(self, defaults: Defaults, error: type[KrakenError],
-                 on_trading: type[KrakenError] | None = None) -> None:
-        super().__init__(defaults)
+                 on_trading: type[KrakenError] | None = None, *, private_only: bool = False) -> None:
+        super().__init__(defaults, private_only=private_only)
         self.error = error
         self.on_trading = on_trading or error
 
@@ -338,7 +340,7 @@ CATALOG: dict[str, Fault] = {
     "busy": Reject(Defaults(times=1), ServiceBusy),
     "insufficient-funds": Reject(Defaults("AddOrder", "entry"), InsufficientFunds),
     "latency": Latency(Defaults()),
-    "invalid-nonce": Reject(Defaults(times=1), InvalidNonce),
+    "invalid-nonce": Reject(Defaults(times=1), InvalidNonce, private_only=True),
     "stale-visibility": StaleVisibility(Defaults("AddOrder")),
     "gap": Gap(Defaults("AddOrder", "stop_loss", times=1)),
 }
@@ -505,7 +507,7 @@ class FaultSchedule:
 
     def _fires(self, index: int, call: Call) -> bool:
         rule, state = self.rules[index], self._states[index]
-        if not rule.matches(call):
+        if not rule.matches(call) or (CATALOG[rule.fault].private_only and call.account is None):
             return False
         state.seen += 1
         if rule.nth is not None and state.seen < rule.nth:

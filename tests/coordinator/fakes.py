@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from decimal import Decimal
 
 from core.bus import Message, MessageTopic
@@ -125,6 +126,11 @@ class RecordingVenue:
             self.failing_snapshots -= 1
             raise ServiceUnavailableError("EService:Unavailable", kraken_error="EService:Unavailable")
         return rising_snapshot(symbol, seed=sum(map(ord, symbol)))
+
+    @asynccontextmanager
+    async def trading(self, symbol: str) -> AsyncIterator[None]:
+        """One process, one account: nothing to lease or reconcile."""
+        yield
 
     async def risk_state(self, symbol: str, price: Decimal) -> RiskState:
         return RiskState(equity=self.equity, available_quote=self.equity)
