@@ -54,20 +54,20 @@ def sim_reset(
     """Start the embedded exchange afresh: new balances, no orders.
 
     Refused (exit 1) while tg.db holds open positions or live orders on it, unless --force."""
-    from cli.wiring import open_embedded, sandbox_path
+    from cli.wiring import embedded_sandbox, quote_balances, sandbox_path
     from core.abandon import abandon, refuse_to_wipe
     from core.storage import Store
 
     settings = settings_from(db, config)
     abandoned = None
-    with open_embedded(sandbox_path(settings.db_path), seed=settings.simulator.seed) as sandbox:
+    with embedded_sandbox(settings) as sandbox:
         if settings.db_path.exists():
             with Store.open(settings.db_path) as store:
                 if force:
                     abandoned = abandon(store, reason="the sandbox was reset", now=sandbox.clock.time())
                 else:
                     refuse_to_wipe(store, "resetting the sandbox")
-        sandbox.reset()
+        sandbox.reset(seed=settings.simulator.seed, balances=quote_balances(settings))
         sandbox.save()
     typer.echo(f"sandbox exchange reset: {sandbox_path(settings.db_path)}")
     if abandoned:
@@ -84,7 +84,7 @@ def sim_advance(
 ) -> None:
     """Move the embedded exchange's clock and market forward; stops, targets and
     resting limits fill on the way."""
-    from cli.wiring import open_embedded, sandbox_path
+    from cli.wiring import embedded_sandbox
     from core.errors import InputError
     from simulator.exchange import DEFAULT_ACCOUNT, MAX_ADVANCE
     from simulator.wire import order
@@ -96,7 +96,7 @@ def sim_advance(
             f"{MAX_ADVANCE // 86_400}d at a time"
         )
     settings = settings_from(db, config)
-    with open_embedded(sandbox_path(settings.db_path), seed=settings.simulator.seed) as sandbox:
+    with embedded_sandbox(settings) as sandbox:
         start = sandbox.clock.time()
         watched = [o.txid for o in sandbox.exchange.open_orders(DEFAULT_ACCOUNT)]
         sandbox.advance(seconds)
@@ -120,11 +120,11 @@ def sim_advance(
 @reports_errors
 def sim_status(db: DbOption = None, config: ConfigOption = None, json_output: JsonOption = False) -> None:
     """Show the embedded exchange: its time, prices, balances and open orders."""
-    from cli.wiring import open_embedded, sandbox_path
+    from cli.wiring import embedded_sandbox, sandbox_path
 
     settings = settings_from(db, config)
     path = sandbox_path(settings.db_path)
-    with open_embedded(path, seed=settings.simulator.seed) as sandbox:
+    with embedded_sandbox(settings) as sandbox:
         status = _status(sandbox, path)
     _render_status(status, as_json=json_output)
 

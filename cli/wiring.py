@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,6 +70,32 @@ def open_embedded(path: Path, **options: Any) -> EmbeddedExchange:
         raise StorageError(str(exc)) from exc
 
 
+def embedded_sandbox(settings: Settings) -> EmbeddedExchange:
+    """The embedded sandbox beside the database, shaped by the simulator settings; a
+    setting that a sandbox created earlier no longer takes is said to."""
+    from simulator.ratelimits import Tier
+
+    simulator = settings.simulator
+    path = sandbox_path(settings.db_path)
+    sandbox = open_embedded(
+        path, seed=simulator.seed, tier=Tier(simulator.tier), balances=quote_balances(settings),
+    )
+    state = sandbox.exchange.state
+    if state.seed != simulator.seed:
+        notice(f"the sandbox {path} was created with seed {state.seed}; simulator.seed = {simulator.seed} "
+               "takes effect after `tg sim reset`")
+    if state.initial_balances != quote_balances(settings):
+        notice(f"the sandbox {path} was created with other opening balances; simulator.quote_balance "
+               "takes effect after `tg sim reset`")
+    return sandbox
+
+
+def quote_balances(settings: Settings) -> dict[str, Decimal]:
+    """What a fresh sandbox account holds: simulator.quote_balance of each quote currency."""
+    amount = settings.simulator.quote_balance
+    return {"ZUSD": amount, "USDT": amount}
+
+
 @asynccontextmanager
 async def open_session(settings: Settings, *, url: str | None = None, live: bool = False) -> AsyncIterator[Session]:
     """Open the store and the exchange; the sandbox's state is saved whatever happens."""
@@ -79,7 +106,7 @@ async def open_session(settings: Settings, *, url: str | None = None, live: bool
     sandbox: EmbeddedExchange | None = None
     try:
         if url is None:
-            sandbox = open_embedded(sandbox_path(settings.db_path), seed=settings.simulator.seed)
+            sandbox = embedded_sandbox(settings)
             clock: Clock = sandbox.clock
             client = KrakenClient(
                 sandbox.base_url,
@@ -134,7 +161,9 @@ def simulation_sandbox(settings: Settings) -> Callable[[int, Path], EmbeddedExch
     from simulator.ratelimits import Tier
 
     def open_sandbox(seed: int, folder: Path) -> EmbeddedExchange:
-        return open_embedded(folder / "sandbox.db", seed=seed, tier=Tier(settings.simulator.tier))
+        return open_embedded(
+            folder / "sandbox.db", seed=seed, tier=Tier(settings.simulator.tier), balances=quote_balances(settings)
+        )
 
     return open_sandbox
 

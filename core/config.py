@@ -72,6 +72,55 @@ class ExecutionSettings(BaseModel):
 Provider = Literal["offline", "openai", "anthropic"]
 
 
+class ConflictSettings(BaseModel):
+    """When the agents disagree enough to ask the conflict resolver, and how far it may go."""
+
+    min_consensus: float = Field(0.6, ge=0, le=1)  # a winning share below this is low consensus
+    max_volatility: float = Field(0.05, gt=0)  # ATR / price above this is high volatility in any regime
+    timeout_s: float = Field(60.0, gt=0)  # for the resolver's answer; past it the ruling is wait
+    min_size_factor: Decimal = Field(Decimal("0.25"), gt=0, le=1)  # the smallest a modify may shrink a trade
+
+
+class DegradationSettings(BaseModel):
+    """How many failures (successes) in a row step the coordinator's level down (up)."""
+
+    failures_per_step: int = Field(3, ge=1)
+    successes_per_step: int = Field(3, ge=1)
+    reduced_size_factor: Decimal = Field(Decimal("0.5"), gt=0, le=1)
+
+
+TaskKey = Literal["technical_analysis", "regime_detection", "trading_decision"]
+
+
+class TaskSeconds(BaseModel):
+    """A number of seconds for each of the coordinator's tasks."""
+
+    technical_analysis: float = Field(gt=0)
+    regime_detection: float = Field(gt=0)
+    trading_decision: float = Field(gt=0)
+
+    def of(self, task: str) -> float:
+        seconds: float = getattr(self, task)
+        return seconds
+
+
+class CoordinatorConfig(BaseModel):
+    """The schedule (symbols, intervals, which tasks run on it), time limits, conflict
+    rules and degradation steps.
+
+    The default limits leave room for a remote model's answer timeout at each of the
+    decision's four sequential steps (TA, regime, vote, conflict ruling).
+    """
+
+    symbols: list[str] = []
+    scheduled: list[TaskKey] = ["technical_analysis", "regime_detection", "trading_decision"]
+    """The tasks the schedule runs (a trading decision runs its own analysis first)."""
+    intervals_s: TaskSeconds = TaskSeconds(technical_analysis=60, regime_detection=300, trading_decision=3600)
+    timeouts_s: TaskSeconds = TaskSeconds(technical_analysis=150, regime_detection=300, trading_decision=600)
+    conflicts: ConflictSettings = ConflictSettings()
+    degradation: DegradationSettings = DegradationSettings()
+
+
 class ModelSlot(BaseModel):
     """Who answers one model slot.
 
@@ -153,6 +202,7 @@ class Settings(BaseSettings):
     risk: RiskSettings = RiskSettings()
     execution: ExecutionSettings = ExecutionSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+    coordinator: CoordinatorConfig = CoordinatorConfig()
     models: ModelSettings = ModelSettings()
 
     @property

@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from core.config import ConflictSettings
 from core.errors import InputError
 from core.llm.parsing import ConflictAction, ConflictAnswer
 from core.models import (
@@ -41,15 +42,6 @@ class ConflictType(StrEnum):
 _BULL = (Regime.TRENDING_BULL, Regime.VOLATILE_BULL)
 _BEAR = (Regime.TRENDING_BEAR, Regime.VOLATILE_BEAR)
 _VOLATILE = (Regime.VOLATILE_BULL, Regime.VOLATILE_BEAR)
-
-
-class ConflictSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    min_consensus: float = Field(0.6, ge=0, le=1)  # a winning share below this is low consensus
-    max_volatility: float = Field(0.05, gt=0)  # ATR / price above this is high volatility in any regime
-    timeout_s: float = Field(60.0, gt=0)  # for the resolver's answer; past it the ruling is wait
-    min_size_factor: Decimal = Field(Decimal("0.25"), gt=0, le=1)  # the smallest a modify may shrink a trade
 
 
 @dataclass(frozen=True)

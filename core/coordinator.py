@@ -9,9 +9,9 @@ a task publishes describes the same moment and nothing it uses is stale):
 - technical_analysis: snapshot -> TA
 - regime_detection:   snapshot -> TA -> regime
 - trading_decision:   snapshot -> TA -> regime -> vote -> conflicts -> risk -> execution
-Every output goes out on the message bus under the task's correlation id. The
-records of a trading decision (agent outputs, votes, the risk verdict, conflicts,
-alerts) are stored under that id; the analysis-only tasks only publish.
+Every output goes out on the message bus under the task's correlation id. Given a
+store, the coordinator attaches the recorder (core.recorder) to its bus, which
+stores what is said under that id.
 
 No double trading: trading_decision holds the symbol's lock from the snapshot to the
 end of execution, and a request for a symbol whose decision is running is skipped
@@ -22,8 +22,8 @@ Time limits: every task has one. For trading_decision it covers everything up to
 risk verdict and never the execution: an order in flight is not abandoned halfway
 (the execution manager has its own deadlines).
 
-Degradation: a task that raises or times out, a vote without quorum and a failed
-execution are failures; `failures_per_step` of them in a row step the level down
+Degradation: a task that raises or times out, a vote without quorum, a failed
+execution and a bus subscriber that failed to handle a message are failures; `failures_per_step` of them in a row step the level down
 (normal -> reduced: smaller size -> conservative: no new entries -> halted: no
 trading decisions at all) and `successes_per_step` successes in a row step it up.
 Analysis tasks keep running when halted, so their successes bring trading back.
@@ -52,11 +52,10 @@ from core.agents import (
 )
 from core.bus import MessageBus, MessagePriority, MessageTopic, create_message
 from core.clock import Clock, SystemClock
-from core.config import RiskSettings
+from core.config import CoordinatorConfig, RiskSettings
 from core.conflicts import (
     ConflictInfo,
     ConflictResolution,
-    ConflictSettings,
     ResolutionAnswer,
     clamp_resolution,
     conflict_prompt,
@@ -79,6 +78,7 @@ from core.models import (
     TradingDecisionOutput,
     VerdictStatus,
 )
+from core.recorder import BusRecorder
 from core.risk import RiskManagementEngine
 from core.serialize import to_jsonable
 from core.storage import Store
@@ -109,44 +109,6 @@ class DegradationLevel(StrEnum):
 
 
 LEVELS: tuple[DegradationLevel, ...] = tuple(DegradationLevel)
-
-
-class DegradationSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    failures_per_step: int = Field(3, ge=1)
-    successes_per_step: int = Field(3, ge=1)
-    reduced_size_factor: Decimal = Field(Decimal("0.5"), gt=0, le=1)
-
-
-class TaskSeconds(BaseModel):
-    """A number of seconds for each task."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    technical_analysis: float = Field(gt=0)
-    regime_detection: float = Field(gt=0)
-    trading_decision: float = Field(gt=0)
-
-    def of(self, task: TaskName) -> float:
-        seconds: float = getattr(self, task.value)
-        return seconds
-
-
-class CoordinatorConfig(BaseModel):
-    """The schedule (symbols and intervals), time limits, conflict rules and degradation steps.
-
-    The default limits leave room for a remote model's answer timeout at each of the
-    decision's four sequential steps (TA, regime, vote, conflict ruling).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    symbols: list[str] = []
-    intervals_s: TaskSeconds = TaskSeconds(technical_analysis=60, regime_detection=300, trading_decision=3600)
-    timeouts_s: TaskSeconds = TaskSeconds(technical_analysis=150, regime_detection=300, trading_decision=600)
-    conflicts: ConflictSettings = ConflictSettings()
-    degradation: DegradationSettings = DegradationSettings()
 
 
 class TradingVenue(Protocol):
@@ -217,7 +179,8 @@ class CoordinatorAgent:
         self._decision = decision_agent or TradingDecisionAgent()
         self._conflict_model = conflict_model or OfflineConflictResolver()
         self._risk = risk_engine or RiskManagementEngine(RiskSettings())
-        self._store = store
+        self._recorder = BusRecorder(store) if store is not None else None
+        """Attached to the bus before the first message: what is said is recorded."""
         self._clock = clock or SystemClock()
         self._owns_bus = message_bus is None
         self._message_bus = message_bus if message_bus is not None else MessageBus(clock=self._clock)
@@ -228,6 +191,7 @@ class CoordinatorAgent:
         self._successes = 0
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
+        self._subscriber_failures: dict[str, int] = {}
 
     @classmethod
     def from_models(cls, models: ModelSet, venue: TradingVenue | None = None, **kwargs: Any) -> CoordinatorAgent:
@@ -265,6 +229,7 @@ class CoordinatorAgent:
             asyncio.create_task(self._loop(task, symbol), name=f"coordinator-{task}-{symbol}")
             for symbol in self._config.symbols
             for task in TaskName
+            if task.value in self._config.scheduled
         ]
         await self._publish(
             MessageTopic.SYSTEM_EVENTS, {"event": "started", "symbols": self._config.symbols}, None
@@ -364,8 +329,21 @@ class CoordinatorAgent:
         except Exception as exc:
             await self._record(False, f"{task} for {symbol}: {exc}")
             raise
+        failing = self._failing_subscribers()
+        if failing:
+            result.healthy = False
+            result.note = "; ".join(filter(None, (result.note, f"bus subscriber(s) failing: {', '.join(failing)}")))
         await self._record(result.healthy, f"{task} for {symbol}: {result.note}")
         return result
+
+    def _failing_subscribers(self) -> list[str]:
+        """The subscribers that failed to handle a message since the last task ended."""
+        failing = []
+        for name, stats in self._message_bus.stats().items():
+            if stats.failed > self._subscriber_failures.get(name, 0):
+                failing.append(name)
+            self._subscriber_failures[name] = stats.failed
+        return failing
 
     async def _decide(self, result: TaskResult, manual: TradeProposal | None) -> None:
         """Everything up to the risk verdict, in dependency order."""
@@ -385,8 +363,6 @@ class CoordinatorAgent:
         await self._publish(MessageTopic.REGIME_UPDATES, to_jsonable(regime), cid, source="regime_detection")
         if result.task is TaskName.REGIME_DETECTION:
             return
-        self._store_output(cid, "technical_analysis", snapshot.symbol, to_jsonable(ta))
-        self._store_output(cid, "regime_detection", snapshot.symbol, to_jsonable(regime))
         if manual is not None:
             result.proposal = dataclasses.replace(manual, symbol=snapshot.symbol)
         else:
@@ -399,7 +375,6 @@ class CoordinatorAgent:
             return
         state = await self._require_venue().risk_state(snapshot.symbol, snapshot.price)
         verdict = result.verdict = self._sized(self._risk.validate_trade(result.proposal, state), result)
-        self._store_output(cid, "risk", snapshot.symbol, to_jsonable(verdict))
         await self._publish(
             MessageTopic.RISK_ALERTS,
             {"event": "verdict", **to_jsonable(verdict)},
@@ -413,10 +388,6 @@ class CoordinatorAgent:
     ) -> None:
         cid = result.correlation_id
         decision = result.decision = await self._decision.process(snapshot, ta, regime)
-        if self._store is not None:
-            self._store.add_votes(
-                cid, symbol=snapshot.symbol, decisions=decision.model_decisions, created_at=self._clock.time()
-            )
         await self._publish(MessageTopic.TRADING_SIGNALS, to_jsonable(decision), cid, source="trading_decision")
         valid = sum(1 for d in decision.model_decisions if d.valid)
         if valid < self._decision.quorum:
@@ -491,13 +462,6 @@ class CoordinatorAgent:
             await self._publish(
                 MessageTopic.PORTFOLIO_UPDATES, to_jsonable(execution.position), cid, source="execution"
             )
-        if execution.alert_level is not None and self._store is not None:
-            self._store.add_alert(
-                cid,
-                level=execution.alert_level.value,
-                message=execution.error_message or "; ".join(execution.warnings),
-                created_at=self._clock.time(),
-            )
 
     # conflicts
 
@@ -525,17 +489,6 @@ class CoordinatorAgent:
             parsed.answer, parsed.errors, info.decision_output, settings, self._conflict_model.name
         )
         payload = self._conflict_payload(info, resolution)
-        if self._store is not None:
-            self._store.add_conflict(
-                info.correlation_id,
-                symbol=info.symbol,
-                conflict_type=info.conflict_type,
-                resolution_action=resolution.action.value,
-                reasoning=resolution.reasoning,
-                confidence=resolution.confidence,
-                payload=payload,
-                timestamp=self._clock.time(),
-            )
         await self._publish(
             MessageTopic.RISK_ALERTS,
             {"event": "conflict", "symbol": info.symbol, "conflict_type": info.conflict_type, **payload},
@@ -602,12 +555,6 @@ class CoordinatorAgent:
             raise ConfigError("the coordinator has no trading venue to read markets from; give it one")
         return self._venue
 
-    def _store_output(self, correlation_id: str, agent: str, symbol: str, payload: dict[str, Any]) -> None:
-        if self._store is not None:
-            self._store.add_agent_output(
-                correlation_id, agent=agent, symbol=symbol, payload=payload, created_at=self._clock.time()
-            )
-
     async def _publish(
         self,
         topic: MessageTopic,
@@ -617,6 +564,9 @@ class CoordinatorAgent:
         source: str = SOURCE,
         priority: MessagePriority = MessagePriority.NORMAL,
     ) -> None:
+        if self._recorder is not None:
+            recorder, self._recorder = self._recorder, None
+            await recorder.attach(self._message_bus)
         await self._message_bus.publish(
             create_message(
                 topic, source, to_jsonable(payload), priority=priority, correlation_id=correlation_id,

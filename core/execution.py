@@ -283,7 +283,6 @@ class _Execution:
         try:
             if still_held > 0:
                 orders.append(close)
-                close.position_id = position.id
                 await self._placer.place(close)
                 await self._placer.confirm(close)
                 exits.append(close)

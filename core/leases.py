@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from pathlib import Path
 from collections.abc import Callable
 from types import TracebackType
 
@@ -37,7 +38,16 @@ def _alive(record: LeaseRecord, host: str) -> bool:
         return False
     except PermissionError:
         return True  # another user's process
-    return True
+    return not _zombie(record.pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A killed process its parent has not reaped yet still answers kill(pid, 0)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (not Linux): take it as running
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def asset_lease(account: str, asset: str) -> str:

@@ -149,7 +149,6 @@ class Reconciler:
         *,
         spool: PendingWrites | None = None,
         run_id: str | None = None,
-        keep_entry_remainder: bool = False,
         settings: ExecutionSettings | None = None,
         repair: bool = True,
         adopt: Sequence[str] = (),
@@ -160,8 +159,8 @@ class Reconciler:
         self._clock = clock
         self._spool = spool
         self._run_id = run_id
-        self._keep_entry_remainder = keep_entry_remainder
         self._settings = settings or ExecutionSettings()
+        self._keep_entry_remainder = self._settings.keep_unfilled_remainder
         self._repair_mode = repair
         self._adopt = list(adopt)
         self._leases = leases
@@ -185,6 +184,7 @@ class _Pass:
         self._pairs: dict[str, PairInfo] = {}
         self.acted = False  # sent anything to the exchange: the balances read are stale
         self.skipped_assets: set[str] = set()  # another process's, for this pass
+        self.spooled: set[str] = set()  # ids of orders the spool holds: known, not to adopt
 
     @property
     def repairing(self) -> bool:
@@ -207,7 +207,7 @@ class _Pass:
                     report.changes.append(f"adopted namespace {install_id}: its orders are tg's from now on")
         namespace = store.namespace()
         self.namespace = OrderNamespace.of(namespace.install_id, {*namespace.adopted, *o._adopt})
-        ledger = _Ledger(store.orders_in_play(), store.positions(status=PositionStatus.OPEN))
+        ledger = self._ledger()
         view = await self._observe(ledger)
         taken = await self._lease_assets(ledger, view)
         try:
@@ -217,6 +217,38 @@ class _Pass:
                 for name in taken:
                     o._leases.release(name)
         return report
+
+    def _ledger(self) -> _Ledger:
+        """tg's records in play: the database's, and on top of them what the spool still
+        holds (the database refused it): a pass that ignored those would adopt again what
+        tg already knows, and open it a second position."""
+        store = self.o._store
+        orders = {o.client_order_id: o for o in store.orders_in_play()}
+        positions = {p.id: p for p in store.positions(status=PositionStatus.OPEN)}
+        spooled: list[tuple[list[Order], Position | None]] = []
+        if self.o._spool is not None:
+            try:
+                spooled = self.o._spool.pending()
+            except StorageError:
+                spooled = []
+        for records, position in spooled:
+            for order in records:
+                self.spooled.update(filter(None, (order.client_order_id, order.external_id)))
+                known = orders.get(order.client_order_id) or store.get_order(order.client_order_id)
+                if known is None or order.updated_at >= known.updated_at:
+                    if position is not None:
+                        order.position_id = position.id
+                    elif known is not None:
+                        order.position_id = order.position_id or known.position_id
+                    orders[order.client_order_id] = order
+            if position is not None:
+                if position.status is PositionStatus.OPEN:
+                    positions.setdefault(position.id, position)
+                else:
+                    positions.pop(position.id, None)
+        in_play = [o for o in orders.values() if not o.status.is_final or o.position_id in positions
+                   or (o.role is OrderRole.ENTRY and o.position_id is None and o.filled_volume > 0)]
+        return _Ledger(sorted(in_play, key=lambda o: o.created_at), positions.values())
 
     async def _reconcile(self, ledger: _Ledger, view: _View) -> None:
         o, report = self.o, self.report
@@ -335,6 +367,7 @@ class _Pass:
         candidates = [
             f for f in view.orders.values()
             if ledger.knows(f) is None and self.owns(f, view, ledger)
+            and f.txid not in self.spooled and f.cl_ord_id not in self.spooled
         ]
         if not candidates:
             return
@@ -652,6 +685,9 @@ class _Pass:
                 f"{order.role.value} {order.client_order_id}: live on the exchange, not shown yet"
             )
         else:
+            found = await self.placer.look_up(order)
+            if found is not None:
+                self.placer.apply(order, found)
             self.report.changes.append(
                 f"{order.role.value} {order.client_order_id}: had not reached the exchange; placed it now"
             )

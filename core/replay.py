@@ -429,6 +429,7 @@ class _Run:
         coordinator = CoordinatorAgent.from_models(
             models, PollingVenue(self._client, self._store, self._clock, self._settings, spool=self._spool),
             risk_engine=RiskManagementEngine(self._settings.risk), store=self._store, clock=self._clock,
+            config=self._settings.coordinator,
         )
         total = (end - start) // step
         try:
@@ -494,7 +495,9 @@ class _Run:
             await self._check()
 
     async def _reconcile(self) -> ReconcileReport:
-        report = await Reconciler(self._client, self._store, self._clock, spool=self._spool).reconcile()
+        report = await Reconciler(
+            self._client, self._store, self._clock, spool=self._spool, settings=self._settings.execution
+        ).reconcile()
         self._acted = True
         self.exchange_errors.extend(f"{_iso(self._clock.time())} reconciling: {problem}" for problem in report.errors)
         self._remember_orders()

@@ -340,7 +340,7 @@ class Simulation:
                 venue = ExchangeVenue(client, store, sandbox.clock, self._settings, spool=spool)
                 coordinator = CoordinatorAgent.from_models(
                     models, venue, risk_engine=RiskManagementEngine(self._settings.risk),
-                    store=store, clock=sandbox.clock,
+                    store=store, clock=sandbox.clock, config=self._settings.coordinator,
                 )
                 try:
                     proposal = await manual_proposal(client, self._symbol, "buy", None)
@@ -369,7 +369,7 @@ class Simulation:
         unknown, reconciling at each step."""
         elapsed = 0.0
         while elapsed < MARKET_LIMIT_S:
-            await Reconciler(client, store, sandbox.clock, spool=spool).reconcile()
+            await Reconciler(client, store, sandbox.clock, spool=spool, settings=self._settings.execution).reconcile()
             now = sandbox.clock.time()
             unsettled = [
                 o for o in store.orders(status=[OrderStatus.UNKNOWN, OrderStatus.INTENT])
@@ -392,7 +392,9 @@ class Simulation:
         try:
             with Store.open(db_path) as store:
                 await self._run_market(client, store, sandbox, control, spool)
-                report = await Reconciler(client, store, sandbox.clock, spool=spool).reconcile()
+                report = await Reconciler(
+                    client, store, sandbox.clock, spool=spool, settings=self._settings.execution
+                ).reconcile()
                 truth = await control.truth()
                 pairs = {p.altname: p for p in (await client.asset_pairs()).values()}
                 invariants = check_invariants(store, truth, pairs, before=before)

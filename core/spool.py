@@ -106,6 +106,8 @@ def _write(store: Store, orders: list[Order], position: Position | None) -> None
         store.record_protected_position(position, fresher)
         return
     for order in fresher:
+        if order.position_id is not None and store.get_position(order.position_id) is None:
+            order.position_id = None  # its position is in a later record, which links it
         store.upsert_order(order)
 
 

@@ -308,7 +308,7 @@ class TradeCycle:
         models = build_models(self._settings)
         coordinator = CoordinatorAgent.from_models(
             models, self._venue, risk_engine=RiskManagementEngine(self._settings.risk),
-            store=self._store, clock=self._clock,
+            store=self._store, clock=self._clock, config=self._settings.coordinator,
         )
         try:
             result = await coordinator.run_cycle(pair.symbol, correlation_id=run_id, manual=manual)

@@ -10,6 +10,7 @@ opens at a fixed epoch, 2026-01-01T00:00:00Z, so that runs are reproducible.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -55,11 +56,12 @@ class EmbeddedExchange:
     def open(cls, state_path: Path, *, seed: int = 42, start_time: float | None = None,
              tier: Tier | None = Tier.STARTER, faults: FaultSchedule | None = None,
              paths: Mapping[str, PricePath] | None = None, fixed_ids: bool = False,
+             balances: Mapping[str, Decimal] | None = None,
              on_wait: Callable[[str], None] | None = None) -> EmbeddedExchange:
         """The sandbox saved at `state_path`, or a fresh one with a new API key pair.
 
-        `seed` and `start_time` (default: the sandbox epoch) shape a fresh sandbox
-        only; a saved one keeps its own. `tier` sets the rate limits (None: none) and
+        `seed`, `start_time` (default: the sandbox epoch) and `balances` (default: the
+        exchange's) shape a fresh sandbox only; a saved one keeps its own. `tier` sets the rate limits (None: none) and
         `faults` the fault schedule. `paths` replaces the market of the pairs it names
         (a replay's recorded candles); paths are not saved, so give them on every open.
         `fixed_ids` (a fresh sandbox only) makes its ids a function of the seed and the
@@ -86,7 +88,7 @@ class EmbeddedExchange:
                 ) from None
         try:
             sandbox = cls._load(state_path, seed=seed, start_time=start_time, tier=tier, faults=faults,
-                                paths=paths, fixed_ids=fixed_ids)
+                                paths=paths, fixed_ids=fixed_ids, balances=balances)
         except BaseException:
             lock.release()
             raise
@@ -96,11 +98,11 @@ class EmbeddedExchange:
     @classmethod
     def _load(cls, state_path: Path, *, seed: int, start_time: float | None, tier: Tier | None,
               faults: FaultSchedule | None, paths: Mapping[str, PricePath] | None,
-              fixed_ids: bool) -> EmbeddedExchange:
+              fixed_ids: bool, balances: Mapping[str, Decimal] | None) -> EmbeddedExchange:
         state = load_state(state_path)
         if state is None:
             clock = VirtualClock(SANDBOX_EPOCH if start_time is None else start_time)
-            exchange = Exchange.create(clock, seed=seed, paths=paths, fixed_ids=fixed_ids)
+            exchange = Exchange.create(clock, seed=seed, paths=paths, fixed_ids=fixed_ids, balances=balances)
             exchange.create_api_key(DEFAULT_ACCOUNT)
         else:
             clock = VirtualClock(state.processed_until)
@@ -142,14 +144,17 @@ class EmbeddedExchange:
     def advance(self, seconds: float) -> None:
         self.exchange.advance(seconds)
 
-    def reset(self) -> None:
-        """Start over: opening balances, no orders, back at the opening time, same seed
-        and API key pair. `clock` and `transport` are replaced: take them anew."""
+    def reset(self, *, seed: int | None = None, balances: Mapping[str, Decimal] | None = None) -> None:
+        """Start over: opening balances, no orders, back at the opening time, the same
+        API key pair; the same seed and balances unless new ones are given. `clock` and
+        `transport` are replaced: take them anew."""
         old = self.exchange.state
         credentials = self._credentials
         self.clock = VirtualClock(old.origin)
-        self.exchange = Exchange.create(self.clock, seed=old.seed, balances=old.initial_balances,
-                                        fixed_ids=not old.id_space)
+        self.exchange = Exchange.create(
+            self.clock, seed=old.seed if seed is None else seed,
+            balances=old.initial_balances if balances is None else balances, fixed_ids=not old.id_space,
+        )
         self.exchange.state.api_keys[credentials.key] = ApiKey(
             key=credentials.key, secret=credentials.secret, account=DEFAULT_ACCOUNT
         )

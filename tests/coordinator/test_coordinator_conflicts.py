@@ -18,12 +18,12 @@ from core.clock import VirtualClock
 from core.config import ModelSlot
 from core.conflicts import (
     ConflictResolution,
-    ConflictSettings,
     ConflictType,
     ResolutionAnswer,
     clamp_resolution,
     detect_conflicts,
 )
+from core.config import ConflictSettings
 from core.coordinator import ConflictInfo, TaskStatus
 from core.llm.parsing import ConflictAction
 from core.llm.providers import ChatCompletionsModel
@@ -164,6 +164,7 @@ async def test_coordinator_conflict_resolution_with_llm(
     prompt = json.loads(request.content)["messages"][-1]["content"]
     assert "low_consensus" in prompt and "volatile_bull" in prompt and "vote m6: HOLD" in prompt
 
+    await coordinator.message_bus.drain()  # the recorder writes as a bus subscriber
     [conflict_record] = store.conflicts("BTC/USDT")
     assert conflict_record["resolution_action"] == "modify"
     assert conflict_record["conflict_type"] == "low_consensus"
@@ -186,6 +187,7 @@ async def test_a_provider_that_is_down_makes_the_ruling_wait(
     )
     assert (resolution.action, resolution.confidence, resolution.fallback) == (ConflictAction.WAIT, 0.0, True)
     assert "HTTP 503" in resolution.reasoning
+    await coordinator.message_bus.drain()  # the recorder writes as a bus subscriber
     [row] = store.conflicts("BTC/USDT")
     assert (row["resolution_action"], row["run_id"]) == ("wait", "R-1")
 
@@ -199,6 +201,7 @@ async def test_a_ruling_that_never_comes_is_a_wait(make_coordinator: MakeCoordin
     resolution = await coordinator._resolve_conflict(ConflictInfo("low_consensus", TA_LONG, BULL, SPLIT))
     assert loop.time() - started == pytest.approx(15, abs=0.01)
     assert resolution.action is ConflictAction.WAIT and "within 15" in resolution.reasoning
+    await coordinator.message_bus.drain()  # the recorder writes as a bus subscriber
     assert store.conflicts()[0]["resolution_action"] == "wait"
 
 
@@ -257,6 +260,7 @@ async def test_a_split_vote_is_a_stored_conflict_and_no_trade(
     assert result.conflict is not None and result.conflict.conflict_type == "low_consensus"
     assert result.resolution is not None and result.resolution.action is ConflictAction.WAIT  # the offline resolver
     assert result.proposal is None and venue.executed == []
+    await coordinator.message_bus.drain()  # the recorder writes as a bus subscriber
     [row] = store.conflicts("BTC/USDT")
     assert (row["run_id"], row["conflict_type"], row["resolution_action"]) == ("R-split", "low_consensus", "wait")
     assert "split vote (3 BUY, 3 HOLD)" in row["payload"]["details"][0]
@@ -297,6 +301,7 @@ async def test_wait_and_abort_rulings_send_nothing(
     assert result.conflict is not None and result.conflict.conflict_type == "trade_against_ta"
     assert result.stopped_by == stopped_by and result.proposal is None and result.verdict is None
     assert venue.executed == []
+    await coordinator.message_bus.drain()  # the recorder writes as a bus subscriber
     assert store.conflicts()[0]["resolution_action"] == ruling
 
 

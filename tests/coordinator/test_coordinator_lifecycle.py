@@ -114,6 +114,7 @@ async def test_end_to_end_buy_trade_execution(sandbox: Sandbox) -> None:
         assert order.status is OrderStatus.OPEN and order.volume == position.size
         assert resting[order.external_id or ""].side == Side.SELL.value
 
+    await coordinator.message_bus.drain()  # the recorder writes as a bus subscriber
     assert len(sandbox.store.votes("R-lifecycle")) == 6
     agents = [o["agent"] for o in sandbox.store.agent_outputs("R-lifecycle")]
     assert agents == ["technical_analysis", "regime_detection", "risk"]
