@@ -14,6 +14,7 @@ from typer.exceptions import TyperException
 
 from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
 from cli.replay import replay
+from cli.run import run as run_command
 from cli.sim import sim_app
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ app = typer.Typer(
 )
 app.add_typer(sim_app, name="sim")
 app.command()(replay)
+app.command("run")(run_command)
 
 
 def _version(value: bool) -> None:

@@ -105,6 +105,15 @@ def _when(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def when(epoch: float | None, *, simulated: bool) -> str:
+    """A moment in UTC, labelled with the clock it was read on."""
+    return "-" if epoch is None else f"{_when(epoch)} UTC" + (" (simulated)" if simulated else "")
+
+
+def console() -> Console:
+    return _console()
+
+
 def runs_table(records: Sequence[RunRecord], *, as_json: bool) -> None:
     rows = [
         {

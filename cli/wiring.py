@@ -70,15 +70,17 @@ def open_embedded(path: Path, **options: Any) -> EmbeddedExchange:
         raise StorageError(str(exc)) from exc
 
 
-def embedded_sandbox(settings: Settings) -> EmbeddedExchange:
+def embedded_sandbox(settings: Settings, *, follow_loop: bool = False) -> EmbeddedExchange:
     """The embedded sandbox beside the database, shaped by the simulator settings; a
-    setting that a sandbox created earlier no longer takes is said to."""
+    setting that a sandbox created earlier no longer takes is said to. `follow_loop`:
+    its time follows a fast-forwarding event loop (simulated time)."""
     from simulator.ratelimits import Tier
 
     simulator = settings.simulator
     path = sandbox_path(settings.db_path)
     sandbox = open_embedded(
         path, seed=simulator.seed, tier=Tier(simulator.tier), balances=quote_balances(settings),
+        follow_loop=follow_loop,
     )
     state = sandbox.exchange.state
     if state.seed != simulator.seed:
@@ -97,8 +99,11 @@ def quote_balances(settings: Settings) -> dict[str, Decimal]:
 
 
 @asynccontextmanager
-async def open_session(settings: Settings, *, url: str | None = None, live: bool = False) -> AsyncIterator[Session]:
-    """Open the store and the exchange; the sandbox's state is saved whatever happens."""
+async def open_session(
+    settings: Settings, *, url: str | None = None, live: bool = False, simulated_time: bool = False,
+) -> AsyncIterator[Session]:
+    """Open the store and the exchange; the sandbox's state is saved whatever happens.
+    `simulated_time`: the embedded sandbox follows the (fast-forwarding) event loop."""
     url = url or settings.kraken.url
     if url is not None and not is_loopback(url) and not (live or settings.kraken.live):
         raise InputError(f"{url} is not a loopback address, so it would be the real Kraken: add --live to trade there")
@@ -106,7 +111,7 @@ async def open_session(settings: Settings, *, url: str | None = None, live: bool
     sandbox: EmbeddedExchange | None = None
     try:
         if url is None:
-            sandbox = embedded_sandbox(settings)
+            sandbox = embedded_sandbox(settings, follow_loop=simulated_time)
             clock: Clock = sandbox.clock
             client = KrakenClient(
                 sandbox.base_url,

@@ -28,7 +28,7 @@ reconcile would do (for `tg orders` and `tg positions`, which only read).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -184,6 +184,9 @@ class _Pass:
         self._pairs: dict[str, PairInfo] = {}
         self.acted = False  # sent anything to the exchange: the balances read are stale
         self.skipped_assets: set[str] = set()  # another process's, for this pass
+        self.leased_assets: set[str] = set()  # this process's, for this pass
+        self.unsettled_assets: set[str] = set()  # held otherwise than explained: not to be measured
+        self.quote_assets: set[str] = set()  # what tg's pairs are priced in: not checked
         self.spooled: set[str] = set()  # ids of orders the spool holds: known, not to adopt
 
     @property
@@ -207,10 +210,24 @@ class _Pass:
                     report.changes.append(f"adopted namespace {install_id}: its orders are tg's from now on")
         namespace = store.namespace()
         self.namespace = OrderNamespace.of(namespace.install_id, {*namespace.adopted, *o._adopt})
-        ledger = self._ledger()
-        view = await self._observe(ledger)
-        taken = await self._lease_assets(ledger, view)
+        taken: list[str] = []
         try:
+            # leases before reading: what was read under another process's lease is stale
+            taken += await self._lease_assets(await self._traded_assets(self._ledger()))
+            ledger = self._ledger()
+            view = await self._observe(ledger)
+            late = {
+                asset: pairs for asset, pairs in (await self._traded_assets(ledger, view)).items()
+                if asset not in self.leased_assets and asset not in self.skipped_assets
+            }
+            if late and o._leases is not None:  # tg's orders the database lacks, of other assets
+                newly = await self._lease_assets(late)
+                taken += newly
+                if newly:
+                    ledger = self._ledger()
+                    view = await self._observe(ledger)
+            ledger.drop({p.symbol for a, pairs in (await self._traded_assets(ledger, view)).items()
+                         if a in self.skipped_assets for p in pairs})
             await self._reconcile(ledger, view)
         finally:
             if o._leases is not None:
@@ -255,7 +272,7 @@ class _Pass:
         self._sync(ledger, view)
         await self._adopt_owned(ledger, view)
         self._note_foreign(ledger, view)
-        consistent = await self._check_holdings(ledger, view)
+        await self._check_holdings(ledger, view)
         self._positions_for_filled_entries(ledger)
         for position in ledger.open_positions():
             try:
@@ -263,37 +280,36 @@ class _Pass:
             except ExchangeError as exc:
                 report.errors.append(f"position {position.id}: {exc}")
         await self._cancel_orphans(ledger, view)
-        if consistent and self.repairing and not self.acted:
+        if self.repairing and not self.acted:
             self._measure_baselines(ledger, view)
         report.unrecorded = self.recorder.unrecorded
         report.orders = {o.client_order_id: o for o in ledger.orders}
         report.positions = dict(ledger.positions)
         report.errors.extend(w for w in self.attempts.warnings if w.startswith("NOT RECORDED"))
 
-    async def _lease_assets(self, ledger: _Ledger, view: _View) -> list[str]:
-        """Take the lease of every asset in play; what another live process holds is in
-        flight there and is left out of this pass altogether. Returns the leases taken."""
+    async def _lease_assets(self, assets: dict[str, list[PairInfo]]) -> list[str]:
+        """Take the lease of each asset; what another live process holds is in flight
+        there and is left out of this pass altogether. Returns the leases taken."""
         keeper = self.o._leases
         if keeper is None:
             return []
         taken: list[str] = []
-        skipped: set[str] = set()
-        for asset, pairs in (await self._traded_assets(ledger, view)).items():
+        for asset, pairs in assets.items():
             name = asset_lease(self.o._client.account, asset)
             if keeper.holds(name):
+                self.leased_assets.add(asset)
                 continue
             holder = keeper.holder(name)
             if holder is None and self.repairing and keeper.try_acquire(name):
                 taken.append(name)
+                self.leased_assets.add(asset)
                 continue
             if holder is None and not self.repairing:
+                self.leased_assets.add(asset)  # a read-only pass takes no lease; nobody is at work on it
                 continue
-            skipped.update(p.symbol for p in pairs)
             self.skipped_assets.add(asset)
             who = f"tg process {holder.pid} on {holder.host}" if holder else "another tg process"
             self.report.pending.append(f"{pairs[0].symbol.split('/')[0]}: {who} is working on it; left to it")
-        if skipped:
-            ledger.drop(skipped)
         return taken
 
     # --- reading -----------------------------------------------------------------
@@ -420,12 +436,19 @@ class _Pass:
 
     # --- 3. holdings -------------------------------------------------------------
 
-    async def _check_holdings(self, ledger: _Ledger, view: _View) -> bool:
-        """Whether every asset tg trades is held exactly as tg and the foreign holdings
-        explain; surpluses are put down to tg's entries of unknown fate first."""
-        consistent = True
-        await self._pairs_by_altname()
-        for asset, pairs in (await self._traded_assets(ledger)).items():
+    async def _check_holdings(self, ledger: _Ledger, view: _View) -> None:
+        """Hold what the account has of each asset tg trades against what tg and the
+        foreign holdings explain; surpluses are put down to tg's entries of unknown fate
+        first. An asset that does not agree is unsettled: its baseline is not measured."""
+        assets = _assets_of(await self._pairs_by_altname(), ledger, view.balances)
+        traded = await self._traded_assets(ledger)
+        assets.update(traded)
+        # what tg pays or is paid in moves with its P&L, which its positions do not hold:
+        # an asset that is the quote of a pair tg trades cannot be told apart, so it is not checked
+        self.quote_assets = {p.quote for pairs in traded.values() for p in pairs}
+        for asset, pairs in assets.items():
+            if asset in self.skipped_assets or asset in self.quote_assets:
+                continue
             held = view.balances.get(asset, Decimal(0))
             expected_tg = self._tg_holding(ledger, pairs)
             foreign = self._foreign_now(asset, view, ledger)
@@ -436,23 +459,37 @@ class _Pass:
             name = pairs[0].symbol.split("/")[0]
             if gap > 0:
                 gap = await self._put_down_surplus(gap, ledger, pairs, tolerance)
-                if gap > tolerance:
+                if gap <= tolerance:
+                    self.unsettled_assets.add(asset)  # tg's records changed: measure next time
+                elif not self._surplus_settled(asset, gap):
+                    self.unsettled_assets.add(asset)
                     self.report.foreign.append(
                         f"foreign: {gap} {name} held beyond tg's positions and the foreign holdings it knew; "
                         "taken as foreign, left alone"
                     )
-                else:
-                    consistent = False  # tg's records changed: measure next time
             else:
                 gap = self._put_down_shortfall(-gap, ledger, view, pairs, tolerance)
                 if gap > tolerance:
-                    consistent = False
+                    self.unsettled_assets.add(asset)
                     self.report.errors.append(
                         f"{name}: tg's open positions hold {expected_tg} but the account has only "
                         f"{held - foreign} beyond foreign holdings ({gap} short): something sold tg's holding; "
                         "check the account by hand"
                     )
-        return consistent
+
+    def _surplus_settled(self, asset: str, gap: Decimal) -> bool:
+        """Whether a surplus nothing of tg's explains has stood long enough to be the
+        foreign holding's (a deposit, say) rather than a foreign order the exchange is
+        slow to list, whose fill would then be counted twice."""
+        baseline = self.o._store.holding_baseline(asset) or HoldingBaseline(asset, Decimal(0), 0.0)
+        if baseline.surplus == gap and baseline.surplus_since is not None:
+            return self.now - baseline.surplus_since >= VISIBILITY_WINDOW_S
+        if self.repairing:
+            try:
+                self.o._store.set_holding_baseline(replace(baseline, surplus=gap, surplus_since=self.now))
+            except StorageError:
+                pass
+        return False
 
     async def _traded_assets(self, ledger: _Ledger, view: _View | None = None) -> dict[str, list[PairInfo]]:
         """The base assets of the pairs tg follows (and, with `view`, of tg's orders the
@@ -568,9 +605,16 @@ class _Pass:
         """Everything agreed: what the account holds beyond tg's positions is foreign, as
         of now, with what each live foreign order had filled."""
         unseen = {o.symbol for o in ledger.orders if view.of(o) is None and not o.status.is_final}
+        keeper = self.o._leases
         for asset, pairs in _assets_of(self._pairs, ledger, view.balances).items():
             if asset in self.skipped_assets or any(p.symbol in unseen for p in pairs):
                 continue  # one of tg's orders may have traded unseen: nothing to measure against
+            if asset in self.unsettled_assets or asset in self.quote_assets:
+                continue
+            if keeper is not None and asset not in self.leased_assets and not keeper.holds(
+                asset_lease(self.o._client.account, asset)
+            ):
+                continue  # another process may be trading it: the balance may hold its fill
             held = view.balances.get(asset, Decimal(0))
             foreign_seen = {
                 f.txid: f.volume_executed for f in view.orders.values()

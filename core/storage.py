@@ -148,7 +148,8 @@ def _create_ownership_tables(db: Database) -> None:
         {"install_id": str, "adopted_at": float}, pk="install_id", not_null=["adopted_at"]
     )
     db.table("holdings").create(
-        {"asset": str, "foreign": str, "as_of": float, "foreign_filled": str},
+        {"asset": str, "foreign": str, "as_of": float, "foreign_filled": str, "surplus": str,
+         "surplus_since": float},
         pk="asset",
         not_null=["foreign", "as_of", "foreign_filled"],
     )
@@ -181,6 +182,10 @@ class HoldingBaseline:
     foreign: Decimal
     as_of: float
     foreign_filled: dict[str, Decimal] = field(default_factory=dict)
+    surplus: Decimal = Decimal(0)
+    """A surplus nothing explained, and since when (tg's clock): taken into the foreign
+    holding once it has stood for a while."""
+    surplus_since: float | None = None
 
 
 @dataclass(frozen=True)
@@ -382,7 +387,10 @@ class Store:
             return None
         row = rows[0]
         filled = {txid: Decimal(v) for txid, v in json.loads(row["foreign_filled"]).items()}
-        return HoldingBaseline(asset, Decimal(row["foreign"]), row["as_of"], filled)
+        return HoldingBaseline(
+            asset, Decimal(row["foreign"]), row["as_of"], filled,
+            Decimal(row["surplus"] or 0), row["surplus_since"],
+        )
 
     def set_holding_baseline(self, baseline: HoldingBaseline) -> None:
         with self._writing("holdings", f"the holding baseline of {baseline.asset}") as table:
@@ -390,6 +398,7 @@ class Store:
                 {
                     "asset": baseline.asset, "foreign": str(baseline.foreign), "as_of": baseline.as_of,
                     "foreign_filled": json.dumps({t: str(v) for t, v in baseline.foreign_filled.items()}),
+                    "surplus": str(baseline.surplus), "surplus_since": baseline.surplus_since,
                 },
                 pk="asset",
             )

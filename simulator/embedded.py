@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 from filelock import BaseFileLock, FileLock, Timeout
 
-from core.clock import VirtualClock
+from core.clock import Clock, LoopClock, VirtualClock
 from simulator.app import SandboxApp, create_app
 from simulator.exchange import DEFAULT_ACCOUNT, Exchange
 from simulator.exceptions import SandboxInUse
@@ -39,7 +39,7 @@ def _lock(state_path: Path) -> BaseFileLock:
 class EmbeddedExchange:
     base_url = "http://sandbox.kraken"
 
-    def __init__(self, state_path: Path, exchange: Exchange, clock: VirtualClock, *,
+    def __init__(self, state_path: Path, exchange: Exchange, clock: Clock, *,
                  tier: Tier | None = Tier.STARTER, faults: FaultSchedule | None = None) -> None:
         self._state_path = state_path
         self.exchange = exchange
@@ -56,7 +56,7 @@ class EmbeddedExchange:
     def open(cls, state_path: Path, *, seed: int = 42, start_time: float | None = None,
              tier: Tier | None = Tier.STARTER, faults: FaultSchedule | None = None,
              paths: Mapping[str, PricePath] | None = None, fixed_ids: bool = False,
-             balances: Mapping[str, Decimal] | None = None,
+             balances: Mapping[str, Decimal] | None = None, follow_loop: bool = False,
              on_wait: Callable[[str], None] | None = None) -> EmbeddedExchange:
         """The sandbox saved at `state_path`, or a fresh one with a new API key pair.
 
@@ -66,6 +66,8 @@ class EmbeddedExchange:
         (a replay's recorded candles); paths are not saved, so give them on every open.
         `fixed_ids` (a fresh sandbox only) makes its ids a function of the seed and the
         requests, for tests that compare them; by default ids never repeat, as Kraken's.
+        With `follow_loop` its time follows a fast-forwarding event loop started at 0
+        (looptime) from where the sandbox stood: `tg run` on simulated time.
 
         The sandbox is this process's until `close()`: another process opening it waits
         (up to LOCK_WAIT_S, after telling `on_wait`), so two processes never trade on two
@@ -88,7 +90,7 @@ class EmbeddedExchange:
                 ) from None
         try:
             sandbox = cls._load(state_path, seed=seed, start_time=start_time, tier=tier, faults=faults,
-                                paths=paths, fixed_ids=fixed_ids, balances=balances)
+                                paths=paths, fixed_ids=fixed_ids, balances=balances, follow_loop=follow_loop)
         except BaseException:
             lock.release()
             raise
@@ -98,14 +100,15 @@ class EmbeddedExchange:
     @classmethod
     def _load(cls, state_path: Path, *, seed: int, start_time: float | None, tier: Tier | None,
               faults: FaultSchedule | None, paths: Mapping[str, PricePath] | None,
-              fixed_ids: bool, balances: Mapping[str, Decimal] | None) -> EmbeddedExchange:
+              fixed_ids: bool, balances: Mapping[str, Decimal] | None,
+              follow_loop: bool) -> EmbeddedExchange:
         state = load_state(state_path)
+        start = (SANDBOX_EPOCH if start_time is None else start_time) if state is None else state.processed_until
+        clock: Clock = LoopClock(start) if follow_loop else VirtualClock(start)
         if state is None:
-            clock = VirtualClock(SANDBOX_EPOCH if start_time is None else start_time)
             exchange = Exchange.create(clock, seed=seed, paths=paths, fixed_ids=fixed_ids, balances=balances)
             exchange.create_api_key(DEFAULT_ACCOUNT)
         else:
-            clock = VirtualClock(state.processed_until)
             exchange = Exchange(state, clock, paths)
         return cls(state_path, exchange, clock, tier=tier, faults=faults)
 

@@ -57,6 +57,7 @@ from core.ratelimit.kraken import OrderAction
 
 OHLC_INTERVALS = frozenset({1, 5, 15, 30, 60, 240, 1440, 10080, 21600})
 QUERY_ORDERS_MAX_TXIDS = 50  # Kraken's limit per QueryOrders call
+NONCE_RESENDS = 3
 _ORDER_TYPES_WITH_PRICE2 = frozenset({OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT})
 _INT32 = range(-(2**31), 2**31)
 _USER_AGENT = "tg-kraken-client/0.1"
@@ -190,11 +191,20 @@ class KrakenClient:
         self._private_in_flight = asyncio.Lock()
 
     @property
+    def base_url(self) -> str:
+        return str(self._http.base_url).rstrip("/")
+
+    @property
     def account(self) -> str:
-        """A short, stable name of the account this client trades on this exchange; it
-        shows nothing of the key."""
-        key = self._credentials.api_key if self._credentials is not None else ""
-        return hashlib.sha256(f"{self._http.base_url}|{key}".encode()).hexdigest()[:12]
+        """A short, stable name of the exchange this client trades on, the same for every
+        spelling of its address (localhost or 127.0.0.1) and every key: Kraken does not
+        say which account a key belongs to, so two keys are taken for one account, which
+        is the safe side for leases."""
+        url = self._http.base_url
+        host = (url.host or "").lower()
+        host = "127.0.0.1" if host in ("localhost", "::1", "[::1]") else host
+        port = url.port or {"http": 80, "https": 443}.get(url.scheme, 0)
+        return hashlib.sha256(f"{url.scheme}://{host}:{port}".encode()).hexdigest()[:12]
 
     async def __aenter__(self) -> KrakenClient:
         return self
@@ -262,8 +272,9 @@ class KrakenClient:
         private: bool,
         charge: _TradingCharge | None = None,
     ) -> Any:
-        """One request. A refused nonce is sent again once, after a resync: Kraken refuses
-        such a request before acting on it."""
+        """One request. A refused nonce is sent again after a resync, up to
+        NONCE_RESENDS times: Kraken refuses such a request before acting on it, so even
+        an AddOrder is safe to resend."""
         if not private:
             return await self._send(
                 method_name, self._http.build_request("GET", path, params=params)
@@ -274,11 +285,12 @@ class KrakenClient:
                 f"{method_name} is a private Kraken call and needs an API key: set {KEY_ENV} "
                 f"and {SECRET_ENV} (or {KEY_FILE_ENV})"
             )
-        try:
-            return await self._send_private(method_name, credentials, path, params, charge)
-        except InvalidNonceError:
-            self._nonces.resync()
-            return await self._send_private(method_name, credentials, path, params, charge)
+        for _ in range(NONCE_RESENDS):
+            try:
+                return await self._send_private(method_name, credentials, path, params, charge)
+            except InvalidNonceError:
+                self._nonces.resync()
+        return await self._send_private(method_name, credentials, path, params, charge)
 
     async def _send_private(
         self,

@@ -13,7 +13,12 @@ import respx
 from pydantic import BaseModel
 
 from core.clock import VirtualClock
-from core.errors import ConfigError, ExchangeInternalError, InputError, InvalidNonceError
+from core.errors import (
+    ConfigError,
+    ExchangeInternalError,
+    InputError,
+    InvalidNonceError,
+)
 from core.exchange import (
     AddOrderAck,
     Credentials,
@@ -23,6 +28,7 @@ from core.exchange import (
     PairInfo,
     sign,
 )
+from core.exchange.client import NONCE_RESENDS
 from core.models import Candle, OrderType, Side, Ticker
 from tests.exchange.kraken_fakes import (
     API_KEY,
@@ -236,13 +242,24 @@ class TestNonces:
         assert route.call_count == 2
         assert first == START_US and second >= START_US + 1_000_000
 
-    async def test_a_second_invalid_nonce_is_raised(
+    async def test_a_nonce_refused_again_and_again_is_raised_in_the_end(
         self, client: KrakenClient, kraken: respx.MockRouter
     ) -> None:
         route = kraken.post("/0/private/Balance").mock(return_value=refused("EAPI:Invalid nonce"))
         with pytest.raises(InvalidNonceError):
             await client.balance()
-        assert route.call_count == 2
+        assert route.call_count == 1 + NONCE_RESENDS
+
+    async def test_an_order_whose_nonce_was_refused_twice_is_sent_again(
+        self, client: KrakenClient, kraken: respx.MockRouter
+    ) -> None:
+        """Kraken refuses a bad nonce before acting: even an AddOrder is safe to resend."""
+        route = kraken.post("/0/private/Balance").mock(
+            side_effect=[refused("EAPI:Invalid nonce"), refused("EAPI:Invalid nonce"), ok({"ZUSD": "1"})]
+        )
+        assert await client.balance() == {"ZUSD": Decimal("1")}
+        nonces = [int(dict(form(call.request))["nonce"]) for call in route.calls]
+        assert nonces == sorted(nonces) and len(set(nonces)) == 3
 
     async def test_other_errors_are_not_retried(
         self, client: KrakenClient, kraken: respx.MockRouter

@@ -1,0 +1,975 @@
+"""Many `tg` processes at once on ONE database, then an independent judge of the account.
+
+Every command is a real process, forked from a server that has tg's CLI imported (the
+kill test's approach), so a child starts in milliseconds; all of a round's commands are
+started before any is waited for, and the waits end on process exits. The sandbox is
+served in-process (`serving`, rate limits off: the lease makes the trades take turns,
+and at a starter tier's limits most of a round would be spent backing off) with the
+commands pointed at it with `--url`, or embedded (`--db` only). Once a round's
+processes have ended the judge looks for itself: on the served sandbox through ccxt
+(its own API key on the same account: balance, open orders, every page of the closed
+ones), on the embedded one by opening the `<db stem>.sandbox.db` state beside the
+database; and at tg's database read only (sqlite3, mode=ro). It asks that tg's BTC (its
+namespace's orders, net) is what its open positions hold, that its live stops cover
+exactly that (per position too), that no cl_ord_id or txid is there twice (or in two
+databases), that every order of its namespace is in its database with the exchange's
+status and fill, that every process ended 0 or with one `error:` line (never a
+traceback), that no trade or reconcile reported an error, and that a `tg reconcile` run
+after the round finds nothing to change.
+
+Rounds (3 of each mix; 120 tg processes when every test runs to its end; the file
+takes 35-45 s on 2 cores):
+- served: 4 x `tg trade BTC/USD --side buy --volume 0.01`, room for 3 positions a
+  round: 3 FILLED, 1 REJECTED each round, as the lease must make it.
+- served: 2 x trade + `tg reconcile` + `tg orders --url` + `tg positions --url`.
+- served, two databases on one account: 2 x trade + reconcile per database.
+- embedded: the same 4 x trade, and 2 x trade + reconcile + orders + positions.
+- embedded: trade + `tg sim advance 1h` + `tg sim status` (then a reconcile, as the
+  market moved under tg's records).
+- and, one process at a time: trade, `tg sim reset --force`, trade; trade on a served
+  sandbox, restart it with the same seed, trade; `tg sim reset` with a position open.
+
+What the judge found (the tests assert the correct behaviour and fail on tg as it is):
+- A reconcile acts on what it read before it took the lease. It reads the database
+  and the exchange, then takes the lease of the assets in play; a trade that held the
+  lease meanwhile and finished leaves it reading a stale world. Pinned in
+  test_a_reconcile_never_acts_on_what_it_read_while_a_trade_held_the_lease (it read
+  the trade's entry as an intent): "found as O...", "opened position P-... for entry
+  O... that had none", "placed stop_loss ..." -- the account holds 0.01 BTC, tg's live
+  stops cover 0.02 and its database has two open positions (0.02) for one entry. Seen
+  unpinned too, in a trial beside this file: 2 trades with reconciles run back to back
+  meanwhile, 1 round in 6.
+- A reconcile measures what the account holds beyond tg from a balance read while
+  another process traded, for an asset it neither leased nor skipped (nothing it read
+  put it in play). The trade's own 0.01 BTC is stored as foreign, and every later
+  reconcile fails (exit 1) with "BTC: tg's open positions hold 0.01000000 but the
+  account has only 0E-10 beyond foreign holdings (0.0100000000 short): something sold
+  tg's holding; check the account by hand", for good: the baseline is measured again
+  only when everything agrees. Pinned in
+  test_a_reconcile_never_measures_holdings_from_a_balance_another_trade_moved; it fails
+  the served 2 x trade + reconcile + listings mix in about half the runs (a trade's
+  "could not repair: BTC: ... short").
+- A foreign fill the listing did not show when the baseline was measured (the other
+  database's entry filling between a reconcile's order listing and its balance read,
+  or an exchange slow to show an order) is counted twice once it shows: the same
+  permanent "0.0100000000 short" error. Pinned with stale-visibility in
+  test_a_foreign_fill_the_listing_showed_late_is_not_counted_twice; the two-database
+  rounds hit it in 4 of 5 runs here, mostly in the first round.
+- No other violation: no duplicate txid or cl_ord_id, no order missing from or wrong
+  in a database, no unprotected or over-protected holding in the mixes without the
+  races above, no unclear exit, no txid handed out twice across a reset or a restart,
+  and `tg sim reset` refuses (exit 1, one line naming the position and --force)
+  without wiping anything.
+- Not asserted (a design question), seen in a trial beside this file: a lease is named
+  by a hash of the URL and the API key (KrakenClient.account), so processes on one
+  database and one account do not exclude each other when they reach it by two keys,
+  or by two spellings of one URL: 2 x trade via http://127.0.0.1:PORT and 2 x via
+  http://localhost:PORT at once, room for 3 positions, opened 4 in 2 of 3 rounds.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import multiprocessing
+import os
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.context import ForkServerContext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+if TYPE_CHECKING:
+    import ccxt  # type: ignore[import-untyped]
+
+    from simulator.server import SandboxServer
+
+pytestmark = pytest.mark.integration
+
+TG_KEY = "tgConcurrentKey0123456789"
+TG_SECRET = base64.b64encode(bytes(range(64))).decode()
+JUDGE_KEY = "judgeConcurrentCcxtKey0123"
+"""ccxt counts nonces in milliseconds, tg in microseconds: on one key tg's first call
+would put ccxt behind for good, so the judge has its own key on the same account."""
+JUDGE_SECRET = base64.b64encode(bytes(range(64, 128))).decode()
+SYMBOL = "BTC/USD"
+VOLUME = "0.01"
+TRADE = ("trade", SYMBOL, "--side", "buy", "--volume", VOLUME, "--json")
+ROUNDS = 3
+SAFETY_S = 120.0
+"""Only a safety net: every wait ends on a process's exit long before."""
+
+
+# --- tg as real processes, forked from a pre-imported server -------------------------
+
+PRELOAD = [
+    "__main__", __name__, "tests.integration.kill_proxy",
+    "cli.main", "cli.wiring", "cli.render", "cli.sim", "core.trade_cycle", "core.manual", "core.reconcile",
+    "core.abandon", "core.llm.offline", "core.llm.providers", "core.agents.trading_decision",
+    "core.agents.regime_detection", "core.agents.technical_analysis", "sqlite_utils", "pydantic_settings",
+    "typer._adapters", "typer._click.decorators", "rich.table", "rich.console",
+    "httpx", "httpcore", "httpcore._backends.anyio", "anyio", "anyio._backends._asyncio", "anyio.streams.tls",
+    "anyio.streams.memory", "anyio.streams.stapled", "anyio.to_thread", "h11", "certifi", "sniffio",
+]
+"""What the commands import, so a child imports nothing: it starts in milliseconds, not
+the second an interpreter needs. The fork server is one per pytest process and the kill
+test (tests/integration/kill_proxy.py) starts one too: whichever starts it, this list
+holds both's modules (a module that is not there is skipped by the server)."""
+_context: ForkServerContext | None = None
+
+
+def fork_context() -> ForkServerContext:
+    global _context
+    if _context is None:
+        context = multiprocessing.get_context("forkserver")
+        assert isinstance(context, ForkServerContext)
+        context.set_forkserver_preload(PRELOAD)
+        _context = context
+    return _context
+
+
+def run_tg_child(argv: Sequence[str], env: Mapping[str, str], cwd: str, out: str, err: str) -> None:
+    """The child: `tg ARGV` as the console script runs it, its output in files."""
+    os.chdir(cwd)
+    for name in [k for k in os.environ if k.startswith("TG_")]:
+        del os.environ[name]
+    os.environ.update(env)
+    for fd, path in ((1, out), (2, err)):
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(target, fd)
+        os.close(target)
+    sys.argv = ["tg", *argv]
+    from cli.main import main
+
+    main()
+
+
+@dataclass
+class Finished:
+    """A tg process that ended: how, what it printed, and how long it ran."""
+
+    argv: list[str]
+    exitcode: int | None
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def command(self) -> str:
+        return " ".join(self.argv[:2]) if self.argv[0] == "sim" else self.argv[0]
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def unclear(self) -> str | None:
+        """Why this is not a clear ending (0, or a non-zero code with one `error:` line
+        on stderr; `note:` lines are what a waiting process tells its user), or None."""
+        said = [line for line in self.stderr.splitlines() if line.strip() and not line.startswith("note: ")]
+        if "Traceback" in self.stderr:
+            return f"`tg {' '.join(self.argv)}` died with a traceback (exit {self.exitcode}):\n{self.stderr[-2000:]}"
+        if self.exitcode == 0 and not said:
+            return None
+        if self.exitcode in (1, 2) and len(said) == 1 and said[0].startswith("error: "):
+            return None
+        return f"`tg {' '.join(self.argv)}` ended unclearly: exit {self.exitcode}, stderr {self.stderr[-800:]!r}"
+
+
+class TgProcess:
+    """One `tg` command running as its own process."""
+
+    _counter = 0
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], folder: Path) -> None:
+        TgProcess._counter += 1
+        stem = folder / "out" / f"tg-{TgProcess._counter}"
+        stem.parent.mkdir(exist_ok=True)
+        self.argv = list(argv)
+        self._out, self._err = f"{stem}.out", f"{stem}.err"
+        self._started = time.monotonic()
+        self.process = fork_context().Process(
+            target=run_tg_child, args=(self.argv, dict(env), str(folder), self._out, self._err), daemon=True
+        )
+        self.process.start()
+
+    def wait(self, timeout: float = SAFETY_S) -> Finished:
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+            raise TimeoutError(f"tg {' '.join(self.argv)} still ran after {timeout} s: {self._read(self._err)}")
+        return Finished(self.argv, self.process.exitcode, self._read(self._out), self._read(self._err),
+                        time.monotonic() - self._started)
+
+    @staticmethod
+    def _read(path: str) -> str:
+        try:
+            return Path(path).read_text()
+        except FileNotFoundError:
+            return ""
+
+
+@dataclass
+class Place:
+    """One database (and, embedded, its sandbox beside it) and the environment its
+    commands run in."""
+
+    folder: Path
+    name: str
+    env: dict[str, str]
+    url: str | None = None
+    log: list[Finished] = field(default_factory=list)
+
+    @property
+    def db(self) -> Path:
+        return self.folder / f"{self.name}.db"
+
+    @property
+    def sandbox_state(self) -> Path:
+        return self.folder / f"{self.name}.sandbox.db"
+
+    def argv(self, *command: str, url: bool = True) -> list[str]:
+        where = ["--url", self.url] if url and self.url is not None else []
+        return [*command, *where, "--db", str(self.db)]
+
+    def start(self, *command: str, url: bool = True) -> TgProcess:
+        return TgProcess(self.argv(*command, url=url), self.env, self.folder)
+
+    def run(self, *command: str, url: bool = True) -> Finished:
+        finished = self.start(*command, url=url).wait()
+        self.log.append(finished)
+        return finished
+
+
+def at_once(starts: Sequence[Callable[[], TgProcess]], log: list[Finished]) -> list[Finished]:
+    """Start every command before waiting for any; all their endings, in start order."""
+    running = [start() for start in starts]
+    finished = [process.wait() for process in running]
+    log.extend(finished)
+    return finished
+
+
+def env_for(folder: Path, *, served: bool, **settings: str) -> dict[str, str]:
+    """The data directory (the nonce files) inside the test's folder, never the
+    user's; `settings` as TG_* variables."""
+    env = {"TG_DATA_DIR": str(folder / "data"), **settings}
+    if served:
+        env |= {"TG_KRAKEN_API_KEY": TG_KEY, "TG_KRAKEN_API_SECRET": TG_SECRET}
+    return env
+
+
+# --- what is on the account ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seen:
+    txid: str
+    cl_ord_id: str | None
+    side: str
+    ordertype: str
+    volume: Decimal
+    filled: Decimal
+    status: str
+
+    @property
+    def live(self) -> bool:
+        return self.status in ("open", "pending")
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.volume - self.filled
+
+    def line(self) -> str:
+        return (f"{self.txid} {self.side} {self.ordertype} {self.volume} filled {self.filled} {self.status} "
+                f"cl_ord_id={self.cl_ord_id}")
+
+
+@dataclass
+class Account:
+    btc: Decimal
+    orders: dict[str, Seen]
+    problems: list[str] = field(default_factory=list)
+    """What the listing itself showed wrong (a txid listed twice)."""
+
+
+def _seen(txid: str, info: Mapping[str, Any]) -> Seen:
+    return Seen(
+        txid=txid, cl_ord_id=info.get("cl_ord_id") or None, side=info["descr"]["type"],
+        ordertype=info["descr"]["ordertype"], volume=Decimal(info["vol"]), filled=Decimal(info["vol_exec"]),
+        status=info["status"],
+    )
+
+
+def look_through_ccxt(judge: ccxt.kraken) -> Account:
+    """The account as ccxt gets it from the served sandbox: the BTC balance, the open
+    orders and every page of the closed ones (Kraken pages them by 50)."""
+    btc = Decimal(judge.fetch_balance()["info"]["result"].get("XXBT", {}).get("balance", "0"))
+    listed: list[tuple[str, Mapping[str, Any]]] = list(judge.private_post_openorders()["result"]["open"].items())
+    offset, total = 0, None
+    while total is None or offset < total:
+        page = judge.private_post_closedorders({"ofs": offset})["result"]
+        total = int(page["count"])
+        if not page["closed"]:
+            break
+        listed += page["closed"].items()
+        offset += len(page["closed"])
+    account = Account(btc, {})
+    for txid, info in listed:
+        if txid in account.orders:
+            account.problems.append(f"txid {txid} listed twice")
+        account.orders[txid] = _seen(txid, info)
+    return account
+
+
+def look_inside_the_sandbox(state_path: Path) -> Account:
+    """The embedded sandbox as its state file holds it, opened after every process ended."""
+    from simulator.embedded import EmbeddedExchange
+    from simulator.exchange import DEFAULT_ACCOUNT
+    from simulator.wire import order
+
+    with EmbeddedExchange.open(state_path) as sandbox:  # not saved: the judge only reads
+        state = sandbox.exchange.state
+        btc = state.accounts[DEFAULT_ACCOUNT].balances.get("XXBT", Decimal(0))
+        orders = {txid: _seen(txid, order(o, with_trades=False))
+                  for txid, o in state.orders.items() if o.account == DEFAULT_ACCOUNT}
+    return Account(btc, orders)
+
+
+# --- what tg's database says ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recorded:
+    install_id: str
+    adopted: frozenset[str]
+    orders: list[dict[str, Any]]
+    positions: list[dict[str, Any]]
+    holdings: list[dict[str, Any]]
+    """What tg last measured the account to hold outside tg, per asset."""
+
+    def owns(self, cl_ord_id: str | None) -> bool:
+        from core.ownership import install_id_of
+
+        found = install_id_of(cl_ord_id)
+        return found is not None and (found == self.install_id or found in self.adopted)
+
+    @property
+    def open_positions(self) -> list[dict[str, Any]]:
+        return [p for p in self.positions if p["status"] == "open"]
+
+
+def read_db(path: Path) -> Recorded:
+    """tg's database read only, with sqlite3 itself rather than tg's Store."""
+    connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    connection.row_factory = sqlite3.Row
+    try:
+        [install_id] = connection.execute("select value from meta where key = 'install_id'").fetchone()
+        adopted = frozenset(row[0] for row in connection.execute("select install_id from namespaces"))
+        orders = [dict(row) for row in connection.execute("select * from orders order by rowid")]
+        positions = [dict(row) for row in connection.execute("select * from positions order by rowid")]
+        holdings = [dict(row) for row in connection.execute("select * from holdings")]
+    finally:
+        connection.close()
+    return Recorded(install_id, adopted, orders, positions, holdings)
+
+
+# --- the judge -------------------------------------------------------------------------
+
+_UNSETTLED = ("intent", "unknown")
+
+
+def net(orders: Sequence[Seen]) -> Decimal:
+    return sum((o.filled if o.side == "buy" else -o.filled for o in orders), Decimal(0))
+
+
+def violations(account: Account, places: Sequence[Place], *, strict: bool = True) -> list[str]:
+    """What tg's guarantees say cannot be, the account against each database. `strict`
+    False (the market moved since tg last looked) asks only that every order of a
+    database's namespace is in it."""
+    found = list(account.problems)
+    ids = Counter(o.cl_ord_id for o in account.orders.values() if o.cl_ord_id)
+    found += [f"client order id {i} accepted {n} times" for i, n in sorted(ids.items()) if n > 1]
+    recorded = {place.name: read_db(place.db) for place in places}
+    owned = [o for o in account.orders.values() if any(r.owns(o.cl_ord_id) for r in recorded.values())]
+    explained = net([o for o in account.orders.values() if o not in owned])  # what foreign orders bought
+    txids_of: dict[str, str] = {}
+    for name, record in recorded.items():
+        for row in record.orders:
+            txid = row["external_id"]
+            if txid is None:
+                continue
+            if txid in txids_of:
+                found.append(f"txid {txid} is in both {txids_of[txid]} and {name}")
+            txids_of[txid] = name
+        mine = [o for o in account.orders.values() if record.owns(o.cl_ord_id)]
+        by_txid = {row["external_id"]: row for row in record.orders if row["external_id"]}
+        for order in mine:
+            known = by_txid.get(order.txid)
+            if known is None:
+                found.append(f"{name}: its order {order.line()} is not in its database")
+            elif known["client_order_id"] != order.cl_ord_id:
+                found.append(f"{name}: its database has {order.txid} as {known['client_order_id']}, "
+                             f"the exchange as {order.cl_ord_id}")
+            elif strict and known["status"] != order.status:
+                found.append(f"{name}: its database says {order.txid} is {known['status']}, the exchange {order.status}")
+            elif strict and Decimal(known["filled_volume"]) != order.filled:
+                found.append(f"{name}: its database says {order.txid} filled {known['filled_volume']}, "
+                             f"the exchange {order.filled}")
+        if not strict:
+            continue
+        for row in record.orders:
+            if row["external_id"] is not None and row["external_id"] not in account.orders:
+                found.append(f"{name}: {row['role']} {row['external_id']} is in its database, not on the exchange")
+            if row["status"] in _UNSETTLED:
+                found.append(f"{name}: {row['role']} {row['client_order_id']} is still {row['status']}")
+        held = net(mine)
+        explained += held
+        in_positions = sum((Decimal(p["size"]) for p in record.open_positions), Decimal(0))
+        if in_positions != held:
+            found.append(f"{name}: its orders net {held} BTC, its open positions hold {in_positions}")
+        stops = sum((o.remaining for o in mine if o.live and o.ordertype.startswith("stop-loss")), Decimal(0))
+        targets = sum((o.remaining for o in mine if o.live and o.ordertype.startswith("take-profit")), Decimal(0))
+        if stops != held:
+            found.append(f"{name}: holds {held} BTC, its live stop-losses cover {stops}")
+        if targets > held:
+            found.append(f"{name}: holds {held} BTC, its live take-profits would sell {targets}")
+        for position in record.open_positions:
+            protection = [row for row in record.orders
+                          if row["position_id"] == position["id"] and row["role"] == "stop_loss"
+                          and row["status"] in ("open", "pending")]
+            covered = sum((Decimal(r["volume"]) - Decimal(r["filled_volume"]) for r in protection), Decimal(0))
+            if covered != Decimal(position["size"]):
+                found.append(f"{name}: position {position['id']} of {position['size']} has live stops for {covered}")
+    if strict and account.btc != explained:
+        found.append(f"the account holds {account.btc} BTC, tg's and the foreign orders net {explained}")
+    return found
+
+
+def said_wrong(finished: Finished) -> list[str]:
+    """What a command's own report says went wrong: a trade that could not repair or
+    store, a reconcile's errors. Nothing is broken in these runs, so nothing may be."""
+    if finished.command not in ("trade", "reconcile"):
+        return []
+    try:
+        report = finished.json()
+    except ValueError:
+        return []  # no report: its exit and stderr say what happened
+    where = f"`tg {' '.join(finished.argv)}`"
+    if finished.command == "trade":
+        wrong = [r for r in report["reconciled"] if r.startswith("could not repair")]
+        wrong += [] if report["stored"] else ["not everything was stored"]
+    else:
+        wrong = report["errors"]
+    return [f"{where} reported: {w}" for w in wrong]
+
+
+def unclear_endings(log: Sequence[Finished]) -> list[str]:
+    found = [problem for finished in log if (problem := finished.unclear()) is not None]
+    return found + [w for finished in log for w in said_wrong(finished)]
+
+
+def describe(account: Account, places: Sequence[Place], log: Sequence[Finished]) -> str:
+    lines = [f"the account: {account.btc} BTC", *(f"  {o.line()}" for o in account.orders.values())]
+    for place in places:
+        record = read_db(place.db)
+        lines.append(f"{place.name} (install id {record.install_id}):")
+        lines += [f"  order {r['role']} {r['external_id']} {r['status']} filled {r['filled_volume']} "
+                  f"position {r['position_id']}" for r in record.orders]
+        lines += [f"  position {p['id']} {p['size']} {p['status']}" for p in record.positions]
+        lines += [f"  measured foreign {h['asset']}: {h['foreign']} (fills {h['foreign_filled']})"
+                  for h in record.holdings]
+    for finished in log:
+        lines.append(f"tg {' '.join(finished.argv)}: exit {finished.exitcode} in {finished.seconds:.1f} s")
+        lines += [f"  stderr: {line}" for line in finished.stderr.splitlines()[-3:]]
+        if finished.exitcode == 0 and finished.command in ("trade", "reconcile"):
+            report = finished.json()
+            for key in ("reconciled", "changes", "errors", "pending", "foreign"):
+                lines += [f"  {key}: {item}" for item in report.get(key, [])]
+    return "\n".join(lines)
+
+
+def judge(account: Account, places: Sequence[Place], log: Sequence[Finished], *, strict: bool = True) -> None:
+    found = unclear_endings(log) + violations(account, places, strict=strict)
+    assert not found, "\n".join(["violations:", *found, describe(account, places, log)])
+
+
+def settle(place: Place) -> list[str]:
+    """`tg reconcile` once every process has ended: it must find nothing wrong. Its
+    changes are returned: none is due unless the market moved."""
+    finished = place.run("reconcile", "--json")
+    assert finished.exitcode == 0 and not said_wrong(finished), "\n".join([
+        f"`tg reconcile` of {place.name} after every process ended: exit {finished.exitcode}",
+        *said_wrong(finished), *finished.stderr.splitlines()[-3:],
+        *(f"measured foreign {h['asset']}: {h['foreign']} (fills {h['foreign_filled']})"
+          for h in read_db(place.db).holdings),
+    ])
+    changes: list[str] = finished.json()["changes"]
+    return changes
+
+
+# --- the rig -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    """A folder in memory when the machine has one: SQLite's fsyncs on disk cost a
+    tenth of a second per command, and many commands run here."""
+    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    with tempfile.TemporaryDirectory(dir=base, prefix="tg-concurrent-") as name:
+        yield Path(name)
+
+
+@dataclass
+class Bench:
+    server: SandboxServer
+    judge: ccxt.kraken
+
+    def look(self) -> Account:
+        return look_through_ccxt(self.judge)
+
+
+def judge_client(url: str) -> ccxt.kraken:
+    import ccxt
+
+    kraken = ccxt.kraken({"apiKey": JUDGE_KEY, "secret": JUDGE_SECRET, "enableRateLimit": False, "timeout": 10_000})
+    kraken.urls["api"] = {"public": url, "private": url}
+    return kraken
+
+
+@pytest.fixture(scope="module")
+def bench() -> Iterator[Bench]:
+    """One served sandbox for the module, with tg's key and the judge's on its one
+    account, and no rate limits: the lease makes the trades take turns, so at a
+    starter tier's limits most of a round would be spent backing off."""
+    from simulator.server import serving
+
+    with serving(keys=[(TG_KEY, TG_SECRET), (JUDGE_KEY, JUDGE_SECRET)], tier=None) as server:
+        kraken = judge_client(server.url)
+        yield Bench(server, kraken)
+        kraken.session.close()
+
+
+@pytest.fixture
+def served(bench: Bench) -> Bench:
+    """The module's sandbox started over: opening balances, no orders (and new ids)."""
+    assert bench.server.sandbox is not None
+    bench.server.sandbox.reset()
+    return bench
+
+
+def served_place(folder: Path, bench: Bench, name: str = "tg", **settings: str) -> Place:
+    return Place(folder, name, env_for(folder, served=True, **settings), url=bench.server.url)
+
+
+def embedded_place(folder: Path, name: str = "tg", **settings: str) -> Place:
+    return Place(folder, name, env_for(folder, served=False, **settings))
+
+
+# --- the mixes -----------------------------------------------------------------------
+
+
+def four_trades(place: Place, round_: int) -> list[Finished]:
+    """Four `tg trade` at once, with room for three more open positions: the lease
+    makes them take turns, so the risk engine of the last sees the other three's
+    positions and refuses it. Without the lease all four could pass."""
+    env = {**place.env, "TG_RISK__MAX_OPEN_POSITIONS": str(3 * round_)}
+    return at_once([lambda: TgProcess(place.argv(*TRADE), env, place.folder)] * 4, place.log)
+
+
+def two_trades_and_readers(place: Place) -> list[Finished]:
+    return at_once([
+        lambda: place.start(*TRADE),
+        lambda: place.start("reconcile", "--json"),
+        lambda: place.start("orders", "--json"),
+        lambda: place.start(*TRADE),
+        lambda: place.start("positions", "--json"),
+    ], place.log)
+
+
+def statuses(finished: Sequence[Finished]) -> list[str]:
+    """The trades' outcomes; every listing must have printed its JSON too."""
+    for f in finished:
+        if f.exitcode == 0:
+            f.json()
+    return sorted(f.json()["status"] for f in finished if f.command == "trade" and f.exitcode == 0)
+
+
+def concurrent_reconciles_changed(finished: Sequence[Finished]) -> list[str]:
+    """A reconcile running beside trades that break nothing has nothing to repair:
+    anything it changed, it changed in another process's critical section."""
+    return [f"`tg {' '.join(f.argv)}` changed: {change}"
+            for f in finished if f.command == "reconcile" and f.exitcode == 0 for change in f.json()["changes"]]
+
+
+def waited(log: Sequence[Finished]) -> int:
+    """How many processes said they waited for another: the proof they overlapped."""
+    return sum(1 for f in log if "note: waiting" in f.stderr)
+
+
+def test_four_trades_at_once_on_a_served_sandbox(served: Bench, folder: Path) -> None:
+    place = served_place(folder, served)
+    for round_ in range(1, ROUNDS + 1):
+        finished = four_trades(place, round_)
+        assert statuses(finished) == ["FILLED"] * 3 + ["REJECTED"], describe(served.look(), [place], finished)
+        judge(served.look(), [place], place.log)
+        assert settle(place) == []
+    assert len(read_db(place.db).open_positions) == 3 * ROUNDS
+    assert waited(place.log) >= ROUNDS
+
+
+def test_two_trades_reconcile_and_listings_at_once_on_a_served_sandbox(served: Bench, folder: Path) -> None:
+    place = served_place(folder, served, TG_RISK__MAX_OPEN_POSITIONS="100")
+    for _ in range(ROUNDS):
+        finished = two_trades_and_readers(place)
+        assert statuses(finished) == ["FILLED", "FILLED"], describe(served.look(), [place], finished)
+        assert not concurrent_reconciles_changed(finished), describe(served.look(), [place], finished)
+        judge(served.look(), [place], place.log)
+        assert settle(place) == []
+    assert len(read_db(place.db).open_positions) == 2 * ROUNDS
+    assert waited(place.log) >= ROUNDS
+
+
+def test_four_trades_at_once_on_the_embedded_sandbox(folder: Path) -> None:
+    place = embedded_place(folder)
+    for round_ in range(1, ROUNDS + 1):
+        finished = four_trades(place, round_)
+        assert statuses(finished) == ["FILLED"] * 3 + ["REJECTED"]
+        judge(look_inside_the_sandbox(place.sandbox_state), [place], place.log)
+        assert settle(place) == []
+    assert waited(place.log) >= ROUNDS
+
+
+def test_two_trades_reconcile_and_listings_at_once_on_the_embedded_sandbox(folder: Path) -> None:
+    place = embedded_place(folder, TG_RISK__MAX_OPEN_POSITIONS="100")
+    for _ in range(ROUNDS):
+        finished = two_trades_and_readers(place)
+        assert statuses(finished) == ["FILLED", "FILLED"]
+        assert not concurrent_reconciles_changed(finished)
+        judge(look_inside_the_sandbox(place.sandbox_state), [place], place.log)
+        assert settle(place) == []
+    assert waited(place.log) >= ROUNDS
+
+
+def test_trade_advance_and_status_at_once_on_the_embedded_sandbox(folder: Path) -> None:
+    """The market moves an hour while tg trades: stops and targets may fill between
+    commands, so the database may lag the exchange until the next reconcile; it must
+    still know every order of its own, and one reconcile must bring it in line."""
+    place = embedded_place(folder, TG_RISK__MAX_OPEN_POSITIONS="100")
+    for _ in range(ROUNDS):
+        finished = at_once([
+            lambda: place.start(*TRADE),
+            lambda: place.start("sim", "advance", "1h", "--json"),
+            lambda: place.start("sim", "status", "--json"),
+        ], place.log)
+        assert statuses(finished) == ["FILLED"]
+        judge(look_inside_the_sandbox(place.sandbox_state), [place], place.log, strict=False)
+        settle(place)
+        judge(look_inside_the_sandbox(place.sandbox_state), [place], place.log)
+        assert settle(place) == []
+    assert waited(place.log) >= 1
+
+
+# --- the race a reconcile must not lose --------------------------------------------------
+
+
+@dataclass
+class Hold:
+    """One private request the gate keeps unsent: `reached` once it arrived, sent on
+    once `go` is set."""
+
+    label: str | None
+    skip: int = 0
+    """How many matching requests to let through first."""
+    reached: threading.Event = field(default_factory=threading.Event)
+    go: threading.Event = field(default_factory=threading.Event)
+
+
+class Gate:
+    """An HTTP proxy in front of the sandbox that holds chosen private requests unsent
+    until told, so two processes can be pinned at the two sides of a race (the kill
+    test's proxy, pared down to holding and letting go)."""
+
+    def __init__(self, upstream: str) -> None:
+        target = urlsplit(upstream)
+        self._upstream = (target.hostname or "127.0.0.1", target.port or 80)
+        self._lock = threading.Lock()
+        self._armed: list[Hold] = []
+        self._holds: list[Hold] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for hold in self._holds:
+            hold.go.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def hold(self, label: str | None = None, *, skip: int = 0) -> Hold:
+        """Hold the next private request labelled `label` (AddOrder.market, ClosedOrders;
+        None: any), after letting `skip` of them through."""
+        hold = Hold(label, skip)
+        with self._lock:
+            self._armed.append(hold)
+            self._holds.append(hold)
+        return hold
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def do_GET(self) -> None:
+                gate._handle(self, b"")
+
+            def do_POST(self) -> None:
+                gate._handle(self, self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+    def _handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        if handler.path.startswith("/0/private/"):
+            method = handler.path.removeprefix("/0/private/")
+            if method == "AddOrder":
+                method += "." + parse_qs(body.decode()).get("ordertype", ["?"])[0]
+            with self._lock:
+                hold = next((h for h in self._armed if h.label in (None, method)), None)
+                if hold is not None and hold.skip:
+                    hold.skip -= 1
+                    hold = None
+                elif hold is not None:
+                    self._armed.remove(hold)
+            if hold is not None:
+                hold.reached.set()
+                hold.go.wait(SAFETY_S)
+        connection = http.client.HTTPConnection(*self._upstream, timeout=SAFETY_S)
+        try:
+            headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP}
+            connection.request(handler.command, handler.path, body=body or None, headers=headers)
+            response = connection.getresponse()
+            status, answer, answer_headers = response.status, response.read(), response.getheaders()
+        finally:
+            connection.close()
+        handler.send_response(status)
+        for name, value in answer_headers:
+            if name.lower() not in _HOP_BY_HOP:
+                handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(answer)))
+        handler.end_headers()
+        handler.wfile.write(answer)
+
+
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "host"})
+
+
+def test_a_reconcile_never_acts_on_what_it_read_while_a_trade_held_the_lease(folder: Path) -> None:
+    """The interleaving the concurrent rounds can hit by chance, pinned: a reconcile
+    reads the database while a trade's entry is still an intent, the trade then
+    finishes and lets its lease go, and only then does the reconcile take the lease.
+    What it read before is stale: acting on it opens the trade's position a second
+    time. Whatever it read while another process held the asset, it must read again
+    (or leave the asset alone) once the lease is its.
+
+    The two processes draw nonces from separate files (separate data directories) and
+    the sandbox accepts nonces out of order (a nonce window): one process's held request
+    would otherwise hold the other's nonce lock too. Their leases are still one: same
+    database, same URL, same key."""
+    from simulator.server import serving
+
+    with serving(keys=[(TG_KEY, TG_SECRET), (JUDGE_KEY, JUDGE_SECRET)], tier=None,
+                 nonce_window=10**12) as server, Gate(server.url) as gate:
+        kraken = judge_client(server.url)
+        trading = Place(folder, "tg", env_for(folder, served=True, TG_KRAKEN__TIMEOUT_S="60"), url=gate.url)
+        reconciling = Place(folder, "tg", {**trading.env, "TG_DATA_DIR": str(folder / "data-2")}, url=gate.url)
+
+        entry = gate.hold("AddOrder.market")
+        trade = trading.start(*TRADE)
+        assert entry.reached.wait(SAFETY_S), "the trade never sent its entry"
+        first_read = gate.hold()  # the reconcile's first request: its database is read by then
+        reconcile = reconciling.start("reconcile", "--json")
+        assert first_read.reached.wait(SAFETY_S), "the reconcile never asked the exchange"
+        entry.go.set()
+        traded = trade.wait()
+        first_read.go.set()
+        reconciled = reconcile.wait()
+
+        log = [traded, reconciled]
+        assert traded.json()["status"] == "FILLED", describe(look_through_ccxt(kraken), [trading], log)
+        judge(look_through_ccxt(kraken), [trading], log)
+        kraken.session.close()
+
+
+def test_a_reconcile_never_measures_holdings_from_a_balance_another_trade_moved(folder: Path) -> None:
+    """The other interleaving the concurrent rounds hit by chance, pinned: a reconcile
+    reads the database and the order listings before a trade's entry, and the balance
+    after it filled. The asset is in play nowhere in what it read, so it takes no lease
+    and skips nothing, and it must not measure what the account holds beyond tg's
+    positions then either: it would take the trade's own coins for foreign, and every
+    reconcile after would find tg's holding "sold". (Nonce files apart, as above.)"""
+    from simulator.server import serving
+
+    with serving(keys=[(TG_KEY, TG_SECRET), (JUDGE_KEY, JUDGE_SECRET)], tier=None,
+                 nonce_window=10**12) as server, Gate(server.url) as gate:
+        kraken = judge_client(server.url)
+        trading = Place(folder, "tg", env_for(folder, served=True, TG_KRAKEN__TIMEOUT_S="60"), url=gate.url)
+        reconciling = Place(folder, "tg", {**trading.env, "TG_DATA_DIR": str(folder / "data-2")}, url=gate.url)
+
+        sizing = gate.hold("Balance", skip=1)  # the trade's second: its risk engine's, before the entry
+        trade = trading.start(*TRADE)
+        assert sizing.reached.wait(SAFETY_S), "the trade never read its balance"
+        balance = gate.hold("Balance")  # the reconcile's, once it has read everything else
+        reconcile = reconciling.start("reconcile", "--json")
+        assert balance.reached.wait(SAFETY_S), "the reconcile never read the balance"
+        sizing.go.set()
+        traded = trade.wait()
+        balance.go.set()
+        reconciled = reconcile.wait()
+
+        log = [traded, reconciled]
+        assert traded.json()["status"] == "FILLED", describe(look_through_ccxt(kraken), [trading], log)
+        judge(look_through_ccxt(kraken), [trading], log)
+        trading.url = server.url
+        assert settle(trading) == []
+        kraken.session.close()
+
+
+def test_a_foreign_fill_the_listing_showed_late_is_not_counted_twice(served: Bench, folder: Path) -> None:
+    """Another database's entry (here ccxt's order, foreign to tg alike) fills after a
+    reconcile listed the orders and before it read the balance: the balance shows coins
+    no listed order explains, rightly taken as foreign. Once that order shows, its fill
+    must not be counted again: tg's own holding would look sold. The sandbox's
+    stale-visibility stands in for the race the two-database rounds hit by chance."""
+    place = served_place(folder, served)
+    assert place.run(*TRADE).exitcode == 0
+    assert served.server.sandbox is not None
+    served.server.sandbox.add_faults("stale-visibility:seconds=10")
+    served.judge.create_order(SYMBOL, "market", "buy", 0.01)
+    served.server.sandbox.faults.clear()
+    assert settle(place) == []  # the account holds 0.01 BTC nothing listed explains: foreign
+    served.server.sandbox.advance(11)  # now the foreign order shows, filled
+
+    judge(served.look(), [place], place.log)
+    assert settle(place) == []
+
+
+# --- ids never handed out twice ----------------------------------------------------------
+
+
+def stored_txids(place: Place) -> list[str]:
+    return [row["external_id"] for row in read_db(place.db).orders if row["external_id"]]
+
+
+def placed_txids(finished: Finished) -> set[str]:
+    return {o["txid"] for o in finished.json()["orders"] if o["txid"]}
+
+
+def test_a_reset_embedded_sandbox_never_hands_out_a_stored_txid(folder: Path) -> None:
+    place = embedded_place(folder)
+    first = place.run(*TRADE)
+    reset = place.run("sim", "reset", "--force")
+    second = place.run(*TRADE)
+
+    assert [f.exitcode for f in place.log] == [0, 0, 0], describe(
+        look_inside_the_sandbox(place.sandbox_state), [place], place.log)
+    assert not unclear_endings(place.log)
+    before, after = placed_txids(first), placed_txids(second)
+    assert len(before) == len(after) == 3 and not before & after, f"handed out again: {before & after}"
+    stored = stored_txids(place)
+    assert sorted(stored) == sorted(before | after)
+    assert "closed on the record" in reset.stdout
+    # what the reset wiped is closed on the record; the rest is as the exchange has it
+    account = look_inside_the_sandbox(place.sandbox_state)
+    assert set(account.orders) == after
+    wiped = [row for row in read_db(place.db).orders if row["external_id"] in before]
+    assert {row["status"] for row in wiped if row["role"] != "entry"} == {"canceled"}
+    assert [p["status"] for p in read_db(place.db).positions] == ["closed", "open"]
+
+
+def test_a_restarted_served_sandbox_never_hands_out_a_stored_txid(folder: Path) -> None:
+    """Same seed, fresh exchange: the ids it hands out must still not be the first one's."""
+    from simulator.server import serving
+
+    keys = [(TG_KEY, TG_SECRET)]
+    place = Place(folder, "tg", env_for(folder, served=True))
+    placed = []
+    for _ in range(2):
+        with serving(seed=42, keys=keys, tier=None) as server:
+            place.url = server.url
+            placed.append(place.run(*TRADE))
+    assert [f.exitcode for f in placed] == [0, 0] and not unclear_endings(place.log), describe(
+        Account(Decimal(0), {}), [place], place.log)
+    before, after = placed_txids(placed[0]), placed_txids(placed[1])
+    assert len(before) == len(after) == 3 and not before & after, f"handed out again: {before & after}"
+    stored = stored_txids(place)
+    assert len(stored) == len(set(stored)) == 6
+
+
+def test_sim_reset_refuses_with_an_open_position_naming_it(folder: Path) -> None:
+    place = embedded_place(folder)
+    traded = place.run(*TRADE)
+    assert traded.exitcode == 0, traded.stderr
+    position = traded.json()["position"]["id"]
+    account_before = look_inside_the_sandbox(place.sandbox_state)
+
+    refused = place.run("sim", "reset")
+
+    assert refused.exitcode == 1 and refused.stdout == ""
+    [line] = refused.stderr.splitlines()
+    assert line.startswith("error: ") and position in line and "--force" in line
+    assert look_inside_the_sandbox(place.sandbox_state) == account_before  # nothing was wiped
+    judge(account_before, [place], place.log)
+
+
+# --- two databases on one account ------------------------------------------------------
+
+
+def test_two_databases_trade_one_account_at_once(served: Bench, folder: Path) -> None:
+    """Each database's leases are its own, so the two trade the same asset at the same
+    time: each must take the other's orders and coins for foreign, never touch them,
+    and never mistake them for its own."""
+    settings = {"TG_RISK__MAX_OPEN_POSITIONS": "100"}
+    one = served_place(folder, served, "one", **settings)
+    two = served_place(folder, served, "two", **settings)
+    log: list[Finished] = []
+    for _ in range(ROUNDS):
+        finished = at_once([
+            lambda: one.start(*TRADE),
+            lambda: two.start(*TRADE),
+            lambda: one.start(*TRADE),
+            lambda: two.start(*TRADE),
+            lambda: one.start("reconcile", "--json"),
+            lambda: two.start("reconcile", "--json"),
+        ], log)
+        assert statuses(finished) == ["FILLED"] * 4
+        judge(served.look(), [one, two], log)
+        for place in (one, two):
+            assert settle(place) == []
+    account = served.look()
+    assert not [o for o in account.orders.values() if o.status == "canceled"], describe(account, [one, two], log)
+    assert read_db(one.db).install_id != read_db(two.db).install_id
