@@ -3,6 +3,7 @@ sandbox by default, a served simulator or the real Kraken by URL) and the clock.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -109,6 +110,8 @@ async def open_session(
         raise InputError(f"{url} is not a loopback address, so it would be the real Kraken: add --live to trade there")
     store = Store.open(settings.db_path)
     sandbox: EmbeddedExchange | None = None
+    levels: Path | None = None  # a served sandbox's or Kraken's counters, for the next process
+    limiter: KrakenRateLimiter | None = None
     try:
         if url is None:
             sandbox = embedded_sandbox(settings, follow_loop=simulated_time)
@@ -123,10 +126,13 @@ async def open_session(
         else:
             clock = SystemClock()
             credentials = Credentials.from_env()
+            limiter = await served_limiter(settings, url, clock)
+            levels = limiter_levels(settings, credentials) if limiter is not None else None
+            if limiter is not None and levels is not None:
+                limiter.load(levels, now=clock.time())
             client = KrakenClient(
                 url, credentials, clock=clock, timeout_s=settings.kraken.timeout_s,
-                rate_limiter=KrakenRateLimiter.from_settings(settings.kraken.rate_limit, clock=clock),
-                nonce_source=shared_nonces(settings, credentials, clock),
+                rate_limiter=limiter, nonce_source=shared_nonces(settings, credentials, clock),
             )
         try:
             yield Session(
@@ -135,6 +141,8 @@ async def open_session(
             )
         finally:
             await client.aclose()
+            if limiter is not None and levels is not None:
+                limiter.save(levels, now=clock.time())
     finally:
         try:
             if sandbox is not None:
@@ -143,6 +151,33 @@ async def open_session(
             if sandbox is not None:
                 sandbox.close()
             store.close()
+
+
+async def served_limiter(settings: Settings, url: str, clock: Clock) -> KrakenRateLimiter | None:
+    """The limiter for `url`: Kraken's counters as configured, or, for a sandbox served
+    on this machine, the tier it enforces (none when it enforces none), read from its
+    control plane."""
+    configured = KrakenRateLimiter.from_settings(settings.kraken.rate_limit, clock=clock)
+    if not is_loopback(url):
+        return configured
+    from core.errors import TgError
+    from core.sandbox_control import SandboxControl
+
+    control = SandboxControl(url)
+    try:
+        limits = (await control.state(orders=False))["rate_limits"]
+    except TgError:
+        return configured  # not a sandbox (a tunnel to Kraken, say): Kraken's counters
+    finally:
+        await control.aclose()
+    return sandbox_rate_limiter(settings, None if limits is None else str(limits["tier"]), clock)
+
+
+def limiter_levels(settings: Settings, credentials: Credentials | None) -> Path | None:
+    """Where the processes of a key leave its rate counters' levels for the next one."""
+    if credentials is None:
+        return None
+    return settings.data_dir / "ratelimits" / f"{hashlib.sha256(credentials.api_key.encode()).hexdigest()[:16]}.json"
 
 
 def shared_nonces(settings: Settings, credentials: Credentials | None, clock: Clock) -> NonceSource | None:

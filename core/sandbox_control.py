@@ -74,8 +74,10 @@ class SandboxControl:
             data |= {"orders": "false", "pairs": brief_for}
         return await self._call("POST", "advance", data)  # type: ignore[no-any-return]
 
-    async def state(self) -> dict[str, Any]:
-        return await self._call("GET", "state")  # type: ignore[no-any-return]
+    async def state(self, *, orders: bool = True) -> dict[str, Any]:
+        """Time, prices, balances, counters and (unless `orders` is False) every order."""
+        path = "state" if orders else "state?orders=false"
+        return await self._call("GET", path)  # type: ignore[no-any-return]
 
     async def fault_log(self) -> list[dict[str, Any]]:
         return (await self._call("GET", "fault-log"))["log"]  # type: ignore[no-any-return]

@@ -242,6 +242,7 @@ class Simulation:
         self._symbol = symbol
         # By API key, as Kraken counts: a run's restarted client paces on what the first spent.
         self._limiters: dict[str, KrakenRateLimiter] = {}
+        self._tier: str | None = None
 
     async def run(
         self, faults: Sequence[str], *, runs: int, seed: int,
@@ -265,7 +266,9 @@ class Simulation:
         sandbox = self._open_sandbox(seed, folder)
         control = SandboxControl(sandbox.base_url, transport=sandbox.transport)
         await control.reset()  # a served sandbox is reused run after run: its counters start empty,
-        self._limiters.pop(sandbox.api_key, None)  # and so does tg's model of them
+        self._limiters.pop(sandbox.api_key, None)  # and so does tg's model of them,
+        limits = (await control.state(orders=False))["rate_limits"]  # at the tier the sandbox enforces
+        self._tier = None if limits is None else str(limits["tier"])
         await control.clear_faults()
         await control.seed_faults(seed)
         names = {f.partition(":")[0]: f for f in faults}
@@ -317,8 +320,8 @@ class Simulation:
     def _client(self, sandbox: Sandbox, crash_after: int | None = None) -> KrakenClient:
         transport = sandbox.transport if crash_after is None else CrashingTransport(sandbox.transport, crash_after)
         limiter = self._limiters.get(sandbox.api_key)
-        if limiter is None:
-            limits = self._settings.kraken.rate_limit.model_copy(update={"tier": self._settings.simulator.tier})
+        if limiter is None and self._tier is not None:
+            limits = self._settings.kraken.rate_limit.model_copy(update={"tier": self._tier})
             limiter = self._limiters[sandbox.api_key] = KrakenRateLimiter.from_settings(limits, clock=sandbox.clock)
         return KrakenClient(
             sandbox.base_url, Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),

@@ -127,10 +127,13 @@ class RateLimits:
     """By (account, pair key)."""
     public: dict[str, DecayingCounter] = field(default_factory=dict)
     """By client address."""
+    refused: int = 0
+    """Calls refused for a rate limit since the last reset: what a client's pacing is judged by."""
 
     def charge_public(self, client: str, now: float) -> None:
         counter = self.public.setdefault(client, DecayingCounter(PUBLIC_COUNTER, updated=now))
         if not counter.admits(1, now):
+            self.refused += 1
             raise TooManyRequests()
         counter.add(1, now)
 
@@ -140,6 +143,7 @@ class RateLimits:
             return
         counter = self.rest.setdefault(api_key, DecayingCounter(REST_COUNTER[self.tier], updated=now))
         if not counter.admits(cost, now):
+            self.refused += 1
             raise ApiRateLimitExceeded()
         counter.add(cost, now)
 
@@ -149,6 +153,7 @@ class RateLimits:
             (account, pair), DecayingCounter(TRADING_COUNTER[self.tier], updated=now))
             for pair in costs}
         if not all(counters[pair].admits(cost, now) for pair, cost in costs.items()):
+            self.refused += 1
             raise OrderRateLimitExceeded()
         for pair, cost in costs.items():
             counters[pair].add(cost, now)
@@ -161,12 +166,14 @@ class RateLimits:
         self.rest.clear()
         self.trading.clear()
         self.public.clear()
+        self.refused = 0
 
     def snapshot(self, now: float) -> dict[str, object]:
         """The counters' levels now, for the control plane (keys shortened: they are
         identifiers, not secrets, but long)."""
         return {
             "tier": self.tier.value,
+            "refused": self.refused,
             "rest": {key[:8]: round(c.level(now), 4) for key, c in self.rest.items()},
             "trading": {f"{account}:{pair}": round(c.level(now), 4)
                         for (account, pair), c in self.trading.items()},

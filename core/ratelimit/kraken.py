@@ -20,8 +20,11 @@ model that is exactly at the limit would sometimes be just over it.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from core.clock import Clock, SystemClock
 from core.config import RateLimitSettings, Tier
@@ -187,6 +190,40 @@ class KrakenRateLimiter:
             raise ValueError(f"unknown counter kind {kind!r}; use 'rest' or 'order'")
         bucket.drain(bucket.capacity - limit.maximum)
         return (1 - bucket.available_tokens) / bucket.rate
+
+    def levels(self) -> dict[str, Any]:
+        """What is left on each counter now: saved by one process, it starts the next one
+        where the exchange's counters stand instead of at full."""
+        return {
+            "rest": self._rest.available_tokens,
+            "pairs": {pair: bucket.available_tokens for pair, bucket in self._pairs.items()},
+        }
+
+    def restore(self, levels: dict[str, Any], *, elapsed_s: float) -> None:
+        """Lower the counters to `levels`, saved `elapsed_s` ago (they refilled meanwhile)."""
+        elapsed = max(0.0, elapsed_s)
+        self._rest.drain(float(levels.get("rest", self._rest.capacity)) + elapsed * self._rest.rate)
+        for pair, level in dict(levels.get("pairs", {})).items():
+            bucket = self._pair_bucket(pair)
+            bucket.drain(float(level) + elapsed * bucket.rate)
+
+    def save(self, path: Path, *, now: float) -> None:
+        """Write `levels()` to `path` (atomically), stamped with the wall-clock `now`."""
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps({"saved_at": now, **self.levels()}))
+            temporary.replace(path)
+        except OSError:
+            pass  # the next process then starts at full and learns from the exchange
+
+    def load(self, path: Path, *, now: float) -> None:
+        """Start from the levels another process of this key saved in `path`, if any."""
+        try:
+            saved = json.loads(path.read_text())
+            self.restore(saved, elapsed_s=now - float(saved["saved_at"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return
 
     def allowed_rate(self, mix: CallMix, *, cancel_age_s: float = 0.0) -> float:
         """The highest sustained calls per second Kraken allows this key for a mix of calls.

@@ -25,8 +25,26 @@ ENV = {"TG_KRAKEN_API_KEY": API_KEY, "TG_KRAKEN_API_SECRET": SECRET}
 
 @pytest.fixture
 def sandbox() -> Iterator[SandboxServer]:
-    with serving(keys=[(API_KEY, SECRET)]) as server:
+    """No rate limits: what these tests look at is not pacing (tg reads the tier a
+    served sandbox enforces, so it does not pace either); see the test below for that."""
+    with serving(keys=[(API_KEY, SECRET)], tier=None) as server:
         yield server
+
+
+def test_commands_in_a_row_against_a_starter_sandbox_are_paced_never_refused(tmp_path: Path) -> None:
+    """Each process starts where the last one left the key's counters (saved in the data
+    directory), so back-to-back commands wait instead of being refused."""
+    env = {**ENV, "TG_DATA_DIR": str(tmp_path / "data")}
+    db = str(tmp_path / "tg.db")
+    with serving(keys=[(API_KEY, SECRET)], tier="starter") as server:
+        for command in (["trade", "BTC/USDT", "--side", "buy"], ["reconcile"], ["reconcile"]):
+            result = runner.invoke(app, [*command, "--url", server.url, "--db", db, "--json"], env=env)
+            assert result.exit_code == 0, result.output
+            assert "Rate limit exceeded" not in result.output
+        sandbox = server.sandbox
+        assert sandbox is not None and sandbox.limits is not None
+        assert sandbox.limits.refused == 0
+        assert sum(c.value for c in sandbox.limits.rest.values()) > 0  # the counters did count
 
 
 def tg(*args: str) -> dict | list:
