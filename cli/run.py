@@ -69,7 +69,7 @@ def run(
     received: list[str] = []
 
     async def main() -> RunSummary:
-        from cli.wiring import open_session
+        from cli.wiring import notice, open_session
         from core.run_loop import ContinuousRun
         from core.sandbox_control import SandboxControl
 
@@ -91,7 +91,7 @@ def run(
                         simulated=simulated,
                         truth=control.truth if control is not None else _account_truth(session.client),
                         fault_log=control.fault_log if control is not None else None,
-                        on_update=update,
+                        on_update=update, on_start=notice,
                     ).run(names, every_s=every_s, for_s=for_s, stop=stop,
                           stop_reason=lambda: received[-1] if received else "stopped")
             finally:

@@ -176,6 +176,7 @@ class ContinuousRun:
         truth: TruthSource,
         fault_log: FaultLog | None = None,
         on_update: Callable[[RunState], None] | None = None,
+        on_start: Callable[[str], None] | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
@@ -186,6 +187,7 @@ class ContinuousRun:
         self._truth = truth
         self._fault_log = fault_log
         self._on_update = on_update
+        self._on_start = on_start
         self._wall = SystemClock()
 
     async def run(
@@ -200,6 +202,12 @@ class ContinuousRun:
             run_id, kind="run", symbol=",".join(names), started_at=self._wall.time(),
             params={"symbols": names, "every_s": every_s, "for_s": for_s, "simulated": self._simulated},
         )
+        if self._on_start is not None:
+            self._on_start(
+                f"tg run {run_id} started: {', '.join(names)} every {every_s:g} s"
+                + (f" for {for_s:g} s" if for_s is not None else " until stopped")
+                + (" of simulated time" if self._simulated else "")
+            )
         state = RunState({n: SymbolView() for n in names}, started, started, self._simulated)
         before = await self._truth()
         models = build_models(self._settings)
