@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from core.bus import Message, MessageBus, MessageTopic, create_message
-from core.clock import VirtualClock
+from core.decision.bus import Message, MessageBus, MessageTopic, create_message
+from core.domain.clock import VirtualClock
 
 Counts = list[int]
 

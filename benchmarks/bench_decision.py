@@ -26,11 +26,11 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 
-from core.config import RiskSettings, Settings
-from core.coordinator import CoordinatorAgent
+from core.domain.config import RiskSettings, Settings
+from core.decision.coordinator import CoordinatorAgent
 from core.exchange import Credentials, KrakenClient
-from core.manual import manual_proposal
-from core.models import (
+from core.flows.manual import manual_proposal
+from core.domain.models import (
     Candle,
     ExecutionResult,
     ExecutionStatus,
@@ -41,9 +41,9 @@ from core.models import (
     Ticker,
     TradeProposal,
 )
-from core.risk import RiskManagementEngine
-from core.storage import Store
-from core.trade_cycle import TradeCycle
+from core.decision.risk import RiskManagementEngine
+from core.storage.store import Store
+from core.flows.trade_cycle import TradeCycle
 from simulator.embedded import EmbeddedExchange
 
 RISK_TARGET_MS = 1.0

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
 
-from core.ratelimit import TokenBucketRateLimiter
+from core.exchange.ratelimit import TokenBucketRateLimiter
 
 TASKS = 50
 RATES = (200_000.0, 1_000_000.0)

@@ -23,9 +23,9 @@ import looptime
 from aiolimiter import AsyncLimiter
 
 from cli.stress import sandbox_target
-from core.config import RateLimitSettings
-from core.ratelimit.kraken import REST_COUNTER, TRADING_COUNTER
-from core.ratelimit_stress import MIXES, TIERS, Shaper, Step, StressPlan, StressReport, run_stress
+from core.domain.config import RateLimitSettings
+from core.exchange.ratelimit.kraken import REST_COUNTER, TRADING_COUNTER
+from core.flows.ratelimit_stress import MIXES, TIERS, Shaper, Step, StressPlan, StressReport, run_stress
 
 
 class RoundedLimiter(AsyncLimiter):

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from core.clock import VirtualClock
+from core.domain.clock import VirtualClock
 from simulator.app import create_app
 from simulator.auth import sign
 from simulator.embedded import SANDBOX_EPOCH

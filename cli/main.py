@@ -18,8 +18,8 @@ from cli.run import run as run_command
 from cli.sim import sim_app
 
 if TYPE_CHECKING:
-    from core.config import Settings
-    from core.reconcile import ReconcileReport
+    from core.domain.config import Settings
+    from core.execution.reconcile import ReconcileReport
 from cli.stress import ratelimit_stress
 
 app = typer.Typer(
@@ -72,11 +72,11 @@ def trade(
     """Run one full trade cycle: snapshot, agents, vote, risk, orders, position."""
     from cli import render
     from cli.wiring import open_session
-    from core.manual import manual_proposal
-    from core.trade_cycle import TradeCycle
+    from core.flows.manual import manual_proposal
+    from core.flows.trade_cycle import TradeCycle
 
     if volume is not None and side is None:
-        from core.errors import InputError
+        from core.domain.errors import InputError
 
         raise InputError("--volume needs --side buy|sell")
     settings = settings_from(db, config)
@@ -107,7 +107,7 @@ def runs(
 ) -> None:
     """List recent runs, newest first."""
     from cli import render
-    from core.storage import Store
+    from core.storage.store import Store
 
     settings = settings_from(db, config)
     with Store.open(settings.db_path) as store:
@@ -124,8 +124,8 @@ def show(
 ) -> None:
     """Show a stored run again."""
     from cli import render
-    from core.errors import InputError
-    from core.storage import Store
+    from core.domain.errors import InputError
+    from core.storage.store import Store
 
     settings = settings_from(db, config)
     with Store.open(settings.db_path) as store:
@@ -163,10 +163,10 @@ def simulate(
 
     from cli import render
     from cli.wiring import fault_catalog, served_sandbox, simulation_sandbox
-    from core.errors import InputError
-    from core.simulation import RANDOM, TG_FAULTS, Simulation
-    from core.storage import Store
-    from core.trade_cycle import new_run_id
+    from core.domain.errors import InputError
+    from core.flows.simulation import RANDOM, TG_FAULTS, Simulation
+    from core.storage.store import Store
+    from core.flows.trade_cycle import new_run_id
 
     settings = settings_from(db, config)
     catalog = fault_catalog()
@@ -214,8 +214,8 @@ def reconcile(
     foreign orders and holdings on the account are listed and left alone."""
     from cli import render
     from cli.wiring import open_session
-    from core.ownership import parse_install_id
-    from core.reconcile import Reconciler
+    from core.domain.ownership import parse_install_id
+    from core.execution.reconcile import Reconciler
 
     namespaces = [parse_install_id(text) for text in adopt or []]
     settings = settings_from(db, config)
@@ -248,9 +248,9 @@ def positions(
 ) -> None:
     """Positions, open and closed, with realized P&L (with --url: as the exchange has them now, read only)."""
     from cli import render
-    from core.errors import InputError
-    from core.models import PositionStatus
-    from core.storage import Store
+    from core.domain.errors import InputError
+    from core.domain.models import PositionStatus
+    from core.storage.store import Store
 
     try:
         wanted = PositionStatus(status) if status else None
@@ -278,7 +278,7 @@ def orders(
 ) -> None:
     """Orders tg placed or adopted (with --url: the exchange's status now, read only)."""
     from cli import render
-    from core.storage import Store
+    from core.storage.store import Store
 
     settings = settings_from(db, config)
     current = _exchange_view(settings, url, live)
@@ -298,7 +298,7 @@ def _exchange_view(settings: Settings, url: str | None, live: bool) -> Reconcile
     if url is None:
         return None
     from cli.wiring import open_session
-    from core.reconcile import Reconciler
+    from core.execution.reconcile import Reconciler
 
     async def run() -> ReconcileReport:
         async with open_session(settings, url=url, live=live) as session:

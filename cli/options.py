@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 if TYPE_CHECKING:
-    from core.config import Settings
+    from core.domain.config import Settings
 
 DbOption = Annotated[
     Path | None,
@@ -32,7 +32,7 @@ def _fail(message: str, code: int) -> None:
 
 def reports_errors(command: F) -> F:
     """tg's own errors become one line on stderr and a non-zero exit, never a traceback."""
-    from core.errors import ConfigError, InputError, TgError
+    from core.domain.errors import ConfigError, InputError, TgError
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -49,7 +49,7 @@ def reports_errors(command: F) -> F:
 
 
 def settings_from(db: Path | None, config: Path | None) -> Settings:
-    from core.config import load_settings
+    from core.domain.config import load_settings
 
     return load_settings(config, db=db)
 

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from core.serialize import to_jsonable
+from core.domain.serialize import to_jsonable
 
 if TYPE_CHECKING:
-    from core.models import Order, Position
-    from core.reconcile import ReconcileReport
-    from core.storage import RunRecord
+    from core.domain.models import Order, Position
+    from core.execution.reconcile import ReconcileReport
+    from core.storage.store import RunRecord
 
 _ALERT_STYLE = {"CRITICAL": "bold white on red", "HIGH": "bold red", "LOW": "yellow"}
 

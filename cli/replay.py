@@ -15,8 +15,8 @@ import typer
 from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
 
 if TYPE_CHECKING:
-    from core.config import Settings
-    from core.replay import ReplayMarket
+    from core.domain.config import Settings
+    from core.flows.replay import ReplayMarket
     from simulator.embedded import EmbeddedExchange
 
 
@@ -29,7 +29,7 @@ def replay_sandbox(settings: Settings) -> Callable[[ReplayMarket], EmbeddedExcha
     """A fresh embedded exchange whose market for the replayed pair is the recording
     (the other pairs keep the seeded market), at the configured rate-limit tier."""
     from cli.wiring import open_embedded
-    from core.errors import InputError
+    from core.domain.errors import InputError
     from simulator.candle_path import CandlePath
     from simulator.exceptions import UnknownAssetPair
     from simulator.pairs import PAIRS, find_pair
@@ -61,7 +61,7 @@ def replay_sandbox(settings: Settings) -> Callable[[ReplayMarket], EmbeddedExcha
 def _quiet_coordinator() -> Iterator[None]:
     """The coordinator warns on every change of degradation level: over a year of
     candles that buries the progress bar, and the report counts the levels instead."""
-    logger = logging.getLogger("core.coordinator")
+    logger = logging.getLogger("core.decision.coordinator")
     before = logger.level
     logger.setLevel(logging.ERROR)
     try:
@@ -71,8 +71,8 @@ def _quiet_coordinator() -> Iterator[None]:
 
 
 def _epoch(text: str | None, option: str) -> int | None:
-    from core.candles import parse_time
-    from core.errors import InputError
+    from core.flows.candles import parse_time
+    from core.domain.errors import InputError
 
     if text is None:
         return None
@@ -107,9 +107,9 @@ def replay(
     equity curve against buy-and-hold. Exit 1 if a safety invariant broke."""
     from cli import replay_render
     from cli.wiring import fault_catalog
-    from core.candles import load_candles
-    from core.replay import Replay, ReplayOptions, store_result
-    from core.storage import Store
+    from core.flows.candles import load_candles
+    from core.flows.replay import Replay, ReplayOptions, store_result
+    from core.storage.store import Store
 
     settings = settings_from(db, config)
     options = ReplayOptions(

@@ -15,7 +15,7 @@ from rich.table import Table
 from cli.render import print_json
 
 if TYPE_CHECKING:
-    from core.candles import CandleSeries
+    from core.flows.candles import CandleSeries
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
 CHART_WIDTH = 72

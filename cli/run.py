@@ -14,7 +14,7 @@ import typer
 from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
 
 if TYPE_CHECKING:
-    from core.run_loop import RunState, RunSummary
+    from core.flows.run_loop import RunState, RunSummary
 
 SIMULATED_DEFAULT_FOR = "24h"
 _EXIT_BY_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
@@ -51,7 +51,7 @@ def run(
     and tg exits 130 (SIGINT) or 143 (SIGTERM)."""
     from cli.sim import parse_duration
     from cli.wiring import is_loopback
-    from core.errors import InputError
+    from core.domain.errors import InputError
 
     names = [s.strip() for s in symbols.split(",") if s.strip()]
     if not names:
@@ -70,8 +70,8 @@ def run(
 
     async def main() -> RunSummary:
         from cli.wiring import notice, open_session
-        from core.run_loop import ContinuousRun
-        from core.sandbox_control import SandboxControl
+        from core.flows.run_loop import ContinuousRun
+        from core.exchange.sandbox_control import SandboxControl
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -114,7 +114,7 @@ def run(
 
 async def _fault_specs(control: Any, faults: list[str], seed: int) -> list[str]:
     """The rules to install: `random` stands for every fault, now and then."""
-    from core.run_loop import random_faults
+    from core.flows.run_loop import random_faults
 
     from cli.wiring import fault_catalog
 
@@ -125,7 +125,7 @@ async def _fault_specs(control: Any, faults: list[str], seed: int) -> list[str]:
 
 def _account_truth(client: Any) -> Callable[[], Any]:
     """Kraken itself has no control plane: the truth is what its API shows."""
-    from core.invariants import ExchangeTruth
+    from core.exchange.account import ExchangeTruth
 
     async def truth() -> ExchangeTruth:
         orders = {**await client.closed_orders(), **await client.open_orders()}

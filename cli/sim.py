@@ -33,7 +33,7 @@ def parse_duration(text: str) -> int:
     """Seconds in a duration such as 90s, 15m, 6h, 2d or 1h30m."""
     cleaned = text.strip().lower()
     if not re.fullmatch(r"(\d+[smhd])+", cleaned):
-        from core.errors import InputError
+        from core.domain.errors import InputError
 
         raise InputError(
             f"{text!r} is not a duration: write a whole number and a unit s, m, h or d, "
@@ -55,8 +55,8 @@ def sim_reset(
 
     Refused (exit 1) while tg.db holds open positions or live orders on it, unless --force."""
     from cli.wiring import embedded_sandbox, quote_balances, sandbox_path
-    from core.abandon import abandon, refuse_to_wipe
-    from core.storage import Store
+    from core.execution.abandon import abandon, refuse_to_wipe
+    from core.storage.store import Store
 
     settings = settings_from(db, config)
     abandoned = None
@@ -85,7 +85,7 @@ def sim_advance(
     """Move the embedded exchange's clock and market forward; stops, targets and
     resting limits fill on the way."""
     from cli.wiring import embedded_sandbox
-    from core.errors import InputError
+    from core.domain.errors import InputError
     from simulator.exchange import DEFAULT_ACCOUNT, MAX_ADVANCE
     from simulator.wire import order
 
@@ -218,7 +218,7 @@ def sim_serve(
     are generated into --keys-out; no secret is ever printed. The control
     plane (/_sandbox/) answers loopback clients only, or with a control
     token (TG_SANDBOX_TOKEN) whoever holds it."""
-    from core.sandbox_control import TOKEN_ENV
+    from core.exchange.sandbox_control import TOKEN_ENV
     from simulator.server import check_key_file_target, serve
 
     served = _served_keys(list(api_key or []), list(api_secret or []), key_file, keys_out)
@@ -264,7 +264,7 @@ def _served_keys(keys: list[str], secrets: list[str], key_file: Path | None,
     clients read, else a pair to generate into --keys-out."""
     from collections.abc import Mapping
 
-    from core.errors import InputError
+    from core.domain.errors import InputError
     from core.exchange.signing import KEY_FILE_ENV, Credentials
 
     if len(keys) != len(secrets):
@@ -293,7 +293,7 @@ def _announce(server: SandboxServer, served: _ServedKeys) -> None:
     secret, as a terminal is seen, scrolled back and pasted. A generated pair is
     written to its key file first."""
     from core.exchange.signing import KEY_ENV, KEY_FILE_ENV, SECRET_ENV
-    from core.sandbox_control import TOKEN_ENV
+    from core.exchange.sandbox_control import TOKEN_ENV
     from simulator.server import write_key_file
 
     key_file = None if served.key_file is None else served.key_file.absolute()

@@ -20,7 +20,7 @@ import typer
 from cli.options import ConfigOption, JsonOption, reports_errors, settings_from
 
 if TYPE_CHECKING:
-    from core.ratelimit_stress import StressReport, StressTarget
+    from core.flows.ratelimit_stress import StressReport, StressTarget
 
 
 @reports_errors
@@ -40,7 +40,7 @@ def ratelimit_stress(
     json_output: JsonOption = False,
 ) -> None:
     """Stress the rate limiter against the sandbox: violations, utilization, waits."""
-    from core.ratelimit_stress import StressPlan, run_stress
+    from core.flows.ratelimit_stress import StressPlan, run_stress
 
     plan = StressPlan.from_options(requests=requests, concurrency=concurrency, tier=tier, mix=mix, limiter=limiter)
     settings = settings_from(None, config)
@@ -69,8 +69,8 @@ def sandbox_target(tier: str) -> StressTarget:
     import httpx
 
     from core.exchange import Credentials
-    from core.clock import LoopClock
-    from core.ratelimit_stress import StressTarget
+    from core.domain.clock import LoopClock
+    from core.flows.ratelimit_stress import StressTarget
     from simulator.app import create_app
     from simulator.embedded import SANDBOX_EPOCH, EmbeddedExchange
     from simulator.exchange import DEFAULT_ACCOUNT, Exchange
@@ -90,12 +90,12 @@ def sandbox_target(tier: str) -> StressTarget:
 async def served_target(url: str, tier: str) -> StressTarget:
     """A served sandbox, never Kraken: a stress run is meant to break limits."""
     from cli.wiring import is_loopback
-    from core.clock import SystemClock
-    from core.errors import ConfigError, InputError
+    from core.domain.clock import SystemClock
+    from core.domain.errors import ConfigError, InputError
     from core.exchange import Credentials
     from core.exchange.signing import KEY_ENV, KEY_FILE_ENV, SECRET_ENV
-    from core.ratelimit_stress import StressTarget
-    from core.sandbox_control import SandboxControl
+    from core.flows.ratelimit_stress import StressTarget
+    from core.exchange.sandbox_control import SandboxControl
 
     if not is_loopback(url):
         raise InputError(f"{url} is not a loopback address: ratelimit-stress only runs against a local sandbox")

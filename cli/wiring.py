@@ -16,15 +16,15 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from core.clock import Clock, SkippableSystemClock, SystemClock
-from core.config import Settings
-from core.errors import BusyError, InputError, StorageError
+from core.domain.clock import Clock, SkippableSystemClock, SystemClock
+from core.domain.config import Settings
+from core.domain.errors import BusyError, InputError, StorageError
 from core.exchange import Credentials, KrakenClient, NonceSource
 from core.exchange.signing import SharedNonceSource
-from core.leases import LeaseKeeper
-from core.ratelimit import KrakenRateLimiter
-from core.spool import PendingWrites, spool_path
-from core.storage import Store
+from core.execution.leases import LeaseKeeper
+from core.exchange.ratelimit import KrakenRateLimiter
+from core.execution.spool import PendingWrites, spool_path
+from core.storage.store import Store
 from simulator.embedded import EmbeddedExchange
 from simulator.exceptions import SandboxInUse, SandboxStateError
 
@@ -160,8 +160,8 @@ async def served_limiter(settings: Settings, url: str, clock: Clock) -> KrakenRa
     configured = KrakenRateLimiter.from_settings(settings.kraken.rate_limit, clock=clock)
     if not is_loopback(url):
         return configured
-    from core.errors import TgError
-    from core.sandbox_control import SandboxControl
+    from core.domain.errors import TgError
+    from core.exchange.sandbox_control import SandboxControl
 
     control = SandboxControl(url)
     try:

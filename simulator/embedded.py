@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 from filelock import BaseFileLock, FileLock, Timeout
 
-from core.clock import Clock, LoopClock, VirtualClock
+from core.domain.clock import Clock, LoopClock, VirtualClock
 from simulator.app import SandboxApp, create_app
 from simulator.exchange import DEFAULT_ACCOUNT, Exchange
 from simulator.exceptions import SandboxInUse

@@ -44,7 +44,7 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, Decimal
 from typing import Literal
 
-from core.clock import Clock, SkippableSystemClock, VirtualClock
+from core.domain.clock import Clock, SkippableSystemClock, VirtualClock
 from simulator.exceptions import (
     CostMinimumNotMet,
     DuplicateOrder,

@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 import uvicorn
 
-from core.clock import Clock, SkippableSystemClock
-from core.errors import InputError
+from core.domain.clock import Clock, SkippableSystemClock
+from core.domain.errors import InputError
 from simulator.app import SandboxApp, create_app
 from simulator.control_guard import is_loopback_name, token_problem
 from simulator.exchange import DEFAULT_ACCOUNT, Exchange

@@ -1,4 +1,4 @@
-"""Kraken's spot REST API, async. Every failure becomes a core.errors class here, once,
+"""Kraken's spot REST API, async. Every failure becomes a core.domain.errors class here, once,
 so callers decide on retries and reconciliation by exception class alone."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
-from core.clock import Clock, SystemClock
-from core.errors import (
+from core.domain.clock import Clock, SystemClock
+from core.domain.errors import (
     AmbiguousExchangeError,
     ConfigError,
     ExchangeError,
@@ -51,9 +51,9 @@ from core.exchange.wire import (
     ServerTime,
     TickerEntry,
 )
-from core.models import Candle, OrderType, Side, Ticker
-from core.ratelimit import KrakenRateLimiter
-from core.ratelimit.kraken import OrderAction
+from core.domain.models import Candle, OrderType, Side, Ticker
+from core.exchange.ratelimit import KrakenRateLimiter
+from core.exchange.ratelimit.kraken import OrderAction
 
 OHLC_INTERVALS = frozenset({1, 5, 15, 30, 60, 240, 1440, 10080, 21600})
 QUERY_ORDERS_MAX_TXIDS = 50  # Kraken's limit per QueryOrders call

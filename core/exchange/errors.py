@@ -1,4 +1,4 @@
-"""How the exchange's failures become core.errors: Kraken's error strings, and the
+"""How the exchange's failures become core.domain.errors: Kraken's error strings, and the
 failures of the wire itself (timeouts, dropped connections, HTTP error pages).
 
 Whether a failure is ambiguous depends on the method: EService:Unavailable on a read
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from core.errors import (
+from core.domain.errors import (
     AmbiguousExchangeError,
     AuthenticationError,
     ConnectionLostError,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.clock import Clock
+from core.domain.clock import Clock
 
 LIVE_STATUSES = frozenset({"pending", "open"})
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
-from core.errors import InputError
+from core.domain.errors import InputError
 from core.exchange.wire import AssetPair
 
 _USER_ASSET_NAMES = {"XBT": "BTC", "XDG": "DOGE"}

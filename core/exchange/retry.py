@@ -15,8 +15,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from core.clock import Clock
-from core.errors import ExchangeError, RateLimitExceededError, TransientExchangeError
+from core.domain.clock import Clock
+from core.domain.errors import ExchangeError, RateLimitExceededError, TransientExchangeError
 
 RetryHook = Callable[[ExchangeError | None, float], None]
 """Told of each retry: the error that caused it and the wait before the next attempt."""

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from filelock import AsyncFileLock
 
-from core.clock import Clock, SystemClock
-from core.errors import ConfigError
+from core.domain.clock import Clock, SystemClock
+from core.domain.errors import ConfigError
 
 KEY_ENV = "TG_KRAKEN_API_KEY"
 SECRET_ENV = "TG_KRAKEN_API_SECRET"

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from core.llm.interface import ModelContext, ModelReply
-from core.models import Candle, MarketSnapshot, Ticker
+from core.decision.llm.interface import ModelContext, ModelReply
+from core.domain.models import Candle, MarketSnapshot, Ticker
 
 START = 1_700_000_000
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from core.agents import REGIME_PRESETS, RegimeDetectionAgent, TechnicalAnalysisAgent
-from core.agents.technical_analysis import MIN_CANDLES
-from core.errors import ConfigError, InputError
-from core.models import Bias, MarketSnapshot, Regime
+from core.decision.agents import REGIME_PRESETS, RegimeDetectionAgent, TechnicalAnalysisAgent
+from core.decision.agents.technical_analysis import MIN_CANDLES
+from core.domain.errors import ConfigError, InputError
+from core.domain.models import Bias, MarketSnapshot, Regime
 
 
 async def test_uptrend_reads_long_and_trending_bull(uptrend: MarketSnapshot) -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from core.errors import ModelError
-from core.llm.interface import ModelContext, ModelReply
-from core.llm.parsing import (
+from core.domain.errors import ModelError
+from core.decision.llm.interface import ModelContext, ModelReply
+from core.decision.llm.parsing import (
     ConflictAction,
     ConflictAnswer,
     RegimeAnswer,
@@ -22,7 +22,7 @@ from core.llm.parsing import (
     parse_answer,
     parse_with_repair,
 )
-from core.models import Action, Bias, MarketSnapshot, Regime, Ticker
+from core.domain.models import Action, Bias, MarketSnapshot, Regime, Ticker
 
 VOTE = '{"action": "BUY", "confidence": 0.7, "entry": 45000.1, "stop_loss": 44000, "take_profit": 47000}'
 CONTEXT = ModelContext(

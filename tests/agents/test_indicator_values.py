@@ -1,5 +1,5 @@
 """Indicators against hand-checked values, a published table, and float reference
-implementations written here independently of core.indicators."""
+implementations written here independently of core.decision.indicators."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from core import indicators as ti
-from core.models import Candle
+from core.decision import indicators as ti
+from core.domain.models import Candle
 
 REL = 1e-8
 

@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from core.agents import RegimeDetectionAgent, TechnicalAnalysisAgent
-from core.errors import ModelError
-from core.llm.interface import ModelContext
-from core.llm.offline import (
+from core.decision.agents import RegimeDetectionAgent, TechnicalAnalysisAgent
+from core.domain.errors import ModelError
+from core.decision.llm.interface import ModelContext
+from core.decision.llm.offline import (
     ContrarianRisk,
     MeanReverter,
     OfflineConflictResolver,
@@ -19,8 +19,8 @@ from core.llm.offline import (
     answer_json,
     default_trading_models,
 )
-from core.llm.parsing import ConflictAction, ConflictAnswer, RegimeAnswer, TAAnswer, VoteAnswer, parse_answer
-from core.models import (
+from core.decision.llm.parsing import ConflictAction, ConflictAnswer, RegimeAnswer, TAAnswer, VoteAnswer, parse_answer
+from core.domain.models import (
     Action,
     Bias,
     MarketSnapshot,

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from core.config import RiskSettings
-from core.models import Regime, RiskState, Side, TradeProposal, VerdictStatus
-from core.risk import RiskManagementEngine
+from core.domain.config import RiskSettings
+from core.domain.models import Regime, RiskState, Side, TradeProposal, VerdictStatus
+from core.decision.risk import RiskManagementEngine
 
 # defaults: risk 1% per trade, max position 25% of equity, min confidence 0.55, min R:R 1.5,
 # stop distance 0.2%..10%, 3 open positions
@@ -193,8 +193,8 @@ class TestExposureAndCircuitBreakers:
 
 
 def test_trading_history_from_closed_positions() -> None:
-    from core.models import Position, PositionSide, PositionStatus
-    from core.risk import trading_history
+    from core.domain.models import Position, PositionSide, PositionStatus
+    from core.decision.risk import trading_history
 
     def closed(pnl: int, at: float) -> Position:
         return Position(

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from core.agents import (
+from core.decision.agents import (
     RegimeDetectionAgent,
     TechnicalAnalysisAgent,
     TradingDecisionAgent,
     aggregate_votes,
     create_trade_proposal,
 )
-from core.errors import ConfigError
-from core.llm.interface import ModelContext, ModelReply
-from core.models import (
+from core.domain.errors import ConfigError
+from core.decision.llm.interface import ModelContext, ModelReply
+from core.domain.models import (
     Action,
     Bias,
     MarketSnapshot,

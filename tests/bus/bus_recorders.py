@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from core.bus import Message, MessageBus, MessageTopic, create_message
-from core.clock import Clock
+from core.decision.bus import Message, MessageBus, MessageTopic, create_message
+from core.domain.clock import Clock
 
 MakeBus = Callable[..., MessageBus]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from core.bus import MessageBus
-from core.clock import Clock
+from core.decision.bus import MessageBus
+from core.domain.clock import Clock
 from tests.bus.bus_recorders import MakeBus
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.bus import MessageBus, MessageTopic
-from core.clock import VirtualClock
+from core.decision.bus import MessageBus, MessageTopic
+from core.domain.clock import VirtualClock
 from tests.bus.bus_recorders import MakeBus, Recorder, indexed
 
 

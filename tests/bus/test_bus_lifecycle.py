@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from core.bus import Message, MessageBus, MessageTopic
+from core.decision.bus import Message, MessageBus, MessageTopic
 from tests.bus.bus_recorders import Recorder, indexed
 
 pytestmark = pytest.mark.looptime  # a deadlock hits its asyncio.timeout at once, not a hang

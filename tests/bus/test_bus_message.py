@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from core.bus import Message, MessagePriority, MessageTopic, create_message
-from core.clock import VirtualClock
+from core.decision.bus import Message, MessagePriority, MessageTopic, create_message
+from core.domain.clock import VirtualClock
 
 
 def test_create_message_stamps_id_time_and_defaults() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from core.bus import BusConfig, Message, MessageBus, MessageTopic, OverflowPolicy
-from core.errors import ConfigError
+from core.decision.bus import BusConfig, Message, MessageBus, MessageTopic, OverflowPolicy
+from core.domain.errors import ConfigError
 from tests.bus.bus_recorders import MakeBus, Recorder, indexed
 
 pytestmark = pytest.mark.looptime  # a deadlock hits its asyncio.timeout at once, not a hang

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from core.bus import Message, MessageBus, MessageTopic, create_message
+from core.decision.bus import Message, MessageBus, MessageTopic, create_message
 from tests.bus.bus_recorders import MakeBus, Recorder, indexed
 
 pytestmark = pytest.mark.looptime  # a deadlock hits its asyncio.timeout at once, not a hang
@@ -60,7 +60,7 @@ class TestMessageBusReliability:
         await bus.subscribe("crash", MessageTopic.TA_SIGNALS, crashing_handler)
         await bus.subscribe("good", MessageTopic.TA_SIGNALS, good_handler)
 
-        with caplog.at_level(logging.ERROR, logger="core.bus"):
+        with caplog.at_level(logging.ERROR, logger="core.decision.bus"):
             for _ in range(10):
                 await bus.publish(create_message(MessageTopic.TA_SIGNALS, "test", {}))
             async with asyncio.timeout(1):

@@ -8,10 +8,10 @@ from typing import Any, Protocol
 
 import pytest
 
-from core.agents import RegimeDetectionAgent, TechnicalAnalysisAgent, TradingDecisionAgent
-from core.coordinator import CoordinatorAgent
-from core.llm.interface import LanguageModel
-from core.storage import Store
+from core.decision.agents import RegimeDetectionAgent, TechnicalAnalysisAgent, TradingDecisionAgent
+from core.decision.coordinator import CoordinatorAgent
+from core.decision.llm.interface import LanguageModel
+from core.storage.store import Store
 from tests.coordinator.fakes import BULL, TA_LONG, RecordingVenue, ScriptedModel, traders, vote
 
 

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 
-from core.bus import Message, MessageTopic
-from core.errors import ServiceUnavailableError
-from core.llm.interface import ModelContext, ModelReply
-from core.models import (
+from core.decision.bus import Message, MessageTopic
+from core.domain.errors import ServiceUnavailableError
+from core.decision.llm.interface import ModelContext, ModelReply
+from core.domain.models import (
     Candle,
     ExecutionResult,
     ExecutionStatus,

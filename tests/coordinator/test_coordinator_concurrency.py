@@ -9,10 +9,10 @@ import asyncio
 
 import pytest
 
-from core.bus import MessageTopic
-from core.coordinator import TaskName, TaskStatus
-from core.errors import TaskTimeoutError
-from core.models import Side
+from core.decision.bus import MessageTopic
+from core.decision.coordinator import TaskName, TaskStatus
+from core.domain.errors import TaskTimeoutError
+from core.domain.models import Side
 from tests.coordinator.conftest import MakeCoordinator
 from tests.coordinator.fakes import (
     BULL,

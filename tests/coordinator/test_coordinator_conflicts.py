@@ -13,22 +13,22 @@ import httpx
 import pytest
 import respx
 
-from core.bus import MessageTopic
-from core.clock import VirtualClock
-from core.config import ModelSlot
-from core.conflicts import (
+from core.decision.bus import MessageTopic
+from core.domain.clock import VirtualClock
+from core.domain.config import ModelSlot
+from core.decision.conflicts import (
     ConflictResolution,
     ConflictType,
     ResolutionAnswer,
     clamp_resolution,
     detect_conflicts,
 )
-from core.config import ConflictSettings
-from core.coordinator import ConflictInfo, TaskStatus
-from core.llm.parsing import ConflictAction
-from core.llm.providers import ChatCompletionsModel
-from core.models import Action, Bias, ModelDecision, Regime, RegimeOutput, TAOutput, TradingDecisionOutput
-from core.storage import Store
+from core.domain.config import ConflictSettings
+from core.decision.coordinator import ConflictInfo, TaskStatus
+from core.decision.llm.parsing import ConflictAction
+from core.decision.llm.providers import ChatCompletionsModel
+from core.domain.models import Action, Bias, ModelDecision, Regime, RegimeOutput, TAOutput, TradingDecisionOutput
+from core.storage.store import Store
 from tests.coordinator.conftest import MakeCoordinator
 from tests.coordinator.fakes import (
     BEAR,

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from core.bus import MessageTopic
-from core.coordinator import DegradationLevel, TaskName, TaskStatus
-from core.errors import ServiceUnavailableError
+from core.decision.bus import MessageTopic
+from core.decision.coordinator import DegradationLevel, TaskName, TaskStatus
+from core.domain.errors import ServiceUnavailableError
 from tests.coordinator.conftest import MakeCoordinator
 from tests.coordinator.fakes import RecordingVenue, traders
 

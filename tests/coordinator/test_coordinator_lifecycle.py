@@ -16,12 +16,12 @@ import httpx
 import pytest
 import respx
 
-from core.agents import RegimeDetectionAgent, TechnicalAnalysisAgent, TradingDecisionAgent
-from core.bus import MessageTopic
-from core.config import ModelSettings, ModelSlot, Settings
-from core.coordinator import CoordinatorAgent, TaskStatus
+from core.decision.agents import RegimeDetectionAgent, TechnicalAnalysisAgent, TradingDecisionAgent
+from core.decision.bus import MessageTopic
+from core.domain.config import ModelSettings, ModelSlot, Settings
+from core.decision.coordinator import CoordinatorAgent, TaskStatus
 from core.exchange import Credentials, KrakenClient
-from core.models import (
+from core.domain.models import (
     Action,
     Bias,
     OrderRole,
@@ -32,10 +32,10 @@ from core.models import (
     Regime,
     Side,
 )
-from core.positions import PositionTracker
-from core.risk import RiskManagementEngine
-from core.storage import Store
-from core.trade_cycle import ExchangeVenue, TradeCycle, read_risk_state
+from core.execution.positions import PositionTracker
+from core.decision.risk import RiskManagementEngine
+from core.storage.store import Store
+from core.flows.trade_cycle import ExchangeVenue, TradeCycle, read_risk_state
 from simulator.embedded import EmbeddedExchange
 from tests.coordinator.fakes import BULL, TA_LONG, ScriptedModel, assert_messages_properly_ordered, traders, vote
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.coordinator import DegradationLevel, TaskStatus
-from core.errors import DatabaseWriteError
-from core.storage import Store
+from core.decision.coordinator import DegradationLevel, TaskStatus
+from core.domain.errors import DatabaseWriteError
+from core.storage.store import Store
 from tests.coordinator.conftest import MakeCoordinator
 from tests.coordinator.fakes import RecordingVenue
 

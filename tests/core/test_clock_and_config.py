@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import SystemClock, VirtualClock
-from core.config import load_settings
-from core.errors import ConfigError
+from core.domain.clock import SystemClock, VirtualClock
+from core.domain.config import load_settings
+from core.domain.errors import ConfigError
 
 
 class TestVirtualClock:

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from core.exchange import ExchangeOrder, PairInfo
-from core.invariants import INVARIANTS, ExchangeTruth, check_invariants
-from core.models import Order, OrderRole, OrderStatus, OrderType, Position, PositionSide, PositionStatus, Side
-from core.storage import Store
+from core.exchange.account import ExchangeTruth
+from core.execution.invariants import INVARIANTS, check_invariants
+from core.domain.models import Order, OrderRole, OrderStatus, OrderType, Position, PositionSide, PositionStatus, Side
+from core.storage.store import Store
 
 BTC_USDT = PairInfo(
     key="XBTUSDT", altname="XBTUSDT", wsname="XBT/USDT", base="XXBT", quote="USDT", symbol="BTC/USDT",

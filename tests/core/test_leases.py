@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import VirtualClock
-from core.leases import LeaseKeeper, asset_lease
-from core.storage import LeaseRecord, Store
+from core.domain.clock import VirtualClock
+from core.execution.leases import LeaseKeeper, asset_lease
+from core.storage.store import LeaseRecord, Store
 
 NAME = asset_lease("acct12345678", "XXBT")
 START = 1_767_225_600.0

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import respx
 
-from core.clock import VirtualClock
+from core.domain.clock import VirtualClock
 from core.exchange import Credentials, KrakenClient, NonceSource
 from tests.exchange.kraken_fakes import API_KEY, ASSET_PAIRS, BASE_URL, SECRET, START, ok
 

@@ -12,8 +12,8 @@ import pytest
 import respx
 from pydantic import BaseModel
 
-from core.clock import VirtualClock
-from core.errors import (
+from core.domain.clock import VirtualClock
+from core.domain.errors import (
     ConfigError,
     ExchangeInternalError,
     InputError,
@@ -29,7 +29,7 @@ from core.exchange import (
     sign,
 )
 from core.exchange.client import NONCE_RESENDS
-from core.models import Candle, OrderType, Side, Ticker
+from core.domain.models import Candle, OrderType, Side, Ticker
 from tests.exchange.kraken_fakes import (
     API_KEY,
     ASSET_PAIRS,

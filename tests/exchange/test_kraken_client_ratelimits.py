@@ -10,12 +10,12 @@ from decimal import Decimal
 import pytest
 import respx
 
-from core.clock import SystemClock, VirtualClock
-from core.errors import OrderRateLimitExceededError, UnknownOrderError
+from core.domain.clock import SystemClock, VirtualClock
+from core.domain.errors import OrderRateLimitExceededError, UnknownOrderError
 from core.exchange import Credentials, KrakenClient, NonceSource
-from core.models import OrderType, Side
-from core.ratelimit import KrakenRateLimiter
-from core.ratelimit.kraken import OrderAction
+from core.domain.models import OrderType, Side
+from core.exchange.ratelimit import KrakenRateLimiter
+from core.exchange.ratelimit.kraken import OrderAction
 from tests.exchange.kraken_fakes import BASE_URL, form, ok, order_wire, refused
 
 STARTER_REST_RATE = 0.33 * 0.98  # the limiter's refill: 2% under Kraken's decay

@@ -1,4 +1,4 @@
-"""Every way Kraken or the wire can fail becomes one core.errors class, with the
+"""Every way Kraken or the wire can fail becomes one core.domain.errors class, with the
 ambiguity of order-changing calls kept."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import httpx
 import pytest
 import respx
 
-from core.errors import (
+from core.domain.errors import (
     AmbiguousExchangeError,
     AuthenticationError,
     ConnectionLostError,
@@ -33,7 +33,7 @@ from core.errors import (
     UnknownOrderError,
 )
 from core.exchange import KrakenClient, exception_for
-from core.models import OrderType, Side
+from core.domain.models import OrderType, Side
 from tests.exchange.kraken_fakes import API_KEY, SECRET, ok, refused
 
 KRAKEN_ERRORS: list[tuple[str, type[ExchangeError]]] = [

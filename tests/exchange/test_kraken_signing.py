@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import VirtualClock
-from core.errors import ConfigError
+from core.domain.clock import VirtualClock
+from core.domain.errors import ConfigError
 from core.exchange import Credentials, NonceSource, sign
 from tests.exchange.kraken_fakes import API_KEY, SECRET, START
 

@@ -28,7 +28,7 @@ from typing import TextIO
 import pytest
 from filelock import FileLock, Timeout
 
-from core.clock import VirtualClock
+from core.domain.clock import VirtualClock
 from core.exchange.signing import SharedNonceSource
 
 START = 1_767_225_600.0

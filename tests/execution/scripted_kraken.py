@@ -9,8 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 from core.exchange import AddOrderAck, CallCosts, ExchangeOrder, PairInfo
-from core.errors import UnknownOrderError
-from core.models import OrderType, Side
+from core.domain.errors import UnknownOrderError
+from core.domain.models import OrderType, Side
 
 BTC_USDT = PairInfo(
     key="XBTUSDT", altname="XBTUSDT", wsname="XBT/USDT", base="XXBT", quote="USDT", symbol="BTC/USDT",

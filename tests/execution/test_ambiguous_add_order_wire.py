@@ -13,12 +13,12 @@ import httpx
 import pytest
 import respx
 
-from core.clock import VirtualClock
+from core.domain.clock import VirtualClock
 from core.exchange import Credentials, KrakenClient, NonceSource
-from core.execution import OrderExecutionManager
-from core.models import ExecutionResult, ExecutionStatus, OrderRole, Side, TradeProposal
-from core.ratelimit import KrakenRateLimiter
-from core.storage import Store
+from core.execution.manager import OrderExecutionManager
+from core.domain.models import ExecutionResult, ExecutionStatus, OrderRole, Side, TradeProposal
+from core.exchange.ratelimit import KrakenRateLimiter
+from core.storage.store import Store
 from tests.exchange.kraken_fakes import API_KEY, ASSET_PAIRS, BASE_URL, SECRET, START, form, ok, order_wire, refused
 
 PROPOSAL = TradeProposal(

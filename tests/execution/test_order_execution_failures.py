@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import VirtualClock
-from core.config import ExecutionSettings
-from core.errors import (
+from core.domain.clock import VirtualClock
+from core.domain.config import ExecutionSettings
+from core.domain.errors import (
     DatabaseWriteError,
     ExchangeTimeoutError,
     InsufficientFundsError,
@@ -17,9 +17,9 @@ from core.errors import (
     RateLimitExceededError,
     ServiceBusyError,
 )
-from core.execution import OrderExecutionManager
-from core.models import AlertLevel, ExecutionStatus, OrderRole, OrderType, PositionStatus, Side, TradeProposal
-from core.storage import Store
+from core.execution.manager import OrderExecutionManager
+from core.domain.models import AlertLevel, ExecutionStatus, OrderRole, OrderType, PositionStatus, Side, TradeProposal
+from core.storage.store import Store
 from tests.execution.scripted_kraken import ScriptedKraken
 
 PROPOSAL = TradeProposal(

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import VirtualClock
-from core.config import RateLimitSettings
+from core.domain.clock import VirtualClock
+from core.domain.config import RateLimitSettings
 from core.exchange import Credentials, KrakenClient
-from core.execution import OrderExecutionManager
-from core.manual import manual_proposal
-from core.models import ExecutionResult, ExecutionStatus
-from core.ratelimit import KrakenRateLimiter
-from core.storage import Store
+from core.execution.manager import OrderExecutionManager
+from core.flows.manual import manual_proposal
+from core.domain.models import ExecutionResult, ExecutionStatus
+from core.exchange.ratelimit import KrakenRateLimiter
+from core.storage.store import Store
 from simulator.embedded import EmbeddedExchange
 from simulator.exchange import DEFAULT_ACCOUNT
 

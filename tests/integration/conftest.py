@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import VirtualClock
+from core.domain.clock import VirtualClock
 from core.exchange import Credentials, KrakenClient
-from core.storage import Store
+from core.storage.store import Store
 from simulator.embedded import EmbeddedExchange
 
 

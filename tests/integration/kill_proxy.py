@@ -227,9 +227,9 @@ def _brief(answer: bytes) -> str:
 
 PRELOAD = [
     "__main__", "tests.integration.kill_proxy",
-    "cli.main", "cli.wiring", "cli.render", "core.trade_cycle", "core.manual", "core.reconcile",
-    "core.llm.offline", "core.llm.providers", "core.agents.trading_decision", "core.agents.regime_detection",
-    "core.agents.technical_analysis", "sqlite_utils", "pydantic_settings", "typer._adapters", "typer._click.decorators",
+    "cli.main", "cli.wiring", "cli.render", "core.flows.trade_cycle", "core.flows.manual", "core.execution.reconcile",
+    "core.decision.llm.offline", "core.decision.llm.providers", "core.decision.agents.trading_decision", "core.decision.agents.regime_detection",
+    "core.decision.agents.technical_analysis", "sqlite_utils", "pydantic_settings", "typer._adapters", "typer._click.decorators",
     # what httpx imports only once a client is made
     "httpx", "httpcore", "httpcore._backends.anyio", "anyio", "anyio._backends._asyncio", "anyio.streams.tls",
     "anyio.streams.memory", "anyio.streams.stapled", "anyio.to_thread", "h11", "certifi", "sniffio",

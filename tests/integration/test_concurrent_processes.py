@@ -116,9 +116,9 @@ SAFETY_S = 120.0
 
 PRELOAD = [
     "__main__", __name__, "tests.integration.kill_proxy",
-    "cli.main", "cli.wiring", "cli.render", "cli.sim", "core.trade_cycle", "core.manual", "core.reconcile",
-    "core.abandon", "core.llm.offline", "core.llm.providers", "core.agents.trading_decision",
-    "core.agents.regime_detection", "core.agents.technical_analysis", "sqlite_utils", "pydantic_settings",
+    "cli.main", "cli.wiring", "cli.render", "cli.sim", "core.flows.trade_cycle", "core.flows.manual", "core.execution.reconcile",
+    "core.execution.abandon", "core.decision.llm.offline", "core.decision.llm.providers", "core.decision.agents.trading_decision",
+    "core.decision.agents.regime_detection", "core.decision.agents.technical_analysis", "sqlite_utils", "pydantic_settings",
     "typer._adapters", "typer._click.decorators", "rich.table", "rich.console",
     "httpx", "httpcore", "httpcore._backends.anyio", "anyio", "anyio._backends._asyncio", "anyio.streams.tls",
     "anyio.streams.memory", "anyio.streams.stapled", "anyio.to_thread", "h11", "certifi", "sniffio",
@@ -359,7 +359,7 @@ class Recorded:
     """What tg last measured the account to hold outside tg, per asset."""
 
     def owns(self, cl_ord_id: str | None) -> bool:
-        from core.ownership import install_id_of
+        from core.domain.ownership import install_id_of
 
         found = install_id_of(cl_ord_id)
         return found is not None and (found == self.install_id or found in self.adopted)

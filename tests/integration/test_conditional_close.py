@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from core.config import ExecutionSettings
-from core.execution import OrderExecutionManager
-from core.invariants import check_invariants
-from core.models import OrderRole, OrderStatus, Side, TradeProposal
-from core.sandbox_control import SandboxControl
+from core.domain.config import ExecutionSettings
+from core.execution.manager import OrderExecutionManager
+from core.execution.invariants import check_invariants
+from core.domain.models import OrderRole, OrderStatus, Side, TradeProposal
+from core.exchange.sandbox_control import SandboxControl
 from tests.integration.conftest import Rig
 
 pytestmark = pytest.mark.integration

@@ -63,10 +63,10 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from core.clock import SkippableSystemClock
-from core.models import PositionStatus
-from core.ownership import OrderNamespace
-from core.storage import Store
+from core.domain.clock import SkippableSystemClock
+from core.domain.models import PositionStatus
+from core.domain.ownership import OrderNamespace
+from core.storage.store import Store
 from simulator.control import Sandbox
 from simulator.server import SandboxServer, serving
 from tests.integration.kill_proxy import Finished, KillProxy, TgProcess, When

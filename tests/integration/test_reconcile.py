@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.config import ExecutionSettings
-from core.execution import OrderExecutionManager
-from core.models import (
+from core.domain.config import ExecutionSettings
+from core.execution.manager import OrderExecutionManager
+from core.domain.models import (
     ExecutionResult,
     Order,
     OrderRole,
@@ -19,8 +19,8 @@ from core.models import (
     Side,
     TradeProposal,
 )
-from core.reconcile import Reconciler
-from core.spool import PendingWrites
+from core.execution.reconcile import Reconciler
+from core.execution.spool import PendingWrites
 from tests.integration.conftest import Rig
 
 pytestmark = pytest.mark.integration

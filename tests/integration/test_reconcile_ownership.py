@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from core.config import ExecutionSettings
+from core.domain.config import ExecutionSettings
 from core.exchange import Credentials, ExchangeOrder, KrakenClient
-from core.execution import OrderExecutionManager
-from core.invariants import check_invariants
-from core.models import OrderRole, OrderStatus, OrderType, PositionStatus, Side, TradeProposal
-from core.reconcile import Reconciler, ReconcileReport
-from core.sandbox_control import SandboxControl
-from core.simulation import CrashingTransport, SimulatedCrash
-from core.storage import Store
+from core.execution.manager import OrderExecutionManager
+from core.execution.invariants import check_invariants
+from core.domain.models import OrderRole, OrderStatus, OrderType, PositionStatus, Side, TradeProposal
+from core.execution.reconcile import Reconciler, ReconcileReport
+from core.exchange.sandbox_control import SandboxControl
+from core.flows.simulation import CrashingTransport, SimulatedCrash
+from core.storage.store import Store
 from simulator.embedded import EmbeddedExchange
 from simulator.faults import parse_spec
 

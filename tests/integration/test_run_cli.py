@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from core.models import PositionStatus
-from core.storage import Store
+from core.domain.models import PositionStatus
+from core.storage.store import Store
 
 pytestmark = pytest.mark.integration
 

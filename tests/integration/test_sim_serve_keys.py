@@ -25,9 +25,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from core.errors import ExchangeError, InputError
+from core.domain.errors import ExchangeError, InputError
 from core.exchange.signing import KEY_ENV, KEY_FILE_ENV, SECRET_ENV, Credentials
-from core.sandbox_control import TOKEN_ENV, SandboxControl
+from core.exchange.sandbox_control import TOKEN_ENV, SandboxControl
 from simulator.models import ApiKey
 from simulator.server import sandbox_server, serving, write_key_file
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from cli.wiring import fault_catalog, simulation_sandbox
-from core.config import load_settings
-from core.simulation import RANDOM_OPTIONS, TG_FAULTS, Simulation
+from core.domain.config import load_settings
+from core.flows.simulation import RANDOM_OPTIONS, TG_FAULTS, Simulation
 
 pytestmark = pytest.mark.integration
 
@@ -150,7 +150,7 @@ async def test_reproduction_4_stale_and_ghost_on_the_stop_in_either_order(tmp_pa
 def test_a_run_applies_its_faults_in_a_seeded_order() -> None:
     import random
 
-    from core.simulation import choose_faults
+    from core.flows.simulation import choose_faults
 
     faults = ["stale-visibility", "ghost:match=stop_loss", "partial-fill", "busy"]
     orders = {tuple(choose_faults(faults, random.Random(seed), CATALOG)) for seed in range(30)}
@@ -161,7 +161,7 @@ def test_a_run_applies_its_faults_in_a_seeded_order() -> None:
 def test_random_draws_options_of_every_kind() -> None:
     import random
 
-    from core.simulation import choose_faults
+    from core.flows.simulation import choose_faults
 
     drawn = [f for seed in range(400) for f in choose_faults(["random"], random.Random(seed), CATALOG)]
     assert "vanish:mode=hidden,match=stop_loss" in drawn
@@ -171,9 +171,9 @@ def test_random_draws_options_of_every_kind() -> None:
 
 async def test_a_tg_that_never_protects_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The campaign's verdict comes from the checker: break tg, and the run must say so."""
-    from core.execution import _Execution
-    from core.models import ExecutionResult, ExecutionStatus
-    from core.reconcile import ReconcileReport, Reconciler
+    from core.execution.manager import _Execution
+    from core.domain.models import ExecutionResult, ExecutionStatus
+    from core.execution.reconcile import ReconcileReport, Reconciler
 
     async def unprotected(self: object, proposal: object, entry: object, close: object, pair: object) -> ExecutionResult:
         return ExecutionResult(success=True, status=ExecutionStatus.FILLED, orders=[entry])  # type: ignore[list-item]
@@ -189,7 +189,7 @@ async def test_a_tg_that_never_protects_is_caught(tmp_path: Path, monkeypatch: p
 
 
 async def test_an_unhandled_exception_is_a_violation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.execution import OrderExecutionManager
+    from core.execution.manager import OrderExecutionManager
 
     async def explode(self: object, proposal: object) -> None:
         raise RuntimeError("a bug in tg")

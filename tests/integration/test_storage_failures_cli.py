@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from core.errors import DatabaseWriteError
-from core.storage import Store
+from core.domain.errors import DatabaseWriteError
+from core.storage.store import Store
 from simulator.embedded import EmbeddedExchange
 from simulator.exchange import DEFAULT_ACCOUNT
 

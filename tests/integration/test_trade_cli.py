@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from core.models import OrderRole, PositionStatus
-from core.storage import Store
+from core.domain.models import OrderRole, PositionStatus
+from core.storage.store import Store
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from core.clock import VirtualClock
+from core.domain.clock import VirtualClock
 from tests.llm.provider_fakes import DIALECTS, KEY, KEY_ENV, Dialect
 
 

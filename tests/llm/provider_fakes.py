@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 
-from core.clock import VirtualClock
-from core.config import ModelPrice, ModelSlot
-from core.llm.interface import ModelContext
-from core.llm.providers import AnthropicMessagesModel, ChatCompletionsModel, HttpModel
-from core.models import MarketSnapshot, Ticker
-from core.ratelimit import TokenBucketRateLimiter
+from core.domain.clock import VirtualClock
+from core.domain.config import ModelPrice, ModelSlot
+from core.decision.llm.interface import ModelContext
+from core.decision.llm.providers import AnthropicMessagesModel, ChatCompletionsModel, HttpModel
+from core.domain.models import MarketSnapshot, Ticker
+from core.exchange.ratelimit import TokenBucketRateLimiter
 
 KEY_ENV = "TG_TEST_PROVIDER_KEY"
 KEY = "sk-test-7c1f0d9e55aa4b21SECRET"

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import respx
 
-from core.config import ModelSettings, ModelSlot, Settings, load_settings
-from core.errors import ConfigError
-from core.llm.factory import OFFLINE_DEFAULTS, build_models
-from core.llm.offline import OfflineConflictResolver, OfflineRegimeClassifier, OfflineTechnicalAnalyst
-from core.llm.providers import AnthropicMessagesModel, ChatCompletionsModel
+from core.domain.config import ModelSettings, ModelSlot, Settings, load_settings
+from core.domain.errors import ConfigError
+from core.decision.llm.factory import OFFLINE_DEFAULTS, build_models
+from core.decision.llm.offline import OfflineConflictResolver, OfflineRegimeClassifier, OfflineTechnicalAnalyst
+from core.decision.llm.providers import AnthropicMessagesModel, ChatCompletionsModel
 from tests.llm.provider_fakes import CONTEXT, KEY, KEY_ENV, OPENAI_COMPATIBLE
 
 

@@ -13,11 +13,11 @@ import httpx
 import pytest
 import respx
 
-from core.clock import VirtualClock
-from core.errors import ModelError
-from core.llm.parsing import ConflictAction, ConflictAnswer, ask
-from core.llm.providers import MAX_RETRY_AFTER_S, SYSTEM_PROMPT, retry_after_seconds
-from core.ratelimit import TokenBucketRateLimiter
+from core.domain.clock import VirtualClock
+from core.domain.errors import ModelError
+from core.decision.llm.parsing import ConflictAction, ConflictAnswer, ask
+from core.decision.llm.providers import MAX_RETRY_AFTER_S, SYSTEM_PROMPT, retry_after_seconds
+from core.exchange.ratelimit import TokenBucketRateLimiter
 from tests.llm.provider_fakes import ANTHROPIC, CONTEXT, KEY, KEY_ENV, OPENAI_COMPATIBLE, Dialect
 
 RULING = '{"action": "modify", "reasoning": "Reduce position size by 50% due to high volatility", "confidence": 0.85}'

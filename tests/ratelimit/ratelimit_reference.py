@@ -1,5 +1,5 @@
 """Reference models the limiters are checked against, written from the documents
-(a token bucket's definition, Kraken's counter rules), independent of core.ratelimit."""
+(a token bucket's definition, Kraken's counter rules), independent of core.exchange.ratelimit."""
 
 from __future__ import annotations
 

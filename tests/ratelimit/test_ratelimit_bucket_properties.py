@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ratelimit_reference import Request, counter_at, counter_peaks, fifo_bucket_grants
 
-from core.ratelimit import TokenBucketRateLimiter
+from core.exchange.ratelimit import TokenBucketRateLimiter
 
 TOLERANCE = 1e-6  # tokens
 TICKS = 5e-6  # seconds: looptime keeps whole microseconds; a grant may land a tick or two late

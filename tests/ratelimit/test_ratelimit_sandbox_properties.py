@@ -14,11 +14,11 @@ import looptime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.errors import RateLimitExceededError
+from core.domain.errors import RateLimitExceededError
 from core.exchange import Credentials, KrakenClient
-from core.models import OrderType, Side
-from core.ratelimit import KrakenRateLimiter
-from core.clock import LoopClock
+from core.domain.models import OrderType, Side
+from core.exchange.ratelimit import KrakenRateLimiter
+from core.domain.clock import LoopClock
 from simulator.app import create_app
 from simulator.embedded import SANDBOX_EPOCH, EmbeddedExchange
 from simulator.exchange import Exchange

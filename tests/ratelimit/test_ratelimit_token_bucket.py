@@ -8,9 +8,9 @@ import asyncio
 import looptime
 import pytest
 
-from core.clock import VirtualClock
-from core.errors import RateLimiterError
-from core.ratelimit import TokenBucketRateLimiter
+from core.domain.clock import VirtualClock
+from core.domain.errors import RateLimiterError
+from core.exchange.ratelimit import TokenBucketRateLimiter
 
 # Fast-forwarded loop time; a limiter that deadlocks fails the test instead of hanging it.
 virtual_time = pytest.mark.looptime(idle_timeout=0.1)

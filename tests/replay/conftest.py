@@ -13,11 +13,11 @@ import pytest
 
 from cli.replay import replay_sandbox
 from cli.wiring import fault_catalog
-from core.candles import CandleSeries, parse_candles
-from core.config import Settings, load_settings
-from core.llm.factory import ModelSet
-from core.llm.interface import ModelContext, ModelReply
-from core.replay import WARMUP_MINUTES, Replay, ReplayOptions, ReplayResult
+from core.flows.candles import CandleSeries, parse_candles
+from core.domain.config import Settings, load_settings
+from core.decision.llm.factory import ModelSet
+from core.decision.llm.interface import ModelContext, ModelReply
+from core.flows.replay import WARMUP_MINUTES, Replay, ReplayOptions, ReplayResult
 
 H = 3_600
 T0 = 1_735_689_600  # 2025-01-01T00:00:00Z

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.candles import CandleFormat, Gap, ProblemKind, load_candles, parse_candles, parse_time
-from core.errors import InputError
+from core.flows.candles import CandleFormat, Gap, ProblemKind, load_candles, parse_candles, parse_time
+from core.domain.errors import InputError
 
 H = 3_600
 T0 = 1_735_689_600  # 2025-01-01T00:00:00Z

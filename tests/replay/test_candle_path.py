@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from core.clock import VirtualClock
+from core.domain.clock import VirtualClock
 from simulator.candle_path import CandlePath
 from simulator.exchange import DEFAULT_ACCOUNT, Exchange
 from simulator.matching import LIQUIDITY

@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import pytest
 
-from core.models import (
+from core.domain.models import (
     Action,
     ModelDecision,
     Position,
@@ -20,7 +20,7 @@ from core.models import (
     TradeProposal,
     VerdictStatus,
 )
-from core.performance import (
+from core.flows.performance import (
     EquityPoint,
     buy_and_hold,
     curve_figures,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from core.invariants import INVARIANTS
-from core.models import OrderRole, OrderStatus, PositionStatus
-from core.storage import Store
+from core.execution.invariants import INVARIANTS
+from core.domain.models import OrderRole, OrderStatus, PositionStatus
+from core.storage.store import Store
 from simulator.matching import LIQUIDITY
 from tests.replay.conftest import FIRST_DECISION, H, RunReplay, flat, planned_buys, random_walk, series_of
 

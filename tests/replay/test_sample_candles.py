@@ -11,7 +11,7 @@ from itertools import pairwise
 from pathlib import Path
 from types import ModuleType
 
-from core.candles import CandleFormat, load_candles
+from core.flows.candles import CandleFormat, load_candles
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SAMPLE = EXAMPLES / "btc_usd_1h.csv"

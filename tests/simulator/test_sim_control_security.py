@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sandbox_client import KrakenClient
 
-from core.errors import ExchangeError
-from core.sandbox_control import TOKEN_ENV, SandboxControl
+from core.domain.errors import ExchangeError
+from core.exchange.sandbox_control import TOKEN_ENV, SandboxControl
 from simulator.app import SandboxApp, create_app
 from simulator.control_guard import ControlGuard
 from simulator.exchange import Exchange

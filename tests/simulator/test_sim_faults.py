@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sandbox_client import KrakenClient, kraken_signature
 
-from core.clock import VirtualClock
+from core.domain.clock import VirtualClock
 from simulator.app import SandboxApp, create_app
 from simulator.exchange import Exchange
 from simulator.faults import FaultSchedule, parse_spec

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import VirtualClock
+from core.domain.clock import VirtualClock
 from simulator.exceptions import KrakenError
 from simulator.exchange import Exchange
 from simulator.faults import CATALOG, Call, FaultRule, FaultSchedule, FaultSpecError, load_plan, parse_spec

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.clock import VirtualClock
+from core.domain.clock import VirtualClock
 from simulator.embedded import SANDBOX_EPOCH
 from simulator.exceptions import InvalidArguments
 from simulator.exchange import DEFAULT_ACCOUNT, Exchange

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sandbox_client import KrakenClient
 
-from core.clock import VirtualClock
+from core.domain.clock import VirtualClock
 from simulator.embedded import SANDBOX_EPOCH
 from simulator.exchange import Exchange
 from simulator.pairs import PAIRS

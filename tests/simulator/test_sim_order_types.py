@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sandbox_client import KrakenClient
 
-from core.clock import VirtualClock
+from core.domain.clock import VirtualClock
 from simulator.embedded import SANDBOX_EPOCH
 from simulator.pairs import PAIRS
 from simulator.price_path import synthetic_paths

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from sandbox_client import KrakenClient
 
-from core.clock import VirtualClock
+from core.domain.clock import VirtualClock
 from simulator.embedded import SANDBOX_EPOCH
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sandbox_client import KrakenClient
 
-from core.clock import VirtualClock
+from core.domain.clock import VirtualClock
 from simulator.app import SandboxApp, create_app
 from simulator.exceptions import ApiRateLimitExceeded, OrderRateLimitExceeded
 from simulator.exchange import Exchange

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sandbox_client import KrakenClient, kraken_signature
 
-from core.clock import VirtualClock
+from core.domain.clock import VirtualClock
 from simulator.app import create_app, respond
 from simulator.embedded import SANDBOX_EPOCH
 from simulator.exchange import Exchange

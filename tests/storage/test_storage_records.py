@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.errors import DatabaseWriteError, InputError
-from core.models import (
+from core.domain.errors import DatabaseWriteError, InputError
+from core.domain.models import (
     Action,
     AlertLevel,
     Bias,
@@ -23,7 +23,7 @@ from core.models import (
     Side,
     TAOutput,
 )
-from core.storage import RunRecord, Store
+from core.storage.store import RunRecord, Store
 from storage_builders import make_order, make_position
 
 TINY = Decimal("0.00000001")

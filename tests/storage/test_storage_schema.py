@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from core.errors import StorageError
-from core.storage import MIGRATIONS, SCHEMA_VERSION, Store
+from core.domain.errors import StorageError
+from core.storage.store import MIGRATIONS, SCHEMA_VERSION, Store
 from storage_builders import make_order
 
 ALL_TABLES = {

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import DatabaseWriteError
-from core.models import OrderRole, OrderType
-from core.storage import Store
+from core.domain.errors import DatabaseWriteError
+from core.domain.models import OrderRole, OrderType
+from core.storage.store import Store
 from storage_builders import make_order, make_position, protection_for
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from core.clock import VirtualClock
+from core.domain.clock import VirtualClock
 from simulator.embedded import SANDBOX_EPOCH
 from simulator.server import SandboxServer, serving
 

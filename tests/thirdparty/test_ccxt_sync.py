@@ -9,7 +9,7 @@ from decimal import Decimal
 import ccxt
 import pytest
 
-from core.clock import VirtualClock
+from core.domain.clock import VirtualClock
 from simulator.embedded import SANDBOX_EPOCH
 from simulator.server import serving
 from tests.thirdparty.conftest import SYMBOLS, Served

@@ -1,0 +1,37 @@
+"""Market snapshots: what the agents see, read from the exchange in one place."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from core.decision.agents.technical_analysis import INDICATOR_WINDOW
+from core.domain.clock import Clock
+from core.exchange import KrakenClient
+from core.domain.models import MarketSnapshot
+
+DEFAULT_INTERVALS: tuple[int, ...] = (60, 240)
+HISTORY_CANDLES = INDICATOR_WINDOW + 1
+"""Candles asked for per interval: what the analysis measures, and the forming one."""
+
+
+async def build_market_snapshot(
+    client: KrakenClient,
+    symbol: str,
+    clock: Clock,
+    intervals: Sequence[int] = DEFAULT_INTERVALS,
+) -> MarketSnapshot:
+    """Ticker and the last HISTORY_CANDLES candles of each interval, fetched concurrently
+    (Kraken would send 720; the analysis reads no further back)."""
+    pair = await client.resolve_pair(symbol)
+    now = int(clock.time())
+    ticker, *series = await asyncio.gather(
+        client.ticker(pair.symbol),
+        *(client.ohlc(pair.symbol, interval, since=now - HISTORY_CANDLES * interval * 60) for interval in intervals),
+    )
+    return MarketSnapshot(
+        symbol=pair.symbol,
+        timestamp=clock.time(),
+        ticker=ticker,
+        candles=dict(zip(intervals, series, strict=True)),
+    )

@@ -1,0 +1,277 @@
+"""Settings: defaults < an optional TOML file < TG_* environment variables.
+
+Nested fields are set from the environment with a double underscore, for example
+TG_RISK__RISK_PER_TRADE=0.005 or TG_KRAKEN__RATE_LIMIT__TIER=pro. The TOML file is
+named by TG_CONFIG (or `--config`), else ./tg.toml when it exists.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from core.domain.errors import ConfigError
+
+Tier = Literal["starter", "intermediate", "pro"]
+
+
+class RateLimitSettings(BaseModel):
+    calls_per_minute: int = Field(60, gt=0)
+    order_calls_per_minute: int = Field(60, gt=0)
+    tier: Tier = "starter"
+
+
+class KrakenSettings(BaseModel):
+    """Where the exchange is. No URL means the embedded sandbox. Keys are not settings:
+    they come from TG_KRAKEN_API_KEY / TG_KRAKEN_API_SECRET (core.exchange.Credentials)."""
+
+    url: str | None = None
+    live: bool = False
+    timeout_s: float = Field(10.0, gt=0)
+    rate_limit: RateLimitSettings = RateLimitSettings()
+
+
+class RiskSettings(BaseModel):
+    risk_per_trade: Decimal = Field(Decimal("0.01"), gt=0, le=Decimal("0.1"))
+    max_position_pct: Decimal = Field(Decimal("0.25"), gt=0, le=1)
+    min_confidence: float = Field(0.55, ge=0, le=1)
+    min_reward_risk: Decimal = Field(Decimal("1.5"), ge=0)
+    min_stop_distance_pct: Decimal = Field(Decimal("0.002"), ge=0)
+    max_stop_distance_pct: Decimal = Field(Decimal("0.10"), gt=0)
+    max_open_positions: int = Field(3, ge=1)
+    max_leverage: Decimal = Field(Decimal("1"), ge=1)  # spot: no leverage
+    max_total_exposure_pct: Decimal = Field(Decimal("0.75"), gt=0)
+    max_correlated_exposure_pct: Decimal = Field(Decimal("0.5"), gt=0)  # positions in the same base asset
+    max_daily_loss_pct: Decimal = Field(Decimal("0.03"), gt=0)
+    max_weekly_loss_pct: Decimal = Field(Decimal("0.07"), gt=0)
+    max_drawdown_pct: Decimal = Field(Decimal("0.15"), gt=0)
+    losing_streak: int = Field(3, ge=1)  # losses in a row that raise the bar and start a cooldown
+    losing_streak_confidence_step: float = Field(0.1, ge=0, le=1)
+    cooldown_after_loss_s: float = Field(3600.0, ge=0)
+
+
+class ExecutionSettings(BaseModel):
+    stop_retry_deadline_s: float = Field(10.0, gt=0)
+    stop_max_attempts: int = Field(4, ge=1)
+    confirm_attempts: int = Field(6, ge=1)  # waits 0.5, 1, 2, 4, 8 s: an order slow to show gets 15 s
+    keep_unfilled_remainder: bool = False
+    protection: Literal["orders", "conditional_close"] = "orders"
+    """orders: a stop-loss order placed after the entry fills. conditional_close: the stop
+    rides on the entry as Kraken's close[ordertype], opened by the exchange as it fills."""
+    rate_limit_backoff_s: float = Field(3.0, gt=0)  # a starter key's counter sheds one call in ~3 s
+    lease_wait_s: float = Field(60.0, ge=0)
+    """How long a trade waits for another tg process working on the same asset of the account."""
+
+
+Provider = Literal["offline", "openai", "anthropic"]
+
+
+class ConflictSettings(BaseModel):
+    """When the agents disagree enough to ask the conflict resolver, and how far it may go."""
+
+    min_consensus: float = Field(0.6, ge=0, le=1)  # a winning share below this is low consensus
+    max_volatility: float = Field(0.05, gt=0)  # ATR / price above this is high volatility in any regime
+    timeout_s: float = Field(60.0, gt=0)  # for the resolver's answer; past it the ruling is wait
+    min_size_factor: Decimal = Field(Decimal("0.25"), gt=0, le=1)  # the smallest a modify may shrink a trade
+
+
+class DegradationSettings(BaseModel):
+    """How many failures (successes) in a row step the coordinator's level down (up)."""
+
+    failures_per_step: int = Field(3, ge=1)
+    successes_per_step: int = Field(3, ge=1)
+    reduced_size_factor: Decimal = Field(Decimal("0.5"), gt=0, le=1)
+
+
+TaskKey = Literal["technical_analysis", "regime_detection", "trading_decision"]
+
+
+class TaskSeconds(BaseModel):
+    """A number of seconds for each of the coordinator's tasks."""
+
+    technical_analysis: float = Field(gt=0)
+    regime_detection: float = Field(gt=0)
+    trading_decision: float = Field(gt=0)
+
+    def of(self, task: str) -> float:
+        seconds: float = getattr(self, task)
+        return seconds
+
+
+class CoordinatorConfig(BaseModel):
+    """The schedule (symbols, intervals, which tasks run on it), time limits, conflict
+    rules and degradation steps.
+
+    The default limits leave room for a remote model's answer timeout at each of the
+    decision's four sequential steps (TA, regime, vote, conflict ruling).
+    """
+
+    symbols: list[str] = []
+    scheduled: list[TaskKey] = ["technical_analysis", "regime_detection", "trading_decision"]
+    """The tasks the schedule runs (a trading decision runs its own analysis first)."""
+    intervals_s: TaskSeconds = TaskSeconds(technical_analysis=60, regime_detection=300, trading_decision=3600)
+    timeouts_s: TaskSeconds = TaskSeconds(technical_analysis=150, regime_detection=300, trading_decision=600)
+    conflicts: ConflictSettings = ConflictSettings()
+    degradation: DegradationSettings = DegradationSettings()
+
+
+class ModelSlot(BaseModel):
+    """Who answers one model slot.
+
+    provider "offline" runs a deterministic rule set (model: its name, default the
+    slot's own); "openai" is any OpenAI-compatible chat-completions API (OpenAI,
+    DeepSeek, xAI, a local Ollama: set base_url); "anthropic" is Anthropic's Messages
+    API. `api_key_env` names the environment variable that holds the key: the key
+    itself is never a setting, so it never lands in a config file or a dump.
+    """
+
+    model_config = ConfigDict(extra="forbid")  # a mistyped field (or an `api_key`) is an error
+
+    provider: Provider = "offline"
+    model: str | None = None
+    base_url: str | None = None  # default: https://api.openai.com/v1 or https://api.anthropic.com
+    api_key_env: str | None = None  # None: send no key (a local Ollama)
+    timeout_s: float = Field(30.0, gt=0)  # per HTTP request
+    max_retries: int = Field(3, ge=0)  # on 429, 5xx, timeouts and dropped connections
+    max_tokens: int = Field(1024, gt=0)
+    temperature: float = Field(0.0, ge=0, le=2)
+
+    @model_validator(mode="after")
+    def _remote_needs_a_model(self) -> ModelSlot:
+        if self.provider != "offline" and not self.model:
+            raise ValueError(f"a {self.provider} slot needs `model` (the provider's model name)")
+        return self
+
+
+class ModelPrice(BaseModel):
+    """USD per million tokens, as the provider's price list gives it."""
+
+    input_per_mtok: Decimal = Field(ge=0)
+    output_per_mtok: Decimal = Field(ge=0)
+
+
+class ModelRateLimit(BaseModel):
+    requests_per_minute: float = Field(60.0, gt=0)
+    burst: int = Field(10, ge=1)
+
+
+class ModelSettings(BaseModel):
+    """The nine model slots, the vote's quorum, prices and per-provider rate limits.
+
+    Every slot defaults to its offline model, so nothing needs a key or a network.
+    `rate_limits` is keyed by base URL: the slots sharing a provider share its bucket.
+    A model missing from `prices` costs 0 (it is unpriced, not free).
+    """
+
+    trader_1: ModelSlot = ModelSlot()
+    trader_2: ModelSlot = ModelSlot()
+    trader_3: ModelSlot = ModelSlot()
+    trader_4: ModelSlot = ModelSlot()
+    trader_5: ModelSlot = ModelSlot()
+    trader_6: ModelSlot = ModelSlot()
+    ta: ModelSlot = ModelSlot()
+    regime: ModelSlot = ModelSlot()
+    conflict: ModelSlot = ModelSlot()
+    quorum: int = Field(4, ge=1, le=6)
+    answer_timeout_s: float = Field(120.0, gt=0)  # one answer, retries and the repair included
+    prices: dict[str, ModelPrice] = {}
+    rate_limits: dict[str, ModelRateLimit] = {}
+    default_rate_limit: ModelRateLimit = ModelRateLimit()
+
+
+class SimulatorSettings(BaseModel):
+    seed: int = 4  # the default sandbox opens on a market where the offline models agree to buy
+    tier: Tier = "starter"
+    quote_balance: Decimal = Decimal("100000")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TG_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    db: Path | None = None
+    data_dir: Path = Path.home() / ".local" / "share" / "tg"
+    kraken: KrakenSettings = KrakenSettings()
+    risk: RiskSettings = RiskSettings()
+    execution: ExecutionSettings = ExecutionSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+    coordinator: CoordinatorConfig = CoordinatorConfig()
+    models: ModelSettings = ModelSettings()
+
+    @property
+    def db_path(self) -> Path:
+        return self.db if self.db is not None else self.data_dir / "tg.db"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init (CLI flags) > environment > TOML file (passed as init defaults below)
+        return (init_settings, env_settings)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from the TOML file, the environment and explicit overrides."""
+    path = config_file or (Path(os.environ["TG_CONFIG"]) if os.environ.get("TG_CONFIG") else None)
+    if path is None and Path("tg.toml").is_file():
+        path = Path("tg.toml")
+    file_values = _read_toml(path) if path is not None else {}
+    env_only = _EnvOnly()
+    try:
+        from_env = env_only.model_dump(exclude_unset=True)
+        values = _merge(_merge(file_values, from_env), {k: v for k, v in overrides.items() if v is not None})
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid setting {where}: {first['msg']}") from exc
+
+
+class _EnvOnly(Settings):
+    """Settings read from TG_* variables alone, to layer them over the TOML file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TG_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    def __init__(self) -> None:
+        try:
+            super().__init__()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(
+                f"invalid environment setting TG_{where.upper().replace('.', '__')}: {first['msg']}"
+            ) from exc

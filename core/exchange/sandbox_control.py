@@ -1,0 +1,94 @@
+"""The sandbox's control plane (/_sandbox/), spoken over HTTP like the Kraken API.
+
+tg never imports the simulator: it drives it through this documented wire, so the
+same code works with the embedded sandbox and with `tg sim serve`. Every request
+carries `X-TG-Sandbox: 1`, the header a web page cannot forge without the sandbox's
+approval (which it never gives), and, when the sandbox has a control token, the
+token as `Authorization: Bearer ...`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from core.domain.errors import ExchangeError, InputError
+from core.exchange import ExchangeOrder
+from core.exchange.account import ExchangeTruth
+
+TOKEN_ENV = "TG_SANDBOX_TOKEN"
+"""The control token of a sandbox served with one (`tg sim serve` reads it too)."""
+MARKER_HEADER = "X-TG-Sandbox"
+
+
+class SandboxControl:
+    """tg's client of the control plane. `token` (None: TG_SANDBOX_TOKEN, if set) is
+    sent as a bearer token; a sandbox without one ignores it."""
+
+    def __init__(self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None,
+                 token: str | None = None) -> None:
+        token = token or os.environ.get(TOKEN_ENV) or None
+        headers = {MARKER_HEADER: "1"} | ({} if token is None else {"Authorization": f"Bearer {token}"})
+        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30.0, headers=headers)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, data: dict[str, str] | None = None) -> Any:
+        try:
+            response = await self._http.request(method, f"/_sandbox/{path}", data=data)
+            payload = json.loads(response.content, parse_float=Decimal)
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ExchangeError(f"the sandbox's control plane did not answer /_sandbox/{path}: {exc}") from exc
+        if payload.get("error"):
+            message = "; ".join(payload["error"])
+            if "Invalid arguments" in message:
+                raise InputError(f"the sandbox refused {path}: {message}")
+            raise ExchangeError(f"the sandbox refused {path}: {message}")
+        return payload["result"]
+
+    async def add_fault(self, spec: str) -> None:
+        """Install one fault rule, `NAME` or `NAME:key=value,...`."""
+        await self._call("POST", "faults", {"spec": spec})
+
+    async def reset(self) -> None:
+        """Opening balances, no orders, empty counters: a fresh exchange for the next run."""
+        await self._call("POST", "reset")
+
+    async def clear_faults(self) -> None:
+        await self._call("DELETE", "faults")
+
+    async def seed_faults(self, seed: int) -> None:
+        await self._call("POST", "seed", {"seed": str(seed)})
+
+    async def advance(self, seconds: float, *, brief_for: str | None = None) -> dict[str, Any]:
+        """Move the sandbox's clock; its state comes back. With `brief_for` (a pair key)
+        the state leaves out the orders and prices that pair alone: cheap enough to
+        ask every candle of a replay."""
+        data = {"seconds": str(seconds)}
+        if brief_for is not None:
+            data |= {"orders": "false", "pairs": brief_for}
+        return await self._call("POST", "advance", data)  # type: ignore[no-any-return]
+
+    async def state(self, *, orders: bool = True) -> dict[str, Any]:
+        """Time, prices, balances, counters and (unless `orders` is False) every order."""
+        path = "state" if orders else "state?orders=false"
+        return await self._call("GET", path)  # type: ignore[no-any-return]
+
+    async def fault_log(self) -> list[dict[str, Any]]:
+        return (await self._call("GET", "fault-log"))["log"]  # type: ignore[no-any-return]
+
+    async def truth(self) -> ExchangeTruth:
+        """Every order and balance as the exchange holds them, unfaulted (one account)."""
+        accounts = (await self.state())["accounts"]
+        if len(accounts) != 1:
+            raise InputError(f"the sandbox holds {len(accounts)} accounts; tg checks one")
+        [account] = accounts.values()
+        return ExchangeTruth(
+            orders={txid: ExchangeOrder.from_wire(txid, raw) for txid, raw in account["orders"].items()},
+            balances={asset: Decimal(str(amount)) for asset, amount in account["balances"].items()},
+        )

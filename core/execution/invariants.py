@@ -1,0 +1,206 @@
+"""The safety invariants, judged from the exchange's own state first and tg's database
+second. `tg simulate`, `tg run` and the tests share this one function.
+
+The exchange's state is the truth as the exchange holds it (for the sandbox: its
+control plane's unfaulted view), not what a faulty wire let tg see. tg's share of the
+account is what its orders (those of its client order id namespace, core.domain.ownership,
+and those its database records) filled; everything else is foreign.
+
+- protected: what tg's orders bought of a pair is covered by tg's live stops, and every
+  open position in the database has its own live stop for its full size;
+- no_over_coverage: tg's live stops for a pair never exceed what tg holds of it;
+- no_orphan_protection: no live protective order of tg's without an open position;
+- no_duplicates: one entry per proposal, and no client order id accepted twice;
+- recorded: every order of tg's on the exchange is in the database with the exchange's
+  status;
+- balances_agree: what tg's orders hold on the exchange equals its open positions;
+- foreign_untouched: no foreign order was cancelled, and the foreign holdings moved only
+  by the foreign orders' own fills (needs the state from before tg acted);
+- no_crash: no unhandled exception (recorded by the caller).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from core.exchange import ExchangeOrder, PairInfo
+from core.exchange.account import ExchangeTruth
+from core.domain.models import Order, OrderRole, OrderStatus, PositionSide, PositionStatus
+from core.domain.ownership import OrderNamespace
+from core.storage.store import Store
+
+INVARIANTS = (
+    "protected",
+    "no_over_coverage",
+    "no_orphan_protection",
+    "no_duplicates",
+    "recorded",
+    "balances_agree",
+    "foreign_untouched",
+    "no_crash",
+)
+
+_STOP_TYPES = frozenset({"stop-loss", "stop-loss-limit", "trailing-stop", "trailing-stop-limit"})
+_TARGET_TYPES = frozenset({"take-profit", "take-profit-limit"})
+_LIVE = frozenset({"pending", "open"})
+
+
+@dataclass
+class InvariantReport:
+    violations: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in INVARIANTS})
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.violations.values())
+
+    def add(self, invariant: str, message: str) -> None:
+        self.violations[invariant].append(message)
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(found) for name, found in self.violations.items()}
+
+
+def _remaining(order: ExchangeOrder) -> Decimal:
+    return order.volume - order.volume_executed
+
+
+class _Shares:
+    """Which of the exchange's orders are tg's, and what they hold."""
+
+    def __init__(self, namespace: OrderNamespace, stored: list[Order], truth: ExchangeTruth) -> None:
+        self.namespace = namespace
+        self.stored = stored
+        self.by_txid = {o.external_id: o for o in stored if o.external_id}
+        self.by_client_id = {o.client_order_id: o for o in stored}
+        self.truth = truth
+
+    def at(self, truth: ExchangeTruth) -> _Shares:
+        """The same ownership, judged on another state of the exchange."""
+        return _Shares(self.namespace, self.stored, truth)
+
+    def record_of(self, order: ExchangeOrder) -> Order | None:
+        return self.by_txid.get(order.txid) or (self.by_client_id.get(order.cl_ord_id) if order.cl_ord_id else None)
+
+    def owned(self, order: ExchangeOrder, depth: int = 0) -> bool:
+        if self.namespace.owns(order.cl_ord_id) or self.record_of(order) is not None:
+            return True
+        parent = self.truth.orders.get(order.refid) if order.refid and depth < 4 else None
+        return parent is not None and self.owned(parent, depth + 1)
+
+    def net(self, altnames: set[str], owned: bool) -> Decimal:
+        """Base bought less base sold on these pairs by tg's orders (owned) or the others'."""
+        total = Decimal(0)
+        for order in self.truth.orders.values():
+            if order.pair in altnames and self.owned(order) is owned:
+                total += order.volume_executed if order.side == "buy" else -order.volume_executed
+        return total
+
+
+def check_invariants(
+    store: Store,
+    truth: ExchangeTruth,
+    pairs: Mapping[str, PairInfo],
+    *,
+    before: ExchangeTruth | None = None,
+) -> InvariantReport:
+    """`pairs` maps the altname the exchange reports (descr.pair) to the pair's details;
+    `before` is the exchange's state before tg acted, for the foreign holdings."""
+    report = InvariantReport()
+    stored = store.orders()
+    shares = _Shares(store.namespace(), stored, truth)
+    open_positions = store.positions(status=PositionStatus.OPEN)
+    open_ids = {p.id for p in open_positions}
+    mine = [o for o in truth.orders.values() if shares.owned(o)]
+
+    for pair in pairs.values():
+        held = shares.net({pair.altname}, owned=True)
+        stops = [o for o in mine if o.pair == pair.altname and o.ordertype in _STOP_TYPES and o.status in _LIVE]
+        closing_side = "buy" if held < 0 else "sell"
+        covered = sum((_remaining(o) for o in stops if o.side == closing_side), Decimal(0))
+        wrong_way = sum((_remaining(o) for o in stops if o.side != closing_side), Decimal(0))
+        if abs(held) > covered:
+            report.add("protected", f"{pair.symbol}: tg's orders hold {held}, its live stops cover only {covered}")
+        if covered > abs(held) or wrong_way > 0:
+            report.add(
+                "no_over_coverage", f"{pair.symbol}: tg's live stops cover {covered + wrong_way}, it holds {held}"
+            )
+        tracked = sum(
+            (p.size if p.side is PositionSide.LONG else -p.size for p in open_positions if p.symbol == pair.symbol),
+            Decimal(0),
+        )
+        if held != tracked:
+            report.add("balances_agree", f"{pair.symbol}: tg's orders hold {held}, its open positions total {tracked}")
+
+    for position in open_positions:
+        cover = sum(
+            (_remaining(truth.orders[o.external_id]) for o in store.orders(position_id=position.id)
+             if o.role is OrderRole.STOP_LOSS and o.external_id in truth.orders
+             and truth.orders[o.external_id].status in _LIVE),
+            Decimal(0),
+        )
+        if cover < position.size:
+            report.add("protected", f"position {position.id}: size {position.size}, its live stop covers {cover}")
+
+    for order in mine:
+        if order.status not in _LIVE or order.ordertype not in _STOP_TYPES | _TARGET_TYPES:
+            continue
+        record = shares.record_of(order)
+        if record is None or record.position_id not in open_ids:
+            report.add(
+                "no_orphan_protection",
+                f"{order.txid} ({order.description}) is live but protects no open position",
+            )
+
+    entries_per_run = Counter(
+        o.run_id for o in stored if o.role is OrderRole.ENTRY and o.external_id and o.run_id is not None
+    )
+    for run_id, count in entries_per_run.items():
+        if count > 1:
+            report.add("no_duplicates", f"run {run_id} sent {count} entries for one proposal")
+    client_ids = Counter(o.cl_ord_id for o in truth.orders.values() if o.cl_ord_id)
+    for client_id, count in client_ids.items():
+        if count > 1:
+            report.add("no_duplicates", f"client order id {client_id} was accepted {count} times")
+
+    for order in mine:
+        record = shares.record_of(order)
+        if record is None:
+            report.add("recorded", f"{order.txid} ({order.description}) is tg's but not in the database")
+        elif record.status is not OrderStatus(order.status):
+            report.add("recorded", f"{order.txid}: the database says {record.status.value}, the exchange {order.status}")
+
+    if before is not None:
+        _foreign_untouched(report, shares, truth, before, pairs)
+    return report
+
+
+def _foreign_untouched(
+    report: InvariantReport, shares: _Shares, truth: ExchangeTruth, before: ExchangeTruth,
+    pairs: Mapping[str, PairInfo],
+) -> None:
+    for txid, was in before.orders.items():
+        now = truth.orders.get(txid)
+        if was.status not in _LIVE or shares.owned(was):
+            continue
+        if now is None:
+            report.add("foreign_untouched", f"foreign order {txid} ({was.description}) is gone")
+        elif now.status == "canceled" and now.reason in (None, "User requested"):
+            report.add("foreign_untouched", f"foreign order {txid} ({was.description}) was cancelled")
+        elif now.volume != was.volume or now.price != was.price:
+            report.add("foreign_untouched", f"foreign order {txid} ({was.description}) was changed")
+    previous = shares.at(before)
+    by_asset: dict[str, set[str]] = {}
+    for pair in pairs.values():
+        by_asset.setdefault(pair.base, set()).add(pair.altname)
+    for asset, altnames in sorted(by_asset.items()):
+        foreign_before = before.balances.get(asset, Decimal(0)) - previous.net(altnames, owned=True)
+        foreign_now = truth.balances.get(asset, Decimal(0)) - shares.net(altnames, owned=True)
+        moved = shares.net(altnames, owned=False) - previous.net(altnames, owned=False)
+        if foreign_now != foreign_before + moved:
+            report.add(
+                "foreign_untouched",
+                f"{asset}: foreign holding {foreign_before} -> {foreign_now}, its own orders moved it {moved}",
+            )

@@ -1,0 +1,410 @@
+"""`tg simulate`: seeded trade cycles against a fault-injecting sandbox, each followed
+by the market running until the position closes, a reconciliation, and the safety
+invariants checked against the exchange's own state.
+
+The exchange-side faults belong to the sandbox (installed through its control
+plane); tg's own are here: `db-fail` (the database refuses writes after the exchange
+accepted), `crash` (the process dies between two requests, after the exchange acted
+on the first, and restarts), and `random` (a seeded mix of everything).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from core.domain.clock import Clock, SkippableSystemClock
+from core.domain.config import Settings
+from core.domain.errors import DatabaseWriteError
+from core.exchange import Credentials, KrakenClient
+from core.decision.coordinator import CoordinatorAgent
+from core.decision.llm.factory import build_models
+from core.exchange.account import ExchangeTruth
+from core.execution.invariants import INVARIANTS, InvariantReport, check_invariants
+from core.flows.manual import manual_proposal
+from core.domain.models import OrderStatus, OrderType, PositionStatus, Side
+from core.exchange.ratelimit import KrakenRateLimiter
+from core.execution.reconcile import Reconciler
+from core.decision.risk import RiskManagementEngine
+from core.exchange.sandbox_control import SandboxControl
+from core.execution.spool import PendingWrites
+from core.storage.store import Store
+from core.flows.trade_cycle import ExchangeVenue
+
+TG_FAULTS = ("db-fail", "crash", "foreign")
+RANDOM = "random"
+
+RANDOM_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "stop-fail": {},
+    "stop-fail-once": {},
+    "partial-fill": {"ratio": ("0.25", "0.5", "0.75")},
+    "vanish": {"mode": ("dropped", "hidden"), "match": ("any", "entry", "stop_loss", "take_profit")},
+    "ghost": {
+        "variant": ("timeout", "internal-error", "html-5xx"),
+        "match": ("any", "entry", "stop_loss", "take_profit"),
+    },
+    "rate-limit": {},
+    "unavailable": {},
+    "busy": {},
+    "insufficient-funds": {},
+    "latency": {"seconds": ("1", "5")},
+    "invalid-nonce": {},
+    "stale-visibility": {"seconds": ("5", "10", "30"), "match": ("any", "entry", "stop_loss", "take_profit")},
+    "gap": {"beyond_pct": ("1", "5")},
+    "db-fail": {"spool": ("ok", "refuse")},
+    "crash": {"after": tuple(str(n) for n in range(1, 16))},
+    "foreign": {},
+}
+"""What `random` draws from: every fault, and for each of its options every value worth
+trying (the first is the default)."""
+MARKET_STEP_S = 4 * 3600.0
+SETTLE_S = 3600.0  # an order unseen this long after tg lost track of it is taken as never placed
+MARKET_LIMIT_S = 14 * 24 * 3600.0
+
+
+class SimulatedCrash(BaseException):
+    """The process died. A BaseException so no `except Exception` in tg can swallow it."""
+
+
+class Sandbox(Protocol):
+    """What a run needs of a fresh sandbox exchange."""
+
+    base_url: str
+    transport: httpx.AsyncBaseTransport
+    api_key: str
+    api_secret: str
+    clock: Clock
+
+    def close(self) -> None:
+        """The run is over: let the sandbox go."""
+
+
+SandboxFactory = Callable[[int, Path], Sandbox]
+
+
+class CrashingTransport(httpx.AsyncBaseTransport):
+    """Lets `survive` requests through, then the next one reaches the exchange and the
+    process dies before reading the answer: the worst moment to crash."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, survive: int) -> None:
+        self._inner = inner
+        self._left = survive
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if self._left == 0 and request.url.path.startswith("/0/private/"):
+            raise SimulatedCrash(f"crashed after {request.url.path}")
+        if request.url.path.startswith("/0/private/"):
+            self._left -= 1
+        return response
+
+
+@dataclass
+class DbFailGuard:
+    """Refuses writes to orders and positions with a seeded probability while armed."""
+
+    rng: random.Random
+    probability: float = 0.5
+    armed: bool = True
+    refused: int = 0
+
+    def __call__(self, table: str) -> None:
+        if self.armed and table in ("orders", "positions") and self.rng.random() < self.probability:
+            self.refused += 1
+            raise DatabaseWriteError(f"injected: the database refused a write to {table}")
+
+
+@dataclass
+class RunResult:
+    index: int
+    seed: int
+    faults: list[str]
+    status: str
+    alert_level: str | None
+    injected: Counter[str]
+    invariants: InvariantReport
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.invariants.ok
+
+
+@dataclass
+class SimulationReport:
+    runs: list[RunResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(run.ok for run in self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        outcomes = Counter(run.status for run in self.runs)
+        injected: Counter[str] = Counter()
+        for run in self.runs:
+            injected.update(run.injected)
+        return {
+            "runs": len(self.runs),
+            "faults": sorted({f for run in self.runs for f in run.faults}),
+            "outcomes": dict(sorted(outcomes.items())),
+            "injected": dict(sorted(injected.items())),
+            "invariants": {name: sum(len(run.invariants.violations[name]) for run in self.runs) for name in INVARIANTS},
+            "ok": self.ok,
+            "details": [
+                {
+                    "run": run.index,
+                    "seed": run.seed,
+                    "faults": run.faults,
+                    "status": run.status,
+                    "alert_level": run.alert_level,
+                    "injected": dict(run.injected),
+                    "violations": {k: v for k, v in run.invariants.violations.items() if v},
+                    "error": run.error,
+                }
+                for run in self.runs
+            ],
+        }
+
+
+def _catch_up(clock: Clock, lag: float) -> None:
+    """A served sandbox jumped its clock ahead; tg's own clock (and the rate limiter
+    reading it) jumps with it. In-process the two are one clock, so there is no lag."""
+    if lag > 1.0 and isinstance(clock, SkippableSystemClock):
+        clock.advance(lag)
+
+
+def _options(spec: str) -> dict[str, str]:
+    _, _, rest = spec.partition(":")
+    return dict(item.partition("=")[::2] for item in rest.split(",") if item)
+
+
+def _crash_step(spec: str, rng: random.Random) -> int:
+    """`crash` dies after a seeded number of private requests; `crash:after=N` after exactly N."""
+    value = _options(spec).get("after", "")
+    return int(value) if value.isdigit() else rng.randrange(1, 12)
+
+
+FOREIGN_MARKET_BUY = Decimal("0.05")
+
+
+async def _place_foreign_orders(sandbox: Sandbox, symbol: str) -> None:
+    """Another client on the same account: a market buy (a holding that is not tg's) and
+    two resting limits far from the market, one with a client order id of its own."""
+    async with KrakenClient(
+        sandbox.base_url, Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
+        transport=sandbox.transport, clock=sandbox.clock,
+    ) as other:
+        pair = await other.resolve_pair(symbol)
+        price = (await other.ticker(symbol)).last
+        await other.add_order(symbol, Side.BUY, OrderType.MARKET, FOREIGN_MARKET_BUY)
+        await other.add_order(
+            symbol, Side.BUY, OrderType.LIMIT, Decimal("0.02"), pair.round_price(price / 2),
+            cl_ord_id=str(uuid.UUID(int=random.Random(symbol).getrandbits(128), version=4)),
+        )
+        await other.add_order(symbol, Side.SELL, OrderType.LIMIT, Decimal("0.03"), pair.round_price(price * 2))
+
+
+def choose_faults(requested: Sequence[str], rng: random.Random, catalog: Sequence[str]) -> list[str]:
+    """The faults of one run, in a seeded order (rules act in the order they are
+    installed, so the order is part of what is tried): `random` draws one to three
+    from everything there is, each with seeded options."""
+    chosen = [f for f in requested if f != RANDOM]
+    if RANDOM in requested:
+        everything = [*catalog, *TG_FAULTS]
+        for name in rng.sample(everything, k=rng.choice((1, 2, 3))):
+            options = [f"{key}={rng.choice(values)}" for key, values in RANDOM_OPTIONS.get(name, {}).items()]
+            chosen.append(name + (":" + ",".join(options) if options else ""))
+    rng.shuffle(chosen)
+    return chosen
+
+
+class Simulation:
+    def __init__(
+        self,
+        settings: Settings,
+        open_sandbox: SandboxFactory,
+        workdir: Path,
+        *,
+        catalog: Sequence[str],
+        symbol: str = "BTC/USDT",
+    ) -> None:
+        self._settings = settings
+        self._open_sandbox = open_sandbox
+        self._workdir = workdir
+        self._catalog = list(catalog)
+        self._symbol = symbol
+        # By API key, as Kraken counts: a run's restarted client paces on what the first spent.
+        self._limiters: dict[str, KrakenRateLimiter] = {}
+        self._tier: str | None = None
+
+    async def run(
+        self, faults: Sequence[str], *, runs: int, seed: int,
+        progress: Callable[[RunResult], Awaitable[None] | None] | None = None,
+    ) -> SimulationReport:
+        report = SimulationReport()
+        for index in range(runs):
+            result = await self.run_once(index, seed + index, faults)
+            report.runs.append(result)
+            if progress is not None:
+                outcome = progress(result)
+                if outcome is not None:
+                    await outcome
+        return report
+
+    async def run_once(self, index: int, seed: int, requested: Sequence[str]) -> RunResult:
+        rng = random.Random(seed)
+        faults = choose_faults(requested, rng, self._catalog)
+        folder = self._workdir / f"run-{index}"
+        folder.mkdir(parents=True, exist_ok=True)
+        sandbox = self._open_sandbox(seed, folder)
+        control = SandboxControl(sandbox.base_url, transport=sandbox.transport)
+        await control.reset()  # a served sandbox is reused run after run: its counters start empty,
+        self._limiters.pop(sandbox.api_key, None)  # and so does tg's model of them,
+        limits = (await control.state(orders=False))["rate_limits"]  # at the tier the sandbox enforces
+        self._tier = None if limits is None else str(limits["tier"])
+        await control.clear_faults()
+        await control.seed_faults(seed)
+        names = {f.partition(":")[0]: f for f in faults}
+        if "foreign" in names:
+            await _place_foreign_orders(sandbox, self._symbol)
+        before = await control.truth()
+        for fault in faults:
+            if fault.partition(":")[0] not in TG_FAULTS:
+                await control.add_fault(fault)
+        guard = DbFailGuard(rng) if "db-fail" in names else None
+        crash_after = _crash_step(names["crash"], rng) if "crash" in names else None
+        injected: Counter[str] = Counter()
+        db_path = folder / "tg.db"
+        spool = PendingWrites(folder / "tg.pending.jsonl")
+        if "db-fail" in names and _options(names["db-fail"]).get("spool") == "refuse":
+            (folder / "full-disk").write_text("")  # the spool's folder cannot be made: writes to it fail
+            trade_spool = PendingWrites(folder / "full-disk" / "tg.pending.jsonl")
+        else:
+            trade_spool = spool
+        status, alert, error = "FAILED", None, None
+        unrecorded: list[dict[str, Any]] = []
+        try:
+            status, alert, unrecorded = await self._trade_and_run_market(
+                sandbox, db_path, trade_spool, guard, crash_after
+            )
+        except SimulatedCrash:
+            status = "CRASHED"
+            injected["crash"] += 1
+        except Exception as exc:  # the invariant "no unhandled exception" is exactly this
+            status, error = "ERROR", f"{type(exc).__name__}: {exc}"
+        if guard is not None:
+            guard.armed = False
+            if guard.refused:
+                injected["db-fail"] += guard.refused
+        if unrecorded:  # printed on stderr; the operator saves them where the next run reads them
+            injected["unrecorded"] += len(unrecorded)
+            spool.append_records(unrecorded)
+        if "foreign" in names:
+            injected["foreign"] += 1
+        invariants = await self._restart_and_check(sandbox, db_path, spool, control, before)
+        if error is not None:
+            invariants.add("no_crash", error)
+        for entry in await control.fault_log():
+            injected[entry["fault"]] += 1
+        await control.aclose()
+        sandbox.close()
+        return RunResult(index, seed, faults, status, alert, injected, invariants, error)
+
+    def _client(self, sandbox: Sandbox, crash_after: int | None = None) -> KrakenClient:
+        transport = sandbox.transport if crash_after is None else CrashingTransport(sandbox.transport, crash_after)
+        limiter = self._limiters.get(sandbox.api_key)
+        if limiter is None and self._tier is not None:
+            limits = self._settings.kraken.rate_limit.model_copy(update={"tier": self._tier})
+            limiter = self._limiters[sandbox.api_key] = KrakenRateLimiter.from_settings(limits, clock=sandbox.clock)
+        return KrakenClient(
+            sandbox.base_url, Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
+            transport=transport, clock=sandbox.clock, rate_limiter=limiter,
+        )
+
+    async def _trade_and_run_market(
+        self, sandbox: Sandbox, db_path: Path, spool: PendingWrites,
+        guard: DbFailGuard | None, crash_after: int | None,
+    ) -> tuple[str, str | None, list[dict[str, Any]]]:
+        """The status and alert of the trade, and the records storage could not keep."""
+        client = self._client(sandbox, crash_after)
+        control = SandboxControl(sandbox.base_url, transport=sandbox.transport)
+        models = build_models(self._settings)
+        try:
+            with Store.open(db_path, write_guard=guard) as store:
+                # the path `tg trade --side buy` takes: the coordinator, its venue's critical
+                # section (reconcile first), the risk engine, execution
+                venue = ExchangeVenue(client, store, sandbox.clock, self._settings, spool=spool)
+                coordinator = CoordinatorAgent.from_models(
+                    models, venue, risk_engine=RiskManagementEngine(self._settings.risk),
+                    store=store, clock=sandbox.clock, config=self._settings.coordinator,
+                )
+                try:
+                    proposal = await manual_proposal(client, self._symbol, "buy", None)
+                    result = await coordinator.run_cycle(
+                        self._symbol, correlation_id=f"S-{db_path.parent.name}", manual=proposal
+                    )
+                finally:
+                    await coordinator.close()
+                if guard is not None:
+                    guard.armed = False
+                execution = result.execution
+                if execution is None:
+                    return ("REJECTED" if result.verdict is not None else "HOLD"), None, []
+                await self._run_market(client, store, sandbox, control, spool)
+                alert = execution.alert_level.value if execution.alert_level else None
+                return execution.status.value, alert, execution.unrecorded
+        finally:
+            await models.aclose()
+            await client.aclose()
+            await control.aclose()
+
+    async def _run_market(
+        self, client: KrakenClient, store: Store, sandbox: Sandbox, control: SandboxControl, spool: PendingWrites
+    ) -> None:
+        """Let the market move until every position closed and no order's fate is
+        unknown, reconciling at each step."""
+        elapsed = 0.0
+        while elapsed < MARKET_LIMIT_S:
+            await Reconciler(client, store, sandbox.clock, spool=spool, settings=self._settings.execution).reconcile()
+            now = sandbox.clock.time()
+            unsettled = [
+                o for o in store.orders(status=[OrderStatus.UNKNOWN, OrderStatus.INTENT])
+                if now - o.updated_at < SETTLE_S
+            ]
+            if not store.positions(status=PositionStatus.OPEN) and not unsettled:
+                return
+            before = sandbox.clock.time()
+            await control.advance(MARKET_STEP_S)
+            _catch_up(sandbox.clock, MARKET_STEP_S - (sandbox.clock.time() - before))
+            elapsed += MARKET_STEP_S
+
+    async def _restart_and_check(
+        self, sandbox: Sandbox, db_path: Path, spool: PendingWrites, control: SandboxControl,
+        before: ExchangeTruth,
+    ) -> InvariantReport:
+        """A new process: it reconciles and lets the market run as any run does, then the
+        exchange's state is held against the database."""
+        client = self._client(sandbox)
+        try:
+            with Store.open(db_path) as store:
+                await self._run_market(client, store, sandbox, control, spool)
+                report = await Reconciler(
+                    client, store, sandbox.clock, spool=spool, settings=self._settings.execution
+                ).reconcile()
+                truth = await control.truth()
+                pairs = {p.altname: p for p in (await client.asset_pairs()).values()}
+                invariants = check_invariants(store, truth, pairs, before=before)
+                for problem in report.errors:
+                    invariants.add("protected", f"reconcile could not repair: {problem}")
+                return invariants
+        finally:
+            await client.aclose()
+

@@ -1,6 +1,0 @@
-"""Client-side rate limiting: a fair token bucket, and Kraken's counters built from it."""
-
-from core.ratelimit.kraken import KrakenRateLimiter, order_action_cost, rest_call_cost
-from core.ratelimit.token_bucket import TokenBucketRateLimiter
-
-__all__ = ["KrakenRateLimiter", "TokenBucketRateLimiter", "order_action_cost", "rest_call_cost"]
