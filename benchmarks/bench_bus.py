@@ -84,10 +84,7 @@ async def best_of(
 
 async def main(messages_count: int, subscribers: int, rounds: int) -> None:
     clock = VirtualClock()
-    messages = [
-        create_message(MessageTopic.MARKET_DATA, "bench", {"i": i}, clock=clock)
-        for i in range(messages_count)
-    ]
+    messages = [create_message(MessageTopic.MARKET_DATA, "bench", {"i": i}, clock=clock) for i in range(messages_count)]
     bare = await best_of(through_bare_queues, messages, subscribers, rounds)
     bus = await best_of(through_bus, messages, subscribers, rounds)
     print(f"{messages_count} messages x {subscribers} subscribers, best of {rounds} rounds")

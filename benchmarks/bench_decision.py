@@ -26,10 +26,9 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 
-from core.domain.config import RiskSettings, Settings
 from core.decision.coordinator import CoordinatorAgent
-from core.exchange import Credentials, KrakenClient
-from core.flows.manual import manual_proposal
+from core.decision.risk import RiskManagementEngine
+from core.domain.config import RiskSettings, Settings
 from core.domain.models import (
     Candle,
     ExecutionResult,
@@ -41,9 +40,10 @@ from core.domain.models import (
     Ticker,
     TradeProposal,
 )
-from core.decision.risk import RiskManagementEngine
-from core.storage.store import Store
+from core.exchange import Credentials, KrakenClient
+from core.flows.manual import manual_proposal
 from core.flows.trade_cycle import TradeCycle
+from core.storage.store import Store
 from simulator.embedded import EmbeddedExchange
 
 RISK_TARGET_MS = 1.0
@@ -53,7 +53,12 @@ CYCLE_TARGET_MS = 100.0
 def bench_risk(validations: int) -> list[float]:
     engine = RiskManagementEngine(RiskSettings())
     proposal = TradeProposal(
-        "BTC/USDT", Side.BUY, Decimal("45000.0"), Decimal("44100.0"), Decimal("47250.0"), 0.8,
+        "BTC/USDT",
+        Side.BUY,
+        Decimal("45000.0"),
+        Decimal("44100.0"),
+        Decimal("47250.0"),
+        0.8,
         regime=Regime.TRENDING_BULL,
     )
     state = RiskState(equity=Decimal("100000"), available_quote=Decimal("60000"), open_positions=1)
@@ -74,8 +79,12 @@ def rising_market(symbol: str = "BTC/USDT") -> MarketSnapshot:
         closes = [100 * (1 + growth) ** i * (1 + 0.03 * math.sin(i / 3)) for i in range(count)]
         return [
             Candle(
-                1_700_000_000 + i * interval * 60, Decimal(f"{o:.2f}"), Decimal(f"{max(o, c) * 1.001:.2f}"),
-                Decimal(f"{min(o, c) * 0.999:.2f}"), Decimal(f"{c:.2f}"), Decimal("1.5"),
+                1_700_000_000 + i * interval * 60,
+                Decimal(f"{o:.2f}"),
+                Decimal(f"{max(o, c) * 1.001:.2f}"),
+                Decimal(f"{min(o, c) * 0.999:.2f}"),
+                Decimal(f"{c:.2f}"),
+                Decimal("1.5"),
             )
             for i, (o, c) in enumerate(zip([closes[0], *closes], closes, strict=False))
         ]
@@ -122,13 +131,15 @@ async def bench_trade_cycle(cycles: int, *, side: str | None) -> list[float]:
             root = Path(folder)
             sandbox = EmbeddedExchange.open(root / "s.db")
             client = KrakenClient(
-                sandbox.base_url, Credentials(sandbox.api_key, sandbox.api_secret),
-                transport=sandbox.transport, clock=sandbox.clock,
+                sandbox.base_url,
+                Credentials(sandbox.api_key, sandbox.api_secret),
+                transport=sandbox.transport,
+                clock=sandbox.clock,
             )
             with Store.open(root / "tg.db") as store:
                 cycle = TradeCycle(client, store, sandbox.clock, Settings(db=root / "tg.db"))
 
-                async def one() -> None:
+                async def one(client: KrakenClient = client, cycle: TradeCycle = cycle) -> None:
                     manual = await manual_proposal(client, "BTC/USDT", side, None) if side else None
                     report = await cycle.run("BTC/USDT", manual=manual)
                     if side and report.status != "FILLED":

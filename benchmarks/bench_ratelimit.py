@@ -99,8 +99,7 @@ def main() -> None:
     floor = min(asyncio.run(empty_loop_ns(args.calls)) for _ in range(args.repeats))
     print(f"  {'await of an empty coroutine (floor)':<38} {floor:8.1f} ns/call")
     uncontended = {
-        c.name: min(asyncio.run(uncontended_ns(c.make, args.calls)) for _ in range(args.repeats))
-        for c in CONTENDERS
+        c.name: min(asyncio.run(uncontended_ns(c.make, args.calls)) for _ in range(args.repeats)) for c in CONTENDERS
     }
     baseline = uncontended[CONTENDERS[0].name]
     for name, ns in uncontended.items():
@@ -119,6 +118,7 @@ def main() -> None:
                 f"  {name:<38} {throughput:10,.0f} grants/s ({throughput / rate:5.1%} of the rate)"
                 f"   {cpu / total * 1e6:5.2f} us CPU/grant   x{cpu / base_cpu:.2f} of baseline CPU"
             )
+
 
 if __name__ == "__main__":
     main()

@@ -88,19 +88,24 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=20)
     args = parser.parse_args()
     print(f"{args.requests} requests, concurrency {args.concurrency}, in-process sandbox, virtual time\n")
-    header = f"{'tier':<13}{'mix':<8}{'limiter':<23}{'violations':>11}{'utilization':>13}{'p99 wait s':>12}{'wall s':>8}"
+    header = (
+        f"{'tier':<13}{'mix':<8}{'limiter':<23}{'violations':>11}{'utilization':>13}{'p99 wait s':>12}{'wall s':>8}"
+    )
     print(header)
     print("-" * len(header))
     for tier in TIERS:
         for mix in MIXES:
             for contender in CONTENDERS:
-                plan = StressPlan.from_options(requests=args.requests, concurrency=args.concurrency, tier=tier,
-                                               mix=mix, limiter=contender.limiter)
+                plan = StressPlan.from_options(
+                    requests=args.requests, concurrency=args.concurrency, tier=tier, mix=mix, limiter=contender.limiter
+                )
                 shaper = contender.shaper(tier) if contender.shaper is not None else None
                 report, wall = run(plan, shaper)
                 summary = report.to_dict()
-                print(f"{tier:<13}{mix:<8}{contender.name:<23}{report.violations:>11}"
-                      f"{figure(report.utilization, '.3f'):>13}{summary['wait_p99_s']:>12.1f}{wall:>8.2f}")
+                print(
+                    f"{tier:<13}{mix:<8}{contender.name:<23}{report.violations:>11}"
+                    f"{figure(report.utilization, '.3f'):>13}{summary['wait_p99_s']:>12.1f}{wall:>8.2f}"
+                )
 
 
 if __name__ == "__main__":

@@ -47,9 +47,13 @@ async def trivial_app(scope: MutableMapping[str, Any], receive: Receive, send: S
         return
     while (await receive()).get("more_body", False):
         pass
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(_CONSTANT)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(_CONSTANT)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": _CONSTANT})
 
 
@@ -65,9 +69,11 @@ class Client:
         self.nonce += 1
         path = f"/0/private/{method}"
         body = urlencode({"nonce": self.nonce, **params}).encode()
-        headers = {"API-Key": self.api_key.key,
-                   "API-Sign": sign(self.api_key.secret, path, str(self.nonce), body),
-                   "Content-Type": "application/x-www-form-urlencoded"}
+        headers = {
+            "API-Key": self.api_key.key,
+            "API-Sign": sign(self.api_key.secret, path, str(self.nonce), body),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
         response = await self.http.post(path, content=body, headers=headers)
         answer: dict[str, Any] = response.json()
         if answer["error"]:

@@ -85,7 +85,11 @@ def trade(
         async with open_session(settings, url=url, live=live) as session:
             manual = await manual_proposal(session.client, symbol, side, volume) if side else None
             report = await TradeCycle(
-                session.client, session.store, session.clock, settings, spool=session.spool,
+                session.client,
+                session.store,
+                session.clock,
+                settings,
+                spool=session.spool,
                 leases=session.leases,
             ).run(symbol, manual=manual)
             return report.to_dict(), report.unrecorded
@@ -165,8 +169,8 @@ def simulate(
     from cli.wiring import fault_catalog, served_sandbox, simulation_sandbox
     from core.domain.errors import InputError
     from core.flows.simulation import RANDOM, TG_FAULTS, Simulation
-    from core.storage.store import Store
     from core.flows.trade_cycle import new_run_id
+    from core.storage.store import Store
 
     settings = settings_from(db, config)
     catalog = fault_catalog()
@@ -184,8 +188,13 @@ def simulate(
 
     with Store.open(settings.db_path) as store:
         run_id = new_run_id()
-        store.start_run(run_id, kind="simulate", symbol=symbol, started_at=time.time(),
-                        params={"faults": faults, "runs": runs, "seed": seed})
+        store.start_run(
+            run_id,
+            kind="simulate",
+            symbol=symbol,
+            started_at=time.time(),
+            params={"faults": faults, "runs": runs, "seed": seed},
+        )
         store.finish_run(run_id, status="ok" if report.ok else "violations", finished_at=time.time(), summary=summary)
     render.simulation_report(summary, as_json=json_output)
     if not report.ok:
@@ -198,7 +207,8 @@ def reconcile(
     adopt: Annotated[
         list[str] | None,
         typer.Option(
-            "--adopt", metavar="INSTALL_ID",
+            "--adopt",
+            metavar="INSTALL_ID",
             help="Take over the orders of another tg database's namespace (a lost database); repeatable.",
         ),
     ] = None,
@@ -223,8 +233,13 @@ def reconcile(
     async def run() -> dict[str, Any]:
         async with open_session(settings, url=url, live=live) as session:
             report = await Reconciler(
-                session.client, session.store, session.clock, spool=session.spool,
-                settings=settings.execution, adopt=namespaces, leases=session.leases,
+                session.client,
+                session.store,
+                session.clock,
+                spool=session.spool,
+                settings=settings.execution,
+                adopt=namespaces,
+                leases=session.leases,
             ).reconcile()
             return render.reconcile_outcome(report, session.store.install_id, str(settings.db_path))
 
@@ -303,7 +318,11 @@ def _exchange_view(settings: Settings, url: str | None, live: bool) -> Reconcile
     async def run() -> ReconcileReport:
         async with open_session(settings, url=url, live=live) as session:
             return await Reconciler(
-                session.client, session.store, session.clock, settings=settings.execution, repair=False,
+                session.client,
+                session.store,
+                session.clock,
+                settings=settings.execution,
+                repair=False,
                 leases=session.leases,
             ).reconcile()
 

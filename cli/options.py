@@ -52,5 +52,3 @@ def settings_from(db: Path | None, config: Path | None) -> Settings:
     from core.domain.config import load_settings
 
     return load_settings(config, db=db)
-
-

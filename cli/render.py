@@ -73,8 +73,13 @@ def trade_summary(summary: dict[str, Any], *, as_json: bool) -> None:
             if Decimal(o["filled_volume"]) not in (0, Decimal(o["volume"])):
                 status += f" ({_plain(o['filled_volume'])} filled)"
             table.add_row(
-                o["role"], o["txid"] or "-", o["type"], o["side"], _plain(o["volume"]),
-                _plain(o["price"]) if o["price"] else "-", status,
+                o["role"],
+                o["txid"] or "-",
+                o["type"],
+                o["side"],
+                _plain(o["volume"]),
+                _plain(o["price"]) if o["price"] else "-",
+                status,
             )
         console.print(table)
     position = summary.get("position")
@@ -90,7 +95,9 @@ def trade_summary(summary: dict[str, Any], *, as_json: bool) -> None:
         console.print(f"  [cyan]reconciled[/]: {change}")
     for warning in summary.get("warnings", []):
         console.print(f"  [yellow]warning[/]: {warning}")
-    where = f"stored in {summary['db_path']}" if summary.get("stored", True) else "[red]NOT fully stored[/] (see stderr)"
+    where = (
+        f"stored in {summary['db_path']}" if summary.get("stored", True) else "[red]NOT fully stored[/] (see stderr)"
+    )
     console.print(f"  status [bold]{summary['status']}[/]; {where}")
 
 
@@ -136,8 +143,12 @@ def runs_table(records: Sequence[RunRecord], *, as_json: bool) -> None:
     table = _table("run", "kind", "symbol", "started (UTC)", "action", "status", title="runs")
     for row in rows:
         table.add_row(
-            row["run_id"], row["kind"], row["symbol"] or "-", _when(row["started_at"]),
-            row["action"] or "-", row["status"],
+            row["run_id"],
+            row["kind"],
+            row["symbol"] or "-",
+            _when(row["started_at"]),
+            row["action"] or "-",
+            row["status"],
         )
     console.print(table)
 
@@ -207,11 +218,20 @@ def positions_table(positions: Sequence[Position], *, as_json: bool) -> None:
     if not rows:
         console.print("no positions yet")
         return
-    table = _table("position", "symbol", "side", "size", "entry", "stop", "target", "status", "exit", "P&L", title="positions")
+    table = _table(
+        "position", "symbol", "side", "size", "entry", "stop", "target", "status", "exit", "P&L", title="positions"
+    )
     for p in rows:
         table.add_row(
-            p["id"], p["symbol"], p["side"], p["size"], p["entry_price"], p["stop_loss"] or "-",
-            p["take_profit"] or "-", p["status"], p["exit_price"] or "-",
+            p["id"],
+            p["symbol"],
+            p["side"],
+            p["size"],
+            p["entry_price"],
+            p["stop_loss"] or "-",
+            p["take_profit"] or "-",
+            p["status"],
+            p["exit_price"] or "-",
             f"{Decimal(p['realized_pnl']):.2f}" if p["realized_pnl"] is not None else "-",
         )
     console.print(table)
@@ -229,8 +249,15 @@ def orders_table(orders: Sequence[Order], *, as_json: bool) -> None:
     table = _table("txid", "role", "symbol", "type", "side", "volume", "filled", "price", "status", title="orders")
     for o in rows:
         table.add_row(
-            o["external_id"] or "-", o["role"], o["symbol"], o["order_type"], o["side"], o["volume"],
-            o["filled_volume"], o["price"] or o["avg_fill_price"] or "-", o["status"],
+            o["external_id"] or "-",
+            o["role"],
+            o["symbol"],
+            o["order_type"],
+            o["side"],
+            o["volume"],
+            o["filled_volume"],
+            o["price"] or o["avg_fill_price"] or "-",
+            o["status"],
         )
     console.print(table)
 
@@ -255,8 +282,13 @@ def simulation_report(summary: dict[str, Any], *, as_json: bool) -> None:
         broken = ", ".join(f"{k} x{len(v)}" for k, v in run["violations"].items()) or "[green]held[/]"
         injected = ", ".join(f"{k} x{n}" for k, n in sorted(run["injected"].items())) or "-"
         table.add_row(
-            str(run["run"]), str(run["seed"]), ", ".join(run["faults"]) or "-", injected,
-            run["status"], run["alert_level"] or "-", broken,
+            str(run["run"]),
+            str(run["seed"]),
+            ", ".join(run["faults"]) or "-",
+            injected,
+            run["status"],
+            run["alert_level"] or "-",
+            broken,
         )
     console.print(table)
     if len(summary["details"]) > 50:

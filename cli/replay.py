@@ -44,12 +44,15 @@ def replay_sandbox(settings: Settings) -> Callable[[ReplayMarket], EmbeddedExcha
             raise InputError(f"the sandbox does not trade {market.symbol}; replay one of {known}") from None
         bars = [
             # OHLCVT carries no vwap: the typical price stands in for it
-            Bar(c.time, c.open, c.high, c.low, c.close, (c.open + c.high + c.low + c.close) / 4,
-                c.volume, c.trades or 0)
+            Bar(
+                c.time, c.open, c.high, c.low, c.close, (c.open + c.high + c.low + c.close) / 4, c.volume, c.trades or 0
+            )
             for c in market.candles
         ]
         return open_embedded(
-            market.state_path, seed=market.seed, start_time=market.start,
+            market.state_path,
+            seed=market.seed,
+            start_time=market.start,
             tier=Tier(settings.simulator.tier),
             paths={pair.key: CandlePath(pair, market.interval_minutes, bars)},
         )
@@ -71,8 +74,8 @@ def _quiet_coordinator() -> Iterator[None]:
 
 
 def _epoch(text: str | None, option: str) -> int | None:
-    from core.flows.candles import parse_time
     from core.domain.errors import InputError
+    from core.flows.candles import parse_time
 
     if text is None:
         return None
@@ -113,8 +116,12 @@ def replay(
 
     settings = settings_from(db, config)
     options = ReplayOptions(
-        symbol=symbol, every=every, start=_epoch(start, "--from"), end=_epoch(end, "--to"),
-        faults=tuple(fault or ()), seed=settings.simulator.seed if seed is None else seed,
+        symbol=symbol,
+        every=every,
+        start=_epoch(start, "--from"),
+        end=_epoch(end, "--to"),
+        faults=tuple(fault or ()),
+        seed=settings.simulator.seed if seed is None else seed,
     )
     series = load_candles(file, interval_minutes=interval)
     replay_render.data_issues(series)
@@ -122,9 +129,13 @@ def replay(
     with replay_render.replay_progress() as progress, _quiet_coordinator():
         result = asyncio.run(runner.run(series, options, progress))
     with Store.open(settings.db_path) as store:
-        store.start_run(result.run_id, kind="replay", symbol=result.symbol, started_at=time.time(),
-                        params={"file": str(file), "every": every, "seed": options.seed,
-                                "faults": list(result.options.faults)})
+        store.start_run(
+            result.run_id,
+            kind="replay",
+            symbol=result.symbol,
+            started_at=time.time(),
+            params={"file": str(file), "every": every, "seed": options.seed, "faults": list(result.options.faults)},
+        )
         store_result(store, result)
     replay_render.replay_report(result.to_dict(), as_json=json_output)
     if not result.ok:

@@ -50,8 +50,7 @@ def replay_progress() -> Iterator[Callable[[int, int], None]]:
     """A progress bar on stderr, so --json output on stdout stays one object."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TextColumn("candles"),
-               TimeRemainingColumn())
+    columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TextColumn("candles"), TimeRemainingColumn())
     with Progress(*columns, console=_stderr(), transient=True) as progress:
         task = progress.add_task("replaying", total=None)
 

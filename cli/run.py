@@ -25,20 +25,30 @@ def run(
     symbols: Annotated[
         str, typer.Option("--symbols", help="Pairs to trade, comma-separated, e.g. BTC/USDT,ETH/USD.")
     ] = "BTC/USDT",
-    every: Annotated[str, typer.Option("--every", help="A trading decision per symbol this often: 15m, 1h, 4h...")] = "1h",
+    every: Annotated[
+        str, typer.Option("--every", help="A trading decision per symbol this often: 15m, 1h, 4h...")
+    ] = "1h",
     for_: Annotated[
         str | None,
-        typer.Option("--for", help=f"How long to run (default: {SIMULATED_DEFAULT_FOR} simulated; until stopped "
-                                   "on the wall clock)."),
+        typer.Option(
+            "--for",
+            help=f"How long to run (default: {SIMULATED_DEFAULT_FOR} simulated; until stopped on the wall clock).",
+        ),
     ] = None,
     fault: Annotated[
         list[str] | None,
-        typer.Option("--fault", help="A sandbox fault for the whole run (repeatable), or `random`: every fault now and then."),
+        typer.Option(
+            "--fault", help="A sandbox fault for the whole run (repeatable), or `random`: every fault now and then."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the faults.")] = 1,
-    url: Annotated[str | None, typer.Option("--url", help="A served sandbox (or Kraken with --live): wall-clock time.")] = None,
+    url: Annotated[
+        str | None, typer.Option("--url", help="A served sandbox (or Kraken with --live): wall-clock time.")
+    ] = None,
     live: Annotated[bool, typer.Option("--live", help="Allow a non-loopback --url: real money.")] = False,
-    realtime: Annotated[bool, typer.Option("--realtime", help="On the embedded sandbox, run on the wall clock.")] = False,
+    realtime: Annotated[
+        bool, typer.Option("--realtime", help="On the embedded sandbox, run on the wall clock.")
+    ] = False,
     db: DbOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
@@ -70,8 +80,8 @@ def run(
 
     async def main() -> RunSummary:
         from cli.wiring import notice, open_session
-        from core.flows.run_loop import ContinuousRun
         from core.exchange.sandbox_control import SandboxControl
+        from core.flows.run_loop import ContinuousRun
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -87,13 +97,23 @@ def run(
                         await control.add_fault(spec)
                 with _live_view(enabled=not json_output) as update:
                     return await ContinuousRun(
-                        settings, session.client, session.store, session.clock, spool=session.spool,
+                        settings,
+                        session.client,
+                        session.store,
+                        session.clock,
+                        spool=session.spool,
                         simulated=simulated,
                         truth=control.truth if control is not None else _account_truth(session.client),
                         fault_log=control.fault_log if control is not None else None,
-                        on_update=update, on_start=notice,
-                    ).run(names, every_s=every_s, for_s=for_s, stop=stop,
-                          stop_reason=lambda: received[-1] if received else "stopped")
+                        on_update=update,
+                        on_start=notice,
+                    ).run(
+                        names,
+                        every_s=every_s,
+                        for_s=for_s,
+                        stop=stop,
+                        stop_reason=lambda: received[-1] if received else "stopped",
+                    )
             finally:
                 if control is not None:
                     await control.aclose()
@@ -114,9 +134,8 @@ def run(
 
 async def _fault_specs(control: Any, faults: list[str], seed: int) -> list[str]:
     """The rules to install: `random` stands for every fault, now and then."""
-    from core.flows.run_loop import random_faults
-
     from cli.wiring import fault_catalog
+    from core.flows.run_loop import random_faults
 
     if "random" not in faults:
         return faults

@@ -36,8 +36,7 @@ def parse_duration(text: str) -> int:
         from core.domain.errors import InputError
 
         raise InputError(
-            f"{text!r} is not a duration: write a whole number and a unit s, m, h or d, "
-            "e.g. 90s, 15m, 6h, 2d or 1h30m"
+            f"{text!r} is not a duration: write a whole number and a unit s, m, h or d, e.g. 90s, 15m, 6h, 2d or 1h30m"
         )
     return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(cleaned))
 
@@ -46,7 +45,8 @@ def parse_duration(text: str) -> int:
 @reports_errors
 def sim_reset(
     force: Annotated[
-        bool, typer.Option("--force", help="Reset even with open positions or live orders: they are closed on the record.")
+        bool,
+        typer.Option("--force", help="Reset even with open positions or live orders: they are closed on the record."),
     ] = False,
     db: DbOption = None,
     config: ConfigOption = None,
@@ -92,8 +92,7 @@ def sim_advance(
     seconds = parse_duration(duration)
     if not 0 < seconds <= MAX_ADVANCE:
         raise InputError(
-            f"{duration!r} is {seconds} s; advance by at least 1s and at most "
-            f"{MAX_ADVANCE // 86_400}d at a time"
+            f"{duration!r} is {seconds} s; advance by at least 1s and at most {MAX_ADVANCE // 86_400}d at a time"
         )
     settings = settings_from(db, config)
     with embedded_sandbox(settings) as sandbox:
@@ -140,8 +139,10 @@ def _status(sandbox: EmbeddedExchange, path: Path) -> dict[str, Any]:
         ticker = exchange.ticker(pair)
         prices[key] = {
             "pair": pair.wsname,
-            **{name: amount(value, pair.pair_decimals)
-               for name, value in (("last", ticker.last), ("bid", ticker.bid), ("ask", ticker.ask))},
+            **{
+                name: amount(value, pair.pair_decimals)
+                for name, value in (("last", ticker.last), ("bid", ticker.bid), ("ask", ticker.ask))
+            },
         }
     status = {
         "path": str(path),
@@ -162,17 +163,17 @@ def sim_serve(
         str, typer.Option("--host", help="Address to listen on (loopback unless --allow-remote).")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port; 0 picks a free one.")] = 8765,
-    seed: Annotated[
-        int | None, typer.Option("--seed", help="Seed of the market (default: from settings).")
-    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the market (default: from settings).")] = None,
     tier: Annotated[
         Literal["starter", "intermediate", "pro"] | None,
         typer.Option("--tier", help="Kraken verification tier for rate limits (default: from settings)."),
     ] = None,
     fault: Annotated[
         list[str] | None,
-        typer.Option("--fault", help="Inject a fault: NAME or NAME:key=value,... "
-                                     "(e.g. stop-fail, ghost:variant=html-5xx); repeatable."),
+        typer.Option(
+            "--fault",
+            help="Inject a fault: NAME or NAME:key=value,... (e.g. stop-fail, ghost:variant=html-5xx); repeatable.",
+        ),
     ] = None,
     fault_file: Annotated[
         Path | None,
@@ -180,20 +181,28 @@ def sim_serve(
     ] = None,
     key_file: Annotated[
         Path | None,
-        typer.Option("--key-file", help="A file readable only by you of the key pair to accept: the API key, "
-                                        "then its base64 secret, one a line (default: TG_KRAKEN_KEY_FILE, "
-                                        "or TG_KRAKEN_API_KEY and TG_KRAKEN_API_SECRET; else a pair is "
-                                        "generated)."),
+        typer.Option(
+            "--key-file",
+            help="A file readable only by you of the key pair to accept: the API key, "
+            "then its base64 secret, one a line (default: TG_KRAKEN_KEY_FILE, "
+            "or TG_KRAKEN_API_KEY and TG_KRAKEN_API_SECRET; else a pair is "
+            "generated).",
+        ),
     ] = None,
     keys_out: Annotated[
         Path | None,
-        typer.Option("--keys-out", help=f"Where a generated key pair is written, readable only by you "
-                                        f"(default: ./{DEFAULT_KEYS_OUT})."),
+        typer.Option(
+            "--keys-out",
+            help=f"Where a generated key pair is written, readable only by you (default: ./{DEFAULT_KEYS_OUT}).",
+        ),
     ] = None,
     api_key: Annotated[
         list[str] | None,
-        typer.Option("--api-key", help="API key to accept; repeatable, with --api-secret. Options show in `ps`: "
-                                       "prefer --key-file or the environment."),
+        typer.Option(
+            "--api-key",
+            help="API key to accept; repeatable, with --api-secret. Options show in `ps`: "
+            "prefer --key-file or the environment.",
+        ),
     ] = None,
     api_secret: Annotated[
         list[str] | None,
@@ -201,8 +210,11 @@ def sim_serve(
     ] = None,
     control_token: Annotated[
         str | None,
-        typer.Option("--control-token", help="Bearer token the control plane (/_sandbox/) requires; prefer "
-                                             "TG_SANDBOX_TOKEN, as options show in `ps`. Needed by --allow-remote."),
+        typer.Option(
+            "--control-token",
+            help="Bearer token the control plane (/_sandbox/) requires; prefer "
+            "TG_SANDBOX_TOKEN, as options show in `ps`. Needed by --allow-remote.",
+        ),
     ] = None,
     allow_remote: Annotated[
         bool, typer.Option("--allow-remote", help="Allow a non-loopback --host (needs a control token).")
@@ -226,7 +238,8 @@ def sim_serve(
         check_key_file_target(served.key_file)  # before listening, not after
     settings = settings_from(None, config)
     serve(
-        host, port,
+        host,
+        port,
         seed=settings.simulator.seed if seed is None else seed,
         tier=tier or settings.simulator.tier,
         faults=list(fault or []),
@@ -258,8 +271,7 @@ class _ServedKeys:
         return self.source == "generated"
 
 
-def _served_keys(keys: list[str], secrets: list[str], key_file: Path | None,
-                 keys_out: Path | None) -> _ServedKeys:
+def _served_keys(keys: list[str], secrets: list[str], key_file: Path | None, keys_out: Path | None) -> _ServedKeys:
     """Options first (--api-key/--api-secret, or --key-file), then the environment tg's
     clients read, else a pair to generate into --keys-out."""
     from collections.abc import Mapping
@@ -268,9 +280,7 @@ def _served_keys(keys: list[str], secrets: list[str], key_file: Path | None,
     from core.exchange.signing import KEY_FILE_ENV, Credentials
 
     if len(keys) != len(secrets):
-        raise InputError(
-            f"{len(keys)} --api-key and {len(secrets)} --api-secret given: give them in pairs"
-        )
+        raise InputError(f"{len(keys)} --api-key and {len(secrets)} --api-secret given: give them in pairs")
     if keys and key_file is not None:
         raise InputError("give the keys one way: --key-file, or --api-key with --api-secret")
     served = _ServedKeys([], "generated", keys_out or DEFAULT_KEYS_OUT)
@@ -282,7 +292,9 @@ def _served_keys(keys: list[str], secrets: list[str], key_file: Path | None,
         from_file = environ.get(KEY_FILE_ENV) or None
         if credentials is not None:
             pair = [(credentials.api_key, credentials.api_secret)]
-            served = _ServedKeys(pair, "environment") if from_file is None else _ServedKeys(pair, "file", Path(from_file))
+            served = (
+                _ServedKeys(pair, "environment") if from_file is None else _ServedKeys(pair, "file", Path(from_file))
+            )
     if keys_out is not None and not served.generated:
         raise InputError("--keys-out is where generated keys go, but keys were given: drop it")
     return served
@@ -292,8 +304,8 @@ def _announce(server: SandboxServer, served: _ServedKeys) -> None:
     """The URL, the key (its first characters) and how a client reads the pair; never a
     secret, as a terminal is seen, scrolled back and pasted. A generated pair is
     written to its key file first."""
-    from core.exchange.signing import KEY_ENV, KEY_FILE_ENV, SECRET_ENV
     from core.exchange.sandbox_control import TOKEN_ENV
+    from core.exchange.signing import KEY_ENV, KEY_FILE_ENV, SECRET_ENV
     from simulator.server import write_key_file
 
     key_file = None if served.key_file is None else served.key_file.absolute()
@@ -320,8 +332,10 @@ def _announce(server: SandboxServer, served: _ServedKeys) -> None:
         tier = "no rate limits" if sandbox.limits is None else f"tier {sandbox.limits.tier}"
         faults = ", ".join(rule.fault for rule in sandbox.faults.rules) or "none"
         who = f"holders of the control token ({TOKEN_ENV})" if server.token_required else "loopback clients only"
-        typer.echo(f"  seed {sandbox.exchange.state.seed}, {tier}, faults: {faults}; "
-                   f"state and controls under {server.url}/_sandbox/ for {who}")
+        typer.echo(
+            f"  seed {sandbox.exchange.state.seed}, {tier}, faults: {faults}; "
+            f"state and controls under {server.url}/_sandbox/ for {who}"
+        )
 
 
 def _render_advance(report: dict[str, Any], *, as_json: bool) -> None:

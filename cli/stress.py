@@ -68,8 +68,8 @@ def sandbox_target(tier: str) -> StressTarget:
     """A fresh sandbox in this process, on a clock that follows the event loop."""
     import httpx
 
-    from core.exchange import Credentials
     from core.domain.clock import LoopClock
+    from core.exchange import Credentials
     from core.flows.ratelimit_stress import StressTarget
     from simulator.app import create_app
     from simulator.embedded import SANDBOX_EPOCH, EmbeddedExchange
@@ -93,9 +93,9 @@ async def served_target(url: str, tier: str) -> StressTarget:
     from core.domain.clock import SystemClock
     from core.domain.errors import ConfigError, InputError
     from core.exchange import Credentials
+    from core.exchange.sandbox_control import SandboxControl
     from core.exchange.signing import KEY_ENV, KEY_FILE_ENV, SECRET_ENV
     from core.flows.ratelimit_stress import StressTarget
-    from core.exchange.sandbox_control import SandboxControl
 
     if not is_loopback(url):
         raise InputError(f"{url} is not a loopback address: ratelimit-stress only runs against a local sandbox")
@@ -154,8 +154,10 @@ def _render(report: StressReport, *, as_json: bool) -> None:
         ("achieved rate", "-" if report.achieved_rate is None else rate(report.achieved_rate)),
         ("allowed rate", rate(report.allowed_rate)),
         ("utilization", "-" if report.utilization is None else f"{report.utilization:.1%}"),
-        ("wait p50 / p99 / max",
-         f"{summary['wait_p50_s']:.2f} / {summary['wait_p99_s']:.2f} / {summary['wait_max_s']:.2f} s"),
+        (
+            "wait p50 / p99 / max",
+            f"{summary['wait_p50_s']:.2f} / {summary['wait_p99_s']:.2f} / {summary['wait_max_s']:.2f} s",
+        ),
     ]
     for name, value in rows:
         table.add_row(name, value)

@@ -20,9 +20,9 @@ from core.domain.clock import Clock, SkippableSystemClock, SystemClock
 from core.domain.config import Settings
 from core.domain.errors import BusyError, InputError, StorageError
 from core.exchange import Credentials, KrakenClient, NonceSource
+from core.exchange.ratelimit import KrakenRateLimiter
 from core.exchange.signing import SharedNonceSource
 from core.execution.leases import LeaseKeeper
-from core.exchange.ratelimit import KrakenRateLimiter
 from core.execution.spool import PendingWrites, spool_path
 from core.storage.store import Store
 from simulator.embedded import EmbeddedExchange
@@ -80,16 +80,23 @@ def embedded_sandbox(settings: Settings, *, follow_loop: bool = False) -> Embedd
     simulator = settings.simulator
     path = sandbox_path(settings.db_path)
     sandbox = open_embedded(
-        path, seed=simulator.seed, tier=Tier(simulator.tier), balances=quote_balances(settings),
+        path,
+        seed=simulator.seed,
+        tier=Tier(simulator.tier),
+        balances=quote_balances(settings),
         follow_loop=follow_loop,
     )
     state = sandbox.exchange.state
     if state.seed != simulator.seed:
-        notice(f"the sandbox {path} was created with seed {state.seed}; simulator.seed = {simulator.seed} "
-               "takes effect after `tg sim reset`")
+        notice(
+            f"the sandbox {path} was created with seed {state.seed}; simulator.seed = {simulator.seed} "
+            "takes effect after `tg sim reset`"
+        )
     if state.initial_balances != quote_balances(settings):
-        notice(f"the sandbox {path} was created with other opening balances; simulator.quote_balance "
-               "takes effect after `tg sim reset`")
+        notice(
+            f"the sandbox {path} was created with other opening balances; simulator.quote_balance "
+            "takes effect after `tg sim reset`"
+        )
     return sandbox
 
 
@@ -101,7 +108,11 @@ def quote_balances(settings: Settings) -> dict[str, Decimal]:
 
 @asynccontextmanager
 async def open_session(
-    settings: Settings, *, url: str | None = None, live: bool = False, simulated_time: bool = False,
+    settings: Settings,
+    *,
+    url: str | None = None,
+    live: bool = False,
+    simulated_time: bool = False,
 ) -> AsyncIterator[Session]:
     """Open the store and the exchange; the sandbox's state is saved whatever happens.
     `simulated_time`: the embedded sandbox follows the (fast-forwarding) event loop."""
@@ -131,13 +142,22 @@ async def open_session(
             if limiter is not None and levels is not None:
                 limiter.load(levels, now=clock.time())
             client = KrakenClient(
-                url, credentials, clock=clock, timeout_s=settings.kraken.timeout_s,
-                rate_limiter=limiter, nonce_source=shared_nonces(settings, credentials, clock),
+                url,
+                credentials,
+                clock=clock,
+                timeout_s=settings.kraken.timeout_s,
+                rate_limiter=limiter,
+                nonce_source=shared_nonces(settings, credentials, clock),
             )
         try:
             yield Session(
-                settings=settings, store=store, client=client, clock=clock, sandbox=sandbox,
-                spool=PendingWrites(spool_path(settings.db_path)), leases=LeaseKeeper(store, on_wait=notice),
+                settings=settings,
+                store=store,
+                client=client,
+                clock=clock,
+                sandbox=sandbox,
+                spool=PendingWrites(spool_path(settings.db_path)),
+                leases=LeaseKeeper(store, on_wait=notice),
             )
         finally:
             await client.aclose()
@@ -239,7 +259,10 @@ def served_sandbox(url: str) -> Callable[[int, Path], ServedSandbox]:
             "TG_KRAKEN_API_SECRET to its keys)"
         )
     sandbox = ServedSandbox(
-        base_url=url, transport=httpx.AsyncHTTPTransport(), api_key=credentials.api_key,
-        api_secret=credentials.api_secret, clock=SkippableSystemClock(),
+        base_url=url,
+        transport=httpx.AsyncHTTPTransport(),
+        api_key=credentials.api_key,
+        api_secret=credentials.api_secret,
+        clock=SkippableSystemClock(),
     )
     return lambda seed, folder: sandbox

@@ -64,8 +64,9 @@ class SandboxApp:
     """The ASGI app over one sandbox; `sandbox` is its control plane's Python API and
     `guard` decides who may use it over the wire (default: loopback, no token)."""
 
-    def __init__(self, sandbox: Sandbox, *, lost_response: LostResponseMode = "raise",
-                 guard: ControlGuard | None = None) -> None:
+    def __init__(
+        self, sandbox: Sandbox, *, lost_response: LostResponseMode = "raise", guard: ControlGuard | None = None
+    ) -> None:
         self.sandbox = sandbox
         self.lost_response = lost_response
         self.guard = ControlGuard() if guard is None else guard
@@ -94,12 +95,16 @@ class SandboxApp:
                 raise httpx.ReadTimeout("the sandbox dropped this answer (ghost fault)") from None
             await _hang(receive)
             return
-        await send({
-            "type": "http.response.start",
-            "status": response.status,
-            "headers": [(b"content-type", response.content_type),
-                        (b"content-length", str(len(response.body)).encode())],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [
+                    (b"content-type", response.content_type),
+                    (b"content-length", str(len(response.body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": response.body})
 
     async def respond(self, request: Request, client: str | None = None) -> Response:
@@ -153,8 +158,7 @@ class SandboxApp:
             return await self._through_faults(call, lambda: private(call.handler_exchange, account, call.params))
         raise UnknownMethod()
 
-    async def _through_faults(self, call: Call,
-                              handler: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    async def _through_faults(self, call: Call, handler: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         faults = self.sandbox.faults
         firings = await faults.before(call)
         try:
@@ -165,20 +169,26 @@ class SandboxApp:
         return faults.filter_visible(call, faults.after(call, firings, result))
 
 
-def create_app(exchange: Exchange, *, tier: Tier | None = Tier.STARTER,
-               faults: FaultSchedule | None = None,
-               lost_response: LostResponseMode = "raise",
-               control_token: str | None = None,
-               control_hosts: Collection[str] = IN_PROCESS_HOSTS) -> SandboxApp:
+def create_app(
+    exchange: Exchange,
+    *,
+    tier: Tier | None = Tier.STARTER,
+    faults: FaultSchedule | None = None,
+    lost_response: LostResponseMode = "raise",
+    control_token: str | None = None,
+    control_hosts: Collection[str] = IN_PROCESS_HOSTS,
+) -> SandboxApp:
     """The app over `exchange`, enforcing the rate limits of `tier` (None: none) and
     the fault schedule `faults` (None: a fresh, empty one). Its control plane needs
     `control_token` as a bearer token, or without one serves loopback clients under a
     loopback Host or one of `control_hosts` (by default the in-process name; a served
     app gives none)."""
-    sandbox = Sandbox(exchange, None if tier is None else RateLimits(tier),
-                      FaultSchedule() if faults is None else faults)
-    return SandboxApp(sandbox, lost_response=lost_response,
-                      guard=ControlGuard(token=control_token, hosts=frozenset(control_hosts)))
+    sandbox = Sandbox(
+        exchange, None if tier is None else RateLimits(tier), FaultSchedule() if faults is None else faults
+    )
+    return SandboxApp(
+        sandbox, lost_response=lost_response, guard=ControlGuard(token=control_token, hosts=frozenset(control_hosts))
+    )
 
 
 def respond(exchange: Exchange, request: Request) -> bytes:
@@ -186,8 +196,15 @@ def respond(exchange: Exchange, request: Request) -> bytes:
     return asyncio.run(create_app(exchange, tier=None).respond(request)).body
 
 
-def _charge(limits: RateLimits, exchange: Exchange, key: str, account: str, method: str,
-            params: Mapping[str, object], now: float) -> None:
+def _charge(
+    limits: RateLimits,
+    exchange: Exchange,
+    key: str,
+    account: str,
+    method: str,
+    params: Mapping[str, object],
+    now: float,
+) -> None:
     """Count a private call against its key's REST counter, or, for a trading call,
     against its pairs' trading counters and the open-orders cap."""
     limits.charge_rest(key, method, now)

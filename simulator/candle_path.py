@@ -87,7 +87,7 @@ class CandlePath:
         if first >= len(self._bars):
             close = self._bars[-1].close
             return close, close
-        bars = self._bars[first:last + 1]
+        bars = self._bars[first : last + 1]
         low, high = min(b.low for b in bars), max(b.high for b in bars)
         if last >= len(self._bars):
             close = self._bars[-1].close
@@ -130,8 +130,16 @@ class CandlePath:
             return Bar(bucket, price, price, price, price, price, Decimal(0), 0)
         merged = _merge(self._pieces(bucket, end))
         vwap = (merged.turnover / merged.volume).quantize(self._pair.tick_size) if merged.volume else merged.close
-        bar = Bar(bucket, merged.open, merged.high, merged.low, merged.close, vwap,
-                  merged.volume.quantize(self._pair.lot_size), merged.trades)
+        bar = Bar(
+            bucket,
+            merged.open,
+            merged.high,
+            merged.low,
+            merged.close,
+            vwap,
+            merged.volume.quantize(self._pair.lot_size),
+            merged.trades,
+        )
         if whole and end <= self.end:
             self._whole[(interval_minutes, bucket)] = bar
         return bar
@@ -143,8 +151,9 @@ class CandlePath:
             bar = self._bars[index]
             a, b = max(start, bar.time), min(end, bar.time + self._step)
             if a == bar.time and b == bar.time + self._step:
-                pieces.append(_Piece(bar.open, bar.high, bar.low, bar.close, bar.volume,
-                                     bar.vwap * bar.volume, bar.count))
+                pieces.append(
+                    _Piece(bar.open, bar.high, bar.low, bar.close, bar.volume, bar.vwap * bar.volume, bar.count)
+                )
             else:
                 pieces.append(self._part(index, a, b))
             index += 1
@@ -162,13 +171,28 @@ class CandlePath:
         share = Decimal(fb - fa)
         volume = bar.volume * share
         typical = (open_ + close + max(open_, close, *inside) + min(open_, close, *inside)) / 4
-        return _Piece(open_, max(open_, close, *inside), min(open_, close, *inside), close,
-                      volume, volume * typical, round(bar.count * (fb - fa)))
+        return _Piece(
+            open_,
+            max(open_, close, *inside),
+            min(open_, close, *inside),
+            close,
+            volume,
+            volume * typical,
+            round(bar.count * (fb - fa)),
+        )
 
     def _rounded(self, bar: Bar) -> Bar:
         tick, lot = self._pair.tick_size, self._pair.lot_size
-        return Bar(bar.time, bar.open.quantize(tick), bar.high.quantize(tick), bar.low.quantize(tick),
-                   bar.close.quantize(tick), bar.vwap.quantize(tick), bar.volume.quantize(lot), bar.count)
+        return Bar(
+            bar.time,
+            bar.open.quantize(tick),
+            bar.high.quantize(tick),
+            bar.low.quantize(tick),
+            bar.close.quantize(tick),
+            bar.vwap.quantize(tick),
+            bar.volume.quantize(lot),
+            bar.count,
+        )
 
     def _filled(self, bars: list[Bar]) -> list[Bar]:
         """The candles on their grid, a flat one at the previous close for each missing."""
@@ -180,8 +204,7 @@ class CandlePath:
                 raise ValueError(f"candle {bar.time} does not come after {filled[-1].time}")
             while filled and filled[-1].time + self._step < bar.time:
                 close = filled[-1].close
-                filled.append(Bar(filled[-1].time + self._step, close, close, close, close, close,
-                                  Decimal(0), 0))
+                filled.append(Bar(filled[-1].time + self._step, close, close, close, close, close, Decimal(0), 0))
             filled.append(bar)
         return filled
 

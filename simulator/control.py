@@ -83,12 +83,14 @@ class Sandbox:
         return {
             "time": exchange.now(),
             "seed": exchange.state.seed,
-            "prices": {key: wire.amount(exchange.price(pair), pair.pair_decimals)
-                       for key, pair in PAIRS.items() if pairs is None or key in pairs},
+            "prices": {
+                key: wire.amount(exchange.price(pair), pair.pair_decimals)
+                for key, pair in PAIRS.items()
+                if pairs is None or key in pairs
+            },
             "accounts": accounts,
             "rate_limits": None if self.limits is None else self.limits.snapshot(exchange.clock.monotonic()),
-            "faults": {"seed": self.faults.seed, "rules": len(self.faults.rules),
-                       "injected": len(self.faults.log)},
+            "faults": {"seed": self.faults.seed, "rules": len(self.faults.rules), "injected": len(self.faults.log)},
         }
 
 
@@ -129,8 +131,7 @@ def seed(sandbox: Sandbox, params: Params) -> Json:
 
 
 def list_faults(sandbox: Sandbox, params: Params) -> Json:
-    return {"seed": sandbox.faults.seed,
-            "rules": [rule.model_dump(mode="json") for rule in sandbox.faults.rules]}
+    return {"seed": sandbox.faults.seed, "rules": [rule.model_dump(mode="json") for rule in sandbox.faults.rules]}
 
 
 def add_faults(sandbox: Sandbox, params: Params) -> Json:

@@ -18,8 +18,8 @@ from filelock import BaseFileLock, FileLock, Timeout
 
 from core.domain.clock import Clock, LoopClock, VirtualClock
 from simulator.app import SandboxApp, create_app
-from simulator.exchange import DEFAULT_ACCOUNT, Exchange
 from simulator.exceptions import SandboxInUse
+from simulator.exchange import DEFAULT_ACCOUNT, Exchange
 from simulator.faults import FaultSchedule
 from simulator.models import ApiKey
 from simulator.price_path import PricePath
@@ -39,8 +39,15 @@ def _lock(state_path: Path) -> BaseFileLock:
 class EmbeddedExchange:
     base_url = "http://sandbox.kraken"
 
-    def __init__(self, state_path: Path, exchange: Exchange, clock: Clock, *,
-                 tier: Tier | None = Tier.STARTER, faults: FaultSchedule | None = None) -> None:
+    def __init__(
+        self,
+        state_path: Path,
+        exchange: Exchange,
+        clock: Clock,
+        *,
+        tier: Tier | None = Tier.STARTER,
+        faults: FaultSchedule | None = None,
+    ) -> None:
         self._state_path = state_path
         self.exchange = exchange
         self.clock = clock
@@ -53,11 +60,20 @@ class EmbeddedExchange:
         self._lock: BaseFileLock | None = None
 
     @classmethod
-    def open(cls, state_path: Path, *, seed: int = 42, start_time: float | None = None,
-             tier: Tier | None = Tier.STARTER, faults: FaultSchedule | None = None,
-             paths: Mapping[str, PricePath] | None = None, fixed_ids: bool = False,
-             balances: Mapping[str, Decimal] | None = None, follow_loop: bool = False,
-             on_wait: Callable[[str], None] | None = None) -> EmbeddedExchange:
+    def open(
+        cls,
+        state_path: Path,
+        *,
+        seed: int = 42,
+        start_time: float | None = None,
+        tier: Tier | None = Tier.STARTER,
+        faults: FaultSchedule | None = None,
+        paths: Mapping[str, PricePath] | None = None,
+        fixed_ids: bool = False,
+        balances: Mapping[str, Decimal] | None = None,
+        follow_loop: bool = False,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> EmbeddedExchange:
         """The sandbox saved at `state_path`, or a fresh one with a new API key pair.
 
         `seed`, `start_time` (default: the sandbox epoch) and `balances` (default: the
@@ -89,8 +105,17 @@ class EmbeddedExchange:
                     "to share one exchange among processes)"
                 ) from None
         try:
-            sandbox = cls._load(state_path, seed=seed, start_time=start_time, tier=tier, faults=faults,
-                                paths=paths, fixed_ids=fixed_ids, balances=balances, follow_loop=follow_loop)
+            sandbox = cls._load(
+                state_path,
+                seed=seed,
+                start_time=start_time,
+                tier=tier,
+                faults=faults,
+                paths=paths,
+                fixed_ids=fixed_ids,
+                balances=balances,
+                follow_loop=follow_loop,
+            )
         except BaseException:
             lock.release()
             raise
@@ -98,10 +123,19 @@ class EmbeddedExchange:
         return sandbox
 
     @classmethod
-    def _load(cls, state_path: Path, *, seed: int, start_time: float | None, tier: Tier | None,
-              faults: FaultSchedule | None, paths: Mapping[str, PricePath] | None,
-              fixed_ids: bool, balances: Mapping[str, Decimal] | None,
-              follow_loop: bool) -> EmbeddedExchange:
+    def _load(
+        cls,
+        state_path: Path,
+        *,
+        seed: int,
+        start_time: float | None,
+        tier: Tier | None,
+        faults: FaultSchedule | None,
+        paths: Mapping[str, PricePath] | None,
+        fixed_ids: bool,
+        balances: Mapping[str, Decimal] | None,
+        follow_loop: bool,
+    ) -> EmbeddedExchange:
         state = load_state(state_path)
         start = (SANDBOX_EPOCH if start_time is None else start_time) if state is None else state.processed_until
         clock: Clock = LoopClock(start) if follow_loop else VirtualClock(start)
@@ -123,8 +157,7 @@ class EmbeddedExchange:
 
     @property
     def _credentials(self) -> ApiKey:
-        return next(k for k in self.exchange.state.api_keys.values()
-                    if k.account == DEFAULT_ACCOUNT)
+        return next(k for k in self.exchange.state.api_keys.values() if k.account == DEFAULT_ACCOUNT)
 
     def save(self) -> None:
         """Match the market up to now and write the whole state to the state file, in
@@ -155,8 +188,10 @@ class EmbeddedExchange:
         credentials = self._credentials
         self.clock = VirtualClock(old.origin)
         self.exchange = Exchange.create(
-            self.clock, seed=old.seed if seed is None else seed,
-            balances=old.initial_balances if balances is None else balances, fixed_ids=not old.id_space,
+            self.clock,
+            seed=old.seed if seed is None else seed,
+            balances=old.initial_balances if balances is None else balances,
+            fixed_ids=not old.id_space,
         )
         self.exchange.state.api_keys[credentials.key] = ApiKey(
             key=credentials.key, secret=credentials.secret, account=DEFAULT_ACCOUNT

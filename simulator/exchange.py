@@ -140,10 +140,16 @@ class Exchange:
     seeded market of the pairs it names, e.g. by recorded candles; the other pairs
     keep theirs."""
 
-    def __init__(self, state: ExchangeState, clock: Clock,
-                 paths: Mapping[str, PricePath] | None = None, *,
-                 fills: FillModel | None = None, latency: LatencyModel | None = None,
-                 fees: FeeModel | None = None) -> None:
+    def __init__(
+        self,
+        state: ExchangeState,
+        clock: Clock,
+        paths: Mapping[str, PricePath] | None = None,
+        *,
+        fills: FillModel | None = None,
+        latency: LatencyModel | None = None,
+        fees: FeeModel | None = None,
+    ) -> None:
         self._state = state
         self._clock = clock
         self._plain_paths = synthetic_paths(state.seed, PAIRS.values(), state.origin)
@@ -155,18 +161,28 @@ class Exchange:
         self._spawned: list[Order] = []
 
     @classmethod
-    def create(cls, clock: Clock, *, seed: int = 42,
-               balances: Mapping[str, Decimal] | None = None,
-               paths: Mapping[str, PricePath] | None = None,
-               fills: FillModel | None = None, latency: LatencyModel | None = None,
-               fees: FeeModel | None = None, fixed_ids: bool = False) -> Exchange:
+    def create(
+        cls,
+        clock: Clock,
+        *,
+        seed: int = 42,
+        balances: Mapping[str, Decimal] | None = None,
+        paths: Mapping[str, PricePath] | None = None,
+        fills: FillModel | None = None,
+        latency: LatencyModel | None = None,
+        fees: FeeModel | None = None,
+        fixed_ids: bool = False,
+    ) -> Exchange:
         """A fresh exchange opening at the clock's time, with one funded account;
         `paths` as in the constructor. Its ids are unique for the life of its state,
         or with `fixed_ids` the same for the same seed and requests (for tests)."""
         now = clock.time()
         initial = dict(DEFAULT_BALANCES if balances is None else balances)
         state = ExchangeState(
-            seed=seed, origin=now, processed_until=now, initial_balances=initial,
+            seed=seed,
+            origin=now,
+            processed_until=now,
+            initial_balances=initial,
             accounts={DEFAULT_ACCOUNT: Account(dict(initial))},
         )
         if fixed_ids:
@@ -271,8 +287,7 @@ class Exchange:
         gaps = [(gap.at, gap.pct) for gap in self._state.gaps]
         if not gaps:
             return dict(self._plain_paths)
-        return {key: GappedPricePath(path, PAIRS[key], gaps)
-                for key, path in self._plain_paths.items()}
+        return {key: GappedPricePath(path, PAIRS[key], gaps) for key, path in self._plain_paths.items()}
 
     # --- market data ------------------------------------------------------------
 
@@ -285,7 +300,9 @@ class Exchange:
         last = path.price_at(now)
         book = quote(pair, last)
         return Ticker(
-            ask=book.ask, bid=book.bid, last=last,
+            ask=book.ask,
+            bid=book.bid,
+            last=last,
             today=path.candles(DAY // MINUTE, now, now)[0],
             last_24h=_summarize(path.candles(60, now - DAY, now)),
         )
@@ -307,8 +324,7 @@ class Exchange:
         return order_book(self._state.seed, pair, self.price(pair), self.now(), count)
 
     def public_trades(self, pair: Pair, since: float | None, count: int) -> list[PublicTrade]:
-        return recent_trades(self._state.seed, pair, self._paths[pair.key], self.now(),
-                             since, count)
+        return recent_trades(self._state.seed, pair, self._paths[pair.key], self.now(), since, count)
 
     # --- account ----------------------------------------------------------------
 
@@ -319,29 +335,29 @@ class Exchange:
     def holds(self, account: str) -> dict[str, Decimal]:
         """What the open orders hold of each asset the account has."""
         self.sync()
-        return {asset: self._held(account, asset, None)
-                for asset in self._state.accounts[account].balances}
+        return {asset: self._held(account, asset, None) for asset in self._state.accounts[account].balances}
 
     def trade_balance(self, account: str, asset: Asset) -> TradeBalance:
         self.sync()
         now = self.now()
         unit = self._usd_price(asset.id, now)
-        worth = sum((amount * self._usd_price(name, now)
-                     for name, amount in self._state.accounts[account].balances.items()),
-                    Decimal(0))
+        worth = sum(
+            (amount * self._usd_price(name, now) for name, amount in self._state.accounts[account].balances.items()),
+            Decimal(0),
+        )
         unexecuted = Decimal(0)
         for order in self._orders_of(account):
             if order.is_live:
                 pair = PAIRS[order.spec.pair]
                 price = order.resting_limit or order.stop_price or self.price(pair)
                 unexecuted += order.remaining * price * self._usd_price(pair.quote, now)
-        return TradeBalance(asset, (worth / unit).quantize(asset.unit),
-                            (unexecuted / unit).quantize(asset.unit))
+        return TradeBalance(asset, (worth / unit).quantize(asset.unit), (unexecuted / unit).quantize(asset.unit))
 
     # --- orders -----------------------------------------------------------------
 
-    def add_order(self, account: str, spec: OrderSpec, *, validate: bool = False,
-                  fill_ratio: Decimal | None = None) -> Order | None:
+    def add_order(
+        self, account: str, spec: OrderSpec, *, validate: bool = False, fill_ratio: Decimal | None = None
+    ) -> Order | None:
         """Place an order, or with `validate` only check it. Raises the Kraken error
         the order would be refused with.
 
@@ -354,12 +370,13 @@ class Exchange:
         self._request("AddOrder")
         return self._place(account, spec, validate=validate, fill_ratio=fill_ratio)
 
-    def add_orders(self, account: str, specs: list[OrderSpec], *,
-                   validate: bool = False) -> list[Order | None | KrakenError]:
+    def add_orders(
+        self, account: str, specs: list[OrderSpec], *, validate: bool = False
+    ) -> list[Order | KrakenError | None]:
         """AddOrderBatch: each order placed (None if only validated) or refused with
         its own error."""
         self._request("AddOrderBatch")
-        placed: list[Order | None | KrakenError] = []
+        placed: list[Order | KrakenError | None] = []
         for spec in specs:
             try:
                 placed.append(self._place(account, spec, validate=validate, fill_ratio=None))
@@ -373,8 +390,7 @@ class Exchange:
         pair = PAIRS[spec.pair]
         self._check_form(account, pair, spec, excluding=None)
 
-    def _place(self, account: str, spec: OrderSpec, *, validate: bool,
-               fill_ratio: Decimal | None) -> Order | None:
+    def _place(self, account: str, spec: OrderSpec, *, validate: bool, fill_ratio: Decimal | None) -> Order | None:
         pair = PAIRS[spec.pair]
         now = self.now()
         market = self._paths[pair.key].price_at(now)
@@ -382,8 +398,14 @@ class Exchange:
         self._check(account, pair, spec, market, excluding=None)
         if validate:
             return None
-        order = Order(txid=self._state.new_id("O"), account=account, spec=spec, opentm=now,
-                      fill_ratio=fill_ratio, serial=self._state.next_serial)
+        order = Order(
+            txid=self._state.new_id("O"),
+            account=account,
+            spec=spec,
+            opentm=now,
+            fill_ratio=fill_ratio,
+            serial=self._state.next_serial,
+        )
         self._state.orders[order.txid] = order
         if spec.starttm is not None and spec.starttm > now:
             order.status = OrderStatus.PENDING
@@ -391,8 +413,7 @@ class Exchange:
             self._arrive(order, market, now)
         return order
 
-    def cancel_order(self, account: str, *, txid: str | None = None,
-                     cl_ord_id: str | None = None) -> int:
+    def cancel_order(self, account: str, *, txid: str | None = None, cl_ord_id: str | None = None) -> int:
         """Cancel the live orders named by `cl_ord_id`, or by `txid`, which Kraken lets
         be a txid, a userref or a cl_ord_id. Returns how many were canceled."""
         self._request("CancelOrder")
@@ -434,10 +455,17 @@ class Exchange:
         self._state.dead_man[account] = trigger
         return trigger
 
-    def amend_order(self, account: str, *, txid: str | None = None,
-                    cl_ord_id: str | None = None, order_qty: Decimal | None = None,
-                    limit_price: Decimal | None = None, trigger_price: Decimal | None = None,
-                    post_only: bool = False) -> str:
+    def amend_order(
+        self,
+        account: str,
+        *,
+        txid: str | None = None,
+        cl_ord_id: str | None = None,
+        order_qty: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        trigger_price: Decimal | None = None,
+        post_only: bool = False,
+    ) -> str:
         """Change a live order in place (same txid). Returns the amend id."""
         self._request("AmendOrder")
         order = self.live_order(account, txid=txid, cl_ord_id=cl_ord_id)
@@ -458,19 +486,25 @@ class Exchange:
             else:
                 raise InvalidArguments("limit_price")
         if trigger_price is not None:
-            if (not spec.ordertype.is_trigger or spec.trailing is not None or order.triggered
-                    or _decimals(trigger_price) > pair.pair_decimals):
+            if (
+                not spec.ordertype.is_trigger
+                or spec.trailing is not None
+                or order.triggered
+                or _decimals(trigger_price) > pair.pair_decimals
+            ):
                 raise InvalidArguments("trigger_price")
             changes["price"] = trigger_price
         amended = replace(spec, **changes)  # type: ignore[arg-type]
         now = self.now()
         market = self._paths[pair.key].price_at(now)
-        limit = amended.price if amended.ordertype is OrderType.LIMIT else (
-            amended.price2 if order.triggered else None)
+        limit = amended.price if amended.ordertype is OrderType.LIMIT else (amended.price2 if order.triggered else None)
         if post_only and limit is not None and limit_crosses(spec.side, limit, quote(pair, market)):
             raise InvalidOrder()
-        if amended.volume - order.vol_exec > 0 and limit is not None and not self._can_pay(
-                account, pair, spec.side, amended.volume - order.vol_exec, limit, order, amended):
+        if (
+            amended.volume - order.vol_exec > 0
+            and limit is not None
+            and not self._can_pay(account, pair, spec.side, amended.volume - order.vol_exec, limit, order, amended)
+        ):
             raise InsufficientFunds()
         order.spec = amended
         order.amended = True
@@ -482,10 +516,19 @@ class Exchange:
             self._match(order, market, market, market, now)
         return self._state.new_id("T")
 
-    def edit_order(self, account: str, txid: str, pair: Pair, *, volume: Decimal | None,
-                   price: Decimal | None, price2: Decimal | None,
-                   oflags: tuple[OrderFlag, ...] | None, userref: int | None,
-                   validate: bool = False) -> tuple[Order, Order | None]:
+    def edit_order(
+        self,
+        account: str,
+        txid: str,
+        pair: Pair,
+        *,
+        volume: Decimal | None,
+        price: Decimal | None,
+        price2: Decimal | None,
+        oflags: tuple[OrderFlag, ...] | None,
+        userref: int | None,
+        validate: bool = False,
+    ) -> tuple[Order, Order | None]:
         """Replace a live, untriggered order without conditional close by a new one
         (a new txid) for the volume still to fill. Returns the old and the new."""
         self._request("EditOrder")
@@ -498,7 +541,8 @@ class Exchange:
         if total <= old.vol_exec:
             raise InvalidArguments("volume")
         spec = replace(
-            old.spec, volume=total - old.vol_exec,
+            old.spec,
+            volume=total - old.vol_exec,
             price=old.spec.price if price is None else price,
             price2=old.spec.price2 if price2 is None else price2,
             oflags=old.spec.oflags if oflags is None else oflags,
@@ -510,8 +554,9 @@ class Exchange:
         if validate:
             return old, None
         self._close(old, OrderStatus.CANCELED, now, "Order replaced")
-        new = Order(txid=self._state.new_id("O"), account=account, spec=spec, opentm=now,
-                    serial=self._state.next_serial)
+        new = Order(
+            txid=self._state.new_id("O"), account=account, spec=spec, opentm=now, serial=self._state.next_serial
+        )
         self._state.orders[new.txid] = new
         if old.status is OrderStatus.PENDING:
             new.status = OrderStatus.PENDING
@@ -519,8 +564,9 @@ class Exchange:
             self._arrive(new, market, now)
         return old, new
 
-    def query_orders(self, account: str, txids: list[str] | None, *,
-                     userref: int | None = None, cl_ord_id: str | None = None) -> list[Order]:
+    def query_orders(
+        self, account: str, txids: list[str] | None, *, userref: int | None = None, cl_ord_id: str | None = None
+    ) -> list[Order]:
         self.sync()
         if txids is None:
             orders = self._orders_of(account)
@@ -533,15 +579,21 @@ class Exchange:
                 orders.append(order)
         return _filter(orders, userref, cl_ord_id)
 
-    def open_orders(self, account: str, *, userref: int | None = None,
-                    cl_ord_id: str | None = None) -> list[Order]:
+    def open_orders(self, account: str, *, userref: int | None = None, cl_ord_id: str | None = None) -> list[Order]:
         self.sync()
         return _filter([o for o in self._orders_of(account) if o.is_live], userref, cl_ord_id)
 
-    def closed_orders(self, account: str, *, userref: int | None = None,
-                      cl_ord_id: str | None = None, start: float | None = None,
-                      end: float | None = None, closetime: ClosedTime = "both",
-                      offset: int = 0) -> tuple[list[Order], int]:
+    def closed_orders(
+        self,
+        account: str,
+        *,
+        userref: int | None = None,
+        cl_ord_id: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        closetime: ClosedTime = "both",
+        offset: int = 0,
+    ) -> tuple[list[Order], int]:
         """One page of closed, canceled and expired orders, newest first, and how many
         match in all."""
         self.sync()
@@ -550,25 +602,26 @@ class Exchange:
         def in_window(order: Order) -> bool:
             times = [order.opentm, order.closetm]
             chosen = {"open": times[:1], "close": times[1:], "both": times}[closetime]
-            return any(t is not None and (start is None or t > start)
-                       and (end is None or t <= end) for t in chosen)
+            return any(t is not None and (start is None or t > start) and (end is None or t <= end) for t in chosen)
 
-        matching = sorted((o for o in done if in_window(o)),
-                          key=lambda o: o.closetm or o.opentm, reverse=True)
-        return matching[offset:offset + CLOSED_ORDERS_PAGE], len(matching)
+        matching = sorted((o for o in done if in_window(o)), key=lambda o: o.closetm or o.opentm, reverse=True)
+        return matching[offset : offset + CLOSED_ORDERS_PAGE], len(matching)
 
     def order(self, txid: str) -> Order | None:
         return self._state.orders.get(txid)
 
-    def trades_history(self, account: str, *, start: float | None = None,
-                       end: float | None = None, offset: int = 0) -> tuple[list[Trade], int]:
+    def trades_history(
+        self, account: str, *, start: float | None = None, end: float | None = None, offset: int = 0
+    ) -> tuple[list[Trade], int]:
         """One page of the account's trades, newest first, and how many match in all."""
         self.sync()
-        matching = [t for t in self._state.trades.values()
-                    if t.account == account and (start is None or t.time > start)
-                    and (end is None or t.time <= end)]
+        matching = [
+            t
+            for t in self._state.trades.values()
+            if t.account == account and (start is None or t.time > start) and (end is None or t.time <= end)
+        ]
         matching.sort(key=lambda t: (t.time, t.serial), reverse=True)
-        return matching[offset:offset + CLOSED_ORDERS_PAGE], len(matching)
+        return matching[offset : offset + CLOSED_ORDERS_PAGE], len(matching)
 
     def query_trades(self, account: str, ids: list[str]) -> list[Trade]:
         self.sync()
@@ -595,8 +648,7 @@ class Exchange:
         worst = market_fill_price(pair, spec.side, estimate, market, _WORST_NOISE)
         return replace(spec, volume=(spec.volume / worst).quantize(pair.lot_size, ROUND_DOWN))
 
-    def _check_form(self, account: str, pair: Pair, spec: OrderSpec,
-                    excluding: Order | None) -> None:
+    def _check_form(self, account: str, pair: Pair, spec: OrderSpec, excluding: Order | None) -> None:
         for name, price in (("price", spec.price), ("price2", spec.price2)):
             if price is not None and _decimals(price) > pair.pair_decimals:
                 raise InvalidArguments(name)
@@ -618,13 +670,11 @@ class Exchange:
         if spec.expiretm is not None and spec.expiretm <= self.now():
             raise InvalidArguments("expiretm")
         if spec.cl_ord_id is not None and any(
-            o.is_live and o is not excluding and o.spec.cl_ord_id == spec.cl_ord_id
-            for o in self._orders_of(account)
+            o.is_live and o is not excluding and o.spec.cl_ord_id == spec.cl_ord_id for o in self._orders_of(account)
         ):
             raise DuplicateOrder()
 
-    def _check(self, account: str, pair: Pair, spec: OrderSpec, market: Decimal,
-               excluding: Order | None) -> None:
+    def _check(self, account: str, pair: Pair, spec: OrderSpec, market: Decimal, excluding: Order | None) -> None:
         self._check_form(account, pair, spec, excluding)
         if spec.volume < pair.ordermin:
             raise OrderMinimumNotMet()
@@ -634,8 +684,16 @@ class Exchange:
         if not self._can_pay(account, pair, spec.side, spec.volume, spend_price, excluding, spec):
             raise InsufficientFunds()
 
-    def _can_pay(self, account: str, pair: Pair, side: Side, volume: Decimal, price: Decimal,
-                 excluding: Order | None, spec: OrderSpec) -> bool:
+    def _can_pay(
+        self,
+        account: str,
+        pair: Pair,
+        side: Side,
+        volume: Decimal,
+        price: Decimal,
+        excluding: Order | None,
+        spec: OrderSpec,
+    ) -> bool:
         fee = 1 + _highest_taker_fee(pair)
         if side is Side.BUY:
             return self._available(account, pair.quote, excluding) >= volume * price * fee
@@ -683,8 +741,7 @@ class Exchange:
             named = [o for o in orders if o.spec.cl_ord_id == txid]
         return [o for o in named if o.is_live]
 
-    def live_order(self, account: str, *, txid: str | None = None,
-                   cl_ord_id: str | None = None) -> Order:
+    def live_order(self, account: str, *, txid: str | None = None, cl_ord_id: str | None = None) -> Order:
         """The one live order `txid` (a txid, userref or cl_ord_id) or `cl_ord_id`
         names; EOrder:Unknown order if none, Invalid arguments if several."""
         self.sync()
@@ -699,8 +756,11 @@ class Exchange:
 
     def _next_event(self, live: list[Order], start: float, now: float) -> float:
         """The first instant after `start` at which something happens but for prices."""
-        times = [now, *(g.at for g in self._state.gaps if g.at > start),
-                 *(t for t in self._state.dead_man.values() if t > start)]
+        times = [
+            now,
+            *(g.at for g in self._state.gaps if g.at > start),
+            *(t for t in self._state.dead_man.values() if t > start),
+        ]
         for order in live:
             spec = order.spec
             if order.status is OrderStatus.PENDING and spec.starttm is not None:
@@ -723,8 +783,7 @@ class Exchange:
                 continue
             if spec.expiretm is not None and spec.expiretm <= at:
                 self._close(order, OrderStatus.EXPIRED, spec.expiretm, None)
-            elif (order.status is OrderStatus.PENDING and spec.starttm is not None
-                  and spec.starttm <= at):
+            elif order.status is OrderStatus.PENDING and spec.starttm is not None and spec.starttm <= at:
                 order.status = OrderStatus.OPEN
                 self._arrive(order, self._paths[spec.pair].price_at(spec.starttm), spec.starttm)
 
@@ -735,8 +794,7 @@ class Exchange:
     def _quiet(self, live: list[Order], start: float, end: float) -> bool:
         """No live order would act on the market between `start` and `end`: the whole
         stretch can be skipped, exactly as if walked minute by minute."""
-        ranges = {key: self._paths[key].price_range(start, end)
-                  for key in {order.spec.pair for order in live}}
+        ranges = {key: self._paths[key].price_range(start, end) for key in {order.spec.pair for order in live}}
         return not any(_acts(order, *ranges[order.spec.pair]) for order in live)
 
     def _follow(self, live: list[Order], start: float, end: float) -> None:
@@ -757,8 +815,9 @@ class Exchange:
             opening, low, high = markets[key]
             self._match(order, opening, low, high, end, opened=start)
 
-    def _match(self, order: Order, opening: Decimal, low: Decimal, high: Decimal,
-               at: float, *, opened: float | None = None) -> None:
+    def _match(
+        self, order: Order, opening: Decimal, low: Decimal, high: Decimal, at: float, *, opened: float | None = None
+    ) -> None:
         """Match `order` against a stretch of market that opened at `opening` (at time
         `opened`) and traded between `low` and `high` until `at`."""
         spec = order.spec
@@ -808,8 +867,7 @@ class Exchange:
         """Take liquidity for (part of) what is left of `order`."""
         price = self._market_fill(order, market)
         spec = order.spec
-        if self._can_pay(order.account, PAIRS[spec.pair], spec.side, order.remaining, price,
-                         order, spec):
+        if self._can_pay(order.account, PAIRS[spec.pair], spec.side, order.remaining, price, order, spec):
             self._fill_part(order, price, at, maker=False)
         else:
             self._close(order, OrderStatus.CANCELED, at, "Insufficient funds")
@@ -832,8 +890,9 @@ class Exchange:
     def _market_fill(self, order: Order, market: Decimal) -> Decimal:
         rng = random.Random(f"{self._state.seed}:{order.serial}:{order.fill_attempts}")
         noise = rng.randrange(1_000_000)
-        return market_fill_price(PAIRS[order.spec.pair], order.spec.side, order.remaining,
-                                 market, Decimal(noise) / 1_000_000)
+        return market_fill_price(
+            PAIRS[order.spec.pair], order.spec.side, order.remaining, market, Decimal(noise) / 1_000_000
+        )
 
     def _fill_part(self, order: Order, price: Decimal, at: float, *, maker: bool) -> None:
         """One chance to fill: the forced ratio, else the fill model, says how much."""
@@ -852,14 +911,12 @@ class Exchange:
         if volume > 0:
             self._execute(order, volume, price, at, maker=maker)
 
-    def _execute(self, order: Order, volume: Decimal, price: Decimal, at: float, *,
-                 maker: bool) -> None:
+    def _execute(self, order: Order, volume: Decimal, price: Decimal, at: float, *, maker: bool) -> None:
         """Trade `volume` of `order` at `price`; settle both legs and the fee."""
         spec = order.spec
         pair = PAIRS[spec.pair]
         quote_unit, base_unit = ASSETS[pair.quote].unit, ASSETS[pair.base].unit
-        rate = self._fees.rate(pair, maker=maker,
-                               thirty_day_volume=self._thirty_day_volume(order.account, at))
+        rate = self._fees.rate(pair, maker=maker, thirty_day_volume=self._thirty_day_volume(order.account, at))
         cost = (volume * price).quantize(quote_unit)
         fee = (cost * rate).quantize(quote_unit)
         in_base = OrderFlag.FCIB in spec.oflags
@@ -873,10 +930,20 @@ class Exchange:
             _credit(balances, pair.base, -(volume + base_fee))
             _credit(balances, pair.quote, cost - quote_fee)
         trade = Trade(
-            id=self._state.new_id("T"), ordertxid=order.txid, account=order.account,
-            pair=pair.key, time=at, side=spec.side, ordertype=spec.ordertype, price=price,
-            vol=volume, cost=cost, fee=fee, maker=maker,
-            usd_value=cost * self._usd_price(pair.quote, at), serial=self._state.next_serial,
+            id=self._state.new_id("T"),
+            ordertxid=order.txid,
+            account=order.account,
+            pair=pair.key,
+            time=at,
+            side=spec.side,
+            ordertype=spec.ordertype,
+            price=price,
+            vol=volume,
+            cost=cost,
+            fee=fee,
+            maker=maker,
+            usd_value=cost * self._usd_price(pair.quote, at),
+            serial=self._state.next_serial,
         )
         self._state.trades[trade.id] = trade
         order.trades.append(trade.id)
@@ -896,11 +963,20 @@ class Exchange:
         spec = OrderSpec(
             pair=parent.spec.pair,
             side=Side.SELL if parent.spec.side is Side.BUY else Side.BUY,
-            ordertype=close.ordertype, volume=volume, price=close.price, price2=close.price2,
+            ordertype=close.ordertype,
+            volume=volume,
+            price=close.price,
+            price2=close.price2,
             userref=parent.spec.userref,
         )
-        child = Order(txid=self._state.new_id("O"), account=parent.account, spec=spec,
-                      opentm=at, refid=parent.txid, serial=self._state.next_serial)
+        child = Order(
+            txid=self._state.new_id("O"),
+            account=parent.account,
+            spec=spec,
+            opentm=at,
+            refid=parent.txid,
+            serial=self._state.next_serial,
+        )
         self._state.orders[child.txid] = child
         self._arrive(child, self._paths[spec.pair].price_at(at), at)
         self._spawned.append(child)
@@ -912,16 +988,16 @@ class Exchange:
 
     def _thirty_day_volume(self, account: str, at: float) -> Decimal:
         return sum(
-            (t.usd_value for t in self._state.trades.values()
-             if t.account == account and t.time > at - _FEE_WINDOW),
+            (t.usd_value for t in self._state.trades.values() if t.account == account and t.time > at - _FEE_WINDOW),
             Decimal(0),
         )
 
     def _usd_price(self, asset: str, at: float) -> Decimal:
         if asset in USD_QUOTES:
             return Decimal(1)
-        dollar_pair = min((p for p in PAIRS.values() if p.base == asset and p.quote in USD_QUOTES),
-                          key=lambda p: p.quote != "ZUSD")
+        dollar_pair = min(
+            (p for p in PAIRS.values() if p.base == asset and p.quote in USD_QUOTES), key=lambda p: p.quote != "ZUSD"
+        )
         return self._paths[dollar_pair.key].price_at(at)
 
     def _orders_of(self, account: str) -> list[Order]:
@@ -987,9 +1063,9 @@ def _credit(balances: dict[str, Decimal], asset: str, amount: Decimal) -> None:
 
 def _filter(orders: list[Order], userref: int | None, cl_ord_id: str | None) -> list[Order]:
     return [
-        o for o in orders
-        if (userref is None or o.spec.userref == userref)
-        and (cl_ord_id is None or o.spec.cl_ord_id == cl_ord_id)
+        o
+        for o in orders
+        if (userref is None or o.spec.userref == userref) and (cl_ord_id is None or o.spec.cl_ord_id == cl_ord_id)
     ]
 
 

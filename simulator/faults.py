@@ -215,16 +215,21 @@ class Fault:
     async def before(self, call: Call, params: Any, schedule: FaultSchedule) -> str | None:
         return None
 
-    def after(self, call: Call, params: Any, result: dict[str, Any],
-              schedule: FaultSchedule) -> str | None:
+    def after(self, call: Call, params: Any, result: dict[str, Any], schedule: FaultSchedule) -> str | None:
         return None
 
 
 class Reject(Fault):
     params_model = ErrorParams
 
-    def __init__(self, defaults: Defaults, error: type[KrakenError],
-                 on_trading: type[KrakenError] | None = None, *, private_only: bool = False) -> None:
+    def __init__(
+        self,
+        defaults: Defaults,
+        error: type[KrakenError],
+        on_trading: type[KrakenError] | None = None,
+        *,
+        private_only: bool = False,
+    ) -> None:
         super().__init__(defaults, private_only=private_only)
         self.error = error
         self.on_trading = on_trading or error
@@ -253,8 +258,7 @@ class Vanish(Fault):
             return "order dropped: only validated, never placed"
         return None
 
-    def after(self, call: Call, params: VanishParams, result: dict[str, Any],
-              schedule: FaultSchedule) -> str | None:
+    def after(self, call: Call, params: VanishParams, result: dict[str, Any], schedule: FaultSchedule) -> str | None:
         if params.mode == "dropped":
             result["txid"] = [call.exchange.state.new_id("O")]
             return "acknowledged with a txid that names no order"
@@ -266,8 +270,7 @@ class Vanish(Fault):
 class Ghost(Fault):
     params_model = GhostParams
 
-    def after(self, call: Call, params: GhostParams, result: dict[str, Any],
-              schedule: FaultSchedule) -> str:
+    def after(self, call: Call, params: GhostParams, result: dict[str, Any], schedule: FaultSchedule) -> str:
         if params.variant == "internal-error":
             raise InternalError()
         raise LostResponse(params.variant, params.status)
@@ -284,8 +287,7 @@ class Latency(Fault):
 class StaleVisibility(Fault):
     params_model = StaleParams
 
-    def after(self, call: Call, params: StaleParams, result: dict[str, Any],
-              schedule: FaultSchedule) -> str | None:
+    def after(self, call: Call, params: StaleParams, result: dict[str, Any], schedule: FaultSchedule) -> str | None:
         until = call.exchange.now() + params.seconds
         for txid in result.get("txid", []):
             schedule.hide(txid, until)
@@ -295,8 +297,7 @@ class StaleVisibility(Fault):
 class Gap(Fault):
     params_model = GapParams
 
-    def after(self, call: Call, params: GapParams, result: dict[str, Any],
-              schedule: FaultSchedule) -> str | None:
+    def after(self, call: Call, params: GapParams, result: dict[str, Any], schedule: FaultSchedule) -> str | None:
         for txid in result.get("txid", []):
             order = call.exchange.order(txid)
             if order is not None and order.spec.price is not None:
@@ -324,8 +325,9 @@ class _FillRatioExchange(Exchange):
         self.__dict__.update(exchange.__dict__)
         self._ratio = ratio
 
-    def add_order(self, account: str, spec: OrderSpec, *, validate: bool = False,
-                  fill_ratio: Decimal | None = None) -> Order | None:
+    def add_order(
+        self, account: str, spec: OrderSpec, *, validate: bool = False, fill_ratio: Decimal | None = None
+    ) -> Order | None:
         return super().add_order(account, spec, validate=validate, fill_ratio=self._ratio)
 
 
@@ -371,8 +373,7 @@ class FaultRule(BaseModel):
     def _fault_defaults(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("fault") in CATALOG:
             defaults = CATALOG[data["fault"]].defaults
-            return {"endpoint": defaults.endpoint, "match": defaults.match,
-                    "times": defaults.times, **data}
+            return {"endpoint": defaults.endpoint, "match": defaults.match, "times": defaults.times, **data}
         return data
 
     @model_validator(mode="after")
@@ -527,10 +528,19 @@ class FaultSchedule:
             if not self._fires(index, call):
                 continue
             fault = CATALOG[rule.fault]
-            firing = _Firing(rule, fault.params_model.model_validate(rule.params), FaultLogEntry(
-                time=call.exchange.now(), fault=rule.fault, rule=index, endpoint=call.method,
-                effect="", role=call.role, **_names(call.params),
-            ))
+            firing = _Firing(
+                rule,
+                fault.params_model.model_validate(rule.params),
+                FaultLogEntry(
+                    time=call.exchange.now(),
+                    fault=rule.fault,
+                    rule=index,
+                    endpoint=call.method,
+                    effect="",
+                    role=call.role,
+                    **_names(call.params),
+                ),
+            )
             self.log.append(firing.entry)
             firings.append(firing)
             try:

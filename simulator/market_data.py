@@ -80,8 +80,9 @@ def order_book(seed: int, pair: Pair, price: Decimal, now: float, count: int) ->
     return Book(asks=side(touch.ask, 1), bids=side(touch.bid, -1))
 
 
-def recent_trades(seed: int, pair: Pair, path: PricePath, now: float, since: float | None,
-                  count: int) -> list[PublicTrade]:
+def recent_trades(
+    seed: int, pair: Pair, path: PricePath, now: float, since: float | None, count: int
+) -> list[PublicTrade]:
     """Up to `count` trades, oldest first: the first ones after `since`, or without it
     the latest ones."""
     if since is None:
@@ -117,13 +118,15 @@ def _tape(seed: int, pair: Pair, path: PricePath, start: float, end: float) -> l
                 share = Decimal(rng.randrange(10_001)) / 10_000
                 price = (bar.low + (bar.high - bar.low) * share).quantize(pair.tick_size)
             size = bar.volume / n * Decimal(rng.lognormvariate(-0.125, 0.5)).quantize(_BPS)
-            trades.append(PublicTrade(
-                price=price,
-                volume=max(pair.lot_size, size.quantize(pair.lot_size, ROUND_DOWN)),
-                time=round(time, 4),
-                side=Side.BUY if price >= previous else Side.SELL,
-                market=rng.random() < 0.6,
-                trade_id=(bar.time // MINUTE) * 10 + index,
-            ))
+            trades.append(
+                PublicTrade(
+                    price=price,
+                    volume=max(pair.lot_size, size.quantize(pair.lot_size, ROUND_DOWN)),
+                    time=round(time, 4),
+                    side=Side.BUY if price >= previous else Side.SELL,
+                    market=rng.random() < 0.6,
+                    trade_id=(bar.time // MINUTE) * 10 + index,
+                )
+            )
             previous = price
     return trades

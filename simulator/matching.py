@@ -47,8 +47,7 @@ def quote(pair: Pair, price: Decimal) -> Quote:
     )
 
 
-def market_fill_price(pair: Pair, side: Side, volume: Decimal, price: Decimal,
-                      noise: Decimal) -> Decimal:
+def market_fill_price(pair: Pair, side: Side, volume: Decimal, price: Decimal, noise: Decimal) -> Decimal:
     """Where a market order for `volume` fills when the market trades at `price`.
 
     It pays the half spread, an impact proportional to its size against the book's
@@ -77,15 +76,13 @@ def _fires_on_rise(ordertype: OrderType, side: Side) -> bool:
     return ordertype.is_stop == (side is Side.BUY)
 
 
-def trigger_fired(ordertype: OrderType, side: Side, trigger: Decimal,
-                  low: Decimal, high: Decimal) -> bool:
+def trigger_fired(ordertype: OrderType, side: Side, trigger: Decimal, low: Decimal, high: Decimal) -> bool:
     if _fires_on_rise(ordertype, side):
         return high >= trigger
     return low <= trigger
 
 
-def trigger_reference(ordertype: OrderType, side: Side, trigger: Decimal,
-                      opening: Decimal) -> Decimal:
+def trigger_reference(ordertype: OrderType, side: Side, trigger: Decimal, opening: Decimal) -> Decimal:
     """The price the market stood at when a trigger fired: the trigger price, or the
     opening price when the market gapped through it."""
     if _fires_on_rise(ordertype, side):

@@ -16,8 +16,7 @@ from simulator.models import OrderType, Side, TrailingOffset
 from simulator.pairs import Pair
 
 
-def resolve(text: str, field: str, *, pair: Pair, side: Side, ordertype: OrderType,
-            market: Decimal) -> Decimal:
+def resolve(text: str, field: str, *, pair: Pair, side: Side, ordertype: OrderType, market: Decimal) -> Decimal:
     """The absolute price `text` names when the market last traded at `market`."""
     sign, amount, percent = _parse(text)
     if sign == "" and not percent:
@@ -44,7 +43,7 @@ def trailing_offset(text: str, field: str) -> TrailingOffset:
 def _parse(text: str) -> tuple[str, Decimal, bool]:
     sign = text[0] if text[:1] in ("+", "-", "#") else ""
     percent = text.endswith("%")
-    return sign, Decimal(text[len(sign):len(text) - percent]), percent
+    return sign, Decimal(text[len(sign) : len(text) - percent]), percent
 
 
 def _sits_above(side: Side, ordertype: OrderType) -> bool:

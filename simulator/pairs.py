@@ -21,12 +21,26 @@ def _tiers(*rows: tuple[int, str]) -> FeeTiers:
 
 
 TAKER_FEES = _tiers(
-    (0, "0.26"), (50_000, "0.24"), (100_000, "0.22"), (250_000, "0.20"), (500_000, "0.18"),
-    (1_000_000, "0.16"), (2_500_000, "0.14"), (5_000_000, "0.12"), (10_000_000, "0.10"),
+    (0, "0.26"),
+    (50_000, "0.24"),
+    (100_000, "0.22"),
+    (250_000, "0.20"),
+    (500_000, "0.18"),
+    (1_000_000, "0.16"),
+    (2_500_000, "0.14"),
+    (5_000_000, "0.12"),
+    (10_000_000, "0.10"),
 )
 MAKER_FEES = _tiers(
-    (0, "0.16"), (50_000, "0.14"), (100_000, "0.12"), (250_000, "0.10"), (500_000, "0.08"),
-    (1_000_000, "0.06"), (2_500_000, "0.04"), (5_000_000, "0.02"), (10_000_000, "0.00"),
+    (0, "0.16"),
+    (50_000, "0.14"),
+    (100_000, "0.12"),
+    (250_000, "0.10"),
+    (500_000, "0.08"),
+    (1_000_000, "0.06"),
+    (2_500_000, "0.04"),
+    (5_000_000, "0.02"),
+    (10_000_000, "0.00"),
 )
 
 
@@ -81,16 +95,66 @@ ASSETS: dict[str, Asset] = {
 PAIRS: dict[str, Pair] = {
     pair.key: pair
     for pair in (
-        Pair("XXBTZUSD", "XBTUSD", "XBT/USD", "XXBT", "ZUSD", pair_decimals=1, lot_decimals=8,
-             cost_decimals=5, ordermin=Decimal("0.0001"), costmin=Decimal("0.5")),
-        Pair("XBTUSDT", "XBTUSDT", "XBT/USDT", "XXBT", "USDT", pair_decimals=1, lot_decimals=8,
-             cost_decimals=5, ordermin=Decimal("0.0001"), costmin=Decimal("0.5")),
-        Pair("XETHZUSD", "ETHUSD", "ETH/USD", "XETH", "ZUSD", pair_decimals=2, lot_decimals=8,
-             cost_decimals=5, ordermin=Decimal("0.002"), costmin=Decimal("0.5")),
-        Pair("XRPUSDT", "XRPUSDT", "XRP/USDT", "XXRP", "USDT", pair_decimals=5, lot_decimals=8,
-             cost_decimals=5, ordermin=Decimal("10"), costmin=Decimal("0.5")),
-        Pair("XXRPXXBT", "XRPXBT", "XRP/XBT", "XXRP", "XXBT", pair_decimals=8, lot_decimals=8,
-             cost_decimals=10, ordermin=Decimal("10"), costmin=Decimal("0.00002")),
+        Pair(
+            "XXBTZUSD",
+            "XBTUSD",
+            "XBT/USD",
+            "XXBT",
+            "ZUSD",
+            pair_decimals=1,
+            lot_decimals=8,
+            cost_decimals=5,
+            ordermin=Decimal("0.0001"),
+            costmin=Decimal("0.5"),
+        ),
+        Pair(
+            "XBTUSDT",
+            "XBTUSDT",
+            "XBT/USDT",
+            "XXBT",
+            "USDT",
+            pair_decimals=1,
+            lot_decimals=8,
+            cost_decimals=5,
+            ordermin=Decimal("0.0001"),
+            costmin=Decimal("0.5"),
+        ),
+        Pair(
+            "XETHZUSD",
+            "ETHUSD",
+            "ETH/USD",
+            "XETH",
+            "ZUSD",
+            pair_decimals=2,
+            lot_decimals=8,
+            cost_decimals=5,
+            ordermin=Decimal("0.002"),
+            costmin=Decimal("0.5"),
+        ),
+        Pair(
+            "XRPUSDT",
+            "XRPUSDT",
+            "XRP/USDT",
+            "XXRP",
+            "USDT",
+            pair_decimals=5,
+            lot_decimals=8,
+            cost_decimals=5,
+            ordermin=Decimal("10"),
+            costmin=Decimal("0.5"),
+        ),
+        Pair(
+            "XXRPXXBT",
+            "XRPXBT",
+            "XRP/XBT",
+            "XXRP",
+            "XXBT",
+            pair_decimals=8,
+            lot_decimals=8,
+            cost_decimals=10,
+            ordermin=Decimal("10"),
+            costmin=Decimal("0.00002"),
+        ),
     )
 }
 

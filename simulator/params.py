@@ -160,8 +160,7 @@ def _price_text(value: object) -> object:
     return value
 
 
-PriceText = Annotated[str, BeforeValidator(_price_text),
-                      Field(pattern=r"^[+\-#]?[0-9]+(\.[0-9]+)?%?$", max_length=40)]
+PriceText = Annotated[str, BeforeValidator(_price_text), Field(pattern=r"^[+\-#]?[0-9]+(\.[0-9]+)?%?$", max_length=40)]
 """A price as Kraken takes it; `order_prices.resolve` turns it into one."""
 Flags = Annotated[tuple[OrderFlag, ...], BeforeValidator(_comma_list)]
 
@@ -263,8 +262,7 @@ class TradeBalanceParams(_Private):
 
 
 class TradesHistoryParams(_Private):
-    type: Literal["all", "any position", "closed position", "closing position",
-                  "no position"] = "all"
+    type: Literal["all", "any position", "closed position", "closing position", "no position"] = "all"
     trades: bool = False
     start: str | None = None
     end: str | None = None

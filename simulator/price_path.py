@@ -154,10 +154,7 @@ class _Market:
     def __init__(self, seed: int, origin_day: int) -> None:
         self._origin_day = origin_day
         self._days: dict[int, _MarketDay] = {}
-        self._walks = {
-            direction: _MarketWalk(random.Random(f"{seed}:market:{direction}"))
-            for direction in (1, -1)
-        }
+        self._walks = {direction: _MarketWalk(random.Random(f"{seed}:market:{direction}")) for direction in (1, -1)}
         self._frontier = {1: origin_day, -1: origin_day - 1}
 
     def day(self, day: int) -> _MarketDay:
@@ -244,8 +241,7 @@ class _AssetPath:
     stretched to reach exactly them: candles of an hour or more never need minutes.
     """
 
-    def __init__(self, seed: int, asset: str, dynamics: AssetDynamics, market: _Market,
-                 origin_day: int) -> None:
+    def __init__(self, seed: int, asset: str, dynamics: AssetDynamics, market: _Market, origin_day: int) -> None:
         self._seed = seed
         self._asset = asset
         self._dynamics = dynamics
@@ -274,10 +270,8 @@ class _AssetPath:
             self._levels[direction] = x
         dynamics = self._dynamics
         rng = self._rngs[direction]
-        noise = (dynamics.beta * _MARKET_VOL * market.shock
-                 + rng.gauss(0.0, dynamics.idio_vol)) * market.vol
-        pull = (market.regime.reversion * (x - self._levels[direction])
-                + _HOME_PULL * (x - self._home))
+        noise = (dynamics.beta * _MARKET_VOL * market.shock + rng.gauss(0.0, dynamics.idio_vol)) * market.vol
+        pull = market.regime.reversion * (x - self._levels[direction]) + _HOME_PULL * (x - self._home)
         there = here + direction
         self._anchors[there] = x + direction * dynamics.beta * market.regime.drift + noise - pull
         self._frontier[direction] = there
@@ -310,10 +304,14 @@ class _AssetPath:
         total = sum(weights)
         variances = [hours.variances[index] * w / total for w in weights]
         points = _bridge(rng, start, end, variances)
-        highs = [max(a, b) + _WICK_SCALE * math.sqrt(v) * rng.expovariate(1.0)
-                 for a, b, v in zip(points, points[1:], variances)]
-        lows = [min(a, b) - _WICK_SCALE * math.sqrt(v) * rng.expovariate(1.0)
-                for a, b, v in zip(points, points[1:], variances)]
+        highs = [
+            max(a, b) + _WICK_SCALE * math.sqrt(v) * rng.expovariate(1.0)
+            for a, b, v in zip(points, points[1:], variances)
+        ]
+        lows = [
+            min(a, b) - _WICK_SCALE * math.sqrt(v) * rng.expovariate(1.0)
+            for a, b, v in zip(points, points[1:], variances)
+        ]
         top, high = max(start, end), hours.highs[index]
         bottom, low = min(start, end), hours.lows[index]
         reached_high, reached_low = max(highs), min(lows)
@@ -369,8 +367,7 @@ class SyntheticPricePath:
     pair (XRP/XBT) is the ratio of two paths, so its hours are built from minutes.
     """
 
-    def __init__(self, seed: int, pair: Pair, base: _AssetPath, quote: _AssetPath | None,
-                 origin: float) -> None:
+    def __init__(self, seed: int, pair: Pair, base: _AssetPath, quote: _AssetPath | None, origin: float) -> None:
         self._seed = seed
         self._pair = pair
         self._base = base
@@ -450,9 +447,8 @@ class SyntheticPricePath:
         hours = self._base.hours(day)
         volumes = []
         for high, low in zip(hours.highs, hours.lows):
-            noise = math.exp(rng.gauss(-_VOLUME_DISPERSION**2 / 2, _VOLUME_DISPERSION))
-            volumes.append(60 * self._activity.minute_volume * noise
-                           * (1.0 + _VOLUME_PER_HOUR_RANGE * (high - low)))
+            noise = math.exp(rng.gauss(-(_VOLUME_DISPERSION**2) / 2, _VOLUME_DISPERSION))
+            volumes.append(60 * self._activity.minute_volume * noise * (1.0 + _VOLUME_PER_HOUR_RANGE * (high - low)))
         return tuple(volumes)
 
     def _hour_volume(self, hour: int) -> float:
@@ -467,8 +463,9 @@ class SyntheticPricePath:
         open_, close = math.exp(hours.points[index]), math.exp(hours.points[index + 1])
         high, low = math.exp(hours.highs[index]), math.exp(hours.lows[index])
         volume = self._hour_volume(hour)
-        return _Stats(open_, high, low, close, volume,
-                      volume * _typical(open_, high, low, close), self._trade_count(volume))
+        return _Stats(
+            open_, high, low, close, volume, volume * _typical(open_, high, low, close), self._trade_count(volume)
+        )
 
     def _hour_of_minutes(self, hour: int) -> tuple[_Stats, ...]:
         base = self._base.minutes(hour)
@@ -493,8 +490,7 @@ class SyntheticPricePath:
             share += weight / total_weight
             count = round(hour_count * share) - counted
             counted += count
-            minutes.append(_Stats(open_, high, low, close, volume,
-                                  volume * _typical(open_, high, low, close), count))
+            minutes.append(_Stats(open_, high, low, close, volume, volume * _typical(open_, high, low, close), count))
         return tuple(minutes)
 
     def _trade_count(self, volume: float) -> int:
@@ -581,12 +577,18 @@ class GappedPricePath:
         for bar in self._path.candles(interval_minutes, since, until):
             first, last = self.factor(bar.time), self.factor(min(bar.time + step - 1e-6, until))
             open_, close = self._scale(bar.open, first), self._scale(bar.close, last)
-            bars.append(Bar(
-                time=bar.time, open=open_, close=close,
-                high=max(self._scale(bar.high, first), close),
-                low=min(self._scale(bar.low, first), close),
-                vwap=self._scale(bar.vwap, last), volume=bar.volume, count=bar.count,
-            ))
+            bars.append(
+                Bar(
+                    time=bar.time,
+                    open=open_,
+                    close=close,
+                    high=max(self._scale(bar.high, first), close),
+                    low=min(self._scale(bar.low, first), close),
+                    vwap=self._scale(bar.vwap, last),
+                    volume=bar.volume,
+                    count=bar.count,
+                )
+            )
         return bars
 
     def _scale(self, price: Decimal, factor: Decimal) -> Decimal:

@@ -25,11 +25,10 @@ sandbox does not prolong a lockout when refused calls keep coming.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import StrEnum
-
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 from simulator.exceptions import (
     ApiRateLimitExceeded,
@@ -69,8 +68,9 @@ OPEN_ORDERS_PER_PAIR = {Tier.STARTER: 60, Tier.INTERMEDIATE: 80, Tier.PRO: 225}
 PUBLIC_COUNTER = CounterLimit(20, 1.0)
 
 HISTORY_METHODS = frozenset({"ClosedOrders", "QueryTrades", "TradesHistory", "Ledgers", "QueryLedgers"})
-TRADING_METHODS = frozenset({"AddOrder", "AddOrderBatch", "AmendOrder", "EditOrder",
-                             "CancelOrder", "CancelOrderBatch", "CancelAll"})
+TRADING_METHODS = frozenset(
+    {"AddOrder", "AddOrderBatch", "AmendOrder", "EditOrder", "CancelOrder", "CancelOrderBatch", "CancelAll"}
+)
 
 _AGE_BRACKETS = (5.0, 10.0, 15.0, 45.0, 90.0, 300.0)
 """Upper bounds (exclusive) of the order-age brackets of Kraken's penalty table."""
@@ -149,9 +149,10 @@ class RateLimits:
 
     def charge_trading(self, account: str, costs: dict[str, int], now: float) -> None:
         """Charge each pair its cost, or none of them if one would pass its threshold."""
-        counters = {pair: self.trading.setdefault(
-            (account, pair), DecayingCounter(TRADING_COUNTER[self.tier], updated=now))
-            for pair in costs}
+        counters = {
+            pair: self.trading.setdefault((account, pair), DecayingCounter(TRADING_COUNTER[self.tier], updated=now))
+            for pair in costs
+        }
         if not all(counters[pair].admits(cost, now) for pair, cost in costs.items()):
             self.refused += 1
             raise OrderRateLimitExceeded()
@@ -175,8 +176,7 @@ class RateLimits:
             "tier": self.tier.value,
             "refused": self.refused,
             "rest": {key[:8]: round(c.level(now), 4) for key, c in self.rest.items()},
-            "trading": {f"{account}:{pair}": round(c.level(now), 4)
-                        for (account, pair), c in self.trading.items()},
+            "trading": {f"{account}:{pair}": round(c.level(now), 4) for (account, pair), c in self.trading.items()},
             "public": {client: round(c.level(now), 4) for client, c in self.public.items()},
             "limits": {
                 "rest": REST_COUNTER[self.tier].maximum,
@@ -187,8 +187,7 @@ class RateLimits:
         }
 
 
-def trading_costs(exchange: Exchange, account: str, method: str,
-                  params: Mapping[str, object]) -> dict[str, int]:
+def trading_costs(exchange: Exchange, account: str, method: str, params: Mapping[str, object]) -> dict[str, int]:
     """What a trading call adds to each pair's counter, by pair key. A call naming no
     known pair or order costs nothing here: its handler will refuse it."""
     if method in ("AddOrder", "AddOrderBatch"):
@@ -211,8 +210,7 @@ def open_in_pair(exchange: Exchange, account: str, params: Mapping[str, object])
     return sum(1 for order in exchange.open_orders(account) if order.spec.pair == pair)
 
 
-def _touched(exchange: Exchange, account: str, method: str,
-             params: Mapping[str, object]) -> list[Order]:
+def _touched(exchange: Exchange, account: str, method: str, params: Mapping[str, object]) -> list[Order]:
     """The live orders a cancel, amend or edit names (CancelAll: all of them)."""
     live = exchange.open_orders(account)
     if method == "CancelAll":

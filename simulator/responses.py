@@ -172,13 +172,15 @@ def amend_order(exchange: Exchange, account: str, params: Params) -> Json:
     def price(text: str | None, name: str) -> Decimal | None:
         if text is None:
             return None
-        return resolve(text, name, pair=pair, side=target.spec.side,
-                       ordertype=target.spec.ordertype, market=market)
+        return resolve(text, name, pair=pair, side=target.spec.side, ordertype=target.spec.ordertype, market=market)
 
     amend_id = exchange.amend_order(
-        account, txid=target.txid, order_qty=call.order_qty,
+        account,
+        txid=target.txid,
+        order_qty=call.order_qty,
         limit_price=price(call.limit_price, "limit_price"),
-        trigger_price=price(call.trigger_price, "trigger_price"), post_only=call.post_only,
+        trigger_price=price(call.trigger_price, "trigger_price"),
+        post_only=call.post_only,
     )
     return {"amend_id": amend_id}
 
@@ -192,12 +194,17 @@ def edit_order(exchange: Exchange, account: str, params: Params) -> Json:
     def price(text: str | None, name: str) -> Decimal | None:
         if text is None:
             return None
-        return resolve(text, name, pair=pair, side=target.spec.side,
-                       ordertype=target.spec.ordertype, market=market)
+        return resolve(text, name, pair=pair, side=target.spec.side, ordertype=target.spec.ordertype, market=market)
 
     old, new = exchange.edit_order(
-        account, target.txid, pair, volume=call.volume, price=price(call.price, "price"),
-        price2=price(call.price2, "price2"), oflags=call.oflags, userref=call.userref,
+        account,
+        target.txid,
+        pair,
+        volume=call.volume,
+        price=price(call.price, "price"),
+        price2=price(call.price2, "price2"),
+        oflags=call.oflags,
+        userref=call.userref,
         validate=call.validate_only,
     )
     spec = new.spec if new is not None else old.spec
@@ -241,8 +248,10 @@ def cancel_all(exchange: Exchange, account: str, params: Params) -> Json:
 def cancel_all_orders_after(exchange: Exchange, account: str, params: Params) -> Json:
     call = parse(CancelAllOrdersAfterParams, params)
     trigger = exchange.cancel_all_after(account, call.timeout)
-    return {"currentTime": wire.iso_time(exchange.now()),
-            "triggerTime": "0" if trigger is None else wire.iso_time(trigger)}
+    return {
+        "currentTime": wire.iso_time(exchange.now()),
+        "triggerTime": "0" if trigger is None else wire.iso_time(trigger),
+    }
 
 
 # --- private: reading ---------------------------------------------------------
@@ -252,8 +261,7 @@ def query_orders(exchange: Exchange, account: str, params: Params) -> Json:
     call = parse(QueryOrdersParams, params)
     if call.txid is None and call.userref is None and call.cl_ord_id is None:
         raise InvalidArguments("txid")
-    found = exchange.query_orders(account, call.txid, userref=call.userref,
-                                  cl_ord_id=call.cl_ord_id)
+    found = exchange.query_orders(account, call.txid, userref=call.userref, cl_ord_id=call.cl_ord_id)
     return {o.txid: wire.order(o, with_trades=call.trades) for o in found}
 
 
@@ -266,10 +274,13 @@ def open_orders(exchange: Exchange, account: str, params: Params) -> Json:
 def closed_orders(exchange: Exchange, account: str, params: Params) -> Json:
     call = parse(ClosedOrdersParams, params)
     page, count = exchange.closed_orders(
-        account, userref=call.userref, cl_ord_id=call.cl_ord_id,
+        account,
+        userref=call.userref,
+        cl_ord_id=call.cl_ord_id,
         start=_bound(exchange, account, call.start, "start"),
         end=_bound(exchange, account, call.end, "end"),
-        closetime=call.closetime, offset=call.ofs,
+        closetime=call.closetime,
+        offset=call.ofs,
     )
     result: Json = {"closed": {o.txid: wire.order(o, with_trades=call.trades) for o in page}}
     if not call.without_count:
@@ -280,8 +291,10 @@ def closed_orders(exchange: Exchange, account: str, params: Params) -> Json:
 def trades_history(exchange: Exchange, account: str, params: Params) -> Json:
     call = parse(TradesHistoryParams, params)
     page, count = exchange.trades_history(
-        account, start=_trade_bound(exchange, account, call.start, "start"),
-        end=_trade_bound(exchange, account, call.end, "end"), offset=call.ofs,
+        account,
+        start=_trade_bound(exchange, account, call.start, "start"),
+        end=_trade_bound(exchange, account, call.end, "end"),
+        offset=call.ofs,
     )
     seed = exchange.state.seed
     result: Json = {"trades": {t.id: wire.trade(t, seed) for t in page}}
@@ -334,10 +347,10 @@ def _order_spec(exchange: Exchange, pair: Pair, call: OrderFields) -> OrderSpec:
         side=call.type,
         ordertype=ordertype,
         volume=call.volume,
-        price=None if trailing is not None or ordertype is OrderType.MARKET
+        price=None
+        if trailing is not None or ordertype is OrderType.MARKET
         else price(call.price, "price", call.type, ordertype),
-        price2=price(call.price2, "price2", call.type, ordertype)
-        if ordertype.limit_after_trigger else None,
+        price2=price(call.price2, "price2", call.type, ordertype) if ordertype.limit_after_trigger else None,
         userref=call.userref,
         cl_ord_id=call.cl_ord_id,
         oflags=call.oflags,

@@ -58,14 +58,14 @@ class SandboxServer:
     between requests only, as the server's thread uses it while answering.
     `token_required` tells whether that control plane asks for a bearer token."""
 
-    def __init__(self, app: ASGIApp, listener: socket.socket, *, log_level: str = "warning",
-                 keys: Sequence[ApiKey] = ()) -> None:
+    def __init__(
+        self, app: ASGIApp, listener: socket.socket, *, log_level: str = "warning", keys: Sequence[ApiKey] = ()
+    ) -> None:
         self.sandbox = app.sandbox if isinstance(app, SandboxApp) else None
         self.token_required = isinstance(app, SandboxApp) and app.guard.token is not None
         self.keys = tuple(keys)
         self._listener = listener
-        config = uvicorn.Config(app, log_level=log_level, lifespan="auto",
-                                timeout_graceful_shutdown=_SHUTDOWN_GRACE_S)
+        config = uvicorn.Config(app, log_level=log_level, lifespan="auto", timeout_graceful_shutdown=_SHUTDOWN_GRACE_S)
         self._server = uvicorn.Server(config)
 
     @property
@@ -99,8 +99,7 @@ def check_control_token(token: str | None) -> None:
         raise InputError(f"{problem} (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')")
 
 
-def check_address(host: str, port: int, *, allow_remote: bool = False,
-                  control_token: str | None = None) -> None:
+def check_address(host: str, port: int, *, allow_remote: bool = False, control_token: str | None = None) -> None:
     """Refuse a non-loopback address unless asked for, and a remote sandbox whose control
     plane anyone who reaches it could drive."""
     if not allow_remote and not is_loopback_host(host):
@@ -119,21 +118,20 @@ def check_address(host: str, port: int, *, allow_remote: bool = False,
         raise InputError(f"port {port} is out of range: use 1-65535, or 0 for any free port")
 
 
-def bind(host: str, port: int, *, allow_remote: bool = False,
-         control_token: str | None = None) -> socket.socket:
+def bind(host: str, port: int, *, allow_remote: bool = False, control_token: str | None = None) -> socket.socket:
     check_address(host, port, allow_remote=allow_remote, control_token=control_token)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         return socket.create_server((host.strip("[]"), port), family=family)
     except OSError as exc:
         raise InputError(
-            f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port "
-            "or stop whatever holds it"
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port or stop whatever holds it"
         ) from exc
 
 
-def sandbox_exchange(*, seed: int, keys: Sequence[KeyPair] | None,
-                     clock: Clock | None = None, nonce_window: int = 0) -> tuple[Exchange, list[ApiKey]]:
+def sandbox_exchange(
+    *, seed: int, keys: Sequence[KeyPair] | None, clock: Clock | None = None, nonce_window: int = 0
+) -> tuple[Exchange, list[ApiKey]]:
     """A fresh exchange, on real time unless given a clock, with the given key pairs on
     its one account, or a newly generated pair when none are given."""
     exchange = Exchange.create(clock or SkippableSystemClock(), seed=seed)
@@ -152,8 +150,7 @@ def sandbox_exchange(*, seed: int, keys: Sequence[KeyPair] | None,
     return exchange, created
 
 
-def fault_schedule(specs: Sequence[str], *, seed: int,
-                   fault_file: Path | None = None) -> FaultSchedule:
+def fault_schedule(specs: Sequence[str], *, seed: int, fault_file: Path | None = None) -> FaultSchedule:
     """The faults of a file (whose own seed wins) and of `--fault` specs, in that order.
     A spec is a name of the catalog in simulator.faults, optionally with settings:
     `NAME:key=value,...`."""
@@ -169,12 +166,21 @@ def fault_schedule(specs: Sequence[str], *, seed: int,
     return FaultSchedule(seed=seed, rules=rules)
 
 
-def sandbox_server(host: str, port: int, *, seed: int = 42, tier: TierName | None = "starter",
-                   faults: Sequence[str] = (), fault_file: Path | None = None,
-                   keys: Sequence[KeyPair] | None = None, allow_remote: bool = False,
-                   control_token: str | None = None,
-                   log_level: str = "warning", clock: Clock | None = None,
-                   nonce_window: int = 0) -> SandboxServer:
+def sandbox_server(
+    host: str,
+    port: int,
+    *,
+    seed: int = 42,
+    tier: TierName | None = "starter",
+    faults: Sequence[str] = (),
+    fault_file: Path | None = None,
+    keys: Sequence[KeyPair] | None = None,
+    allow_remote: bool = False,
+    control_token: str | None = None,
+    log_level: str = "warning",
+    clock: Clock | None = None,
+    nonce_window: int = 0,
+) -> SandboxServer:
     """A sandbox ready to serve on `host:port` (bound already, not yet answering).
     `tier` None serves without rate limits; `control_token` guards its control plane."""
     check_address(host, port, allow_remote=allow_remote, control_token=control_token)
@@ -182,23 +188,48 @@ def sandbox_server(host: str, port: int, *, seed: int = 42, tier: TierName | Non
     exchange, api_keys = sandbox_exchange(seed=seed, keys=keys, clock=clock, nonce_window=nonce_window)
     # Over TCP a lost answer is a connection that never answers, as on the internet; and
     # only loopback Host names are the sandbox's own (the in-process name is not).
-    app = create_app(exchange, tier=None if tier is None else Tier(tier), faults=schedule,
-                     lost_response="hang", control_token=control_token, control_hosts=())
+    app = create_app(
+        exchange,
+        tier=None if tier is None else Tier(tier),
+        faults=schedule,
+        lost_response="hang",
+        control_token=control_token,
+        control_hosts=(),
+    )
     listener = bind(host, port, allow_remote=allow_remote, control_token=control_token)
     return SandboxServer(app, listener, log_level=log_level, keys=api_keys)
 
 
-def serve(host: str, port: int, *, seed: int = 42, tier: TierName | None = "starter",
-          faults: Sequence[str] = (), fault_file: Path | None = None,
-          keys: Sequence[KeyPair] | None = None, allow_remote: bool = False,
-          control_token: str | None = None,
-          on_ready: Callable[[SandboxServer], None] | None = None, nonce_window: int = 0) -> None:
+def serve(
+    host: str,
+    port: int,
+    *,
+    seed: int = 42,
+    tier: TierName | None = "starter",
+    faults: Sequence[str] = (),
+    fault_file: Path | None = None,
+    keys: Sequence[KeyPair] | None = None,
+    allow_remote: bool = False,
+    control_token: str | None = None,
+    on_ready: Callable[[SandboxServer], None] | None = None,
+    nonce_window: int = 0,
+) -> None:
     """Serve a fresh sandbox until interrupted. `on_ready` is called once the socket
     is bound, with the server's URL and keys, before the first request is answered;
     if it fails, the socket is released and nothing is served."""
-    server = sandbox_server(host, port, seed=seed, tier=tier, faults=faults,
-                            fault_file=fault_file, keys=keys, allow_remote=allow_remote,
-                            control_token=control_token, log_level="info", nonce_window=nonce_window)
+    server = sandbox_server(
+        host,
+        port,
+        seed=seed,
+        tier=tier,
+        faults=faults,
+        fault_file=fault_file,
+        keys=keys,
+        allow_remote=allow_remote,
+        control_token=control_token,
+        log_level="info",
+        nonce_window=nonce_window,
+    )
     if on_ready is not None:
         try:
             on_ready(server)
@@ -221,15 +252,32 @@ def running(server: SandboxServer) -> Iterator[SandboxServer]:
 
 
 @contextmanager
-def serving(*, seed: int = 42, tier: TierName | None = "starter", faults: Sequence[str] = (),
-            keys: Sequence[KeyPair] | None = None, control_token: str | None = None,
-            clock: Clock | None = None, nonce_window: int = 0) -> Iterator[SandboxServer]:
+def serving(
+    *,
+    seed: int = 42,
+    tier: TierName | None = "starter",
+    faults: Sequence[str] = (),
+    keys: Sequence[KeyPair] | None = None,
+    control_token: str | None = None,
+    clock: Clock | None = None,
+    nonce_window: int = 0,
+) -> Iterator[SandboxServer]:
     """A fresh sandbox on 127.0.0.1 and a free port, answering from a background
     thread until the block ends: for tests and benchmarks. With a VirtualClock its
     market stands still (and is the same on every run) unless the clock is advanced."""
-    with running(sandbox_server("127.0.0.1", 0, seed=seed, tier=tier, faults=faults, keys=keys,
-                                control_token=control_token, clock=clock,
-                                nonce_window=nonce_window)) as server:
+    with running(
+        sandbox_server(
+            "127.0.0.1",
+            0,
+            seed=seed,
+            tier=tier,
+            faults=faults,
+            keys=keys,
+            control_token=control_token,
+            clock=clock,
+            nonce_window=nonce_window,
+        )
+    ) as server:
         yield server
 
 

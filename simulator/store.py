@@ -28,8 +28,7 @@ def save_state(path: Path, state: ExchangeState) -> None:
     try:
         with db.conn:
             db.table(_TABLE).upsert(
-                {"id": 1, "schema_version": SCHEMA_VERSION,
-                 "state": _STATE.dump_json(state).decode()},
+                {"id": 1, "schema_version": SCHEMA_VERSION, "state": _STATE.dump_json(state).decode()},
                 pk="id",
             )
     finally:
@@ -47,8 +46,7 @@ def load_state(path: Path) -> ExchangeState | None:
         rows = list(db.table(_TABLE).rows_where("id = 1"))
     except sqlite3.DatabaseError as exc:
         raise SandboxStateError(
-            f"{path} is not a sandbox state database ({exc}); delete it or point the "
-            "sandbox at another file"
+            f"{path} is not a sandbox state database ({exc}); delete it or point the sandbox at another file"
         ) from exc
     finally:
         db.close()
@@ -64,6 +62,5 @@ def load_state(path: Path) -> ExchangeState | None:
         return _STATE.validate_json(row["state"])
     except ValidationError as exc:
         raise SandboxStateError(
-            f"the sandbox state in {path} is damaged ({exc.error_count()} errors); "
-            "reset the sandbox to start over"
+            f"the sandbox state in {path} is damaged ({exc.error_count()} errors); reset the sandbox to start over"
         ) from exc

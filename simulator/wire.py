@@ -181,8 +181,10 @@ def balances(values: dict[str, Decimal]) -> Json:
 
 def extended_balances(values: dict[str, Decimal], holds: dict[str, Decimal]) -> Json:
     return {
-        asset: {"balance": amount(value, ASSETS[asset].decimals),
-                "hold_trade": amount(holds.get(asset, Decimal(0)), ASSETS[asset].decimals)}
+        asset: {
+            "balance": amount(value, ASSETS[asset].decimals),
+            "hold_trade": amount(holds.get(asset, Decimal(0)), ASSETS[asset].decimals),
+        }
         for asset, value in values.items()
     }
 
@@ -195,23 +197,39 @@ def trade_balance(value: TradeBalance) -> Json:
         return amount(number, places)
 
     zero = money(Decimal(0))
-    return {"eb": money(value.equivalent), "tb": money(value.equivalent), "m": zero,
-            "n": zero, "c": zero, "v": zero, "e": money(value.equivalent),
-            "mf": money(value.equivalent), "uv": money(value.unexecuted)}
+    return {
+        "eb": money(value.equivalent),
+        "tb": money(value.equivalent),
+        "m": zero,
+        "n": zero,
+        "c": zero,
+        "v": zero,
+        "e": money(value.equivalent),
+        "mf": money(value.equivalent),
+        "uv": money(value.unexecuted),
+    }
 
 
 def book(pair: Pair, value: Book) -> Json:
     def levels(rows: list[BookLevel]) -> list[list[Any]]:
-        return [[amount(level.price, pair.pair_decimals), amount(level.volume, pair.lot_decimals),
-                 level.timestamp] for level in rows]
+        return [
+            [amount(level.price, pair.pair_decimals), amount(level.volume, pair.lot_decimals), level.timestamp]
+            for level in rows
+        ]
 
     return {"asks": levels(value.asks), "bids": levels(value.bids)}
 
 
 def public_trade(pair: Pair, value: PublicTrade) -> list[Any]:
-    return [amount(value.price, pair.pair_decimals), amount(value.volume, pair.lot_decimals),
-            value.time, "b" if value.side is Side.BUY else "s", "m" if value.market else "l",
-            "", value.trade_id]
+    return [
+        amount(value.price, pair.pair_decimals),
+        amount(value.volume, pair.lot_decimals),
+        value.time,
+        "b" if value.side is Side.BUY else "s",
+        "m" if value.market else "l",
+        "",
+        value.trade_id,
+    ]
 
 
 def nanoseconds(seconds: float) -> str:
@@ -296,8 +314,16 @@ def candle(pair: Pair, bar: Bar) -> list[Any]:
     def price(number: Decimal) -> str:
         return amount(number, pair.pair_decimals)
 
-    return [bar.time, price(bar.open), price(bar.high), price(bar.low), price(bar.close),
-            price(bar.vwap), amount(bar.volume, pair.lot_decimals), bar.count]
+    return [
+        bar.time,
+        price(bar.open),
+        price(bar.high),
+        price(bar.low),
+        price(bar.close),
+        price(bar.vwap),
+        amount(bar.volume, pair.lot_decimals),
+        bar.count,
+    ]
 
 
 def server_time(now: float) -> Json:

@@ -156,9 +156,7 @@ class _Subscriber:
     dropped: int = 0
 
     def start(self) -> None:
-        self.worker = asyncio.get_running_loop().create_task(
-            self._run(), name=f"bus-subscriber-{self.id}"
-        )
+        self.worker = asyncio.get_running_loop().create_task(self._run(), name=f"bus-subscriber-{self.id}")
 
     def offer(self, message: Message) -> bool | asyncio.Future[bool]:
         """Queue `message` now (True), discard it (False), or return a future that
@@ -228,7 +226,7 @@ class _Subscriber:
                 if worker is not None and worker.cancelling():
                     raise
                 self._record_failure(message)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a handler's failure is counted, never the bus's
                 self._record_failure(message)
             finally:
                 queue.task_done()
@@ -297,10 +295,7 @@ class MessageBus:
         """Deliver every later message on `topic` to `handler`, in publish order. One
         subscriber may take several topics; they share its queue and its ordering."""
         self._ensure_open("subscribe")
-        if not (
-            inspect.iscoroutinefunction(handler)
-            or inspect.iscoroutinefunction(getattr(handler, "__call__", None))
-        ):
+        if not (inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(type(handler).__call__)):
             raise TypeError(f"the handler for {subscriber_id!r} must be an async callable")
         subscriber = self._subscribers.get(subscriber_id)
         if subscriber is None:
@@ -313,9 +308,7 @@ class MessageBus:
             subscriber.start()
             self._subscribers[subscriber_id] = subscriber
         elif topic in subscriber.handlers:
-            raise ValueError(
-                f"{subscriber_id!r} already subscribes to {topic}; unsubscribe it first"
-            )
+            raise ValueError(f"{subscriber_id!r} already subscribes to {topic}; unsubscribe it first")
         subscriber.handlers[topic] = handler
         self._routes.setdefault(topic, {})[subscriber_id] = subscriber
 
@@ -351,9 +344,7 @@ class MessageBus:
             queued += await _wait_for_room(pending)
         return queued
 
-    async def get_history(
-        self, topic: MessageTopic | None = None, limit: int | None = None
-    ) -> list[Message]:
+    async def get_history(self, topic: MessageTopic | None = None, limit: int | None = None) -> list[Message]:
         """The most recent published messages (of `topic`, if given), oldest first."""
         if limit is not None and limit < 0:
             raise ValueError(f"limit must be zero or more, got {limit}")

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
+from core.decision.llm.parsing import ConflictAction, ConflictAnswer
 from core.domain.config import ConflictSettings
 from core.domain.errors import InputError
-from core.decision.llm.parsing import ConflictAction, ConflictAnswer
 from core.domain.models import (
     Action,
     Bias,
@@ -60,7 +60,10 @@ class ConflictInfo:
     @property
     def symbol(self) -> str:
         outputs: tuple[TradingDecisionOutput | TAOutput | RegimeOutput | MarketSnapshot | None, ...] = (
-            self.decision_output, self.ta_output, self.regime_output, self.snapshot,
+            self.decision_output,
+            self.ta_output,
+            self.regime_output,
+            self.snapshot,
         )
         for output in outputs:
             if output is not None:
@@ -131,9 +134,7 @@ def detect_conflicts(
         )
     if split or decision.consensus_strength < settings.min_consensus:
         votes = ", ".join(f"{n} {action}" for action, n in decision.votes.items())
-        found.append(
-            (ConflictType.LOW_CONSENSUS, f"split vote ({votes}), consensus {decision.consensus_strength:.0%}")
-        )
+        found.append((ConflictType.LOW_CONSENSUS, f"split vote ({votes}), consensus {decision.consensus_strength:.0%}"))
     return found
 
 
@@ -180,9 +181,7 @@ def clamp_resolution(
         size = Decimal(1)
     else:
         size, stop = Decimal(0), None
-    return ConflictResolution(
-        answer.action, answer.confidence, answer.reasoning, size, stop, model, tuple(notes)
-    )
+    return ConflictResolution(answer.action, answer.confidence, answer.reasoning, size, stop, model, tuple(notes))
 
 
 def conflict_prompt(info: ConflictInfo) -> str:

@@ -42,7 +42,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from core.decision.agents import (
     RegimeDetectionAgent,
@@ -51,8 +51,6 @@ from core.decision.agents import (
     create_trade_proposal,
 )
 from core.decision.bus import MessageBus, MessagePriority, MessageTopic, create_message
-from core.domain.clock import Clock, SystemClock
-from core.domain.config import CoordinatorConfig, RiskSettings
 from core.decision.conflicts import (
     ConflictInfo,
     ConflictResolution,
@@ -62,11 +60,15 @@ from core.decision.conflicts import (
     detect_conflicts,
     price_only_snapshot,
 )
-from core.domain.errors import ConfigError, TaskTimeoutError
 from core.decision.llm.factory import ModelSet
 from core.decision.llm.interface import LanguageModel, ModelContext
 from core.decision.llm.offline import OfflineConflictResolver
 from core.decision.llm.parsing import ConflictAction, ask
+from core.decision.recorder import BusRecorder
+from core.decision.risk import RiskManagementEngine
+from core.domain.clock import Clock, SystemClock
+from core.domain.config import CoordinatorConfig, RiskSettings
+from core.domain.errors import ConfigError, TaskTimeoutError
 from core.domain.models import (
     ExecutionResult,
     MarketSnapshot,
@@ -78,8 +80,6 @@ from core.domain.models import (
     TradingDecisionOutput,
     VerdictStatus,
 )
-from core.decision.recorder import BusRecorder
-from core.decision.risk import RiskManagementEngine
 from core.domain.serialize import to_jsonable
 from core.storage.store import Store
 
@@ -231,9 +231,7 @@ class CoordinatorAgent:
             for task in TaskName
             if task.value in self._config.scheduled
         ]
-        await self._publish(
-            MessageTopic.SYSTEM_EVENTS, {"event": "started", "symbols": self._config.symbols}, None
-        )
+        await self._publish(MessageTopic.SYSTEM_EVENTS, {"event": "started", "symbols": self._config.symbols}, None)
 
     async def stop(self) -> None:
         """Let running tasks finish (an execution is never cut short), end the schedule,
@@ -272,10 +270,14 @@ class CoordinatorAgent:
             return await self._run(task, symbol, correlation_id, manual=None)
         except TaskTimeoutError as exc:
             return TaskResult(task, symbol, correlation_id, TaskStatus.TIMED_OUT, level=self._level, note=str(exc))
-        except Exception as exc:  # noqa: BLE001 - a scheduled task's failure is recorded, never fatal
+        except Exception as exc:
             log.exception("coordinator task %s for %s failed", task, symbol)
             return TaskResult(
-                task, symbol, correlation_id, TaskStatus.FAILED, level=self._level,
+                task,
+                symbol,
+                correlation_id,
+                TaskStatus.FAILED,
+                level=self._level,
                 note=f"{type(exc).__name__}: {exc}",
             )
 
@@ -286,9 +288,7 @@ class CoordinatorAgent:
 
         Unlike a scheduled task, a failure is raised (after it counts towards degradation).
         """
-        return await self._run(
-            TaskName.TRADING_DECISION, symbol, correlation_id or new_correlation_id(), manual=manual
-        )
+        return await self._run(TaskName.TRADING_DECISION, symbol, correlation_id or new_correlation_id(), manual=manual)
 
     async def run_all(self, symbols: list[str], task: TaskName = TaskName.TRADING_DECISION) -> list[TaskResult]:
         """One task for many symbols at once."""
@@ -383,9 +383,7 @@ class CoordinatorAgent:
             priority=MessagePriority.NORMAL if verdict.is_approved() else MessagePriority.HIGH,
         )
 
-    async def _vote(
-        self, result: TaskResult, snapshot: MarketSnapshot, ta: TAOutput, regime: RegimeOutput
-    ) -> None:
+    async def _vote(self, result: TaskResult, snapshot: MarketSnapshot, ta: TAOutput, regime: RegimeOutput) -> None:
         cid = result.correlation_id
         decision = result.decision = await self._decision.process(snapshot, ta, regime)
         await self._publish(MessageTopic.TRADING_SIGNALS, to_jsonable(decision), cid, source="trading_decision")
@@ -496,7 +494,10 @@ class CoordinatorAgent:
             priority=MessagePriority.HIGH,
         )
         log.info(
-            "conflict %s on %s resolved: %s (%s)", info.conflict_type, info.symbol, resolution.action,
+            "conflict %s on %s resolved: %s (%s)",
+            info.conflict_type,
+            info.symbol,
+            resolution.action,
             resolution.reasoning,
         )
         return resolution
@@ -543,9 +544,7 @@ class CoordinatorAgent:
                 MessageTopic.SYSTEM_EVENTS,
                 {"event": "degradation", "from": before, "to": self._level, "after": what},
                 None,
-                priority=MessagePriority.URGENT
-                if self._level is DegradationLevel.HALTED
-                else MessagePriority.HIGH,
+                priority=MessagePriority.URGENT if self._level is DegradationLevel.HALTED else MessagePriority.HIGH,
             )
 
     # plumbing
@@ -569,7 +568,11 @@ class CoordinatorAgent:
             await recorder.attach(self._message_bus)
         await self._message_bus.publish(
             create_message(
-                topic, source, to_jsonable(payload), priority=priority, correlation_id=correlation_id,
+                topic,
+                source,
+                to_jsonable(payload),
+                priority=priority,
+                correlation_id=correlation_id,
                 clock=self._clock,
             )
         )
@@ -584,4 +587,3 @@ def _parse_config(config: CoordinatorConfig | Mapping[str, Any] | None) -> Coord
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"invalid coordinator setting {where}: {first['msg']}") from exc
-

@@ -118,10 +118,7 @@ def macd(values: Sequence[Decimal], fast: int = 12, slow: int = 26, signal: int 
 
 def true_ranges(candles: Sequence[Candle]) -> list[Decimal]:
     """True range of each candle after the first (each needs the previous close)."""
-    return [
-        max(c.high - c.low, abs(c.high - prev.close), abs(c.low - prev.close))
-        for prev, c in pairwise(candles)
-    ]
+    return [max(c.high - c.low, abs(c.high - prev.close), abs(c.low - prev.close)) for prev, c in pairwise(candles)]
 
 
 def atr(candles: Sequence[Candle], period: int = 14) -> list[Decimal]:
@@ -194,9 +191,7 @@ def adx(candles: Sequence[Candle], period: int = 14) -> DirectionalIndex:
         dx.append(_HUNDRED * abs(pdi - mdi) / (pdi + mdi) if pdi + mdi else _ZERO)
     adx_line = _wilder_raw(dx, period)
     skip = len(dx) - len(adx_line)
-    return DirectionalIndex(
-        _rounded_all(adx_line), _rounded_all(plus_di[skip:]), _rounded_all(minus_di[skip:])
-    )
+    return DirectionalIndex(_rounded_all(adx_line), _rounded_all(plus_di[skip:]), _rounded_all(minus_di[skip:]))
 
 
 def choppiness(candles: Sequence[Candle], period: int = 14) -> list[Decimal]:
@@ -237,9 +232,7 @@ def swing_points(candles: Sequence[Candle], window: int = 2) -> tuple[list[Decim
     return lows, highs
 
 
-def support_resistance(
-    candles: Sequence[Candle], price: Decimal, lookback: int = 60, window: int = 2
-) -> Levels:
+def support_resistance(candles: Sequence[Candle], price: Decimal, lookback: int = 60, window: int = 2) -> Levels:
     """The nearest swing low below `price` and the nearest swing high above it, among
     the last `lookback` candles; None where the price has no swing point on that side."""
     lows, highs = swing_points(candles[-lookback:], window)

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from core.decision.agents.technical_analysis import INDICATOR_WINDOW
 from core.domain.clock import Clock
-from core.exchange import KrakenClient
 from core.domain.models import MarketSnapshot
+from core.exchange import KrakenClient
 
 DEFAULT_INTERVALS: tuple[int, ...] = (60, 240)
 HISTORY_CANDLES = INDICATOR_WINDOW + 1

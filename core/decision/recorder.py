@@ -44,15 +44,19 @@ class BusRecorder:
     def _output(self, message: Message, agent: str) -> None:
         if message.correlation_id is not None:
             self._store.add_agent_output(
-                message.correlation_id, agent=agent, symbol=message.payload["symbol"],
-                payload=message.payload, created_at=message.timestamp,
+                message.correlation_id,
+                agent=agent,
+                symbol=message.payload["symbol"],
+                payload=message.payload,
+                created_at=message.timestamp,
             )
 
     async def _votes(self, message: Message) -> None:
         if message.correlation_id is None:
             return
         self._store.add_votes(
-            message.correlation_id, symbol=message.payload["symbol"],
+            message.correlation_id,
+            symbol=message.payload["symbol"],
             decisions=[_decision(raw) for raw in message.payload["model_decisions"]],
             created_at=message.timestamp,
         )
@@ -62,15 +66,23 @@ class BusRecorder:
         event = message.payload.get("event")
         if event == "verdict" and message.correlation_id is not None:
             self._store.add_agent_output(
-                message.correlation_id, agent="risk", symbol=payload["proposal"]["symbol"],
-                payload=payload, created_at=message.timestamp,
+                message.correlation_id,
+                agent="risk",
+                symbol=payload["proposal"]["symbol"],
+                payload=payload,
+                created_at=message.timestamp,
             )
         elif event == "conflict":
             resolution = payload["resolution"]
             self._store.add_conflict(
-                message.correlation_id, symbol=payload.pop("symbol"), conflict_type=payload.pop("conflict_type"),
-                resolution_action=resolution["action"], reasoning=resolution["reasoning"],
-                confidence=resolution["confidence"], payload=payload, timestamp=message.timestamp,
+                message.correlation_id,
+                symbol=payload.pop("symbol"),
+                conflict_type=payload.pop("conflict_type"),
+                resolution_action=resolution["action"],
+                reasoning=resolution["reasoning"],
+                confidence=resolution["confidence"],
+                payload=payload,
+                timestamp=message.timestamp,
             )
 
     async def _execution(self, message: Message) -> None:
@@ -83,7 +95,8 @@ class BusRecorder:
         if message.payload.get("event") == "degradation":
             payload = message.payload
             self._store.add_alert(
-                None, level="HIGH",
+                None,
+                level="HIGH",
                 message=f"degradation {payload['from']} -> {payload['to']} after {payload['after']}",
                 created_at=message.timestamp,
             )
@@ -95,7 +108,12 @@ def _decision(raw: dict[str, Any]) -> ModelDecision:
         return None if value is None else Decimal(str(value))
 
     return ModelDecision(
-        model=raw["model"], action=Action(raw["action"]), confidence=float(raw["confidence"]),
-        entry=money("entry"), stop_loss=money("stop_loss"), take_profit=money("take_profit"),
-        reasoning=raw.get("reasoning", ""), valid=bool(raw.get("valid", True)),
+        model=raw["model"],
+        action=Action(raw["action"]),
+        confidence=float(raw["confidence"]),
+        entry=money("entry"),
+        stop_loss=money("stop_loss"),
+        take_profit=money("take_profit"),
+        reasoning=raw.get("reasoning", ""),
+        valid=bool(raw.get("valid", True)),
     )

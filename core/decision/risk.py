@@ -61,9 +61,7 @@ class RiskManagementEngine:
         if p.stop_loss <= 0:
             problems.append(f"stop_loss: required, got {p.stop_loss}; every trade needs a stop above 0")
         elif (p.entry_price - p.stop_loss) * up <= 0:
-            problems.append(
-                f"stop_loss: {p.stop_loss} must be {loss_side} entry {p.entry_price} for a {p.side.value}"
-            )
+            problems.append(f"stop_loss: {p.stop_loss} must be {loss_side} entry {p.entry_price} for a {p.side.value}")
         if (p.take_profit - p.entry_price) * up <= 0:
             problems.append(
                 f"take_profit: {p.take_profit} must be {win_side} entry {p.entry_price} for a {p.side.value}"
@@ -86,9 +84,7 @@ class RiskManagementEngine:
         if p.confidence < min_confidence:
             problems.append(f"confidence: {p.confidence} is below the minimum {min_confidence} ({source})")
         if state.open_positions >= s.max_open_positions:
-            problems.append(
-                f"max_open_positions: {state.open_positions} open, the limit is {s.max_open_positions}"
-            )
+            problems.append(f"max_open_positions: {state.open_positions} open, the limit is {s.max_open_positions}")
         if state.equity <= 0:
             problems.append(f"equity: {state.equity} leaves nothing to risk")
             return problems
@@ -101,17 +97,25 @@ class RiskManagementEngine:
         """Losses that stop new entries until the period rolls over or the cooldown ends."""
         s = self.settings
         tripped = []
-        for name, pnl, limit in (("daily", state.daily_pnl, s.max_daily_loss_pct),
-                                 ("weekly", state.weekly_pnl, s.max_weekly_loss_pct)):
+        for name, pnl, limit in (
+            ("daily", state.daily_pnl, s.max_daily_loss_pct),
+            ("weekly", state.weekly_pnl, s.max_weekly_loss_pct),
+        ):
             if pnl < 0 and -pnl >= state.equity * limit:
                 tripped.append(
                     f"{name}_loss: {_num(-pnl)} lost, the breaker trips at {_pct(limit)} of equity "
                     f"({_num(state.equity * limit)})"
                 )
         if state.drawdown >= s.max_drawdown_pct:
-            tripped.append(f"drawdown: {_pct(state.drawdown)} from the peak, the breaker trips at {_pct(s.max_drawdown_pct)}")
-        if (state.consecutive_losses >= s.losing_streak and state.last_loss_at is not None
-                and state.now is not None and state.now - state.last_loss_at < s.cooldown_after_loss_s):
+            tripped.append(
+                f"drawdown: {_pct(state.drawdown)} from the peak, the breaker trips at {_pct(s.max_drawdown_pct)}"
+            )
+        if (
+            state.consecutive_losses >= s.losing_streak
+            and state.last_loss_at is not None
+            and state.now is not None
+            and state.now - state.last_loss_at < s.cooldown_after_loss_s
+        ):
             left = s.cooldown_after_loss_s - (state.now - state.last_loss_at)
             tripped.append(
                 f"cooldown: {state.consecutive_losses} losses in a row; no new entry for another {left:.0f} s"
@@ -137,9 +141,11 @@ class RiskManagementEngine:
             f"available_quote: {_num(state.available_quote)} x leverage {_num(p.leverage)} "
             f"at {_num(p.entry_price)}": state.available_quote * p.leverage / p.entry_price,
             **(
-                {f"available_base: a spot sell can sell only the {_num(state.available_base)} held":
-                 state.available_base}
-                if p.side is Side.SELL and p.leverage <= 1 and state.available_base is not None else {}
+                {
+                    f"available_base: a spot sell can sell only the {_num(state.available_base)} held": state.available_base
+                }
+                if p.side is Side.SELL and p.leverage <= 1 and state.available_base is not None
+                else {}
             ),
             f"max_total_exposure_pct: {_pct(s.max_total_exposure_pct)} of equity less {_num(state.total_exposure)} "
             f"already open": max(Decimal(0), state.equity * s.max_total_exposure_pct - state.total_exposure)
@@ -147,7 +153,8 @@ class RiskManagementEngine:
             f"max_correlated_exposure_pct: {_pct(s.max_correlated_exposure_pct)} of equity less "
             f"{_num(state.open_exposure)} open in the same asset": max(
                 Decimal(0), state.equity * s.max_correlated_exposure_pct - state.open_exposure
-            ) / p.entry_price,
+            )
+            / p.entry_price,
         }
         cap_reason, cap = min(caps.items(), key=lambda item: item[1])
         allowed, status = by_risk, VerdictStatus.APPROVED
@@ -157,14 +164,10 @@ class RiskManagementEngine:
         volume = allowed
         if p.volume is not None:
             if p.volume <= 0:
-                return RiskVerdict(
-                    VerdictStatus.REJECTED, [f"volume: requested {_num(p.volume)} must be above 0"], p
-                )
+                return RiskVerdict(VerdictStatus.REJECTED, [f"volume: requested {_num(p.volume)} must be above 0"], p)
             if p.volume > allowed:
                 status = VerdictStatus.REDUCED
-                notes.append(
-                    f"volume: requested {_num(p.volume)} is above the allowed {_num(allowed)}; reduced"
-                )
+                notes.append(f"volume: requested {_num(p.volume)} is above the allowed {_num(allowed)}; reduced")
             else:
                 volume, status = p.volume, VerdictStatus.APPROVED
                 notes.append(f"volume: requested {_num(p.volume)} is within the allowed {_num(allowed)}")

@@ -192,9 +192,7 @@ class SimulatorSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="TG_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="TG_", env_nested_delimiter="__", extra="forbid", frozen=True)
 
     db: Path | None = None
     data_dir: Path = Path.home() / ".local" / "share" / "tg"
@@ -262,9 +260,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 class _EnvOnly(Settings):
     """Settings read from TG_* variables alone, to layer them over the TOML file."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="TG_", env_nested_delimiter="__", extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="TG_", env_nested_delimiter="__", extra="ignore", frozen=True)
 
     def __init__(self) -> None:
         try:

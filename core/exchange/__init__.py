@@ -9,8 +9,8 @@ from core.exchange.wire import ExchangeOrder
 
 __all__ = [
     "AddOrderAck",
-    "ConditionalClose",
     "CallCosts",
+    "ConditionalClose",
     "Credentials",
     "ExchangeOrder",
     "KrakenClient",

@@ -29,16 +29,19 @@ from core.domain.errors import (
     TransientExchangeError,
     UnknownOrderError,
 )
+from core.domain.models import Candle, OrderType, Side, Ticker
 from core.exchange.call_costs import CallCosts, CostLedger
-from core.exchange.order_ages import OrderAges
-from core.exchange.retry import retrying
 from core.exchange.errors import (
     exception_for,
     exception_for_http_status,
     exception_for_malformed,
     exception_for_transport,
 )
+from core.exchange.order_ages import OrderAges
 from core.exchange.pairs import PairDirectory, PairInfo, pair_info
+from core.exchange.ratelimit import KrakenRateLimiter
+from core.exchange.ratelimit.kraken import OrderAction
+from core.exchange.retry import retrying
 from core.exchange.signing import KEY_ENV, KEY_FILE_ENV, SECRET_ENV, Credentials, NonceSource, sign
 from core.exchange.wire import (
     AddOrderResult,
@@ -51,9 +54,6 @@ from core.exchange.wire import (
     ServerTime,
     TickerEntry,
 )
-from core.domain.models import Candle, OrderType, Side, Ticker
-from core.exchange.ratelimit import KrakenRateLimiter
-from core.exchange.ratelimit.kraken import OrderAction
 
 OHLC_INTERVALS = frozenset({1, 5, 15, 30, 60, 240, 1440, 10080, 21600})
 QUERY_ORDERS_MAX_TXIDS = 50  # Kraken's limit per QueryOrders call
@@ -96,9 +96,7 @@ def _expect_shape(method: str) -> Iterator[None]:
 def _wire_decimal(value: Decimal, name: str) -> str:
     """Plain notation: Kraken refuses exponents such as 1E-8."""
     if not isinstance(value, Decimal):
-        raise TypeError(
-            f"{name} must be a Decimal, not {type(value).__name__}: money is never float"
-        )
+        raise TypeError(f"{name} must be a Decimal, not {type(value).__name__}: money is never float")
     if not value.is_finite():
         raise InputError(f"{name} must be a finite number, got {value}")
     return format(value, "f")
@@ -132,8 +130,16 @@ class ConditionalClose:
 
 
 TRADING_METHODS = frozenset(
-    {"AddOrder", "AddOrderBatch", "AmendOrder", "EditOrder", "CancelOrder", "CancelOrderBatch", "CancelAll",
-     "CancelAllOrdersAfter"}
+    {
+        "AddOrder",
+        "AddOrderBatch",
+        "AmendOrder",
+        "EditOrder",
+        "CancelOrder",
+        "CancelOrderBatch",
+        "CancelAll",
+        "CancelAllOrdersAfter",
+    }
 )
 
 
@@ -276,9 +282,7 @@ class KrakenClient:
         NONCE_RESENDS times: Kraken refuses such a request before acting on it, so even
         an AddOrder is safe to resend."""
         if not private:
-            return await self._send(
-                method_name, self._http.build_request("GET", path, params=params)
-            )
+            return await self._send(method_name, self._http.build_request("GET", path, params=params))
         credentials = self._credentials
         if credentials is None:
             raise ConfigError(
@@ -350,9 +354,7 @@ class KrakenClient:
         try:
             response = await self._http.send(request)
         except httpx.TransportError as exc:
-            raise exception_for_transport(
-                exc, method=method_name, timeout_s=self._timeout_s
-            ) from exc
+            raise exception_for_transport(exc, method=method_name, timeout_s=self._timeout_s) from exc
         try:
             return _result(method_name, response)
         except RateLimitExceededError:
@@ -369,9 +371,7 @@ class KrakenClient:
         *,
         charge: _TradingCharge | None = None,
     ) -> Any:
-        return await self._request(
-            method_name, f"/0/private/{method_name}", params, private=True, charge=charge
-        )
+        return await self._request(method_name, f"/0/private/{method_name}", params, private=True, charge=charge)
 
     async def server_time(self) -> int:
         result = await self._public("Time")
@@ -385,9 +385,7 @@ class KrakenClient:
                 with _expect_shape("AssetPairs"):
                     wire = _ASSET_PAIRS.validate_python(result)
                 infos = (pair_info(key, pair) for key, pair in wire.items())
-                self._directory = PairDirectory(
-                    {info.key: info for info in infos if info is not None}
-                )
+                self._directory = PairDirectory({info.key: info for info in infos if info is not None})
             return self._directory
 
     async def asset_pairs(self) -> dict[str, PairInfo]:
@@ -410,9 +408,7 @@ class KrakenClient:
     async def ohlc(self, symbol: str, interval: int = 60, since: int | None = None) -> list[Candle]:
         """Candles oldest first, as Kraken gives them: the last one is still forming."""
         if interval not in OHLC_INTERVALS:
-            raise InputError(
-                f"Kraken has no {interval}-minute candles; use one of {sorted(OHLC_INTERVALS)}"
-            )
+            raise InputError(f"Kraken has no {interval}-minute candles; use one of {sorted(OHLC_INTERVALS)}")
         pair = await self.resolve_pair(symbol)
         params = {"pair": pair.altname, "interval": str(interval)}
         if since is not None:
@@ -483,9 +479,7 @@ class KrakenClient:
             self._orders.placed(pair.key, ack.txid[0], cl_ord_id)
         return AddOrderAck(txid=ack.txid[0] if ack.txid else "", description=ack.descr.order)
 
-    async def query_orders(
-        self, txids: Sequence[str], *, trades: bool = False
-    ) -> dict[str, ExchangeOrder]:
+    async def query_orders(self, txids: Sequence[str], *, trades: bool = False) -> dict[str, ExchangeOrder]:
         """The orders the exchange knows among `txids`, asked QUERY_ORDERS_MAX_TXIDS at a time.
 
         Kraken refuses a whole batch when one txid is unknown; the batch is then asked
@@ -588,9 +582,7 @@ def _check_order_arguments(
     if order_type is OrderType.MARKET and price is not None:
         raise InputError("a market order takes no price; use a limit order to bound the price")
     if order_type is not OrderType.MARKET and price is None:
-        raise InputError(
-            f"a {order_type.value} order needs a price (the limit price, or the trigger price)"
-        )
+        raise InputError(f"a {order_type.value} order needs a price (the limit price, or the trigger price)")
     needs_price2 = order_type in _ORDER_TYPES_WITH_PRICE2
     if needs_price2 and price2 is None:
         raise InputError(f"a {order_type.value} order needs price2, its limit price")

@@ -68,12 +68,8 @@ _KRAKEN_ERRORS: dict[str, _Mapping] = {
         InvalidNonceError,
         "another client may be using the same API key; give each process its own key",
     ),
-    "EAPI:Rate limit exceeded": _Mapping(
-        RateLimitExceededError, "wait before sending more requests"
-    ),
-    "EGeneral:Too many requests": _Mapping(
-        RateLimitExceededError, "wait before sending more requests"
-    ),
+    "EAPI:Rate limit exceeded": _Mapping(RateLimitExceededError, "wait before sending more requests"),
+    "EGeneral:Too many requests": _Mapping(RateLimitExceededError, "wait before sending more requests"),
     "EOrder:Rate limit exceeded": _Mapping(
         OrderRateLimitExceededError, "wait before placing or cancelling more orders on this pair"
     ),
@@ -84,15 +80,9 @@ _KRAKEN_ERRORS: dict[str, _Mapping] = {
     "EService:Busy": _Mapping(ServiceBusyError, "retry after a short wait"),
     "EService:Unavailable": _Mapping(ServiceUnavailableError, "retry after a wait"),
     "EGeneral:Internal error": _Mapping(ExchangeInternalError, "retry after a wait"),
-    "EGeneral:Unknown method": _Mapping(
-        UnknownMethodError, "check the base URL points at Kraken's REST API"
-    ),
-    "EQuery:Unknown asset pair": _Mapping(
-        UnknownAssetPairError, "name a pair Kraken lists (see AssetPairs)"
-    ),
-    "EOrder:Insufficient funds": _Mapping(
-        InsufficientFundsError, "reduce the volume or fund the account"
-    ),
+    "EGeneral:Unknown method": _Mapping(UnknownMethodError, "check the base URL points at Kraken's REST API"),
+    "EQuery:Unknown asset pair": _Mapping(UnknownAssetPairError, "name a pair Kraken lists (see AssetPairs)"),
+    "EOrder:Insufficient funds": _Mapping(InsufficientFundsError, "reduce the volume or fund the account"),
     "EOrder:Unknown order": _Mapping(UnknownOrderError, "check the txid or client order id"),
     "EOrder:Invalid order": _Mapping(InvalidOrderError, "check the order's type, prices and flags"),
     "EOrder:Duplicate order": _Mapping(
@@ -126,22 +116,17 @@ def exception_for(error: str, *, method: str) -> ExchangeError:
         return ExchangeInternalError(
             f"Kraken answered {error} to {method}; {_LOOK_BEFORE_RESENDING}", kraken_error=error
         )
-    return mapping.error_class(
-        f"Kraken answered {error} to {method}; {mapping.advice}", kraken_error=error
-    )
+    return mapping.error_class(f"Kraken answered {error} to {method}; {mapping.advice}", kraken_error=error)
 
 
-def exception_for_transport(
-    exc: httpx.TransportError, *, method: str, timeout_s: float
-) -> AmbiguousExchangeError:
+def exception_for_transport(exc: httpx.TransportError, *, method: str, timeout_s: float) -> AmbiguousExchangeError:
     """The exception for a request that got no answer at all."""
     if isinstance(exc, httpx.TimeoutException):
         return ExchangeTimeoutError(
             f"Kraken did not answer {method} within {timeout_s:g}s; {_advice_when_unsure(method)}"
         )
     return ConnectionLostError(
-        f"the connection to Kraken failed during {method} ({type(exc).__name__}); "
-        f"{_advice_when_unsure(method)}"
+        f"the connection to Kraken failed during {method} ({type(exc).__name__}); {_advice_when_unsure(method)}"
     )
 
 
@@ -149,24 +134,19 @@ def exception_for_http_status(status_code: int, *, method: str, is_json: bool) -
     """The exception for an HTTP error answer, or a body that is not Kraken's JSON,
     when it carries no Kraken error string."""
     if status_code == 429:
-        return RateLimitExceededError(
-            f"Kraken answered HTTP 429 to {method}; wait before sending more requests"
-        )
+        return RateLimitExceededError(f"Kraken answered HTTP 429 to {method}; wait before sending more requests")
     if 400 <= status_code < 500:
         return PermanentExchangeError(
             f"Kraken answered HTTP {status_code} to {method}; check the base URL and the request"
         )
     what = f"HTTP {status_code}" + ("" if is_json else " with a non-JSON body (an error page)")
-    return ExchangeInternalError(
-        f"Kraken answered {what} to {method}; {_advice_when_unsure(method)}"
-    )
+    return ExchangeInternalError(f"Kraken answered {what} to {method}; {_advice_when_unsure(method)}")
 
 
 def exception_for_malformed(detail: str, *, method: str) -> ExchangeInternalError:
     """The exception for an answer that parsed but did not have Kraken's shape."""
     return ExchangeInternalError(
-        f"Kraken's answer to {method} did not have the expected shape ({detail}); "
-        f"{_advice_when_unsure(method)}"
+        f"Kraken's answer to {method} did not have the expected shape ({detail}); {_advice_when_unsure(method)}"
     )
 
 

@@ -99,9 +99,7 @@ class PairDirectory:
         if found is not None:
             return found
         suggestions = self._suggest(wanted)
-        raise InputError(
-            f"unknown symbol {wanted}: Kraken lists no such pair; try one of {suggestions}"
-        )
+        raise InputError(f"unknown symbol {wanted}: Kraken lists no such pair; try one of {suggestions}")
 
     def _suggest(self, wanted: str) -> str:
         symbols = sorted({info.symbol for info in self.pairs.values()})

@@ -29,8 +29,9 @@ class SandboxControl:
     """tg's client of the control plane. `token` (None: TG_SANDBOX_TOKEN, if set) is
     sent as a bearer token; a sandbox without one ignores it."""
 
-    def __init__(self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None,
-                 token: str | None = None) -> None:
+    def __init__(
+        self, base_url: str, *, transport: httpx.AsyncBaseTransport | None = None, token: str | None = None
+    ) -> None:
         token = token or os.environ.get(TOKEN_ENV) or None
         headers = {MARKER_HEADER: "1"} | ({} if token is None else {"Authorization": f"Bearer {token}"})
         self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30.0, headers=headers)

@@ -44,9 +44,7 @@ class Credentials:
 
     def __post_init__(self) -> None:
         if not self.api_key or not self.api_secret:
-            raise ConfigError(
-                f"the Kraken API key or secret is empty; set {KEY_ENV} and {SECRET_ENV}"
-            )
+            raise ConfigError(f"the Kraken API key or secret is empty; set {KEY_ENV} and {SECRET_ENV}")
         try:
             base64.b64decode(self.api_secret, validate=True)
         except binascii.Error as exc:
@@ -87,18 +85,14 @@ class Credentials:
             mode = stat.S_IMODE(path.stat().st_mode)
             if mode & ~0o600:
                 raise ConfigError(
-                    f"key file {path} has mode {mode:04o}, readable beyond its owner; "
-                    f"run `chmod 600 {path}`"
+                    f"key file {path} has mode {mode:04o}, readable beyond its owner; run `chmod 600 {path}`"
                 )
             lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
         except OSError as exc:
-            raise ConfigError(
-                f"cannot read key file {path} ({KEY_FILE_ENV}): {exc.strerror}"
-            ) from exc
+            raise ConfigError(f"cannot read key file {path} ({KEY_FILE_ENV}): {exc.strerror}") from exc
         if len(lines) != 2:
             raise ConfigError(
-                f"key file {path} must hold exactly two lines, the API key then the secret; "
-                f"it holds {len(lines)}"
+                f"key file {path} must hold exactly two lines, the API key then the secret; it holds {len(lines)}"
             )
         return cls(api_key=lines[0], api_secret=lines[1])
 

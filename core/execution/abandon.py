@@ -64,8 +64,10 @@ def abandon(store: Store, *, reason: str, now: float) -> Abandoned:
             position.realized_pnl = 0 * position.size
             store.upsert_position(position)
             store.add_alert(
-                position.run_id, level=AlertLevel.HIGH,
-                message=f"position {position.id} abandoned: {reason}; its P&L is unknown", created_at=now,
+                position.run_id,
+                level=AlertLevel.HIGH,
+                message=f"position {position.id} abandoned: {reason}; its P&L is unknown",
+                created_at=now,
             )
         store.clear_holding_baselines()
     return found

@@ -26,10 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from core.exchange import ExchangeOrder, PairInfo
-from core.exchange.account import ExchangeTruth
 from core.domain.models import Order, OrderRole, OrderStatus, PositionSide, PositionStatus
 from core.domain.ownership import OrderNamespace
+from core.exchange import ExchangeOrder, PairInfo
+from core.exchange.account import ExchangeTruth
 from core.storage.store import Store
 
 INVARIANTS = (
@@ -136,9 +136,13 @@ def check_invariants(
 
     for position in open_positions:
         cover = sum(
-            (_remaining(truth.orders[o.external_id]) for o in store.orders(position_id=position.id)
-             if o.role is OrderRole.STOP_LOSS and o.external_id in truth.orders
-             and truth.orders[o.external_id].status in _LIVE),
+            (
+                _remaining(truth.orders[o.external_id])
+                for o in store.orders(position_id=position.id)
+                if o.role is OrderRole.STOP_LOSS
+                and o.external_id in truth.orders
+                and truth.orders[o.external_id].status in _LIVE
+            ),
             Decimal(0),
         )
         if cover < position.size:
@@ -170,7 +174,9 @@ def check_invariants(
         if record is None:
             report.add("recorded", f"{order.txid} ({order.description}) is tg's but not in the database")
         elif record.status is not OrderStatus(order.status):
-            report.add("recorded", f"{order.txid}: the database says {record.status.value}, the exchange {order.status}")
+            report.add(
+                "recorded", f"{order.txid}: the database says {record.status.value}, the exchange {order.status}"
+            )
 
     if before is not None:
         _foreign_untouched(report, shares, truth, before, pairs)
@@ -178,7 +184,10 @@ def check_invariants(
 
 
 def _foreign_untouched(
-    report: InvariantReport, shares: _Shares, truth: ExchangeTruth, before: ExchangeTruth,
+    report: InvariantReport,
+    shares: _Shares,
+    truth: ExchangeTruth,
+    before: ExchangeTruth,
     pairs: Mapping[str, PairInfo],
 ) -> None:
     for txid, was in before.orders.items():

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 
 from core.domain.clock import Clock, SystemClock

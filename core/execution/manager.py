@@ -27,7 +27,6 @@ from core.domain.errors import (
     StorageError,
     TransientExchangeError,
 )
-from core.exchange import CallCosts, ConditionalClose, KrakenClient, PairInfo
 from core.domain.models import (
     AlertLevel,
     ExecutionResult,
@@ -39,6 +38,7 @@ from core.domain.models import (
     Position,
     TradeProposal,
 )
+from core.exchange import CallCosts, ConditionalClose, KrakenClient, PairInfo
 from core.execution.placement import PROTECTION_WRITE_WAIT_S, Attempts, OrderPlacer, Recorder, apply_exchange_state
 from core.execution.positions import PositionTracker
 from core.execution.spool import PendingWrites
@@ -95,9 +95,7 @@ class _Execution:
         pair = await m._client.resolve_pair(proposal.symbol)
         volume = pair.round_volume(proposal.volume)
         if volume < pair.ordermin:
-            return _failed(
-                f"volume {proposal.volume} rounds to {volume}, below the pair's minimum {pair.ordermin}"
-            )
+            return _failed(f"volume {proposal.volume} rounds to {volume}, below the pair's minimum {pair.ordermin}")
         entry = self._new_order(proposal, OrderRole.ENTRY, OrderType.MARKET, volume, None, pair)
         entry.side = proposal.side
         entry.stop_level = pair.round_price(proposal.stop_loss)
@@ -115,16 +113,22 @@ class _Execution:
             return _failed(f"entry order not placed: {exc}", orders=[entry])
         except AmbiguousExchangeError as exc:
             if not await self._placer.confirm(entry):
-                return self._unknown(entry, (
-                    f"entry order outcome unknown ({exc}): the exchange may hold it under client order id "
-                    f"{entry.client_order_id}; `tg reconcile` protects it if it filled"
-                ))
+                return self._unknown(
+                    entry,
+                    (
+                        f"entry order outcome unknown ({exc}): the exchange may hold it under client order id "
+                        f"{entry.client_order_id}; `tg reconcile` protects it if it filled"
+                    ),
+                )
         else:
             if not await self._placer.confirm(entry):
-                return self._unknown(entry, (
-                    f"order not found after placement: {entry.external_id} was acknowledged "
-                    "but QueryOrders does not show it; kept for reconciliation (tg reconcile)"
-                ))
+                return self._unknown(
+                    entry,
+                    (
+                        f"order not found after placement: {entry.external_id} was acknowledged "
+                        "but QueryOrders does not show it; kept for reconciliation (tg reconcile)"
+                    ),
+                )
         if entry.filled_volume <= 0:
             return ExecutionResult(success=True, status=ExecutionStatus.OPEN, orders=[entry])
         # Something filled: from here on storage may not hold protection up.
@@ -149,8 +153,12 @@ class _Execution:
                     "the entry's conditional close did not appear; placing a stop-loss order"
                 )
             stop = self._new_order(
-                proposal, OrderRole.STOP_LOSS, OrderType.STOP_LOSS, entry.filled_volume,
-                pair.round_price(proposal.stop_loss), pair,
+                proposal,
+                OrderRole.STOP_LOSS,
+                OrderType.STOP_LOSS,
+                entry.filled_volume,
+                pair.round_price(proposal.stop_loss),
+                pair,
             )
             stop.side = proposal.side.opposite
             orders.append(stop)
@@ -160,12 +168,16 @@ class _Execution:
                     raise InvalidOrderError(
                         f"stop-loss {stop.external_id or stop.client_order_id} is not live on the exchange"
                     )
-            except Exception as exc:  # any failure here leaves a naked position: flatten it, whatever it was
+            except Exception as exc:  # noqa: BLE001 - any failure here leaves a naked position: flatten it
                 return await self._flatten_unprotected(entry, stop, orders, exc, pair)
 
         target = self._new_order(
-            proposal, OrderRole.TAKE_PROFIT, OrderType.TAKE_PROFIT, entry.filled_volume,
-            pair.round_price(proposal.take_profit), pair,
+            proposal,
+            OrderRole.TAKE_PROFIT,
+            OrderType.TAKE_PROFIT,
+            entry.filled_volume,
+            pair.round_price(proposal.take_profit),
+            pair,
         )
         target.side = proposal.side.opposite
         alert: AlertLevel | None = None
@@ -195,8 +207,11 @@ class _Execution:
         entry.status = OrderStatus.UNKNOWN
         self._placer.recorder.order(entry)
         return ExecutionResult(
-            success=False, status=ExecutionStatus.UNKNOWN, orders=[entry],
-            alert_level=AlertLevel.HIGH, error_message=message,
+            success=False,
+            status=ExecutionStatus.UNKNOWN,
+            orders=[entry],
+            alert_level=AlertLevel.HIGH,
+            error_message=message,
         )
 
     def _new_order(
@@ -232,9 +247,15 @@ class _Execution:
         stops = []
         for index, child in enumerate(found):
             stop = Order(
-                client_order_id=f"{entry.client_order_id}-close-{index}", symbol=entry.symbol,
-                side=entry.side.opposite, order_type=OrderType(child.ordertype), volume=child.volume,
-                role=OrderRole.STOP_LOSS, price=child.price, external_id=child.txid, run_id=m._run_id,
+                client_order_id=f"{entry.client_order_id}-close-{index}",
+                symbol=entry.symbol,
+                side=entry.side.opposite,
+                order_type=OrderType(child.ordertype),
+                volume=child.volume,
+                role=OrderRole.STOP_LOSS,
+                price=child.price,
+                external_id=child.txid,
+                run_id=m._run_id,
                 created_at=m._clock.time(),
             )
             apply_exchange_state(stop, child, m._clock.time())
@@ -249,7 +270,12 @@ class _Execution:
             self._attempts.warnings.append(f"could not cancel the unfilled remainder of the entry: {exc}")
 
     async def _flatten_unprotected(
-        self, entry: Order, stop: Order, orders: list[Order], cause: Exception, pair: PairInfo,
+        self,
+        entry: Order,
+        stop: Order,
+        orders: list[Order],
+        cause: Exception,
+        pair: PairInfo,
     ) -> ExecutionResult:
         """The stop could not be made live: a position without a stop must not exist, so
         close it. The stop is cancelled first, by client order id if its txid never came
@@ -288,8 +314,13 @@ class _Execution:
                 exits.append(close)
             sold = sum((o.filled_volume for o in exits), Decimal(0))
             if sold >= entry.filled_volume:
-                price = sum(((o.avg_fill_price or entry.avg_fill_price or Decimal(0)) * o.filled_volume for o in exits),
-                            Decimal(0)) / sold
+                price = (
+                    sum(
+                        ((o.avg_fill_price or entry.avg_fill_price or Decimal(0)) * o.filled_volume for o in exits),
+                        Decimal(0),
+                    )
+                    / sold
+                )
                 m._tracker.close(position, price, orders)
             else:
                 message = (
@@ -323,13 +354,10 @@ def _call_warnings(calls: CallCosts) -> list[str]:
         )
     if calls.retries:
         warnings.append(
-            f"{calls.retries} exchange read(s) retried after transient errors, "
-            f"{calls.retry_wait_s:.1f} s of backoff"
+            f"{calls.retries} exchange read(s) retried after transient errors, {calls.retry_wait_s:.1f} s of backoff"
         )
     return warnings
 
 
 def _failed(message: str, orders: list[Order] | None = None) -> ExecutionResult:
-    return ExecutionResult(
-        success=False, status=ExecutionStatus.FAILED, orders=orders or [], error_message=message
-    )
+    return ExecutionResult(success=False, status=ExecutionStatus.FAILED, orders=orders or [], error_message=message)

@@ -32,7 +32,6 @@ from core.domain.clock import Clock
 from core.domain.config import ExecutionSettings
 from core.domain.errors import (
     AmbiguousExchangeError,
-    DatabaseWriteError,
     DuplicateOrderError,
     ExchangeError,
     InvalidOrderError,
@@ -41,9 +40,9 @@ from core.domain.errors import (
     TransientExchangeError,
     UnknownOrderError,
 )
+from core.domain.models import Order, OrderRole, OrderStatus, Position
 from core.exchange import ConditionalClose, ExchangeOrder, KrakenClient
 from core.exchange.retry import retrying
-from core.domain.models import Order, OrderRole, OrderStatus, Position
 from core.execution.spool import PendingWrites, spool_record
 from core.storage.store import Store
 
@@ -168,8 +167,13 @@ class OrderPlacer:
             with attempt:
                 try:
                     ack = await self._client.add_order(
-                        order.symbol, order.side, order.order_type, order.volume, order.price,
-                        cl_ord_id=order.client_order_id, close=close,
+                        order.symbol,
+                        order.side,
+                        order.order_type,
+                        order.volume,
+                        order.price,
+                        cl_ord_id=order.client_order_id,
+                        close=close,
                     )
                     order.external_id = ack.txid
                 except DuplicateOrderError:

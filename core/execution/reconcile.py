@@ -33,10 +33,8 @@ from decimal import Decimal
 from typing import Any
 
 from core.domain.clock import Clock
-from core.execution.leases import LeaseKeeper, asset_lease
 from core.domain.config import ExecutionSettings
 from core.domain.errors import DuplicateOrderError, ExchangeError, InputError, PermanentExchangeError, StorageError
-from core.exchange import ExchangeOrder, KrakenClient, PairInfo
 from core.domain.models import (
     Order,
     OrderRole,
@@ -48,7 +46,16 @@ from core.domain.models import (
     Side,
 )
 from core.domain.ownership import OrderNamespace, role_of
-from core.execution.placement import STOP_DISTANCE, TARGET_DISTANCE, Attempts, OrderPlacer, Recorder, apply_exchange_state
+from core.exchange import ExchangeOrder, KrakenClient, PairInfo
+from core.execution.leases import LeaseKeeper, asset_lease
+from core.execution.placement import (
+    STOP_DISTANCE,
+    TARGET_DISTANCE,
+    Attempts,
+    OrderPlacer,
+    Recorder,
+    apply_exchange_state,
+)
 from core.execution.positions import PositionTracker
 from core.execution.spool import PendingWrites
 from core.storage.store import HoldingBaseline, Store
@@ -216,7 +223,8 @@ class _Pass:
             ledger = self._ledger()
             view = await self._observe(ledger)
             late = {
-                asset: pairs for asset, pairs in (await self._traded_assets(ledger, view)).items()
+                asset: pairs
+                for asset, pairs in (await self._traded_assets(ledger, view)).items()
                 if asset not in self.leased_assets and asset not in self.skipped_assets
             }
             if late and o._leases is not None:  # tg's orders the database lacks, of other assets
@@ -225,8 +233,14 @@ class _Pass:
                 if newly:
                     ledger = self._ledger()
                     view = await self._observe(ledger)
-            ledger.drop({p.symbol for a, pairs in (await self._traded_assets(ledger, view)).items()
-                         if a in self.skipped_assets for p in pairs})
+            ledger.drop(
+                {
+                    p.symbol
+                    for a, pairs in (await self._traded_assets(ledger, view)).items()
+                    if a in self.skipped_assets
+                    for p in pairs
+                }
+            )
             await self._reconcile(ledger, view)
         finally:
             if o._leases is not None:
@@ -262,12 +276,17 @@ class _Pass:
                     positions.setdefault(position.id, position)
                 else:
                     positions.pop(position.id, None)
-        in_play = [o for o in orders.values() if not o.status.is_final or o.position_id in positions
-                   or (o.role is OrderRole.ENTRY and o.position_id is None and o.filled_volume > 0)]
+        in_play = [
+            o
+            for o in orders.values()
+            if not o.status.is_final
+            or o.position_id in positions
+            or (o.role is OrderRole.ENTRY and o.position_id is None and o.filled_volume > 0)
+        ]
         return _Ledger(sorted(in_play, key=lambda o: o.created_at), positions.values())
 
     async def _reconcile(self, ledger: _Ledger, view: _View) -> None:
-        o, report = self.o, self.report
+        report = self.report
         self._sync(ledger, view)
         await self._adopt_owned(ledger, view)
         self._note_foreign(ledger, view)
@@ -380,9 +399,12 @@ class _Pass:
 
     async def _adopt_owned(self, ledger: _Ledger, view: _View) -> None:
         candidates = [
-            f for f in view.orders.values()
-            if ledger.knows(f) is None and self.owns(f, view, ledger)
-            and f.txid not in self.spooled and f.cl_ord_id not in self.spooled
+            f
+            for f in view.orders.values()
+            if ledger.knows(f) is None
+            and self.owns(f, view, ledger)
+            and f.txid not in self.spooled
+            and f.cl_ord_id not in self.spooled
         ]
         if not candidates:
             return
@@ -426,7 +448,9 @@ class _Pass:
             apply_exchange_state(order, found, self.now)
             ledger.add(order)
             self._record(order)
-            self.report.changes.append(f"adopted tg's {order.role.value} {found.txid} the database lacked ({found.description})")
+            self.report.changes.append(
+                f"adopted tg's {order.role.value} {found.txid} the database lacked ({found.description})"
+            )
 
     def _note_foreign(self, ledger: _Ledger, view: _View) -> None:
         for found in view.orders.values():
@@ -497,8 +521,7 @@ class _Pass:
         if view is not None:
             pairs = await self._pairs_by_altname()
             symbols |= {
-                pairs[f.pair].symbol for f in view.orders.values()
-                if f.pair in pairs and self.owns(f, view, ledger)
+                pairs[f.pair].symbol for f in view.orders.values() if f.pair in pairs and self.owns(f, view, ledger)
             }
         assets: dict[str, list[PairInfo]] = {}
         for symbol in sorted(symbols):
@@ -610,13 +633,16 @@ class _Pass:
                 continue  # one of tg's orders may have traded unseen: nothing to measure against
             if asset in self.unsettled_assets or asset in self.quote_assets:
                 continue
-            if keeper is not None and asset not in self.leased_assets and not keeper.holds(
-                asset_lease(self.o._client.account, asset)
+            if (
+                keeper is not None
+                and asset not in self.leased_assets
+                and not keeper.holds(asset_lease(self.o._client.account, asset))
             ):
                 continue  # another process may be trading it: the balance may hold its fill
             held = view.balances.get(asset, Decimal(0))
             foreign_seen = {
-                f.txid: f.volume_executed for f in view.orders.values()
+                f.txid: f.volume_executed
+                for f in view.orders.values()
                 if self._trades(f, asset) and not self.owns(f, view, ledger)
             }
             baseline = HoldingBaseline(asset, held - self._tg_holding(ledger, pairs), self.now, foreign_seen)
@@ -634,9 +660,13 @@ class _Pass:
             if entry.role is not OrderRole.ENTRY or entry.position_id or entry.filled_volume <= 0:
                 continue
             protection = [
-                o for o in ledger.orders
-                if o.role is not OrderRole.ENTRY and o.position_id is None and o.symbol == entry.symbol
-                and o.side is not entry.side and (o.run_id == entry.run_id or o.run_id is None)
+                o
+                for o in ledger.orders
+                if o.role is not OrderRole.ENTRY
+                and o.position_id is None
+                and o.symbol == entry.symbol
+                and o.side is not entry.side
+                and (o.run_id == entry.run_id or o.run_id is None)
                 and (not o.status.is_final or o.filled_volume > 0)
             ]
             position = self.o._tracker.open_position(entry, protection)
@@ -665,7 +695,8 @@ class _Pass:
                 proposal = output["payload"].get("proposal") or {}
                 if proposal.get("stop_loss") and proposal.get("take_profit"):
                     return (
-                        Decimal(proposal["stop_loss"]), Decimal(proposal["take_profit"]),
+                        Decimal(proposal["stop_loss"]),
+                        Decimal(proposal["take_profit"]),
                         Decimal(proposal.get("entry_price") or proposal["stop_loss"]),
                     )
         return None
@@ -758,7 +789,9 @@ class _Pass:
         price = (await self.o._client.ticker(position.symbol)).last
         through = price <= position.stop_loss if position.side is PositionSide.LONG else price >= position.stop_loss
         if through:
-            await self._flatten(position, orders, f"the market {price} is already through its stop {position.stop_loss}")
+            await self._flatten(
+                position, orders, f"the market {price} is already through its stop {position.stop_loss}"
+            )
             return
         try:
             await self._replace(position, stops, OrderRole.STOP_LOSS)
@@ -776,8 +809,7 @@ class _Pass:
             await self._cancel(stale)
         self.report.changes.append(
             f"position {position.id}: placed {role.value} {order.external_id or order.client_order_id} "
-            f"for {order.volume} @ {price}"
-            + "".join(f", replacing {s.external_id or s.client_order_id}" for s in old)
+            f"for {order.volume} @ {price}" + "".join(f", replacing {s.external_id or s.client_order_id}" for s in old)
         )
 
     async def _retire_protection(self, orders: list[Order]) -> None:
@@ -789,9 +821,10 @@ class _Pass:
 
     def _close(self, position: Position, exits: list[Order], orders: list[Order]) -> None:
         sold = sum((o.filled_volume for o in exits), Decimal("0"))
-        exit_price = sum(
-            ((o.avg_fill_price or o.price or position.entry_price) * o.filled_volume for o in exits), Decimal("0")
-        ) / sold
+        exit_price = (
+            sum(((o.avg_fill_price or o.price or position.entry_price) * o.filled_volume for o in exits), Decimal("0"))
+            / sold
+        )
         self.o._tracker.close(position, exit_price, orders)
         self._record_position(position, [])
         how = " and ".join(sorted({o.role.value for o in exits}))
@@ -800,7 +833,8 @@ class _Pass:
             f"position {position.id} closed by its {how} at {exit_price:.2f}: P&L {position.realized_pnl:.2f} net of fees"
             + "".join(
                 f"; cancelled {o.role.value} {o.external_id or o.client_order_id}"
-                for o in cancelled if o.updated_at >= self.now
+                for o in cancelled
+                if o.updated_at >= self.now
             )
         )
 
@@ -890,9 +924,7 @@ def _remaining(position: Position, orders: list[Order]) -> Decimal:
     return bought - sum((o.filled_volume for o in orders if o.role is not OrderRole.ENTRY), Decimal("0"))
 
 
-def _assets_of(
-    pairs: dict[str, PairInfo], ledger: _Ledger, balances: dict[str, Decimal]
-) -> dict[str, list[PairInfo]]:
+def _assets_of(pairs: dict[str, PairInfo], ledger: _Ledger, balances: dict[str, Decimal]) -> dict[str, list[PairInfo]]:
     """The base assets the account holds or tg trades, with their pairs."""
     symbols = {p.symbol for p in ledger.open_positions()} | {o.symbol for o in ledger.orders}
     assets: dict[str, list[PairInfo]] = {}

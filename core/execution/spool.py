@@ -100,7 +100,9 @@ def _write(store: Store, orders: list[Order], position: Position | None) -> None
             position = None
         else:
             stored = store.get_position(position.id)
-            if stored is not None and not (stored.status is PositionStatus.OPEN and position.status is PositionStatus.CLOSED):
+            if stored is not None and not (
+                stored.status is PositionStatus.OPEN and position.status is PositionStatus.CLOSED
+            ):
                 position = None  # a position never reopens: the stored one is as new or newer
     if position is not None:
         store.record_protected_position(position, fresher)

@@ -107,10 +107,7 @@ class CandleSeries:
 
     def between(self, start: int | None = None, end: int | None = None) -> list[RecordedCandle]:
         """The candles opening in [start, end)."""
-        return [
-            c for c in self.candles
-            if (start is None or c.time >= start) and (end is None or c.time < end)
-        ]
+        return [c for c in self.candles if (start is None or c.time >= start) and (end is None or c.time < end)]
 
 
 @dataclass(frozen=True)
@@ -140,11 +137,7 @@ def parse_candles(lines: Iterable[str], *, interval_minutes: int, source: str = 
         raise InputError(
             f"--interval {interval_minutes} is not a Kraken candle interval; use one of {list(KRAKEN_INTERVALS)}"
         )
-    rows = [
-        _Row(number, cells)
-        for number, cells in _numbered_rows(lines)
-        if any(cell.strip() for cell in cells)
-    ]
+    rows = [_Row(number, cells) for number, cells in _numbered_rows(lines) if any(cell.strip() for cell in cells)]
     if not rows:
         raise InputError(f"{source} holds no rows; give a CSV of candles")
     header = _header(rows[0].cells)
@@ -254,8 +247,11 @@ def _columns(header: list[str], source: str) -> _Columns:
     volume = find("volume", "vol", "v")
     if volume is None:
         volume = next((i for i, name in enumerate(header) if name.startswith("volume")), None)
-    missing = [name for name, index in zip(("time", *_PRICE_COLUMNS, "volume"), (time, *prices, volume), strict=True)
-               if index is None]
+    missing = [
+        name
+        for name, index in zip(("time", *_PRICE_COLUMNS, "volume"), (time, *prices, volume), strict=True)
+        if index is None
+    ]
     if missing:
         raise InputError(
             f"{source}: the header names no {', '.join(missing)} column; a headed CSV needs a time "
@@ -268,10 +264,15 @@ def _columns(header: list[str], source: str) -> _Columns:
 
 def _kraken_row(row: _Row, problems: list[RowProblem]) -> RecordedCandle | None:
     if len(row.cells) not in (6, 7):
-        return _bad(row, problems, f"{len(row.cells)} columns; Kraken's OHLCVT rows have 7 "
-                                   "(timestamp, open, high, low, close, volume, trades)")
-    return _candle(row, row.cells[0], row.cells[1:5], row.cells[5],
-                   row.cells[6] if len(row.cells) == 7 else None, problems)
+        return _bad(
+            row,
+            problems,
+            f"{len(row.cells)} columns; Kraken's OHLCVT rows have 7 "
+            "(timestamp, open, high, low, close, volume, trades)",
+        )
+    return _candle(
+        row, row.cells[0], row.cells[1:5], row.cells[5], row.cells[6] if len(row.cells) == 7 else None, problems
+    )
 
 
 def _headed_row(row: _Row, columns: _Columns, problems: list[RowProblem]) -> RecordedCandle | None:
@@ -279,12 +280,17 @@ def _headed_row(row: _Row, columns: _Columns, problems: list[RowProblem]) -> Rec
         return _bad(row, problems, f"{len(row.cells)} columns; the header has {columns.width}")
     cells = row.cells
     trades = cells[columns.trades] if columns.trades is not None else None
-    return _candle(row, cells[columns.time], [cells[i] for i in columns.prices], cells[columns.volume],
-                   trades, problems)
+    return _candle(
+        row, cells[columns.time], [cells[i] for i in columns.prices], cells[columns.volume], trades, problems
+    )
 
 
 def _candle(
-    row: _Row, time_text: str, price_texts: list[str], volume_text: str, trades_text: str | None,
+    row: _Row,
+    time_text: str,
+    price_texts: list[str],
+    volume_text: str,
+    trades_text: str | None,
     problems: list[RowProblem],
 ) -> RecordedCandle | None:
     try:
@@ -312,9 +318,9 @@ def _candle(
         return None
     for name, price in (("open", open_), ("close", close)):
         if not low <= price <= high:
-            problems.append(RowProblem(
-                row.line, ProblemKind.OUTSIDE_RANGE, f"{name} {price} lies outside low {low} .. high {high}"
-            ))
+            problems.append(
+                RowProblem(row.line, ProblemKind.OUTSIDE_RANGE, f"{name} {price} lies outside low {low} .. high {high}")
+            )
             return None
     return RecordedCandle(row.line, time, open_, high, low, close, volume, trades)
 
@@ -353,8 +359,7 @@ def _check_spacing(candles: list[RecordedCandle], interval_minutes: int, source:
     else:
         advice = "that is no Kraken candle interval; resample the file to one of " + str(list(KRAKEN_INTERVALS))
     raise InputError(
-        f"{source}: its candles are usually {usual} s apart, not the {interval_minutes} minutes "
-        f"of --interval; {advice}"
+        f"{source}: its candles are usually {usual} s apart, not the {interval_minutes} minutes of --interval; {advice}"
     )
 
 
@@ -363,24 +368,33 @@ def _ordered(candles: list[RecordedCandle], step: int, problems: list[RowProblem
     kept: list[RecordedCandle] = []
     for candle in candles:
         if candle.time % step:
-            problems.append(RowProblem(
-                candle.line, ProblemKind.OFF_GRID,
-                f"time {_iso(candle.time)} is not on the {step // 60}-minute grid",
-            ))
+            problems.append(
+                RowProblem(
+                    candle.line,
+                    ProblemKind.OFF_GRID,
+                    f"time {_iso(candle.time)} is not on the {step // 60}-minute grid",
+                )
+            )
             continue
         if kept and candle.time == kept[-1].time:
             same = _values(candle) == _values(kept[-1])
-            problems.append(RowProblem(
-                candle.line, ProblemKind.DUPLICATE,
-                f"{_iso(candle.time)} repeats line {kept[-1].line}"
-                + ("" if same else " with other values; the first is kept"),
-            ))
+            problems.append(
+                RowProblem(
+                    candle.line,
+                    ProblemKind.DUPLICATE,
+                    f"{_iso(candle.time)} repeats line {kept[-1].line}"
+                    + ("" if same else " with other values; the first is kept"),
+                )
+            )
             continue
         if kept and candle.time < kept[-1].time:
-            problems.append(RowProblem(
-                candle.line, ProblemKind.OUT_OF_ORDER,
-                f"{_iso(candle.time)} comes after {_iso(kept[-1].time)} (line {kept[-1].line})",
-            ))
+            problems.append(
+                RowProblem(
+                    candle.line,
+                    ProblemKind.OUT_OF_ORDER,
+                    f"{_iso(candle.time)} comes after {_iso(kept[-1].time)} (line {kept[-1].line})",
+                )
+            )
             continue
         kept.append(candle)
     return kept

@@ -6,10 +6,9 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from core.domain.errors import InputError
-from core.exchange import KrakenClient
 from core.domain.models import Side, TradeProposal
+from core.exchange import KrakenClient
 from core.execution.placement import STOP_DISTANCE, TARGET_DISTANCE
-
 
 
 def parse_side(text: str) -> Side:

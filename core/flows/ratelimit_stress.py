@@ -22,8 +22,8 @@ import httpx
 from core.domain.clock import Clock
 from core.domain.config import RateLimitSettings, Tier
 from core.domain.errors import ExchangeError, InputError, RateLimitExceededError
-from core.exchange import Credentials, KrakenClient, PairInfo
 from core.domain.models import OrderType, Side
+from core.exchange import Credentials, KrakenClient, PairInfo
 from core.exchange.ratelimit import KrakenRateLimiter, TokenBucketRateLimiter
 from core.exchange.ratelimit.kraken import CallMix
 
@@ -172,8 +172,9 @@ class _TokenBuckets:
 
 
 class _Stress:
-    def __init__(self, plan: StressPlan, client: KrakenClient, shaper: Shaper | None,
-                 on_request: Callable[[], None] | None) -> None:
+    def __init__(
+        self, plan: StressPlan, client: KrakenClient, shaper: Shaper | None, on_request: Callable[[], None] | None
+    ) -> None:
         self._plan = plan
         self._client = client
         self._shaper = shaper
@@ -256,8 +257,12 @@ async def run_stress(
     elif plan.limiter == "token-bucket":
         shaper = _TokenBuckets(limits, clock).acquire
     async with KrakenClient(
-        target.base_url, target.credentials, transport=target.transport, clock=clock,
-        retry_attempts=1, rate_limiter=kraken,
+        target.base_url,
+        target.credentials,
+        transport=target.transport,
+        clock=clock,
+        retry_attempts=1,
+        rate_limiter=kraken,
     ) as client:
         pair = await client.resolve_pair(SYMBOL)
         price = pair.round_price((await client.ticker(SYMBOL)).bid * RESTING_DISCOUNT)
@@ -273,4 +278,3 @@ async def run_stress(
         allowed_rate=KrakenRateLimiter(plan.tier).allowed_rate(plan.mix),
         waits_s=tally.waits_s,
     )
-

@@ -40,15 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from core.decision.agents.technical_analysis import MIN_CANDLES
-from core.flows.candles import CandleSeries, RecordedCandle
-from core.domain.clock import Clock
-from core.domain.config import Settings
 from core.decision.coordinator import CoordinatorAgent, DegradationLevel, TaskName, TaskResult, TaskStatus
-from core.domain.errors import ExchangeError, InputError, TgError
-from core.exchange import Credentials, KrakenClient, PairInfo
-from core.execution.invariants import INVARIANTS, InvariantReport, check_invariants
 from core.decision.llm.factory import ModelSet, build_models
 from core.decision.market import DEFAULT_INTERVALS, HISTORY_CANDLES
+from core.decision.risk import RiskManagementEngine
+from core.domain.clock import Clock
+from core.domain.config import Settings
+from core.domain.errors import ExchangeError, InputError, TgError
 from core.domain.models import (
     Candle,
     Fill,
@@ -60,6 +58,14 @@ from core.domain.models import (
     PositionStatus,
     RiskVerdict,
 )
+from core.domain.serialize import to_jsonable
+from core.exchange import Credentials, KrakenClient, PairInfo
+from core.exchange.ratelimit import KrakenRateLimiter
+from core.exchange.sandbox_control import SandboxControl
+from core.execution.invariants import INVARIANTS, InvariantReport, check_invariants
+from core.execution.reconcile import Reconciler, ReconcileReport
+from core.execution.spool import PendingWrites
+from core.flows.candles import CandleSeries, RecordedCandle
 from core.flows.performance import (
     EquityPoint,
     Performance,
@@ -67,15 +73,9 @@ from core.flows.performance import (
     tally_rejections,
     tally_votes,
 )
-from core.exchange.ratelimit import KrakenRateLimiter
-from core.execution.reconcile import Reconciler, ReconcileReport
-from core.decision.risk import RiskManagementEngine
-from core.exchange.sandbox_control import SandboxControl
-from core.domain.serialize import to_jsonable
 from core.flows.simulation import SETTLE_S, Sandbox
-from core.execution.spool import PendingWrites
-from core.storage.store import Store
 from core.flows.trade_cycle import CycleReport, ExchangeVenue, new_run_id
+from core.storage.store import Store
 
 WARMUP_MINUTES = MIN_CANDLES * min(DEFAULT_INTERVALS)
 """History a decision needs: enough candles of the snapshot's shortest interval for the indicators."""
@@ -158,59 +158,61 @@ class ReplayResult:
         f = self.figures
         series = self.series
         candles = len(self.points) - 1
-        summary: dict[str, Any] = to_jsonable({
-            "run_id": self.run_id,
-            "kind": "replay",
-            "symbol": self.symbol,
-            "source": series.source,
-            "format": series.format,
-            "interval_minutes": series.interval_minutes,
-            "every": self.options.every,
-            "seed": self.options.seed,
-            "faults": list(self.options.faults),
-            "span": {
-                "start": _iso(f.start),
-                "end": _iso(f.end),
-                "candles": candles,
-                "warmup_candles": self.warmup_candles,
-                "decisions": len(self.decisions),
-            },
-            "data": _data_issues(series),
-            "strategy": f.strategy,
-            "buy_and_hold": f.buy_and_hold,
-            "trades": f.trades,
-            "fees": f.fees,
-            "time_in_market": f.time_in_market,
-            "decisions": dict(sorted(Counter(d.status for d in self.decisions).items())),
-            "degradation": {
-                level.value: n for level in DegradationLevel
-                if (n := sum(1 for d in self.decisions if d.level == level.value))
-            },
-            "decision_errors": [
-                {"time": _iso(d.time), "status": d.status, "note": d.note}
-                for d in self.decisions if d.status in ("ERROR", "CRASH")
-            ][:SHOWN_ISSUES],
-            "votes": self.votes,
-            "rejections": self.rejections,
-            "open_positions": self.open_positions,
-            "invariants": {
-                name: sum(1 for v in self.violations if v.invariant == name) for name in INVARIANTS
-            },
-            "invariant_checks": self.checks,
-            "exchange_errors": self.exchange_errors[:SHOWN_ISSUES],
-            "violations": [
-                {"invariant": v.invariant, "message": v.message, "time": _iso(v.time)}
-                for v in self.violations[:SHOWN_ISSUES]
-            ],
-            "injected": self.injected,
-            "ok": self.ok,
-            "equity_curve": [[p.time, p.equity, p.price] for p in sample_curve(self.points, CURVE_SAMPLES)],
-            "db_path": self.db_path,
-            "timing": {
-                "seconds": round(self.elapsed_s, 3),
-                "candles_per_second": round(candles / self.elapsed_s, 1) if self.elapsed_s > 0 else None,
-            },
-        })
+        summary: dict[str, Any] = to_jsonable(
+            {
+                "run_id": self.run_id,
+                "kind": "replay",
+                "symbol": self.symbol,
+                "source": series.source,
+                "format": series.format,
+                "interval_minutes": series.interval_minutes,
+                "every": self.options.every,
+                "seed": self.options.seed,
+                "faults": list(self.options.faults),
+                "span": {
+                    "start": _iso(f.start),
+                    "end": _iso(f.end),
+                    "candles": candles,
+                    "warmup_candles": self.warmup_candles,
+                    "decisions": len(self.decisions),
+                },
+                "data": _data_issues(series),
+                "strategy": f.strategy,
+                "buy_and_hold": f.buy_and_hold,
+                "trades": f.trades,
+                "fees": f.fees,
+                "time_in_market": f.time_in_market,
+                "decisions": dict(sorted(Counter(d.status for d in self.decisions).items())),
+                "degradation": {
+                    level.value: n
+                    for level in DegradationLevel
+                    if (n := sum(1 for d in self.decisions if d.level == level.value))
+                },
+                "decision_errors": [
+                    {"time": _iso(d.time), "status": d.status, "note": d.note}
+                    for d in self.decisions
+                    if d.status in ("ERROR", "CRASH")
+                ][:SHOWN_ISSUES],
+                "votes": self.votes,
+                "rejections": self.rejections,
+                "open_positions": self.open_positions,
+                "invariants": {name: sum(1 for v in self.violations if v.invariant == name) for name in INVARIANTS},
+                "invariant_checks": self.checks,
+                "exchange_errors": self.exchange_errors[:SHOWN_ISSUES],
+                "violations": [
+                    {"invariant": v.invariant, "message": v.message, "time": _iso(v.time)}
+                    for v in self.violations[:SHOWN_ISSUES]
+                ],
+                "injected": self.injected,
+                "ok": self.ok,
+                "equity_curve": [[p.time, p.equity, p.price] for p in sample_curve(self.points, CURVE_SAMPLES)],
+                "db_path": self.db_path,
+                "timing": {
+                    "seconds": round(self.elapsed_s, 3),
+                    "candles_per_second": round(candles / self.elapsed_s, 1) if self.elapsed_s > 0 else None,
+                },
+            }
+        )
         return summary
 
 
@@ -262,7 +264,13 @@ class PollingVenue(ExchangeVenue):
     the snapshot the agents see is the one a fresh read would give."""
 
     def __init__(
-        self, client: KrakenClient, store: Store, clock: Clock, settings: Settings, *, spool: PendingWrites,
+        self,
+        client: KrakenClient,
+        store: Store,
+        clock: Clock,
+        settings: Settings,
+        *,
+        spool: PendingWrites,
     ) -> None:
         super().__init__(client, store, clock, settings, spool=spool, reconcile=False)  # each step reconciles
         self._closed: dict[tuple[str, int], list[Candle]] = {}
@@ -322,7 +330,9 @@ class Replay:
         return chosen
 
     async def run(
-        self, series: CandleSeries, options: ReplayOptions,
+        self,
+        series: CandleSeries,
+        options: ReplayOptions,
         progress: Callable[[int, int], None] | None = None,
     ) -> ReplayResult:
         faults = self.faults_for(options.faults, options.seed)
@@ -331,14 +341,22 @@ class Replay:
         run_id = new_run_id()
         self._folder.mkdir(parents=True, exist_ok=True)
         db_path = replay_database(self._folder, run_id)
-        sandbox = self._open_sandbox(ReplayMarket(
-            options.symbol, series.interval_minutes, market, float(start), options.seed,
-            self._folder / f"{run_id}.sandbox.db",
-        ))
+        sandbox = self._open_sandbox(
+            ReplayMarket(
+                options.symbol,
+                series.interval_minutes,
+                market,
+                float(start),
+                options.seed,
+                self._folder / f"{run_id}.sandbox.db",
+            )
+        )
         limits = self._settings.kraken.rate_limit.model_copy(update={"tier": self._settings.simulator.tier})
         client = KrakenClient(
-            sandbox.base_url, Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
-            transport=sandbox.transport, clock=sandbox.clock,
+            sandbox.base_url,
+            Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
+            transport=sandbox.transport,
+            clock=sandbox.clock,
             rate_limiter=KrakenRateLimiter.from_settings(limits, clock=sandbox.clock),
         )
         control = SandboxControl(sandbox.base_url, transport=sandbox.transport)
@@ -349,24 +367,49 @@ class Replay:
                 await control.add_fault(fault)
             with Store.open(db_path) as store:
                 store.start_run(
-                    run_id, kind="replay", symbol=pair.symbol, started_at=time.time(),
-                    params={"source": series.source, "interval_minutes": series.interval_minutes,
-                            "every": options.every, "seed": options.seed, "faults": faults,
-                            "from": _iso(start), "to": _iso(end)},
+                    run_id,
+                    kind="replay",
+                    symbol=pair.symbol,
+                    started_at=time.time(),
+                    params={
+                        "source": series.source,
+                        "interval_minutes": series.interval_minutes,
+                        "every": options.every,
+                        "seed": options.seed,
+                        "faults": faults,
+                        "from": _iso(start),
+                        "to": _iso(end),
+                    },
                 )
                 run = _Run(
-                    run_id, self._settings, client, control, store, sandbox.clock, pair,
+                    run_id,
+                    self._settings,
+                    client,
+                    control,
+                    store,
+                    sandbox.clock,
+                    pair,
                     PendingWrites(db_path.with_suffix(".pending.jsonl")),
                 )
                 began = time.perf_counter()
                 await run.replay(self._models(), start, end, series.step, options.every, progress)
                 result = ReplayResult(
-                    run_id=run_id, symbol=pair.symbol, options=options, series=series, warmup_candles=warmup,
-                    points=run.points, figures=performance(run.points, *run.trading_record()),
-                    decisions=run.decisions, votes=tally_votes(run.votes), rejections=tally_rejections(run.verdicts),
-                    violations=run.violations, injected=await _injected(control),
-                    open_positions=run.open_positions(), db_path=db_path,
-                    elapsed_s=time.perf_counter() - began, checks=run.checks,
+                    run_id=run_id,
+                    symbol=pair.symbol,
+                    options=options,
+                    series=series,
+                    warmup_candles=warmup,
+                    points=run.points,
+                    figures=performance(run.points, *run.trading_record()),
+                    decisions=run.decisions,
+                    votes=tally_votes(run.votes),
+                    rejections=tally_rejections(run.verdicts),
+                    violations=run.violations,
+                    injected=await _injected(control),
+                    open_positions=run.open_positions(),
+                    db_path=db_path,
+                    elapsed_s=time.perf_counter() - began,
+                    checks=run.checks,
                     exchange_errors=run.exchange_errors,
                 )
                 store_result(store, result)
@@ -380,12 +423,15 @@ class Replay:
 def store_result(store: Store, result: ReplayResult) -> None:
     """The run's end and its whole equity curve, under its run id (the run must be started)."""
     store.add_agent_output(
-        result.run_id, agent="equity_curve", symbol=result.symbol,
+        result.run_id,
+        agent="equity_curve",
+        symbol=result.symbol,
         payload={"points": [[p.time, p.equity, p.price, p.held] for p in result.points]},
         created_at=result.points[-1].time,
     )
-    store.finish_run(result.run_id, status="ok" if result.ok else "violations",
-                     finished_at=time.time(), summary=result.to_dict())
+    store.finish_run(
+        result.run_id, status="ok" if result.ok else "violations", finished_at=time.time(), summary=result.to_dict()
+    )
 
 
 async def _injected(control: SandboxControl) -> dict[str, int]:
@@ -397,8 +443,15 @@ class _Run:
     """One replay in progress: the loop over candles and what it keeps."""
 
     def __init__(
-        self, run_id: str, settings: Settings, client: KrakenClient, control: SandboxControl,
-        store: Store, clock: Clock, pair: PairInfo, spool: PendingWrites,
+        self,
+        run_id: str,
+        settings: Settings,
+        client: KrakenClient,
+        control: SandboxControl,
+        store: Store,
+        clock: Clock,
+        pair: PairInfo,
+        spool: PendingWrites,
     ) -> None:
         self.run_id = run_id
         self._settings = settings
@@ -423,12 +476,20 @@ class _Run:
         self._acted = False  # tg traded or reconciled since that step
 
     async def replay(
-        self, models: ModelSet, start: int, end: int, step: int, every: int,
+        self,
+        models: ModelSet,
+        start: int,
+        end: int,
+        step: int,
+        every: int,
         progress: Callable[[int, int], None] | None,
     ) -> None:
         coordinator = CoordinatorAgent.from_models(
-            models, PollingVenue(self._client, self._store, self._clock, self._settings, spool=self._spool),
-            risk_engine=RiskManagementEngine(self._settings.risk), store=self._store, clock=self._clock,
+            models,
+            PollingVenue(self._client, self._store, self._clock, self._settings, spool=self._spool),
+            risk_engine=RiskManagementEngine(self._settings.risk),
+            store=self._store,
+            clock=self._clock,
             config=self._settings.coordinator,
         )
         total = (end - start) // step
@@ -512,7 +573,7 @@ class _Run:
             result = await coordinator.run_cycle(self._pair.symbol, correlation_id=decision_id)
         except TgError as exc:
             self.decisions.append(DecisionRecord(moment, "ERROR", f"{type(exc).__name__}: {exc}"))
-        except Exception as exc:  # the invariant "no unhandled exception" is exactly this
+        except Exception as exc:  # noqa: BLE001 - the invariant "no unhandled exception" is exactly this
             self.decisions.append(DecisionRecord(moment, "CRASH", f"{type(exc).__name__}: {exc}"))
             self._violate("no_crash", f"decision {decision_id}: {type(exc).__name__}: {exc}")
         else:
@@ -540,8 +601,7 @@ class _Run:
     def _remember_orders(self) -> None:
         """What the next candles must watch: the live orders and open positions stored."""
         self._live = {
-            o.external_id for o in self._store.orders(status=[OrderStatus.PENDING, OrderStatus.OPEN])
-            if o.external_id
+            o.external_id for o in self._store.orders(status=[OrderStatus.PENDING, OrderStatus.OPEN]) if o.external_id
         }
         self._holding = bool(self._store.positions(status=PositionStatus.OPEN))
         unsettled = self._store.orders(status=[OrderStatus.UNKNOWN, OrderStatus.INTENT])
@@ -597,9 +657,13 @@ class _Run:
                     continue
                 self._store.add_fill(
                     Fill(
-                        trade_id=exchange_order.trades[0], order_external_id=exchange_order.txid,
-                        symbol=order.symbol, side=order.side, price=exchange_order.avg_price,
-                        volume=exchange_order.volume_executed, fee=exchange_order.fee,
+                        trade_id=exchange_order.trades[0],
+                        order_external_id=exchange_order.txid,
+                        symbol=order.symbol,
+                        side=order.side,
+                        price=exchange_order.avg_price,
+                        volume=exchange_order.volume_executed,
+                        fee=exchange_order.fee,
                         time=exchange_order.closetm or exchange_order.opentm,
                     ),
                     run_id=order.run_id,
@@ -613,11 +677,17 @@ class _Run:
     def open_positions(self) -> list[dict[str, Any]]:
         price = self.points[-1].price
         return [
-            to_jsonable({
-                "id": p.id, "side": p.side, "size": p.size, "entry_price": p.entry_price,
-                "stop_loss": p.stop_loss, "take_profit": p.take_profit,
-                "unrealized_pnl": (price - p.entry_price) * p.size * (1 if p.side is PositionSide.LONG else -1),
-            })
+            to_jsonable(
+                {
+                    "id": p.id,
+                    "side": p.side,
+                    "size": p.size,
+                    "entry_price": p.entry_price,
+                    "stop_loss": p.stop_loss,
+                    "take_profit": p.take_profit,
+                    "unrealized_pnl": (price - p.entry_price) * p.size * (1 if p.side is PositionSide.LONG else -1),
+                }
+            )
             for p in self._store.positions(status=PositionStatus.OPEN)
         ]
 

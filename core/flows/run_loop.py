@@ -22,21 +22,21 @@ from decimal import Decimal
 from typing import Any
 
 from core.decision.bus import Message, MessageTopic
+from core.decision.coordinator import CoordinatorAgent
+from core.decision.llm.factory import build_models
+from core.decision.risk import RiskManagementEngine
 from core.domain.clock import Clock, SystemClock
 from core.domain.config import CoordinatorConfig, Settings, TaskSeconds
-from core.decision.coordinator import CoordinatorAgent
 from core.domain.errors import ExchangeError
+from core.domain.models import PositionStatus
 from core.exchange import KrakenClient
 from core.exchange.account import ExchangeTruth
 from core.execution.invariants import INVARIANTS, check_invariants
 from core.execution.leases import LeaseKeeper
-from core.decision.llm.factory import build_models
-from core.domain.models import PositionStatus
 from core.execution.reconcile import Reconciler
-from core.decision.risk import RiskManagementEngine
 from core.execution.spool import PendingWrites
-from core.storage.store import Store
 from core.flows.trade_cycle import ExchangeVenue, new_run_id
+from core.storage.store import Store
 
 TruthSource = Callable[[], Awaitable[ExchangeTruth]]
 FaultLog = Callable[[], Awaitable[list[dict[str, Any]]]]
@@ -154,13 +154,24 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "symbols": self.symbols, "simulated": self.simulated,
-            "started_at": self.started_at, "ended_at": self.ended_at, "duration_s": self.ended_at - self.started_at,
-            "stopped_by": self.stopped_by, "cycles": self.cycles, "trades": self.trades,
-            "realized_pnl": str(self.realized_pnl), "open_positions": self.open_positions,
-            "alerts": self.alerts, "degradation": self.degradation, "checks": self.checks,
-            "invariants": self.invariants, "injected": self.injected,
-            "reconcile_errors": self.reconcile_errors, "ok": self.ok,
+            "run_id": self.run_id,
+            "symbols": self.symbols,
+            "simulated": self.simulated,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_s": self.ended_at - self.started_at,
+            "stopped_by": self.stopped_by,
+            "cycles": self.cycles,
+            "trades": self.trades,
+            "realized_pnl": str(self.realized_pnl),
+            "open_positions": self.open_positions,
+            "alerts": self.alerts,
+            "degradation": self.degradation,
+            "checks": self.checks,
+            "invariants": self.invariants,
+            "injected": self.injected,
+            "reconcile_errors": self.reconcile_errors,
+            "ok": self.ok,
         }
 
 
@@ -192,7 +203,12 @@ class ContinuousRun:
         self._wall = SystemClock()
 
     async def run(
-        self, symbols: list[str], *, every_s: float, for_s: float | None, stop: asyncio.Event,
+        self,
+        symbols: list[str],
+        *,
+        every_s: float,
+        for_s: float | None,
+        stop: asyncio.Event,
         stop_reason: Callable[[], str] = lambda: "stopped",
     ) -> RunSummary:
         pairs = [await self._client.resolve_pair(s) for s in symbols]
@@ -200,7 +216,10 @@ class ContinuousRun:
         run_id = new_run_id()
         started = self._clock.time()
         self._store.start_run(
-            run_id, kind="run", symbol=",".join(names), started_at=self._wall.time(),
+            run_id,
+            kind="run",
+            symbol=",".join(names),
+            started_at=self._wall.time(),
             params={"symbols": names, "every_s": every_s, "for_s": for_s, "simulated": self._simulated},
         )
         if self._on_start is not None:
@@ -214,15 +233,27 @@ class ContinuousRun:
         models = build_models(self._settings)
         config = self._schedule(names, every_s)
         venue = ExchangeVenue(
-            self._client, self._store, self._clock, self._settings, spool=self._spool,
+            self._client,
+            self._store,
+            self._clock,
+            self._settings,
+            spool=self._spool,
             leases=LeaseKeeper(self._store),
         )
         coordinator = CoordinatorAgent.from_models(
-            models, venue, risk_engine=RiskManagementEngine(self._settings.risk),
-            store=self._store, clock=self._clock, config=config,
+            models,
+            venue,
+            risk_engine=RiskManagementEngine(self._settings.risk),
+            store=self._store,
+            clock=self._clock,
+            config=config,
         )
         supervisor = Reconciler(
-            self._client, self._store, self._clock, spool=self._spool, settings=self._settings.execution,
+            self._client,
+            self._store,
+            self._clock,
+            spool=self._spool,
+            settings=self._settings.execution,
             leases=LeaseKeeper(self._store),
         )
         errors: list[str] = []
@@ -245,19 +276,34 @@ class ContinuousRun:
             await models.aclose()
         await self._check(supervisor, state, before, pairs, errors)
         summary = RunSummary(
-            run_id=run_id, symbols=names, simulated=self._simulated, started_at=started,
-            ended_at=self._clock.time(), stopped_by=reason, cycles=state.cycles, trades=state.trades,
+            run_id=run_id,
+            symbols=names,
+            simulated=self._simulated,
+            started_at=started,
+            ended_at=self._clock.time(),
+            stopped_by=reason,
+            cycles=state.cycles,
+            trades=state.trades,
             realized_pnl=sum(
-                (p.realized_pnl or Decimal(0) for p in self._store.positions(status=PositionStatus.CLOSED)
-                 if p.closed_at is not None and p.closed_at >= started),
+                (
+                    p.realized_pnl or Decimal(0)
+                    for p in self._store.positions(status=PositionStatus.CLOSED)
+                    if p.closed_at is not None and p.closed_at >= started
+                ),
                 Decimal(0),
             ),
-            open_positions=state.open_positions, alerts=state.alerts, degradation=coordinator.degradation_level,
-            checks=state.checks, invariants={name: state.violations[name] for name in INVARIANTS},
-            injected=dict(state.injected), reconcile_errors=errors,
+            open_positions=state.open_positions,
+            alerts=state.alerts,
+            degradation=coordinator.degradation_level,
+            checks=state.checks,
+            invariants={name: state.violations[name] for name in INVARIANTS},
+            injected=dict(state.injected),
+            reconcile_errors=errors,
         )
         self._store.finish_run(
-            run_id, status="ok" if summary.ok else "violations", finished_at=self._wall.time(),
+            run_id,
+            status="ok" if summary.ok else "violations",
+            finished_at=self._wall.time(),
             summary=summary.to_dict(),
         )
         return summary
@@ -292,9 +338,7 @@ class ContinuousRun:
         if self._on_update is not None:
             self._on_update(state)
 
-    async def _judge(
-        self, supervisor: Reconciler, state: RunState, before: ExchangeTruth, errors: list[str]
-    ) -> None:
+    async def _judge(self, supervisor: Reconciler, state: RunState, before: ExchangeTruth, errors: list[str]) -> None:
         report = await supervisor.reconcile()
         errors.extend(report.errors)
         truth = await self._truth()
@@ -304,8 +348,14 @@ class ContinuousRun:
         state.violations.update({name: len(v) for name, v in found.violations.items() if v})
         state.now = self._clock.time()
         state.open_positions = [
-            {"id": p.id, "symbol": p.symbol, "size": str(p.size), "entry_price": str(p.entry_price),
-             "stop_loss": str(p.stop_loss), "take_profit": str(p.take_profit)}
+            {
+                "id": p.id,
+                "symbol": p.symbol,
+                "size": str(p.size),
+                "entry_price": str(p.entry_price),
+                "stop_loss": str(p.stop_loss),
+                "take_profit": str(p.take_profit),
+            }
             for p in self._store.positions(status=PositionStatus.OPEN)
         ]
         if self._fault_log is not None:

@@ -21,23 +21,23 @@ from typing import Any, Protocol
 
 import httpx
 
+from core.decision.coordinator import CoordinatorAgent
+from core.decision.llm.factory import build_models
+from core.decision.risk import RiskManagementEngine
 from core.domain.clock import Clock, SkippableSystemClock
 from core.domain.config import Settings
 from core.domain.errors import DatabaseWriteError
-from core.exchange import Credentials, KrakenClient
-from core.decision.coordinator import CoordinatorAgent
-from core.decision.llm.factory import build_models
-from core.exchange.account import ExchangeTruth
-from core.execution.invariants import INVARIANTS, InvariantReport, check_invariants
-from core.flows.manual import manual_proposal
 from core.domain.models import OrderStatus, OrderType, PositionStatus, Side
+from core.exchange import Credentials, KrakenClient
+from core.exchange.account import ExchangeTruth
 from core.exchange.ratelimit import KrakenRateLimiter
-from core.execution.reconcile import Reconciler
-from core.decision.risk import RiskManagementEngine
 from core.exchange.sandbox_control import SandboxControl
+from core.execution.invariants import INVARIANTS, InvariantReport, check_invariants
+from core.execution.reconcile import Reconciler
 from core.execution.spool import PendingWrites
-from core.storage.store import Store
+from core.flows.manual import manual_proposal
 from core.flows.trade_cycle import ExchangeVenue
+from core.storage.store import Store
 
 TG_FAULTS = ("db-fail", "crash", "foreign")
 RANDOM = "random"
@@ -199,14 +199,20 @@ async def _place_foreign_orders(sandbox: Sandbox, symbol: str) -> None:
     """Another client on the same account: a market buy (a holding that is not tg's) and
     two resting limits far from the market, one with a client order id of its own."""
     async with KrakenClient(
-        sandbox.base_url, Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
-        transport=sandbox.transport, clock=sandbox.clock,
+        sandbox.base_url,
+        Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
+        transport=sandbox.transport,
+        clock=sandbox.clock,
     ) as other:
         pair = await other.resolve_pair(symbol)
         price = (await other.ticker(symbol)).last
         await other.add_order(symbol, Side.BUY, OrderType.MARKET, FOREIGN_MARKET_BUY)
         await other.add_order(
-            symbol, Side.BUY, OrderType.LIMIT, Decimal("0.02"), pair.round_price(price / 2),
+            symbol,
+            Side.BUY,
+            OrderType.LIMIT,
+            Decimal("0.02"),
+            pair.round_price(price / 2),
             cl_ord_id=str(uuid.UUID(int=random.Random(symbol).getrandbits(128), version=4)),
         )
         await other.add_order(symbol, Side.SELL, OrderType.LIMIT, Decimal("0.03"), pair.round_price(price * 2))
@@ -246,7 +252,11 @@ class Simulation:
         self._tier: str | None = None
 
     async def run(
-        self, faults: Sequence[str], *, runs: int, seed: int,
+        self,
+        faults: Sequence[str],
+        *,
+        runs: int,
+        seed: int,
         progress: Callable[[RunResult], Awaitable[None] | None] | None = None,
     ) -> SimulationReport:
         report = SimulationReport()
@@ -298,7 +308,7 @@ class Simulation:
         except SimulatedCrash:
             status = "CRASHED"
             injected["crash"] += 1
-        except Exception as exc:  # the invariant "no unhandled exception" is exactly this
+        except Exception as exc:  # noqa: BLE001 - the invariant "no unhandled exception" is exactly this
             status, error = "ERROR", f"{type(exc).__name__}: {exc}"
         if guard is not None:
             guard.armed = False
@@ -325,13 +335,20 @@ class Simulation:
             limits = self._settings.kraken.rate_limit.model_copy(update={"tier": self._tier})
             limiter = self._limiters[sandbox.api_key] = KrakenRateLimiter.from_settings(limits, clock=sandbox.clock)
         return KrakenClient(
-            sandbox.base_url, Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
-            transport=transport, clock=sandbox.clock, rate_limiter=limiter,
+            sandbox.base_url,
+            Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
+            transport=transport,
+            clock=sandbox.clock,
+            rate_limiter=limiter,
         )
 
     async def _trade_and_run_market(
-        self, sandbox: Sandbox, db_path: Path, spool: PendingWrites,
-        guard: DbFailGuard | None, crash_after: int | None,
+        self,
+        sandbox: Sandbox,
+        db_path: Path,
+        spool: PendingWrites,
+        guard: DbFailGuard | None,
+        crash_after: int | None,
     ) -> tuple[str, str | None, list[dict[str, Any]]]:
         """The status and alert of the trade, and the records storage could not keep."""
         client = self._client(sandbox, crash_after)
@@ -343,8 +360,12 @@ class Simulation:
                 # section (reconcile first), the risk engine, execution
                 venue = ExchangeVenue(client, store, sandbox.clock, self._settings, spool=spool)
                 coordinator = CoordinatorAgent.from_models(
-                    models, venue, risk_engine=RiskManagementEngine(self._settings.risk),
-                    store=store, clock=sandbox.clock, config=self._settings.coordinator,
+                    models,
+                    venue,
+                    risk_engine=RiskManagementEngine(self._settings.risk),
+                    store=store,
+                    clock=sandbox.clock,
+                    config=self._settings.coordinator,
                 )
                 try:
                     proposal = await manual_proposal(client, self._symbol, "buy", None)
@@ -376,7 +397,8 @@ class Simulation:
             await Reconciler(client, store, sandbox.clock, spool=spool, settings=self._settings.execution).reconcile()
             now = sandbox.clock.time()
             unsettled = [
-                o for o in store.orders(status=[OrderStatus.UNKNOWN, OrderStatus.INTENT])
+                o
+                for o in store.orders(status=[OrderStatus.UNKNOWN, OrderStatus.INTENT])
                 if now - o.updated_at < SETTLE_S
             ]
             if not store.positions(status=PositionStatus.OPEN) and not unsettled:
@@ -387,7 +409,11 @@ class Simulation:
             elapsed += MARKET_STEP_S
 
     async def _restart_and_check(
-        self, sandbox: Sandbox, db_path: Path, spool: PendingWrites, control: SandboxControl,
+        self,
+        sandbox: Sandbox,
+        db_path: Path,
+        spool: PendingWrites,
+        control: SandboxControl,
         before: ExchangeTruth,
     ) -> InvariantReport:
         """A new process: it reconciles and lets the market run as any run does, then the
@@ -407,4 +433,3 @@ class Simulation:
                 return invariants
         finally:
             await client.aclose()
-

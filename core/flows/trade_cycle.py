@@ -10,15 +10,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from core.domain.clock import Clock, SystemClock
-from core.domain.config import Settings
 from core.decision.coordinator import ConflictInfo, ConflictResolution, CoordinatorAgent, StoppedBy, TaskResult
-from core.domain.errors import BusyError, StorageError, TgError
-from core.exchange import KrakenClient, PairInfo
-from core.execution.manager import OrderExecutionManager
-from core.execution.leases import LeaseKeeper, asset_lease
 from core.decision.llm.factory import build_models
 from core.decision.market import build_market_snapshot
+from core.decision.risk import RiskManagementEngine, trading_history
+from core.domain.clock import Clock, SystemClock
+from core.domain.config import Settings
+from core.domain.errors import BusyError, StorageError, TgError
 from core.domain.models import (
     Action,
     ExecutionResult,
@@ -32,9 +30,11 @@ from core.domain.models import (
     TradeProposal,
     TradingDecisionOutput,
 )
-from core.execution.reconcile import ReconcileReport, Reconciler
-from core.decision.risk import RiskManagementEngine, trading_history
 from core.domain.serialize import to_jsonable
+from core.exchange import KrakenClient, PairInfo
+from core.execution.leases import LeaseKeeper, asset_lease
+from core.execution.manager import OrderExecutionManager
+from core.execution.reconcile import Reconciler, ReconcileReport
 from core.execution.spool import PendingWrites
 from core.storage.store import Store
 
@@ -172,13 +172,20 @@ class CycleReport:
         if result.snapshot is None or result.ta is None or result.regime is None:
             raise TgError(f"run {run_id}: the cycle for {result.symbol} ended before its analysis: {result.note}")
         return cls(
-            run_id=run_id, symbol=result.snapshot.symbol, price=result.snapshot.price, ta=result.ta,
-            regime=result.regime, decision=result.decision, proposal=result.proposal, verdict=result.verdict,
-            execution=result.execution, db_path=db_path, conflict=result.conflict,
-            resolution=result.resolution, stopped_by=result.stopped_by,
+            run_id=run_id,
+            symbol=result.snapshot.symbol,
+            price=result.snapshot.price,
+            ta=result.ta,
+            regime=result.regime,
+            decision=result.decision,
+            proposal=result.proposal,
+            verdict=result.verdict,
+            execution=result.execution,
+            db_path=db_path,
+            conflict=result.conflict,
+            resolution=result.resolution,
+            stopped_by=result.stopped_by,
         )
-
-
 
 
 async def read_risk_state(
@@ -224,8 +231,15 @@ class ExchangeVenue:
     the exchange did not show (what filled unseen is protected now, not next run)."""
 
     def __init__(
-        self, client: KrakenClient, store: Store, clock: Clock, settings: Settings,
-        *, spool: PendingWrites | None = None, leases: LeaseKeeper | None = None, reconcile: bool = True,
+        self,
+        client: KrakenClient,
+        store: Store,
+        clock: Clock,
+        settings: Settings,
+        *,
+        spool: PendingWrites | None = None,
+        leases: LeaseKeeper | None = None,
+        reconcile: bool = True,
     ) -> None:
         self._client = client
         self._store = store
@@ -235,7 +249,8 @@ class ExchangeVenue:
         self._leases = leases
         self._reconciler = (
             Reconciler(client, store, clock, spool=spool, settings=settings.execution, leases=leases)
-            if reconcile else None
+            if reconcile
+            else None
         )
         self.reconciled: dict[str, list[ReconcileReport]] = {}
         """By symbol: what the reconciliations of its last trading decision found."""
@@ -275,8 +290,12 @@ class ExchangeVenue:
 
     async def execute(self, proposal: TradeProposal, correlation_id: str) -> ExecutionResult:
         manager = OrderExecutionManager(
-            self._client, self._store, clock=self._clock, settings=self._settings.execution,
-            run_id=correlation_id, spool=self._spool,
+            self._client,
+            self._store,
+            clock=self._clock,
+            settings=self._settings.execution,
+            run_id=correlation_id,
+            spool=self._spool,
         )
         result = self._executions[proposal.symbol] = await manager.execute_trade(proposal)
         return result
@@ -286,8 +305,14 @@ class TradeCycle:
     """Runs one cycle for one symbol through the coordinator; every step's output is stored."""
 
     def __init__(
-        self, client: KrakenClient, store: Store, clock: Clock, settings: Settings,
-        *, spool: PendingWrites | None = None, leases: LeaseKeeper | None = None,
+        self,
+        client: KrakenClient,
+        store: Store,
+        clock: Clock,
+        settings: Settings,
+        *,
+        spool: PendingWrites | None = None,
+        leases: LeaseKeeper | None = None,
     ) -> None:
         self._client = client
         self._store = store
@@ -301,14 +326,21 @@ class TradeCycle:
         pair = await self._client.resolve_pair(symbol)
         run_id = new_run_id()
         self._store.start_run(
-            run_id, kind="trade", symbol=pair.symbol, started_at=self._wall.time(),
+            run_id,
+            kind="trade",
+            symbol=pair.symbol,
+            started_at=self._wall.time(),
             params={"manual": manual is not None},
         )
         # Remote models wait out rate limits in real time, whatever clock the market runs on.
         models = build_models(self._settings)
         coordinator = CoordinatorAgent.from_models(
-            models, self._venue, risk_engine=RiskManagementEngine(self._settings.risk),
-            store=self._store, clock=self._clock, config=self._settings.coordinator,
+            models,
+            self._venue,
+            risk_engine=RiskManagementEngine(self._settings.risk),
+            store=self._store,
+            clock=self._clock,
+            config=self._settings.coordinator,
         )
         try:
             result = await coordinator.run_cycle(pair.symbol, correlation_id=run_id, manual=manual)

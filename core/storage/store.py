@@ -49,8 +49,14 @@ def _create_trading_tables(db: Database) -> None:
     """Schema 1: what tg did on the exchange."""
     db.table("runs").create(
         {
-            "run_id": str, "kind": str, "symbol": str, "status": str,
-            "started_at": float, "finished_at": float, "params": str, "summary": str,
+            "run_id": str,
+            "kind": str,
+            "symbol": str,
+            "status": str,
+            "started_at": float,
+            "finished_at": float,
+            "params": str,
+            "summary": str,
         },
         pk="run_id",
         not_null=["kind", "status", "started_at", "params", "summary"],
@@ -58,10 +64,21 @@ def _create_trading_tables(db: Database) -> None:
     db.table("runs").create_index(["started_at"])
     db.table("positions").create(
         {
-            "id": str, "run_id": str, "symbol": str, "side": str, "size": str,
-            "entry_price": str, "stop_loss": str, "take_profit": str, "status": str,
-            "leverage": str, "opened_at": float, "closed_at": float, "exit_price": str,
-            "realized_pnl": str, "fees": str,
+            "id": str,
+            "run_id": str,
+            "symbol": str,
+            "side": str,
+            "size": str,
+            "entry_price": str,
+            "stop_loss": str,
+            "take_profit": str,
+            "status": str,
+            "leverage": str,
+            "opened_at": float,
+            "closed_at": float,
+            "exit_price": str,
+            "realized_pnl": str,
+            "fees": str,
         },
         pk="id",
         not_null=["symbol", "side", "size", "entry_price", "status", "leverage", "opened_at", "fees"],
@@ -70,16 +87,36 @@ def _create_trading_tables(db: Database) -> None:
     db.table("positions").create_index(["run_id"])
     db.table("orders").create(
         {
-            "client_order_id": str, "external_id": str, "run_id": str, "position_id": str,
-            "symbol": str, "side": str, "order_type": str, "role": str, "volume": str,
-            "price": str, "status": str, "filled_volume": str, "avg_fill_price": str,
-            "fee": str, "created_at": float, "updated_at": float,
+            "client_order_id": str,
+            "external_id": str,
+            "run_id": str,
+            "position_id": str,
+            "symbol": str,
+            "side": str,
+            "order_type": str,
+            "role": str,
+            "volume": str,
+            "price": str,
+            "status": str,
+            "filled_volume": str,
+            "avg_fill_price": str,
+            "fee": str,
+            "created_at": float,
+            "updated_at": float,
         },
         pk="client_order_id",
         foreign_keys=[("position_id", "positions", "id")],
         not_null=[
-            "symbol", "side", "order_type", "role", "volume", "status", "filled_volume",
-            "fee", "created_at", "updated_at",
+            "symbol",
+            "side",
+            "order_type",
+            "role",
+            "volume",
+            "status",
+            "filled_volume",
+            "fee",
+            "created_at",
+            "updated_at",
         ],
     )
     db.table("orders").create_index(["external_id"], unique=True)
@@ -88,8 +125,15 @@ def _create_trading_tables(db: Database) -> None:
     db.table("orders").create_index(["position_id"])
     db.table("fills").create(
         {
-            "trade_id": str, "order_external_id": str, "symbol": str, "side": str,
-            "price": str, "volume": str, "fee": str, "time": float, "run_id": str,
+            "trade_id": str,
+            "order_external_id": str,
+            "symbol": str,
+            "side": str,
+            "price": str,
+            "volume": str,
+            "fee": str,
+            "time": float,
+            "run_id": str,
         },
         pk="trade_id",
         not_null=["order_external_id", "symbol", "side", "price", "volume", "fee", "time"],
@@ -108,9 +152,18 @@ def _create_agent_record_tables(db: Database) -> None:
     db.table("agent_outputs").create_index(["run_id"])
     db.table("model_votes").create(
         {
-            "id": int, "run_id": str, "symbol": str, "model": str, "action": str,
-            "confidence": float, "entry": str, "stop_loss": str, "take_profit": str,
-            "reasoning": str, "valid": int, "created_at": float,
+            "id": int,
+            "run_id": str,
+            "symbol": str,
+            "model": str,
+            "action": str,
+            "confidence": float,
+            "entry": str,
+            "stop_loss": str,
+            "take_profit": str,
+            "reasoning": str,
+            "valid": int,
+            "created_at": float,
         },
         pk="id",
         not_null=["run_id", "symbol", "model", "action", "confidence", "reasoning", "valid", "created_at"],
@@ -124,13 +177,25 @@ def _create_agent_record_tables(db: Database) -> None:
     db.table("alerts").create_index(["run_id"])
     db.table("coordinator_conflicts").create(
         {
-            "id": int, "run_id": str, "symbol": str, "conflict_type": str,
-            "resolution_action": str, "reasoning": str, "confidence": float,
-            "payload": str, "timestamp": float,
+            "id": int,
+            "run_id": str,
+            "symbol": str,
+            "conflict_type": str,
+            "resolution_action": str,
+            "reasoning": str,
+            "confidence": float,
+            "payload": str,
+            "timestamp": float,
         },
         pk="id",
         not_null=[
-            "symbol", "conflict_type", "resolution_action", "reasoning", "confidence", "payload", "timestamp",
+            "symbol",
+            "conflict_type",
+            "resolution_action",
+            "reasoning",
+            "confidence",
+            "payload",
+            "timestamp",
         ],
     )
     db.table("coordinator_conflicts").create_index(["symbol"])
@@ -144,12 +209,9 @@ def _create_ownership_tables(db: Database) -> None:
     the stop and target levels an entry was approved with."""
     db.table("meta").create({"key": str, "value": str}, pk="key", not_null=["value"])
     db.table("meta").insert({"key": "install_id", "value": new_install_id()})
-    db.table("namespaces").create(
-        {"install_id": str, "adopted_at": float}, pk="install_id", not_null=["adopted_at"]
-    )
+    db.table("namespaces").create({"install_id": str, "adopted_at": float}, pk="install_id", not_null=["adopted_at"])
     db.table("holdings").create(
-        {"asset": str, "foreign": str, "as_of": float, "foreign_filled": str, "surplus": str,
-         "surplus_since": float},
+        {"asset": str, "foreign": str, "as_of": float, "foreign_filled": str, "surplus": str, "surplus_since": float},
         pk="asset",
         not_null=["foreign", "as_of", "foreign_filled"],
     )
@@ -344,13 +406,21 @@ class Store:
                 raise DatabaseWriteError(f"could not write {what} to {table} in {self.path}: {exc}") from exc
 
     def _rows(
-        self, table: str, where: Sequence[str] = (), args: Sequence[object] = (),
-        *, order_by: str = "rowid", limit: int | None = None,
+        self,
+        table: str,
+        where: Sequence[str] = (),
+        args: Sequence[object] = (),
+        *,
+        order_by: str = "rowid",
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
         try:
             return list(
                 self._db.table(table).rows_where(
-                    " and ".join(where) or None, list(args), order_by=order_by, limit=limit,
+                    " and ".join(where) or None,
+                    list(args),
+                    order_by=order_by,
+                    limit=limit,
                 )
             )
         except sqlite3.Error as exc:
@@ -388,17 +458,24 @@ class Store:
         row = rows[0]
         filled = {txid: Decimal(v) for txid, v in json.loads(row["foreign_filled"]).items()}
         return HoldingBaseline(
-            asset, Decimal(row["foreign"]), row["as_of"], filled,
-            Decimal(row["surplus"] or 0), row["surplus_since"],
+            asset,
+            Decimal(row["foreign"]),
+            row["as_of"],
+            filled,
+            Decimal(row["surplus"] or 0),
+            row["surplus_since"],
         )
 
     def set_holding_baseline(self, baseline: HoldingBaseline) -> None:
         with self._writing("holdings", f"the holding baseline of {baseline.asset}") as table:
             table.upsert(
                 {
-                    "asset": baseline.asset, "foreign": str(baseline.foreign), "as_of": baseline.as_of,
+                    "asset": baseline.asset,
+                    "foreign": str(baseline.foreign),
+                    "as_of": baseline.as_of,
                     "foreign_filled": json.dumps({t: str(v) for t, v in baseline.foreign_filled.items()}),
-                    "surplus": str(baseline.surplus), "surplus_since": baseline.surplus_since,
+                    "surplus": str(baseline.surplus),
+                    "surplus_since": baseline.surplus_since,
                 },
                 pk="asset",
             )
@@ -432,14 +509,27 @@ class Store:
     # runs
 
     def start_run(
-        self, run_id: str, *, kind: str, symbol: str | None, started_at: float, params: dict[str, Any],
+        self,
+        run_id: str,
+        *,
+        kind: str,
+        symbol: str | None,
+        started_at: float,
+        params: dict[str, Any],
     ) -> None:
         with self._writing("runs", f"run {run_id}") as table:
-            table.insert({
-                "run_id": run_id, "kind": kind, "symbol": symbol, "status": RUN_STARTED,
-                "started_at": started_at, "finished_at": None,
-                "params": _json(params), "summary": _json({}),
-            })
+            table.insert(
+                {
+                    "run_id": run_id,
+                    "kind": kind,
+                    "symbol": symbol,
+                    "status": RUN_STARTED,
+                    "started_at": started_at,
+                    "finished_at": None,
+                    "params": _json(params),
+                    "summary": _json({}),
+                }
+            )
 
     def finish_run(self, run_id: str, *, status: str, finished_at: float, summary: dict[str, Any]) -> None:
         with self._writing("runs", f"the end of run {run_id}") as table:
@@ -489,7 +579,10 @@ class Store:
         return order_from_record(rows[0]) if rows else None
 
     def orders(
-        self, *, run_id: str | None = None, status: Iterable[OrderStatus] | None = None,
+        self,
+        *,
+        run_id: str | None = None,
+        status: Iterable[OrderStatus] | None = None,
         position_id: str | None = None,
     ) -> list[Order]:
         """Oldest first."""
@@ -530,11 +623,19 @@ class Store:
         with self._writing("fills", f"fill {fill.trade_id}") as table:
             if table.count_where("trade_id = ?", [fill.trade_id]):
                 return False
-            table.insert({
-                "trade_id": fill.trade_id, "order_external_id": fill.order_external_id,
-                "symbol": fill.symbol, "side": fill.side.value, "price": str(fill.price),
-                "volume": str(fill.volume), "fee": str(fill.fee), "time": fill.time, "run_id": run_id,
-            })
+            table.insert(
+                {
+                    "trade_id": fill.trade_id,
+                    "order_external_id": fill.order_external_id,
+                    "symbol": fill.symbol,
+                    "side": fill.side.value,
+                    "price": str(fill.price),
+                    "volume": str(fill.volume),
+                    "fee": str(fill.fee),
+                    "time": fill.time,
+                    "run_id": run_id,
+                }
+            )
         return True
 
     def fills(self, *, order_external_id: str | None = None, run_id: str | None = None) -> list[Fill]:
@@ -542,9 +643,14 @@ class Store:
         where, args = _equal_to(order_external_id=order_external_id, run_id=run_id)
         return [
             Fill(
-                trade_id=row["trade_id"], order_external_id=row["order_external_id"],
-                symbol=row["symbol"], side=Side(row["side"]), price=Decimal(row["price"]),
-                volume=Decimal(row["volume"]), fee=Decimal(row["fee"]), time=row["time"],
+                trade_id=row["trade_id"],
+                order_external_id=row["order_external_id"],
+                symbol=row["symbol"],
+                side=Side(row["side"]),
+                price=Decimal(row["price"]),
+                volume=Decimal(row["volume"]),
+                fee=Decimal(row["fee"]),
+                time=row["time"],
             )
             for row in self._rows("fills", where, args, order_by="time, rowid")
         ]
@@ -560,7 +666,11 @@ class Store:
         return position_from_record(rows[0]) if rows else None
 
     def positions(
-        self, *, status: PositionStatus | None = None, run_id: str | None = None, symbol: str | None = None,
+        self,
+        *,
+        status: PositionStatus | None = None,
+        run_id: str | None = None,
+        symbol: str | None = None,
     ) -> list[Position]:
         """Oldest first."""
         where, args = _equal_to(status=status.value if status else None, run_id=run_id, symbol=symbol)
@@ -586,13 +696,24 @@ class Store:
     # agent records
 
     def add_agent_output(
-        self, run_id: str, *, agent: str, symbol: str, payload: dict[str, Any], created_at: float,
+        self,
+        run_id: str,
+        *,
+        agent: str,
+        symbol: str,
+        payload: dict[str, Any],
+        created_at: float,
     ) -> None:
         with self._writing("agent_outputs", f"the {agent} output of run {run_id}") as table:
-            table.insert({
-                "run_id": run_id, "agent": agent, "symbol": symbol,
-                "payload": _json(payload), "created_at": created_at,
-            })
+            table.insert(
+                {
+                    "run_id": run_id,
+                    "agent": agent,
+                    "symbol": symbol,
+                    "payload": _json(payload),
+                    "created_at": created_at,
+                }
+            )
 
     def agent_outputs(self, run_id: str) -> list[dict[str, Any]]:
         """Oldest first; each dict has id, run_id, agent, symbol, payload (decoded) and created_at."""
@@ -605,9 +726,16 @@ class Store:
         with self._writing("model_votes", f"the model votes of run {run_id}") as table:
             table.insert_all(
                 {
-                    "run_id": run_id, "symbol": symbol, "model": d.model, "action": d.action.value,
-                    "confidence": d.confidence, "entry": _text(d.entry), "stop_loss": _text(d.stop_loss),
-                    "take_profit": _text(d.take_profit), "reasoning": d.reasoning, "valid": int(d.valid),
+                    "run_id": run_id,
+                    "symbol": symbol,
+                    "model": d.model,
+                    "action": d.action.value,
+                    "confidence": d.confidence,
+                    "entry": _text(d.entry),
+                    "stop_loss": _text(d.stop_loss),
+                    "take_profit": _text(d.take_profit),
+                    "reasoning": d.reasoning,
+                    "valid": int(d.valid),
                     "created_at": created_at,
                 }
                 for d in decisions
@@ -617,9 +745,14 @@ class Store:
         """In the order they were cast."""
         return [
             ModelDecision(
-                model=row["model"], action=Action(row["action"]), confidence=row["confidence"],
-                entry=_decimal(row["entry"]), stop_loss=_decimal(row["stop_loss"]),
-                take_profit=_decimal(row["take_profit"]), reasoning=row["reasoning"], valid=bool(row["valid"]),
+                model=row["model"],
+                action=Action(row["action"]),
+                confidence=row["confidence"],
+                entry=_decimal(row["entry"]),
+                stop_loss=_decimal(row["stop_loss"]),
+                take_profit=_decimal(row["take_profit"]),
+                reasoning=row["reasoning"],
+                valid=bool(row["valid"]),
             )
             for row in self._rows("model_votes", ["run_id = ?"], [run_id], order_by="id")
         ]
@@ -633,15 +766,30 @@ class Store:
         return self._rows("alerts", *_equal_to(run_id=run_id), order_by="created_at, id")
 
     def add_conflict(
-        self, run_id: str | None, *, symbol: str, conflict_type: str, resolution_action: str,
-        reasoning: str, confidence: float, payload: dict[str, Any], timestamp: float,
+        self,
+        run_id: str | None,
+        *,
+        symbol: str,
+        conflict_type: str,
+        resolution_action: str,
+        reasoning: str,
+        confidence: float,
+        payload: dict[str, Any],
+        timestamp: float,
     ) -> None:
         with self._writing("coordinator_conflicts", f"a {conflict_type} conflict on {symbol}") as table:
-            table.insert({
-                "run_id": run_id, "symbol": symbol, "conflict_type": conflict_type,
-                "resolution_action": resolution_action, "reasoning": reasoning,
-                "confidence": confidence, "payload": _json(payload), "timestamp": timestamp,
-            })
+            table.insert(
+                {
+                    "run_id": run_id,
+                    "symbol": symbol,
+                    "conflict_type": conflict_type,
+                    "resolution_action": resolution_action,
+                    "reasoning": reasoning,
+                    "confidence": confidence,
+                    "payload": _json(payload),
+                    "timestamp": timestamp,
+                }
+            )
 
     def conflicts(self, symbol: str | None = None) -> list[dict[str, Any]]:
         """Oldest first; each dict holds the row's columns, payload decoded."""
@@ -672,54 +820,99 @@ def _decimal(text: str | None) -> Decimal | None:
 
 def _run(row: dict[str, Any]) -> RunRecord:
     return RunRecord(
-        run_id=row["run_id"], kind=row["kind"], symbol=row["symbol"], status=row["status"],
-        started_at=row["started_at"], finished_at=row["finished_at"],
-        params=json.loads(row["params"]), summary=json.loads(row["summary"]),
+        run_id=row["run_id"],
+        kind=row["kind"],
+        symbol=row["symbol"],
+        status=row["status"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        params=json.loads(row["params"]),
+        summary=json.loads(row["summary"]),
     )
 
 
 def order_record(order: Order) -> dict[str, Any]:
     """An order as its row: JSON-safe, so the pending-writes spool keeps the same form."""
     return {
-        "client_order_id": order.client_order_id, "external_id": order.external_id,
-        "run_id": order.run_id, "position_id": order.position_id, "symbol": order.symbol,
-        "side": order.side.value, "order_type": order.order_type.value, "role": order.role.value,
-        "volume": str(order.volume), "price": _text(order.price), "status": order.status.value,
-        "filled_volume": str(order.filled_volume), "avg_fill_price": _text(order.avg_fill_price),
-        "fee": str(order.fee), "created_at": order.created_at, "updated_at": order.updated_at,
-        "stop_level": _text(order.stop_level), "target_level": _text(order.target_level),
+        "client_order_id": order.client_order_id,
+        "external_id": order.external_id,
+        "run_id": order.run_id,
+        "position_id": order.position_id,
+        "symbol": order.symbol,
+        "side": order.side.value,
+        "order_type": order.order_type.value,
+        "role": order.role.value,
+        "volume": str(order.volume),
+        "price": _text(order.price),
+        "status": order.status.value,
+        "filled_volume": str(order.filled_volume),
+        "avg_fill_price": _text(order.avg_fill_price),
+        "fee": str(order.fee),
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+        "stop_level": _text(order.stop_level),
+        "target_level": _text(order.target_level),
     }
 
 
 def order_from_record(row: dict[str, Any]) -> Order:
     return Order(
-        client_order_id=row["client_order_id"], symbol=row["symbol"], side=Side(row["side"]),
-        order_type=OrderType(row["order_type"]), volume=Decimal(row["volume"]), role=OrderRole(row["role"]),
-        price=_decimal(row["price"]), external_id=row["external_id"], status=OrderStatus(row["status"]),
-        filled_volume=Decimal(row["filled_volume"]), avg_fill_price=_decimal(row["avg_fill_price"]),
-        fee=Decimal(row["fee"]), position_id=row["position_id"], run_id=row["run_id"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
-        stop_level=_decimal(row.get("stop_level")), target_level=_decimal(row.get("target_level")),
+        client_order_id=row["client_order_id"],
+        symbol=row["symbol"],
+        side=Side(row["side"]),
+        order_type=OrderType(row["order_type"]),
+        volume=Decimal(row["volume"]),
+        role=OrderRole(row["role"]),
+        price=_decimal(row["price"]),
+        external_id=row["external_id"],
+        status=OrderStatus(row["status"]),
+        filled_volume=Decimal(row["filled_volume"]),
+        avg_fill_price=_decimal(row["avg_fill_price"]),
+        fee=Decimal(row["fee"]),
+        position_id=row["position_id"],
+        run_id=row["run_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        stop_level=_decimal(row.get("stop_level")),
+        target_level=_decimal(row.get("target_level")),
     )
 
 
 def position_record(position: Position) -> dict[str, Any]:
     return {
-        "id": position.id, "run_id": position.run_id, "symbol": position.symbol,
-        "side": position.side.value, "size": str(position.size), "entry_price": str(position.entry_price),
-        "stop_loss": _text(position.stop_loss), "take_profit": _text(position.take_profit),
-        "status": position.status.value, "leverage": str(position.leverage), "opened_at": position.opened_at,
-        "closed_at": position.closed_at, "exit_price": _text(position.exit_price),
-        "realized_pnl": _text(position.realized_pnl), "fees": str(position.fees),
+        "id": position.id,
+        "run_id": position.run_id,
+        "symbol": position.symbol,
+        "side": position.side.value,
+        "size": str(position.size),
+        "entry_price": str(position.entry_price),
+        "stop_loss": _text(position.stop_loss),
+        "take_profit": _text(position.take_profit),
+        "status": position.status.value,
+        "leverage": str(position.leverage),
+        "opened_at": position.opened_at,
+        "closed_at": position.closed_at,
+        "exit_price": _text(position.exit_price),
+        "realized_pnl": _text(position.realized_pnl),
+        "fees": str(position.fees),
     }
 
 
 def position_from_record(row: dict[str, Any]) -> Position:
     return Position(
-        id=row["id"], symbol=row["symbol"], side=PositionSide(row["side"]), size=Decimal(row["size"]),
-        entry_price=Decimal(row["entry_price"]), stop_loss=_decimal(row["stop_loss"]),
-        take_profit=_decimal(row["take_profit"]), status=PositionStatus(row["status"]),
-        leverage=Decimal(row["leverage"]), run_id=row["run_id"], opened_at=row["opened_at"],
-        closed_at=row["closed_at"], exit_price=_decimal(row["exit_price"]),
-        realized_pnl=_decimal(row["realized_pnl"]), fees=Decimal(row["fees"]),
+        id=row["id"],
+        symbol=row["symbol"],
+        side=PositionSide(row["side"]),
+        size=Decimal(row["size"]),
+        entry_price=Decimal(row["entry_price"]),
+        stop_loss=_decimal(row["stop_loss"]),
+        take_profit=_decimal(row["take_profit"]),
+        status=PositionStatus(row["status"]),
+        leverage=Decimal(row["leverage"]),
+        run_id=row["run_id"],
+        opened_at=row["opened_at"],
+        closed_at=row["closed_at"],
+        exit_price=_decimal(row["exit_price"]),
+        realized_pnl=_decimal(row["realized_pnl"]),
+        fees=Decimal(row["fees"]),
     )

@@ -40,18 +40,14 @@ def candles_from_closes(closes: Iterable[float], interval: int, *, seed: int = 1
 
 def snapshot_of(candles: dict[int, list[Candle]], symbol: str = "BTC/USDT") -> MarketSnapshot:
     last = candles[min(candles)][-1].close
-    return MarketSnapshot(
-        symbol, float(START), Ticker(last - Decimal("0.01"), last + Decimal("0.01"), last), candles
-    )
+    return MarketSnapshot(symbol, float(START), Ticker(last - Decimal("0.01"), last + Decimal("0.01"), last), candles)
 
 
 def trend_closes(n: int, growth: float, *, seed: int) -> list[float]:
     """Compounding growth with 3% pullbacks (a wave of ~19 candles) and noise."""
     rng = random.Random(seed)
     wave = math.copysign(0.03, growth)  # a falling market mirrors the rising one
-    return [
-        100 * (1 + growth) ** i * (1 + wave * math.sin(i / 3) + rng.uniform(-0.001, 0.001)) for i in range(n)
-    ]
+    return [100 * (1 + growth) ** i * (1 + wave * math.sin(i / 3) + rng.uniform(-0.001, 0.001)) for i in range(n)]
 
 
 def flat_closes(n: int, *, seed: int) -> list[float]:

@@ -61,9 +61,7 @@ async def test_too_few_candles_is_an_input_error(markets: Any) -> None:
 
 
 async def test_ta_takes_bias_from_its_model(uptrend: MarketSnapshot, scripted: Callable[..., Any]) -> None:
-    model = scripted(
-        "llm", 'Sure. {"trend": "sideways", "bias": "short", "confidence": 0.8, "signals": ["wedge"]}'
-    )
+    model = scripted("llm", 'Sure. {"trend": "sideways", "bias": "short", "confidence": 0.8, "signals": ["wedge"]}')
     ta = await TechnicalAnalysisAgent(model).process(uptrend)
     assert (ta.bias, ta.confidence, ta.trend_direction) == (Bias.SHORT, 0.8, "sideways")
     assert "wedge" in ta.signals
@@ -125,9 +123,7 @@ def test_presets_cover_every_regime_and_calm_markets_trade_fuller() -> None:
     calm, wild = REGIME_PRESETS[Regime.TRENDING_BULL], REGIME_PRESETS[Regime.CHOPPY]
     assert calm.position_size_factor > wild.position_size_factor
     assert calm.min_confidence < wild.min_confidence
-    assert all(
-        p.stop_atr_multiple > 0 and Decimal(0) < p.position_size_factor <= 1 for p in REGIME_PRESETS.values()
-    )
+    assert all(p.stop_atr_multiple > 0 and Decimal(0) < p.position_size_factor <= 1 for p in REGIME_PRESETS.values())
 
 
 def test_confirmations_must_be_positive() -> None:

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from core.domain.errors import ModelError
 from core.decision.llm.interface import ModelContext, ModelReply
 from core.decision.llm.parsing import (
     ConflictAction,
@@ -22,6 +21,7 @@ from core.decision.llm.parsing import (
     parse_answer,
     parse_with_repair,
 )
+from core.domain.errors import ModelError
 from core.domain.models import Action, Bias, MarketSnapshot, Regime, Ticker
 
 VOTE = '{"action": "BUY", "confidence": 0.7, "entry": 45000.1, "stop_loss": 44000, "take_profit": 47000}'

@@ -7,7 +7,6 @@ from decimal import Decimal
 import pytest
 
 from core.decision.agents import RegimeDetectionAgent, TechnicalAnalysisAgent
-from core.domain.errors import ModelError
 from core.decision.llm.interface import ModelContext
 from core.decision.llm.offline import (
     ContrarianRisk,
@@ -20,6 +19,7 @@ from core.decision.llm.offline import (
     default_trading_models,
 )
 from core.decision.llm.parsing import ConflictAction, ConflictAnswer, RegimeAnswer, TAAnswer, VoteAnswer, parse_answer
+from core.domain.errors import ModelError
 from core.domain.models import (
     Action,
     Bias,
@@ -68,9 +68,7 @@ def _regime(regime: Regime = Regime.TRENDING_BULL, confidence: float = 0.8) -> R
     return RegimeOutput("BTC/USDT", regime, confidence, 0.02)
 
 
-def _vote_context(
-    ta: TAOutput, regime: RegimeOutput | None = None, stop_atr: Decimal | None = None
-) -> ModelContext:
+def _vote_context(ta: TAOutput, regime: RegimeOutput | None = None, stop_atr: Decimal | None = None) -> ModelContext:
     return ModelContext(
         "trading_decision", _snapshot(), ta.indicators, ta, regime or _regime(), stop_atr_multiple=stop_atr
     )
@@ -84,9 +82,7 @@ async def _vote(model: object, context: ModelContext) -> VoteAnswer:
 async def _market_context(snapshot: MarketSnapshot) -> ModelContext:
     ta = await TechnicalAnalysisAgent().process(snapshot)
     regime = await RegimeDetectionAgent().process(snapshot, ta)
-    return ModelContext(
-        "trading_decision", snapshot, ta.indicators, ta, regime, stop_atr_multiple=Decimal("1.5")
-    )
+    return ModelContext("trading_decision", snapshot, ta.indicators, ta, regime, stop_atr_multiple=Decimal("1.5"))
 
 
 def test_default_models_are_the_six_strategies() -> None:
@@ -102,9 +98,7 @@ def test_default_models_are_the_six_strategies() -> None:
 
 
 @pytest.mark.parametrize("market", ["uptrend", "downtrend", "flat"])
-async def test_every_model_answers_valid_deterministic_priced_json(
-    market: str, request: pytest.FixtureRequest
-) -> None:
+async def test_every_model_answers_valid_deterministic_priced_json(market: str, request: pytest.FixtureRequest) -> None:
     context = await _market_context(request.getfixturevalue(market))
     atr = context.ta.indicators["atr_14"]  # type: ignore[union-attr]
     for model in default_trading_models():
@@ -132,9 +126,7 @@ async def test_the_regime_preset_sets_the_stop_distance() -> None:
 
 async def test_trend_follower_needs_adx_of_20() -> None:
     assert (await _vote(TrendFollower(), _vote_context(_ta(adx_14=Decimal(19))))).action is Action.HOLD
-    short = _ta(
-        Bias.SHORT, ema_20=Decimal(101), ema_50=Decimal(103), plus_di_14=Decimal(10), minus_di_14=Decimal(30)
-    )
+    short = _ta(Bias.SHORT, ema_20=Decimal(101), ema_50=Decimal(103), plus_di_14=Decimal(10), minus_di_14=Decimal(30))
     assert (await _vote(TrendFollower(), _vote_context(short))).action is Action.SELL
 
 
@@ -218,9 +210,7 @@ async def test_offline_analyst_reads_indicators_into_a_bias() -> None:
         ({"adx_14": Decimal(15)}, "sideways", Regime.RANGING),
     ],
 )
-async def test_offline_regime_classifier_rules(
-    overrides: dict[str, Decimal], ta_trend: str, expected: Regime
-) -> None:
+async def test_offline_regime_classifier_rules(overrides: dict[str, Decimal], ta_trend: str, expected: Regime) -> None:
     ta = TAOutput("BTC/USDT", Bias.NEUTRAL, 0.5, ta_trend, 0.5, 0.0, {})
     context = ModelContext("regime", _snapshot(), {**BASE_INDICATORS, **overrides}, ta=ta)
     answer = parse_answer((await OfflineRegimeClassifier().generate("p", context=context)).text, RegimeAnswer)
@@ -248,9 +238,7 @@ async def test_offline_conflict_resolver_rulings(
     context = ModelContext(
         "conflict", _snapshot(), ta=_ta(bias), regime=_regime(regime), decision=_decision(action, consensus)
     )
-    answer = parse_answer(
-        (await OfflineConflictResolver().generate("p", context=context)).text, ConflictAnswer
-    )
+    answer = parse_answer((await OfflineConflictResolver().generate("p", context=context)).text, ConflictAnswer)
     assert (answer.action, answer.size_factor) == (ruling, size)
     if ruling is ConflictAction.MODIFY:
         assert "reduce position" in answer.reasoning.lower()

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from core.decision.risk import RiskManagementEngine
 from core.domain.config import RiskSettings
 from core.domain.models import Regime, RiskState, Side, TradeProposal, VerdictStatus
-from core.decision.risk import RiskManagementEngine
 
 # defaults: risk 1% per trade, max position 25% of equity, min confidence 0.55, min R:R 1.5,
 # stop distance 0.2%..10%, 3 open positions
@@ -33,14 +33,16 @@ def test_risk_sized_volume_is_approved(proposal: TradeProposal) -> None:
 
 
 def test_sizing_arithmetic_is_exact_decimal() -> None:
-    engine = RiskManagementEngine(RiskSettings(
-        risk_per_trade=Decimal("0.0075"), max_position_pct=Decimal(1),
-        max_total_exposure_pct=Decimal(10), max_correlated_exposure_pct=Decimal(10),
-    ))
-    state = RiskState(equity=Decimal("12345.67"), available_quote=Decimal(10**9))
-    proposal = TradeProposal(
-        "BTC/USDT", Side.BUY, Decimal("43210.5"), Decimal("42800.25"), Decimal("44100"), 0.9
+    engine = RiskManagementEngine(
+        RiskSettings(
+            risk_per_trade=Decimal("0.0075"),
+            max_position_pct=Decimal(1),
+            max_total_exposure_pct=Decimal(10),
+            max_correlated_exposure_pct=Decimal(10),
+        )
     )
+    state = RiskState(equity=Decimal("12345.67"), available_quote=Decimal(10**9))
+    proposal = TradeProposal("BTC/USDT", Side.BUY, Decimal("43210.5"), Decimal("42800.25"), Decimal("44100"), 0.9)
     volume = engine.validate_trade(proposal, state).proposal.volume
     assert volume == Decimal("92.592525") / Decimal("410.25")  # 12345.67 * 0.0075 over 410.25
     assert isinstance(volume, Decimal)
@@ -123,9 +125,7 @@ def test_regime_preset_scales_size_and_raises_the_confidence_bar() -> None:
         ({"entry_price": Decimal(0)}, RICH, "entry: price 0 must be above 0"),
     ],
 )
-def test_each_rule_rejects_with_its_numbers(
-    changes: dict[str, object], state: RiskState, reason: str
-) -> None:
+def test_each_rule_rejects_with_its_numbers(changes: dict[str, object], state: RiskState, reason: str) -> None:
     proposal = _with(LONG, **changes)
     verdict = ENGINE.validate_trade(proposal, state)
     assert verdict.status is VerdictStatus.REJECTED
@@ -193,19 +193,28 @@ class TestExposureAndCircuitBreakers:
 
 
 def test_trading_history_from_closed_positions() -> None:
-    from core.domain.models import Position, PositionSide, PositionStatus
     from core.decision.risk import trading_history
+    from core.domain.models import Position, PositionSide, PositionStatus
 
     def closed(pnl: int, at: float) -> Position:
         return Position(
-            id=f"P{at}", symbol="BTC/USDT", side=PositionSide.LONG, size=Decimal(1), entry_price=Decimal(100),
-            stop_loss=None, take_profit=None, status=PositionStatus.CLOSED, closed_at=at, realized_pnl=Decimal(pnl),
+            id=f"P{at}",
+            symbol="BTC/USDT",
+            side=PositionSide.LONG,
+            size=Decimal(1),
+            entry_price=Decimal(100),
+            stop_loss=None,
+            take_profit=None,
+            status=PositionStatus.CLOSED,
+            closed_at=at,
+            realized_pnl=Decimal(pnl),
         )
 
     now = 1_767_268_800.0  # 2026-01-01T12:00Z
     history = trading_history(
         [closed(500, now - 10 * 86400), closed(-100, now - 3 * 86400), closed(-50, now - 3600), closed(-25, now - 60)],
-        Decimal(10_000), now,
+        Decimal(10_000),
+        now,
     )
     assert history.daily_pnl == Decimal(-75)  # today's two
     assert history.weekly_pnl == Decimal(-175)

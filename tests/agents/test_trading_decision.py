@@ -16,8 +16,8 @@ from core.decision.agents import (
     aggregate_votes,
     create_trade_proposal,
 )
-from core.domain.errors import ConfigError
 from core.decision.llm.interface import ModelContext, ModelReply
+from core.domain.errors import ConfigError
 from core.domain.models import (
     Action,
     Bias,
@@ -34,9 +34,7 @@ TA = TAOutput("BTC/USDT", Bias.LONG, 0.8, "up", 0.7, 0.5, {"atr_14": Decimal(500
 REGIME = RegimeOutput("BTC/USDT", Regime.TRENDING_BULL, 0.9, 0.01)
 
 
-def _vote_text(
-    action: str, confidence: float, entry: int = 45000, stop: int = 44000, target: int = 47000
-) -> str:
+def _vote_text(action: str, confidence: float, entry: int = 45000, stop: int = 44000, target: int = 47000) -> str:
     if action == "HOLD":
         return f'{{"action": "HOLD", "confidence": {confidence}}}'
     if action == "SELL":
@@ -68,9 +66,7 @@ async def test_clean_uptrend_reaches_a_buy_consensus_with_protective_levels(uptr
 
 async def test_downtrend_reaches_a_sell_consensus(downtrend: MarketSnapshot) -> None:
     ta = await TechnicalAnalysisAgent().process(downtrend)
-    decision = await TradingDecisionAgent().process(
-        downtrend, ta, await RegimeDetectionAgent().process(downtrend, ta)
-    )
+    decision = await TradingDecisionAgent().process(downtrend, ta, await RegimeDetectionAgent().process(downtrend, ta))
     assert decision.action is Action.SELL
     assert decision.take_profit < decision.entry < decision.stop_loss  # type: ignore[operator]
 
@@ -99,9 +95,7 @@ async def test_votes_run_in_parallel_and_medians_set_the_levels(
 
 
 def test_split_three_buy_three_hold_is_hold_at_half_consensus() -> None:
-    votes = [_vote(f"b{i}", Action.BUY, 0.8) for i in range(3)] + [
-        _vote(f"h{i}", Action.HOLD, 0.6) for i in range(3)
-    ]
+    votes = [_vote(f"b{i}", Action.BUY, 0.8) for i in range(3)] + [_vote(f"h{i}", Action.HOLD, 0.6) for i in range(3)]
     decision = aggregate_votes("BTC/USDT", votes, quorum=4, last_price=Decimal(100))
     assert (decision.action, decision.consensus_strength) == (Action.HOLD, 0.5)
     assert decision.votes == {"BUY": 3, "HOLD": 3}
@@ -174,9 +168,7 @@ async def test_hanging_and_crashing_models_become_invalid_votes_within_the_timeo
 
 
 @pytest.mark.looptime
-async def test_too_many_timeouts_lose_the_quorum(
-    uptrend: MarketSnapshot, scripted: Callable[..., Any]
-) -> None:
+async def test_too_many_timeouts_lose_the_quorum(uptrend: MarketSnapshot, scripted: Callable[..., Any]) -> None:
     models = [scripted("g1", _vote_text("BUY", 0.7)), *(_Hangs(f"slow{i}") for i in range(5))]
     decision = await TradingDecisionAgent(models, quorum=4, model_timeout_s=3).process(uptrend, TA, REGIME)
     assert decision.action is Action.HOLD
@@ -192,9 +184,7 @@ def test_quorum_must_fit_the_models(scripted: Callable[..., Any]) -> None:
 
 
 def test_create_trade_proposal_needs_a_priced_buy_or_sell() -> None:
-    priced = TradingDecisionOutput(
-        "BTC/USDT", Action.SELL, 0.8, 0.7, [], Decimal(100), Decimal(103), Decimal(94)
-    )
+    priced = TradingDecisionOutput("BTC/USDT", Action.SELL, 0.8, 0.7, [], Decimal(100), Decimal(103), Decimal(94))
     proposal = create_trade_proposal(priced)
     assert proposal is not None
     assert (proposal.side, proposal.entry_price, proposal.stop_loss, proposal.take_profit) == (

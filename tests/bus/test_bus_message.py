@@ -65,6 +65,10 @@ def test_no_ttl_never_expires() -> None:
 def test_a_ttl_must_be_positive(ttl: float) -> None:
     with pytest.raises(ValueError, match="ttl_seconds"):
         Message(
-            id="m", topic=MessageTopic.MARKET_DATA, source="feed", payload={}, timestamp=0.0,
+            id="m",
+            topic=MessageTopic.MARKET_DATA,
+            source="feed",
+            payload={},
+            timestamp=0.0,
             ttl_seconds=ttl,
         )

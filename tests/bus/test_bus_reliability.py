@@ -35,9 +35,7 @@ class TestMessageBusReliability:
                 handler=handler(f"subscriber-{i}"),
             )
         for i in range(1000):
-            msg = create_message(
-                topic=MessageTopic.TA_SIGNALS, source="test", payload={"index": i}
-            )
+            msg = create_message(topic=MessageTopic.TA_SIGNALS, source="test", payload={"index": i})
             await message_bus.publish(msg)
 
         await message_bus.drain()
@@ -72,9 +70,7 @@ class TestMessageBusReliability:
         assert len(caplog.records) == 10
         assert "Subscriber crashed!" in caplog.text
 
-    async def test_10000_messages_reach_10_subscribers_complete_and_in_order(
-        self, bus: MessageBus
-    ) -> None:
+    async def test_10000_messages_reach_10_subscribers_complete_and_in_order(self, bus: MessageBus) -> None:
         recorders = [Recorder() for _ in range(10)]
         for n, recorder in enumerate(recorders):
             await bus.subscribe(f"s{n}", MessageTopic.MARKET_DATA, recorder)
@@ -104,9 +100,7 @@ class TestMessageBusReliability:
         assert handled == [0, 2, 4, 6, 8]
         assert (bus.stats()["flaky"].delivered, bus.stats()["flaky"].failed) == (5, 5)
 
-    async def test_a_handler_raising_cancelled_error_is_a_failure_not_a_stop(
-        self, bus: MessageBus
-    ) -> None:
+    async def test_a_handler_raising_cancelled_error_is_a_failure_not_a_stop(self, bus: MessageBus) -> None:
         recorder = Recorder()
 
         async def cancels_on_first(message: Message) -> None:

@@ -10,8 +10,8 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 
 from core.decision.bus import Message, MessageTopic
-from core.domain.errors import ServiceUnavailableError
 from core.decision.llm.interface import ModelContext, ModelReply
+from core.domain.errors import ServiceUnavailableError
 from core.domain.models import (
     Candle,
     ExecutionResult,
@@ -40,8 +40,12 @@ def rising_snapshot(symbol: str = "BTC/USDT", *, base: float = 100.0, seed: int 
         high, low = max(previous, close) * 1.002, min(previous, close) * 0.998
         candles.append(
             Candle(
-                START + i * 3600, Decimal(f"{previous:.2f}"), Decimal(f"{high:.2f}"), Decimal(f"{low:.2f}"),
-                Decimal(f"{close:.2f}"), Decimal("1.5"),
+                START + i * 3600,
+                Decimal(f"{previous:.2f}"),
+                Decimal(f"{high:.2f}"),
+                Decimal(f"{low:.2f}"),
+                Decimal(f"{close:.2f}"),
+                Decimal("1.5"),
             )
         )
         previous = close
@@ -146,9 +150,14 @@ class RecordingVenue:
             self.executed.append((proposal, correlation_id))
             assert proposal.volume is not None
             position = Position(
-                f"P-{len(self.executed)}", proposal.symbol,
+                f"P-{len(self.executed)}",
+                proposal.symbol,
                 PositionSide.LONG if proposal.side is Side.BUY else PositionSide.SHORT,
-                proposal.volume, proposal.entry_price, proposal.stop_loss, proposal.take_profit, run_id=correlation_id,
+                proposal.volume,
+                proposal.entry_price,
+                proposal.stop_loss,
+                proposal.take_profit,
+                run_id=correlation_id,
             )
             return ExecutionResult(success=True, status=ExecutionStatus.FILLED, position=position)
         finally:

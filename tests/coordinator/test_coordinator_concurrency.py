@@ -58,11 +58,17 @@ async def test_concurrent_agent_execution_same_symbol(make_coordinator: MakeCoor
     topics = assert_messages_properly_ordered(messages)
     assert topics[ta_task.correlation_id] == [MessageTopic.MARKET_DATA, MessageTopic.TA_SIGNALS]
     assert topics[regime_task.correlation_id] == [
-        MessageTopic.MARKET_DATA, MessageTopic.TA_SIGNALS, MessageTopic.REGIME_UPDATES,
+        MessageTopic.MARKET_DATA,
+        MessageTopic.TA_SIGNALS,
+        MessageTopic.REGIME_UPDATES,
     ]
     assert topics[decision_task.correlation_id] == [
-        MessageTopic.MARKET_DATA, MessageTopic.TA_SIGNALS, MessageTopic.REGIME_UPDATES,
-        MessageTopic.TRADING_SIGNALS, MessageTopic.RISK_ALERTS, MessageTopic.EXECUTION_EVENTS,
+        MessageTopic.MARKET_DATA,
+        MessageTopic.TA_SIGNALS,
+        MessageTopic.REGIME_UPDATES,
+        MessageTopic.TRADING_SIGNALS,
+        MessageTopic.RISK_ALERTS,
+        MessageTopic.EXECUTION_EVENTS,
         MessageTopic.PORTFOLIO_UPDATES,
     ]
 

@@ -14,8 +14,6 @@ import pytest
 import respx
 
 from core.decision.bus import MessageTopic
-from core.domain.clock import VirtualClock
-from core.domain.config import ModelSlot
 from core.decision.conflicts import (
     ConflictResolution,
     ConflictType,
@@ -23,10 +21,11 @@ from core.decision.conflicts import (
     clamp_resolution,
     detect_conflicts,
 )
-from core.domain.config import ConflictSettings
 from core.decision.coordinator import ConflictInfo, TaskStatus
 from core.decision.llm.parsing import ConflictAction
 from core.decision.llm.providers import ChatCompletionsModel
+from core.domain.clock import VirtualClock
+from core.domain.config import ConflictSettings, ModelSlot
 from core.domain.models import Action, Bias, ModelDecision, Regime, RegimeOutput, TAOutput, TradingDecisionOutput
 from core.storage.store import Store
 from tests.coordinator.conftest import MakeCoordinator
@@ -48,13 +47,15 @@ BULL = RegimeOutput("BTC/USDT", Regime.TRENDING_BULL, 0.85, 0.013)
 HIGH_VOLATILITY = RegimeOutput("BTC/USDT", Regime.VOLATILE_BULL, 0.85, 0.06)
 
 
-def decision(
-    *votes: tuple[str, float], action: str = "BUY", consensus: float | None = None
-) -> TradingDecisionOutput:
+def decision(*votes: tuple[str, float], action: str = "BUY", consensus: float | None = None) -> TradingDecisionOutput:
     models = [ModelDecision(f"m{i}", Action(a), c) for i, (a, c) in enumerate(votes)]
     winners = sum(1 for a, _ in votes if a == action)
     return TradingDecisionOutput(
-        "BTC/USDT", Action(action), consensus if consensus is not None else winners / len(votes), 0.7, models,
+        "BTC/USDT",
+        Action(action),
+        consensus if consensus is not None else winners / len(votes),
+        0.7,
+        models,
         entry=Decimal(45000) if action != "HOLD" else None,
         stop_loss=Decimal(44000) if action == "BUY" else None,
         take_profit=Decimal(48000) if action == "BUY" else None,
@@ -115,8 +116,15 @@ async def deepseek(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ChatComplet
         ),
     ],
     ids=[
-        "aligned", "unanimous-hold", "split-buy-hold", "split-buy-sell", "thin-majority", "volatile-regime",
-        "volatile-atr", "ta-vs-regime", "trade-vs-ta",
+        "aligned",
+        "unanimous-hold",
+        "split-buy-hold",
+        "split-buy-sell",
+        "thin-majority",
+        "volatile-regime",
+        "volatile-atr",
+        "ta-vs-regime",
+        "trade-vs-ta",
     ],
 )
 def test_conflicts_are_detected_most_serious_first(
@@ -139,18 +147,28 @@ async def test_coordinator_conflict_resolution_with_llm(
     )
     coordinator = make_coordinator(conflict=deepseek, config={"conflicts": {"min_consensus": 0.6}})
     decision_output = TradingDecisionOutput(
-        "BTC/USDT", Action.BUY, 0.50, 0.7,
+        "BTC/USDT",
+        Action.BUY,
+        0.50,
+        0.7,
         [
-            ModelDecision("m1", Action.BUY, 0.8), ModelDecision("m2", Action.BUY, 0.7),
-            ModelDecision("m3", Action.BUY, 0.6), ModelDecision("m4", Action.HOLD, 0.7),
-            ModelDecision("m5", Action.HOLD, 0.75), ModelDecision("m6", Action.HOLD, 0.8),
+            ModelDecision("m1", Action.BUY, 0.8),
+            ModelDecision("m2", Action.BUY, 0.7),
+            ModelDecision("m3", Action.BUY, 0.6),
+            ModelDecision("m4", Action.HOLD, 0.7),
+            ModelDecision("m5", Action.HOLD, 0.75),
+            ModelDecision("m6", Action.HOLD, 0.8),
         ],
-        entry=Decimal(45000), stop_loss=Decimal(44000), take_profit=Decimal(48000),
+        entry=Decimal(45000),
+        stop_loss=Decimal(44000),
+        take_profit=Decimal(48000),
     )
 
     resolution = await coordinator._resolve_conflict(
         ConflictInfo(
-            conflict_type="low_consensus", ta_output=TA_LONG, regime_output=HIGH_VOLATILITY,
+            conflict_type="low_consensus",
+            ta_output=TA_LONG,
+            regime_output=HIGH_VOLATILITY,
             decision_output=decision_output,
         )
     )
@@ -220,9 +238,7 @@ async def test_a_ruling_that_never_comes_is_a_wait(make_coordinator: MakeCoordin
     ],
     ids=["size-floor", "tighter-stop", "wider-stop", "stop-past-entry", "proceed-full", "abort-nothing"],
 )
-def test_modifications_are_clamped(
-    answer: dict[str, object], size: str, stop: str | None, note: str | None
-) -> None:
+def test_modifications_are_clamped(answer: dict[str, object], size: str, stop: str | None, note: str | None) -> None:
     ruling = clamp_resolution(ResolutionAnswer.model_validate(answer), (), UNANIMOUS_BUY, SETTINGS, "m")
     assert ruling.size_factor == Decimal(size)
     assert ruling.stop_loss == (Decimal(stop) if stop is not None else None)
@@ -234,8 +250,14 @@ def test_modifications_are_clamped(
 
 def test_a_sell_stop_is_never_widened_either() -> None:
     sell = TradingDecisionOutput(
-        "BTC/USDT", Action.SELL, 1.0, 0.8, [],
-        entry=Decimal(45000), stop_loss=Decimal(46000), take_profit=Decimal(42000),
+        "BTC/USDT",
+        Action.SELL,
+        1.0,
+        0.8,
+        [],
+        entry=Decimal(45000),
+        stop_loss=Decimal(46000),
+        take_profit=Decimal(42000),
     )
 
     def ruling(stop: int) -> ConflictResolution:
@@ -291,8 +313,12 @@ async def test_a_modify_ruling_trades_smaller_with_the_tighter_stop(
 
 @pytest.mark.parametrize(("ruling", "stopped_by"), [("wait", "wait"), ("abort", "abort")])
 async def test_wait_and_abort_rulings_send_nothing(
-    ruling: str, stopped_by: str, make_coordinator: MakeCoordinator, venue: RecordingVenue,
-    scripted: type[ScriptedModel], store: Store,
+    ruling: str,
+    stopped_by: str,
+    make_coordinator: MakeCoordinator,
+    venue: RecordingVenue,
+    scripted: type[ScriptedModel],
+    store: Store,
 ) -> None:
     coordinator = make_coordinator(
         ta=scripted("ta", TA_SHORT), conflict=scripted("resolver", f'{{"action": "{ruling}", "confidence": 0.9}}')

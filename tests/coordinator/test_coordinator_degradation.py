@@ -41,8 +41,12 @@ async def test_consecutive_failures_step_down_to_halted_and_successes_step_back_
         for m in await coordinator.message_bus.get_history(MessageTopic.SYSTEM_EVENTS)
     ]
     assert events == [
-        ("normal", "reduced"), ("reduced", "conservative"), ("conservative", "halted"),
-        ("halted", "conservative"), ("conservative", "reduced"), ("reduced", "normal"),
+        ("normal", "reduced"),
+        ("reduced", "conservative"),
+        ("conservative", "halted"),
+        ("halted", "conservative"),
+        ("conservative", "reduced"),
+        ("reduced", "normal"),
     ]
 
 
@@ -111,4 +115,3 @@ async def test_an_unknown_task_name_is_refused(make_coordinator: MakeCoordinator
     with pytest.raises(ValueError, match="portfolio_rebalance"):
         await make_coordinator()._run_scheduled_task("portfolio_rebalance", "BTC/USDT")
     assert [t.value for t in TaskName] == ["technical_analysis", "regime_detection", "trading_decision"]
-

@@ -18,9 +18,9 @@ import respx
 
 from core.decision.agents import RegimeDetectionAgent, TechnicalAnalysisAgent, TradingDecisionAgent
 from core.decision.bus import MessageTopic
-from core.domain.config import ModelSettings, ModelSlot, Settings
 from core.decision.coordinator import CoordinatorAgent, TaskStatus
-from core.exchange import Credentials, KrakenClient
+from core.decision.risk import RiskManagementEngine
+from core.domain.config import ModelSettings, ModelSlot, Settings
 from core.domain.models import (
     Action,
     Bias,
@@ -32,10 +32,10 @@ from core.domain.models import (
     Regime,
     Side,
 )
+from core.exchange import Credentials, KrakenClient
 from core.execution.positions import PositionTracker
-from core.decision.risk import RiskManagementEngine
-from core.storage.store import Store
 from core.flows.trade_cycle import ExchangeVenue, TradeCycle, read_risk_state
+from core.storage.store import Store
 from simulator.embedded import EmbeddedExchange
 from tests.coordinator.fakes import BULL, TA_LONG, ScriptedModel, assert_messages_properly_ordered, traders, vote
 
@@ -120,8 +120,12 @@ async def test_end_to_end_buy_trade_execution(sandbox: Sandbox) -> None:
     assert agents == ["technical_analysis", "regime_detection", "risk"]
     topics = assert_messages_properly_ordered(await coordinator.message_bus.get_history())
     assert topics["R-lifecycle"] == [
-        MessageTopic.MARKET_DATA, MessageTopic.TA_SIGNALS, MessageTopic.REGIME_UPDATES,
-        MessageTopic.TRADING_SIGNALS, MessageTopic.RISK_ALERTS, MessageTopic.EXECUTION_EVENTS,
+        MessageTopic.MARKET_DATA,
+        MessageTopic.TA_SIGNALS,
+        MessageTopic.REGIME_UPDATES,
+        MessageTopic.TRADING_SIGNALS,
+        MessageTopic.RISK_ALERTS,
+        MessageTopic.EXECUTION_EVENTS,
         MessageTopic.PORTFOLIO_UPDATES,
     ]
     await coordinator.stop()
@@ -134,7 +138,12 @@ async def test_trade_cycle_runs_through_the_coordinator_with_the_offline_models(
     # the seeded sandbox opens on a quiet market: every offline strategy holds
     assert (summary["action"], summary["status"], summary["conflict"]) == ("HOLD", "HOLD", None)
     assert [v["model"] for v in summary["votes"]] == [
-        "trend_follower", "mean_reverter", "momentum", "breakout", "regime_aligned", "contrarian_risk",
+        "trend_follower",
+        "mean_reverter",
+        "momentum",
+        "breakout",
+        "regime_aligned",
+        "contrarian_risk",
     ]
     run = sandbox.store.get_run(report.run_id)
     assert run is not None and run.summary == summary and run.status == "HOLD"
@@ -167,7 +176,7 @@ async def test_trade_cycle_switched_to_a_provider_by_configuration(
     deepseek = ModelSlot(
         provider="openai", base_url="https://api.deepseek.com", model="deepseek-chat", api_key_env="DEEPSEEK_API_KEY"
     )
-    slots = {name: deepseek for name in ("ta", "trader_1", "trader_2", "trader_3", "trader_4", "conflict")}
+    slots = dict.fromkeys(("ta", "trader_1", "trader_2", "trader_3", "trader_4", "conflict"), deepseek)
     settings = sandbox.settings.model_copy(update={"models": ModelSettings(**slots)})
 
     report = await TradeCycle(sandbox.client, sandbox.store, sandbox.exchange.clock, settings).run("BTC/USDT")
@@ -190,9 +199,18 @@ async def test_risk_state_is_read_from_the_balance_and_the_database(sandbox: San
 
     def closed(position_id: str, pnl: str, closed_at: float) -> Position:
         return Position(
-            position_id, "BTC/USDT", PositionSide.LONG, Decimal("0.01"), Decimal(90000), Decimal(88000),
-            Decimal(95000), status=PositionStatus.CLOSED, opened_at=closed_at - 60, closed_at=closed_at,
-            exit_price=Decimal(89000), realized_pnl=Decimal(pnl),
+            position_id,
+            "BTC/USDT",
+            PositionSide.LONG,
+            Decimal("0.01"),
+            Decimal(90000),
+            Decimal(88000),
+            Decimal(95000),
+            status=PositionStatus.CLOSED,
+            opened_at=closed_at - 60,
+            closed_at=closed_at,
+            exit_price=Decimal(89000),
+            realized_pnl=Decimal(pnl),
         )
 
     for position in (

@@ -62,8 +62,11 @@ class TestSettings:
 
     @pytest.mark.parametrize(
         ("text", "message"),
-        [("[risk\n", "not valid TOML"), ("[risk]\nrisk_per_trade = 5\n", "invalid setting risk.risk_per_trade"),
-         ("surprise = 1\n", "invalid setting surprise")],
+        [
+            ("[risk\n", "not valid TOML"),
+            ("[risk]\nrisk_per_trade = 5\n", "invalid setting risk.risk_per_trade"),
+            ("surprise = 1\n", "invalid setting surprise"),
+        ],
     )
     def test_bad_files_say_what_is_wrong(self, tmp_path: Path, text: str, message: str) -> None:
         config = tmp_path / "tg.toml"

@@ -11,33 +11,61 @@ from typing import Any
 
 import pytest
 
+from core.domain.models import Order, OrderRole, OrderStatus, OrderType, Position, PositionSide, PositionStatus, Side
 from core.exchange import ExchangeOrder, PairInfo
 from core.exchange.account import ExchangeTruth
 from core.execution.invariants import INVARIANTS, check_invariants
-from core.domain.models import Order, OrderRole, OrderStatus, OrderType, Position, PositionSide, PositionStatus, Side
 from core.storage.store import Store
 
 BTC_USDT = PairInfo(
-    key="XBTUSDT", altname="XBTUSDT", wsname="XBT/USDT", base="XXBT", quote="USDT", symbol="BTC/USDT",
-    pair_decimals=1, lot_decimals=8, cost_decimals=5, ordermin=Decimal("0.0001"),
-    costmin=Decimal("0.5"), tick_size=Decimal("0.1"),
-    taker_fee_pct=Decimal("0.26"), maker_fee_pct=Decimal("0.16"),
+    key="XBTUSDT",
+    altname="XBTUSDT",
+    wsname="XBT/USDT",
+    base="XXBT",
+    quote="USDT",
+    symbol="BTC/USDT",
+    pair_decimals=1,
+    lot_decimals=8,
+    cost_decimals=5,
+    ordermin=Decimal("0.0001"),
+    costmin=Decimal("0.5"),
+    tick_size=Decimal("0.1"),
+    taker_fee_pct=Decimal("0.26"),
+    maker_fee_pct=Decimal("0.16"),
 )
 PAIRS = {"XBTUSDT": BTC_USDT}
 SIZE = Decimal("0.1")
 
 
 def wire(
-    txid: str, *, side: str = "buy", ordertype: str = "market", vol: Decimal = SIZE,
-    vol_exec: Decimal = SIZE, status: str = "closed", cl_ord_id: str | None = None,
-    price: str = "0", reason: str | None = None,
+    txid: str,
+    *,
+    side: str = "buy",
+    ordertype: str = "market",
+    vol: Decimal = SIZE,
+    vol_exec: Decimal = SIZE,
+    status: str = "closed",
+    cl_ord_id: str | None = None,
+    price: str = "0",
+    reason: str | None = None,
 ) -> ExchangeOrder:
     raw: dict[str, Any] = {
         "status": status,
-        "descr": {"pair": "XBTUSDT", "type": side, "ordertype": ordertype, "price": price,
-                  "order": f"{side} {vol} XBTUSDT @ {ordertype}"},
-        "vol": str(vol), "vol_exec": str(vol_exec), "cost": "0", "fee": "0", "price": "0",
-        "cl_ord_id": cl_ord_id, "opentm": 0.0, "reason": reason,
+        "descr": {
+            "pair": "XBTUSDT",
+            "type": side,
+            "ordertype": ordertype,
+            "price": price,
+            "order": f"{side} {vol} XBTUSDT @ {ordertype}",
+        },
+        "vol": str(vol),
+        "vol_exec": str(vol_exec),
+        "cost": "0",
+        "fee": "0",
+        "price": "0",
+        "cl_ord_id": cl_ord_id,
+        "opentm": 0.0,
+        "reason": reason,
     }
     return ExchangeOrder.from_wire(txid, raw)
 
@@ -52,25 +80,50 @@ class Account:
         self.entry_id = ids.new_client_order_id(OrderRole.ENTRY)
         self.stop_id = ids.new_client_order_id(OrderRole.STOP_LOSS)
         self.position = Position(
-            id="P-1", symbol="BTC/USDT", side=PositionSide.LONG, size=SIZE, entry_price=Decimal("60000"),
-            stop_loss=Decimal("58800"), take_profit=Decimal("62400"), run_id="R-1",
+            id="P-1",
+            symbol="BTC/USDT",
+            side=PositionSide.LONG,
+            size=SIZE,
+            entry_price=Decimal("60000"),
+            stop_loss=Decimal("58800"),
+            take_profit=Decimal("62400"),
+            run_id="R-1",
         )
         self.entry = Order(
-            client_order_id=self.entry_id, symbol="BTC/USDT", side=Side.BUY, order_type=OrderType.MARKET,
-            volume=SIZE, role=OrderRole.ENTRY, external_id="OENTRY-AAAAA-AAAAAA", status=OrderStatus.CLOSED,
-            filled_volume=SIZE, run_id="R-1",
+            client_order_id=self.entry_id,
+            symbol="BTC/USDT",
+            side=Side.BUY,
+            order_type=OrderType.MARKET,
+            volume=SIZE,
+            role=OrderRole.ENTRY,
+            external_id="OENTRY-AAAAA-AAAAAA",
+            status=OrderStatus.CLOSED,
+            filled_volume=SIZE,
+            run_id="R-1",
         )
         self.stop = Order(
-            client_order_id=self.stop_id, symbol="BTC/USDT", side=Side.SELL, order_type=OrderType.STOP_LOSS,
-            volume=SIZE, role=OrderRole.STOP_LOSS, price=Decimal("58800"), external_id="OSTOPP-AAAAA-AAAAAA",
-            status=OrderStatus.OPEN, run_id="R-1",
+            client_order_id=self.stop_id,
+            symbol="BTC/USDT",
+            side=Side.SELL,
+            order_type=OrderType.STOP_LOSS,
+            volume=SIZE,
+            role=OrderRole.STOP_LOSS,
+            price=Decimal("58800"),
+            external_id="OSTOPP-AAAAA-AAAAAA",
+            status=OrderStatus.OPEN,
+            run_id="R-1",
         )
         store.record_protected_position(self.position, [self.entry, self.stop])
         self.orders = {
             "OENTRY-AAAAA-AAAAAA": wire("OENTRY-AAAAA-AAAAAA", cl_ord_id=self.entry_id),
             "OSTOPP-AAAAA-AAAAAA": wire(
-                "OSTOPP-AAAAA-AAAAAA", side="sell", ordertype="stop-loss", vol_exec=Decimal(0),
-                status="open", cl_ord_id=self.stop_id, price="58800",
+                "OSTOPP-AAAAA-AAAAAA",
+                side="sell",
+                ordertype="stop-loss",
+                vol_exec=Decimal(0),
+                status="open",
+                cl_ord_id=self.stop_id,
+                price="58800",
             ),
         }
         self.balances = {"XXBT": SIZE, "USDT": Decimal("94000")}
@@ -96,8 +149,12 @@ def test_the_consistent_account_breaks_nothing(account: Account) -> None:
 
 def test_a_holding_without_a_live_stop_is_unprotected(account: Account) -> None:
     account.orders["OSTOPP-AAAAA-AAAAAA"] = wire(
-        "OSTOPP-AAAAA-AAAAAA", side="sell", ordertype="stop-loss", vol_exec=Decimal(0),
-        status="canceled", cl_ord_id=account.stop_id,
+        "OSTOPP-AAAAA-AAAAAA",
+        side="sell",
+        ordertype="stop-loss",
+        vol_exec=Decimal(0),
+        status="canceled",
+        cl_ord_id=account.stop_id,
     )
     found = account.check()
     assert any("live stops cover only 0" in m for m in found["protected"])
@@ -107,8 +164,12 @@ def test_a_holding_without_a_live_stop_is_unprotected(account: Account) -> None:
 def test_a_second_live_stop_is_over_coverage(account: Account) -> None:
     other = account.store.namespace().new_client_order_id(OrderRole.STOP_LOSS)
     account.orders["OSTOP2-AAAAA-AAAAAA"] = wire(
-        "OSTOP2-AAAAA-AAAAAA", side="sell", ordertype="stop-loss", vol_exec=Decimal(0),
-        status="open", cl_ord_id=other,
+        "OSTOP2-AAAAA-AAAAAA",
+        side="sell",
+        ordertype="stop-loss",
+        vol_exec=Decimal(0),
+        status="open",
+        cl_ord_id=other,
     )
     found = account.check()
     assert "no_over_coverage" in found
@@ -122,11 +183,20 @@ def test_a_live_stop_of_a_closed_position_is_an_orphan(account: Account) -> None
     account.orders["OCLOSE-AAAAA-AAAAAA"] = wire(
         "OCLOSE-AAAAA-AAAAAA", side="sell", cl_ord_id=account.store.namespace().new_client_order_id(OrderRole.CLOSE)
     )
-    account.store.upsert_order(Order(
-        client_order_id=account.orders["OCLOSE-AAAAA-AAAAAA"].cl_ord_id or "", symbol="BTC/USDT", side=Side.SELL,
-        order_type=OrderType.MARKET, volume=SIZE, role=OrderRole.CLOSE, external_id="OCLOSE-AAAAA-AAAAAA",
-        status=OrderStatus.CLOSED, filled_volume=SIZE, position_id="P-1",
-    ))
+    account.store.upsert_order(
+        Order(
+            client_order_id=account.orders["OCLOSE-AAAAA-AAAAAA"].cl_ord_id or "",
+            symbol="BTC/USDT",
+            side=Side.SELL,
+            order_type=OrderType.MARKET,
+            volume=SIZE,
+            role=OrderRole.CLOSE,
+            external_id="OCLOSE-AAAAA-AAAAAA",
+            status=OrderStatus.CLOSED,
+            filled_volume=SIZE,
+            position_id="P-1",
+        )
+    )
     account.balances["XXBT"] = Decimal(0)
     found = account.check()
     assert list(found) == ["no_over_coverage", "no_orphan_protection"]
@@ -135,25 +205,37 @@ def test_a_live_stop_of_a_closed_position_is_an_orphan(account: Account) -> None
 
 def test_two_entries_for_one_proposal_are_duplicates(account: Account) -> None:
     second = Order(
-        client_order_id=account.store.namespace().new_client_order_id(OrderRole.ENTRY), symbol="BTC/USDT",
-        side=Side.BUY, order_type=OrderType.MARKET, volume=SIZE, role=OrderRole.ENTRY,
-        external_id="OENTR2-AAAAA-AAAAAA", status=OrderStatus.CLOSED, filled_volume=SIZE, run_id="R-1",
+        client_order_id=account.store.namespace().new_client_order_id(OrderRole.ENTRY),
+        symbol="BTC/USDT",
+        side=Side.BUY,
+        order_type=OrderType.MARKET,
+        volume=SIZE,
+        role=OrderRole.ENTRY,
+        external_id="OENTR2-AAAAA-AAAAAA",
+        status=OrderStatus.CLOSED,
+        filled_volume=SIZE,
+        run_id="R-1",
     )
     account.store.upsert_order(second)
     assert "run R-1 sent 2 entries" in " ".join(account.check()["no_duplicates"])
 
 
 def test_a_client_order_id_accepted_twice_is_a_duplicate(account: Account) -> None:
-    account.orders["OAGAIN-AAAAA-AAAAAA"] = wire("OAGAIN-AAAAA-AAAAAA", cl_ord_id=account.entry_id, vol_exec=Decimal(0),
-                                                 status="canceled")
+    account.orders["OAGAIN-AAAAA-AAAAAA"] = wire(
+        "OAGAIN-AAAAA-AAAAAA", cl_ord_id=account.entry_id, vol_exec=Decimal(0), status="canceled"
+    )
     assert "accepted 2 times" in " ".join(account.check()["no_duplicates"])
 
 
 def test_an_order_of_tgs_missing_from_the_database_is_unrecorded(account: Account) -> None:
     mine = account.store.namespace().new_client_order_id(OrderRole.TAKE_PROFIT)
     account.orders["OTARGT-AAAAA-AAAAAA"] = wire(
-        "OTARGT-AAAAA-AAAAAA", side="sell", ordertype="take-profit", vol_exec=Decimal(0),
-        status="canceled", cl_ord_id=mine,
+        "OTARGT-AAAAA-AAAAAA",
+        side="sell",
+        ordertype="take-profit",
+        vol_exec=Decimal(0),
+        status="canceled",
+        cl_ord_id=mine,
     )
     assert "is tg's but not in the database" in " ".join(account.check()["recorded"])
 
@@ -183,7 +265,11 @@ def test_a_cancelled_foreign_order_was_touched(account: Account) -> None:
     )
     before = account.truth()
     account.orders["OFORGN-AAAAA-AAAAAA"] = wire(
-        "OFORGN-AAAAA-AAAAAA", ordertype="limit", price="30000", vol_exec=Decimal(0), status="canceled",
+        "OFORGN-AAAAA-AAAAAA",
+        ordertype="limit",
+        price="30000",
+        vol_exec=Decimal(0),
+        status="canceled",
         reason="User requested",
     )
     assert "was cancelled" in " ".join(account.check(before=before)["foreign_untouched"])
@@ -198,6 +284,13 @@ def test_a_foreign_holding_that_moved_without_its_orders_was_touched(account: Ac
 
 
 def test_every_invariant_has_a_test_above() -> None:
-    tested = {"protected", "no_over_coverage", "no_orphan_protection", "no_duplicates", "recorded",
-              "balances_agree", "foreign_untouched"}
+    tested = {
+        "protected",
+        "no_over_coverage",
+        "no_orphan_protection",
+        "no_duplicates",
+        "recorded",
+        "balances_agree",
+        "foreign_untouched",
+    }
     assert set(INVARIANTS) - tested == {"no_crash"}  # the caller's: see test_simulate's crash test

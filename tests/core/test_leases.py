@@ -43,8 +43,9 @@ def clock() -> VirtualClock:
 
 def dead_pid() -> int:
     """The pid of a process of this machine that has ended and been reaped."""
-    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                              capture_output=True, text=True, check=True)
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     return int(finished.stdout)
 
 
@@ -237,8 +238,7 @@ def test_keepers_racing_for_a_dead_holders_lease_take_it_once(tmp_path: Path) ->
     the lease is no longer the dead one's."""
     path = tmp_path / "tg.db"
     with Store.open(path) as setup:
-        setup.claim_lease(LeaseRecord(NAME, "deadbeef", socket.gethostname(), dead_pid(), START * 2),
-                          replacing=None)
+        setup.claim_lease(LeaseRecord(NAME, "deadbeef", socket.gethostname(), dead_pid(), START * 2), replacing=None)
     contenders = 4
     start = threading.Barrier(contenders)
     won: list[bool] = []

@@ -19,6 +19,7 @@ from core.domain.errors import (
     InputError,
     InvalidNonceError,
 )
+from core.domain.models import Candle, OrderType, Side, Ticker
 from core.exchange import (
     AddOrderAck,
     Credentials,
@@ -29,7 +30,6 @@ from core.exchange import (
     sign,
 )
 from core.exchange.client import NONCE_RESENDS
-from core.domain.models import Candle, OrderType, Side, Ticker
 from tests.exchange.kraken_fakes import (
     API_KEY,
     ASSET_PAIRS,
@@ -49,9 +49,7 @@ ADD_ORDER_ACK = {
 }
 
 
-def assert_no_floats(
-    value: Any, *, allowed: frozenset[str] = frozenset({"opentm", "closetm"})
-) -> None:
+def assert_no_floats(value: Any, *, allowed: frozenset[str] = frozenset({"opentm", "closetm"})) -> None:
     """Money and volumes must be Decimal all the way; only epoch times may be float."""
     if isinstance(value, BaseModel):
         fields = {name: getattr(value, name) for name in type(value).model_fields}
@@ -79,19 +77,11 @@ class TestPrivateRequests:
         self, kraken: respx.MockRouter, credentials: Credentials
     ) -> None:
         route = kraken.post("/0/private/AddOrder").mock(return_value=ok(ADD_ORDER_ACK))
-        async with KrakenClient(
-            BASE_URL, credentials, nonce_source=_KrakensExampleNonce()
-        ) as client:
-            ack = await client.add_order(
-                "XBTUSD", Side.BUY, OrderType.LIMIT, Decimal("1.25"), Decimal("37500")
-            )
-        assert ack == AddOrderAck(
-            txid="OUF4EM-FRGI2-MQMWZD", description="buy 1.25000000 XBTUSD @ limit 37500.0"
-        )
+        async with KrakenClient(BASE_URL, credentials, nonce_source=_KrakensExampleNonce()) as client:
+            ack = await client.add_order("XBTUSD", Side.BUY, OrderType.LIMIT, Decimal("1.25"), Decimal("37500"))
+        assert ack == AddOrderAck(txid="OUF4EM-FRGI2-MQMWZD", description="buy 1.25000000 XBTUSD @ limit 37500.0")
         request = route.calls.last.request
-        assert request.content == (
-            b"nonce=1616492376594&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25"
-        )
+        assert request.content == (b"nonce=1616492376594&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25")
         assert request.headers["API-Key"] == API_KEY
         assert request.headers["API-Sign"] == (
             "4/dpxb3iT4tp/ZCVEwSnEsLxx0bqyhLpdfOpc6fn7OR8+UClSV5n9E6aSS8MPtnRfp32bAb0nmbRn6H8ndwLUQ=="
@@ -124,29 +114,21 @@ class TestPrivateRequests:
             ("userref", "7"),
             ("volume", "0.5"),
         ]
-        assert request.headers["API-Sign"] == sign(
-            "/0/private/AddOrder", str(START_US), request.content, SECRET
-        )
+        assert request.headers["API-Sign"] == sign("/0/private/AddOrder", str(START_US), request.content, SECRET)
 
     async def test_decimals_go_on_the_wire_without_exponents(
         self, client: KrakenClient, kraken: respx.MockRouter
     ) -> None:
         route = kraken.post("/0/private/AddOrder").mock(return_value=ok(ADD_ORDER_ACK))
-        await client.add_order(
-            "XRP/BTC", Side.BUY, OrderType.LIMIT, Decimal("1E+2"), Decimal("5E-8")
-        )
+        await client.add_order("XRP/BTC", Side.BUY, OrderType.LIMIT, Decimal("1E+2"), Decimal("5E-8"))
         fields = dict(form(route.calls.last.request))
         assert (fields["volume"], fields["price"]) == ("100", "0.00000005")
 
-    async def test_a_validated_order_has_no_txid(
-        self, client: KrakenClient, kraken: respx.MockRouter
-    ) -> None:
+    async def test_a_validated_order_has_no_txid(self, client: KrakenClient, kraken: respx.MockRouter) -> None:
         route = kraken.post("/0/private/AddOrder").mock(
             return_value=ok({"descr": {"order": "buy 0.01000000 XBTUSD @ market"}})
         )
-        ack = await client.add_order(
-            "BTC/USD", Side.BUY, OrderType.MARKET, Decimal("0.01"), validate=True
-        )
+        ack = await client.add_order("BTC/USD", Side.BUY, OrderType.MARKET, Decimal("0.01"), validate=True)
         assert ack == AddOrderAck(txid="", description="buy 0.01000000 XBTUSD @ market")
         assert ("validate", "true") in form(route.calls.last.request)
 
@@ -197,22 +179,16 @@ class TestPrivateRequests:
     ) -> None:
         route = kraken.post("/0/private/AddOrder").mock(return_value=ok(ADD_ORDER_ACK))
         with pytest.raises(InputError, match=complaint):
-            await client.add_order(
-                "BTC/USD", Side.BUY, order_type, volume, price, price2=price2, userref=userref
-            )
+            await client.add_order("BTC/USD", Side.BUY, order_type, volume, price, price2=price2, userref=userref)
         assert not route.called
 
-    async def test_a_float_volume_is_a_programming_error(
-        self, client: KrakenClient, kraken: respx.MockRouter
-    ) -> None:
+    async def test_a_float_volume_is_a_programming_error(self, client: KrakenClient, kraken: respx.MockRouter) -> None:
         route = kraken.post("/0/private/AddOrder").mock(return_value=ok(ADD_ORDER_ACK))
         with pytest.raises(TypeError, match="never float"):
             await client.add_order("BTC/USD", Side.BUY, OrderType.MARKET, 0.1)  # type: ignore[arg-type]
         assert not route.called
 
-    async def test_a_private_call_without_credentials_says_how_to_set_them(
-        self, kraken: respx.MockRouter
-    ) -> None:
+    async def test_a_private_call_without_credentials_says_how_to_set_them(self, kraken: respx.MockRouter) -> None:
         route = kraken.post("/0/private/Balance").mock(return_value=ok({}))
         async with KrakenClient(BASE_URL) as client:
             with pytest.raises(ConfigError, match="set TG_KRAKEN_API_KEY and TG_KRAKEN_API_SECRET"):
@@ -261,12 +237,8 @@ class TestNonces:
         nonces = [int(dict(form(call.request))["nonce"]) for call in route.calls]
         assert nonces == sorted(nonces) and len(set(nonces)) == 3
 
-    async def test_other_errors_are_not_retried(
-        self, client: KrakenClient, kraken: respx.MockRouter
-    ) -> None:
-        route = kraken.post("/0/private/AddOrder").mock(
-            return_value=refused("EGeneral:Internal error")
-        )
+    async def test_other_errors_are_not_retried(self, client: KrakenClient, kraken: respx.MockRouter) -> None:
+        route = kraken.post("/0/private/AddOrder").mock(return_value=refused("EGeneral:Internal error"))
         with pytest.raises(ExchangeInternalError):
             await client.add_order("BTC/USD", Side.BUY, OrderType.MARKET, Decimal("0.01"))
         assert route.call_count == 1
@@ -282,9 +254,7 @@ class TestNonces:
         for call in route.calls:
             body = call.request.content
             nonce = dict(form(call.request))["nonce"]
-            assert call.request.headers["API-Sign"] == sign(
-                "/0/private/Balance", nonce, body, SECRET
-            )
+            assert call.request.headers["API-Sign"] == sign("/0/private/Balance", nonce, body, SECRET)
 
     async def test_a_restarted_client_signs_above_the_previous_ones_nonces(
         self, kraken: respx.MockRouter, credentials: Credentials, clock: VirtualClock
@@ -316,17 +286,14 @@ class TestPairs:
             ("XRPXBT", "XXRPXXBT"),
         ],
     )
-    async def test_resolve_pair_knows_every_name_of_a_pair(
-        self, client: KrakenClient, symbol: str, key: str
-    ) -> None:
+    async def test_resolve_pair_knows_every_name_of_a_pair(self, client: KrakenClient, symbol: str, key: str) -> None:
         assert (await client.resolve_pair(symbol)).key == key
 
     async def test_an_unknown_symbol_suggests_listed_ones(self, client: KrakenClient) -> None:
         with pytest.raises(InputError) as caught:
             await client.resolve_pair("zzz/usd")
         assert str(caught.value) == (
-            "unknown symbol ZZZ/USD: Kraken lists no such pair; "
-            "try one of ETH/USD, BTC/USD, XRP/USDT, BTC/USDT, ..."
+            "unknown symbol ZZZ/USD: Kraken lists no such pair; try one of ETH/USD, BTC/USD, XRP/USDT, BTC/USDT, ..."
         )
 
     async def test_a_pair_without_a_websocket_name_is_left_out(self, client: KrakenClient) -> None:
@@ -355,16 +322,12 @@ class TestPairs:
         assert sorted(pairs) == sorted(k for k in ASSET_PAIRS if k != "XXBTZUSD.d")
         assert_no_floats(pairs)
 
-    async def test_asset_pairs_are_fetched_once(
-        self, client: KrakenClient, kraken: respx.MockRouter
-    ) -> None:
+    async def test_asset_pairs_are_fetched_once(self, client: KrakenClient, kraken: respx.MockRouter) -> None:
         await asyncio.gather(*(client.resolve_pair("BTC/USD") for _ in range(5)))
         await client.asset_pairs()
         assert kraken.routes[0].call_count == 1
 
-    async def test_prices_round_to_the_tick_and_volumes_down_to_the_lot(
-        self, client: KrakenClient
-    ) -> None:
+    async def test_prices_round_to_the_tick_and_volumes_down_to_the_lot(self, client: KrakenClient) -> None:
         btc = await client.resolve_pair("BTC/USD")
         xrp_btc = await client.resolve_pair("XRP/BTC")
         assert btc.round_price(Decimal("37500.06")) == Decimal("37500.1")
@@ -374,9 +337,7 @@ class TestPairs:
         assert btc.round_volume(Decimal("0.999999999")) == Decimal("0.99999999")
 
     async def test_a_tick_coarser_than_the_decimals_wins(self, client: KrakenClient) -> None:
-        half_dollar = dataclasses.replace(
-            await client.resolve_pair("BTC/USD"), tick_size=Decimal("0.5")
-        )
+        half_dollar = dataclasses.replace(await client.resolve_pair("BTC/USD"), tick_size=Decimal("0.5"))
         assert half_dollar.round_price(Decimal("37500.3")) == Decimal("37500.5")
         assert half_dollar.round_price(Decimal("37500.2")) == Decimal("37500.0")
 
@@ -401,9 +362,7 @@ class TestMarketData:
             )
         )
         ticker = await client.ticker("BTC/USD")
-        assert ticker == Ticker(
-            bid=Decimal("37499.9"), ask=Decimal("37500.1"), last=Decimal("37500")
-        )
+        assert ticker == Ticker(bid=Decimal("37499.9"), ask=Decimal("37500.1"), last=Decimal("37500"))
         assert_no_floats(ticker)
         assert route.calls.last.request.url.params["pair"] == "XBTUSD"
 
@@ -414,9 +373,7 @@ class TestMarketData:
         with pytest.raises(ExchangeInternalError, match="no entry for XXBTZUSD"):
             await client.ticker("BTC/USD")
 
-    async def test_ohlc_keeps_every_row_oldest_first(
-        self, client: KrakenClient, kraken: respx.MockRouter
-    ) -> None:
+    async def test_ohlc_keeps_every_row_oldest_first(self, client: KrakenClient, kraken: respx.MockRouter) -> None:
         route = kraken.get("/0/public/OHLC").mock(
             return_value=ok(
                 {
@@ -495,9 +452,7 @@ class TestAccount:
         }
         assert_no_floats(balance)
 
-    async def test_json_numbers_keep_every_digit(
-        self, client: KrakenClient, kraken: respx.MockRouter
-    ) -> None:
+    async def test_json_numbers_keep_every_digit(self, client: KrakenClient, kraken: respx.MockRouter) -> None:
         body = b'{"error": [], "result": {"ZUSD": 1234567.123456789012345, "XXBT": 0.1}}'
         kraken.post("/0/private/Balance").mock(return_value=httpx.Response(200, content=body))
         assert await client.balance() == {
@@ -509,9 +464,7 @@ class TestAccount:
         self, client: KrakenClient, kraken: respx.MockRouter
     ) -> None:
         route = kraken.post("/0/private/QueryOrders").mock(
-            return_value=ok(
-                {"OUF4EM-FRGI2-MQMWZD": order_wire(trades=["TZX2WP-XSEOP-FP7WYR"], cl_ord_id="c1")}
-            )
+            return_value=ok({"OUF4EM-FRGI2-MQMWZD": order_wire(trades=["TZX2WP-XSEOP-FP7WYR"], cl_ord_id="c1")})
         )
         orders = await client.query_orders(["OUF4EM-FRGI2-MQMWZD"], trades=True)
         order = orders["OUF4EM-FRGI2-MQMWZD"]
@@ -541,17 +494,9 @@ class TestAccount:
             ("txid", "OUF4EM-FRGI2-MQMWZD"),
         ]
 
-    async def test_a_market_order_has_no_price(
-        self, client: KrakenClient, kraken: respx.MockRouter
-    ) -> None:
+    async def test_a_market_order_has_no_price(self, client: KrakenClient, kraken: respx.MockRouter) -> None:
         kraken.post("/0/private/QueryOrders").mock(
-            return_value=ok(
-                {
-                    "OMKT01-AAAAA-BBBBBB": order_wire(
-                        "open", ordertype="market", price="0", vol_exec="0"
-                    )
-                }
-            )
+            return_value=ok({"OMKT01-AAAAA-BBBBBB": order_wire("open", ordertype="market", price="0", vol_exec="0")})
         )
         order = (await client.query_orders(["OMKT01-AAAAA-BBBBBB"]))["OMKT01-AAAAA-BBBBBB"]
         assert order.price is None and order.closetm is None and order.trades == []
@@ -570,16 +515,12 @@ class TestAccount:
         assert sorted(orders) == txids
         assert [len(dict(form(c.request))["txid"].split(",")) for c in route.calls] == [50, 1]
 
-    async def test_query_orders_of_nothing_asks_nothing(
-        self, client: KrakenClient, kraken: respx.MockRouter
-    ) -> None:
+    async def test_query_orders_of_nothing_asks_nothing(self, client: KrakenClient, kraken: respx.MockRouter) -> None:
         route = kraken.post("/0/private/QueryOrders").mock(return_value=ok({}))
         assert await client.query_orders([]) == {}
         assert not route.called
 
-    async def test_open_and_closed_orders(
-        self, client: KrakenClient, kraken: respx.MockRouter
-    ) -> None:
+    async def test_open_and_closed_orders(self, client: KrakenClient, kraken: respx.MockRouter) -> None:
         kraken.post("/0/private/OpenOrders").mock(
             return_value=ok({"open": {"OOPEN1-AAAAA-BBBBBB": order_wire("open", vol_exec="0.5")}})
         )
@@ -597,17 +538,11 @@ class TestAccount:
     ) -> None:
         broken = order_wire("open")
         del broken["vol"]
-        kraken.post("/0/private/OpenOrders").mock(
-            return_value=ok({"open": {"OOPEN1-AAAAA-BBBBBB": broken}})
-        )
-        with pytest.raises(
-            ExchangeInternalError, match="OpenOrders did not have the expected shape \\(vol"
-        ):
+        kraken.post("/0/private/OpenOrders").mock(return_value=ok({"open": {"OOPEN1-AAAAA-BBBBBB": broken}}))
+        with pytest.raises(ExchangeInternalError, match="OpenOrders did not have the expected shape \\(vol"):
             await client.open_orders()
 
-    async def test_cancel_order_by_client_order_id(
-        self, client: KrakenClient, kraken: respx.MockRouter
-    ) -> None:
+    async def test_cancel_order_by_client_order_id(self, client: KrakenClient, kraken: respx.MockRouter) -> None:
         route = kraken.post("/0/private/CancelOrder").mock(return_value=ok({"count": 1}))
         assert await client.cancel_order("tg-entry-1") == 1
         assert form(route.calls.last.request)[1:] == [("txid", "tg-entry-1")]

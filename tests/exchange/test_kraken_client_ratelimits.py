@@ -12,8 +12,8 @@ import respx
 
 from core.domain.clock import SystemClock, VirtualClock
 from core.domain.errors import OrderRateLimitExceededError, UnknownOrderError
-from core.exchange import Credentials, KrakenClient, NonceSource
 from core.domain.models import OrderType, Side
+from core.exchange import Credentials, KrakenClient, NonceSource
 from core.exchange.ratelimit import KrakenRateLimiter
 from core.exchange.ratelimit.kraken import OrderAction
 from tests.exchange.kraken_fakes import BASE_URL, form, ok, order_wire, refused
@@ -51,7 +51,9 @@ async def paced(
 
 
 async def limit_buy(client: KrakenClient, symbol: str = "BTC/USD", cl_ord_id: str | None = None) -> str:
-    ack = await client.add_order(symbol, Side.BUY, OrderType.LIMIT, Decimal("0.01"), Decimal("30000"), cl_ord_id=cl_ord_id)
+    ack = await client.add_order(
+        symbol, Side.BUY, OrderType.LIMIT, Decimal("0.01"), Decimal("30000"), cl_ord_id=cl_ord_id
+    )
     return ack.txid
 
 
@@ -117,9 +119,7 @@ class TestWaits:
 
             assert route.call_count == 40
             assert loop.time() - started == pytest.approx((40 - 19) / 0.98, abs=1e-5)
-            assert client.rate_limit_wait_s == pytest.approx(
-                sum(k / 0.98 for k in range(1, 22)), abs=1e-4
-            )
+            assert client.rate_limit_wait_s == pytest.approx(sum(k / 0.98 for k in range(1, 22)), abs=1e-4)
 
 
 class TestLearning:
@@ -140,9 +140,7 @@ class TestLearning:
     async def test_an_order_refusal_backs_off_that_pair_only(
         self, paced: KrakenClient, kraken: respx.MockRouter, clock: VirtualClock
     ) -> None:
-        kraken.post("/0/private/AddOrder").mock(
-            side_effect=[refused("EOrder:Rate limit exceeded"), ok(ACK), ok(ACK)]
-        )
+        kraken.post("/0/private/AddOrder").mock(side_effect=[refused("EOrder:Rate limit exceeded"), ok(ACK), ok(ACK)])
         with pytest.raises(OrderRateLimitExceededError):
             await limit_buy(paced, "BTC/USD")
 

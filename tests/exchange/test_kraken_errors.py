@@ -32,8 +32,8 @@ from core.domain.errors import (
     UnknownMethodError,
     UnknownOrderError,
 )
-from core.exchange import KrakenClient, exception_for
 from core.domain.models import OrderType, Side
+from core.exchange import KrakenClient, exception_for
 from tests.exchange.kraken_fakes import API_KEY, SECRET, ok, refused
 
 KRAKEN_ERRORS: list[tuple[str, type[ExchangeError]]] = [
@@ -67,9 +67,7 @@ def assert_no_credentials_in(exc: BaseException) -> None:
 
 
 @pytest.mark.parametrize(("error", "expected"), KRAKEN_ERRORS)
-def test_each_kraken_error_maps_to_its_class_on_a_read(
-    error: str, expected: type[ExchangeError]
-) -> None:
+def test_each_kraken_error_maps_to_its_class_on_a_read(error: str, expected: type[ExchangeError]) -> None:
     exc = exception_for(error, method="Balance")
     assert type(exc) is expected
     assert exc.kraken_error == error
@@ -78,9 +76,7 @@ def test_each_kraken_error_maps_to_its_class_on_a_read(
 
 @pytest.mark.parametrize("method", ORDER_METHODS)
 @pytest.mark.parametrize("error", ["EService:Unavailable", "EGeneral:Internal error"])
-def test_unavailable_or_internal_error_on_an_order_call_is_ambiguous(
-    error: str, method: str
-) -> None:
+def test_unavailable_or_internal_error_on_an_order_call_is_ambiguous(error: str, method: str) -> None:
     exc = exception_for(error, method=method)
     assert type(exc) is ExchangeInternalError
     assert exc.kraken_error == error
@@ -102,9 +98,7 @@ def test_unavailable_on_a_read_is_only_transient(method: str) -> None:
         ("EAPI:Rate limit exceeded", RateLimitExceededError),
     ],
 )
-def test_clear_refusals_of_an_order_are_not_ambiguous(
-    error: str, expected: type[ExchangeError]
-) -> None:
+def test_clear_refusals_of_an_order_are_not_ambiguous(error: str, expected: type[ExchangeError]) -> None:
     assert type(exception_for(error, method="AddOrder")) is expected
 
 
@@ -136,29 +130,21 @@ async def test_the_client_reports_a_failed_add_order_as_ambiguous(
         await client.add_order("BTC/USD", Side.BUY, OrderType.MARKET, Decimal("0.01"))
 
 
-async def test_the_client_reports_a_failed_cancel_as_ambiguous(
-    client: KrakenClient, kraken: respx.MockRouter
-) -> None:
+async def test_the_client_reports_a_failed_cancel_as_ambiguous(client: KrakenClient, kraken: respx.MockRouter) -> None:
     kraken.post("/0/private/CancelOrder").mock(return_value=refused("EService:Unavailable"))
     with pytest.raises(ExchangeInternalError):
         await client.cancel_order("OUF4EM-FRGI2-MQMWZD")
 
 
-async def test_warnings_without_errors_do_not_fail_the_call(
-    client: KrakenClient, kraken: respx.MockRouter
-) -> None:
+async def test_warnings_without_errors_do_not_fail_the_call(client: KrakenClient, kraken: respx.MockRouter) -> None:
     kraken.post("/0/private/Balance").mock(
-        return_value=httpx.Response(
-            200, json={"error": ["WGeneral:Deprecated"], "result": {"ZUSD": "1.0"}}
-        )
+        return_value=httpx.Response(200, json={"error": ["WGeneral:Deprecated"], "result": {"ZUSD": "1.0"}})
     )
     assert await client.balance() == {"ZUSD": Decimal("1.0")}
 
 
 class TestTransportFailures:
-    @pytest.mark.parametrize(
-        "timeout", [httpx.ReadTimeout, httpx.ConnectTimeout, httpx.PoolTimeout]
-    )
+    @pytest.mark.parametrize("timeout", [httpx.ReadTimeout, httpx.ConnectTimeout, httpx.PoolTimeout])
     async def test_a_timeout_is_an_exchange_timeout(
         self, client: KrakenClient, kraken: respx.MockRouter, timeout: type[httpx.TimeoutException]
     ) -> None:
@@ -168,16 +154,12 @@ class TestTransportFailures:
         assert isinstance(caught.value.__cause__, timeout)
         assert_no_credentials_in(caught.value)
 
-    @pytest.mark.parametrize(
-        "failure", [httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError]
-    )
+    @pytest.mark.parametrize("failure", [httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError])
     async def test_a_dropped_connection_is_connection_lost(
         self, client: KrakenClient, kraken: respx.MockRouter, failure: type[httpx.TransportError]
     ) -> None:
         kraken.post("/0/private/Balance").mock(side_effect=failure)
-        with pytest.raises(
-            ConnectionLostError, match=f"during Balance \\({failure.__name__}\\)"
-        ) as caught:
+        with pytest.raises(ConnectionLostError, match=f"during Balance \\({failure.__name__}\\)") as caught:
             await client.balance()
         assert isinstance(caught.value.__cause__, failure)
         assert_no_credentials_in(caught.value)
@@ -188,12 +170,8 @@ class TestTransportFailures:
     ) -> None:
         page = "<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>"
         kraken.post("/0/private/AddOrder").mock(return_value=httpx.Response(status, text=page))
-        with pytest.raises(
-            ExchangeInternalError, match=f"HTTP {status} with a non-JSON body"
-        ) as caught:
-            await client.add_order(
-                "BTC/USD", Side.SELL, OrderType.LIMIT, Decimal("0.01"), Decimal("40000")
-            )
+        with pytest.raises(ExchangeInternalError, match=f"HTTP {status} with a non-JSON body") as caught:
+            await client.add_order("BTC/USD", Side.SELL, OrderType.LIMIT, Decimal("0.01"), Decimal("40000"))
         assert caught.value.kraken_error is None
         assert_no_credentials_in(caught.value)
 
@@ -213,17 +191,13 @@ class TestTransportFailures:
         with pytest.raises(ExchangeInternalError, match="HTTP 500 to Balance"):
             await client.balance()
 
-    async def test_http_429_is_a_rate_limit(
-        self, client: KrakenClient, kraken: respx.MockRouter
-    ) -> None:
+    async def test_http_429_is_a_rate_limit(self, client: KrakenClient, kraken: respx.MockRouter) -> None:
         kraken.post("/0/private/Balance").mock(return_value=httpx.Response(429, text="slow down"))
         with pytest.raises(RateLimitExceededError) as caught:
             await client.balance()
         assert isinstance(caught.value, TransientExchangeError)
 
-    async def test_http_404_is_permanent(
-        self, client: KrakenClient, kraken: respx.MockRouter
-    ) -> None:
+    async def test_http_404_is_permanent(self, client: KrakenClient, kraken: respx.MockRouter) -> None:
         kraken.post("/0/private/Balance").mock(return_value=httpx.Response(404, text="not found"))
         with pytest.raises(PermanentExchangeError, match="check the base URL"):
             await client.balance()

@@ -15,9 +15,7 @@ from tests.exchange.kraken_fakes import API_KEY, SECRET, START
 PATH = "/0/private/AddOrder"
 NONCE = "1616492376594"
 POSTDATA = "nonce=1616492376594&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25"
-SIGNATURE = (
-    "4/dpxb3iT4tp/ZCVEwSnEsLxx0bqyhLpdfOpc6fn7OR8+UClSV5n9E6aSS8MPtnRfp32bAb0nmbRn6H8ndwLUQ=="
-)
+SIGNATURE = "4/dpxb3iT4tp/ZCVEwSnEsLxx0bqyhLpdfOpc6fn7OR8+UClSV5n9E6aSS8MPtnRfp32bAb0nmbRn6H8ndwLUQ=="
 
 
 def test_sign_matches_krakens_published_example() -> None:
@@ -37,12 +35,7 @@ def test_sign_covers_the_path_the_nonce_and_the_body() -> None:
 class TestCredentials:
     def test_repr_and_str_hide_the_secret_and_most_of_the_key(self) -> None:
         credentials = Credentials(api_key=API_KEY, api_secret=SECRET)
-        assert (
-            repr(credentials)
-            == str(credentials)
-            == f"{credentials}"
-            == "Credentials(api_key=k3yP…)"
-        )
+        assert repr(credentials) == str(credentials) == f"{credentials}" == "Credentials(api_key=k3yP…)"
         assert repr([credentials]) == "[Credentials(api_key=k3yP…)]"
 
     def test_a_secret_that_is_not_base64_is_refused_without_echoing_it(self) -> None:
@@ -64,9 +57,7 @@ class TestCredentials:
             ({"TG_KRAKEN_API_SECRET": SECRET}, "TG_KRAKEN_API_KEY is not"),
         ],
     )
-    def test_from_env_with_half_the_pair_says_what_is_missing(
-        self, env: dict[str, str], missing: str
-    ) -> None:
+    def test_from_env_with_half_the_pair_says_what_is_missing(self, env: dict[str, str], missing: str) -> None:
         with pytest.raises(ConfigError, match=missing) as caught:
             Credentials.from_env(env)
         assert SECRET not in str(caught.value)
@@ -75,14 +66,10 @@ class TestCredentials:
         key_file = tmp_path / "kraken.key"
         key_file.write_text(f"{API_KEY}\n{SECRET}\n")
         key_file.chmod(0o600)
-        assert Credentials.from_env({"TG_KRAKEN_KEY_FILE": str(key_file)}) == Credentials(
-            API_KEY, SECRET
-        )
+        assert Credentials.from_env({"TG_KRAKEN_KEY_FILE": str(key_file)}) == Credentials(API_KEY, SECRET)
 
     @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o700])
-    def test_from_env_refuses_a_key_file_readable_beyond_its_owner(
-        self, tmp_path: Path, mode: int
-    ) -> None:
+    def test_from_env_refuses_a_key_file_readable_beyond_its_owner(self, tmp_path: Path, mode: int) -> None:
         key_file = tmp_path / "kraken.key"
         key_file.write_text(f"{API_KEY}\n{SECRET}\n")
         key_file.chmod(mode)

@@ -8,15 +8,25 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-from core.exchange import AddOrderAck, CallCosts, ExchangeOrder, PairInfo
 from core.domain.errors import UnknownOrderError
 from core.domain.models import OrderType, Side
+from core.exchange import AddOrderAck, CallCosts, ExchangeOrder, PairInfo
 
 BTC_USDT = PairInfo(
-    key="XBTUSDT", altname="XBTUSDT", wsname="XBT/USDT", base="XXBT", quote="USDT", symbol="BTC/USDT",
-    pair_decimals=1, lot_decimals=8, cost_decimals=5, ordermin=Decimal("0.0001"),
-    costmin=Decimal("0.5"), tick_size=Decimal("0.1"),
-    taker_fee_pct=Decimal("0.26"), maker_fee_pct=Decimal("0.16"),
+    key="XBTUSDT",
+    altname="XBTUSDT",
+    wsname="XBT/USDT",
+    base="XXBT",
+    quote="USDT",
+    symbol="BTC/USDT",
+    pair_decimals=1,
+    lot_decimals=8,
+    cost_decimals=5,
+    ordermin=Decimal("0.0001"),
+    costmin=Decimal("0.5"),
+    tick_size=Decimal("0.1"),
+    taker_fee_pct=Decimal("0.26"),
+    maker_fee_pct=Decimal("0.16"),
 )
 
 
@@ -48,12 +58,27 @@ class ScriptedKraken:
         return BTC_USDT
 
     async def add_order(
-        self, symbol: str, side: Side, order_type: OrderType, volume: Decimal,
-        price: Decimal | None = None, *, cl_ord_id: str | None = None,
-        userref: int | None = None, validate: bool = False, close: object = None,
+        self,
+        symbol: str,
+        side: Side,
+        order_type: OrderType,
+        volume: Decimal,
+        price: Decimal | None = None,
+        *,
+        cl_ord_id: str | None = None,
+        userref: int | None = None,
+        validate: bool = False,
+        close: object = None,
     ) -> AddOrderAck:
         self.add_order_calls.append(
-            {"symbol": symbol, "side": side, "type": order_type, "volume": volume, "price": price, "cl_ord_id": cl_ord_id}
+            {
+                "symbol": symbol,
+                "side": side,
+                "type": order_type,
+                "volume": volume,
+                "price": price,
+                "cl_ord_id": cl_ord_id,
+            }
         )
         outcome = self.outcomes.pop(0) if self.outcomes else None
         if outcome is not None:
@@ -62,11 +87,20 @@ class ScriptedKraken:
         filled = volume * self.fill_ratio if order_type is OrderType.MARKET else Decimal("0")
         self.orders[txid] = {
             "status": "closed" if filled == volume else "open",
-            "descr": {"pair": "XBTUSDT", "type": side.value, "ordertype": order_type.value,
-                      "price": str(price or 0), "order": f"{side.value} {volume} XBTUSDT"},
-            "vol": str(volume), "vol_exec": str(filled), "cost": str(filled * self.price),
-            "fee": str(filled * self.price * Decimal("0.0026")), "price": str(self.price if filled else 0),
-            "cl_ord_id": cl_ord_id, "opentm": 0.0,
+            "descr": {
+                "pair": "XBTUSDT",
+                "type": side.value,
+                "ordertype": order_type.value,
+                "price": str(price or 0),
+                "order": f"{side.value} {volume} XBTUSDT",
+            },
+            "vol": str(volume),
+            "vol_exec": str(filled),
+            "cost": str(filled * self.price),
+            "fee": str(filled * self.price * Decimal("0.0026")),
+            "price": str(self.price if filled else 0),
+            "cl_ord_id": cl_ord_id,
+            "opentm": 0.0,
         }
         return AddOrderAck(txid=txid, description="")
 
@@ -82,7 +116,8 @@ class ScriptedKraken:
         if self.never_visible:
             return {}
         return {
-            t: ExchangeOrder.from_wire(t, o) for t, o in self.orders.items()
+            t: ExchangeOrder.from_wire(t, o)
+            for t, o in self.orders.items()
             if (o["status"] == "open") is open_ and (cl_ord_id is None or o["cl_ord_id"] == cl_ord_id)
         }
 

@@ -14,16 +14,21 @@ import pytest
 import respx
 
 from core.domain.clock import VirtualClock
-from core.exchange import Credentials, KrakenClient, NonceSource
-from core.execution.manager import OrderExecutionManager
 from core.domain.models import ExecutionResult, ExecutionStatus, OrderRole, Side, TradeProposal
+from core.exchange import Credentials, KrakenClient, NonceSource
 from core.exchange.ratelimit import KrakenRateLimiter
+from core.execution.manager import OrderExecutionManager
 from core.storage.store import Store
 from tests.exchange.kraken_fakes import API_KEY, ASSET_PAIRS, BASE_URL, SECRET, START, form, ok, order_wire, refused
 
 PROPOSAL = TradeProposal(
-    symbol="BTC/USD", side=Side.BUY, entry_price=Decimal("37500"), stop_loss=Decimal("36750"),
-    take_profit=Decimal("39000"), confidence=0.8, volume=Decimal("0.05"),
+    symbol="BTC/USD",
+    side=Side.BUY,
+    entry_price=Decimal("37500"),
+    stop_loss=Decimal("36750"),
+    take_profit=Decimal("39000"),
+    confidence=0.8,
+    volume=Decimal("0.05"),
 )
 
 
@@ -41,8 +46,12 @@ class Book:
         self.placements.append(fields)
         txid = f"O{len(self.placements):05d}-AAAAA-BBBBBB"
         market = fields["ordertype"] == "market"
-        order = order_wire("closed" if market else "open", ordertype=fields["ordertype"],
-                           vol_exec=fields["volume"] if market else "0", cl_ord_id=fields["cl_ord_id"])
+        order = order_wire(
+            "closed" if market else "open",
+            ordertype=fields["ordertype"],
+            vol_exec=fields["volume"] if market else "0",
+            cl_ord_id=fields["cl_ord_id"],
+        )
         order["vol"] = fields["volume"]
         self.orders[txid] = order
         if self.lose_answers:
@@ -79,7 +88,10 @@ async def execute(tmp_path: Path) -> ExecutionResult:
     clock = VirtualClock(START)
     ids = iter(["entry-id", "stop-id", "target-id"])
     async with KrakenClient(
-        BASE_URL, Credentials(API_KEY, SECRET), clock=clock, nonce_source=NonceSource(clock),
+        BASE_URL,
+        Credentials(API_KEY, SECRET),
+        clock=clock,
+        nonce_source=NonceSource(clock),
         rate_limiter=KrakenRateLimiter("starter", clock=clock),
     ) as client:
         with Store.open(tmp_path / "tg.db") as store:
@@ -87,9 +99,7 @@ async def execute(tmp_path: Path) -> ExecutionResult:
             return await manager.execute_trade(PROPOSAL)
 
 
-async def test_a_lost_add_order_answer_is_resolved_by_lookup_without_a_duplicate(
-    book: Book, tmp_path: Path
-) -> None:
+async def test_a_lost_add_order_answer_is_resolved_by_lookup_without_a_duplicate(book: Book, tmp_path: Path) -> None:
     result = await execute(tmp_path)
 
     assert [p["cl_ord_id"] for p in book.placements] == ["entry-id", "stop-id", "target-id"]

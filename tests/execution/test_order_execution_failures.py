@@ -17,14 +17,19 @@ from core.domain.errors import (
     RateLimitExceededError,
     ServiceBusyError,
 )
-from core.execution.manager import OrderExecutionManager
 from core.domain.models import AlertLevel, ExecutionStatus, OrderRole, OrderType, PositionStatus, Side, TradeProposal
+from core.execution.manager import OrderExecutionManager
 from core.storage.store import Store
 from tests.execution.scripted_kraken import ScriptedKraken
 
 PROPOSAL = TradeProposal(
-    symbol="BTC/USDT", side=Side.BUY, entry_price=Decimal("60000"), stop_loss=Decimal("58800"),
-    take_profit=Decimal("62400"), confidence=0.8, volume=Decimal("0.05"),
+    symbol="BTC/USDT",
+    side=Side.BUY,
+    entry_price=Decimal("60000"),
+    stop_loss=Decimal("58800"),
+    take_profit=Decimal("62400"),
+    confidence=0.8,
+    volume=Decimal("0.05"),
 )
 
 
@@ -139,7 +144,11 @@ class TestOrderExecutionPartialFailures:
 
         result = await manager(kraken, store).execute_trade(PROPOSAL)
 
-        assert [c["type"] for c in kraken.add_order_calls] == [OrderType.MARKET, OrderType.STOP_LOSS, OrderType.TAKE_PROFIT]
+        assert [c["type"] for c in kraken.add_order_calls] == [
+            OrderType.MARKET,
+            OrderType.STOP_LOSS,
+            OrderType.TAKE_PROFIT,
+        ]
         assert result.success is True
         assert result.order.external_id == "ORDER-1"
         assert result.warnings_contains("found it by client order id")

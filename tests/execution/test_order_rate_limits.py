@@ -12,11 +12,11 @@ import pytest
 
 from core.domain.clock import VirtualClock
 from core.domain.config import RateLimitSettings
+from core.domain.models import ExecutionResult, ExecutionStatus
 from core.exchange import Credentials, KrakenClient
+from core.exchange.ratelimit import KrakenRateLimiter
 from core.execution.manager import OrderExecutionManager
 from core.flows.manual import manual_proposal
-from core.domain.models import ExecutionResult, ExecutionStatus
-from core.exchange.ratelimit import KrakenRateLimiter
 from core.storage.store import Store
 from simulator.embedded import EmbeddedExchange
 from simulator.exchange import DEFAULT_ACCOUNT

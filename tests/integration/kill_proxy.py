@@ -158,7 +158,7 @@ class KillProxy:
         hold: When | None = None
         if private:
             with self._lock:
-                method = handler.path[len(PRIVATE):]
+                method = handler.path[len(PRIVATE) :]
                 params = parse_qs(body.decode("utf-8", "replace"))
                 entry = Exchanged(len(self.log) + 1, method, _label(method, params), _summary(params))
                 self.log.append(entry)
@@ -226,13 +226,36 @@ def _brief(answer: bytes) -> str:
 # --- tg as real processes, forked from a pre-imported server ------------------------
 
 PRELOAD = [
-    "__main__", "tests.integration.kill_proxy",
-    "cli.main", "cli.wiring", "cli.render", "core.flows.trade_cycle", "core.flows.manual", "core.execution.reconcile",
-    "core.decision.llm.offline", "core.decision.llm.providers", "core.decision.agents.trading_decision", "core.decision.agents.regime_detection",
-    "core.decision.agents.technical_analysis", "sqlite_utils", "pydantic_settings", "typer._adapters", "typer._click.decorators",
+    "__main__",
+    "tests.integration.kill_proxy",
+    "cli.main",
+    "cli.wiring",
+    "cli.render",
+    "core.flows.trade_cycle",
+    "core.flows.manual",
+    "core.execution.reconcile",
+    "core.decision.llm.offline",
+    "core.decision.llm.providers",
+    "core.decision.agents.trading_decision",
+    "core.decision.agents.regime_detection",
+    "core.decision.agents.technical_analysis",
+    "sqlite_utils",
+    "pydantic_settings",
+    "typer._adapters",
+    "typer._click.decorators",
     # what httpx imports only once a client is made
-    "httpx", "httpcore", "httpcore._backends.anyio", "anyio", "anyio._backends._asyncio", "anyio.streams.tls",
-    "anyio.streams.memory", "anyio.streams.stapled", "anyio.to_thread", "h11", "certifi", "sniffio",
+    "httpx",
+    "httpcore",
+    "httpcore._backends.anyio",
+    "anyio",
+    "anyio._backends._asyncio",
+    "anyio.streams.tls",
+    "anyio.streams.memory",
+    "anyio.streams.stapled",
+    "anyio.to_thread",
+    "h11",
+    "certifi",
+    "sniffio",
 ]
 """What `tg trade`, `tg reconcile` and `tg orders` import, so that no child imports anything."""
 _context: ForkServerContext | None = None

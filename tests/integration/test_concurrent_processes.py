@@ -115,13 +115,40 @@ SAFETY_S = 120.0
 # --- tg as real processes, forked from a pre-imported server -------------------------
 
 PRELOAD = [
-    "__main__", __name__, "tests.integration.kill_proxy",
-    "cli.main", "cli.wiring", "cli.render", "cli.sim", "core.flows.trade_cycle", "core.flows.manual", "core.execution.reconcile",
-    "core.execution.abandon", "core.decision.llm.offline", "core.decision.llm.providers", "core.decision.agents.trading_decision",
-    "core.decision.agents.regime_detection", "core.decision.agents.technical_analysis", "sqlite_utils", "pydantic_settings",
-    "typer._adapters", "typer._click.decorators", "rich.table", "rich.console",
-    "httpx", "httpcore", "httpcore._backends.anyio", "anyio", "anyio._backends._asyncio", "anyio.streams.tls",
-    "anyio.streams.memory", "anyio.streams.stapled", "anyio.to_thread", "h11", "certifi", "sniffio",
+    "__main__",
+    __name__,
+    "tests.integration.kill_proxy",
+    "cli.main",
+    "cli.wiring",
+    "cli.render",
+    "cli.sim",
+    "core.flows.trade_cycle",
+    "core.flows.manual",
+    "core.execution.reconcile",
+    "core.execution.abandon",
+    "core.decision.llm.offline",
+    "core.decision.llm.providers",
+    "core.decision.agents.trading_decision",
+    "core.decision.agents.regime_detection",
+    "core.decision.agents.technical_analysis",
+    "sqlite_utils",
+    "pydantic_settings",
+    "typer._adapters",
+    "typer._click.decorators",
+    "rich.table",
+    "rich.console",
+    "httpx",
+    "httpcore",
+    "httpcore._backends.anyio",
+    "anyio",
+    "anyio._backends._asyncio",
+    "anyio.streams.tls",
+    "anyio.streams.memory",
+    "anyio.streams.stapled",
+    "anyio.to_thread",
+    "h11",
+    "certifi",
+    "sniffio",
 ]
 """What the commands import, so a child imports nothing: it starts in milliseconds, not
 the second an interpreter needs. The fork server is one per pytest process and the kill
@@ -209,8 +236,13 @@ class TgProcess:
             self.process.kill()
             self.process.join()
             raise TimeoutError(f"tg {' '.join(self.argv)} still ran after {timeout} s: {self._read(self._err)}")
-        return Finished(self.argv, self.process.exitcode, self._read(self._out), self._read(self._err),
-                        time.monotonic() - self._started)
+        return Finished(
+            self.argv,
+            self.process.exitcode,
+            self._read(self._out),
+            self._read(self._err),
+            time.monotonic() - self._started,
+        )
 
     @staticmethod
     def _read(path: str) -> str:
@@ -291,8 +323,10 @@ class Seen:
         return self.volume - self.filled
 
     def line(self) -> str:
-        return (f"{self.txid} {self.side} {self.ordertype} {self.volume} filled {self.filled} {self.status} "
-                f"cl_ord_id={self.cl_ord_id}")
+        return (
+            f"{self.txid} {self.side} {self.ordertype} {self.volume} filled {self.filled} {self.status} "
+            f"cl_ord_id={self.cl_ord_id}"
+        )
 
 
 @dataclass
@@ -305,8 +339,12 @@ class Account:
 
 def _seen(txid: str, info: Mapping[str, Any]) -> Seen:
     return Seen(
-        txid=txid, cl_ord_id=info.get("cl_ord_id") or None, side=info["descr"]["type"],
-        ordertype=info["descr"]["ordertype"], volume=Decimal(info["vol"]), filled=Decimal(info["vol_exec"]),
+        txid=txid,
+        cl_ord_id=info.get("cl_ord_id") or None,
+        side=info["descr"]["type"],
+        ordertype=info["descr"]["ordertype"],
+        volume=Decimal(info["vol"]),
+        filled=Decimal(info["vol_exec"]),
         status=info["status"],
     )
 
@@ -341,8 +379,11 @@ def look_inside_the_sandbox(state_path: Path) -> Account:
     with EmbeddedExchange.open(state_path) as sandbox:  # not saved: the judge only reads
         state = sandbox.exchange.state
         btc = state.accounts[DEFAULT_ACCOUNT].balances.get("XXBT", Decimal(0))
-        orders = {txid: _seen(txid, order(o, with_trades=False))
-                  for txid, o in state.orders.items() if o.account == DEFAULT_ACCOUNT}
+        orders = {
+            txid: _seen(txid, order(o, with_trades=False))
+            for txid, o in state.orders.items()
+            if o.account == DEFAULT_ACCOUNT
+        }
     return Account(btc, orders)
 
 
@@ -419,13 +460,19 @@ def violations(account: Account, places: Sequence[Place], *, strict: bool = True
             if known is None:
                 found.append(f"{name}: its order {order.line()} is not in its database")
             elif known["client_order_id"] != order.cl_ord_id:
-                found.append(f"{name}: its database has {order.txid} as {known['client_order_id']}, "
-                             f"the exchange as {order.cl_ord_id}")
+                found.append(
+                    f"{name}: its database has {order.txid} as {known['client_order_id']}, "
+                    f"the exchange as {order.cl_ord_id}"
+                )
             elif strict and known["status"] != order.status:
-                found.append(f"{name}: its database says {order.txid} is {known['status']}, the exchange {order.status}")
+                found.append(
+                    f"{name}: its database says {order.txid} is {known['status']}, the exchange {order.status}"
+                )
             elif strict and Decimal(known["filled_volume"]) != order.filled:
-                found.append(f"{name}: its database says {order.txid} filled {known['filled_volume']}, "
-                             f"the exchange {order.filled}")
+                found.append(
+                    f"{name}: its database says {order.txid} filled {known['filled_volume']}, "
+                    f"the exchange {order.filled}"
+                )
         if not strict:
             continue
         for row in record.orders:
@@ -445,9 +492,13 @@ def violations(account: Account, places: Sequence[Place], *, strict: bool = True
         if targets > held:
             found.append(f"{name}: holds {held} BTC, its live take-profits would sell {targets}")
         for position in record.open_positions:
-            protection = [row for row in record.orders
-                          if row["position_id"] == position["id"] and row["role"] == "stop_loss"
-                          and row["status"] in ("open", "pending")]
+            protection = [
+                row
+                for row in record.orders
+                if row["position_id"] == position["id"]
+                and row["role"] == "stop_loss"
+                and row["status"] in ("open", "pending")
+            ]
             covered = sum((Decimal(r["volume"]) - Decimal(r["filled_volume"]) for r in protection), Decimal(0))
             if covered != Decimal(position["size"]):
                 found.append(f"{name}: position {position['id']} of {position['size']} has live stops for {covered}")
@@ -484,11 +535,15 @@ def describe(account: Account, places: Sequence[Place], log: Sequence[Finished])
     for place in places:
         record = read_db(place.db)
         lines.append(f"{place.name} (install id {record.install_id}):")
-        lines += [f"  order {r['role']} {r['external_id']} {r['status']} filled {r['filled_volume']} "
-                  f"position {r['position_id']}" for r in record.orders]
+        lines += [
+            f"  order {r['role']} {r['external_id']} {r['status']} filled {r['filled_volume']} "
+            f"position {r['position_id']}"
+            for r in record.orders
+        ]
         lines += [f"  position {p['id']} {p['size']} {p['status']}" for p in record.positions]
-        lines += [f"  measured foreign {h['asset']}: {h['foreign']} (fills {h['foreign_filled']})"
-                  for h in record.holdings]
+        lines += [
+            f"  measured foreign {h['asset']}: {h['foreign']} (fills {h['foreign_filled']})" for h in record.holdings
+        ]
     for finished in log:
         lines.append(f"tg {' '.join(finished.argv)}: exit {finished.exitcode} in {finished.seconds:.1f} s")
         lines += [f"  stderr: {line}" for line in finished.stderr.splitlines()[-3:]]
@@ -508,12 +563,17 @@ def settle(place: Place) -> list[str]:
     """`tg reconcile` once every process has ended: it must find nothing wrong. Its
     changes are returned: none is due unless the market moved."""
     finished = place.run("reconcile", "--json")
-    assert finished.exitcode == 0 and not said_wrong(finished), "\n".join([
-        f"`tg reconcile` of {place.name} after every process ended: exit {finished.exitcode}",
-        *said_wrong(finished), *finished.stderr.splitlines()[-3:],
-        *(f"measured foreign {h['asset']}: {h['foreign']} (fills {h['foreign_filled']})"
-          for h in read_db(place.db).holdings),
-    ])
+    assert finished.exitcode == 0 and not said_wrong(finished), "\n".join(
+        [
+            f"`tg reconcile` of {place.name} after every process ended: exit {finished.exitcode}",
+            *said_wrong(finished),
+            *finished.stderr.splitlines()[-3:],
+            *(
+                f"measured foreign {h['asset']}: {h['foreign']} (fills {h['foreign_filled']})"
+                for h in read_db(place.db).holdings
+            ),
+        ]
+    )
     changes: list[str] = finished.json()["changes"]
     return changes
 
@@ -588,13 +648,16 @@ def four_trades(place: Place, round_: int) -> list[Finished]:
 
 
 def two_trades_and_readers(place: Place) -> list[Finished]:
-    return at_once([
-        lambda: place.start(*TRADE),
-        lambda: place.start("reconcile", "--json"),
-        lambda: place.start("orders", "--json"),
-        lambda: place.start(*TRADE),
-        lambda: place.start("positions", "--json"),
-    ], place.log)
+    return at_once(
+        [
+            lambda: place.start(*TRADE),
+            lambda: place.start("reconcile", "--json"),
+            lambda: place.start("orders", "--json"),
+            lambda: place.start(*TRADE),
+            lambda: place.start("positions", "--json"),
+        ],
+        place.log,
+    )
 
 
 def statuses(finished: Sequence[Finished]) -> list[str]:
@@ -608,8 +671,12 @@ def statuses(finished: Sequence[Finished]) -> list[str]:
 def concurrent_reconciles_changed(finished: Sequence[Finished]) -> list[str]:
     """A reconcile running beside trades that break nothing has nothing to repair:
     anything it changed, it changed in another process's critical section."""
-    return [f"`tg {' '.join(f.argv)}` changed: {change}"
-            for f in finished if f.command == "reconcile" and f.exitcode == 0 for change in f.json()["changes"]]
+    return [
+        f"`tg {' '.join(f.argv)}` changed: {change}"
+        for f in finished
+        if f.command == "reconcile" and f.exitcode == 0
+        for change in f.json()["changes"]
+    ]
 
 
 def waited(log: Sequence[Finished]) -> int:
@@ -667,11 +734,14 @@ def test_trade_advance_and_status_at_once_on_the_embedded_sandbox(folder: Path) 
     still know every order of its own, and one reconcile must bring it in line."""
     place = embedded_place(folder, TG_RISK__MAX_OPEN_POSITIONS="100")
     for _ in range(ROUNDS):
-        finished = at_once([
-            lambda: place.start(*TRADE),
-            lambda: place.start("sim", "advance", "1h", "--json"),
-            lambda: place.start("sim", "status", "--json"),
-        ], place.log)
+        finished = at_once(
+            [
+                lambda: place.start(*TRADE),
+                lambda: place.start("sim", "advance", "1h", "--json"),
+                lambda: place.start("sim", "status", "--json"),
+            ],
+            place.log,
+        )
         assert statuses(finished) == ["FILLED"]
         judge(look_inside_the_sandbox(place.sandbox_state), [place], place.log, strict=False)
         settle(place)
@@ -802,8 +872,10 @@ def test_a_reconcile_never_acts_on_what_it_read_while_a_trade_held_the_lease(fol
     database, same URL, same key."""
     from simulator.server import serving
 
-    with serving(keys=[(TG_KEY, TG_SECRET), (JUDGE_KEY, JUDGE_SECRET)], tier=None,
-                 nonce_window=10**12) as server, Gate(server.url) as gate:
+    with (
+        serving(keys=[(TG_KEY, TG_SECRET), (JUDGE_KEY, JUDGE_SECRET)], tier=None, nonce_window=10**12) as server,
+        Gate(server.url) as gate,
+    ):
         kraken = judge_client(server.url)
         trading = Place(folder, "tg", env_for(folder, served=True, TG_KRAKEN__TIMEOUT_S="60"), url=gate.url)
         reconciling = Place(folder, "tg", {**trading.env, "TG_DATA_DIR": str(folder / "data-2")}, url=gate.url)
@@ -834,8 +906,10 @@ def test_a_reconcile_never_measures_holdings_from_a_balance_another_trade_moved(
     reconcile after would find tg's holding "sold". (Nonce files apart, as above.)"""
     from simulator.server import serving
 
-    with serving(keys=[(TG_KEY, TG_SECRET), (JUDGE_KEY, JUDGE_SECRET)], tier=None,
-                 nonce_window=10**12) as server, Gate(server.url) as gate:
+    with (
+        serving(keys=[(TG_KEY, TG_SECRET), (JUDGE_KEY, JUDGE_SECRET)], tier=None, nonce_window=10**12) as server,
+        Gate(server.url) as gate,
+    ):
         kraken = judge_client(server.url)
         trading = Place(folder, "tg", env_for(folder, served=True, TG_KRAKEN__TIMEOUT_S="60"), url=gate.url)
         reconciling = Place(folder, "tg", {**trading.env, "TG_DATA_DIR": str(folder / "data-2")}, url=gate.url)
@@ -896,7 +970,8 @@ def test_a_reset_embedded_sandbox_never_hands_out_a_stored_txid(folder: Path) ->
     second = place.run(*TRADE)
 
     assert [f.exitcode for f in place.log] == [0, 0, 0], describe(
-        look_inside_the_sandbox(place.sandbox_state), [place], place.log)
+        look_inside_the_sandbox(place.sandbox_state), [place], place.log
+    )
     assert not unclear_endings(place.log)
     before, after = placed_txids(first), placed_txids(second)
     assert len(before) == len(after) == 3 and not before & after, f"handed out again: {before & after}"
@@ -923,7 +998,8 @@ def test_a_restarted_served_sandbox_never_hands_out_a_stored_txid(folder: Path) 
             place.url = server.url
             placed.append(place.run(*TRADE))
     assert [f.exitcode for f in placed] == [0, 0] and not unclear_endings(place.log), describe(
-        Account(Decimal(0), {}), [place], place.log)
+        Account(Decimal(0), {}), [place], place.log
+    )
     before, after = placed_txids(placed[0]), placed_txids(placed[1])
     assert len(before) == len(after) == 3 and not before & after, f"handed out again: {before & after}"
     stored = stored_txids(place)
@@ -958,14 +1034,17 @@ def test_two_databases_trade_one_account_at_once(served: Bench, folder: Path) ->
     two = served_place(folder, served, "two", **settings)
     log: list[Finished] = []
     for _ in range(ROUNDS):
-        finished = at_once([
-            lambda: one.start(*TRADE),
-            lambda: two.start(*TRADE),
-            lambda: one.start(*TRADE),
-            lambda: two.start(*TRADE),
-            lambda: one.start("reconcile", "--json"),
-            lambda: two.start("reconcile", "--json"),
-        ], log)
+        finished = at_once(
+            [
+                lambda: one.start(*TRADE),
+                lambda: two.start(*TRADE),
+                lambda: one.start(*TRADE),
+                lambda: two.start(*TRADE),
+                lambda: one.start("reconcile", "--json"),
+                lambda: two.start("reconcile", "--json"),
+            ],
+            log,
+        )
         assert statuses(finished) == ["FILLED"] * 4
         judge(served.look(), [one, two], log)
         for place in (one, two):

@@ -8,10 +8,10 @@ from decimal import Decimal
 import pytest
 
 from core.domain.config import ExecutionSettings
-from core.execution.manager import OrderExecutionManager
-from core.execution.invariants import check_invariants
 from core.domain.models import OrderRole, OrderStatus, Side, TradeProposal
 from core.exchange.sandbox_control import SandboxControl
+from core.execution.invariants import check_invariants
+from core.execution.manager import OrderExecutionManager
 from tests.integration.conftest import Rig
 
 pytestmark = pytest.mark.integration
@@ -20,8 +20,13 @@ pytestmark = pytest.mark.integration
 async def test_the_stop_rides_on_the_entry(rig: Rig) -> None:
     price = (await rig.client.ticker("BTC/USDT")).last
     proposal = TradeProposal(
-        symbol="BTC/USDT", side=Side.BUY, entry_price=price, stop_loss=price * Decimal("0.98"),
-        take_profit=price * Decimal("1.04"), confidence=0.9, volume=Decimal("0.1"),
+        symbol="BTC/USDT",
+        side=Side.BUY,
+        entry_price=price,
+        stop_loss=price * Decimal("0.98"),
+        take_profit=price * Decimal("1.04"),
+        confidence=0.9,
+        volume=Decimal("0.1"),
     )
     manager = OrderExecutionManager(
         rig.client, rig.store, clock=rig.clock, settings=ExecutionSettings(protection="conditional_close")

@@ -31,8 +31,9 @@ def sandbox() -> Iterator[SandboxServer]:
 
 def trade(sandbox: SandboxServer, db: Path, secret: str) -> Result:
     env = {"TG_KRAKEN_API_KEY": API_KEY, "TG_KRAKEN_API_SECRET": secret}
-    return runner.invoke(app, ["trade", "BTC/USDT", "--side", "buy", "--url", sandbox.url, "--db", str(db), "--json"],
-                         env=env)
+    return runner.invoke(
+        app, ["trade", "BTC/USDT", "--side", "buy", "--url", sandbox.url, "--db", str(db), "--json"], env=env
+    )
 
 
 def assert_nowhere(text_or_bytes: str | bytes, where: str) -> None:

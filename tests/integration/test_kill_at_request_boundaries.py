@@ -147,15 +147,31 @@ class Fault:
 _START = ("ClosedOrders", "OpenOrders", "Balance", "Balance")
 """The reconcile a cycle opens with, then the balance the risk engine sizes with."""
 FAULTS: dict[str, Fault] = {
-    "none": Fault((), (
-        *_START, "AddOrder.market", "QueryOrders", "AddOrder.stop-loss", "QueryOrders",
-        "AddOrder.take-profit", "QueryOrders",
-    )),
+    "none": Fault(
+        (),
+        (
+            *_START,
+            "AddOrder.market",
+            "QueryOrders",
+            "AddOrder.stop-loss",
+            "QueryOrders",
+            "AddOrder.take-profit",
+            "QueryOrders",
+        ),
+    ),
     "stale": Fault(
         (f"stale-visibility:seconds={HIDDEN_S}",),
         (
-            *_START, "AddOrder.market", "QueryOrders", "QueryOrders", "AddOrder.stop-loss", "QueryOrders",
-            "QueryOrders", "AddOrder.take-profit", "QueryOrders", "QueryOrders",
+            *_START,
+            "AddOrder.market",
+            "QueryOrders",
+            "QueryOrders",
+            "AddOrder.stop-loss",
+            "QueryOrders",
+            "QueryOrders",
+            "AddOrder.take-profit",
+            "QueryOrders",
+            "QueryOrders",
         ),
         faulted=5,
         ticks=True,
@@ -163,22 +179,64 @@ FAULTS: dict[str, Fault] = {
         # test advances the clock: tg's confirm would wait out 15.5 s of real time.
         reconcile_env={"TG_EXECUTION__CONFIRM_ATTEMPTS": "1"},
     ),
-    "ghost-entry": Fault(("ghost:match=entry,variant=internal-error",), (
-        *_START, "AddOrder.market", "OpenOrders.by-client-id", "ClosedOrders.by-client-id", "QueryOrders",
-        "AddOrder.stop-loss", "QueryOrders", "AddOrder.take-profit", "QueryOrders",
-    ), faulted=5),
-    "ghost-stop": Fault(("ghost:match=stop_loss,variant=html-5xx",), (
-        *_START, "AddOrder.market", "QueryOrders", "AddOrder.stop-loss", "OpenOrders.by-client-id", "QueryOrders",
-        "AddOrder.take-profit", "QueryOrders",
-    ), faulted=7),
-    "ghost-target": Fault(("ghost:match=take_profit,variant=internal-error",), (
-        *_START, "AddOrder.market", "QueryOrders", "AddOrder.stop-loss", "QueryOrders", "AddOrder.take-profit",
-        "OpenOrders.by-client-id", "QueryOrders",
-    ), faulted=9),
-    "partial": Fault(("partial-fill",), (
-        *_START, "AddOrder.market", "QueryOrders", "CancelOrder", "QueryOrders", "AddOrder.stop-loss",
-        "QueryOrders", "AddOrder.take-profit", "QueryOrders",
-    ), faulted=5),
+    "ghost-entry": Fault(
+        ("ghost:match=entry,variant=internal-error",),
+        (
+            *_START,
+            "AddOrder.market",
+            "OpenOrders.by-client-id",
+            "ClosedOrders.by-client-id",
+            "QueryOrders",
+            "AddOrder.stop-loss",
+            "QueryOrders",
+            "AddOrder.take-profit",
+            "QueryOrders",
+        ),
+        faulted=5,
+    ),
+    "ghost-stop": Fault(
+        ("ghost:match=stop_loss,variant=html-5xx",),
+        (
+            *_START,
+            "AddOrder.market",
+            "QueryOrders",
+            "AddOrder.stop-loss",
+            "OpenOrders.by-client-id",
+            "QueryOrders",
+            "AddOrder.take-profit",
+            "QueryOrders",
+        ),
+        faulted=7,
+    ),
+    "ghost-target": Fault(
+        ("ghost:match=take_profit,variant=internal-error",),
+        (
+            *_START,
+            "AddOrder.market",
+            "QueryOrders",
+            "AddOrder.stop-loss",
+            "QueryOrders",
+            "AddOrder.take-profit",
+            "OpenOrders.by-client-id",
+            "QueryOrders",
+        ),
+        faulted=9,
+    ),
+    "partial": Fault(
+        ("partial-fill",),
+        (
+            *_START,
+            "AddOrder.market",
+            "QueryOrders",
+            "CancelOrder",
+            "QueryOrders",
+            "AddOrder.stop-loss",
+            "QueryOrders",
+            "AddOrder.take-profit",
+            "QueryOrders",
+        ),
+        faulted=5,
+    ),
 }
 SAMPLED = None if os.environ.get("KILL_MATRIX") == "full" else 2
 """Kill points per faulted cycle besides the fault's own request, drawn with a fixed
@@ -259,8 +317,7 @@ def bench() -> Iterator[Bench]:
     clock = StillClock()
     keys = [(TG_KEY, TG_SECRET), (JUDGE_KEY, JUDGE_SECRET)]
     with serving(keys=keys, tier=None, clock=clock) as server, KillProxy(server.url) as proxy:
-        judge = ccxt.kraken({"apiKey": JUDGE_KEY, "secret": JUDGE_SECRET, "enableRateLimit": False,
-                             "timeout": 10_000})
+        judge = ccxt.kraken({"apiKey": JUDGE_KEY, "secret": JUDGE_SECRET, "enableRateLimit": False, "timeout": 10_000})
         judge.urls["api"] = {"public": server.url, "private": server.url}
         judge.load_markets()
         yield Bench(server, clock, proxy, judge)
@@ -318,8 +375,10 @@ class Seen:
         return self.volume - self.filled
 
     def line(self) -> str:
-        return (f"{self.txid} {self.side} {self.ordertype} {self.volume} filled {self.filled} "
-                f"@ {self.price} {self.status} cl_ord_id={self.cl_ord_id}")
+        return (
+            f"{self.txid} {self.side} {self.ordertype} {self.volume} filled {self.filled} "
+            f"@ {self.price} {self.status} cl_ord_id={self.cl_ord_id}"
+        )
 
 
 @dataclass(frozen=True)
@@ -335,9 +394,14 @@ def look(judge: ccxt.kraken) -> Account:
     for order in [*judge.fetch_open_orders(), *judge.fetch_closed_orders()]:
         info = order["info"]
         orders[order["id"]] = Seen(
-            txid=order["id"], cl_ord_id=info.get("cl_ord_id") or None, side=info["descr"]["type"],
-            ordertype=info["descr"]["ordertype"], volume=Decimal(info["vol"]), filled=Decimal(info["vol_exec"]),
-            price=Decimal(info["descr"]["price"]), status=info["status"],
+            txid=order["id"],
+            cl_ord_id=info.get("cl_ord_id") or None,
+            side=info["descr"]["type"],
+            ordertype=info["descr"]["ordertype"],
+            volume=Decimal(info["vol"]),
+            filled=Decimal(info["vol_exec"]),
+            price=Decimal(info["descr"]["price"]),
+            status=info["status"],
         )
     return Account(btc, orders)
 
@@ -354,8 +418,10 @@ def violations(rig: Rig, account: Account, install_id: str, listed: list[dict[st
 
     held = account.btc - net(foreign)  # the account started with no BTC
     if held != net(mine):
-        found.append(f"the account holds {account.btc} BTC: {net(foreign)} the foreign orders bought leaves "
-                     f"{held}, but tg's orders net {net(mine)}")
+        found.append(
+            f"the account holds {account.btc} BTC: {net(foreign)} the foreign orders bought leaves "
+            f"{held}, but tg's orders net {net(mine)}"
+        )
     stops = sum((o.remaining for o in mine if o.live and o.ordertype.startswith("stop-loss")), Decimal(0))
     targets = sum((o.remaining for o in mine if o.live and o.ordertype.startswith("take-profit")), Decimal(0))
     if stops != held:
@@ -375,8 +441,10 @@ def violations(rig: Rig, account: Account, install_id: str, listed: list[dict[st
         elif row["status"] != order.status:
             found.append(f"`tg orders` says {order.txid} is {row['status']}, the exchange says {order.status}")
     resting, bought = (account.orders.get(txid) for txid in rig.foreign)
-    if resting is None or not resting.live or (resting.volume, resting.price, resting.filled) != (
-        FOREIGN_LIMIT[0], FOREIGN_LIMIT[1], Decimal(0)
+    if (
+        resting is None
+        or not resting.live
+        or (resting.volume, resting.price, resting.filled) != (FOREIGN_LIMIT[0], FOREIGN_LIMIT[1], Decimal(0))
     ):
         found.append(f"the foreign limit buy is not resting as placed: {resting and resting.line()}")
     if bought is None or bought.status == "canceled":
@@ -397,8 +465,9 @@ def reconcile_until_quiet(rig: Rig, fault: Fault) -> list[tuple[Finished, dict[s
     moved past the hiding before each next one."""
     passes: list[tuple[Finished, dict[str, Any]]] = []
     while len(passes) < MAX_PASSES:
-        finished = rig.tg_here("reconcile", "--url", rig.bench.server.url, "--db", rig.db, "--json",
-                               env=fault.reconcile_env)
+        finished = rig.tg_here(
+            "reconcile", "--url", rig.bench.server.url, "--db", rig.db, "--json", env=fault.reconcile_env
+        )
         outcome = json.loads(finished.stdout) if finished.stdout.strip() else {}
         passes.append((finished, outcome))
         if fault.ticks:
@@ -442,8 +511,9 @@ def test_a_cycle_makes_the_requests_the_matrix_kills_at(rig_for: Callable[[Fault
     fault = FAULTS[fault_name]
     rig = rig_for(fault)
     rig.proxy.arm(None)
-    finished = rig.tg("trade", SYMBOL, "--side", "buy", "--volume", str(VOLUME), "--url", rig.proxy.url,
-                      "--db", rig.db, "--json").wait(SAFETY_S)
+    finished = rig.tg(
+        "trade", SYMBOL, "--side", "buy", "--volume", str(VOLUME), "--url", rig.proxy.url, "--db", rig.db, "--json"
+    ).wait(SAFETY_S)
     assert finished.exitcode == 0, finished.stderr
     labels = tuple(entry.label for entry in rig.proxy.log)
     assert labels == fault.census, "the cycle's requests changed:\n" + "\n".join(rig.proxy.sequence())
@@ -461,8 +531,9 @@ def test_killed_cycle_reconciles_to_a_sound_account(
     fault = FAULTS[fault_name]
     rig = rig_for(fault)
     trap = rig.proxy.arm(index, when)
-    cycle = rig.tg("trade", SYMBOL, "--side", "buy", "--volume", str(VOLUME), "--url", rig.proxy.url,
-                   "--db", rig.db, "--json")
+    cycle = rig.tg(
+        "trade", SYMBOL, "--side", "buy", "--volume", str(VOLUME), "--url", rig.proxy.url, "--db", rig.db, "--json"
+    )
     if trap.fileno() not in wait([trap.fileno(), cycle.process.sentinel], timeout=SAFETY_S):
         ended = cycle.wait(SAFETY_S)
         pytest.fail(f"tg ended (exit {ended.exitcode}) before request {index}:\n" + "\n".join(rig.proxy.sequence()))

@@ -15,13 +15,29 @@ pytestmark = pytest.mark.integration
 
 runner = CliRunner()
 KEYS = {
-    "requests", "violations", "elapsed_s", "achieved_rate", "allowed_rate", "utilization",
-    "wait_p50_s", "wait_p99_s", "wait_max_s", "tier", "mix", "limiter",
+    "requests",
+    "violations",
+    "elapsed_s",
+    "achieved_rate",
+    "allowed_rate",
+    "utilization",
+    "wait_p50_s",
+    "wait_p99_s",
+    "wait_max_s",
+    "tier",
+    "mix",
+    "limiter",
 }
 ALLOWED = {  # Kraken's sustained allowance per tier and mix, calls per second
-    ("starter", "query"): 0.33, ("starter", "orders"): 2 / 9, ("starter", "mixed"): 3 / 9,
-    ("intermediate", "query"): 0.5, ("intermediate", "orders"): 2 * 2.34 / 9, ("intermediate", "mixed"): 3 * 2.34 / 9,
-    ("pro", "query"): 1.0, ("pro", "orders"): 2 * 3.75 / 9, ("pro", "mixed"): 3 * 3.75 / 9,
+    ("starter", "query"): 0.33,
+    ("starter", "orders"): 2 / 9,
+    ("starter", "mixed"): 3 / 9,
+    ("intermediate", "query"): 0.5,
+    ("intermediate", "orders"): 2 * 2.34 / 9,
+    ("intermediate", "mixed"): 3 * 2.34 / 9,
+    ("pro", "query"): 1.0,
+    ("pro", "orders"): 2 * 3.75 / 9,
+    ("pro", "mixed"): 3 * 3.75 / 9,
 }
 
 
@@ -94,8 +110,22 @@ def test_a_served_sandbox_over_real_time() -> None:
     key, secret = "stressKey", "c3RyZXNzIHNlY3JldCBmb3IgdGhlIHNlcnZlZCBzYW5kYm94"
     env = {"TG_KRAKEN_API_KEY": key, "TG_KRAKEN_API_SECRET": secret}
     with serving(tier="pro", keys=[(key, secret)]) as sandbox:
-        ok = runner.invoke(app, ["ratelimit-stress", "--url", sandbox.url, "--tier", "pro", "--requests", "12",
-                                 "--concurrency", "4", "--json"], env=env)
+        ok = runner.invoke(
+            app,
+            [
+                "ratelimit-stress",
+                "--url",
+                sandbox.url,
+                "--tier",
+                "pro",
+                "--requests",
+                "12",
+                "--concurrency",
+                "4",
+                "--json",
+            ],
+            env=env,
+        )
         wrong_tier = runner.invoke(app, ["ratelimit-stress", "--url", sandbox.url, "--tier", "starter"], env=env)
 
     assert ok.exit_code == 0, ok.output

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from core.domain.config import ExecutionSettings
-from core.execution.manager import OrderExecutionManager
 from core.domain.models import (
     ExecutionResult,
     Order,
@@ -19,6 +18,7 @@ from core.domain.models import (
     Side,
     TradeProposal,
 )
+from core.execution.manager import OrderExecutionManager
 from core.execution.reconcile import Reconciler
 from core.execution.spool import PendingWrites
 from tests.integration.conftest import Rig
@@ -29,15 +29,23 @@ pytestmark = pytest.mark.integration
 async def open_long(rig: Rig, stop_pct: str = "0.02", target_pct: str = "0.04") -> ExecutionResult:
     price = (await rig.client.ticker("BTC/USDT")).last
     proposal = TradeProposal(
-        symbol="BTC/USDT", side=Side.BUY, entry_price=price,
-        stop_loss=price * (1 - Decimal(stop_pct)), take_profit=price * (1 + Decimal(target_pct)),
-        confidence=0.9, volume=Decimal("0.1"), id="P1",
+        symbol="BTC/USDT",
+        side=Side.BUY,
+        entry_price=price,
+        stop_loss=price * (1 - Decimal(stop_pct)),
+        take_profit=price * (1 + Decimal(target_pct)),
+        confidence=0.9,
+        volume=Decimal("0.1"),
+        id="P1",
     )
     manager = OrderExecutionManager(
         rig.client, rig.store, clock=rig.clock, settings=ExecutionSettings(), run_id="R-test"
     )
     rig.store.add_agent_output(
-        "R-test", agent="risk", symbol="BTC/USDT", created_at=0.0,
+        "R-test",
+        agent="risk",
+        symbol="BTC/USDT",
+        created_at=0.0,
         payload={"proposal": {"stop_loss": str(proposal.stop_loss), "take_profit": str(proposal.take_profit)}},
     )
     result = await manager.execute_trade(proposal)
@@ -99,8 +107,13 @@ async def test_an_order_of_tgs_the_database_lacks_is_adopted(rig: Rig) -> None:
 
 async def test_intent_that_reached_the_exchange_is_matched_by_client_order_id(rig: Rig) -> None:
     intent = Order(
-        client_order_id=rig.store.namespace().new_client_order_id(OrderRole.ENTRY), symbol="BTC/USDT", side=Side.BUY,
-        order_type=OrderType.LIMIT, volume=Decimal("0.01"), role=OrderRole.ENTRY, price=Decimal("30000.0"),
+        client_order_id=rig.store.namespace().new_client_order_id(OrderRole.ENTRY),
+        symbol="BTC/USDT",
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        volume=Decimal("0.01"),
+        role=OrderRole.ENTRY,
+        price=Decimal("30000.0"),
     )
     rig.store.upsert_order(intent)
     ack = await rig.client.add_order(
@@ -112,10 +125,16 @@ async def test_intent_that_reached_the_exchange_is_matched_by_client_order_id(ri
 
 
 async def test_intent_that_never_left_is_marked_rejected(rig: Rig) -> None:
-    rig.store.upsert_order(Order(
-        client_order_id="3f1c9a6e-0000-4000-8000-000000000003", symbol="BTC/USDT", side=Side.BUY,
-        order_type=OrderType.MARKET, volume=Decimal("0.01"), role=OrderRole.ENTRY,
-    ))
+    rig.store.upsert_order(
+        Order(
+            client_order_id="3f1c9a6e-0000-4000-8000-000000000003",
+            symbol="BTC/USDT",
+            side=Side.BUY,
+            order_type=OrderType.MARKET,
+            volume=Decimal("0.01"),
+            role=OrderRole.ENTRY,
+        )
+    )
     await Reconciler(rig.client, rig.store, rig.clock).reconcile()
     assert rig.store.get_order("3f1c9a6e-0000-4000-8000-000000000003").status is OrderStatus.REJECTED
 
@@ -143,8 +162,14 @@ async def test_filled_entry_without_a_position_gets_one_and_a_stop(rig: Rig) -> 
 async def test_spooled_records_are_written_on_the_next_run(rig: Rig, tmp_path: Path) -> None:
     spool = PendingWrites(tmp_path / "tg.pending.jsonl")
     order = Order(
-        client_order_id="c-1", symbol="BTC/USDT", side=Side.BUY, order_type=OrderType.MARKET,
-        volume=Decimal("0.01"), role=OrderRole.ENTRY, external_id="OAAAAA-BBBBB-CCCCCC", status=OrderStatus.CLOSED,
+        client_order_id="c-1",
+        symbol="BTC/USDT",
+        side=Side.BUY,
+        order_type=OrderType.MARKET,
+        volume=Decimal("0.01"),
+        role=OrderRole.ENTRY,
+        external_id="OAAAAA-BBBBB-CCCCCC",
+        status=OrderStatus.CLOSED,
     )
     spool.append([order])
     report = await Reconciler(rig.client, rig.store, rig.clock, spool=spool).reconcile()

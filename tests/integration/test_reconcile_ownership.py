@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from core.domain.config import ExecutionSettings
-from core.exchange import Credentials, ExchangeOrder, KrakenClient
-from core.execution.manager import OrderExecutionManager
-from core.execution.invariants import check_invariants
 from core.domain.models import OrderRole, OrderStatus, OrderType, PositionStatus, Side, TradeProposal
-from core.execution.reconcile import Reconciler, ReconcileReport
+from core.exchange import Credentials, ExchangeOrder, KrakenClient
 from core.exchange.sandbox_control import SandboxControl
+from core.execution.invariants import check_invariants
+from core.execution.manager import OrderExecutionManager
+from core.execution.reconcile import Reconciler, ReconcileReport
 from core.flows.simulation import CrashingTransport, SimulatedCrash
 from core.storage.store import Store
 from simulator.embedded import EmbeddedExchange
@@ -44,7 +44,8 @@ class Desk:
         return KrakenClient(
             self.sandbox.base_url,
             Credentials(api_key=self.sandbox.api_key, api_secret=self.sandbox.api_secret),
-            transport=transport, clock=self.sandbox.clock,
+            transport=transport,
+            clock=self.sandbox.clock,
         )
 
     def store(self, name: str = "tg") -> Store:
@@ -77,14 +78,30 @@ class Desk:
         async with self.client(crash_after) as client:
             price = (await client.ticker(SYMBOL)).last
             proposal = TradeProposal(
-                symbol=SYMBOL, side=Side.BUY, entry_price=price, stop_loss=(price * Decimal("0.98")).quantize(Decimal("0.1")),
-                take_profit=(price * Decimal("1.04")).quantize(Decimal("0.1")), confidence=0.9, volume=Decimal(volume),
+                symbol=SYMBOL,
+                side=Side.BUY,
+                entry_price=price,
+                stop_loss=(price * Decimal("0.98")).quantize(Decimal("0.1")),
+                take_profit=(price * Decimal("1.04")).quantize(Decimal("0.1")),
+                confidence=0.9,
+                volume=Decimal(volume),
             )
-            store.add_agent_output("R-long", agent="risk", symbol=SYMBOL, created_at=0.0, payload={"proposal": {
-                "stop_loss": str(proposal.stop_loss), "take_profit": str(proposal.take_profit),
-                "entry_price": str(price)}})
-            manager = OrderExecutionManager(client, store, clock=self.sandbox.clock,
-                                            settings=ExecutionSettings(), run_id="R-long")
+            store.add_agent_output(
+                "R-long",
+                agent="risk",
+                symbol=SYMBOL,
+                created_at=0.0,
+                payload={
+                    "proposal": {
+                        "stop_loss": str(proposal.stop_loss),
+                        "take_profit": str(proposal.take_profit),
+                        "entry_price": str(price),
+                    }
+                },
+            )
+            manager = OrderExecutionManager(
+                client, store, clock=self.sandbox.clock, settings=ExecutionSettings(), run_id="R-long"
+            )
             await manager.execute_trade(proposal)
 
     async def check(self, store: Store) -> dict[str, list[str]]:
@@ -183,8 +200,14 @@ async def test_an_unlinked_stop_of_tgs_is_cancelled_as_an_orphan(desk: Desk) -> 
         await desk.open_long(store)
         stop = next(o for o in store.orders() if o.role is OrderRole.STOP_LOSS)
         async with desk.client() as client:
-            ack = await client.add_order(SYMBOL, Side.SELL, OrderType.STOP_LOSS, stop.volume, stop.price,
-                                         cl_ord_id=store.namespace().new_client_order_id(OrderRole.STOP_LOSS))
+            ack = await client.add_order(
+                SYMBOL,
+                Side.SELL,
+                OrderType.STOP_LOSS,
+                stop.volume,
+                stop.price,
+                cl_ord_id=store.namespace().new_client_order_id(OrderRole.STOP_LOSS),
+            )
         report = await desk.reconcile(store)
         assert [s.txid for s in desk.live_stops()] == [stop.external_id]
         assert any(f"cancelled orphan stop_loss {ack.txid}" in c for c in report.changes)
@@ -197,7 +220,9 @@ async def test_surplus_stops_are_cancelled_down_to_one(desk: Desk) -> None:
         stop = next(o for o in store.orders() if o.role is OrderRole.STOP_LOSS)
         extra = store.namespace().new_client_order_id(OrderRole.STOP_LOSS)
         async with desk.client() as client:
-            ack = await client.add_order(SYMBOL, Side.SELL, OrderType.STOP_LOSS, stop.volume, stop.price, cl_ord_id=extra)
+            ack = await client.add_order(
+                SYMBOL, Side.SELL, OrderType.STOP_LOSS, stop.volume, stop.price, cl_ord_id=extra
+            )
         store.upsert_order(replace(stop, client_order_id=extra, external_id=ack.txid, position_id=position.id))
         report = await desk.reconcile(store)
         assert len(desk.live_stops()) == 1

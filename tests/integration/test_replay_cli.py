@@ -54,8 +54,14 @@ def test_replay_json_is_stored_and_shown_again(tmp_path: Path) -> None:
     for side in ("strategy", "buy_and_hold"):
         assert set(summary[side]) >= {"total_return", "annualised_return", "max_drawdown", "sharpe", "sortino"}
     assert summary["trades"]["trades"] > 0 and "win_rate" in summary["trades"]
-    assert set(summary["votes"]) == {"trend_follower", "mean_reverter", "momentum", "breakout",
-                                     "regime_aligned", "contrarian_risk"}
+    assert set(summary["votes"]) == {
+        "trend_follower",
+        "mean_reverter",
+        "momentum",
+        "breakout",
+        "regime_aligned",
+        "contrarian_risk",
+    }
     assert "equity_curve" not in summary  # --json prints the figures; the curve is stored
 
     with Store.open(db) as store:
@@ -85,9 +91,21 @@ def test_the_report_draws_the_figures_and_the_equity_curve(tmp_path: Path) -> No
     code, out, err = tg("replay", str(candle_file(tmp_path / "btc.csv")), "--db", str(db), "--every", "2")
 
     assert code == 0, err
-    for text in ("figures", "strategy", "buy & hold", "Sharpe", "Sortino", "max drawdown", "win rate",
-                 "time in market", "fees paid", "decisions:", "votes", "risk rejections by rule",
-                 "every invariant held"):
+    for text in (
+        "figures",
+        "strategy",
+        "buy & hold",
+        "Sharpe",
+        "Sortino",
+        "max drawdown",
+        "win rate",
+        "time in market",
+        "fees paid",
+        "decisions:",
+        "votes",
+        "risk rejections by rule",
+        "every invariant held",
+    ):
         assert text in out
     assert any(block in out for block in "▁▂▃▄▅▆▇█")
     run_id = out.split()[1]
@@ -114,8 +132,17 @@ def test_bad_rows_and_gaps_are_reported_with_line_numbers(tmp_path: Path) -> Non
 
 def test_from_and_to_bound_the_replay(tmp_path: Path) -> None:
     path = candle_file(tmp_path / "btc.csv")
-    code, out, err = tg("replay", str(path), "--db", str(tmp_path / "tg.db"), "--json",
-                        "--from", "2025-01-05", "--to", "2025-01-08T12:00")
+    code, out, err = tg(
+        "replay",
+        str(path),
+        "--db",
+        str(tmp_path / "tg.db"),
+        "--json",
+        "--from",
+        "2025-01-05",
+        "--to",
+        "2025-01-08T12:00",
+    )
     assert code == 0, err
     span = json.loads(out)["span"]
     assert (span["start"], span["end"], span["candles"]) == ("2025-01-05T00:00:00Z", "2025-01-08T12:00:00Z", 84)

@@ -56,8 +56,13 @@ def test_failures_degrade_the_run_and_it_recovers_when_they_stop(tmp_path: Path)
     """Snapshots refused for a while: decisions fail, the coordinator steps down, and
     once the exchange answers again it steps back up to normal."""
     code, summary = tg_run(
-        tmp_path / "tg.db", "--symbols", "BTC/USDT", "--for", "2d",
-        "--fault", "unavailable:endpoint=OHLC,times=40",
+        tmp_path / "tg.db",
+        "--symbols",
+        "BTC/USDT",
+        "--for",
+        "2d",
+        "--fault",
+        "unavailable:endpoint=OHLC,times=40",
     )
     assert code == 0, summary
     steps = [a for a in summary["alerts"] if a.startswith("degradation")]
@@ -76,9 +81,22 @@ def test_bad_options_are_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_a_signal_stops_it_gracefully_with_the_summary(tmp_path: Path, signum: int, code: int) -> None:
     db = tmp_path / "tg.db"
     process = subprocess.Popen(
-        [sys.executable, "-c", "from cli.main import main; main()", "run", "--symbols", "BTC/USDT",
-         "--for", "3650d", "--db", str(db), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "from cli.main import main; main()",
+            "run",
+            "--symbols",
+            "BTC/USDT",
+            "--for",
+            "3650d",
+            "--db",
+            str(db),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "TG_DATA_DIR": str(tmp_path / "data")},
     )
     assert process.stderr is not None

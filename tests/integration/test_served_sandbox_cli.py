@@ -56,8 +56,11 @@ def tg(*args: str) -> dict | list:
 def cancel_behind_tgs_back(url: str, txid: str) -> None:
     nonce = str(NonceSource().next())  # wall-clock microseconds, as tg's own client counts
     body = f"nonce={nonce}&txid={txid}"
-    headers = {"API-Key": API_KEY, "API-Sign": sign("/0/private/CancelOrder", nonce, body, SECRET),
-               "Content-Type": "application/x-www-form-urlencoded"}
+    headers = {
+        "API-Key": API_KEY,
+        "API-Sign": sign("/0/private/CancelOrder", nonce, body, SECRET),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
     answer = httpx.post(f"{url}/0/private/CancelOrder", content=body, headers=headers).json()
     assert answer["error"] == [], answer
 
@@ -65,8 +68,11 @@ def cancel_behind_tgs_back(url: str, txid: str) -> None:
 def open_stops(url: str) -> list[dict]:
     nonce = str(NonceSource().next())
     body = f"nonce={nonce}"
-    headers = {"API-Key": API_KEY, "API-Sign": sign("/0/private/OpenOrders", nonce, body, SECRET),
-               "Content-Type": "application/x-www-form-urlencoded"}
+    headers = {
+        "API-Key": API_KEY,
+        "API-Sign": sign("/0/private/OpenOrders", nonce, body, SECRET),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
     answer = httpx.post(f"{url}/0/private/OpenOrders", content=body, headers=headers).json()
     return [o for o in answer["result"]["open"].values() if o["descr"]["ordertype"] == "stop-loss"]
 
@@ -110,5 +116,7 @@ def test_simulate_drives_a_served_sandbox(sandbox: SandboxServer, tmp_path: Path
 
 
 def test_simulate_refuses_a_remote_url(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["simulate", "--url", "https://api.kraken.com", "--db", str(tmp_path / "x.db")], env=ENV)
+    result = runner.invoke(
+        app, ["simulate", "--url", "https://api.kraken.com", "--db", str(tmp_path / "x.db")], env=ENV
+    )
     assert result.exit_code == 2 and "only drives a sandbox served on this machine" in result.stderr

@@ -51,7 +51,8 @@ def place(db: Path, **fields: Any) -> str:
 def test_advance_fills_what_the_market_reaches_and_leaves_the_rest(tmp_path: Path) -> None:
     db = tmp_path / "tg.db"
     low, high = synthetic_paths(42, PAIRS.values(), SANDBOX_EPOCH)["XBTUSDT"].price_range(
-        SANDBOX_EPOCH, SANDBOX_EPOCH + SIX_HOURS)
+        SANDBOX_EPOCH, SANDBOX_EPOCH + SIX_HOURS
+    )
     assert low < Decimal(59_950) and high > Decimal(60_050)  # the seed-42 market moves in 6h
     place(db, side=Side.BUY, ordertype=OrderType.MARKET, volume=Decimal("0.1"))
     reached = {
@@ -127,17 +128,20 @@ def test_advance_accepts_compound_durations(tmp_path: Path) -> None:
     assert tg_json("sim", "advance", "1h30m", "--db", str(tmp_path / "tg.db"))["seconds"] == 5400
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (["--host", "0.0.0.0"], "not a loopback address"),
-    (["--host", "192.0.2.10", "--port", "0"], "--allow-remote"),
-    (["--host", "192.0.2.10", "--allow-remote"], "needs a control token"),
-    (["--allow-remote", "--control-token", "short"], "at least 16"),
-    (["--api-key", "k", "--api-secret", SECRET, "--key-file", "keys"], "one way"),
-    (["--api-key", "k"], "give them in pairs"),
-    (["--api-key", "k", "--api-secret", "not base64!"], "not base64"),
-    (["--fault", "no-such-fault"], "unknown fault"),
-    (["--port", "70000"], "out of range"),
-])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--host", "0.0.0.0"], "not a loopback address"),
+        (["--host", "192.0.2.10", "--port", "0"], "--allow-remote"),
+        (["--host", "192.0.2.10", "--allow-remote"], "needs a control token"),
+        (["--allow-remote", "--control-token", "short"], "at least 16"),
+        (["--api-key", "k", "--api-secret", SECRET, "--key-file", "keys"], "one way"),
+        (["--api-key", "k"], "give them in pairs"),
+        (["--api-key", "k", "--api-secret", "not base64!"], "not base64"),
+        (["--fault", "no-such-fault"], "unknown fault"),
+        (["--port", "70000"], "out of range"),
+    ],
+)
 def test_serve_refuses_bad_input_before_listening(args: list[str], says: str) -> None:
     result = runner.invoke(app, ["sim", "serve", *args], env={"TG_SANDBOX_TOKEN": None})
     assert result.exit_code == 2
@@ -148,8 +152,17 @@ def test_serve_answers_a_kraken_client_and_stops_cleanly_on_ctrl_c(tmp_path: Pat
     key_file = tmp_path / "sandbox.keys"
     key_file.write_text(f"sandbox-key\n{SECRET}\n")
     key_file.chmod(0o600)
-    command = [sys.executable, "-c", "from cli.main import main; main()", "sim", "serve", "--port", "0",
-               "--key-file", str(key_file)]
+    command = [
+        sys.executable,
+        "-c",
+        "from cli.main import main; main()",
+        "sim",
+        "serve",
+        "--port",
+        "0",
+        "--key-file",
+        str(key_file),
+    ]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as server:
         try:
             banner = [server.stdout.readline() for _ in range(3)] if server.stdout else []
@@ -160,7 +173,9 @@ def test_serve_answers_a_kraken_client_and_stops_cleanly_on_ctrl_c(tmp_path: Pat
             api = krakenex.API("sandbox-key", SECRET)
             api.uri = url
             assert api.query_private("Balance") == {
-                "error": [], "result": {"ZUSD": "100000.0000", "USDT": "100000.00000000"}}
+                "error": [],
+                "result": {"ZUSD": "100000.0000", "USDT": "100000.00000000"},
+            }
             api.close()
         finally:
             server.send_signal(signal.SIGINT)

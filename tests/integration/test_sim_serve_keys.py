@@ -26,8 +26,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from core.domain.errors import ExchangeError, InputError
-from core.exchange.signing import KEY_ENV, KEY_FILE_ENV, SECRET_ENV, Credentials
 from core.exchange.sandbox_control import TOKEN_ENV, SandboxControl
+from core.exchange.signing import KEY_ENV, KEY_FILE_ENV, SECRET_ENV, Credentials
 from simulator.models import ApiKey
 from simulator.server import sandbox_server, serving, write_key_file
 
@@ -38,8 +38,9 @@ API_KEY = "tgServeKeysTestKey0123456789"
 SECRET = base64.b64encode(bytes(range(32, 96))).decode()
 TOKEN = "served-control-token-0123456789abcdef"
 OPENING = {"ZUSD": "100000.0000", "USDT": "100000.00000000"}
-CLEAN_ENV = {name: value for name, value in os.environ.items()
-             if name not in (KEY_ENV, SECRET_ENV, KEY_FILE_ENV, TOKEN_ENV)}
+CLEAN_ENV = {
+    name: value for name, value in os.environ.items() if name not in (KEY_ENV, SECRET_ENV, KEY_FILE_ENV, TOKEN_ENV)
+}
 
 
 @dataclass
@@ -55,8 +56,9 @@ def tg_sim_serve(*args: str, cwd: Path, env: Mapping[str, str] = CLEAN_ENV) -> I
     """`tg sim serve --port 0 ARGS` until the block ends (then Ctrl-C); its banner read
     up to the line that closes it. Its output and errors are filled in after."""
     command = [sys.executable, "-c", "from cli.main import main; main()", "sim", "serve", "--port", "0", *args]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          cwd=cwd, env=dict(env)) as server:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=dict(env)
+    ) as server:
         assert server.stdout is not None and server.stderr is not None
         banner: list[str] = []
         while not banner or "/_sandbox/" not in banner[-1]:
@@ -108,9 +110,11 @@ def test_the_printed_one_liner_trades(tmp_path: Path) -> None:
     keys.parent.mkdir()
     with tg_sim_serve("--keys-out", str(keys), cwd=tmp_path) as served:
         assert not (tmp_path / "tg-sandbox.keys").exists()
-        result = runner.invoke(app, ["trade", "BTC/USD", "--side", "buy", "--url", served.url,
-                                     "--db", str(tmp_path / "tg.db"), "--json"],
-                               env={KEY_FILE_ENV: str(keys), KEY_ENV: None, SECRET_ENV: None})
+        result = runner.invoke(
+            app,
+            ["trade", "BTC/USD", "--side", "buy", "--url", served.url, "--db", str(tmp_path / "tg.db"), "--json"],
+            env={KEY_FILE_ENV: str(keys), KEY_ENV: None, SECRET_ENV: None},
+        )
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["success"] is True
 
@@ -130,8 +134,11 @@ def test_keys_from_the_environment_are_accepted_and_not_printed(tmp_path: Path) 
 def test_keys_from_a_key_file_are_accepted(tmp_path: Path, how: str) -> None:
     key_file = tmp_path / "given.keys"
     write_key_file(key_file, ApiKey(key=API_KEY, secret=SECRET, account="default"))
-    args, env = (["--key-file", str(key_file)], CLEAN_ENV) if how == "option" else (
-        [], CLEAN_ENV | {KEY_FILE_ENV: str(key_file)})
+    args, env = (
+        (["--key-file", str(key_file)], CLEAN_ENV)
+        if how == "option"
+        else ([], CLEAN_ENV | {KEY_FILE_ENV: str(key_file)})
+    )
     with tg_sim_serve(*args, cwd=tmp_path, env=env) as served:
         assert balance(served.url, API_KEY, SECRET) == {"error": [], "result": OPENING}
         assert f"{KEY_FILE_ENV}={key_file} tg trade" in "".join(served.banner)
@@ -148,17 +155,23 @@ def test_a_readable_key_file_is_refused(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1 and SECRET not in result.output
 
 
-@pytest.mark.parametrize(("mode", "content"), [
-    (0o644, f"{API_KEY}\n{SECRET}\n"),       # readable by others: not ours to overwrite
-    (0o600, "my notes\n"),                   # owner-only, but not a key file
-    (0o600, f"{API_KEY}\nnot base64!\n"),
-])
+@pytest.mark.parametrize(
+    ("mode", "content"),
+    [
+        (0o644, f"{API_KEY}\n{SECRET}\n"),  # readable by others: not ours to overwrite
+        (0o600, "my notes\n"),  # owner-only, but not a key file
+        (0o600, f"{API_KEY}\nnot base64!\n"),
+    ],
+)
 def test_keys_out_never_overwrites_what_is_not_a_key_file(tmp_path: Path, mode: int, content: str) -> None:
     target = tmp_path / "tg-sandbox.keys"
     target.write_text(content)
     target.chmod(mode)
-    result = runner.invoke(app, ["sim", "serve", "--port", "0", "--keys-out", str(target)], env={
-        KEY_ENV: None, SECRET_ENV: None, KEY_FILE_ENV: None})
+    result = runner.invoke(
+        app,
+        ["sim", "serve", "--port", "0", "--keys-out", str(target)],
+        env={KEY_ENV: None, SECRET_ENV: None, KEY_FILE_ENV: None},
+    )
     assert result.exit_code == 2 and str(target) in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert target.read_text() == content and stat.S_IMODE(target.stat().st_mode) == mode
@@ -177,16 +190,20 @@ def test_keys_out_refuses_a_link_and_replaces_an_old_key_file(tmp_path: Path) ->
 
 
 def test_keys_out_with_given_keys_is_refused(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["sim", "serve", "--keys-out", str(tmp_path / "k")],
-                           env={KEY_ENV: API_KEY, SECRET_ENV: SECRET, KEY_FILE_ENV: None})
+    result = runner.invoke(
+        app,
+        ["sim", "serve", "--keys-out", str(tmp_path / "k")],
+        env={KEY_ENV: API_KEY, SECRET_ENV: SECRET, KEY_FILE_ENV: None},
+    )
     assert result.exit_code == 2 and "--keys-out" in result.stderr and SECRET not in result.output
 
 
 def test_allow_remote_without_a_token_is_refused() -> None:
     with pytest.raises(InputError, match="needs a control token"):
         sandbox_server("0.0.0.0", 0, allow_remote=True)  # refused before binding
-    result = runner.invoke(app, ["sim", "serve", "--host", "0.0.0.0", "--port", "0", "--allow-remote"],
-                           env={TOKEN_ENV: None})
+    result = runner.invoke(
+        app, ["sim", "serve", "--host", "0.0.0.0", "--port", "0", "--allow-remote"], env={TOKEN_ENV: None}
+    )
     assert result.exit_code == 2 and "needs a control token" in result.stderr
 
 
@@ -241,13 +258,20 @@ def test_a_forged_browser_request_over_tcp_changes_nothing() -> None:
         before = sandbox.faults.seed
         form = {"Content-Type": "application/x-www-form-urlencoded"}
         attempts = [
-            httpx.post(f"{server.url}/_sandbox/seed", content=b"seed=1",
-                       headers=form | {"Origin": "http://evil.example"}),
+            httpx.post(
+                f"{server.url}/_sandbox/seed", content=b"seed=1", headers=form | {"Origin": "http://evil.example"}
+            ),
             httpx.post(f"{server.url}/_sandbox/seed", content=b"seed=1", headers=form),
-            httpx.post(f"{server.url}/_sandbox/seed", content=b"seed=1",
-                       headers=form | {"Host": "evil.example:80", "X-TG-Sandbox": "1"}),
-            httpx.post(f"{server.url}/_sandbox/seed", content=b"seed=1",
-                       headers=form | {"Host": "sandbox.kraken", "X-TG-Sandbox": "1"}),
+            httpx.post(
+                f"{server.url}/_sandbox/seed",
+                content=b"seed=1",
+                headers=form | {"Host": "evil.example:80", "X-TG-Sandbox": "1"},
+            ),
+            httpx.post(
+                f"{server.url}/_sandbox/seed",
+                content=b"seed=1",
+                headers=form | {"Host": "sandbox.kraken", "X-TG-Sandbox": "1"},
+            ),
         ]
         assert [a.status_code for a in attempts] == [403] * 4
         assert all(a.json()["error"][0].startswith("EGeneral:Permission denied") for a in attempts)

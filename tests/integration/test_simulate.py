@@ -8,7 +8,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -98,7 +99,7 @@ def simulation(tmp_path: Path) -> Simulation:
 
 
 # A cycle sends about a dozen private requests: die after each one in turn.
-@pytest.mark.parametrize("step", range(0, 16))
+@pytest.mark.parametrize("step", range(16))
 async def test_crash_after_every_request_then_restart_holds(tmp_path: Path, step: int) -> None:
     result = await simulation(tmp_path).run_once(0, 11, [f"crash:after={step}"])
     assert result.status == "CRASHED"
@@ -123,9 +124,7 @@ async def test_any_fault_schedule_keeps_every_invariant(tmp_path: Path, faults: 
 
 
 @pytest.mark.parametrize("fault", ["crash", "ghost", "partial-fill", "stale-visibility", "random"])
-def test_conditional_close_protection_holds_too(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str
-) -> None:
+def test_conditional_close_protection_holds_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
     monkeypatch.setenv("TG_EXECUTION__PROTECTION", "conditional_close")
     code, summary = simulate(tmp_path, "--fault", fault, "--runs", "4", "--seed", "21")
     assert code == 0 and summary["ok"], summary["invariants"]
@@ -137,10 +136,13 @@ def test_reproduction_6_hidden_vanished_entries_are_protected_every_run(tmp_path
     assert summary["injected"]["vanish"] == 20
 
 
-@pytest.mark.parametrize("order", [
-    ["stale-visibility", "ghost:match=stop_loss,variant=internal-error"],
-    ["ghost:match=stop_loss,variant=internal-error", "stale-visibility"],
-])
+@pytest.mark.parametrize(
+    "order",
+    [
+        ["stale-visibility", "ghost:match=stop_loss,variant=internal-error"],
+        ["ghost:match=stop_loss,variant=internal-error", "stale-visibility"],
+    ],
+)
 async def test_reproduction_4_stale_and_ghost_on_the_stop_in_either_order(tmp_path: Path, order: list[str]) -> None:
     for seed in range(4):
         result = await simulation(tmp_path / str(seed)).run_once(0, seed, order)
@@ -171,11 +173,13 @@ def test_random_draws_options_of_every_kind() -> None:
 
 async def test_a_tg_that_never_protects_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The campaign's verdict comes from the checker: break tg, and the run must say so."""
-    from core.execution.manager import _Execution
     from core.domain.models import ExecutionResult, ExecutionStatus
-    from core.execution.reconcile import ReconcileReport, Reconciler
+    from core.execution.manager import _Execution
+    from core.execution.reconcile import Reconciler, ReconcileReport
 
-    async def unprotected(self: object, proposal: object, entry: object, close: object, pair: object) -> ExecutionResult:
+    async def unprotected(
+        self: object, proposal: object, entry: object, close: object, pair: object
+    ) -> ExecutionResult:
         return ExecutionResult(success=True, status=ExecutionStatus.FILLED, orders=[entry])  # type: ignore[list-item]
 
     async def nothing(self: object) -> ReconcileReport:

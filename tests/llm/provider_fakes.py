@@ -9,18 +9,16 @@ from typing import Any
 
 import httpx
 
-from core.domain.clock import VirtualClock
-from core.domain.config import ModelPrice, ModelSlot
 from core.decision.llm.interface import ModelContext
 from core.decision.llm.providers import AnthropicMessagesModel, ChatCompletionsModel, HttpModel
+from core.domain.clock import VirtualClock
+from core.domain.config import ModelPrice, ModelSlot
 from core.domain.models import MarketSnapshot, Ticker
 from core.exchange.ratelimit import TokenBucketRateLimiter
 
 KEY_ENV = "TG_TEST_PROVIDER_KEY"
 KEY = "sk-test-7c1f0d9e55aa4b21SECRET"
-CONTEXT = ModelContext(
-    "conflict", MarketSnapshot("BTC/USDT", 0.0, Ticker(Decimal(1), Decimal(1), Decimal(1)), {})
-)
+CONTEXT = ModelContext("conflict", MarketSnapshot("BTC/USDT", 0.0, Ticker(Decimal(1), Decimal(1), Decimal(1)), {}))
 PRICE = ModelPrice(input_per_mtok=Decimal("0.27"), output_per_mtok=Decimal("1.10"))
 
 
@@ -38,14 +36,23 @@ class Dialect:
 
     def slot(self, **changes: Any) -> ModelSlot:
         values: dict[str, Any] = {
-            "provider": self.provider, "model": self.model, "base_url": self.base_url,
-            "api_key_env": KEY_ENV, "max_retries": 2, "timeout_s": 5,
+            "provider": self.provider,
+            "model": self.model,
+            "base_url": self.base_url,
+            "api_key_env": KEY_ENV,
+            "max_retries": 2,
+            "timeout_s": 5,
         }
         return ModelSlot(**{**values, **changes})
 
     def build(
-        self, http: httpx.AsyncClient, clock: VirtualClock, *, limiter: TokenBucketRateLimiter | None = None,
-        price: ModelPrice | None = PRICE, **slot_changes: Any,
+        self,
+        http: httpx.AsyncClient,
+        clock: VirtualClock,
+        *,
+        limiter: TokenBucketRateLimiter | None = None,
+        price: ModelPrice | None = PRICE,
+        **slot_changes: Any,
     ) -> HttpModel:
         return self.model_class(
             f"conflict:{self.model}", self.slot(**slot_changes), http=http, clock=clock, limiter=limiter, price=price
@@ -57,17 +64,26 @@ class Dialect:
 
 def _chat(text: str, input_tokens: int, output_tokens: int) -> dict[str, Any]:
     return {
-        "id": "chatcmpl-1", "object": "chat.completion", "model": "deepseek-chat",
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "deepseek-chat",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,
-                  "total_tokens": input_tokens + output_tokens},
+        "usage": {
+            "prompt_tokens": input_tokens,
+            "completion_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens,
+        },
     }
 
 
 def _messages(text: str, input_tokens: int, output_tokens: int) -> dict[str, Any]:
     return {
-        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
-        "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-5",
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
         "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
     }
 
@@ -78,11 +94,21 @@ def _bearer(request: httpx.Request) -> str | None:
 
 
 OPENAI_COMPATIBLE = Dialect(
-    "openai", "https://api.deepseek.com", "https://api.deepseek.com/chat/completions",
-    ChatCompletionsModel, "deepseek-chat", _chat, _bearer,
+    "openai",
+    "https://api.deepseek.com",
+    "https://api.deepseek.com/chat/completions",
+    ChatCompletionsModel,
+    "deepseek-chat",
+    _chat,
+    _bearer,
 )
 ANTHROPIC = Dialect(
-    "anthropic", "https://api.anthropic.com", "https://api.anthropic.com/v1/messages",
-    AnthropicMessagesModel, "claude-sonnet-4-5", _messages, lambda r: r.headers.get("x-api-key"),
+    "anthropic",
+    "https://api.anthropic.com",
+    "https://api.anthropic.com/v1/messages",
+    AnthropicMessagesModel,
+    "claude-sonnet-4-5",
+    _messages,
+    lambda r: r.headers.get("x-api-key"),
 )
 DIALECTS = [OPENAI_COMPATIBLE, ANTHROPIC]

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import respx
 
-from core.domain.config import ModelSettings, ModelSlot, Settings, load_settings
-from core.domain.errors import ConfigError
 from core.decision.llm.factory import OFFLINE_DEFAULTS, build_models
 from core.decision.llm.offline import OfflineConflictResolver, OfflineRegimeClassifier, OfflineTechnicalAnalyst
 from core.decision.llm.providers import AnthropicMessagesModel, ChatCompletionsModel
+from core.domain.config import ModelSettings, ModelSlot, Settings, load_settings
+from core.domain.errors import ConfigError
 from tests.llm.provider_fakes import CONTEXT, KEY, KEY_ENV, OPENAI_COMPATIBLE
 
 
@@ -24,7 +24,12 @@ def no_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 async def test_every_slot_defaults_to_its_offline_model() -> None:
     models = build_models(Settings())
     assert [m.name for m in models.traders] == [
-        "trend_follower", "mean_reverter", "momentum", "breakout", "regime_aligned", "contrarian_risk",
+        "trend_follower",
+        "mean_reverter",
+        "momentum",
+        "breakout",
+        "regime_aligned",
+        "contrarian_risk",
     ]
     assert isinstance(models.ta, OfflineTechnicalAnalyst)
     assert isinstance(models.regime, OfflineRegimeClassifier)
@@ -126,5 +131,9 @@ def test_a_key_in_the_config_file_is_refused(tmp_path: Path) -> None:
 
 def test_offline_defaults_cover_every_slot() -> None:
     assert set(OFFLINE_DEFAULTS) == set(ModelSettings.model_fields) - {
-        "quorum", "answer_timeout_s", "prices", "rate_limits", "default_rate_limit",
+        "quorum",
+        "answer_timeout_s",
+        "prices",
+        "rate_limits",
+        "default_rate_limit",
     }

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import json
 import logging
-from decimal import Decimal
 from datetime import UTC, datetime
+from decimal import Decimal
 from email.utils import format_datetime
 
 import httpx
 import pytest
 import respx
 
-from core.domain.clock import VirtualClock
-from core.domain.errors import ModelError
 from core.decision.llm.parsing import ConflictAction, ConflictAnswer, ask
 from core.decision.llm.providers import MAX_RETRY_AFTER_S, SYSTEM_PROMPT, retry_after_seconds
+from core.domain.clock import VirtualClock
+from core.domain.errors import ModelError
 from core.exchange.ratelimit import TokenBucketRateLimiter
 from tests.llm.provider_fakes import ANTHROPIC, CONTEXT, KEY, KEY_ENV, OPENAI_COMPATIBLE, Dialect
 
@@ -62,12 +62,8 @@ async def test_openai_compatible_sends_a_system_message_and_anthropic_a_version_
 
 
 @respx.mock
-async def test_a_local_model_without_a_key_sends_no_authorization(
-    http: httpx.AsyncClient, clock: VirtualClock
-) -> None:
-    route = respx.post("http://localhost:11434/v1/chat/completions").mock(
-        return_value=OPENAI_COMPATIBLE.ok("{}")
-    )
+async def test_a_local_model_without_a_key_sends_no_authorization(http: httpx.AsyncClient, clock: VirtualClock) -> None:
+    route = respx.post("http://localhost:11434/v1/chat/completions").mock(return_value=OPENAI_COMPATIBLE.ok("{}"))
     model = OPENAI_COMPATIBLE.build(http, clock, base_url="http://localhost:11434/v1/", api_key_env=None)
     await model.generate("p", context=CONTEXT)
     assert "authorization" not in route.calls.last.request.headers
@@ -91,9 +87,7 @@ async def test_429_waits_exactly_the_retry_after_seconds_on_the_clock(
 
 
 @respx.mock
-async def test_retry_after_as_an_http_date(
-    dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock
-) -> None:
+async def test_retry_after_as_an_http_date(dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock) -> None:
     when = format_datetime(datetime.fromtimestamp(clock.time() + 12, UTC), usegmt=True)
     respx.post(dialect.url).mock(side_effect=[httpx.Response(429, headers={"Retry-After": when}), dialect.ok("{}")])
     await dialect.build(http, clock).generate("p", context=CONTEXT)
@@ -175,9 +169,7 @@ async def test_a_body_that_is_not_an_answer_is_a_model_error(
 
 
 @respx.mock
-async def test_prose_wrapped_json_is_recovered(
-    dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock
-) -> None:
+async def test_prose_wrapped_json_is_recovered(dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock) -> None:
     respx.post(dialect.url).mock(
         return_value=dialect.ok(f"Weighing both sides, here is my ruling:\n```json\n{RULING}\n```\nHope it helps.")
     )
@@ -242,9 +234,7 @@ async def test_every_attempt_waits_for_the_providers_rate_limiter(
 
 
 @respx.mock
-async def test_an_unpriced_model_costs_zero(
-    dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock
-) -> None:
+async def test_an_unpriced_model_costs_zero(dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock) -> None:
     respx.post(dialect.url).mock(return_value=dialect.ok("{}", 5000, 5000))
     reply = await dialect.build(http, clock, price=None).generate("p", context=CONTEXT)
     assert reply.cost_usd == Decimal(0) and reply.input_tokens == 5000
@@ -287,7 +277,10 @@ async def test_the_key_is_read_at_call_time(
 )
 @respx.mock
 async def test_the_key_is_never_in_errors_reprs_or_logs(
-    response: httpx.Response, dialect: Dialect, http: httpx.AsyncClient, clock: VirtualClock,
+    response: httpx.Response,
+    dialect: Dialect,
+    http: httpx.AsyncClient,
+    clock: VirtualClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)

@@ -14,11 +14,11 @@ import looptime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.domain.errors import RateLimitExceededError
-from core.exchange import Credentials, KrakenClient
-from core.domain.models import OrderType, Side
-from core.exchange.ratelimit import KrakenRateLimiter
 from core.domain.clock import LoopClock
+from core.domain.errors import RateLimitExceededError
+from core.domain.models import OrderType, Side
+from core.exchange import Credentials, KrakenClient
+from core.exchange.ratelimit import KrakenRateLimiter
 from simulator.app import create_app
 from simulator.embedded import SANDBOX_EPOCH, EmbeddedExchange
 from simulator.exchange import Exchange
@@ -132,8 +132,11 @@ def test_without_the_limiter_the_same_kind_of_schedule_is_refused() -> None:
         key = exchange.create_api_key()
         app = create_app(exchange, tier=Tier.STARTER)
         async with KrakenClient(
-            EmbeddedExchange.base_url, Credentials(api_key=key.key, api_secret=key.secret),
-            transport=httpx.ASGITransport(app=app), clock=clock, retry_attempts=1,
+            EmbeddedExchange.base_url,
+            Credentials(api_key=key.key, api_secret=key.secret),
+            transport=httpx.ASGITransport(app=app),
+            clock=clock,
+            retry_attempts=1,
         ) as client:
             with client.measure() as costs:
                 await asyncio.gather(*(client.balance() for _ in range(20)), return_exceptions=True)
@@ -144,4 +147,3 @@ def test_without_the_limiter_the_same_kind_of_schedule_is_refused() -> None:
         assert loop.run_until_complete(burst()) == 5  # 15 allowed, then refused
     finally:
         loop.close()
-

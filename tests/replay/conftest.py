@@ -13,10 +13,10 @@ import pytest
 
 from cli.replay import replay_sandbox
 from cli.wiring import fault_catalog
-from core.flows.candles import CandleSeries, parse_candles
-from core.domain.config import Settings, load_settings
 from core.decision.llm.factory import ModelSet
 from core.decision.llm.interface import ModelContext, ModelReply
+from core.domain.config import Settings, load_settings
+from core.flows.candles import CandleSeries, parse_candles
 from core.flows.replay import WARMUP_MINUTES, Replay, ReplayOptions, ReplayResult
 
 H = 3_600
@@ -77,8 +77,14 @@ def planned_buys(plan: Mapping[int, tuple[str, str]]) -> Callable[[], ModelSet]:
         if hour not in plan:
             return {"action": "HOLD", "confidence": 0.5, "reasoning": "not in the plan"}
         stop, target = plan[hour]
-        return {"action": "BUY", "confidence": 0.8, "entry": str(context.snapshot.price),
-                "stop_loss": stop, "take_profit": target, "reasoning": "the plan"}
+        return {
+            "action": "BUY",
+            "confidence": 0.8,
+            "entry": str(context.snapshot.price),
+            "stop_loss": stop,
+            "take_profit": target,
+            "reasoning": "the plan",
+        }
 
     def models() -> ModelSet:
         return ModelSet(
@@ -108,8 +114,9 @@ def replay(settings: Settings, tmp_path: Path) -> RunReplay:
     async def run(
         series: CandleSeries, models: Callable[[], ModelSet] | None = None, **options: object
     ) -> ReplayResult:
-        runner = Replay(settings, replay_sandbox(settings), tmp_path / "replays", catalog=fault_catalog(),
-                        models=models)
+        runner = Replay(
+            settings, replay_sandbox(settings), tmp_path / "replays", catalog=fault_catalog(), models=models
+        )
         return await runner.run(series, ReplayOptions(**options))  # type: ignore[arg-type]
 
     return run

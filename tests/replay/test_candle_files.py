@@ -8,16 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from core.flows.candles import CandleFormat, Gap, ProblemKind, load_candles, parse_candles, parse_time
 from core.domain.errors import InputError
+from core.flows.candles import CandleFormat, Gap, ProblemKind, load_candles, parse_candles, parse_time
 
 H = 3_600
 T0 = 1_735_689_600  # 2025-01-01T00:00:00Z
 
 
 def kraken_row(i: int, close: str = "94000.5", **overrides: str) -> str:
-    fields = {"time": str(T0 + i * H), "open": "94000.0", "high": "94100.0", "low": "93900.0",
-              "close": close, "volume": "12.50000001", "trades": "321"}
+    fields = {
+        "time": str(T0 + i * H),
+        "open": "94000.0",
+        "high": "94100.0",
+        "low": "93900.0",
+        "close": close,
+        "volume": "12.50000001",
+        "trades": "321",
+    }
     fields.update(overrides)
     return ",".join(fields.values())
 
@@ -32,7 +39,13 @@ def test_kraken_ohlcvt_rows_keep_their_exact_decimals() -> None:
     assert series.format is CandleFormat.KRAKEN_OHLCVT
     first, second = series.candles
     assert (first.line, first.time, first.open, first.high, first.low, first.close) == (
-        1, T0, Decimal("94000.0"), Decimal("94100.0"), Decimal("93900.0"), Decimal("94000.5"))
+        1,
+        T0,
+        Decimal("94000.0"),
+        Decimal("94100.0"),
+        Decimal("93900.0"),
+        Decimal("94000.5"),
+    )
     assert first.volume == Decimal("12.50000001") and first.trades == 321
     assert second.close == Decimal("94000.12345678")
     assert series.problems == [] and series.gaps == []
@@ -56,15 +69,21 @@ def test_headed_csv_with_iso_dates_any_column_order_and_extra_columns() -> None:
     assert [c.time for c in series.candles] == [T0, T0 + H, T0 + 2 * H]  # 04:00+02:00 is 02:00 UTC
     first = series.candles[0]
     assert (first.open, first.high, first.low, first.close, first.volume) == (
-        Decimal(100), Decimal(102), Decimal(99), Decimal("101.5"), Decimal("3.25"))
+        Decimal(100),
+        Decimal(102),
+        Decimal(99),
+        Decimal("101.5"),
+        Decimal("3.25"),
+    )
     assert first.line == 2 and first.trades is None
 
 
 @pytest.mark.parametrize("stamp", [str(T0), f"{T0}.0", str(T0 * 1000), "2025-01-01", "2025-01-01 00:00:00 UTC"])
 def test_a_time_is_an_epoch_in_seconds_or_milliseconds_or_an_iso_date(stamp: str) -> None:
     assert parse_time(stamp) == T0
-    [candle] = parse_candles(["timestamp,open,high,low,close,volume", f"{stamp},1,2,0.5,1.5,10"],
-                             interval_minutes=60).candles
+    [candle] = parse_candles(
+        ["timestamp,open,high,low,close,volume", f"{stamp},1,2,0.5,1.5,10"], interval_minutes=60
+    ).candles
     assert candle.time == T0
 
 
@@ -104,7 +123,10 @@ def test_high_below_low_and_prices_outside_the_range_are_reported() -> None:
         kraken_row(6),
     ]
     assert problems(lines) == [
-        (3, ProblemKind.HIGH_BELOW_LOW), (4, ProblemKind.OUTSIDE_RANGE), (5, ProblemKind.OUTSIDE_RANGE)]
+        (3, ProblemKind.HIGH_BELOW_LOW),
+        (4, ProblemKind.OUTSIDE_RANGE),
+        (5, ProblemKind.OUTSIDE_RANGE),
+    ]
 
 
 def test_duplicates_out_of_order_and_off_grid_rows_are_reported_and_the_first_kept() -> None:
@@ -121,8 +143,11 @@ def test_duplicates_out_of_order_and_off_grid_rows_are_reported_and_the_first_ke
     series = parse_candles(lines, interval_minutes=60)
 
     assert [(p.line, p.kind) for p in series.problems] == [
-        (3, ProblemKind.DUPLICATE), (4, ProblemKind.DUPLICATE), (6, ProblemKind.OUT_OF_ORDER),
-        (7, ProblemKind.OFF_GRID)]
+        (3, ProblemKind.DUPLICATE),
+        (4, ProblemKind.DUPLICATE),
+        (6, ProblemKind.OUT_OF_ORDER),
+        (7, ProblemKind.OFF_GRID),
+    ]
     assert "repeats line 2" in series.problems[0].message
     assert "with other values" in series.problems[1].message
     assert series.candles[1].close == Decimal("94000.5")  # line 2's, not line 4's
@@ -134,8 +159,10 @@ def test_gaps_are_reported_with_how_many_candles_are_missing() -> None:
     series = parse_candles(lines, interval_minutes=60)
 
     assert series.problems == []
-    assert series.gaps == [Gap(after=T0 + 2 * H, resumes=T0 + 5 * H, missing=2),
-                           Gap(after=T0 + 6 * H, resumes=T0 + 10 * H, missing=3)]
+    assert series.gaps == [
+        Gap(after=T0 + 2 * H, resumes=T0 + 5 * H, missing=2),
+        Gap(after=T0 + 6 * H, resumes=T0 + 10 * H, missing=3),
+    ]
 
 
 def test_a_file_newest_first_is_read_in_reverse_and_says_so() -> None:

@@ -80,7 +80,9 @@ def test_missing_candles_are_flat_at_the_previous_close_without_volume() -> None
     assert market.price_range(T0 + H, T0 + 3 * H) == (D(99), D(99))
     bars = market.candles(60, T0, T0 + 4 * H)
     assert [(b.time, b.open, b.close, b.volume, b.count) for b in bars[1:3]] == [
-        (T0 + H, D(99), D(99), D(0), 0), (T0 + 2 * H, D(99), D(99), D(0), 0)]
+        (T0 + H, D(99), D(99), D(0), 0),
+        (T0 + 2 * H, D(99), D(99), D(0), 0),
+    ]
 
 
 def test_prices_and_volumes_are_rounded_to_the_pairs_tick_and_lot() -> None:
@@ -91,17 +93,27 @@ def test_prices_and_volumes_are_rounded_to_the_pairs_tick_and_lot() -> None:
 
 
 def test_recorded_candles_come_back_whole_and_merge_into_longer_intervals() -> None:
-    bars = [bar(0, "100", "104", "94", "99", "10", 100), bar(1, "99", "101", "90", "100", "20", 50),
-            bar(2, "100", "120", "99", "110", "30", 70), bar(3, "110", "111", "105", "106", "40", 10),
-            bar(4, "106", "107", "100", "101", "50", 5)]
+    bars = [
+        bar(0, "100", "104", "94", "99", "10", 100),
+        bar(1, "99", "101", "90", "100", "20", 50),
+        bar(2, "100", "120", "99", "110", "30", 70),
+        bar(3, "110", "111", "105", "106", "40", 10),
+        bar(4, "106", "107", "100", "101", "50", 5),
+    ]
     market = path(*bars)
 
     hourly = market.candles(60, T0, T0 + 4 * H)
     assert [(b.time, b.open, b.high, b.low, b.close, b.volume, b.count) for b in hourly[:4]] == [
-        (b.time, b.open, b.high, b.low, b.close, b.volume, b.count) for b in bars[:4]]
+        (b.time, b.open, b.high, b.low, b.close, b.volume, b.count) for b in bars[:4]
+    ]
     [four_hours, forming] = market.candles(240, T0, T0 + 4 * H)
     assert (four_hours.time, four_hours.open, four_hours.high, four_hours.low, four_hours.close) == (
-        T0, D(100), D(120), D(90), D(106))
+        T0,
+        D(100),
+        D(120),
+        D(90),
+        D(106),
+    )
     assert (four_hours.volume, four_hours.count) == (D(100), 230)
     assert four_hours.vwap == (sum(h.vwap * h.volume for h in hourly[:4]) / 100).quantize(D("0.1"))
     # a candle opening exactly at `until` is there, flat and without volume
@@ -139,16 +151,21 @@ def exchange_on(*bars: Bar) -> Exchange:
 
 
 def place(exchange: Exchange, side: Side, ordertype: OrderType, volume: str, price: str | None = None) -> Order:
-    order = exchange.add_order(DEFAULT_ACCOUNT, OrderSpec(
-        pair=XBTUSD.key, side=side, ordertype=ordertype, volume=D(volume), price=D(price) if price else None))
+    order = exchange.add_order(
+        DEFAULT_ACCOUNT,
+        OrderSpec(pair=XBTUSD.key, side=side, ordertype=ordertype, volume=D(volume), price=D(price) if price else None),
+    )
     assert order is not None
     return order
 
 
 def protected_long(exchange: Exchange, stop: str, target: str) -> tuple[Order, Order, Order]:
     entry = place(exchange, Side.BUY, OrderType.MARKET, "0.5")
-    return (entry, place(exchange, Side.SELL, OrderType.STOP_LOSS, "0.5", stop),
-            place(exchange, Side.SELL, OrderType.TAKE_PROFIT, "0.5", target))
+    return (
+        entry,
+        place(exchange, Side.SELL, OrderType.STOP_LOSS, "0.5", stop),
+        place(exchange, Side.SELL, OrderType.TAKE_PROFIT, "0.5", target),
+    )
 
 
 def fill_price(order: Order) -> Decimal:
@@ -163,8 +180,11 @@ def test_a_market_entry_at_a_candles_open_fills_at_the_open_plus_spread_and_slip
 
 def test_when_stop_and_target_both_lie_inside_one_candle_the_stop_fills() -> None:
     # the high (the target's side) is nearer the open, yet the stop is taken to come first
-    exchange = exchange_on(bar(0, "50000", "50100", "49950", "50000"), bar(1, "50000", "51000", "48000", "50500"),
-                           bar(2, "50500", "50600", "50400", "50500"))
+    exchange = exchange_on(
+        bar(0, "50000", "50100", "49950", "50000"),
+        bar(1, "50000", "51000", "48000", "50500"),
+        bar(2, "50500", "50600", "50400", "50500"),
+    )
     _, stop, target = protected_long(exchange, stop="49000", target="50900")
 
     exchange.advance(2 * H)

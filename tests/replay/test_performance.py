@@ -45,8 +45,17 @@ def points(equities: list[str], prices: list[str] | None = None, held: list[str]
 
 
 def closed(pnl: str) -> Position:
-    return Position(id=f"P-{pnl}", symbol="BTC/USD", side=PositionSide.LONG, size=D(1), entry_price=D(100),
-                    stop_loss=D(90), take_profit=D(120), status=PositionStatus.CLOSED, realized_pnl=D(pnl))
+    return Position(
+        id=f"P-{pnl}",
+        symbol="BTC/USD",
+        side=PositionSide.LONG,
+        size=D(1),
+        entry_price=D(100),
+        stop_loss=D(90),
+        take_profit=D(120),
+        status=PositionStatus.CLOSED,
+        realized_pnl=D(pnl),
+    )
 
 
 def test_drawdown_is_the_largest_fall_from_a_running_peak() -> None:
@@ -101,8 +110,15 @@ def test_time_in_market_counts_the_periods_that_began_holding() -> None:
 
 def test_trade_figures_win_rate_best_worst_and_average() -> None:
     positions = [closed("120"), closed("-50"), closed("0"), closed("30.5"), closed("-80")]
-    open_one = Position(id="P-open", symbol="BTC/USD", side=PositionSide.LONG, size=D(1), entry_price=D(100),
-                        stop_loss=D(90), take_profit=D(120))
+    open_one = Position(
+        id="P-open",
+        symbol="BTC/USD",
+        side=PositionSide.LONG,
+        size=D(1),
+        entry_price=D(100),
+        stop_loss=D(90),
+        take_profit=D(120),
+    )
     figures = trade_figures([*positions, open_one])
 
     assert (figures.trades, figures.wins, figures.losses) == (5, 2, 2)  # breakeven is neither
@@ -131,8 +147,10 @@ def test_performance_puts_the_strategy_next_to_buy_and_hold_over_the_same_span()
 
 def test_votes_are_tallied_per_model_and_failed_votes_count_as_invalid() -> None:
     votes = [
-        ModelDecision("a", Action.BUY, 0.7), ModelDecision("a", Action.BUY, 0.6),
-        ModelDecision("a", Action.HOLD, 0.5), ModelDecision("b", Action.SELL, 0.6),
+        ModelDecision("a", Action.BUY, 0.7),
+        ModelDecision("a", Action.BUY, 0.6),
+        ModelDecision("a", Action.HOLD, 0.5),
+        ModelDecision("b", Action.SELL, 0.6),
         ModelDecision("b", Action.HOLD, 0.0, valid=False),
     ]
     assert tally_votes(votes) == {"a": {"BUY": 2, "HOLD": 1}, "b": {"SELL": 1, "invalid": 1}}
@@ -143,8 +161,11 @@ def test_rejections_are_counted_per_rule_and_sizing_notes_do_not_count() -> None
     verdicts = [
         RiskVerdict(VerdictStatus.REJECTED, ["confidence: 0.5 is below 0.55", "drawdown: 16% from the peak"], proposal),
         RiskVerdict(VerdictStatus.REJECTED, ["drawdown: 17% from the peak"], proposal),
-        RiskVerdict(VerdictStatus.REJECTED, ["size: 1% of equity", "regime: choppy preset sizes at 0.25x",
-                                             "volume: 0 after caps; nothing to trade"], proposal),
+        RiskVerdict(
+            VerdictStatus.REJECTED,
+            ["size: 1% of equity", "regime: choppy preset sizes at 0.25x", "volume: 0 after caps; nothing to trade"],
+            proposal,
+        ),
         RiskVerdict(VerdictStatus.APPROVED, ["size: 1% of equity"], proposal),
     ]
     assert tally_rejections(verdicts) == {"drawdown": 2, "confidence": 1, "volume": 1}

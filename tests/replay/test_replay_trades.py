@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from core.execution.invariants import INVARIANTS
 from core.domain.models import OrderRole, OrderStatus, PositionStatus
+from core.execution.invariants import INVARIANTS
 from core.storage.store import Store
 from simulator.matching import LIQUIDITY
 from tests.replay.conftest import FIRST_DECISION, H, RunReplay, flat, planned_buys, random_walk, series_of
@@ -45,7 +45,18 @@ async def test_three_trades_each_ending_as_worked_out_by_hand(replay: RunReplay)
     assert result.ok, result.violations
     assert result.warmup_candles == 60 and len(result.points) == 12  # 11 candles replayed, and the end
     assert [d.status for d in result.decisions] == [
-        "FILLED", "HOLD", "HOLD", "FILLED", "HOLD", "HOLD", "FILLED", "HOLD", "HOLD", "HOLD", "HOLD"]
+        "FILLED",
+        "HOLD",
+        "HOLD",
+        "FILLED",
+        "HOLD",
+        "HOLD",
+        "FILLED",
+        "HOLD",
+        "HOLD",
+        "HOLD",
+        "HOLD",
+    ]
 
     with Store.open(result.db_path) as store:
         a, b, c = store.positions()
@@ -89,11 +100,27 @@ async def test_three_trades_each_ending_as_worked_out_by_hand(replay: RunReplay)
     assert abs(result.points[-1].equity - (D(100000) + total)) < D("0.001")
     trades = result.figures.trades
     assert (trades.trades, trades.wins, trades.losses, trades.best, trades.worst) == (
-        3, 1, 2, a.realized_pnl, min(b.realized_pnl, c.realized_pnl))
+        3,
+        1,
+        2,
+        a.realized_pnl,
+        min(b.realized_pnl, c.realized_pnl),
+    )
     assert result.figures.fees == sum((f.fee for f in fills), D(0))
     # candles begun holding: A's entry and target candles, B's entry and stop, C's entry and gap
     assert [p.held > 0 for p in result.points[:-1]] == [
-        True, True, False, True, True, False, True, True, False, False, False]
+        True,
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
     assert result.figures.time_in_market == round(6 / 11, 6)
 
 

@@ -45,11 +45,11 @@ class KrakenClient:
         """A private call with a JSON body, as clients send batches."""
         self.nonce += 1
         body = json.dumps({"nonce": self.nonce, **params})
-        return await self.send(method, body, nonce=str(self.nonce),
-                               headers={"Content-Type": "application/json"})
+        return await self.send(method, body, nonce=str(self.nonce), headers={"Content-Type": "application/json"})
 
-    async def send(self, method: str, body: str | bytes, *, nonce: str,
-                   headers: dict[str, str] | None = None) -> dict[str, Any]:
+    async def send(
+        self, method: str, body: str | bytes, *, nonce: str, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         path = f"/0/private/{method}"
         sent = {
             "API-Key": self.key,

@@ -73,16 +73,15 @@ async def test_missing_or_malformed_nonce_is_refused(kraken: KrakenClient) -> No
 async def test_nonces_are_tracked_per_key(kraken: KrakenClient, exchange: Exchange) -> None:
     second = exchange.create_api_key()
     assert (await kraken.send("Balance", "nonce=50", nonce="50"))["error"] == []
-    headers = {"API-Key": second.key,
-               "API-Sign": kraken_signature(second.secret, "/0/private/Balance", "7", "nonce=7")}
+    headers = {"API-Key": second.key, "API-Sign": kraken_signature(second.secret, "/0/private/Balance", "7", "nonce=7")}
     assert (await kraken.send("Balance", "nonce=7", nonce="7", headers=headers))["error"] == []
 
 
 async def test_json_body_is_signed_over_its_raw_bytes(kraken: KrakenClient) -> None:
-    body = json.dumps({"nonce": 77, "pair": "XBTUSD", "type": "buy", "ordertype": "market",
-                       "volume": "0.01", "validate": True})
-    answer = await kraken.send("AddOrder", body, nonce="77",
-                               headers={"Content-Type": "application/json"})
+    body = json.dumps(
+        {"nonce": 77, "pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.01", "validate": True}
+    )
+    answer = await kraken.send("AddOrder", body, nonce="77", headers={"Content-Type": "application/json"})
     assert answer == {"error": [], "result": {"descr": {"order": "buy 0.01000000 XBTUSD @ market"}}}
 
 

@@ -28,8 +28,9 @@ def app(exchange: Exchange) -> SandboxApp:
 async def http(app: SandboxApp) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     # X-TG-Sandbox: 1 is what the control guard asks of every method but GET and HEAD.
-    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.kraken",
-                                 headers={"X-TG-Sandbox": "1"}) as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://sandbox.kraken", headers={"X-TG-Sandbox": "1"}
+    ) as client:
         yield client
 
 
@@ -46,17 +47,24 @@ async def result(response: httpx.Response) -> dict:
 
 
 async def test_faults_are_added_listed_and_cleared(http: httpx.AsyncClient, kraken: KrakenClient) -> None:
-    listed = await result(await http.post("/_sandbox/faults", json={
-        "rules": [{"fault": "busy", "endpoint": "Balance"}, "latency:seconds=1,times=2"]}))
+    listed = await result(
+        await http.post(
+            "/_sandbox/faults", json={"rules": [{"fault": "busy", "endpoint": "Balance"}, "latency:seconds=1,times=2"]}
+        )
+    )
     assert [(r["fault"], r["endpoint"], r["times"]) for r in listed["rules"]] == [
-        ("busy", "Balance", 1), ("latency", "*", 2)]
+        ("busy", "Balance", 1),
+        ("latency", "*", 2),
+    ]
     assert (await result(await http.get("/_sandbox/faults")))["rules"] == listed["rules"]
     await result(await http.post("/_sandbox/faults", data={"spec": "unavailable:endpoint=Time"}))
     assert await kraken.private("Balance") == {"error": ["EService:Busy"]}
     assert (await kraken.private("Balance"))["error"] == []
     log = (await result(await http.get("/_sandbox/fault-log")))["log"]
     assert [(e["fault"], e["endpoint"], e["outcome"]) for e in log] == [
-        ("busy", "Balance", "EService:Busy"), ("latency", "Balance", "ok")]
+        ("busy", "Balance", "EService:Busy"),
+        ("latency", "Balance", "ok"),
+    ]
     assert (await result(await http.delete("/_sandbox/faults")))["rules"] == []
     assert (await kraken.private("Balance"))["error"] == []
     assert len((await result(await http.get("/_sandbox/fault-log")))["log"]) == 2
@@ -78,11 +86,11 @@ async def test_seed_restarts_the_schedule(http: httpx.AsyncClient, app: SandboxA
     assert await kraken.private("Balance") == {"error": ["EService:Busy"]}
 
 
-async def test_state_shows_prices_balances_orders_and_counters(http: httpx.AsyncClient,
-                                                               kraken: KrakenClient) -> None:
+async def test_state_shows_prices_balances_orders_and_counters(http: httpx.AsyncClient, kraken: KrakenClient) -> None:
     await kraken.result("Balance")
-    (txid,) = (await kraken.result("AddOrder", pair="XBTUSDT", type="buy", ordertype="limit",
-                                   volume="0.01", price="30000"))["txid"]
+    (txid,) = (
+        await kraken.result("AddOrder", pair="XBTUSDT", type="buy", ordertype="limit", volume="0.01", price="30000")
+    )["txid"]
     state = await result(await http.get("/_sandbox/state"))
     assert set(state["prices"]) >= {"XXBTZUSD", "XBTUSDT"}
     assert list(state["accounts"]["default"]["open"]) == [txid]
@@ -91,8 +99,9 @@ async def test_state_shows_prices_balances_orders_and_counters(http: httpx.Async
     assert state["rate_limits"]["limits"]["rest"] == 15
 
 
-async def test_advance_moves_time_and_decays_counters(http: httpx.AsyncClient, kraken: KrakenClient,
-                                                      clock: VirtualClock) -> None:
+async def test_advance_moves_time_and_decays_counters(
+    http: httpx.AsyncClient, kraken: KrakenClient, clock: VirtualClock
+) -> None:
     start = clock.time()
     for _ in range(15):
         await kraken.private("Balance")

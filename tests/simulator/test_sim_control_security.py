@@ -37,8 +37,9 @@ def tokened(exchange: Exchange) -> SandboxApp:
 
 
 @asynccontextmanager
-async def client_of(app: SandboxApp, client: tuple[str, int] = ("127.0.0.1", 40_000),
-                    base_url: str = "http://127.0.0.1:8765") -> AsyncIterator[httpx.AsyncClient]:
+async def client_of(
+    app: SandboxApp, client: tuple[str, int] = ("127.0.0.1", 40_000), base_url: str = "http://127.0.0.1:8765"
+) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, client=client)
     async with httpx.AsyncClient(transport=transport, base_url=base_url) as http:
         yield http
@@ -60,8 +61,9 @@ async def moved_on(app: SandboxApp) -> dict[str, Any]:
     """The exchange off its opening state (time moved, an order open), so a reset would show."""
     api_key = app.sandbox.exchange.create_api_key()
     async with client_of(app) as http:
-        await KrakenClient(http, api_key).result("AddOrder", pair="XBTUSDT", type="buy",
-                                                 ordertype="limit", volume="0.01", price="40000")
+        await KrakenClient(http, api_key).result(
+            "AddOrder", pair="XBTUSDT", type="buy", ordertype="limit", volume="0.01", price="40000"
+        )
     app.sandbox.advance(600)
     return app.sandbox.state()
 
@@ -70,8 +72,7 @@ async def test_a_remote_client_is_refused_without_a_token(app: SandboxApp) -> No
     start = app.sandbox.exchange.now()
     async with client_of(app, client=REMOTE) as http:
         assert refused(await http.get("/_sandbox/state"), "loopback only")
-        assert refused(await http.post("/_sandbox/advance", data={"seconds": "60"}, headers=MARKER),
-                       "loopback only")
+        assert refused(await http.post("/_sandbox/advance", data={"seconds": "60"}, headers=MARKER), "loopback only")
     assert app.sandbox.exchange.now() == start
 
 
@@ -84,11 +85,21 @@ async def test_a_remote_client_with_the_token_is_served(tokened: SandboxApp) -> 
     assert moved["time"] == start + 60
 
 
-@pytest.mark.parametrize("authorization", [
-    None, f"Bearer {TOKEN[:-1]}", f"Bearer {TOKEN}x", f"Basic {TOKEN}", TOKEN, "Bearer", "Bearer é€".encode(),
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        f"Bearer {TOKEN[:-1]}",
+        f"Bearer {TOKEN}x",
+        f"Basic {TOKEN}",
+        TOKEN,
+        "Bearer",
+        "Bearer é€".encode(),
+    ],
+)
 async def test_a_missing_or_wrong_token_is_refused_even_from_loopback(
-        tokened: SandboxApp, authorization: str | bytes | None) -> None:
+    tokened: SandboxApp, authorization: str | bytes | None
+) -> None:
     headers = {b"X-TG-Sandbox": b"1"}
     if authorization is not None:
         headers[b"Authorization"] = authorization.encode() if isinstance(authorization, str) else authorization
@@ -102,8 +113,7 @@ async def test_a_cross_site_form_post_does_not_reset_the_exchange(app: SandboxAp
     form_post = {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"} | FORM
     async with client_of(app) as http:
         answer = await http.post("/_sandbox/reset", content=b"x=1", headers=form_post)
-        bare = await http.post("/_sandbox/reset", content=b"x=1",
-                               headers={"Origin": "http://evil.example"} | FORM)
+        bare = await http.post("/_sandbox/reset", content=b"x=1", headers={"Origin": "http://evil.example"} | FORM)
     assert refused(answer, "cross-origin") and refused(bare, "cross-origin")
     assert app.sandbox.state() == before
 
@@ -117,25 +127,35 @@ async def test_a_post_without_the_custom_header_does_not_reset(app: SandboxApp) 
     assert app.sandbox.state() == before
 
 
-@pytest.mark.parametrize(("headers", "reason"), [
-    ({"Origin": "http://evil.example"}, "cross-origin"),
-    ({"Origin": "null"}, "cross-origin"),
-    ({"Origin": "http://127.0.0.1:9999"}, "cross-origin"),
-    ({"Origin": "http://localhost:8765"}, "cross-origin"),
-    ({"Origin": "http://[::1"}, "cross-origin"),
-    ({"Sec-Fetch-Site": "cross-site"}, "cross-site"),
-    ({"Sec-Fetch-Site": "same-site"}, "cross-site"),
-])
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({"Origin": "http://evil.example"}, "cross-origin"),
+        ({"Origin": "null"}, "cross-origin"),
+        ({"Origin": "http://127.0.0.1:9999"}, "cross-origin"),
+        ({"Origin": "http://localhost:8765"}, "cross-origin"),
+        ({"Origin": "http://[::1"}, "cross-origin"),
+        ({"Sec-Fetch-Site": "cross-site"}, "cross-site"),
+        ({"Sec-Fetch-Site": "same-site"}, "cross-site"),
+    ],
+)
 async def test_requests_a_browser_marks_as_from_elsewhere_are_refused(
-        app: SandboxApp, headers: dict[str, str], reason: str) -> None:
+    app: SandboxApp, headers: dict[str, str], reason: str
+) -> None:
     async with client_of(app) as http:
         assert refused(await http.get("/_sandbox/state", headers=headers), reason)
         assert refused(await http.post("/_sandbox/reset", headers=headers | MARKER), reason)
 
 
-@pytest.mark.parametrize("headers", [
-    {}, {"Origin": "http://127.0.0.1:8765"}, {"Sec-Fetch-Site": "same-origin"}, {"Sec-Fetch-Site": "none"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Origin": "http://127.0.0.1:8765"},
+        {"Sec-Fetch-Site": "same-origin"},
+        {"Sec-Fetch-Site": "none"},
+    ],
+)
 async def test_the_sandboxs_own_pages_and_tools_are_served(app: SandboxApp, headers: dict[str, str]) -> None:
     async with client_of(app) as http:
         served(await http.get("/_sandbox/state", headers=headers))
@@ -148,8 +168,10 @@ async def test_get_routes_need_no_custom_header(app: SandboxApp) -> None:
             served(await http.get(path))
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:8765", "127.0.0.1.evil.example",
-                                  "sandbox.kraken", "[::1", "localhost:notaport"])
+@pytest.mark.parametrize(
+    "host",
+    ["evil.example", "evil.example:8765", "127.0.0.1.evil.example", "sandbox.kraken", "[::1", "localhost:notaport"],
+)
 async def test_a_foreign_host_is_refused_without_a_token(exchange: Exchange, host: str) -> None:
     served_app = create_app(exchange, control_hosts=())  # as `tg sim serve` builds it
     before = served_app.sandbox.state()
@@ -177,8 +199,11 @@ async def test_the_in_process_name_is_served_in_process(app: SandboxApp) -> None
 
 
 async def test_a_preflight_is_never_approved(app: SandboxApp) -> None:
-    preflight = {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "x-tg-sandbox"}
+    preflight = {
+        "Origin": "http://evil.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-tg-sandbox",
+    }
     async with client_of(app) as http:
         for headers in (preflight, {}):
             answer = await http.options("/_sandbox/reset", headers=headers)
@@ -214,14 +239,16 @@ async def test_sandbox_control_drives_an_in_process_app(app: SandboxApp, monkeyp
 
 
 @pytest.mark.parametrize("token_from", ["argument", "environment"])
-async def test_sandbox_control_sends_the_token(tokened: SandboxApp, monkeypatch: pytest.MonkeyPatch,
-                                               token_from: str) -> None:
+async def test_sandbox_control_sends_the_token(
+    tokened: SandboxApp, monkeypatch: pytest.MonkeyPatch, token_from: str
+) -> None:
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     remote = httpx.ASGITransport(app=tokened, client=REMOTE)
     if token_from == "environment":
         monkeypatch.setenv(TOKEN_ENV, TOKEN)
-    control = SandboxControl("http://sandbox.example.net", transport=remote,
-                             token=TOKEN if token_from == "argument" else None)
+    control = SandboxControl(
+        "http://sandbox.example.net", transport=remote, token=TOKEN if token_from == "argument" else None
+    )
     start = tokened.sandbox.exchange.now()
     try:
         await control.reset()
@@ -230,13 +257,16 @@ async def test_sandbox_control_sends_the_token(tokened: SandboxApp, monkeypatch:
         await control.aclose()
 
 
-@pytest.mark.parametrize("make", [
-    lambda app: SandboxControl("http://127.0.0.1", transport=httpx.ASGITransport(app=app)),
-    lambda app: SandboxControl("http://127.0.0.1", transport=httpx.ASGITransport(app=app), token="wrong" * 4),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda app: SandboxControl("http://127.0.0.1", transport=httpx.ASGITransport(app=app)),
+        lambda app: SandboxControl("http://127.0.0.1", transport=httpx.ASGITransport(app=app), token="wrong" * 4),
+    ],
+)
 async def test_sandbox_control_without_the_right_token_is_refused(
-        tokened: SandboxApp, monkeypatch: pytest.MonkeyPatch,
-        make: Callable[[SandboxApp], SandboxControl]) -> None:
+    tokened: SandboxApp, monkeypatch: pytest.MonkeyPatch, make: Callable[[SandboxApp], SandboxControl]
+) -> None:
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     control = make(tokened)
     try:

@@ -27,10 +27,8 @@ async def run_session(sandbox: EmbeddedExchange, nonce: int = 1_000) -> dict[str
     async with httpx.AsyncClient(transport=sandbox.transport, base_url=sandbox.base_url) as http:
         kraken = client_for(sandbox, http, nonce)
         await kraken.result("AddOrder", pair="XBTUSDT", type="buy", ordertype="market", volume="0.3")
-        await kraken.result("AddOrder", pair="XBTUSDT", type="sell", ordertype="stop-loss",
-                            volume="0.3", price="59500")
-        await kraken.result("AddOrder", pair="ETHUSD", type="buy", ordertype="limit",
-                            volume="2", price="2980")
+        await kraken.result("AddOrder", pair="XBTUSDT", type="sell", ordertype="stop-loss", volume="0.3", price="59500")
+        await kraken.result("AddOrder", pair="ETHUSD", type="buy", ordertype="limit", volume="2", price="2980")
         sandbox.advance(2 * 86_400)
         await kraken.result("AddOrder", pair="XRPUSDT", type="buy", ordertype="market", volume="500")
         return {
@@ -43,7 +41,7 @@ async def run_session(sandbox: EmbeddedExchange, nonce: int = 1_000) -> dict[str
 def without_ids(session: dict[str, Any]) -> list[Any]:
     orders = [*session["closed"]["closed"].values(), *session["open"]["open"].values()]
     kept = ("descr", "vol", "vol_exec", "cost", "fee", "price", "status", "opentm", "closetm")
-    return sorted(([str(o[k]) for k in kept] for o in orders)) + [session["balance"]]
+    return sorted([str(o[k]) for k in kept] for o in orders) + [session["balance"]]
 
 
 async def test_same_seed_same_prices_and_fills_but_never_the_same_ids(tmp_path: Path) -> None:
@@ -95,8 +93,9 @@ async def test_saved_state_is_what_the_next_process_sees(tmp_path: Path) -> None
     async with httpx.AsyncClient(transport=sandbox.transport, base_url=sandbox.base_url) as http:
         kraken = client_for(sandbox, http)
         await kraken.result("AddOrder", pair="XBTUSD", type="buy", ordertype="market", volume="0.2")
-        await kraken.result("AddOrder", pair="XBTUSD", type="sell", ordertype="take-profit",
-                            volume="0.2", price="90000", userref="9")
+        await kraken.result(
+            "AddOrder", pair="XBTUSD", type="sell", ordertype="take-profit", volume="0.2", price="90000", userref="9"
+        )
         sandbox.advance(3_600)
         before = (await kraken.result("OpenOrders"), await kraken.result("Balance"))
     sandbox.save()
@@ -117,8 +116,7 @@ async def test_reset_starts_over_with_the_same_credentials(tmp_path: Path) -> No
     sandbox = EmbeddedExchange.open(tmp_path / "state.db")
     key, secret = sandbox.api_key, sandbox.api_secret
     async with httpx.AsyncClient(transport=sandbox.transport, base_url=sandbox.base_url) as http:
-        await client_for(sandbox, http).result("AddOrder", pair="XBTUSD", type="buy",
-                                               ordertype="market", volume="0.2")
+        await client_for(sandbox, http).result("AddOrder", pair="XBTUSD", type="buy", ordertype="market", volume="0.2")
     sandbox.advance(7_200)
     sandbox.reset()
     assert (sandbox.api_key, sandbox.api_secret) == (key, secret)
@@ -131,10 +129,12 @@ async def test_reset_starts_over_with_the_same_credentials(tmp_path: Path) -> No
 
 async def test_control_plane_advances_resets_and_reports(tmp_path: Path) -> None:
     sandbox = EmbeddedExchange.open(tmp_path / "state.db")
-    async with httpx.AsyncClient(transport=sandbox.transport, base_url=sandbox.base_url,
-                                 headers={"X-TG-Sandbox": "1"}) as http:
-        await client_for(sandbox, http).result("AddOrder", pair="XBTUSD", type="buy",
-                                               ordertype="limit", volume="0.2", price="40000")
+    async with httpx.AsyncClient(
+        transport=sandbox.transport, base_url=sandbox.base_url, headers={"X-TG-Sandbox": "1"}
+    ) as http:
+        await client_for(sandbox, http).result(
+            "AddOrder", pair="XBTUSD", type="buy", ordertype="limit", volume="0.2", price="40000"
+        )
         moved = (await http.post("/_sandbox/advance", json={"seconds": 90})).json()["result"]
         assert moved["time"] == SANDBOX_EPOCH + 90
         assert set(moved["prices"]) == {"XXBTZUSD", "XBTUSDT", "XETHZUSD", "XRPUSDT", "XXRPXXBT"}

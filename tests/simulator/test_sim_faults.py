@@ -49,17 +49,16 @@ async def buy_btc(kraken: KrakenClient) -> None:
 
 def stop_params(exchange: Exchange) -> dict[str, str]:
     trigger = (exchange.price(PAIRS["XBTUSDT"]) * Decimal("0.95")).quantize(Decimal("0.1"))
-    return {"pair": "XBTUSDT", "type": "sell", "ordertype": "stop-loss", "volume": "0.01",
-            "price": str(trigger)}
+    return {"pair": "XBTUSDT", "type": "sell", "ordertype": "stop-loss", "volume": "0.01", "price": str(trigger)}
 
 
 def resting_buy() -> dict[str, str]:
-    return {"pair": "XBTUSDT", "type": "buy", "ordertype": "limit", "volume": "0.01",
-            "price": "30000"}
+    return {"pair": "XBTUSDT", "type": "buy", "ordertype": "limit", "volume": "0.01", "price": "30000"}
 
 
 async def test_stop_fail_refuses_every_stop_loss_and_nothing_else(
-        kraken: KrakenClient, exchange: Exchange, faults: FaultSchedule) -> None:
+    kraken: KrakenClient, exchange: Exchange, faults: FaultSchedule
+) -> None:
     install(faults, "stop-fail")
     await buy_btc(kraken)
     for _ in range(2):
@@ -67,11 +66,11 @@ async def test_stop_fail_refuses_every_stop_loss_and_nothing_else(
     take_profit = {**stop_params(exchange), "ordertype": "take-profit", "price": "90000"}
     assert (await kraken.private("AddOrder", **take_profit))["error"] == []
     assert [(e.fault, e.role, e.outcome) for e in faults.log] == [
-        ("stop-fail", "stop_loss", "EOrder:Invalid order")] * 2
+        ("stop-fail", "stop_loss", "EOrder:Invalid order")
+    ] * 2
 
 
-async def test_stop_fail_once_is_transient(kraken: KrakenClient, exchange: Exchange,
-                                           faults: FaultSchedule) -> None:
+async def test_stop_fail_once_is_transient(kraken: KrakenClient, exchange: Exchange, faults: FaultSchedule) -> None:
     install(faults, "stop-fail-once")
     await buy_btc(kraken)
     assert await kraken.private("AddOrder", **stop_params(exchange)) == {"error": ["EService:Busy"]}
@@ -90,7 +89,8 @@ async def test_partial_fill_leaves_the_rest_open(kraken: KrakenClient, faults: F
 
 
 async def test_vanish_dropped_acknowledges_an_order_that_never_existed(
-        kraken: KrakenClient, faults: FaultSchedule) -> None:
+    kraken: KrakenClient, faults: FaultSchedule
+) -> None:
     install(faults, "vanish")
     before = await kraken.result("Balance")
     (txid,) = (await kraken.result("AddOrder", **resting_buy()))["txid"]
@@ -102,8 +102,9 @@ async def test_vanish_dropped_acknowledges_an_order_that_never_existed(
     assert faults.log[0].txid == txid
 
 
-async def test_vanish_hidden_order_trades_unseen(kraken: KrakenClient, exchange: Exchange,
-                                                 faults: FaultSchedule) -> None:
+async def test_vanish_hidden_order_trades_unseen(
+    kraken: KrakenClient, exchange: Exchange, faults: FaultSchedule
+) -> None:
     install(faults, "vanish:mode=hidden")
     (txid,) = (await kraken.result("AddOrder", **resting_buy()))["txid"]
     assert exchange.order(txid) is not None
@@ -112,7 +113,8 @@ async def test_vanish_hidden_order_trades_unseen(kraken: KrakenClient, exchange:
 
 
 async def test_ghost_timeout_places_the_order_but_loses_the_answer(
-        kraken: KrakenClient, exchange: Exchange, faults: FaultSchedule) -> None:
+    kraken: KrakenClient, exchange: Exchange, faults: FaultSchedule
+) -> None:
     install(faults, "ghost")
     with pytest.raises(httpx.ReadTimeout):
         await kraken.private("AddOrder", **resting_buy(), cl_ord_id="mine-1")
@@ -131,17 +133,22 @@ async def test_ghost_html_5xx_page(kraken: KrakenClient, faults: FaultSchedule) 
     kraken.nonce += 1
     body = urlencode({"nonce": kraken.nonce, **resting_buy()})
     path = "/0/private/AddOrder"
-    response = await kraken.http.post(path, content=body, headers={
-        "API-Key": kraken.key, "API-Sign": kraken_signature(kraken.secret, path, str(kraken.nonce), body),
-        "Content-Type": "application/x-www-form-urlencoded"})
+    response = await kraken.http.post(
+        path,
+        content=body,
+        headers={
+            "API-Key": kraken.key,
+            "API-Sign": kraken_signature(kraken.secret, path, str(kraken.nonce), body),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
     assert response.status_code == 520
     assert response.headers["content-type"].startswith("text/html")
     assert "cloudflare" in response.text
     assert len((await kraken.result("OpenOrders"))["open"]) == 1
 
 
-async def test_rate_limit_fault_uses_the_endpoints_own_error(kraken: KrakenClient,
-                                                             faults: FaultSchedule) -> None:
+async def test_rate_limit_fault_uses_the_endpoints_own_error(kraken: KrakenClient, faults: FaultSchedule) -> None:
     install(faults, "rate-limit:times=2")
     assert await kraken.private("AddOrder", **resting_buy()) == {"error": ["EOrder:Rate limit exceeded"]}
     assert await kraken.private("Balance") == {"error": ["EAPI:Rate limit exceeded"]}
@@ -155,17 +162,18 @@ async def test_unavailable_and_busy_on_chosen_endpoints(kraken: KrakenClient, fa
     assert (await kraken.public("Ticker", pair="XBTUSD"))["error"] == []
 
 
-async def test_insufficient_funds_on_entries_only(kraken: KrakenClient, exchange: Exchange,
-                                                  faults: FaultSchedule) -> None:
+async def test_insufficient_funds_on_entries_only(
+    kraken: KrakenClient, exchange: Exchange, faults: FaultSchedule
+) -> None:
     install(faults, "insufficient-funds:times=1")
-    assert await kraken.private("AddOrder", pair="XBTUSDT", type="buy", ordertype="market",
-                                volume="0.02") == {"error": ["EOrder:Insufficient funds"]}
+    assert await kraken.private("AddOrder", pair="XBTUSDT", type="buy", ordertype="market", volume="0.02") == {
+        "error": ["EOrder:Insufficient funds"]
+    }
     await buy_btc(kraken)
     assert (await kraken.private("AddOrder", **stop_params(exchange)))["error"] == []
 
 
-async def test_latency_spends_exchange_time(kraken: KrakenClient, clock: VirtualClock,
-                                            faults: FaultSchedule) -> None:
+async def test_latency_spends_exchange_time(kraken: KrakenClient, clock: VirtualClock, faults: FaultSchedule) -> None:
     install(faults, "latency:seconds=5,endpoint=AddOrder")
     start = clock.time()
     (txid,) = (await kraken.result("AddOrder", **resting_buy()))["txid"]
@@ -180,19 +188,21 @@ async def test_invalid_nonce_once(kraken: KrakenClient, faults: FaultSchedule) -
     assert (await kraken.private("Balance"))["error"] == []
 
 
-async def test_stale_visibility_shows_the_order_late(kraken: KrakenClient, clock: VirtualClock,
-                                                     faults: FaultSchedule) -> None:
+async def test_stale_visibility_shows_the_order_late(
+    kraken: KrakenClient, clock: VirtualClock, faults: FaultSchedule
+) -> None:
     install(faults, "stale-visibility:seconds=10")
     (txid,) = (await kraken.result("AddOrder", **resting_buy()))["txid"]
     assert await kraken.private("QueryOrders", txid=txid) == {"error": ["EOrder:Invalid order"]}
     assert (await kraken.result("OpenOrders"))["open"] == {}
     clock.advance(10)
-    assert list((await kraken.result("QueryOrders", txid=txid))) == [txid]
+    assert list(await kraken.result("QueryOrders", txid=txid)) == [txid]
     assert list((await kraken.result("OpenOrders"))["open"]) == [txid]
 
 
-async def test_gap_jumps_the_price_through_the_stop(kraken: KrakenClient, exchange: Exchange,
-                                                    clock: VirtualClock, faults: FaultSchedule) -> None:
+async def test_gap_jumps_the_price_through_the_stop(
+    kraken: KrakenClient, exchange: Exchange, clock: VirtualClock, faults: FaultSchedule
+) -> None:
     install(faults, "gap:beyond_pct=3,after_seconds=30")
     await buy_btc(kraken)
     params = stop_params(exchange)
@@ -204,8 +214,9 @@ async def test_gap_jumps_the_price_through_the_stop(kraken: KrakenClient, exchan
     assert faults.log[0].txid == txid
 
 
-async def test_faults_compose_in_rule_order(kraken: KrakenClient, clock: VirtualClock,
-                                            exchange: Exchange, faults: FaultSchedule) -> None:
+async def test_faults_compose_in_rule_order(
+    kraken: KrakenClient, clock: VirtualClock, exchange: Exchange, faults: FaultSchedule
+) -> None:
     install(faults, "latency:seconds=3,endpoint=AddOrder", "stop-fail-once", "stale-visibility:seconds=60")
     await buy_btc(kraken)
     assert await kraken.private("AddOrder", **stop_params(exchange)) == {"error": ["EService:Busy"]}
@@ -213,9 +224,12 @@ async def test_faults_compose_in_rule_order(kraken: KrakenClient, clock: Virtual
     assert await kraken.private("QueryOrders", txid=txid) == {"error": ["EOrder:Invalid order"]}
     summary = [(e.fault, e.outcome) for e in faults.log]
     assert summary == [
-        ("latency", "ok"), ("stale-visibility", "ok"),                     # the entry
-        ("latency", "EService:Busy"), ("stop-fail-once", "EService:Busy"),  # the first stop
-        ("latency", "ok"), ("stale-visibility", "ok"),                     # the retried stop
+        ("latency", "ok"),
+        ("stale-visibility", "ok"),  # the entry
+        ("latency", "EService:Busy"),
+        ("stop-fail-once", "EService:Busy"),  # the first stop
+        ("latency", "ok"),
+        ("stale-visibility", "ok"),  # the retried stop
     ]
 
 
@@ -241,17 +255,31 @@ async def test_same_seed_same_injections() -> None:
     assert first != other
 
 
-async def test_never_a_500_under_every_fault(kraken: KrakenClient, exchange: Exchange,
-                                             faults: FaultSchedule) -> None:
-    for spec in ("stop-fail", "partial-fill", "vanish", "ghost:variant=internal-error",
-                 "rate-limit", "unavailable", "busy", "insufficient-funds", "latency",
-                 "invalid-nonce", "stale-visibility", "gap"):
+async def test_never_a_500_under_every_fault(kraken: KrakenClient, exchange: Exchange, faults: FaultSchedule) -> None:
+    for spec in (
+        "stop-fail",
+        "partial-fill",
+        "vanish",
+        "ghost:variant=internal-error",
+        "rate-limit",
+        "unavailable",
+        "busy",
+        "insufficient-funds",
+        "latency",
+        "invalid-nonce",
+        "stale-visibility",
+        "gap",
+    ):
         joiner = "," if ":" in spec else ":"
         faults.add(parse_spec(f"{spec}{joiner}probability=0.4,endpoint=*,times=100"))
     calls: list[tuple[str, dict[str, str]]] = [
         ("AddOrder", {"pair": "XBTUSDT", "type": "buy", "ordertype": "market", "volume": "0.001"}),
-        ("AddOrder", stop_params(exchange)), ("AddOrder", resting_buy()), ("OpenOrders", {}),
-        ("ClosedOrders", {}), ("QueryOrders", {"txid": "OAAAAA-BBBBB-CCCCCC"}), ("Balance", {}),
+        ("AddOrder", stop_params(exchange)),
+        ("AddOrder", resting_buy()),
+        ("OpenOrders", {}),
+        ("ClosedOrders", {}),
+        ("QueryOrders", {"txid": "OAAAAA-BBBBB-CCCCCC"}),
+        ("Balance", {}),
         ("CancelOrder", {"txid": "OAAAAA-BBBBB-CCCCCC"}),
     ]
     internal_errors = 0

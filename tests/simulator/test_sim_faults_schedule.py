@@ -24,10 +24,15 @@ def test_spec_keys_go_to_the_rule_or_the_faults_params() -> None:
 
 @pytest.mark.parametrize(
     ("spec", "reason"),
-    [("meteor", "unknown fault 'meteor'"), ("latency:seconds", "is not key=value"),
-     ("latency:seconds=-1", "seconds"), ("partial-fill:ratio=1.5", "ratio"),
-     ("busy:error=EOops:Nope", "not a Kraken error string"), ("busy:match=exit", "match"),
-     ("ghost:colour=red", "colour")],
+    [
+        ("meteor", "unknown fault 'meteor'"),
+        ("latency:seconds", "is not key=value"),
+        ("latency:seconds=-1", "seconds"),
+        ("partial-fill:ratio=1.5", "ratio"),
+        ("busy:error=EOops:Nope", "not a Kraken error string"),
+        ("busy:match=exit", "match"),
+        ("ghost:colour=red", "colour"),
+    ],
 )
 def test_bad_specs_say_why(spec: str, reason: str) -> None:
     with pytest.raises(FaultSpecError, match=reason):

@@ -20,8 +20,13 @@ from simulator.store import load_state, save_state
 
 HOUR = 3600
 BUY = OrderSpec("XXBTZUSD", Side.BUY, OrderType.MARKET, Decimal("0.4"))
-TRAIL = OrderSpec("XXBTZUSD", Side.SELL, OrderType.TRAILING_STOP, Decimal("0.1"),
-                  trailing=TrailingOffset(Decimal("0.5"), percent=True))
+TRAIL = OrderSpec(
+    "XXBTZUSD",
+    Side.SELL,
+    OrderType.TRAILING_STOP,
+    Decimal("0.1"),
+    trailing=TrailingOffset(Decimal("0.5"), percent=True),
+)
 
 
 def placed(exchange: Exchange, spec: OrderSpec, fill_ratio: Decimal | None = None) -> str:
@@ -44,8 +49,7 @@ def test_fill_ratio_on_a_marketable_limit_leaves_the_rest_resting(exchange: Exch
     spec = OrderSpec("XXBTZUSD", Side.BUY, OrderType.LIMIT, Decimal("0.4"), price=Decimal("60100"))
     txid = placed(exchange, spec, fill_ratio=Decimal("0.5"))
     order = exchange.query_orders(DEFAULT_ACCOUNT, [txid])[0]
-    assert (order.status, order.vol_exec, order.resting_limit) == (
-        OrderStatus.OPEN, Decimal("0.2"), Decimal("60100"))
+    assert (order.status, order.vol_exec, order.resting_limit) == (OrderStatus.OPEN, Decimal("0.2"), Decimal("60100"))
     with pytest.raises(ValueError):
         exchange.add_order(DEFAULT_ACCOUNT, BUY, fill_ratio=Decimal("1.5"))
 
@@ -65,13 +69,11 @@ def test_partial_fill_model_spreads_an_order_over_several_fills(clock: VirtualCl
     assert len(order.trades) >= 3
 
 
-def run(seed: int, *, fills: PartialFills | None = None,
-        latency: UniformLatency | None = None) -> tuple[object, ...]:
+def run(seed: int, *, fills: PartialFills | None = None, latency: UniformLatency | None = None) -> tuple[object, ...]:
     clock = VirtualClock(SANDBOX_EPOCH)
     exchange = Exchange.create(clock, seed=seed, fills=fills, latency=latency, fixed_ids=True)
     placed(exchange, BUY)
-    placed(exchange, OrderSpec("XXBTZUSD", Side.SELL, OrderType.LIMIT, Decimal("0.2"),
-                               price=Decimal("60300")))
+    placed(exchange, OrderSpec("XXBTZUSD", Side.SELL, OrderType.LIMIT, Decimal("0.2"), price=Decimal("60300")))
     placed(exchange, TRAIL)
     exchange.advance(12 * HOUR)
     return exchange.state.orders, exchange.state.trades, exchange.balance(DEFAULT_ACCOUNT), clock.time()
@@ -99,8 +101,7 @@ def test_flat_fee_model(clock: VirtualClock) -> None:
 
 def test_a_gap_fills_a_stop_at_the_gapped_price(exchange: Exchange, clock: VirtualClock) -> None:
     placed(exchange, BUY)
-    stop = OrderSpec("XXBTZUSD", Side.SELL, OrderType.STOP_LOSS, Decimal("0.4"),
-                     price=Decimal("59000"))
+    stop = OrderSpec("XXBTZUSD", Side.SELL, OrderType.STOP_LOSS, Decimal("0.4"), price=Decimal("59000"))
     txid = placed(exchange, stop)
     plain = synthetic_paths(42, [PAIRS["XXBTZUSD"]], SANDBOX_EPOCH)["XXBTZUSD"]
     at = SANDBOX_EPOCH + 1800 + 17

@@ -35,13 +35,13 @@ async def test_depth_defaults_to_a_hundred_levels_and_refuses_bad_counts(kraken:
     assert len(book["asks"]) == len(book["bids"]) == 100
     for count in ("0", "501", "many"):
         assert await kraken.public("Depth", pair="XBTUSD", count=count) == {
-            "error": ["EGeneral:Invalid arguments:count"]}
+            "error": ["EGeneral:Invalid arguments:count"]
+        }
     assert await kraken.public("Depth", pair="DOGEUSD") == {"error": ["EQuery:Unknown asset pair"]}
     assert await kraken.public("Depth") == {"error": ["EGeneral:Invalid arguments:pair"]}
 
 
-async def test_trades_are_the_recent_tape_with_a_cursor(kraken: KrakenClient,
-                                                        clock: VirtualClock) -> None:
+async def test_trades_are_the_recent_tape_with_a_cursor(kraken: KrakenClient, clock: VirtualClock) -> None:
     result = (await kraken.public("Trades", pair="XBTUSD", count=50))["result"]
     tape = result["XXBTZUSD"]
     assert len(tape) == 50
@@ -63,22 +63,22 @@ async def test_trades_are_the_recent_tape_with_a_cursor(kraken: KrakenClient,
 
 
 async def test_trades_refuse_bad_arguments(kraken: KrakenClient) -> None:
-    assert await kraken.public("Trades", pair="XBTUSD", since="soon") == {
-        "error": ["EGeneral:Invalid arguments:since"]}
-    assert await kraken.public("Trades", pair="XBTUSD", count="1001") == {
-        "error": ["EGeneral:Invalid arguments:count"]}
+    assert await kraken.public("Trades", pair="XBTUSD", since="soon") == {"error": ["EGeneral:Invalid arguments:since"]}
+    assert await kraken.public("Trades", pair="XBTUSD", count="1001") == {"error": ["EGeneral:Invalid arguments:count"]}
 
 
 async def test_system_status(kraken: KrakenClient) -> None:
-    assert (await kraken.public("SystemStatus"))["result"] == {
-        "status": "online", "timestamp": "2026-01-01T00:00:00Z"}
+    assert (await kraken.public("SystemStatus"))["result"] == {"status": "online", "timestamp": "2026-01-01T00:00:00Z"}
 
 
-@pytest.mark.parametrize(("info", "fields"), [
-    ("leverage", {"leverage_buy", "leverage_sell"}),
-    ("fees", {"fees", "fees_maker", "fee_volume_currency"}),
-    ("margin", {"margin_call", "margin_stop"}),
-])
+@pytest.mark.parametrize(
+    ("info", "fields"),
+    [
+        ("leverage", {"leverage_buy", "leverage_sell"}),
+        ("fees", {"fees", "fees_maker", "fee_volume_currency"}),
+        ("margin", {"margin_call", "margin_stop"}),
+    ],
+)
 async def test_asset_pairs_info_variants(kraken: KrakenClient, info: str, fields: set[str]) -> None:
     result = (await kraken.public("AssetPairs", pair="XBTUSDT,ETHUSD", info=info))["result"]
     assert list(result) == ["XBTUSDT", "XETHZUSD"]
@@ -86,8 +86,7 @@ async def test_asset_pairs_info_variants(kraken: KrakenClient, info: str, fields
 
 
 async def test_asset_pairs_refuse_an_unknown_info(kraken: KrakenClient) -> None:
-    assert await kraken.public("AssetPairs", info="everything") == {
-        "error": ["EGeneral:Invalid arguments:info"]}
+    assert await kraken.public("AssetPairs", info="everything") == {"error": ["EGeneral:Invalid arguments:info"]}
 
 
 def test_book_and_tape_depend_on_the_seed_only() -> None:

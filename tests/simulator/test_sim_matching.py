@@ -24,8 +24,12 @@ D = Decimal
 
 @pytest.mark.parametrize(
     ("volume", "taker", "maker"),
-    [(D(0), D("0.0026"), D("0.0016")), (D(49_999), D("0.0026"), D("0.0016")),
-     (D(50_000), D("0.0024"), D("0.0014")), (D(20_000_000), D("0.0010"), D("0"))],
+    [
+        (D(0), D("0.0026"), D("0.0016")),
+        (D(49_999), D("0.0026"), D("0.0016")),
+        (D(50_000), D("0.0024"), D("0.0014")),
+        (D(20_000_000), D("0.0010"), D("0")),
+    ],
 )
 def test_fee_tiers_follow_thirty_day_volume(volume: Decimal, taker: Decimal, maker: Decimal) -> None:
     assert fee_rate(TAKER_FEES, volume) == taker
@@ -66,8 +70,9 @@ def test_market_fills_slip_more_with_size_and_against_the_taker() -> None:
         (OrderType.STOP_LOSS_LIMIT, Side.SELL, D(100.5), D(120), False),
     ],
 )
-def test_triggers_fire_on_the_side_they_guard(ordertype: OrderType, side: Side, low: Decimal,
-                                              high: Decimal, fired: bool) -> None:
+def test_triggers_fire_on_the_side_they_guard(
+    ordertype: OrderType, side: Side, low: Decimal, high: Decimal, fired: bool
+) -> None:
     assert trigger_fired(ordertype, side, D(100), low, high) is fired
 
 

@@ -29,8 +29,7 @@ async def test_add_order_batch_places_each_and_reports_engine_refusals(kraken: K
     orders = [
         {"type": "buy", "ordertype": "limit", "volume": "0.01", "price": "50000", "userref": 3},
         {"type": "buy", "ordertype": "limit", "volume": "5", "price": "50000"},
-        {"type": "buy", "ordertype": "market", "volume": "0.01",
-         "close": {"ordertype": "stop-loss", "price": "55000"}},
+        {"type": "buy", "ordertype": "market", "volume": "0.01", "close": {"ordertype": "stop-loss", "price": "55000"}},
     ]
     answer = await kraken.private_json("AddOrderBatch", pair="XBTUSD", orders=orders)
     result = answer["result"]
@@ -42,17 +41,23 @@ async def test_add_order_batch_places_each_and_reports_engine_refusals(kraken: K
 
 
 async def test_add_order_batch_as_form_fields(kraken: KrakenClient) -> None:
-    fields = {f"orders[{i}][{name}]": value for i in range(2)
-              for name, value in {"type": "buy", "ordertype": "limit", "volume": "0.01",
-                                  "price": str(50000 + i)}.items()}
+    fields = {
+        f"orders[{i}][{name}]": value
+        for i in range(2)
+        for name, value in {"type": "buy", "ordertype": "limit", "volume": "0.01", "price": str(50000 + i)}.items()
+    }
     result = await kraken.result("AddOrderBatch", pair="XBTUSD", **fields)
     assert [o["descr"]["order"] for o in result["orders"]] == [
-        "buy 0.01000000 XBTUSD @ limit 50000.0", "buy 0.01000000 XBTUSD @ limit 50001.0"]
+        "buy 0.01000000 XBTUSD @ limit 50000.0",
+        "buy 0.01000000 XBTUSD @ limit 50001.0",
+    ]
 
 
 async def test_add_order_batch_refuses_a_malformed_order_whole(kraken: KrakenClient) -> None:
-    orders = [{"type": "buy", "ordertype": "limit", "volume": "0.01", "price": "50000"},
-              {"type": "buy", "ordertype": "limit", "volume": "0.01"}]
+    orders = [
+        {"type": "buy", "ordertype": "limit", "volume": "0.01", "price": "50000"},
+        {"type": "buy", "ordertype": "limit", "volume": "0.01"},
+    ]
     answer = await kraken.private_json("AddOrderBatch", pair="XBTUSD", orders=orders)
     assert answer == {"error": ["EGeneral:Invalid arguments:orders[1].price"]}
     assert (await kraken.result("OpenOrders"))["open"] == {}
@@ -73,21 +78,21 @@ async def test_amend_changes_an_order_in_place(kraken: KrakenClient) -> None:
 async def test_amend_errors(kraken: KrakenClient) -> None:
     txid = await place(kraken, **LIMIT)
     assert await kraken.private("AmendOrder", txid="OAAAAA-BBBBB-CCCCCC", order_qty="1") == {
-        "error": ["EOrder:Unknown order"]}
-    assert await kraken.private("AmendOrder", txid=txid) == {
-        "error": ["EGeneral:Invalid arguments:order_qty"]}
+        "error": ["EOrder:Unknown order"]
+    }
+    assert await kraken.private("AmendOrder", txid=txid) == {"error": ["EGeneral:Invalid arguments:order_qty"]}
     assert await kraken.private("AmendOrder", txid=txid, trigger_price="1") == {
-        "error": ["EGeneral:Invalid arguments:trigger_price"]}
+        "error": ["EGeneral:Invalid arguments:trigger_price"]
+    }
     assert await kraken.private("AmendOrder", txid=txid, limit_price="60100", post_only="true") == {
-        "error": ["EOrder:Invalid order"]}
-    assert await kraken.private("AmendOrder", txid=txid, order_qty="100") == {
-        "error": ["EOrder:Insufficient funds"]}
+        "error": ["EOrder:Invalid order"]
+    }
+    assert await kraken.private("AmendOrder", txid=txid, order_qty="100") == {"error": ["EOrder:Insufficient funds"]}
 
 
 async def test_amend_a_stop_trigger(kraken: KrakenClient) -> None:
     await place(kraken, pair="XBTUSD", type="buy", ordertype="market", volume="0.01")
-    txid = await place(kraken, pair="XBTUSD", type="sell", ordertype="stop-loss", volume="0.01",
-                       price="55000")
+    txid = await place(kraken, pair="XBTUSD", type="sell", ordertype="stop-loss", volume="0.01", price="55000")
     await kraken.result("AmendOrder", txid=txid, trigger_price="56000")
     assert (await order_of(kraken, txid))["stopprice"] == "56000.0"
 
@@ -97,16 +102,20 @@ async def test_edit_replaces_the_order_with_a_new_txid(kraken: KrakenClient) -> 
     result = await kraken.result("EditOrder", txid=txid, pair="XBTUSD", volume="0.03", price="52000")
     assert result["originaltxid"] == txid and result["txid"] != txid
     assert (result["status"], result["volume"], result["price"], result["orders_cancelled"]) == (
-        "ok", "0.03000000", "52000.0", 1)
+        "ok",
+        "0.03000000",
+        "52000.0",
+        1,
+    )
     assert result["descr"] == {"order": "buy 0.03000000 XBTUSD @ limit 52000.0"}
     old = await order_of(kraken, txid)
     new = await order_of(kraken, result["txid"])
     assert (old["status"], old["reason"]) == ("canceled", "Order replaced")
     assert (new["status"], new["userref"]) == ("open", 9)
-    assert await kraken.private("EditOrder", txid=txid, pair="XBTUSD", price="1") == {
-        "error": ["EOrder:Unknown order"]}
+    assert await kraken.private("EditOrder", txid=txid, pair="XBTUSD", price="1") == {"error": ["EOrder:Unknown order"]}
     assert await kraken.private("EditOrder", txid=result["txid"], pair="ETHUSD", price="1") == {
-        "error": ["EGeneral:Invalid arguments:pair"]}
+        "error": ["EGeneral:Invalid arguments:pair"]
+    }
 
 
 async def test_cancel_all_and_cancel_batch(kraken: KrakenClient) -> None:
@@ -120,8 +129,7 @@ async def test_cancel_all_and_cancel_batch(kraken: KrakenClient) -> None:
     assert await kraken.private("CancelOrderBatch") == {"error": ["EGeneral:Invalid arguments:orders"]}
 
 
-async def test_dead_man_switch_cancels_everything_when_it_runs_out(
-        kraken: KrakenClient, clock: VirtualClock) -> None:
+async def test_dead_man_switch_cancels_everything_when_it_runs_out(kraken: KrakenClient, clock: VirtualClock) -> None:
     txid = await place(kraken, **LIMIT)
     armed = await kraken.result("CancelAllOrdersAfter", timeout="60")
     assert armed == {"currentTime": "2026-01-01T00:00:00Z", "triggerTime": "2026-01-01T00:01:00Z"}
@@ -142,7 +150,8 @@ async def test_dead_man_switch_disarmed_with_zero(kraken: KrakenClient, clock: V
     clock.advance(120)
     assert (await order_of(kraken, txid))["status"] == "open"
     assert await kraken.private("CancelAllOrdersAfter", timeout="86401") == {
-        "error": ["EGeneral:Invalid arguments:timeout"]}
+        "error": ["EGeneral:Invalid arguments:timeout"]
+    }
 
 
 async def test_trades_history_and_query_trades(kraken: KrakenClient, clock: VirtualClock) -> None:
@@ -154,7 +163,11 @@ async def test_trades_history_and_query_trades(kraken: KrakenClient, clock: Virt
     (newest_id, newest), (oldest_id, oldest) = history["trades"].items()
     assert (newest["ordertxid"], oldest["ordertxid"]) == (second, first)
     assert (newest["pair"], newest["type"], newest["ordertype"], newest["maker"]) == (
-        "XETHZUSD", "buy", "market", False)
+        "XETHZUSD",
+        "buy",
+        "market",
+        False,
+    )
     assert newest["vol"] == "0.10000000" and newest["time"] == SANDBOX_EPOCH + 60
     assert isinstance(newest["trade_id"], int) and TRADE_ID.match(newest["postxid"])
     later = await kraken.result("TradesHistory", start=str(int(SANDBOX_EPOCH) + 30))
@@ -163,7 +176,8 @@ async def test_trades_history_and_query_trades(kraken: KrakenClient, clock: Virt
     queried = await kraken.result("QueryTrades", txid=f"{oldest_id},{newest_id}")
     assert queried == {oldest_id: oldest, newest_id: newest}
     assert await kraken.private("QueryTrades", txid="TAAAAA-BBBBB-CCCCCC") == {
-        "error": ["EGeneral:Invalid arguments:txid"]}
+        "error": ["EGeneral:Invalid arguments:txid"]
+    }
 
 
 async def test_balance_ex_shows_what_open_orders_hold(kraken: KrakenClient) -> None:

@@ -44,8 +44,7 @@ async def balances(kraken: KrakenClient) -> dict[str, Decimal]:
 
 
 async def test_market_buy_fills_at_once_and_pays_the_taker_fee(kraken: KrakenClient) -> None:
-    result = await kraken.result("AddOrder", pair="BTC/USDT", type="buy", ordertype="market",
-                                 volume="0.01")
+    result = await kraken.result("AddOrder", pair="BTC/USDT", type="buy", ordertype="market", volume="0.01")
     assert result["descr"] == {"order": "buy 0.01000000 XBTUSDT @ market"}
     order = await order_of(kraken, result["txid"][0])
     assert order["status"] == "closed"
@@ -70,30 +69,27 @@ def test_bigger_market_orders_slip_further(exchange: Exchange) -> None:
 
 
 async def test_market_sell_without_the_asset_is_refused(kraken: KrakenClient) -> None:
-    answer = await kraken.private("AddOrder", pair="XBTUSD", type="sell", ordertype="market",
-                                  volume="0.01")
+    answer = await kraken.private("AddOrder", pair="XBTUSD", type="sell", ordertype="market", volume="0.01")
     assert answer == {"error": ["EOrder:Insufficient funds"]}
 
 
 async def test_market_buy_beyond_the_balance_is_refused(kraken: KrakenClient) -> None:
-    answer = await kraken.private("AddOrder", pair="XBTUSD", type="buy", ordertype="market",
-                                  volume="1.7")
+    answer = await kraken.private("AddOrder", pair="XBTUSD", type="buy", ordertype="market", volume="1.7")
     assert answer == {"error": ["EOrder:Insufficient funds"]}
     assert (await balances(kraken))["ZUSD"] == Decimal(100000)
 
 
 async def test_order_minimum(kraken: KrakenClient) -> None:
-    answer = await kraken.private("AddOrder", pair="XBTUSD", type="buy", ordertype="market",
-                                  volume="0.00009")
+    answer = await kraken.private("AddOrder", pair="XBTUSD", type="buy", ordertype="market", volume="0.00009")
     assert answer == {"error": ["EOrder:Order minimum not met"]}
-    answer = await kraken.private("AddOrder", pair="XRPUSDT", type="buy", ordertype="market",
-                                  volume="9.9")
+    answer = await kraken.private("AddOrder", pair="XRPUSDT", type="buy", ordertype="market", volume="9.9")
     assert answer == {"error": ["EOrder:Order minimum not met"]}
 
 
 async def test_cost_minimum(kraken: KrakenClient) -> None:
-    answer = await kraken.private("AddOrder", pair="XBTUSD", type="buy", ordertype="limit",
-                                  volume="0.0001", price="4000")
+    answer = await kraken.private(
+        "AddOrder", pair="XBTUSD", type="buy", ordertype="limit", volume="0.0001", price="4000"
+    )
     assert answer == {"error": ["EOrder:Cost minimum not met"]}
 
 
@@ -118,42 +114,40 @@ async def test_cost_minimum(kraken: KrakenClient) -> None:
         ({"pair": "XBTEUR"}, "EQuery:Unknown asset pair"),
     ],
 )
-async def test_refused_add_order_arguments(kraken: KrakenClient, params: dict[str, str],
-                                           error: str) -> None:
-    order = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.01",
-             "price": "59000", **params}
+async def test_refused_add_order_arguments(kraken: KrakenClient, params: dict[str, str], error: str) -> None:
+    order = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.01", "price": "59000", **params}
     assert await kraken.private("AddOrder", **order) == {"error": [error]}
 
 
 async def test_missing_required_argument_is_named(kraken: KrakenClient) -> None:
     answer = await kraken.private("AddOrder", pair="XBTUSD", type="buy", ordertype="market")
     assert answer == {"error": ["EGeneral:Invalid arguments:volume"]}
-    answer = await kraken.private("AddOrder", pair="XBTUSD", type="sell", ordertype="stop-loss",
-                                  volume="0.01")
+    answer = await kraken.private("AddOrder", pair="XBTUSD", type="sell", ordertype="stop-loss", volume="0.01")
     assert answer == {"error": ["EGeneral:Invalid arguments:price"]}
 
 
 async def test_validate_checks_without_placing(kraken: KrakenClient) -> None:
-    result = await kraken.result("AddOrder", pair="XBTUSD", type="buy", ordertype="limit",
-                                 volume="1.25", price="37500", validate="true")
+    result = await kraken.result(
+        "AddOrder", pair="XBTUSD", type="buy", ordertype="limit", volume="1.25", price="37500", validate="true"
+    )
     assert result == {"descr": {"order": "buy 1.25000000 XBTUSD @ limit 37500.0"}}
     assert (await kraken.result("OpenOrders"))["open"] == {}
-    refused = await kraken.private("AddOrder", pair="XBTUSD", type="sell", ordertype="market",
-                                   volume="0.01", validate="1")
+    refused = await kraken.private(
+        "AddOrder", pair="XBTUSD", type="sell", ordertype="market", volume="0.01", validate="1"
+    )
     assert refused == {"error": ["EOrder:Insufficient funds"]}
 
 
 async def test_limit_buy_rests_holds_funds_and_fills_when_crossed(
-        kraken: KrakenClient, clock: VirtualClock, xbtusdt: PricePath) -> None:
+    kraken: KrakenClient, clock: VirtualClock, xbtusdt: PricePath
+) -> None:
     low, _ = xbtusdt.price_range(SANDBOX_EPOCH, SANDBOX_EPOCH + 6 * HOUR)
     limit = low + Decimal("5.0")
     assert limit < xbtusdt.price_at(SANDBOX_EPOCH)
-    txid = await place(kraken, pair="XBTUSDT", type="buy", ordertype="limit", volume="1.5",
-                       price=str(limit))
+    txid = await place(kraken, pair="XBTUSDT", type="buy", ordertype="limit", volume="1.5", price=str(limit))
     assert (await order_of(kraken, txid))["status"] == "open"
     # 1.5 XBT at the limit is held: another 1 XBT cannot be paid for now
-    answer = await kraken.private("AddOrder", pair="XBTUSDT", type="buy", ordertype="market",
-                                  volume="1")
+    answer = await kraken.private("AddOrder", pair="XBTUSDT", type="buy", ordertype="market", volume="1")
     assert answer == {"error": ["EOrder:Insufficient funds"]}
     clock.advance(6 * HOUR)
     order = await order_of(kraken, txid)
@@ -165,28 +159,28 @@ async def test_limit_buy_rests_holds_funds_and_fills_when_crossed(
 
 
 async def test_post_only_limit_that_would_take_is_canceled(kraken: KrakenClient) -> None:
-    txid = await place(kraken, pair="XBTUSD", type="buy", ordertype="limit", volume="0.01",
-                       price="61000", oflags="post")
+    txid = await place(
+        kraken, pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="61000", oflags="post"
+    )
     order = await order_of(kraken, txid)
     assert (order["status"], order["reason"]) == ("canceled", "Post only order")
     assert order["vol_exec"] == "0.00000000"
 
 
 async def test_marketable_limit_takes_at_no_worse_than_its_price(kraken: KrakenClient) -> None:
-    txid = await place(kraken, pair="XBTUSD", type="buy", ordertype="limit", volume="0.01",
-                       price="61000")
+    txid = await place(kraken, pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="61000")
     order = await order_of(kraken, txid)
     assert order["status"] == "closed"
     assert Decimal("60000") < Decimal(order["price"]) <= Decimal("61000")
 
 
 async def test_stop_loss_fires_when_the_low_reaches_it(
-        kraken: KrakenClient, clock: VirtualClock, xbtusdt: PricePath) -> None:
+    kraken: KrakenClient, clock: VirtualClock, xbtusdt: PricePath
+) -> None:
     await place(kraken, pair="XBTUSDT", type="buy", ordertype="market", volume="0.5")
     low, _ = xbtusdt.price_range(SANDBOX_EPOCH, SANDBOX_EPOCH + 6 * HOUR)
     stop = low + Decimal("10.0")
-    txid = await place(kraken, pair="XBTUSDT", type="sell", ordertype="stop-loss", volume="0.5",
-                       price=str(stop))
+    txid = await place(kraken, pair="XBTUSDT", type="sell", ordertype="stop-loss", volume="0.5", price=str(stop))
     order = await order_of(kraken, txid)
     assert order["status"] == "open"
     assert order["descr"]["order"] == f"sell 0.50000000 XBTUSDT @ stop loss {stop}"
@@ -201,12 +195,12 @@ async def test_stop_loss_fires_when_the_low_reaches_it(
 
 
 async def test_take_profit_fires_when_the_high_reaches_it(
-        kraken: KrakenClient, clock: VirtualClock, xbtusdt: PricePath) -> None:
+    kraken: KrakenClient, clock: VirtualClock, xbtusdt: PricePath
+) -> None:
     await place(kraken, pair="XBTUSDT", type="buy", ordertype="market", volume="0.5")
     _, high = xbtusdt.price_range(SANDBOX_EPOCH, SANDBOX_EPOCH + 6 * HOUR)
     target = high - Decimal("10.0")
-    txid = await place(kraken, pair="XBTUSDT", type="sell", ordertype="take-profit", volume="0.5",
-                       price=str(target))
+    txid = await place(kraken, pair="XBTUSDT", type="sell", ordertype="take-profit", volume="0.5", price=str(target))
     assert (await order_of(kraken, txid))["status"] == "open"
     clock.advance(6 * HOUR)
     order = await order_of(kraken, txid)
@@ -215,13 +209,16 @@ async def test_take_profit_fires_when_the_high_reaches_it(
 
 
 async def test_untriggered_protection_holds_no_funds_and_is_canceled_when_they_are_gone(
-        kraken: KrakenClient, clock: VirtualClock, xbtusdt: PricePath) -> None:
+    kraken: KrakenClient, clock: VirtualClock, xbtusdt: PricePath
+) -> None:
     await place(kraken, pair="XBTUSDT", type="buy", ordertype="market", volume="0.5")
     low, high = xbtusdt.price_range(SANDBOX_EPOCH, SANDBOX_EPOCH + 6 * HOUR)
-    stop = await place(kraken, pair="XBTUSDT", type="sell", ordertype="stop-loss", volume="0.5",
-                       price=str(low + Decimal("10.0")))
-    target = await place(kraken, pair="XBTUSDT", type="sell", ordertype="take-profit",
-                         volume="0.5", price=str(high + Decimal("5000.0")))
+    stop = await place(
+        kraken, pair="XBTUSDT", type="sell", ordertype="stop-loss", volume="0.5", price=str(low + Decimal("10.0"))
+    )
+    target = await place(
+        kraken, pair="XBTUSDT", type="sell", ordertype="take-profit", volume="0.5", price=str(high + Decimal("5000.0"))
+    )
     # both protect the same 0.5 XBT; neither holds it, so it can still be sold
     await place(kraken, pair="XBTUSDT", type="sell", ordertype="market", volume="0.5")
     clock.advance(6 * HOUR)
@@ -231,30 +228,41 @@ async def test_untriggered_protection_holds_no_funds_and_is_canceled_when_they_a
 
 
 async def test_stop_loss_limit_rests_at_its_limit_once_triggered(
-        kraken: KrakenClient, clock: VirtualClock, xbtusdt: PricePath) -> None:
+    kraken: KrakenClient, clock: VirtualClock, xbtusdt: PricePath
+) -> None:
     await place(kraken, pair="XBTUSDT", type="buy", ordertype="market", volume="0.2")
     low, _ = xbtusdt.price_range(SANDBOX_EPOCH, SANDBOX_EPOCH + 6 * HOUR)
     stop, limit = low + Decimal("10.0"), low + Decimal("20000.0")
-    txid = await place(kraken, pair="XBTUSDT", type="sell", ordertype="stop-loss-limit",
-                       volume="0.2", price=str(stop), price2=str(limit))
+    txid = await place(
+        kraken,
+        pair="XBTUSDT",
+        type="sell",
+        ordertype="stop-loss-limit",
+        volume="0.2",
+        price=str(stop),
+        price2=str(limit),
+    )
     order = await order_of(kraken, txid)
     assert order["descr"]["order"] == f"sell 0.20000000 XBTUSDT @ stop loss {stop} -> limit {limit}"
     clock.advance(6 * HOUR)
     order = await order_of(kraken, txid)
     assert (order["status"], order["limitprice"]) == ("open", str(limit))
     # resting at its limit now, the sell holds the base: it cannot be sold twice
-    answer = await kraken.private("AddOrder", pair="XBTUSDT", type="sell", ordertype="market",
-                                  volume="0.2")
+    answer = await kraken.private("AddOrder", pair="XBTUSDT", type="sell", ordertype="market", volume="0.2")
     assert answer == {"error": ["EOrder:Insufficient funds"]}
 
 
 async def test_limit_expires_at_its_expiry(kraken: KrakenClient, clock: VirtualClock) -> None:
-    txid = await place(kraken, pair="XBTUSD", type="buy", ordertype="limit", volume="0.01",
-                       price="30000", expiretm="+120")
+    txid = await place(
+        kraken, pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="30000", expiretm="+120"
+    )
     clock.advance(300)
     order = await order_of(kraken, txid)
     assert (order["status"], order["expiretm"], order["closetm"]) == (
-        "expired", SANDBOX_EPOCH + 120, SANDBOX_EPOCH + 120)
+        "expired",
+        SANDBOX_EPOCH + 120,
+        SANDBOX_EPOCH + 120,
+    )
 
 
 async def test_cancel_by_txid_userref_and_client_id(kraken: KrakenClient) -> None:
@@ -280,8 +288,14 @@ async def test_cancel_of_an_unknown_or_finished_order(kraken: KrakenClient) -> N
 
 
 async def test_duplicate_open_client_order_id_is_refused(kraken: KrakenClient) -> None:
-    limit = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.01",
-             "price": "50000", "cl_ord_id": "entry-7"}
+    limit = {
+        "pair": "XBTUSD",
+        "type": "buy",
+        "ordertype": "limit",
+        "volume": "0.01",
+        "price": "50000",
+        "cl_ord_id": "entry-7",
+    }
     await place(kraken, **limit)
     again = await kraken.private("AddOrder", **limit)
     assert again == {"error": ["EOrder:Duplicate order"]}
@@ -321,10 +335,13 @@ def test_matching_does_not_depend_on_how_time_is_walked() -> None:
         exchange = Exchange.create(clock, seed=42, fixed_ids=True)
         exchange.add_order("default", OrderSpec("XBTUSDT", Side.BUY, OrderType.MARKET, Decimal("0.5")))
         for price in ("59700.0", "59900.0", "60100.0"):
-            exchange.add_order("default", OrderSpec("XBTUSDT", Side.BUY, OrderType.LIMIT,
-                                                    Decimal("0.1"), price=Decimal(price) - 400))
-            exchange.add_order("default", OrderSpec("XBTUSDT", Side.SELL, OrderType.STOP_LOSS,
-                                                    Decimal("0.1"), price=Decimal(price) - 200))
+            exchange.add_order(
+                "default", OrderSpec("XBTUSDT", Side.BUY, OrderType.LIMIT, Decimal("0.1"), price=Decimal(price) - 400)
+            )
+            exchange.add_order(
+                "default",
+                OrderSpec("XBTUSDT", Side.SELL, OrderType.STOP_LOSS, Decimal("0.1"), price=Decimal(price) - 200),
+            )
         for seconds in steps:
             exchange.advance(seconds)
         outcomes.append((exchange.state.orders, exchange.state.trades, exchange.balance("default")))

@@ -87,7 +87,7 @@ def test_history_is_believable_two_years_back() -> None:
     assert 0.01 < daily_vol < 0.06
     assert min(closes) > 15_000 and max(closes) < 240_000
     # volatility clusters: calm and wild months differ clearly
-    monthly = [math.sqrt(sum(r * r for r in returns[i:i + 30]) / 30) for i in range(0, 720, 30)]
+    monthly = [math.sqrt(sum(r * r for r in returns[i : i + 30]) / 30) for i in range(0, 720, 30)]
     assert max(monthly) > 2 * min(monthly)
     assert path.start == (math.floor(SANDBOX_EPOCH / DAY) - HISTORY_DAYS) * DAY
 

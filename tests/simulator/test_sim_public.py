@@ -14,8 +14,10 @@ from simulator.embedded import SANDBOX_EPOCH
 async def test_time_is_the_sandbox_clock(kraken: KrakenClient, clock: VirtualClock) -> None:
     clock.advance(90)
     answer = await kraken.public("Time")
-    assert answer == {"error": [], "result": {"unixtime": int(SANDBOX_EPOCH) + 90,
-                                              "rfc1123": "Thu, 01 Jan 26 00:01:30 +0000"}}
+    assert answer == {
+        "error": [],
+        "result": {"unixtime": int(SANDBOX_EPOCH) + 90, "rfc1123": "Thu, 01 Jan 26 00:01:30 +0000"},
+    }
 
 
 async def test_system_status_is_online(kraken: KrakenClient) -> None:
@@ -26,10 +28,8 @@ async def test_system_status_is_online(kraken: KrakenClient) -> None:
 async def test_assets_by_id_or_altname(kraken: KrakenClient) -> None:
     answer = await kraken.public("Assets", asset="XBT,ZUSD")
     assert answer["result"] == {
-        "XXBT": {"aclass": "currency", "altname": "XBT", "decimals": 10,
-                 "display_decimals": 5, "status": "enabled"},
-        "ZUSD": {"aclass": "currency", "altname": "USD", "decimals": 4,
-                 "display_decimals": 2, "status": "enabled"},
+        "XXBT": {"aclass": "currency", "altname": "XBT", "decimals": 10, "display_decimals": 5, "status": "enabled"},
+        "ZUSD": {"aclass": "currency", "altname": "USD", "decimals": 4, "display_decimals": 2, "status": "enabled"},
     }
 
 
@@ -42,9 +42,18 @@ async def test_asset_pairs_lists_all_five(kraken: KrakenClient) -> None:
     assert set(result) == {"XXBTZUSD", "XBTUSDT", "XETHZUSD", "XRPUSDT", "XXRPXXBT"}
     xbtusd = result["XXBTZUSD"]
     assert (xbtusd["altname"], xbtusd["wsname"], xbtusd["base"], xbtusd["quote"]) == (
-        "XBTUSD", "XBT/USD", "XXBT", "ZUSD")
-    assert (xbtusd["pair_decimals"], xbtusd["lot_decimals"], xbtusd["ordermin"],
-            xbtusd["costmin"], xbtusd["tick_size"]) == (1, 8, "0.0001", "0.5", "0.1")
+        "XBTUSD",
+        "XBT/USD",
+        "XXBT",
+        "ZUSD",
+    )
+    assert (
+        xbtusd["pair_decimals"],
+        xbtusd["lot_decimals"],
+        xbtusd["ordermin"],
+        xbtusd["costmin"],
+        xbtusd["tick_size"],
+    ) == (1, 8, "0.0001", "0.5", "0.1")
     assert xbtusd["fees"][0] == [0, Decimal("0.26")]
     assert xbtusd["fees_maker"][0] == [0, Decimal("0.16")]
     assert result["XRPUSDT"]["ordermin"] == "10"
@@ -106,8 +115,9 @@ async def test_ohlc_returns_720_candles_oldest_first(kraken: KrakenClient, clock
 
 async def test_ohlc_since_returns_only_newer_candles(kraken: KrakenClient, clock: VirtualClock) -> None:
     clock.advance(3600 * 5 + 30)
-    rows = (await kraken.public("OHLC", pair="XBTUSDT", interval=60,
-                                since=int(SANDBOX_EPOCH) + 3600 * 2))["result"]["XBTUSDT"]
+    rows = (await kraken.public("OHLC", pair="XBTUSDT", interval=60, since=int(SANDBOX_EPOCH) + 3600 * 2))["result"][
+        "XBTUSDT"
+    ]
     assert [row[0] for row in rows] == [int(SANDBOX_EPOCH) + 3600 * h for h in (3, 4, 5)]
 
 
@@ -137,6 +147,7 @@ async def test_unknown_public_method(kraken: KrakenClient) -> None:
 
 
 async def test_public_call_by_post_form(kraken: KrakenClient) -> None:
-    response = await kraken.http.post("/0/public/Ticker", content="pair=ETHUSD",
-                                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = await kraken.http.post(
+        "/0/public/Ticker", content="pair=ETHUSD", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert list(response.json()["result"]) == ["XETHZUSD"]

@@ -37,16 +37,16 @@ def kraken(http: httpx.AsyncClient, api_key: ApiKey) -> KrakenClient:
 
 
 def resting_buy(pair: str = "XBTUSDT", **extra: str) -> dict[str, str]:
-    return {"pair": pair, "type": "buy", "ordertype": "limit", "volume": "0.0001",
-            "price": "30000", **extra}
+    return {"pair": pair, "type": "buy", "ordertype": "limit", "volume": "0.0001", "price": "30000", **extra}
 
 
 async def test_starter_rest_counter_allows_15_then_decays_a_call_in_3_03_s(
-        kraken: KrakenClient, clock: VirtualClock) -> None:
+    kraken: KrakenClient, clock: VirtualClock
+) -> None:
     for _ in range(15):
         assert (await kraken.private("Balance"))["error"] == []
     assert await kraken.private("Balance") == REST_REFUSED
-    clock.advance(3.0)   # 0.99 decayed: not yet room for one call
+    clock.advance(3.0)  # 0.99 decayed: not yet room for one call
     assert await kraken.private("Balance") == REST_REFUSED
     clock.advance(0.04)  # 1.0032 decayed
     assert (await kraken.private("Balance"))["error"] == []
@@ -56,8 +56,8 @@ async def test_starter_rest_counter_allows_15_then_decays_a_call_in_3_03_s(
 async def test_history_calls_cost_two(kraken: KrakenClient) -> None:
     for _ in range(7):
         assert (await kraken.private("ClosedOrders"))["error"] == []
-    assert await kraken.private("ClosedOrders") == REST_REFUSED   # 14 + 2 > 15
-    assert (await kraken.private("Balance"))["error"] == []       # 14 + 1 = 15
+    assert await kraken.private("ClosedOrders") == REST_REFUSED  # 14 + 2 > 15
+    assert (await kraken.private("Balance"))["error"] == []  # 14 + 1 = 15
     assert await kraken.private("Balance") == REST_REFUSED
 
 
@@ -68,8 +68,9 @@ async def test_trading_calls_are_not_on_the_rest_counter(kraken: KrakenClient) -
         assert (await kraken.private("Balance"))["error"] == []
 
 
-async def test_each_api_key_has_its_own_rest_counter(kraken: KrakenClient, http: httpx.AsyncClient,
-                                                     exchange: Exchange) -> None:
+async def test_each_api_key_has_its_own_rest_counter(
+    kraken: KrakenClient, http: httpx.AsyncClient, exchange: Exchange
+) -> None:
     for _ in range(15):
         await kraken.private("Balance")
     assert await kraken.private("Balance") == REST_REFUSED
@@ -87,17 +88,30 @@ def test_tiers_have_kraken_maximums_and_decay() -> None:
     intermediate = RateLimits(Tier.INTERMEDIATE)
     intermediate.charge_trading("default", {"XXBTZUSD": 125}, 0.0)
     with pytest.raises(OrderRateLimitExceeded):
-        intermediate.charge_trading("default", {"XXBTZUSD": 1}, 0.4)   # 0.936 decayed
-    intermediate.charge_trading("default", {"XXBTZUSD": 1}, 0.5)      # 1.17 decayed
+        intermediate.charge_trading("default", {"XXBTZUSD": 1}, 0.4)  # 0.936 decayed
+    intermediate.charge_trading("default", {"XXBTZUSD": 1}, 0.5)  # 1.17 decayed
 
 
 @pytest.mark.parametrize(
     ("action", "age", "cost"),
-    [("add", 0, 1), ("add", 400, 1),
-     ("cancel", 0, 8), ("cancel", 4.99, 8), ("cancel", 5, 6), ("cancel", 14.9, 5),
-     ("cancel", 44, 4), ("cancel", 89, 2), ("cancel", 299, 1), ("cancel", 300, 0),
-     ("amend", 0, 4), ("amend", 12, 2), ("amend", 15, 1),
-     ("edit", 0, 7), ("edit", 80, 2), ("edit", 90, 1)],
+    [
+        ("add", 0, 1),
+        ("add", 400, 1),
+        ("cancel", 0, 8),
+        ("cancel", 4.99, 8),
+        ("cancel", 5, 6),
+        ("cancel", 14.9, 5),
+        ("cancel", 44, 4),
+        ("cancel", 89, 2),
+        ("cancel", 299, 1),
+        ("cancel", 300, 0),
+        ("amend", 0, 4),
+        ("amend", 12, 2),
+        ("amend", 15, 1),
+        ("edit", 0, 7),
+        ("edit", 80, 2),
+        ("edit", 90, 1),
+    ],
 )
 def test_penalties_by_order_age_follow_krakens_table(action: str, age: float, cost: int) -> None:
     assert transaction_cost(action, age) == cost
@@ -110,8 +124,9 @@ async def test_starter_trading_counter_is_per_pair(kraken: KrakenClient) -> None
     assert (await kraken.private("AddOrder", **resting_buy("XBTUSD", validate="true")))["error"] == []
 
 
-async def test_refused_orders_still_pay_the_fixed_count(kraken: KrakenClient, app: SandboxApp,
-                                                        exchange: Exchange) -> None:
+async def test_refused_orders_still_pay_the_fixed_count(
+    kraken: KrakenClient, app: SandboxApp, exchange: Exchange
+) -> None:
     answer = await kraken.private("AddOrder", **resting_buy(volume="5000"))
     assert answer == {"error": ["EOrder:Insufficient funds"]}
     assert app.sandbox.limits is not None
@@ -119,8 +134,9 @@ async def test_refused_orders_still_pay_the_fixed_count(kraken: KrakenClient, ap
     assert snapshot["trading"] == {"default:XBTUSDT": 1.0}
 
 
-async def test_cancel_penalty_depends_on_the_orders_age(kraken: KrakenClient, app: SandboxApp,
-                                                        clock: VirtualClock) -> None:
+async def test_cancel_penalty_depends_on_the_orders_age(
+    kraken: KrakenClient, app: SandboxApp, clock: VirtualClock
+) -> None:
     limits = app.sandbox.limits
     assert limits is not None
     (young,) = (await kraken.result("AddOrder", **resting_buy()))["txid"]

@@ -22,13 +22,54 @@ from simulator.price_path import Bar, synthetic_paths
 from simulator.urls import PRIVATE, PUBLIC
 
 PATHS = sorted(PUBLIC) + sorted(PRIVATE) + ["/_sandbox/advance", "/0/public/Nope", "/"]
-PARAM_NAMES = ["pair", "type", "ordertype", "volume", "price", "price2", "txid", "userref",
-               "cl_ord_id", "oflags", "validate", "interval", "since", "trades", "expiretm",
-               "ofs", "start", "seconds", "asset", "info"]
+PARAM_NAMES = [
+    "pair",
+    "type",
+    "ordertype",
+    "volume",
+    "price",
+    "price2",
+    "txid",
+    "userref",
+    "cl_ord_id",
+    "oflags",
+    "validate",
+    "interval",
+    "since",
+    "trades",
+    "expiretm",
+    "ofs",
+    "start",
+    "seconds",
+    "asset",
+    "info",
+]
 VALUES = st.one_of(
-    st.sampled_from(["XBTUSD", "BTC/USDT", "buy", "sell", "market", "limit", "stop-loss",
-                     "take-profit-limit", "1", "0", "-1", "0.01", "1e999", "NaN", "true", "",
-                     "+60", "9" * 40, "OAAAAA-BBBBB-CCCCCC", "post", "1440"]),
+    st.sampled_from(
+        [
+            "XBTUSD",
+            "BTC/USDT",
+            "buy",
+            "sell",
+            "market",
+            "limit",
+            "stop-loss",
+            "take-profit-limit",
+            "1",
+            "0",
+            "-1",
+            "0.01",
+            "1e999",
+            "NaN",
+            "true",
+            "",
+            "+60",
+            "9" * 40,
+            "OAAAAA-BBBBB-CCCCCC",
+            "post",
+            "1440",
+        ]
+    ),
     st.text(max_size=12),
 )
 
@@ -47,8 +88,9 @@ def _assert_envelope(payload: bytes) -> None:
         assert "result" in document
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(
     path=st.sampled_from(PATHS),
     method=st.sampled_from(["GET", "POST", "PUT"]),
@@ -56,8 +98,9 @@ def _assert_envelope(payload: bytes) -> None:
     as_json=st.booleans(),
     signed=st.booleans(),
 )
-def test_any_parameters_get_an_envelope(path: str, method: str, params: dict[str, str],
-                                        as_json: bool, signed: bool) -> None:
+def test_any_parameters_get_an_envelope(
+    path: str, method: str, params: dict[str, str], as_json: bool, signed: bool
+) -> None:
     exchange, api_key = _exchange()
     sent = {"nonce": "5", **params}
     text = json.dumps(sent) if as_json else "&".join(f"{k}={v}" for k, v in sent.items())
@@ -81,8 +124,7 @@ def test_any_bytes_get_an_envelope(body: bytes, query: bytes) -> None:
 
 async def test_malformed_json_bodies(kraken: KrakenClient) -> None:
     for body in ("{not json", "[1, 2]", '"text"', '{"nonce": 1.5}', '{"nonce": true}'):
-        answer = await kraken.send("Balance", body, nonce="1",
-                                   headers={"Content-Type": "application/json"})
+        answer = await kraken.send("Balance", body, nonce="1", headers={"Content-Type": "application/json"})
         assert answer["error"] in (["EGeneral:Invalid arguments"], ["EAPI:Invalid nonce"])
 
 

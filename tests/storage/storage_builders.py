@@ -43,11 +43,21 @@ def protection_for(position: Position) -> list[Order]:
     """The stop-loss and take-profit orders of a long position, as execution builds them."""
     return [
         make_order(
-            "C-SL", side=Side.SELL, order_type=OrderType.STOP_LOSS, role=OrderRole.STOP_LOSS,
-            price=position.stop_loss, volume=position.size, position_id=position.id,
+            "C-SL",
+            side=Side.SELL,
+            order_type=OrderType.STOP_LOSS,
+            role=OrderRole.STOP_LOSS,
+            price=position.stop_loss,
+            volume=position.size,
+            position_id=position.id,
         ),
         make_order(
-            "C-TP", side=Side.SELL, order_type=OrderType.TAKE_PROFIT, role=OrderRole.TAKE_PROFIT,
-            price=position.take_profit, volume=position.size, position_id=position.id,
+            "C-TP",
+            side=Side.SELL,
+            order_type=OrderType.TAKE_PROFIT,
+            role=OrderRole.TAKE_PROFIT,
+            price=position.take_profit,
+            volume=position.size,
+            position_id=position.id,
         ),
     ]

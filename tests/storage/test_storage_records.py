@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from storage_builders import make_order, make_position
 
 from core.domain.errors import DatabaseWriteError, InputError
 from core.domain.models import (
@@ -24,7 +25,6 @@ from core.domain.models import (
     TAOutput,
 )
 from core.storage.store import RunRecord, Store
-from storage_builders import make_order, make_position
 
 TINY = Decimal("0.00000001")
 LARGE = Decimal("12345678.12345678")
@@ -33,8 +33,14 @@ LARGE = Decimal("12345678.12345678")
 def test_a_run_is_started_finished_and_read_back(store: Store) -> None:
     store.start_run("R-abc123", kind="trade", symbol="BTC/USDT", started_at=10.5, params={"manual": True})
     assert store.get_run("R-abc123") == RunRecord(
-        run_id="R-abc123", kind="trade", symbol="BTC/USDT", status="running",
-        started_at=10.5, finished_at=None, params={"manual": True}, summary={},
+        run_id="R-abc123",
+        kind="trade",
+        symbol="BTC/USDT",
+        status="running",
+        started_at=10.5,
+        finished_at=None,
+        params={"manual": True},
+        summary={},
     )
 
     store.finish_run("R-abc123", status="FILLED", finished_at=12.25, summary={"price": LARGE, "side": Side.BUY})
@@ -84,9 +90,17 @@ def test_finishing_an_unknown_run_is_a_write_error(store: Store) -> None:
 def test_an_order_round_trips_with_every_field(store: Store) -> None:
     store.upsert_position(make_position())
     order = make_order(
-        volume=TINY, price=LARGE, external_id="OUF4EM-FRGI2-MQMWZD", status=OrderStatus.OPEN,
-        filled_volume=Decimal("0.00000000"), avg_fill_price=Decimal("45000.10"), fee=Decimal("1.2E-7"),
-        position_id="P-1", run_id="R-1", created_at=1.5, updated_at=2.5,
+        volume=TINY,
+        price=LARGE,
+        external_id="OUF4EM-FRGI2-MQMWZD",
+        status=OrderStatus.OPEN,
+        filled_volume=Decimal("0.00000000"),
+        avg_fill_price=Decimal("45000.10"),
+        fee=Decimal("1.2E-7"),
+        position_id="P-1",
+        run_id="R-1",
+        created_at=1.5,
+        updated_at=2.5,
     )
     store.upsert_order(order)
 
@@ -95,7 +109,10 @@ def test_an_order_round_trips_with_every_field(store: Store) -> None:
     stored = store.get_order("C-1")
     assert stored is not None
     assert (str(stored.volume), str(stored.price), str(stored.filled_volume), str(stored.avg_fill_price)) == (
-        "1E-8", "12345678.12345678", "0E-8", "45000.10"
+        "1E-8",
+        "12345678.12345678",
+        "0E-8",
+        "45000.10",
     )
 
 
@@ -149,8 +166,14 @@ def test_orders_filter_by_run_status_and_position(store: Store) -> None:
 
 def test_a_fill_is_stored_once_however_often_it_is_added(store: Store) -> None:
     fill = Fill(
-        trade_id="TCCCTY-WE2O6-P3NB37", order_external_id="OUF4EM-FRGI2-MQMWZD", symbol="BTC/USDT",
-        side=Side.BUY, price=LARGE, volume=TINY, fee=Decimal("0.00000000001"), time=1_700_000_000.123,
+        trade_id="TCCCTY-WE2O6-P3NB37",
+        order_external_id="OUF4EM-FRGI2-MQMWZD",
+        symbol="BTC/USDT",
+        side=Side.BUY,
+        price=LARGE,
+        volume=TINY,
+        fee=Decimal("0.00000000001"),
+        time=1_700_000_000.123,
     )
 
     assert store.add_fill(fill, run_id="R-1") is True
@@ -204,8 +227,14 @@ def test_positions_filter_by_status_run_and_symbol(store: Store) -> None:
 
 def test_agent_outputs_keep_their_payloads_with_decimals_enums_and_dataclasses(store: Store) -> None:
     ta = TAOutput(
-        symbol="BTC/USDT", bias=Bias.LONG, confidence=0.75, trend_direction="up", trend_strength=0.5,
-        momentum=0.25, indicators={"rsi": Decimal("61.123456789")}, support=TINY,
+        symbol="BTC/USDT",
+        bias=Bias.LONG,
+        confidence=0.75,
+        trend_direction="up",
+        trend_strength=0.5,
+        momentum=0.25,
+        indicators={"rsi": Decimal("61.123456789")},
+        support=TINY,
     )
     store.add_agent_output("R-1", agent="technical_analysis", symbol="BTC/USDT", payload={"ta": ta}, created_at=5.0)
     store.add_agent_output("R-1", agent="risk", symbol="BTC/USDT", payload={"ok": True}, created_at=6.0)
@@ -224,8 +253,9 @@ def test_agent_outputs_keep_their_payloads_with_decimals_enums_and_dataclasses(s
 
 def test_votes_round_trip_in_the_order_cast(store: Store) -> None:
     decisions = [
-        ModelDecision("model-a", Action.BUY, 0.8, entry=LARGE, stop_loss=TINY, take_profit=Decimal("50000"),
-                      reasoning="trend up"),
+        ModelDecision(
+            "model-a", Action.BUY, 0.8, entry=LARGE, stop_loss=TINY, take_profit=Decimal("50000"), reasoning="trend up"
+        ),
         ModelDecision("model-b", Action.HOLD, 0.4),
         ModelDecision("model-c", Action.SELL, 0.0, reasoning="unparseable answer", valid=False),
     ]
@@ -241,26 +271,42 @@ def test_alerts_are_read_per_run_or_all(store: Store) -> None:
     store.add_alert(None, level="LOW", message="take-profit not placed", created_at=1.0)
 
     assert [(a["level"], a["message"]) for a in store.alerts()] == [
-        ("LOW", "take-profit not placed"), ("CRITICAL", "position unprotected"),
+        ("LOW", "take-profit not placed"),
+        ("CRITICAL", "position unprotected"),
     ]
     assert [a["run_id"] for a in store.alerts("R-1")] == ["R-1"]
 
 
 def test_conflicts_are_read_per_symbol_or_all(store: Store) -> None:
     store.add_conflict(
-        "R-1", symbol="BTC/USDT", conflict_type="ta_vs_sentiment", resolution_action="wait",
-        reasoning="signals disagree", confidence=0.6, payload={"ta": Bias.LONG, "edge": TINY}, timestamp=4.0,
+        "R-1",
+        symbol="BTC/USDT",
+        conflict_type="ta_vs_sentiment",
+        resolution_action="wait",
+        reasoning="signals disagree",
+        confidence=0.6,
+        payload={"ta": Bias.LONG, "edge": TINY},
+        timestamp=4.0,
     )
     store.add_conflict(
-        None, symbol="XRP/USDT", conflict_type="regime", resolution_action="proceed",
-        reasoning="", confidence=0.9, payload={}, timestamp=3.0,
+        None,
+        symbol="XRP/USDT",
+        conflict_type="regime",
+        resolution_action="proceed",
+        reasoning="",
+        confidence=0.9,
+        payload={},
+        timestamp=3.0,
     )
 
     assert [c["symbol"] for c in store.conflicts()] == ["XRP/USDT", "BTC/USDT"]
     [btc] = store.conflicts("BTC/USDT")
     assert btc["payload"] == {"ta": "long", "edge": format(TINY, "f")}
     assert (btc["conflict_type"], btc["resolution_action"], btc["confidence"], btc["timestamp"]) == (
-        "ta_vs_sentiment", "wait", 0.6, 4.0,
+        "ta_vs_sentiment",
+        "wait",
+        0.6,
+        4.0,
     )
 
 
@@ -273,5 +319,6 @@ def test_any_finite_decimal_keeps_its_value_and_exponent(store: Store, volume: D
 
     assert stored is not None
     assert (stored.volume.as_tuple(), stored.price.as_tuple() if stored.price is not None else None) == (
-        volume.as_tuple(), price.as_tuple()
+        volume.as_tuple(),
+        price.as_tuple(),
     )

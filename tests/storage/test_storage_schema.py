@@ -8,15 +8,24 @@ from pathlib import Path
 
 import pytest
 from sqlite_utils import Database
+from storage_builders import make_order
 
 from core.domain.errors import StorageError
 from core.storage.store import MIGRATIONS, SCHEMA_VERSION, Store
-from storage_builders import make_order
 
 ALL_TABLES = {
-    "runs", "orders", "fills", "positions",
-    "agent_outputs", "model_votes", "alerts", "coordinator_conflicts",
-    "meta", "namespaces", "holdings", "leases",
+    "runs",
+    "orders",
+    "fills",
+    "positions",
+    "agent_outputs",
+    "model_votes",
+    "alerts",
+    "coordinator_conflicts",
+    "meta",
+    "namespaces",
+    "holdings",
+    "leases",
 }
 
 
@@ -58,11 +67,22 @@ def test_a_version_1_database_is_migrated_and_keeps_its_rows(db_path: Path) -> N
     old = inspect(db_path)
     MIGRATIONS[0](old)
     old.execute("PRAGMA user_version = 1")
-    old.table("orders").insert({
-        "client_order_id": "C-OLD", "symbol": "BTC/USDT", "side": "buy", "order_type": "limit",
-        "role": "entry", "volume": "0.5", "price": "40000.5", "status": "open", "filled_volume": "0",
-        "fee": "0", "created_at": 1.0, "updated_at": 1.0,
-    })
+    old.table("orders").insert(
+        {
+            "client_order_id": "C-OLD",
+            "symbol": "BTC/USDT",
+            "side": "buy",
+            "order_type": "limit",
+            "role": "entry",
+            "volume": "0.5",
+            "price": "40000.5",
+            "status": "open",
+            "filled_volume": "0",
+            "fee": "0",
+            "created_at": 1.0,
+            "updated_at": 1.0,
+        }
+    )
     assert "alerts" not in old.table_names()
     old.close()
 

@@ -16,8 +16,13 @@ from core.domain.clock import VirtualClock
 from simulator.embedded import SANDBOX_EPOCH
 from simulator.server import SandboxServer, serving
 
-SYMBOLS = {"BTC/USD": "XXBTZUSD", "BTC/USDT": "XBTUSDT", "ETH/USD": "XETHZUSD",
-           "XRP/USDT": "XRPUSDT", "XRP/BTC": "XXRPXXBT"}
+SYMBOLS = {
+    "BTC/USD": "XXBTZUSD",
+    "BTC/USDT": "XBTUSDT",
+    "ETH/USD": "XETHZUSD",
+    "XRP/USDT": "XRPUSDT",
+    "XRP/BTC": "XXRPXXBT",
+}
 """What users call the sandbox's pairs, and Kraken's ids for them."""
 
 

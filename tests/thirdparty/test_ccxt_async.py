@@ -17,8 +17,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def kraken(sandbox: Served) -> AsyncIterator[ccxt_async.kraken]:
-    exchange = ccxt_async.kraken({"apiKey": sandbox.key, "secret": sandbox.secret,
-                                  "enableRateLimit": False, "timeout": 5_000})
+    exchange = ccxt_async.kraken(
+        {"apiKey": sandbox.key, "secret": sandbox.secret, "enableRateLimit": False, "timeout": 5_000}
+    )
     exchange.urls["api"] = {"public": sandbox.url, "private": sandbox.url}
     try:
         yield exchange

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def kraken(sandbox: Served) -> Iterator[ccxt.kraken]:
-    exchange = ccxt.kraken({"apiKey": sandbox.key, "secret": sandbox.secret,
-                            "enableRateLimit": False, "timeout": 5_000})
+    exchange = ccxt.kraken(
+        {"apiKey": sandbox.key, "secret": sandbox.secret, "enableRateLimit": False, "timeout": 5_000}
+    )
     exchange.urls["api"] = {"public": sandbox.url, "private": sandbox.url}
     yield exchange
     exchange.session.close()

@@ -74,10 +74,8 @@ def test_reads_pairs_ticker_ohlc_book_and_balance(api: krakenex.API) -> None:
 
 def test_places_queries_lists_and_cancels_orders(api: krakenex.API) -> None:
     market = result(api, "AddOrder", pair="XBTUSD", type="buy", ordertype="market", volume="0.02")
-    limit = result(api, "AddOrder", pair="XBTUSD", type="buy", ordertype="limit", volume="0.01",
-                   price="45000")
-    stop = result(api, "AddOrder", pair="XBTUSD", type="sell", ordertype="stop-loss",
-                  volume="0.02", price="50000")
+    limit = result(api, "AddOrder", pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="45000")
+    stop = result(api, "AddOrder", pair="XBTUSD", type="sell", ordertype="stop-loss", volume="0.02", price="50000")
     [market_id], [limit_id], [stop_id] = market["txid"], limit["txid"], stop["txid"]
 
     assert stop["descr"] == {"order": "sell 0.02000000 XBTUSD @ stop loss 50000.0"}
@@ -95,13 +93,17 @@ def test_places_queries_lists_and_cancels_orders(api: krakenex.API) -> None:
     assert private(api, "CancelOrder", txid=stop_id)["error"] == ["EOrder:Unknown order"]
     closed = result(api, "ClosedOrders")
     assert {t: o["status"] for t, o in closed["closed"].items()} == {
-        market_id: "closed", limit_id: "canceled", stop_id: "canceled"}
+        market_id: "closed",
+        limit_id: "canceled",
+        stop_id: "canceled",
+    }
 
 
 def test_bad_requests_get_krakens_errors(api: krakenex.API) -> None:
     assert api.query_public("Ticker", {"pair": "DOGEEUR"})["error"] == ["EQuery:Unknown asset pair"]
-    assert private(api, "AddOrder", pair="XBTUSD", type="buy", ordertype="market",
-                   volume="5")["error"] == ["EOrder:Insufficient funds"]
+    assert private(api, "AddOrder", pair="XBTUSD", type="buy", ordertype="market", volume="5")["error"] == [
+        "EOrder:Insufficient funds"
+    ]
     assert private(api, "NoSuchMethod")["error"] == ["EGeneral:Unknown method"]
     api.secret = "c2VjcmV0"
     assert private(api, "Balance")["error"] == ["EAPI:Invalid signature"]

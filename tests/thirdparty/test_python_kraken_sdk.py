@@ -59,10 +59,10 @@ def test_reads_balances(user: User) -> None:
 
 def test_places_queries_lists_and_cancels_orders(user: User, trade: Trade) -> None:
     bought = trade.create_order(ordertype="market", side="buy", pair="XRPUSDT", volume="1000")
-    limit = trade.create_order(ordertype="limit", side="buy", pair="XRPUSDT", volume="100",
-                               price="0.3", userref=7)
-    stop = trade.create_order(ordertype="stop-loss", side="sell", pair="XRPUSDT", volume="1000",
-                              price="0.45", cl_ord_id="protect-1")
+    limit = trade.create_order(ordertype="limit", side="buy", pair="XRPUSDT", volume="100", price="0.3", userref=7)
+    stop = trade.create_order(
+        ordertype="stop-loss", side="sell", pair="XRPUSDT", volume="1000", price="0.45", cl_ord_id="protect-1"
+    )
     [bought_id], [limit_id], [stop_id] = bought["txid"], limit["txid"], stop["txid"]
 
     assert limit["descr"] == {"order": "buy 100.00000000 XRPUSDT @ limit 0.30000"}
@@ -79,7 +79,10 @@ def test_places_queries_lists_and_cancels_orders(user: User, trade: Trade) -> No
     assert user.get_open_orders() == {"open": {}}
     statuses = user.get_closed_orders()["closed"]
     assert {t: o["status"] for t, o in statuses.items()} == {
-        bought_id: "closed", limit_id: "canceled", stop_id: "canceled"}
+        bought_id: "closed",
+        limit_id: "canceled",
+        stop_id: "canceled",
+    }
 
 
 def test_kraken_errors_become_the_sdks_exceptions(market: Market, trade: Trade) -> None:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from core.decision.agents.technical_analysis import measure
-from core.domain.errors import ConfigError
 from core.decision.llm.interface import LanguageModel, ModelContext
 from core.decision.llm.offline import OfflineRegimeClassifier
 from core.decision.llm.parsing import RegimeAnswer, ask
+from core.domain.errors import ConfigError
 from core.domain.models import MarketSnapshot, Regime, RegimeOutput, TAOutput
 
 
@@ -52,9 +52,7 @@ class _Held:
 
 def regime_prompt(snapshot: MarketSnapshot, indicators: dict[str, Decimal], ta: TAOutput | None) -> str:
     lines = "\n".join(f"  {key}: {value}" for key, value in indicators.items())
-    trend = (
-        f"Technical analysis: trend {ta.trend_direction}, bias {ta.bias.value}.\n" if ta is not None else ""
-    )
+    trend = f"Technical analysis: trend {ta.trend_direction}, bias {ta.bias.value}.\n" if ta is not None else ""
     regimes = "|".join(r.value for r in Regime)
     return (
         f"Classify the market regime of {snapshot.symbol} at {snapshot.price} from these indicators:\n"
@@ -66,9 +64,7 @@ def regime_prompt(snapshot: MarketSnapshot, indicators: dict[str, Decimal], ta: 
 class RegimeDetectionAgent:
     """Classifies each snapshot's regime, with per-symbol hysteresis."""
 
-    def __init__(
-        self, model: LanguageModel | None = None, *, confirmations: int = 2, timeout_s: float = 30.0
-    ) -> None:
+    def __init__(self, model: LanguageModel | None = None, *, confirmations: int = 2, timeout_s: float = 30.0) -> None:
         if confirmations < 1:
             raise ConfigError(f"regime confirmations must be at least 1, got {confirmations}")
         self.model = model if model is not None else OfflineRegimeClassifier()
@@ -118,7 +114,5 @@ class RegimeDetectionAgent:
                 answer.confidence,
                 f"changed from {previous.value} after {held.seen} readings",
             )
-        note = (
-            f"holding {held.regime.value}: {answer.regime.value} seen {held.seen}/{self.confirmations} times"
-        )
+        note = f"holding {held.regime.value}: {answer.regime.value} seen {held.seen}/{self.confirmations} times"
         return held.regime, held.confidence, note

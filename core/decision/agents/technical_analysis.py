@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from core.decision import indicators as ti
-from core.domain.errors import InputError
 from core.decision.llm.interface import LanguageModel, ModelContext
 from core.decision.llm.offline import OfflineTechnicalAnalyst
 from core.decision.llm.parsing import TAAnswer, ask
+from core.domain.errors import InputError
 from core.domain.models import Candle, MarketSnapshot, TAOutput
 
 MIN_CANDLES = 60  # EMA50 plus room for its previous value; ADX needs 28, MACD 34
@@ -52,7 +52,7 @@ def timeframe_indicators(candles: Sequence[Candle]) -> dict[str, Decimal]:
     macd = ti.macd(closes)
     atr = ti.atr(candles)
     # windowed indicators, asked only for the values used (the same values as over all candles)
-    bands = ti.bollinger(closes[-(BANDS_PERIOD + RATIO_WINDOW - 1):], BANDS_PERIOD)
+    bands = ti.bollinger(closes[-(BANDS_PERIOD + RATIO_WINDOW - 1) :], BANDS_PERIOD)
     widths = [(u - low) / mid for u, low, mid in zip(bands.upper, bands.lower, bands.middle)]
     directional = ti.adx(candles)
     prior = candles[-21:-1]
@@ -79,7 +79,7 @@ def timeframe_indicators(candles: Sequence[Candle]) -> dict[str, Decimal]:
         "adx_14": directional.adx[-1],
         "plus_di_14": directional.plus_di[-1],
         "minus_di_14": directional.minus_di[-1],
-        "chop_14": ti.choppiness(candles[-(CHOP_PERIOD + 1):], CHOP_PERIOD)[-1],
+        "chop_14": ti.choppiness(candles[-(CHOP_PERIOD + 1) :], CHOP_PERIOD)[-1],
         "donchian_high_20": max(c.high for c in prior),
         "donchian_low_20": min(c.low for c in prior),
     }

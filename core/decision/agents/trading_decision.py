@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from core.decision.agents.regime_detection import REGIME_PRESETS
-from core.domain.errors import ConfigError
 from core.decision.llm.interface import LanguageModel, ModelContext
 from core.decision.llm.offline import default_trading_models
 from core.decision.llm.parsing import VoteAnswer, ask
+from core.domain.errors import ConfigError
 from core.domain.models import (
     Action,
     MarketSnapshot,
@@ -95,15 +95,11 @@ class TradingDecisionAgent:
     ) -> None:
         self.models = list(models) if models is not None else default_trading_models()
         if not 1 <= quorum <= len(self.models):
-            raise ConfigError(
-                f"quorum {quorum} must be between 1 and the number of models ({len(self.models)})"
-            )
+            raise ConfigError(f"quorum {quorum} must be between 1 and the number of models ({len(self.models)})")
         self.quorum = quorum
         self.model_timeout_s = model_timeout_s
 
-    async def process(
-        self, snapshot: MarketSnapshot, ta: TAOutput, regime: RegimeOutput
-    ) -> TradingDecisionOutput:
+    async def process(self, snapshot: MarketSnapshot, ta: TAOutput, regime: RegimeOutput) -> TradingDecisionOutput:
         stop_atr = REGIME_PRESETS[regime.regime].stop_atr_multiple
         context = ModelContext(
             task="trading_decision",
@@ -115,17 +111,13 @@ class TradingDecisionAgent:
         )
         prompt = decision_prompt(snapshot, ta, regime, stop_atr)
         decisions = await asyncio.gather(*(self._vote(model, prompt, context) for model in self.models))
-        return aggregate_votes(
-            snapshot.symbol, list(decisions), quorum=self.quorum, last_price=snapshot.price
-        )
+        return aggregate_votes(snapshot.symbol, list(decisions), quorum=self.quorum, last_price=snapshot.price)
 
     async def _vote(self, model: LanguageModel, prompt: str, context: ModelContext) -> ModelDecision:
         parsed = await ask(model, prompt, context=context, schema=VoteAnswer, timeout_s=self.model_timeout_s)
         vote = parsed.answer
         if vote is None:
-            return ModelDecision(
-                model.name, Action.HOLD, 0.0, reasoning="; ".join(parsed.errors), valid=False
-            )
+            return ModelDecision(model.name, Action.HOLD, 0.0, reasoning="; ".join(parsed.errors), valid=False)
         return ModelDecision(
             model.name,
             vote.action,
@@ -137,9 +129,7 @@ class TradingDecisionAgent:
         )
 
 
-def create_trade_proposal(
-    decision: TradingDecisionOutput, regime: RegimeOutput | None = None
-) -> TradeProposal | None:
+def create_trade_proposal(decision: TradingDecisionOutput, regime: RegimeOutput | None = None) -> TradeProposal | None:
     """The trade a BUY or SELL decision proposes; None for HOLD or when a level is missing."""
     if decision.action is Action.HOLD:
         return None

@@ -14,9 +14,6 @@ from typing import Final, Literal
 
 import httpx
 
-from core.domain.clock import Clock, SystemClock
-from core.domain.config import ModelSettings, ModelSlot, Settings
-from core.domain.errors import ConfigError
 from core.decision.llm.interface import LanguageModel
 from core.decision.llm.offline import (
     Breakout,
@@ -30,6 +27,9 @@ from core.decision.llm.offline import (
     TrendFollower,
 )
 from core.decision.llm.providers import AnthropicMessagesModel, ChatCompletionsModel, HttpModel
+from core.domain.clock import Clock, SystemClock
+from core.domain.config import ModelSettings, ModelSlot, Settings
+from core.domain.errors import ConfigError
 from core.exchange.ratelimit import TokenBucketRateLimiter
 
 SlotKind = Literal["trader", "ta", "regime", "conflict"]
@@ -37,8 +37,7 @@ TRADER_SLOTS: Final = ("trader_1", "trader_2", "trader_3", "trader_4", "trader_5
 
 OFFLINE_MODELS: Final[dict[SlotKind, dict[str, Callable[[], LanguageModel]]]] = {
     "trader": {
-        cls.name: cls
-        for cls in (TrendFollower, MeanReverter, Momentum, Breakout, RegimeAligned, ContrarianRisk)
+        cls.name: cls for cls in (TrendFollower, MeanReverter, Momentum, Breakout, RegimeAligned, ContrarianRisk)
     },
     "ta": {OfflineTechnicalAnalyst.name: OfflineTechnicalAnalyst},
     "regime": {OfflineRegimeClassifier.name: OfflineRegimeClassifier},
@@ -83,7 +82,7 @@ class ModelSet:
 
 
 SLOT_KINDS: Final[dict[str, SlotKind]] = {
-    **{name: "trader" for name in TRADER_SLOTS},
+    **dict.fromkeys(TRADER_SLOTS, "trader"),
     "ta": "ta",
     "regime": "regime",
     "conflict": "conflict",
@@ -91,9 +90,7 @@ SLOT_KINDS: Final[dict[str, SlotKind]] = {
 
 
 class _Builder:
-    def __init__(
-        self, settings: ModelSettings, clock: Clock, transport: httpx.AsyncBaseTransport | None
-    ) -> None:
+    def __init__(self, settings: ModelSettings, clock: Clock, transport: httpx.AsyncBaseTransport | None) -> None:
         self._settings = settings
         self._clock = clock
         self._transport = transport

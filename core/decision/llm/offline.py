@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from core.domain.errors import ModelError
 from core.decision.indicators import rounded
 from core.decision.llm.interface import LanguageModel, ModelContext, ModelReply, Task
+from core.domain.errors import ModelError
 from core.domain.models import Action, Bias, Regime, RegimeOutput, TAOutput
 
 DEFAULT_STOP_ATR_MULTIPLE = Decimal("1.5")
@@ -69,9 +69,7 @@ class OfflineTrader(ABC):
     needs: tuple[str, ...]
 
     @abstractmethod
-    def decide(
-        self, price: Decimal, ind: dict[str, Decimal], ta: TAOutput, regime: RegimeOutput | None
-    ) -> Signal:
+    def decide(self, price: Decimal, ind: dict[str, Decimal], ta: TAOutput, regime: RegimeOutput | None) -> Signal:
         """The strategy's call; `ind` holds its `needs`, all present."""
 
     async def generate(self, prompt: str, *, context: ModelContext) -> ModelReply:
@@ -106,9 +104,7 @@ class TrendFollower(OfflineTrader):
     reward_multiple = Decimal("2.5")
     needs = ("ema_20", "ema_50", "adx_14", "plus_di_14", "minus_di_14")
 
-    def decide(
-        self, price: Decimal, ind: dict[str, Decimal], ta: TAOutput, regime: RegimeOutput | None
-    ) -> Signal:
+    def decide(self, price: Decimal, ind: dict[str, Decimal], ta: TAOutput, regime: RegimeOutput | None) -> Signal:
         adx = float(ind["adx_14"])
         if adx < 20:
             return Signal(Action.HOLD, 0.6, f"ADX {adx:.1f} < 20: no trend to follow")
@@ -129,20 +125,14 @@ class MeanReverter(OfflineTrader):
     reward_multiple = Decimal("2")
     needs = ("rsi_14", "bb_upper", "bb_lower", "adx_14")
 
-    def decide(
-        self, price: Decimal, ind: dict[str, Decimal], ta: TAOutput, regime: RegimeOutput | None
-    ) -> Signal:
+    def decide(self, price: Decimal, ind: dict[str, Decimal], ta: TAOutput, regime: RegimeOutput | None) -> Signal:
         rsi, adx = float(ind["rsi_14"]), float(ind["adx_14"])
         if adx >= 25:
             return Signal(Action.HOLD, 0.6, f"ADX {adx:.1f} >= 25: trend too strong to fade")
         if rsi <= 30 and price <= ind["bb_lower"]:
-            return Signal(
-                Action.BUY, _clamp(0.55 + (30 - rsi) / 60, high=0.9), f"RSI {rsi:.1f} at lower band"
-            )
+            return Signal(Action.BUY, _clamp(0.55 + (30 - rsi) / 60, high=0.9), f"RSI {rsi:.1f} at lower band")
         if rsi >= 70 and price >= ind["bb_upper"]:
-            return Signal(
-                Action.SELL, _clamp(0.55 + (rsi - 70) / 60, high=0.9), f"RSI {rsi:.1f} at upper band"
-            )
+            return Signal(Action.SELL, _clamp(0.55 + (rsi - 70) / 60, high=0.9), f"RSI {rsi:.1f} at upper band")
         return Signal(Action.HOLD, 0.5, f"RSI {rsi:.1f} inside the bands: nothing stretched")
 
 
@@ -154,18 +144,14 @@ class Momentum(OfflineTrader):
     reward_multiple = Decimal("2")
     needs = ("macd", "macd_hist", "macd_hist_prev")
 
-    def decide(
-        self, price: Decimal, ind: dict[str, Decimal], ta: TAOutput, regime: RegimeOutput | None
-    ) -> Signal:
+    def decide(self, price: Decimal, ind: dict[str, Decimal], ta: TAOutput, regime: RegimeOutput | None) -> Signal:
         hist, line = ind["macd_hist"], ind["macd"]
         if _sign(hist) == 0 or _sign(hist) != _sign(line):
             return Signal(Action.HOLD, 0.5, "MACD line and histogram disagree")
         growing = abs(hist) > abs(ind["macd_hist_prev"]) and _sign(ind["macd_hist_prev"]) == _sign(hist)
         confidence = 0.7 if growing else 0.55
         action = Action.BUY if hist > 0 else Action.SELL
-        return Signal(
-            action, confidence, f"MACD {line} histogram {hist} ({'growing' if growing else 'fading'})"
-        )
+        return Signal(action, confidence, f"MACD {line} histogram {hist} ({'growing' if growing else 'fading'})")
 
 
 class Breakout(OfflineTrader):
@@ -176,20 +162,14 @@ class Breakout(OfflineTrader):
     reward_multiple = Decimal("3")
     needs = ("donchian_high_20", "donchian_low_20", "bb_width_ratio")
 
-    def decide(
-        self, price: Decimal, ind: dict[str, Decimal], ta: TAOutput, regime: RegimeOutput | None
-    ) -> Signal:
+    def decide(self, price: Decimal, ind: dict[str, Decimal], ta: TAOutput, regime: RegimeOutput | None) -> Signal:
         expansion_bonus = 0.15 if ind["bb_width_ratio"] > 1 else 0.0
         if price > ind["donchian_high_20"]:
             confidence = 0.55 + expansion_bonus + (0.1 if ta.resistance is None else 0.0)
-            return Signal(
-                Action.BUY, _clamp(confidence), f"close above the 20-candle high {ind['donchian_high_20']}"
-            )
+            return Signal(Action.BUY, _clamp(confidence), f"close above the 20-candle high {ind['donchian_high_20']}")
         if price < ind["donchian_low_20"]:
             confidence = 0.55 + expansion_bonus + (0.1 if ta.support is None else 0.0)
-            return Signal(
-                Action.SELL, _clamp(confidence), f"close below the 20-candle low {ind['donchian_low_20']}"
-            )
+            return Signal(Action.SELL, _clamp(confidence), f"close below the 20-candle low {ind['donchian_low_20']}")
         if ind["bb_width_ratio"] < Decimal("0.6"):
             return Signal(Action.HOLD, 0.5, "bands squeezed: waiting for the break")
         return Signal(Action.HOLD, 0.55, "price inside its 20-candle range")
@@ -204,9 +184,7 @@ class RegimeAligned(OfflineTrader):
     reward_multiple = Decimal("2.5")
     needs = ()
 
-    def decide(
-        self, price: Decimal, ind: dict[str, Decimal], ta: TAOutput, regime: RegimeOutput | None
-    ) -> Signal:
+    def decide(self, price: Decimal, ind: dict[str, Decimal], ta: TAOutput, regime: RegimeOutput | None) -> Signal:
         if regime is None:
             raise ModelError(f"{self.name} needs the regime in its context")
         confidence = (ta.confidence + regime.confidence) / 2
@@ -215,16 +193,10 @@ class RegimeAligned(OfflineTrader):
             return Signal(Action.BUY, _clamp(confidence * damp), f"{regime.regime.value} with a long bias")
         if regime.regime in _BEAR_REGIMES and ta.bias is Bias.SHORT:
             return Signal(Action.SELL, _clamp(confidence * damp), f"{regime.regime.value} with a short bias")
-        if (
-            regime.regime is Regime.BREAKOUT_POTENTIAL
-            and ta.bias is not Bias.NEUTRAL
-            and ta.confidence >= 0.6
-        ):
+        if regime.regime is Regime.BREAKOUT_POTENTIAL and ta.bias is not Bias.NEUTRAL and ta.confidence >= 0.6:
             action = Action.BUY if ta.bias is Bias.LONG else Action.SELL
             return Signal(action, _clamp(confidence * 0.7), f"breakout potential leaning {ta.bias.value}")
-        return Signal(
-            Action.HOLD, 0.6, f"{regime.regime.value} with a {ta.bias.value} bias: no aligned trade"
-        )
+        return Signal(Action.HOLD, 0.6, f"{regime.regime.value} with a {ta.bias.value} bias: no aligned trade")
 
 
 class ContrarianRisk(OfflineTrader):
@@ -236,9 +208,7 @@ class ContrarianRisk(OfflineTrader):
     reward_multiple = Decimal("2")
     needs = ("ema_20", "ema_50", "macd_hist", "rsi_14")
 
-    def decide(
-        self, price: Decimal, ind: dict[str, Decimal], ta: TAOutput, regime: RegimeOutput | None
-    ) -> Signal:
+    def decide(self, price: Decimal, ind: dict[str, Decimal], ta: TAOutput, regime: RegimeOutput | None) -> Signal:
         votes = [
             _sign(ind["ema_20"] - ind["ema_50"]),
             _sign(price - ind["ema_50"]),

@@ -29,8 +29,8 @@ from pydantic import (
     model_validator,
 )
 
-from core.domain.errors import ModelError
 from core.decision.llm.interface import LanguageModel, ModelContext
+from core.domain.errors import ModelError
 from core.domain.models import Action, Bias, Regime
 
 log = logging.getLogger(__name__)
@@ -119,9 +119,7 @@ class VoteAnswer(Answer):
         for name, level, other_name, other, direction in pairs:
             if level is not None and other is not None and (level - other) * direction <= 0:
                 side = "above" if direction > 0 else "below"
-                raise ValueError(
-                    f"for {self.action.value} {name} {level} must be {side} {other_name} {other}"
-                )
+                raise ValueError(f"for {self.action.value} {name} {level} must be {side} {other_name} {other}")
         return self
 
 
@@ -175,9 +173,7 @@ def extract_json(text: str) -> dict[str, Any]:
                 continue
             if isinstance(found, dict):
                 return found
-    raise ModelError(
-        f"the answer holds no JSON object; answer with one JSON object. Answer began: {text[:80]!r}"
-    )
+    raise ModelError(f"the answer holds no JSON object; answer with one JSON object. Answer began: {text[:80]!r}")
 
 
 def parse_answer(text: str, schema: type[A]) -> A:
@@ -247,7 +243,5 @@ async def ask(
     except Exception as exc:  # noqa: BLE001 - any failure of a model is a missing answer, by design
         parsed = Parsed(None, (f"{model.name} failed: {type(exc).__name__}: {exc}",))
     if parsed.answer is None:
-        log.warning(
-            "model %s gave no valid %s answer: %s", model.name, context.task, "; ".join(parsed.errors)
-        )
+        log.warning("model %s gave no valid %s answer: %s", model.name, context.task, "; ".join(parsed.errors))
     return parsed

@@ -30,10 +30,10 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from core.decision.llm.interface import ModelContext, ModelReply
 from core.domain.clock import Clock
 from core.domain.config import ModelPrice, ModelSlot
 from core.domain.errors import ModelError
-from core.decision.llm.interface import ModelContext, ModelReply
 from core.exchange.ratelimit import TokenBucketRateLimiter
 
 log = logging.getLogger(__name__)

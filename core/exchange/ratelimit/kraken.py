@@ -160,9 +160,7 @@ class KrakenRateLimiter:
         waited = 0.0 if self._call_cap is None else await self._call_cap.acquire(1)
         return waited + await self._rest.acquire(cost)
 
-    async def acquire_order(
-        self, pair: str, action: OrderAction, order_age_s: float | None = None
-    ) -> float:
+    async def acquire_order(self, pair: str, action: OrderAction, order_age_s: float | None = None) -> float:
         """Wait until an order transaction fits the pair's trading counter; returns the seconds waited.
 
         `pair` names the pair one way throughout (its Kraken key), since each name gets
@@ -254,9 +252,7 @@ class KrakenRateLimiter:
         return bucket
 
     def _counter_bucket(self, limit: CounterLimit) -> TokenBucketRateLimiter:
-        return TokenBucketRateLimiter(
-            limit.decay_per_s * DECAY_SAFETY, limit.maximum - HEADROOM, clock=self._clock
-        )
+        return TokenBucketRateLimiter(limit.decay_per_s * DECAY_SAFETY, limit.maximum - HEADROOM, clock=self._clock)
 
     def _cap_bucket(self, per_minute: int | None, burst: float) -> TokenBucketRateLimiter | None:
         """A cap counts calls, not counter units."""

@@ -74,7 +74,7 @@ class TokenBucketRateLimiter:
             self._last = now
             if elapsed > 0:
                 level = self._tokens + elapsed * self._rate
-                self._tokens = level if level < self._capacity else self._capacity  # noqa: FURB136
+                self._tokens = level if level < self._capacity else self._capacity
             if self._tokens >= tokens:
                 self._tokens -= tokens
                 return 0.0
