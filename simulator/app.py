@@ -147,7 +147,7 @@ class SandboxApp:
                 sandbox.limits.charge_public(peer, now)
             public = urls.PUBLIC[path]
             call = Call(method, exchange, public_params)
-            return await self._through_faults(call, lambda: public(call.handler_exchange, call.params))
+            return await self._through_faults(call, lambda: public(call.exchange, call.params))
         if path in urls.PRIVATE and request.method == "POST":
             api_key, params = authenticate(exchange, request)
             account = api_key.account
@@ -155,14 +155,15 @@ class SandboxApp:
                 _charge(sandbox.limits, exchange, api_key.key, account, method, params, now)
             private = urls.PRIVATE[path]
             call = Call(method, exchange, dict(params), account)
-            return await self._through_faults(call, lambda: private(call.handler_exchange, account, call.params))
+            return await self._through_faults(call, lambda: private(call.exchange, account, call.params))
         raise UnknownMethod()
 
     async def _through_faults(self, call: Call, handler: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         faults = self.sandbox.faults
         firings = await faults.before(call)
         try:
-            result = handler()
+            with call.exchange.using(fills=call.fills):  # the models a fault chose for this call
+                result = handler()
         except KrakenError as exc:
             faults.finish(firings, exc.wire)
             raise

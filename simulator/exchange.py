@@ -39,7 +39,8 @@ import math
 import random
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, Decimal
 from typing import Literal
@@ -355,20 +356,27 @@ class Exchange:
 
     # --- orders -----------------------------------------------------------------
 
-    def add_order(
-        self, account: str, spec: OrderSpec, *, validate: bool = False, fill_ratio: Decimal | None = None
-    ) -> Order | None:
+    def add_order(self, account: str, spec: OrderSpec, *, validate: bool = False) -> Order | None:
         """Place an order, or with `validate` only check it. Raises the Kraken error
-        the order would be refused with.
-
-        `fill_ratio` (a hook for fault injection) forces the order's first fill to
-        that share of its volume; the rest stays open and fills later as the fill
-        model says.
-        """
-        if fill_ratio is not None and not 0 <= fill_ratio <= 1:
-            raise ValueError("fill_ratio is a share of the volume, between 0 and 1")
+        the order would be refused with."""
         self._request("AddOrder")
-        return self._place(account, spec, validate=validate, fill_ratio=fill_ratio)
+        return self._place(account, spec, validate=validate)
+
+    @contextmanager
+    def using(self, *, fills: FillModel | None = None) -> Iterator[None]:
+        """Another fill model for the duration of the block (one call a fault hits)."""
+        if fills is None:
+            yield
+            return
+        kept, self._fills = self._fills, fills
+        try:
+            yield
+        finally:
+            self._fills = kept
+
+    @property
+    def fill_model(self) -> FillModel:
+        return self._fills
 
     def add_orders(
         self, account: str, specs: list[OrderSpec], *, validate: bool = False
@@ -379,7 +387,7 @@ class Exchange:
         placed: list[Order | KrakenError | None] = []
         for spec in specs:
             try:
-                placed.append(self._place(account, spec, validate=validate, fill_ratio=None))
+                placed.append(self._place(account, spec, validate=validate))
             except (InsufficientFunds, OrderMinimumNotMet, CostMinimumNotMet) as exc:
                 placed.append(exc)
         return placed
@@ -390,7 +398,7 @@ class Exchange:
         pair = PAIRS[spec.pair]
         self._check_form(account, pair, spec, excluding=None)
 
-    def _place(self, account: str, spec: OrderSpec, *, validate: bool, fill_ratio: Decimal | None) -> Order | None:
+    def _place(self, account: str, spec: OrderSpec, *, validate: bool) -> Order | None:
         pair = PAIRS[spec.pair]
         now = self.now()
         market = self._paths[pair.key].price_at(now)
@@ -403,7 +411,6 @@ class Exchange:
             account=account,
             spec=spec,
             opentm=now,
-            fill_ratio=fill_ratio,
             serial=self._state.next_serial,
         )
         self._state.orders[order.txid] = order
@@ -895,16 +902,13 @@ class Exchange:
         )
 
     def _fill_part(self, order: Order, price: Decimal, at: float, *, maker: bool) -> None:
-        """One chance to fill: the forced ratio, else the fill model, says how much."""
+        """One chance to fill: the fill model says how much."""
         lot = PAIRS[order.spec.pair].lot_size
         remaining = order.remaining
+        attempt = order.fill_attempts
         order.fill_attempts += 1
-        if order.fill_ratio is not None:
-            volume = order.spec.volume * order.fill_ratio
-            order.fill_ratio = None
-        else:
-            rng = random.Random(f"{self._state.seed}:fill:{order.serial}:{order.fill_attempts}")
-            volume = remaining * self._fills.fill_fraction(rng, maker=maker)
+        rng = random.Random(f"{self._state.seed}:fill:{order.serial}:{order.fill_attempts}")
+        volume = remaining * self._fills.fill_fraction(rng, maker=maker, attempt=attempt)
         volume = min(remaining, volume.quantize(lot, ROUND_DOWN))
         if remaining - volume < PAIRS[order.spec.pair].ordermin:
             volume = remaining  # no remainder below the pair's minimum order

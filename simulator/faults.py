@@ -69,7 +69,8 @@ from simulator.exceptions import (
     ServiceUnavailable,
 )
 from simulator.exchange import Exchange
-from simulator.models import Order, OrderSpec, Side
+from simulator.fill_models import FillModel, ForcedFirstFill
+from simulator.models import OrderSpec, Side
 from simulator.pairs import PAIRS
 from simulator.ratelimits import TRADING_METHODS
 
@@ -99,18 +100,15 @@ def order_role(ordertype: object) -> Role | None:
 @dataclass
 class Call:
     """One Kraken call on its way through the pipeline. Faults read and change it:
-    `params` before the handler sees them, `for_handler` to change what the exchange
-    does for this call alone."""
+    `params` before the handler sees them, and the models the exchange handles it with
+    (`fills`), for this call alone."""
 
     method: str
     exchange: Exchange
     params: dict[str, object]
     account: str | None = None
-    for_handler: Exchange | None = None
-
-    @property
-    def handler_exchange(self) -> Exchange:
-        return self.exchange if self.for_handler is None else self.for_handler
+    fills: FillModel | None = None
+    """The fill model for this call alone (a fault's), else the exchange's own."""
 
     @property
     def role(self) -> Role | None:
@@ -245,7 +243,7 @@ class PartialFill(Fault):
     params_model = PartialFillParams
 
     async def before(self, call: Call, params: PartialFillParams, schedule: FaultSchedule) -> str:
-        call.for_handler = _FillRatioExchange(call.handler_exchange, params.ratio)
+        call.fills = ForcedFirstFill(params.ratio, call.fills or call.exchange.fill_model)
         return f"fills {params.ratio} of the volume at once"
 
 
@@ -315,20 +313,6 @@ def _gap_through(spec: OrderSpec, market: Decimal, beyond_pct: Decimal) -> Decim
     step = beyond_pct / 100
     target = spec.price * (1 - step) if spec.side is Side.SELL else spec.price * (1 + step)
     return (target - market) / market * 100
-
-
-class _FillRatioExchange(Exchange):
-    """The exchange as one partial-fill call sees it: the same state, clock and market,
-    but the orders it places fill only `ratio` at once."""
-
-    def __init__(self, exchange: Exchange, ratio: Decimal) -> None:
-        self.__dict__.update(exchange.__dict__)
-        self._ratio = ratio
-
-    def add_order(
-        self, account: str, spec: OrderSpec, *, validate: bool = False, fill_ratio: Decimal | None = None
-    ) -> Order | None:
-        return super().add_order(account, spec, validate=validate, fill_ratio=self._ratio)
 
 
 CATALOG: dict[str, Fault] = {

@@ -19,9 +19,9 @@ from simulator.pairs import Pair
 
 
 class FillModel(Protocol):
-    def fill_fraction(self, rng: random.Random, *, maker: bool) -> Decimal:
-        """The share, in [0, 1], of an order's remaining volume that trades at this
-        chance to fill (0: nothing this time)."""
+    def fill_fraction(self, rng: random.Random, *, maker: bool, attempt: int) -> Decimal:
+        """The share, in [0, 1], of an order's remaining volume that trades at its
+        `attempt`-th chance to fill (0: the first; a share of 0: nothing this time)."""
 
 
 class LatencyModel(Protocol):
@@ -37,7 +37,7 @@ class FeeModel(Protocol):
 class FullFills:
     """Every chance to fill fills everything that is left (Kraken's usual case)."""
 
-    def fill_fraction(self, rng: random.Random, *, maker: bool) -> Decimal:
+    def fill_fraction(self, rng: random.Random, *, maker: bool, attempt: int) -> Decimal:
         return Decimal(1)
 
 
@@ -54,11 +54,29 @@ class PartialFills:
         if not (0 <= self.probability <= 1 and 0 <= self.smallest <= self.largest <= 1):
             raise ValueError("PartialFills takes 0 <= probability <= 1 and 0 <= smallest <= largest <= 1")
 
-    def fill_fraction(self, rng: random.Random, *, maker: bool) -> Decimal:
+    def fill_fraction(self, rng: random.Random, *, maker: bool, attempt: int) -> Decimal:
         if Decimal(rng.randrange(1_000_000)) / 1_000_000 >= self.probability:
             return Decimal(1)
         share = Decimal(rng.randrange(1_000_001)) / 1_000_000
         return self.smallest + (self.largest - self.smallest) * share
+
+
+@dataclass(frozen=True)
+class ForcedFirstFill:
+    """Another model, except that an order's first chance fills only `ratio` of it: how
+    the partial-fill fault acts, for the orders of the call it hits."""
+
+    ratio: Decimal
+    then: FillModel
+
+    def __post_init__(self) -> None:
+        if not 0 < self.ratio < 1:
+            raise ValueError("ForcedFirstFill takes 0 < ratio < 1")
+
+    def fill_fraction(self, rng: random.Random, *, maker: bool, attempt: int) -> Decimal:
+        if attempt == 0:
+            return self.ratio
+        return self.then.fill_fraction(rng, maker=maker, attempt=attempt)
 
 
 class NoLatency:

@@ -133,8 +133,6 @@ class Order:
     amended: bool = False
     extreme: Decimal | None = None
     """A trailing stop's best market price since it was placed."""
-    fill_ratio: Decimal | None = None
-    """Forced share of the volume for the next fill (a fault hook), then the fill model's."""
     fill_attempts: int = 0
     """Chances to fill so far: seeds the fill model's next draw."""
     serial: int = 0

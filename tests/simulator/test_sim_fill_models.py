@@ -1,4 +1,4 @@
-"""The pluggable models (fills, latency, fees), the fault hooks (`fill_ratio`,
+"""The pluggable models (fills, latency, fees), the partial-fill fault's forced first fill (`ForcedFirstFill`),
 `add_price_gap`), determinism under a seed, and saving the new state."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from core.domain.clock import VirtualClock
 from simulator.embedded import SANDBOX_EPOCH
 from simulator.exceptions import InvalidArguments
 from simulator.exchange import DEFAULT_ACCOUNT, Exchange
-from simulator.fill_models import FlatFees, PartialFills, UniformLatency
+from simulator.fill_models import FlatFees, ForcedFirstFill, PartialFills, UniformLatency
 from simulator.models import OrderSpec, OrderStatus, OrderType, Side, TrailingOffset
 from simulator.pairs import PAIRS
 from simulator.price_path import synthetic_paths
@@ -30,7 +30,10 @@ TRAIL = OrderSpec(
 
 
 def placed(exchange: Exchange, spec: OrderSpec, fill_ratio: Decimal | None = None) -> str:
-    order = exchange.add_order(DEFAULT_ACCOUNT, spec, fill_ratio=fill_ratio)
+    """Place `spec`; with `fill_ratio`, through the model the partial-fill fault installs."""
+    forced = ForcedFirstFill(fill_ratio, exchange.fill_model) if fill_ratio is not None else None
+    with exchange.using(fills=forced):
+        order = exchange.add_order(DEFAULT_ACCOUNT, spec)
     assert order is not None
     return order.txid
 
@@ -51,7 +54,7 @@ def test_fill_ratio_on_a_marketable_limit_leaves_the_rest_resting(exchange: Exch
     order = exchange.query_orders(DEFAULT_ACCOUNT, [txid])[0]
     assert (order.status, order.vol_exec, order.resting_limit) == (OrderStatus.OPEN, Decimal("0.2"), Decimal("60100"))
     with pytest.raises(ValueError):
-        exchange.add_order(DEFAULT_ACCOUNT, BUY, fill_ratio=Decimal("1.5"))
+        ForcedFirstFill(Decimal("1.5"), exchange.fill_model)
 
 
 def test_partial_fill_model_spreads_an_order_over_several_fills(clock: VirtualClock) -> None:
