@@ -522,7 +522,9 @@ class FaultSchedule:
                     endpoint=call.method,
                     effect="",
                     role=call.role,
-                    **_names(call.params),
+                    txid=_name(call.params, "txid"),
+                    cl_ord_id=_name(call.params, "cl_ord_id"),
+                    userref=_name(call.params, "userref"),
                 ),
             )
             self.log.append(firing.entry)
@@ -587,10 +589,7 @@ def _attribute(call: Call, firings: list[_Firing], result: dict[str, Any]) -> No
             firing.entry.txid = txid
 
 
-def _names(params: dict[str, object]) -> dict[str, str | None]:
-    """The identifiers a call carries, for the log."""
-    names: dict[str, str | None] = {}
-    for key in ("txid", "cl_ord_id", "userref"):
-        value = params.get(key)
-        names[key] = None if value is None else str(value)
-    return names
+def _name(params: dict[str, object], key: str) -> str | None:
+    """An identifier a call carries, for the log."""
+    value = params.get(key)
+    return None if value is None else str(value)

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from simulator.exchange import Ticker, TradeBalance
+from simulator.accounts import TradeBalance
+from simulator.market import Ticker
 from simulator.market_data import Book, BookLevel, PublicTrade
 from simulator.models import (
     CloseSpec,

@@ -1,0 +1,107 @@
+"""The exchange's state and models, shared by the parts it is made of (accounts,
+market data, matching, the order book, simulator.exchange): each part builds on
+the one before it, so none reaches into one that comes later."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Literal
+
+from core.domain.clock import Clock
+from simulator.fill_models import (
+    FeeModel,
+    FillModel,
+    FullFills,
+    LatencyModel,
+    NoLatency,
+    TieredFees,
+)
+from simulator.models import (
+    ExchangeState,
+    Order,
+)
+from simulator.pairs import PAIRS, USD_QUOTES, Pair
+from simulator.price_path import (
+    DAY,
+    GappedPricePath,
+    PricePath,
+    synthetic_paths,
+)
+
+DEFAULT_ACCOUNT = "default"
+DEFAULT_BALANCES = {"ZUSD": Decimal("100000"), "USDT": Decimal("100000")}
+OHLC_INTERVALS = frozenset({1, 5, 15, 30, 60, 240, 1440, 10080, 21600})
+OHLC_ENTRIES = 720
+CLOSED_ORDERS_PAGE = 50
+MAX_ADVANCE = 366 * DAY
+"""The longest single step of the sandbox's clock: its market is made for a few years."""
+MAX_DEAD_MAN_TIMEOUT = 86_400
+FEE_WINDOW = 30 * DAY
+WORST_NOISE = Decimal(1)
+
+ClosedTime = Literal["open", "close", "both"]
+
+
+class ExchangeBase:
+    def __init__(
+        self,
+        state: ExchangeState,
+        clock: Clock,
+        paths: Mapping[str, PricePath] | None = None,
+        *,
+        fills: FillModel | None = None,
+        latency: LatencyModel | None = None,
+        fees: FeeModel | None = None,
+    ) -> None:
+        self._state = state
+        self._clock = clock
+        self._plain_paths = synthetic_paths(state.seed, PAIRS.values(), state.origin)
+        self._plain_paths.update(paths or {})
+        self._paths = self._with_gaps()
+        self._fills: FillModel = fills or FullFills()
+        self._latency: LatencyModel = latency or NoLatency()
+        self._fees: FeeModel = fees or TieredFees()
+        self._spawned: list[Order] = []
+
+    @property
+    def state(self) -> ExchangeState:
+        return self._state
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    def now(self) -> float:
+        return self._clock.time()
+
+    def price(self, pair: Pair) -> Decimal:
+        return self._paths[pair.key].price_at(self.now())
+
+    def sync(self) -> None:
+        """Match the live orders against the market up to the clock's now: the matching
+        engine's (simulator.matching_engine), which every part calls first."""
+        raise NotImplementedError
+
+    def _with_gaps(self) -> dict[str, PricePath]:
+        gaps = [(gap.at, gap.pct) for gap in self._state.gaps]
+        if not gaps:
+            return dict(self._plain_paths)
+        return {key: GappedPricePath(path, PAIRS[key], gaps) for key, path in self._plain_paths.items()}
+
+    def _orders_of(self, account: str) -> list[Order]:
+        return [o for o in self._state.orders.values() if o.account == account]
+
+    def _usd_price(self, asset: str, at: float) -> Decimal:
+        if asset in USD_QUOTES:
+            return Decimal(1)
+        dollar_pair = min(
+            (p for p in PAIRS.values() if p.base == asset and p.quote in USD_QUOTES), key=lambda p: p.quote != "ZUSD"
+        )
+        return self._paths[dollar_pair.key].price_at(at)
+
+    def _thirty_day_volume(self, account: str, at: float) -> Decimal:
+        return sum(
+            (t.usd_value for t in self._state.trades.values() if t.account == account and t.time > at - FEE_WINDOW),
+            Decimal(0),
+        )

@@ -1,0 +1,82 @@
+"""The market as clients see it: prices, tickers, candles, the book and the tape."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+
+from simulator.accounts import Accounts
+from simulator.exceptions import (
+    InvalidArguments,
+)
+from simulator.exchange_base import OHLC_ENTRIES, OHLC_INTERVALS
+from simulator.market_data import Book, PublicTrade, order_book, recent_trades
+from simulator.matching import (
+    quote,
+)
+from simulator.pairs import Pair
+from simulator.price_path import (
+    DAY,
+    MINUTE,
+    Bar,
+)
+
+
+@dataclass(frozen=True)
+class Ticker:
+    ask: Decimal
+    bid: Decimal
+    last: Decimal
+    today: Bar
+    """Since midnight UTC."""
+    last_24h: Bar
+
+
+class MarketData(Accounts):
+    def ticker(self, pair: Pair) -> Ticker:
+        now = self.now()
+        path = self._paths[pair.key]
+        last = path.price_at(now)
+        book = quote(pair, last)
+        return Ticker(
+            ask=book.ask,
+            bid=book.bid,
+            last=last,
+            today=path.candles(DAY // MINUTE, now, now)[0],
+            last_24h=_summarize(path.candles(60, now - DAY, now)),
+        )
+
+    def ohlc(self, pair: Pair, interval: int, since: int | None) -> tuple[list[Bar], int]:
+        """Up to 720 candles, oldest first, newer than `since`; and the time of the last
+        committed (closed) candle, for the next poll's `since`."""
+        if interval not in OHLC_INTERVALS:
+            raise InvalidArguments("interval")
+        now = self.now()
+        step = interval * MINUTE
+        current = math.floor(now / step) * step
+        first = current - (OHLC_ENTRIES - 1) * step
+        if since is not None:
+            first = max(first, (math.floor(since / step) + 1) * step)
+        return self._paths[pair.key].candles(interval, first, now), current - step
+
+    def depth(self, pair: Pair, count: int) -> Book:
+        return order_book(self._state.seed, pair, self.price(pair), self.now(), count)
+
+    def public_trades(self, pair: Pair, since: float | None, count: int) -> list[PublicTrade]:
+        return recent_trades(self._state.seed, pair, self._paths[pair.key], self.now(), since, count)
+
+
+def _summarize(bars: list[Bar]) -> Bar:
+    volume = sum((b.volume for b in bars), Decimal(0))
+    turnover = sum((b.vwap * b.volume for b in bars), Decimal(0))
+    return Bar(
+        time=bars[0].time,
+        open=bars[0].open,
+        high=max(b.high for b in bars),
+        low=min(b.low for b in bars),
+        close=bars[-1].close,
+        vwap=(turnover / volume).quantize(bars[0].open) if volume else bars[-1].close,
+        volume=volume,
+        count=sum(b.count for b in bars),
+    )
