@@ -81,14 +81,32 @@ class BusyError(TgError):
 
 
 class ExchangeError(TgError):
-    """Something the exchange said, or failed to say.
-
-    `kraken_error` holds the exchange's own error string when there is one.
+    """Something the exchange said, or failed to say, with its context, as httpx's
+    errors carry their request: the `method` called, the exchange's own error string
+    (`kraken_error`, when there is one), and the order the call named (`txid` or
+    `cl_ord_id`), so a caller decides without parsing the message.
     """
 
-    def __init__(self, message: str, *, kraken_error: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        kraken_error: str | None = None,
+        txid: str | None = None,
+        cl_ord_id: str | None = None,
+    ) -> None:
         super().__init__(message)
+        self.method = method
         self.kraken_error = kraken_error
+        self.txid = txid
+        self.cl_ord_id = cl_ord_id
+
+    def add_context(self, *, method: str, txid: str | None = None, cl_ord_id: str | None = None) -> None:
+        """What the call was, for an error raised where only the answer was known."""
+        self.method = self.method or method
+        self.txid = self.txid or txid
+        self.cl_ord_id = self.cl_ord_id or cl_ord_id
 
 
 class PermanentExchangeError(ExchangeError):

@@ -32,6 +32,7 @@ from core.domain.errors import (
 from core.domain.models import Candle, OrderType, Side, Ticker
 from core.exchange.call_costs import CallCosts, CostLedger
 from core.exchange.errors import (
+    ORDER_METHODS,
     exception_for,
     exception_for_http_status,
     exception_for_malformed,
@@ -127,20 +128,6 @@ class ConditionalClose:
 
     order_type: OrderType
     price: Decimal
-
-
-TRADING_METHODS = frozenset(
-    {
-        "AddOrder",
-        "AddOrderBatch",
-        "AmendOrder",
-        "EditOrder",
-        "CancelOrder",
-        "CancelOrderBatch",
-        "CancelAll",
-        "CancelAllOrdersAfter",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -249,9 +236,26 @@ class KrakenClient:
         charge: _TradingCharge | None = None,
     ) -> Any:
         """One call, its `result` returned. Reads are retried on transient errors and on
-        lost answers (asking again changes nothing); trading calls are not, because only
-        their caller knows how to tell whether the exchange acted (by client order id)."""
-        if method_name in TRADING_METHODS:
+        lost answers (asking again changes nothing); calls that change orders are not,
+        because only their caller knows how to tell whether the exchange acted (by client
+        order id). An error leaves carrying the call's method and the order it named."""
+        try:
+            return await self._retried(method_name, path, params, private=private, charge=charge)
+        except ExchangeError as exc:
+            named = params or {}
+            exc.add_context(method=method_name, txid=named.get("txid"), cl_ord_id=named.get("cl_ord_id"))
+            raise
+
+    async def _retried(
+        self,
+        method_name: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        *,
+        private: bool,
+        charge: _TradingCharge | None,
+    ) -> Any:
+        if method_name in ORDER_METHODS:
             return await self._attempt(method_name, path, params, private=private, charge=charge)
         async for attempt in retrying(
             self._clock,
@@ -259,7 +263,7 @@ class KrakenClient:
             deadline_s=self._retry_deadline_s,
             rate_limit_wait_s=self._rate_limit_backoff_s,
             retry_on=(TransientExchangeError, AmbiguousExchangeError),
-            never_on=(InvalidNonceError,),  # _attempt already resynced and resent once
+            never_on=(InvalidNonceError,),  # _attempt already resynced and resent it
             on_retry=self._count_retry,
         ):
             with attempt:

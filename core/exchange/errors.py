@@ -1,8 +1,13 @@
 """How the exchange's failures become core.domain.errors: Kraken's error strings, and the
 failures of the wire itself (timeouts, dropped connections, HTTP error pages).
 
-Whether a failure is ambiguous depends on the method: EService:Unavailable on a read
-only means "try later", but on AddOrder the order may have been placed.
+The table `_KRAKEN_ERRORS` is the one place that says what each error string means,
+on a read and on a call that changes orders (ORDER_METHODS): the exception's class
+says whether retrying cannot help (Permanent...), the exchange did not act and a retry
+after a wait may succeed (Transient...), or it may have acted and the order must be
+looked up before anything is resent (Ambiguous...). EService:Unavailable on a read
+only means "try later", but on AddOrder the order may have been placed. Every
+exception carries the method it answered and, where Kraken gave one, its error string.
 """
 
 from __future__ import annotations
@@ -35,8 +40,20 @@ from core.domain.errors import (
     UnknownOrderError,
 )
 
-ORDER_METHODS = frozenset({"AddOrder", "AddOrderBatch", "CancelOrder", "EditOrder", "AmendOrder"})
-"""Methods that change orders: a failure without a clear refusal may have acted."""
+ORDER_METHODS = frozenset(
+    {
+        "AddOrder",
+        "AddOrderBatch",
+        "AmendOrder",
+        "EditOrder",
+        "CancelOrder",
+        "CancelOrderBatch",
+        "CancelAll",
+        "CancelAllOrdersAfter",
+    }
+)
+"""Methods that change orders: a failure without a clear refusal may have acted, so
+the client never resends one on its own (only its caller can tell, by client order id)."""
 
 _LOOK_BEFORE_RESENDING = (
     "the exchange may have acted: look the order up (QueryOrders/OpenOrders by txid, "
@@ -46,8 +63,13 @@ _LOOK_BEFORE_RESENDING = (
 
 @dataclass(frozen=True)
 class _Mapping:
+    """What one Kraken error string means: the exception on a read, the one on a call
+    that changes orders (where "the exchange failed" may mean it acted), and advice."""
+
     error_class: type[ExchangeError]
     advice: str
+    on_order_methods: type[ExchangeError] | None = None
+    """None: the same as on a read."""
 
 
 _INVALID_ARGUMENTS = "EGeneral:Invalid arguments"
@@ -78,7 +100,9 @@ _KRAKEN_ERRORS: dict[str, _Mapping] = {
         "Kraken caps the open orders per pair: cancel some of this pair's open orders first",
     ),
     "EService:Busy": _Mapping(ServiceBusyError, "retry after a short wait"),
-    "EService:Unavailable": _Mapping(ServiceUnavailableError, "retry after a wait"),
+    "EService:Unavailable": _Mapping(
+        ServiceUnavailableError, "retry after a wait", on_order_methods=ExchangeInternalError
+    ),
     "EGeneral:Internal error": _Mapping(ExchangeInternalError, "retry after a wait"),
     "EGeneral:Unknown method": _Mapping(UnknownMethodError, "check the base URL points at Kraken's REST API"),
     "EQuery:Unknown asset pair": _Mapping(UnknownAssetPairError, "name a pair Kraken lists (see AssetPairs)"),
@@ -98,7 +122,6 @@ _KRAKEN_ERRORS: dict[str, _Mapping] = {
 }
 
 _UNKNOWN = _Mapping(PermanentExchangeError, "see Kraken's API documentation for this error")
-_AMBIGUOUS_ON_ORDERS = frozenset({"EService:Unavailable", "EGeneral:Internal error"})
 
 
 def _lookup(error: str) -> tuple[str, _Mapping]:
@@ -111,22 +134,25 @@ def _lookup(error: str) -> tuple[str, _Mapping]:
 
 def exception_for(error: str, *, method: str) -> ExchangeError:
     """The exception for one Kraken error string answered to `method` (e.g. "AddOrder")."""
-    known, mapping = _lookup(error)
-    if known in _AMBIGUOUS_ON_ORDERS and method in ORDER_METHODS:
-        return ExchangeInternalError(
-            f"Kraken answered {error} to {method}; {_LOOK_BEFORE_RESENDING}", kraken_error=error
-        )
-    return mapping.error_class(f"Kraken answered {error} to {method}; {mapping.advice}", kraken_error=error)
+    _, mapping = _lookup(error)
+    order_call = method in ORDER_METHODS
+    error_class = (mapping.on_order_methods if order_call else None) or mapping.error_class
+    if order_call and issubclass(error_class, AmbiguousExchangeError):
+        advice = _LOOK_BEFORE_RESENDING
+    else:
+        advice = mapping.advice
+    return error_class(f"Kraken answered {error} to {method}; {advice}", method=method, kraken_error=error)
 
 
 def exception_for_transport(exc: httpx.TransportError, *, method: str, timeout_s: float) -> AmbiguousExchangeError:
     """The exception for a request that got no answer at all."""
     if isinstance(exc, httpx.TimeoutException):
         return ExchangeTimeoutError(
-            f"Kraken did not answer {method} within {timeout_s:g}s; {_advice_when_unsure(method)}"
+            f"Kraken did not answer {method} within {timeout_s:g}s; {_advice_when_unsure(method)}", method=method
         )
     return ConnectionLostError(
-        f"the connection to Kraken failed during {method} ({type(exc).__name__}); {_advice_when_unsure(method)}"
+        f"the connection to Kraken failed during {method} ({type(exc).__name__}); {_advice_when_unsure(method)}",
+        method=method,
     )
 
 
@@ -134,19 +160,22 @@ def exception_for_http_status(status_code: int, *, method: str, is_json: bool) -
     """The exception for an HTTP error answer, or a body that is not Kraken's JSON,
     when it carries no Kraken error string."""
     if status_code == 429:
-        return RateLimitExceededError(f"Kraken answered HTTP 429 to {method}; wait before sending more requests")
+        return RateLimitExceededError(
+            f"Kraken answered HTTP 429 to {method}; wait before sending more requests", method=method
+        )
     if 400 <= status_code < 500:
         return PermanentExchangeError(
-            f"Kraken answered HTTP {status_code} to {method}; check the base URL and the request"
+            f"Kraken answered HTTP {status_code} to {method}; check the base URL and the request", method=method
         )
     what = f"HTTP {status_code}" + ("" if is_json else " with a non-JSON body (an error page)")
-    return ExchangeInternalError(f"Kraken answered {what} to {method}; {_advice_when_unsure(method)}")
+    return ExchangeInternalError(f"Kraken answered {what} to {method}; {_advice_when_unsure(method)}", method=method)
 
 
 def exception_for_malformed(detail: str, *, method: str) -> ExchangeInternalError:
     """The exception for an answer that parsed but did not have Kraken's shape."""
     return ExchangeInternalError(
-        f"Kraken's answer to {method} did not have the expected shape ({detail}); {_advice_when_unsure(method)}"
+        f"Kraken's answer to {method} did not have the expected shape ({detail}); {_advice_when_unsure(method)}",
+        method=method,
     )
 
 

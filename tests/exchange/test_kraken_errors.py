@@ -136,6 +136,31 @@ async def test_the_client_reports_a_failed_cancel_as_ambiguous(client: KrakenCli
         await client.cancel_order("OUF4EM-FRGI2-MQMWZD")
 
 
+@pytest.mark.parametrize("method", ["CancelAll", "CancelAllOrdersAfter", "CancelOrderBatch", "AmendOrder"])
+def test_every_call_that_changes_orders_is_ambiguous_when_kraken_fails(method: str) -> None:
+    assert isinstance(exception_for("EService:Unavailable", method=method), AmbiguousExchangeError)
+    assert isinstance(exception_for("EService:Unavailable", method="OpenOrders"), ServiceUnavailableError)
+
+
+async def test_an_error_carries_its_context_as_attributes(client: KrakenClient, kraken: respx.MockRouter) -> None:
+    """As httpx's errors carry their request: the method, Kraken's own string, and the
+    order the call named, so a caller need not parse the message."""
+    kraken.post("/0/private/AddOrder").mock(return_value=refused("EOrder:Insufficient funds"))
+    with pytest.raises(InsufficientFundsError) as caught:
+        await client.add_order("BTC/USD", Side.BUY, OrderType.MARKET, Decimal("0.01"), cl_ord_id="my-order-1")
+    error = caught.value
+    assert (error.method, error.kraken_error, error.cl_ord_id, error.txid) == (
+        "AddOrder",
+        "EOrder:Insufficient funds",
+        "my-order-1",
+        None,
+    )
+    kraken.post("/0/private/CancelOrder").mock(return_value=refused("EOrder:Unknown order"))
+    with pytest.raises(UnknownOrderError) as cancelled:
+        await client.cancel_order("OUF4EM-FRGI2-MQMWZD")
+    assert (cancelled.value.method, cancelled.value.txid) == ("CancelOrder", "OUF4EM-FRGI2-MQMWZD")
+
+
 async def test_warnings_without_errors_do_not_fail_the_call(client: KrakenClient, kraken: respx.MockRouter) -> None:
     kraken.post("/0/private/Balance").mock(
         return_value=httpx.Response(200, json={"error": ["WGeneral:Deprecated"], "result": {"ZUSD": "1.0"}})
