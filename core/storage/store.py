@@ -606,13 +606,13 @@ class Store:
 
     def orders_in_play(self) -> list[Order]:
         """The orders whose record may still change, oldest first: not final on the
-        exchange, belonging to an open position, or an entry that filled without getting
-        its position. Settled orders of closed positions are final: reconciling never
+        exchange, belonging to an open position, or filled without being linked to a
+        position (an entry whose position was never opened, an exit of one). Settled orders of closed positions are final: reconciling never
         needs to ask the exchange about them again."""
         where = (
             "status in ('intent', 'pending', 'open', 'unknown')"
             " or position_id in (select id from positions where status = 'open')"
-            " or (role = 'entry' and position_id is null and cast(filled_volume as real) > 0)"
+            " or (position_id is null and cast(filled_volume as real) > 0)"
         )
         return [order_from_record(row) for row in self._rows("orders", [f"({where})"], order_by="created_at, rowid")]
 
