@@ -7,8 +7,10 @@ named by TG_CONFIG (or `--config`), else ./tg.toml when it exists.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -20,14 +22,26 @@ from core.domain.errors import ConfigError
 
 Tier = Literal["starter", "intermediate", "pro"]
 
+NOT_SETTINGS = frozenset(
+    {"TG_CONFIG", "TG_KRAKEN_API_KEY", "TG_KRAKEN_API_SECRET", "TG_KRAKEN_KEY_FILE", "TG_SANDBOX_TOKEN"}
+)
+"""TG_* variables that are read on their own, not settings (the file, keys, a token)."""
 
-class RateLimitSettings(BaseModel):
+
+class Section(BaseModel):
+    """A table of settings: a key it does not know is a mistake (a typo that would
+    silently change nothing), refused with the nearest valid key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RateLimitSettings(Section):
     calls_per_minute: int = Field(60, gt=0)
     order_calls_per_minute: int = Field(60, gt=0)
     tier: Tier = "starter"
 
 
-class KrakenSettings(BaseModel):
+class KrakenSettings(Section):
     """Where the exchange is. No URL means the embedded sandbox. Keys are not settings:
     they come from TG_KRAKEN_API_KEY / TG_KRAKEN_API_SECRET (core.exchange.Credentials)."""
 
@@ -37,7 +51,7 @@ class KrakenSettings(BaseModel):
     rate_limit: RateLimitSettings = RateLimitSettings()
 
 
-class RiskSettings(BaseModel):
+class RiskSettings(Section):
     risk_per_trade: Decimal = Field(Decimal("0.01"), gt=0, le=Decimal("0.1"))
     max_position_pct: Decimal = Field(Decimal("0.25"), gt=0, le=1)
     min_confidence: float = Field(0.55, ge=0, le=1)
@@ -56,7 +70,7 @@ class RiskSettings(BaseModel):
     cooldown_after_loss_s: float = Field(3600.0, ge=0)
 
 
-class ExecutionSettings(BaseModel):
+class ExecutionSettings(Section):
     stop_retry_deadline_s: float = Field(10.0, gt=0)
     stop_max_attempts: int = Field(4, ge=1)
     confirm_attempts: int = Field(6, ge=1)  # waits 0.5, 1, 2, 4, 8 s: an order slow to show gets 15 s
@@ -72,7 +86,7 @@ class ExecutionSettings(BaseModel):
 Provider = Literal["offline", "openai", "anthropic"]
 
 
-class ConflictSettings(BaseModel):
+class ConflictSettings(Section):
     """When the agents disagree enough to ask the conflict resolver, and how far it may go."""
 
     min_consensus: float = Field(0.6, ge=0, le=1)  # a winning share below this is low consensus
@@ -81,7 +95,7 @@ class ConflictSettings(BaseModel):
     min_size_factor: Decimal = Field(Decimal("0.25"), gt=0, le=1)  # the smallest a modify may shrink a trade
 
 
-class DegradationSettings(BaseModel):
+class DegradationSettings(Section):
     """How many failures (successes) in a row step the coordinator's level down (up)."""
 
     failures_per_step: int = Field(3, ge=1)
@@ -92,7 +106,7 @@ class DegradationSettings(BaseModel):
 TaskKey = Literal["technical_analysis", "regime_detection", "trading_decision"]
 
 
-class TaskSeconds(BaseModel):
+class TaskSeconds(Section):
     """A number of seconds for each of the coordinator's tasks."""
 
     technical_analysis: float = Field(gt=0)
@@ -104,7 +118,7 @@ class TaskSeconds(BaseModel):
         return seconds
 
 
-class CoordinatorConfig(BaseModel):
+class CoordinatorConfig(Section):
     """The schedule (symbols, intervals, which tasks run on it), time limits, conflict
     rules and degradation steps.
 
@@ -121,7 +135,7 @@ class CoordinatorConfig(BaseModel):
     degradation: DegradationSettings = DegradationSettings()
 
 
-class ModelSlot(BaseModel):
+class ModelSlot(Section):
     """Who answers one model slot.
 
     provider "offline" runs a deterministic rule set (model: its name, default the
@@ -131,7 +145,6 @@ class ModelSlot(BaseModel):
     itself is never a setting, so it never lands in a config file or a dump.
     """
 
-    model_config = ConfigDict(extra="forbid")  # a mistyped field (or an `api_key`) is an error
 
     provider: Provider = "offline"
     model: str | None = None
@@ -149,19 +162,19 @@ class ModelSlot(BaseModel):
         return self
 
 
-class ModelPrice(BaseModel):
+class ModelPrice(Section):
     """USD per million tokens, as the provider's price list gives it."""
 
     input_per_mtok: Decimal = Field(ge=0)
     output_per_mtok: Decimal = Field(ge=0)
 
 
-class ModelRateLimit(BaseModel):
+class ModelRateLimit(Section):
     requests_per_minute: float = Field(60.0, gt=0)
     burst: int = Field(10, ge=1)
 
 
-class ModelSettings(BaseModel):
+class ModelSettings(Section):
     """The nine model slots, the vote's quorum, prices and per-provider rate limits.
 
     Every slot defaults to its offline model, so nothing needs a key or a network.
@@ -185,17 +198,23 @@ class ModelSettings(BaseModel):
     default_rate_limit: ModelRateLimit = ModelRateLimit()
 
 
-class SimulatorSettings(BaseModel):
-    seed: int = 4  # the default sandbox opens on a market where the offline models agree to buy
+class SimulatorSettings(Section):
+    seed: int = Field(4, ge=0, le=2**63 - 1)  # the default opens on a market where the offline models agree to buy
     tier: Tier = "starter"
     quote_balance: Decimal = Decimal("100000")
+
+
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    """$XDG_DATA_HOME/tg, else ~/.local/share/tg (the XDG base directory default)."""
+    base = environ.get("XDG_DATA_HOME")
+    return (Path(base) if base else Path.home() / ".local" / "share") / "tg"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TG_", env_nested_delimiter="__", extra="forbid", frozen=True)
 
     db: Path | None = None
-    data_dir: Path = Path.home() / ".local" / "share" / "tg"
+    data_dir: Path = Field(default_factory=lambda: default_data_dir(os.environ))
     kraken: KrakenSettings = KrakenSettings()
     risk: RiskSettings = RiskSettings()
     execution: ExecutionSettings = ExecutionSettings()
@@ -250,11 +269,90 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         from_env = env_only.model_dump(exclude_unset=True)
         values = _merge(_merge(file_values, from_env), {k: v for k, v in overrides.items() if v is not None})
-        return Settings.model_validate(values)
+        settings = Settings.model_validate(values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"invalid setting {where}: {first['msg']}") from exc
+        raise ConfigError(_explain(exc, f"in {path}" if path is not None else "")) from exc
+    check_environment(os.environ, settings)
+    return settings
+
+
+def check_environment(environ: Mapping[str, str], settings: Settings) -> None:
+    """Refuse a TG_* variable that names no setting, with the nearest one that does (a
+    model's key variable, named by its slot's api_key_env, is no setting but is fine)."""
+    slots = [getattr(settings.models, name) for name, field in ModelSettings.model_fields.items()
+             if field.annotation is ModelSlot]
+    key_variables = {slot.api_key_env for slot in slots if slot.api_key_env}
+    for name in sorted(environ):
+        if not name.startswith("TG_") or name in NOT_SETTINGS or name in key_variables:
+            continue
+        path = name.removeprefix("TG_").lower().split("__")
+        problem = _unknown_key(Settings, path)
+        if problem is not None:
+            known, suggestion = problem
+            hint = f"; did you mean TG_{suggestion.upper().replace('.', '__')}?" if suggestion else ""
+            raise ConfigError(f"{name} is not a tg setting{hint} (see `tg config`)")
+
+
+def _unknown_key(model: type[BaseModel], path: list[str]) -> tuple[str, str | None] | None:
+    """None when `path` names a setting of `model`; else the part that does not, and the
+    nearest valid key there."""
+    fields = model.model_fields
+    head, rest = path[0], path[1:]
+    if head not in fields:
+        close = difflib.get_close_matches(head, list(fields), n=1, cutoff=0.6)
+        return head, ".".join([close[0], *rest]) if close else None
+    annotation = fields[head].annotation
+    if rest and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        deeper = _unknown_key(annotation, rest)
+        if deeper is not None:
+            return deeper[0], f"{head}.{deeper[1]}" if deeper[1] else None
+    return None
+
+
+def _explain(exc: ValidationError, where: str) -> str:
+    """One line for the first problem: an unknown key with its nearest valid one."""
+    first = exc.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    key = ".".join(loc)
+    place = f" {where}" if where else ""
+    if first["type"] == "extra_forbidden":
+        problem = _unknown_key(Settings, loc)
+        suggestion = problem[1] if problem else None
+        hint = f"; did you mean {suggestion}?" if suggestion else ""
+        return f"unknown setting {key}{place}{hint} (see `tg config`)"
+    return f"invalid setting {key}{place}: {first['msg']}"
+
+
+def describe(config_file: Path | None = None, **overrides: Any) -> list[tuple[str, Any, str]]:
+    """Every setting in effect, with where it came from: default, the file, the
+    environment or a flag. Settings hold no secret (keys are read on their own)."""
+    path = config_file or (Path(os.environ["TG_CONFIG"]) if os.environ.get("TG_CONFIG") else None)
+    if path is None and Path("tg.toml").is_file():
+        path = Path("tg.toml")
+    settings = load_settings(config_file, **overrides)
+    layers = [
+        (f"file {path}", _flatten(_read_toml(path)) if path is not None else {}),
+        ("environment", _flatten(_EnvOnly().model_dump(exclude_unset=True))),
+        ("flag", _flatten({k: v for k, v in overrides.items() if v is not None})),
+    ]
+    described = []
+    for key, value in _flatten(settings.model_dump(mode="json")).items():
+        source = "default"
+        for name, values in layers:
+            if key in values:
+                source = name
+        described.append((key, value, source))
+    return described
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 class _EnvOnly(Settings):
@@ -267,7 +365,11 @@ class _EnvOnly(Settings):
             super().__init__()
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(
-                f"invalid environment setting TG_{where.upper().replace('.', '__')}: {first['msg']}"
-            ) from exc
+            loc = [str(p) for p in first["loc"]]
+            name = "TG_" + "__".join(loc).upper()
+            if first["type"] == "extra_forbidden":
+                problem = _unknown_key(Settings, loc)
+                suggestion = problem[1] if problem else None
+                hint = f"; did you mean TG_{suggestion.upper().replace('.', '__')}?" if suggestion else ""
+                raise ConfigError(f"{name} is not a tg setting{hint} (see `tg config`)") from exc
+            raise ConfigError(f"invalid environment setting {name}: {first['msg']}") from exc

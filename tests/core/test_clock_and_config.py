@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.domain.clock import SystemClock, VirtualClock
-from core.domain.config import load_settings
+from core.domain.config import describe, load_settings
 from core.domain.errors import ConfigError
 
 
@@ -65,7 +65,9 @@ class TestSettings:
         [
             ("[risk\n", "not valid TOML"),
             ("[risk]\nrisk_per_trade = 5\n", "invalid setting risk.risk_per_trade"),
-            ("surprise = 1\n", "invalid setting surprise"),
+            ("surprise = 1\n", "unknown setting surprise"),
+            ("[risk]\nmin_confidnce = 0.99\n", "unknown setting risk.min_confidnce in"),
+            ("[simulator]\nseed = -1\n", "invalid setting simulator.seed"),
         ],
     )
     def test_bad_files_say_what_is_wrong(self, tmp_path: Path, text: str, message: str) -> None:
@@ -82,3 +84,48 @@ class TestSettings:
         monkeypatch.setenv("TG_RISK__RISK_PER_TRADE", "lots")
         with pytest.raises(ConfigError, match="TG_RISK__RISK_PER_TRADE"):
             load_settings()
+
+
+class TestStrictSettings:
+    def test_a_typo_in_the_file_names_the_nearest_key(self, tmp_path: Path) -> None:
+        config = tmp_path / "tg.toml"
+        config.write_text("[risk]\nmin_confidnce = 0.99\n")
+        with pytest.raises(ConfigError, match="did you mean risk.min_confidence"):
+            load_settings(config)
+
+    @pytest.mark.parametrize(
+        ("name", "nearest"),
+        [("TG_RISK__MIN_CONFIDNCE", "TG_RISK__MIN_CONFIDENCE"), ("TG_SIMULATR__SEED", "TG_SIMULATOR__SEED")],
+    )
+    def test_a_typo_in_the_environment_names_the_nearest_variable(
+        self, monkeypatch: pytest.MonkeyPatch, name: str, nearest: str
+    ) -> None:
+        monkeypatch.setenv(name, "1")
+        with pytest.raises(ConfigError, match=f"{name} is not a tg setting; did you mean {nearest}"):
+            load_settings()
+
+    def test_the_keys_and_the_file_are_not_settings_but_are_allowed(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("TG_KRAKEN_API_KEY", "k")
+        monkeypatch.setenv("TG_SANDBOX_TOKEN", "t" * 20)
+        load_settings()
+
+    def test_seeds_are_checked_alike_in_the_file_and_the_environment(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        monkeypatch.setenv("TG_SIMULATOR__SEED", "-1")
+        with pytest.raises(ConfigError, match="SIMULATOR__SEED"):
+            load_settings()
+
+    def test_the_data_directory_follows_xdg_data_home(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+        assert load_settings().db_path == tmp_path / "tg" / "tg.db"
+
+    def test_describe_says_where_each_setting_came_from(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        config = tmp_path / "tg.toml"
+        config.write_text("[risk]\nmin_confidence = 0.7\n")
+        monkeypatch.setenv("TG_RISK__MAX_OPEN_POSITIONS", "5")
+        sources = {key: (value, source) for key, value, source in describe(config, db=tmp_path / "x.db")}
+        assert sources["risk.min_confidence"] == (0.7, f"file {config}")
+        assert sources["risk.max_open_positions"] == (5, "environment")
+        assert sources["db"] == (str(tmp_path / "x.db"), "flag")
+        assert sources["risk.min_reward_risk"][1] == "default"

@@ -16,7 +16,7 @@ from core.domain.config import ModelPrice, ModelSlot
 from core.domain.models import MarketSnapshot, Ticker
 from core.exchange.ratelimit import TokenBucketRateLimiter
 
-KEY_ENV = "TG_TEST_PROVIDER_KEY"
+KEY_ENV = "TEST_PROVIDER_API_KEY"
 KEY = "sk-test-7c1f0d9e55aa4b21SECRET"
 CONTEXT = ModelContext("conflict", MarketSnapshot("BTC/USDT", 0.0, Ticker(Decimal(1), Decimal(1), Decimal(1)), {}))
 PRICE = ModelPrice(input_per_mtok=Decimal("0.27"), output_per_mtok=Decimal("1.10"))
