@@ -166,18 +166,15 @@ def simulate(
     from pathlib import Path
 
     from cli import render
+    from cli.faults import check_faults
     from cli.wiring import fault_catalog, served_sandbox, simulation_sandbox
-    from core.domain.errors import InputError
-    from core.flows.simulation import RANDOM, TG_FAULTS, Simulation
+    from core.flows.simulation import Simulation
     from core.flows.trade_cycle import new_run_id
     from core.storage.store import Store
 
     settings = settings_from(db, config)
     catalog = fault_catalog()
-    faults = fault or []
-    for name in faults:
-        if name.partition(":")[0] not in {*catalog, *TG_FAULTS, RANDOM}:
-            raise InputError(f"unknown fault {name!r}; known: {', '.join([*catalog, *TG_FAULTS, RANDOM])}")
+    faults = check_faults(fault or [], tg_faults=True)
 
     with tempfile.TemporaryDirectory(prefix="tg-simulate-") as workdir, render.simulation_progress(runs) as advance:
         sandboxes = served_sandbox(url) if url is not None else simulation_sandbox(settings)

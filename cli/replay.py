@@ -109,6 +109,7 @@ def replay(
     """Replay recorded candles through the whole trade cycle; report the figures and the
     equity curve against buy-and-hold. Exit 1 if a safety invariant broke."""
     from cli import replay_render
+    from cli.faults import check_faults
     from cli.wiring import fault_catalog
     from core.flows.candles import load_candles
     from core.flows.replay import Replay, ReplayOptions, store_result
@@ -120,7 +121,10 @@ def replay(
         every=every,
         start=_epoch(start, "--from"),
         end=_epoch(end, "--to"),
-        faults=tuple(fault or ()),
+        faults=tuple(
+            check_faults([f for f in fault or () if f != "random"], tg_faults=False)
+            + [f for f in fault or () if f == "random"]
+        ),
         seed=settings.simulator.seed if seed is None else seed,
     )
     series = load_candles(file, interval_minutes=interval)

@@ -156,6 +156,32 @@ def _status(sandbox: EmbeddedExchange, path: Path) -> dict[str, Any]:
     return status
 
 
+@sim_app.command("faults")
+@reports_errors
+def sim_faults(json_output: JsonOption = False) -> None:
+    """The faults tg simulate, tg run, tg replay and tg sim serve can inject, with their options.
+
+    Give a fault as NAME, or NAME:key=value,... with its own options and the rule's
+    (endpoint, match, probability, nth, times), e.g. `ghost:match=stop_loss,variant=html-5xx`."""
+    from cli import render
+    from cli.faults import catalog
+
+    listed = catalog()
+    if json_output:
+        render.print_json(listed)
+        return
+    console = render.console()
+    for fault in listed:
+        console.print(f"[bold]{fault['name']}[/] ({fault['by']}): {fault['summary']}")
+        for option in fault["options"]:
+            default = f", default {option['default']}" if option["default"] else ""
+            console.print(f"    {option['name']}: {option['accepts']}{default}")
+    console.print(
+        "every sandbox fault also takes the rule's options: endpoint (a method or *), "
+        "match (any|entry|stop_loss|take_profit), probability (0-1), nth, times"
+    )
+
+
 @sim_app.command("serve")
 @reports_errors
 def sim_serve(

@@ -196,6 +196,8 @@ class Defaults:
     endpoint: str = ANY_ENDPOINT
     match: Role = "any"
     times: int | None = None
+    summary: str = ""
+    """What the exchange does, in a line: the catalog's documentation."""
 
 
 class Fault:
@@ -316,20 +318,89 @@ def _gap_through(spec: OrderSpec, market: Decimal, beyond_pct: Decimal) -> Decim
 
 
 CATALOG: dict[str, Fault] = {
-    "stop-fail": Reject(Defaults("AddOrder", "stop_loss"), InvalidOrder),
-    "stop-fail-once": Reject(Defaults("AddOrder", "stop_loss", times=1), ServiceBusy),
-    "partial-fill": PartialFill(Defaults("AddOrder", "entry")),
-    "vanish": Vanish(Defaults("AddOrder", times=1)),
-    "ghost": Ghost(Defaults("AddOrder", times=1)),
-    "rate-limit": Reject(Defaults(times=1), ApiRateLimitExceeded, OrderRateLimitExceeded),
-    "unavailable": Reject(Defaults(times=1), ServiceUnavailable),
-    "busy": Reject(Defaults(times=1), ServiceBusy),
-    "insufficient-funds": Reject(Defaults("AddOrder", "entry"), InsufficientFunds),
-    "latency": Latency(Defaults()),
-    "invalid-nonce": Reject(Defaults(times=1), InvalidNonce, private_only=True),
-    "stale-visibility": StaleVisibility(Defaults("AddOrder")),
-    "gap": Gap(Defaults("AddOrder", "stop_loss", times=1)),
+    "stop-fail": Reject(
+        Defaults("AddOrder", "stop_loss", summary="refuses every stop-loss order (EOrder:Invalid order)"),
+        InvalidOrder,
+    ),
+    "stop-fail-once": Reject(
+        Defaults("AddOrder", "stop_loss", times=1, summary="answers the first stop-loss with EService:Busy"),
+        ServiceBusy,
+    ),
+    "partial-fill": PartialFill(
+        Defaults("AddOrder", "entry", summary="fills only part of an entry at once; the rest fills later")
+    ),
+    "vanish": Vanish(
+        Defaults("AddOrder", times=1, summary="acknowledges an order that then never shows in the account's queries")
+    ),
+    "ghost": Ghost(
+        Defaults(
+            "AddOrder", times=1, summary="places the order but loses the answer (timeout, internal error, 5xx page)"
+        )
+    ),
+    "rate-limit": Reject(
+        Defaults(times=1, summary="refuses a call for a rate limit, once"), ApiRateLimitExceeded, OrderRateLimitExceeded
+    ),
+    "unavailable": Reject(Defaults(times=1, summary="answers EService:Unavailable, once"), ServiceUnavailable),
+    "busy": Reject(Defaults(times=1, summary="answers EService:Busy, once"), ServiceBusy),
+    "insufficient-funds": Reject(
+        Defaults("AddOrder", "entry", summary="refuses the entry (EOrder:Insufficient funds)"), InsufficientFunds
+    ),
+    "latency": Latency(Defaults(summary="makes every call take simulated seconds")),
+    "invalid-nonce": Reject(
+        Defaults(times=1, summary="refuses a private call's nonce, once"), InvalidNonce, private_only=True
+    ),
+    "stale-visibility": StaleVisibility(
+        Defaults("AddOrder", summary="shows a placed order in the account's queries only after a while")
+    ),
+    "gap": Gap(Defaults("AddOrder", "stop_loss", times=1, summary="makes the price jump through a stop once placed")),
 }
+
+
+@dataclass(frozen=True)
+class OptionDoc:
+    name: str
+    default: str
+    accepts: str
+
+
+def option_docs(model: type[BaseModel]) -> list[OptionDoc]:
+    """A fault's options as its params model defines them: name, default, what it takes."""
+    docs = []
+    for name, info in model.model_fields.items():
+        accepts = _accepts(info.annotation, info.metadata)
+        default = "" if info.default is None else str(info.default)
+        docs.append(OptionDoc(name, default, accepts))
+    return docs
+
+
+def rule_option_docs() -> list[OptionDoc]:
+    """The options every rule takes, besides its fault's own."""
+    return [
+        OptionDoc("endpoint", "the fault's", "a Kraken method name (AddOrder, QueryOrders...) or *"),
+        OptionDoc("match", "the fault's", "any|entry|stop_loss|take_profit (AddOrder's order role)"),
+        OptionDoc("probability", "1", "0 to 1: the chance to hit each call it could"),
+        OptionDoc("nth", "", "1 or more: hit from the n-th call it could on"),
+        OptionDoc("times", "the fault's", "1 or more: at most this many hits"),
+    ]
+
+
+def _accepts(annotation: Any, metadata: list[Any]) -> str:
+    """What an option takes, in words: its choices, or its kind and bounds."""
+    args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
+    if args and all(isinstance(a, str) for a in args):
+        return "|".join(args)
+    if args:  # an optional value: what it takes when given
+        return "a Kraken error string, e.g. EService:Busy"
+    bounds = [
+        f"{symbol}{getattr(m, name)}"
+        for m in metadata
+        for name, symbol in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="))
+        if getattr(m, name, None) is not None
+    ]
+    kind = {"Decimal": "number", "float": "number", "int": "whole number"}.get(
+        getattr(annotation, "__name__", ""), str(annotation)
+    )
+    return " ".join([kind, *bounds])
 
 
 # --- rules --------------------------------------------------------------------
@@ -397,13 +468,28 @@ def _rule(data: object, source: str) -> FaultRule:
     try:
         return FaultRule.model_validate(data)
     except ValidationError as exc:
-        raise FaultSpecError(f"fault rule {source}: {_first_error(exc)}") from None
+        raise FaultSpecError(f"fault {source}: {_first_error(exc)}{_valid_options(data)}") from None
+
+
+def _valid_options(data: object) -> str:
+    """The options the rule's fault takes, to say next to a refused one."""
+    name = data.get("fault") if isinstance(data, dict) else None
+    if not isinstance(name, str) or name not in CATALOG:
+        return ""
+    own = [
+        f"{o.name} ({o.accepts}{', default ' + o.default if o.default else ''})"
+        for o in option_docs(CATALOG[name].params_model)
+    ]
+    return f"; {name} takes " + ", ".join(own + ["endpoint", "match", "probability", "nth", "times"])
 
 
 def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"])
-    return f"{where}: {error['msg']}" if where else str(error["msg"])
+    loc = [str(part) for part in error["loc"]]
+    if error["type"] == "extra_forbidden":
+        return f"unknown option {loc[-1]!r}"
+    where = ".".join(part for part in loc if part != "params")
+    return f"option {where}: {error['msg']}" if where else str(error["msg"])
 
 
 def parse_rules(items: list[object]) -> list[FaultRule]:

@@ -162,7 +162,7 @@ def fault_schedule(specs: Sequence[str], *, seed: int, fault_file: Path | None =
             rules.extend(file_rules)
         rules.extend(parse_spec(spec) for spec in specs)
     except FaultSpecError as exc:
-        raise InputError(f"{exc} (fault names and settings: see simulator/faults.py)") from exc
+        raise InputError(f"{exc} (see `tg sim faults`)") from exc
     return FaultSchedule(seed=seed, rules=rules)
 
 

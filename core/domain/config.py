@@ -145,7 +145,6 @@ class ModelSlot(Section):
     itself is never a setting, so it never lands in a config file or a dump.
     """
 
-
     provider: Provider = "offline"
     model: str | None = None
     base_url: str | None = None  # default: https://api.openai.com/v1 or https://api.anthropic.com
@@ -279,8 +278,11 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 def check_environment(environ: Mapping[str, str], settings: Settings) -> None:
     """Refuse a TG_* variable that names no setting, with the nearest one that does (a
     model's key variable, named by its slot's api_key_env, is no setting but is fine)."""
-    slots = [getattr(settings.models, name) for name, field in ModelSettings.model_fields.items()
-             if field.annotation is ModelSlot]
+    slots = [
+        getattr(settings.models, name)
+        for name, field in ModelSettings.model_fields.items()
+        if field.annotation is ModelSlot
+    ]
     key_variables = {slot.api_key_env for slot in slots if slot.api_key_env}
     for name in sorted(environ):
         if not name.startswith("TG_") or name in NOT_SETTINGS or name in key_variables:
@@ -288,7 +290,7 @@ def check_environment(environ: Mapping[str, str], settings: Settings) -> None:
         path = name.removeprefix("TG_").lower().split("__")
         problem = _unknown_key(Settings, path)
         if problem is not None:
-            known, suggestion = problem
+            _, suggestion = problem
             hint = f"; did you mean TG_{suggestion.upper().replace('.', '__')}?" if suggestion else ""
             raise ConfigError(f"{name} is not a tg setting{hint} (see `tg config`)")
 

@@ -17,16 +17,17 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.decision.coordinator import CoordinatorAgent
 from core.decision.llm.factory import build_models
 from core.decision.risk import RiskManagementEngine
 from core.domain.clock import Clock, SkippableSystemClock
 from core.domain.config import Settings
-from core.domain.errors import DatabaseWriteError
+from core.domain.errors import DatabaseWriteError, InputError
 from core.domain.models import OrderStatus, OrderType, PositionStatus, Side
 from core.exchange import Credentials, KrakenClient
 from core.exchange.account import ExchangeTruth
@@ -39,8 +40,58 @@ from core.flows.manual import manual_proposal
 from core.flows.trade_cycle import ExchangeVenue
 from core.storage.store import Store
 
-TG_FAULTS = ("db-fail", "crash", "foreign")
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class DbFailOptions(_Options):
+    probability: float = Field(0.5, gt=0, le=1)
+    """The chance each write to orders or positions is refused while the trade runs."""
+    spool: Literal["ok", "refuse"] = "ok"
+    """refuse: the spool's disk is full too."""
+
+
+class CrashOptions(_Options):
+    after: int | None = Field(None, ge=0, le=100)
+    """Die after this many private requests (default: a seeded number, 1 to 11)."""
+
+
+class NoOptions(_Options):
+    pass
+
+
+TG_FAULTS: dict[str, tuple[type[_Options], str]] = {
+    "db-fail": (DbFailOptions, "tg's database refuses writes after the exchange accepted"),
+    "crash": (CrashOptions, "tg dies between two requests (after the exchange acted) and restarts"),
+    "foreign": (NoOptions, "another client's orders and coins are on the account"),
+}
+"""tg's own faults (the sandbox's are simulator.faults.CATALOG): name -> options, summary."""
 RANDOM = "random"
+RANDOM_SUMMARY = "a seeded mix of every fault, with seeded options, in a seeded order"
+
+
+def parse_tg_fault(spec: str) -> _Options:
+    """The options of one of tg's faults, `NAME` or `NAME:key=value,...`, checked."""
+    name, _, rest = spec.strip().partition(":")
+    model = NoOptions if name == RANDOM else TG_FAULTS[name][0]
+    values: dict[str, str] = {}
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InputError(f"fault {spec!r}: {item!r} is not key=value")
+        values[key.strip()] = value.strip()
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        option = ".".join(str(part) for part in error["loc"])
+        takes = ", ".join(model.model_fields) or "no options"
+        what = (
+            f"unknown option {option!r}" if error["type"] == "extra_forbidden" else f"option {option}: {error['msg']}"
+        )
+        raise InputError(f"fault {spec!r}: {what}; {name} takes {takes}") from None
+
 
 RANDOM_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "stop-fail": {},
@@ -75,13 +126,23 @@ class SimulatedCrash(BaseException):
 
 
 class Sandbox(Protocol):
-    """What a run needs of a fresh sandbox exchange."""
+    """What a run needs of a fresh sandbox exchange. Read-only: a run never sets them, and
+    an embedded sandbox derives its keys and holds a narrower transport."""
 
-    base_url: str
-    transport: httpx.AsyncBaseTransport
-    api_key: str
-    api_secret: str
-    clock: Clock
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def transport(self) -> httpx.AsyncBaseTransport: ...
+
+    @property
+    def api_key(self) -> str: ...
+
+    @property
+    def api_secret(self) -> str: ...
+
+    @property
+    def clock(self) -> Clock: ...
 
     def close(self) -> None:
         """The run is over: let the sandbox go."""
@@ -181,15 +242,11 @@ def _catch_up(clock: Clock, lag: float) -> None:
         clock.advance(lag)
 
 
-def _options(spec: str) -> dict[str, str]:
-    _, _, rest = spec.partition(":")
-    return dict(item.partition("=")[::2] for item in rest.split(",") if item)
-
-
 def _crash_step(spec: str, rng: random.Random) -> int:
     """`crash` dies after a seeded number of private requests; `crash:after=N` after exactly N."""
-    value = _options(spec).get("after", "")
-    return int(value) if value.isdigit() else rng.randrange(1, 12)
+    options = parse_tg_fault(spec)
+    assert isinstance(options, CrashOptions)
+    return options.after if options.after is not None else rng.randrange(1, 12)
 
 
 FOREIGN_MARKET_BUY = Decimal("0.05")
@@ -289,12 +346,14 @@ class Simulation:
         for fault in faults:
             if fault.partition(":")[0] not in TG_FAULTS:
                 await control.add_fault(fault)
-        guard = DbFailGuard(rng) if "db-fail" in names else None
+        db_fail = parse_tg_fault(names["db-fail"]) if "db-fail" in names else None
+        assert db_fail is None or isinstance(db_fail, DbFailOptions)
+        guard = DbFailGuard(rng, db_fail.probability) if db_fail is not None else None
         crash_after = _crash_step(names["crash"], rng) if "crash" in names else None
         injected: Counter[str] = Counter()
         db_path = folder / "tg.db"
         spool = PendingWrites(folder / "tg.pending.jsonl")
-        if "db-fail" in names and _options(names["db-fail"]).get("spool") == "refuse":
+        if db_fail is not None and db_fail.spool == "refuse":
             (folder / "full-disk").write_text("")  # the spool's folder cannot be made: writes to it fail
             trade_spool = PendingWrites(folder / "full-disk" / "tg.pending.jsonl")
         else:
