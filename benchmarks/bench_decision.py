@@ -22,7 +22,8 @@ import math
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -100,6 +101,11 @@ class InMemoryVenue:
 
     async def snapshot(self, symbol: str) -> MarketSnapshot:
         return self._snapshot
+
+    @asynccontextmanager
+    async def trading(self, symbol: str) -> AsyncIterator[None]:
+        """One process, one account: nothing to lease or reconcile."""
+        yield
 
     async def risk_state(self, symbol: str, price: Decimal) -> RiskState:
         return RiskState(equity=Decimal("100000"), available_quote=Decimal("100000"))

@@ -10,8 +10,10 @@ import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError
 from typer.exceptions import TyperException
 
+from cli.exit_codes import EPILOG, ExitCode
 from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
 from cli.replay import replay
 from cli.run import run as run_command
@@ -26,12 +28,18 @@ app = typer.Typer(
     name="tg",
     help="A trading-safety toolkit: one LLM-assisted trade cycle against a sandbox Kraken.",
     no_args_is_help=True,
+    epilog=EPILOG,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
 app.add_typer(sim_app, name="sim")
 app.command()(replay)
 app.command("run")(run_command)
+
+
+NOT_DONE_STATUSES = frozenset({"FAILED", "UNKNOWN", "CLOSED"})
+"""A trade that did not complete as intended: refused, of unknown outcome, or closed at
+once because its stop-loss failed."""
 
 
 def _version(value: bool) -> None:
@@ -98,7 +106,9 @@ def trade(
     render.trade_summary(summary, as_json=json_output)
     if unrecorded or not summary["stored"]:
         render.unrecorded(unrecorded)
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.ENVIRONMENT)
+    if summary["status"] in NOT_DONE_STATUSES:
+        raise typer.Exit(ExitCode.NOT_DONE)
 
 
 @app.command()
@@ -195,7 +205,7 @@ def simulate(
         store.finish_run(run_id, status="ok" if report.ok else "violations", finished_at=time.time(), summary=summary)
     render.simulation_report(summary, as_json=json_output)
     if not report.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.UNSAFE)
 
 
 @app.command()
@@ -244,8 +254,9 @@ def reconcile(
     render.reconcile_report(outcome, as_json=json_output)
     if outcome["unrecorded"]:
         render.unrecorded(outcome["unrecorded"])
-    if outcome["errors"] or outcome["unrecorded"]:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.ENVIRONMENT)
+    if outcome["errors"]:
+        raise typer.Exit(ExitCode.NOT_DONE)
 
 
 @app.command()
@@ -304,6 +315,24 @@ def orders(
 app.command("ratelimit-stress")(ratelimit_stress)
 
 
+@app.command("config")
+@reports_errors
+def show_config(db: DbOption = None, config: ConfigOption = None, json_output: JsonOption = False) -> None:
+    """The settings in effect, and where each came from: default, the TOML file, a TG_*
+    variable or a flag. Keys and tokens are not settings and never show here."""
+    from cli import render
+    from core.domain.config import describe
+
+    rows = [{"key": key, "value": value, "source": source} for key, value, source in describe(config, db=db)]
+    if json_output:
+        render.print_json(rows)
+        return
+    table = render.table("setting", "value", "from", title="settings")
+    for row in rows:
+        table.add_row(row["key"], "-" if row["value"] is None else str(row["value"]), row["source"])
+    render.console().print(table)
+
+
 def _exchange_view(settings: Settings, url: str | None, live: bool) -> ReconcileReport | None:
     """With an exchange's URL, what it says of tg's orders and positions now, read only:
     nothing is sent to the exchange and nothing written to the database."""
@@ -327,15 +356,19 @@ def _exchange_view(settings: Settings, url: str | None, live: bool) -> Reconcile
 
 
 def main() -> None:
-    """Console entry point: usage errors become one line and exit code 2."""
+    """Console entry point: usage errors become one line and exit code 2; `tg` alone
+    shows the help."""
     try:
         code = app(standalone_mode=False)
+    except NoArgsIsHelpError as asked:  # `tg` or `tg sim` alone: the help is the answer
+        typer.echo(asked.format_message())
+        sys.exit(ExitCode.OK)
     except TyperException as exc:  # typer's own usage errors: bad flags, missing arguments
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         typer.echo(f"error: {exc.format_message()}{hint}", err=True)
-        sys.exit(getattr(exc, "exit_code", 2))
+        sys.exit(getattr(exc, "exit_code", ExitCode.USAGE))
     except typer.Abort:
         typer.echo("error: interrupted", err=True)
-        sys.exit(130)
-    sys.exit(code if isinstance(code, int) else 0)
+        sys.exit(ExitCode.INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)

@@ -31,21 +31,60 @@ def _fail(message: str, code: int) -> None:
 
 
 def reports_errors(command: F) -> F:
-    """tg's own errors become one line on stderr and a non-zero exit, never a traceback."""
-    from core.domain.errors import ConfigError, InputError, TgError
+    """Errors become one line on stderr and the exit status that means them (cli.exit_codes),
+    never a traceback."""
+    from cli.exit_codes import ExitCode
+    from core.domain.errors import (
+        AuthenticationError,
+        BusyError,
+        ConfigError,
+        ConnectionLostError,
+        ExchangeTimeoutError,
+        InputError,
+        ServiceUnavailableError,
+        StorageError,
+        TgError,
+    )
+    from simulator.exceptions import SandboxInUse, SandboxStateError
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (InputError, ConfigError) as exc:
-            _fail(str(exc), 2)
+        except (InputError, ConfigError, AuthenticationError) as exc:
+            _fail(str(exc), ExitCode.USAGE)
+        except (StorageError, BusyError, ConnectionLostError, ExchangeTimeoutError, ServiceUnavailableError) as exc:
+            _fail(str(exc), ExitCode.ENVIRONMENT)
+        except (SandboxStateError, SandboxInUse) as exc:
+            _fail(str(exc), ExitCode.ENVIRONMENT)
         except TgError as exc:
-            _fail(str(exc), 1)
+            _fail(str(exc), ExitCode.NOT_DONE)
+        except OSError as exc:  # the machine itself: a full disk, a missing directory
+            _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), ExitCode.ENVIRONMENT)
         except KeyboardInterrupt:
-            _fail("interrupted", 130)
+            _fail("interrupted", ExitCode.INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
+
+
+def checked_url(url: str | None) -> str | None:
+    """A URL tg can send to: http(s), a host, a port that exists; else one clear line."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    from core.domain.errors import InputError
+
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise InputError(f"--url {url!r} has no valid port: give a number from 1 to 65535") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"--url {url!r} is not an http(s) address, e.g. http://127.0.0.1:8765")
+    if port is not None and not 0 < port < 65_536:
+        raise InputError(f"--url {url!r}: port {port} is out of range; give one from 1 to 65535")
+    return url
 
 
 def settings_from(db: Path | None, config: Path | None) -> Settings:

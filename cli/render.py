@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from rich.console import Console
 from rich.table import Table
@@ -121,8 +121,21 @@ def console() -> Console:
     return _console()
 
 
+def table(*columns: str, title: str) -> Table:
+    return _table(*columns, title=title)
+
+
+class _RunRow(TypedDict):
+    run_id: str
+    kind: str
+    symbol: str | None
+    status: str
+    started_at: float
+    action: str | None
+
+
 def runs_table(records: Sequence[RunRecord], *, as_json: bool) -> None:
-    rows = [
+    rows: list[_RunRow] = [
         {
             "run_id": r.run_id,
             "kind": r.kind,

@@ -72,7 +72,11 @@ def run(
     simulated = url is None and not realtime
     duration = for_ if for_ is not None else (SIMULATED_DEFAULT_FOR if simulated else None)
     for_s = parse_duration(duration) if duration is not None else None
-    faults = list(fault or [])
+    from cli.faults import check_faults
+
+    faults = check_faults([f for f in fault or [] if f != "random"], tg_faults=False) + [
+        f for f in fault or [] if f == "random"
+    ]
     if faults and url is not None and not is_loopback(url):
         raise InputError("--fault needs a sandbox: Kraken itself takes no faults")
     settings = settings_from(db, config)
@@ -85,8 +89,13 @@ def run(
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            received.append(signal.Signals(signum).name)
+            stop.set()
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, lambda s=signum: (received.append(signal.Signals(s).name), stop.set()))
+            loop.add_signal_handler(signum, on_signal, signum)
         async with open_session(settings, url=url, live=live, simulated_time=simulated) as session:
             sandbox_url = session.client.base_url if url is None or is_loopback(url) else None  # has /_sandbox/
             transport = session.sandbox.transport if session.sandbox is not None else None

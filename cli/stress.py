@@ -89,6 +89,7 @@ def sandbox_target(tier: str) -> StressTarget:
 
 async def served_target(url: str, tier: str) -> StressTarget:
     """A served sandbox, never Kraken: a stress run is meant to break limits."""
+    from cli.options import checked_url
     from cli.wiring import is_loopback
     from core.domain.clock import SystemClock
     from core.domain.errors import ConfigError, InputError
@@ -97,6 +98,7 @@ async def served_target(url: str, tier: str) -> StressTarget:
     from core.exchange.signing import KEY_ENV, KEY_FILE_ENV, SECRET_ENV
     from core.flows.ratelimit_stress import StressTarget
 
+    checked_url(url)
     if not is_loopback(url):
         raise InputError(f"{url} is not a loopback address: ratelimit-stress only runs against a local sandbox")
     credentials = Credentials.from_env()

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from cli.options import checked_url
 from core.domain.clock import Clock, SkippableSystemClock, SystemClock
 from core.domain.config import Settings
 from core.domain.errors import BusyError, InputError, StorageError
@@ -116,7 +117,9 @@ async def open_session(
 ) -> AsyncIterator[Session]:
     """Open the store and the exchange; the sandbox's state is saved whatever happens.
     `simulated_time`: the embedded sandbox follows the (fast-forwarding) event loop."""
-    url = url or settings.kraken.url
+    url = checked_url(url or settings.kraken.url)
+    if live and url is None:
+        raise InputError("--live needs --url: it allows trading at a non-loopback address, the real Kraken")
     if url is not None and not is_loopback(url) and not (live or settings.kraken.live):
         raise InputError(f"{url} is not a loopback address, so it would be the real Kraken: add --live to trade there")
     store = Store.open(settings.db_path)
@@ -250,6 +253,7 @@ class ServedSandbox:
 
 def served_sandbox(url: str) -> Callable[[int, Path], ServedSandbox]:
     """Every simulated run on the one served sandbox (reset between runs by the run itself)."""
+    checked_url(url)
     if not is_loopback(url):
         raise InputError(f"{url} is not a loopback address: tg simulate only drives a sandbox served on this machine")
     credentials = Credentials.from_env()

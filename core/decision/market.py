@@ -25,13 +25,17 @@ async def build_market_snapshot(
     (Kraken would send 720; the analysis reads no further back)."""
     pair = await client.resolve_pair(symbol)
     now = int(clock.time())
-    ticker, *series = await asyncio.gather(
-        client.ticker(pair.symbol),
-        *(client.ohlc(pair.symbol, interval, since=now - HISTORY_CANDLES * interval * 60) for interval in intervals),
-    )
+    # tasks rather than bare coroutines, so each result keeps its type (gather over
+    # mixed awaitables types its list as object); started in the same order as before
+    ticker = asyncio.create_task(client.ticker(pair.symbol))
+    series = [
+        asyncio.create_task(client.ohlc(pair.symbol, interval, since=now - HISTORY_CANDLES * interval * 60))
+        for interval in intervals
+    ]
+    await asyncio.gather(ticker, *series)
     return MarketSnapshot(
         symbol=pair.symbol,
         timestamp=clock.time(),
-        ticker=ticker,
-        candles=dict(zip(intervals, series, strict=True)),
+        ticker=ticker.result(),
+        candles={interval: candles.result() for interval, candles in zip(intervals, series, strict=True)},
     )

@@ -197,19 +197,23 @@ class TradingHistory:
 def trading_history(closed: Sequence[Position], equity: Decimal, now: float) -> TradingHistory:
     """Realized P&L today and over the last 7 days, the losing streak, and the realized
     drawdown: P&L given back since its running peak, over the equity at that peak."""
-    ordered = sorted((p for p in closed if p.realized_pnl is not None), key=lambda p: p.closed_at or 0.0)
+    # (closed_at, realized P&L) of the positions that have one, oldest first
+    realized = sorted(
+        ((p.closed_at, p.realized_pnl) for p in closed if p.realized_pnl is not None),
+        key=lambda entry: entry[0] or 0.0,
+    )
     today, week = day_start(now), now - 7 * 86400
-    daily = sum((p.realized_pnl for p in ordered if (p.closed_at or 0.0) >= today), Decimal(0))  # type: ignore[misc]
-    weekly = sum((p.realized_pnl for p in ordered if (p.closed_at or 0.0) >= week), Decimal(0))  # type: ignore[misc]
+    daily = sum((pnl for closed_at, pnl in realized if (closed_at or 0.0) >= today), Decimal(0))
+    weekly = sum((pnl for closed_at, pnl in realized if (closed_at or 0.0) >= week), Decimal(0))
     streak, last_loss = 0, None
-    for position in reversed(ordered):
-        if position.realized_pnl >= 0:  # type: ignore[operator]
+    for closed_at, pnl in reversed(realized):
+        if pnl >= 0:
             break
         streak += 1
-        last_loss = last_loss or position.closed_at
+        last_loss = last_loss or closed_at
     cumulative, peak = Decimal(0), Decimal(0)
-    for position in ordered:
-        cumulative += position.realized_pnl  # type: ignore[operator]
+    for _, pnl in realized:
+        cumulative += pnl
         peak = max(peak, cumulative)
     given_back = peak - cumulative
     peak_equity = equity + given_back

@@ -139,6 +139,18 @@ class _TradingCharge:
     order_age_s: float | None = None
 
 
+
+def account_of(base_url: str) -> str:
+    """A short, stable name of the exchange at `base_url`, the same for every spelling
+    of its address (localhost or 127.0.0.1) and every key: Kraken does not say which
+    account a key belongs to, so two keys are taken for one account, which is the safe
+    side for leases."""
+    url = httpx.URL(base_url)
+    host = (url.host or "").lower()
+    host = "127.0.0.1" if host in ("localhost", "::1", "[::1]") else host
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme, 0)
+    return hashlib.sha256(f"{url.scheme}://{host}:{port}".encode()).hexdigest()[:12]
+
 class KrakenClient:
     """Kraken's spot REST API over httpx.
 
@@ -189,15 +201,8 @@ class KrakenClient:
 
     @property
     def account(self) -> str:
-        """A short, stable name of the exchange this client trades on, the same for every
-        spelling of its address (localhost or 127.0.0.1) and every key: Kraken does not
-        say which account a key belongs to, so two keys are taken for one account, which
-        is the safe side for leases."""
-        url = self._http.base_url
-        host = (url.host or "").lower()
-        host = "127.0.0.1" if host in ("localhost", "::1", "[::1]") else host
-        port = url.port or {"http": 80, "https": 443}.get(url.scheme, 0)
-        return hashlib.sha256(f"{url.scheme}://{host}:{port}".encode()).hexdigest()[:12]
+        """The exchange this client trades on: see `account_of`."""
+        return account_of(str(self._http.base_url))
 
     async def __aenter__(self) -> KrakenClient:
         return self

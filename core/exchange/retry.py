@@ -14,6 +14,7 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 from core.domain.clock import Clock
 from core.domain.errors import ExchangeError, RateLimitExceededError, TransientExchangeError
@@ -34,6 +35,18 @@ def backoff(rate_limit_wait_s: float) -> Callable[[RetryCallState], float]:
     return wait
 
 
+class _PastDeadline(stop_base):
+    """Stop once the clock reaches the deadline. A stop_base, not a bare callable, so it
+    composes with `|` as tenacity types it."""
+
+    def __init__(self, clock: Clock, deadline: float) -> None:
+        self._clock = clock
+        self._deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._clock.monotonic() >= self._deadline
+
+
 def retrying(
     clock: Clock,
     *,
@@ -46,9 +59,6 @@ def retrying(
 ) -> AsyncRetrying:
     deadline = clock.monotonic() + deadline_s
 
-    def past_deadline(_: RetryCallState) -> bool:
-        return clock.monotonic() >= deadline
-
     def record(state: RetryCallState) -> None:
         if on_retry is not None:
             error = state.outcome.exception() if state.outcome else None
@@ -57,7 +67,7 @@ def retrying(
 
     return AsyncRetrying(
         retry=retry_if_exception_type(retry_on) & retry_if_not_exception_type(never_on),
-        stop=stop_after_attempt(attempts) | past_deadline,
+        stop=stop_after_attempt(attempts) | _PastDeadline(clock, deadline),
         wait=backoff(rate_limit_wait_s),
         sleep=clock.sleep,
         before_sleep=record,

@@ -73,15 +73,15 @@ class SandboxControl:
         data = {"seconds": str(seconds)}
         if brief_for is not None:
             data |= {"orders": "false", "pairs": brief_for}
-        return await self._call("POST", "advance", data)  # type: ignore[no-any-return]
+        return await self._call("POST", "advance", data)
 
     async def state(self, *, orders: bool = True) -> dict[str, Any]:
         """Time, prices, balances, counters and (unless `orders` is False) every order."""
         path = "state" if orders else "state?orders=false"
-        return await self._call("GET", path)  # type: ignore[no-any-return]
+        return await self._call("GET", path)
 
     async def fault_log(self) -> list[dict[str, Any]]:
-        return (await self._call("GET", "fault-log"))["log"]  # type: ignore[no-any-return]
+        return (await self._call("GET", "fault-log"))["log"]
 
     async def truth(self) -> ExchangeTruth:
         """Every order and balance as the exchange holds them, unfaulted (one account)."""

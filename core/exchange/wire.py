@@ -61,11 +61,14 @@ class ExchangeOrder(WireModel):
 
     txid: str
     status: str
-    pair: str = Field(validation_alias=AliasPath("descr", "pair"))  # the altname
-    side: str = Field(validation_alias=AliasPath("descr", "type"))
-    ordertype: str = Field(validation_alias=AliasPath("descr", "ordertype"))
-    price: Decimal | None = Field(None, validation_alias=AliasPath("descr", "price"))
-    description: str = Field(validation_alias=AliasPath("descr", "order"))
+    # pydantic-alias: a path into "descr" has no keyword for the plugin to type __init__ with;
+    # ExchangeOrder is only built by from_wire/model_validate, and validate_by_name is no
+    # way out, it would let Kraken's top-level "price" (the average) stand in for descr.price
+    pair: str = Field(validation_alias=AliasPath("descr", "pair"))  # type: ignore[pydantic-alias]  # the altname
+    side: str = Field(validation_alias=AliasPath("descr", "type"))  # type: ignore[pydantic-alias]
+    ordertype: str = Field(validation_alias=AliasPath("descr", "ordertype"))  # type: ignore[pydantic-alias]
+    price: Decimal | None = Field(None, validation_alias=AliasPath("descr", "price"))  # type: ignore[pydantic-alias]
+    description: str = Field(validation_alias=AliasPath("descr", "order"))  # type: ignore[pydantic-alias]
     volume: Decimal = Field(validation_alias="vol")
     volume_executed: Decimal = Field(validation_alias="vol_exec")
     cost: Decimal

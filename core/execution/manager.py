@@ -35,7 +35,6 @@ from core.domain.models import (
     OrderRole,
     OrderStatus,
     OrderType,
-    Position,
     TradeProposal,
 )
 from core.exchange import CallCosts, ConditionalClose, KrakenClient, PairInfo
@@ -304,7 +303,7 @@ class _Execution:
             updated_at=m._clock.time(),
         )
         message = f"stop-loss failed ({cause}); the filled volume {entry.filled_volume} was closed at market"
-        position: Position | None = m._tracker.open_position(entry, [stop])
+        position = m._tracker.open_position(entry, [stop])
         exits = [stop] if stop.filled_volume > 0 else []
         try:
             if still_held > 0:

@@ -279,9 +279,7 @@ class _Pass:
         in_play = [
             o
             for o in orders.values()
-            if not o.status.is_final
-            or o.position_id in positions
-            or (o.position_id is None and o.filled_volume > 0)
+            if not o.status.is_final or o.position_id in positions or (o.position_id is None and o.filled_volume > 0)
         ]
         return _Ledger(sorted(in_play, key=lambda o: o.created_at), positions.values())
 

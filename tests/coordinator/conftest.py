@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,7 +19,7 @@ class MakeCoordinator(Protocol):
     def __call__(
         self,
         *,
-        votes: list[LanguageModel] | None = None,
+        votes: Sequence[LanguageModel] | None = None,
         ta: LanguageModel | None = None,
         regime: LanguageModel | None = None,
         conflict: LanguageModel | None = None,
@@ -45,7 +45,7 @@ async def make_coordinator(venue: RecordingVenue, store: Store) -> AsyncIterator
 
     def make(
         *,
-        votes: list[LanguageModel] | None = None,
+        votes: Sequence[LanguageModel] | None = None,
         ta: LanguageModel | None = None,
         regime: LanguageModel | None = None,
         conflict: LanguageModel | None = None,

@@ -176,8 +176,10 @@ async def test_trade_cycle_switched_to_a_provider_by_configuration(
     deepseek = ModelSlot(
         provider="openai", base_url="https://api.deepseek.com", model="deepseek-chat", api_key_env="DEEPSEEK_API_KEY"
     )
-    slots = dict.fromkeys(("ta", "trader_1", "trader_2", "trader_3", "trader_4", "conflict"), deepseek)
-    settings = sandbox.settings.model_copy(update={"models": ModelSettings(**slots)})
+    models = ModelSettings(
+        ta=deepseek, trader_1=deepseek, trader_2=deepseek, trader_3=deepseek, trader_4=deepseek, conflict=deepseek
+    )
+    settings = sandbox.settings.model_copy(update={"models": models})
 
     report = await TradeCycle(sandbox.client, sandbox.store, sandbox.exchange.clock, settings).run("BTC/USDT")
     summary = report.to_dict()

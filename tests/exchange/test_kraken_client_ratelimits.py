@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 import respx
@@ -20,7 +21,7 @@ from tests.exchange.kraken_fakes import BASE_URL, form, ok, order_wire, refused
 
 STARTER_REST_RATE = 0.33 * 0.98  # the limiter's refill: 2% under Kraken's decay
 STARTER_TRADING_RATE = 1.0 * 0.98
-ACK = {"descr": {"order": "buy 0.01000000 XBTUSD @ limit 30000.0"}, "txid": ["OAAAAA-BBBBB-CCCCCC"]}
+ACK: dict[str, Any] = {"descr": {"order": "buy 0.01000000 XBTUSD @ limit 30000.0"}, "txid": ["OAAAAA-BBBBB-CCCCCC"]}
 
 
 class RecordingLimiter(KrakenRateLimiter):

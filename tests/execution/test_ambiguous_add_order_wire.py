@@ -104,7 +104,8 @@ async def test_a_lost_add_order_answer_is_resolved_by_lookup_without_a_duplicate
 
     assert [p["cl_ord_id"] for p in book.placements] == ["entry-id", "stop-id", "target-id"]
     assert result.status is ExecutionStatus.FILLED
-    assert result.order_for(OrderRole.ENTRY).external_id == "O00001-AAAAA-BBBBBB"
+    entry = result.order_for(OrderRole.ENTRY)
+    assert entry is not None and entry.external_id == "O00001-AAAAA-BBBBBB"
     assert result.warnings_contains("found it by client order id")
 
 

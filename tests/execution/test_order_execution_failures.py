@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -18,6 +20,7 @@ from core.domain.errors import (
     ServiceBusyError,
 )
 from core.domain.models import AlertLevel, ExecutionStatus, OrderRole, OrderType, PositionStatus, Side, TradeProposal
+from core.exchange import AddOrderAck, KrakenClient
 from core.execution.manager import OrderExecutionManager
 from core.storage.store import Store
 from tests.execution.scripted_kraken import ScriptedKraken
@@ -34,13 +37,15 @@ PROPOSAL = TradeProposal(
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def store(tmp_path: Path) -> Iterator[Store]:
     with Store.open(tmp_path / "tg.db") as opened:
         yield opened
 
 
 def manager(kraken: ScriptedKraken, store: Store, clock: VirtualClock | None = None) -> OrderExecutionManager:
-    return OrderExecutionManager(kraken, store, clock=clock or VirtualClock(), settings=ExecutionSettings())
+    # ScriptedKraken stands in for the few KrakenClient calls the manager makes
+    client = cast(KrakenClient, kraken)
+    return OrderExecutionManager(client, store, clock=clock or VirtualClock(), settings=ExecutionSettings())
 
 
 class TestOrderExecutionPartialFailures:
@@ -52,6 +57,7 @@ class TestOrderExecutionPartialFailures:
         assert result.success is False
         assert result.partial_fill is True
         assert result.alert_level is AlertLevel.CRITICAL
+        assert result.error_message is not None
         assert "stop-loss failed" in result.error_message.lower()
         assert [c["type"] for c in kraken.add_order_calls] == [OrderType.MARKET, OrderType.STOP_LOSS, OrderType.MARKET]
         close = kraken.add_order_calls[2]
@@ -76,7 +82,8 @@ class TestOrderExecutionPartialFailures:
         assert result.success is True
         assert result.retry_count > 0
         assert len(result.warnings) > 0
-        assert result.order_for(OrderRole.STOP_LOSS).external_id == "ORDER-3"
+        stop = result.order_for(OrderRole.STOP_LOSS)
+        assert stop is not None and stop.external_id == "ORDER-3"
         [position] = store.positions()
         assert position.stop_loss == Decimal("58800.0")
 
@@ -93,7 +100,7 @@ class TestOrderExecutionPartialFailures:
         assert result.success is True  # protected on the exchange: storage came second
         assert result.warnings_contains("not recorded")
         [kept] = result.unrecorded  # no spool was given: handed back for the caller to print
-        assert kept["position"]["id"] == result.position.id
+        assert result.position is not None and kept["position"]["id"] == result.position.id
         assert [o["external_id"] for o in kept["orders"]] == ["ORDER-1", "ORDER-2", "ORDER-3"]
 
     async def test_kraken_returns_success_but_order_not_found(self, store: Store) -> None:
@@ -103,6 +110,7 @@ class TestOrderExecutionPartialFailures:
 
         assert result.status is ExecutionStatus.UNKNOWN
         assert result.alert_level is AlertLevel.HIGH
+        assert result.error_message is not None
         assert "order not found after placement" in result.error_message.lower()
         assert len(kraken.add_order_calls) == 1
         [kept] = store.orders()
@@ -123,10 +131,11 @@ class TestOrderExecutionPartialFailures:
 
         assert result.partial_fill is True
         assert result.status is ExecutionStatus.PARTIAL
-        assert result.order_for(OrderRole.STOP_LOSS).volume == Decimal("0.020")
-        assert result.order_for(OrderRole.TAKE_PROFIT).volume == Decimal("0.020")
+        stop, target = result.order_for(OrderRole.STOP_LOSS), result.order_for(OrderRole.TAKE_PROFIT)
+        assert stop is not None and stop.volume == Decimal("0.020")
+        assert target is not None and target.volume == Decimal("0.020")
         assert kraken.cancel_calls == ["ORDER-1"]  # the unfilled remainder is not left working
-        assert result.position.size == Decimal("0.020")
+        assert result.position is not None and result.position.size == Decimal("0.020")
 
     async def test_insufficient_funds_is_a_clean_failure(self, store: Store) -> None:
         kraken = ScriptedKraken([InsufficientFundsError("EOrder:Insufficient funds")])
@@ -150,14 +159,14 @@ class TestOrderExecutionPartialFailures:
             OrderType.TAKE_PROFIT,
         ]
         assert result.success is True
-        assert result.order.external_id == "ORDER-1"
+        assert result.order is not None and result.order.external_id == "ORDER-1"
         assert result.warnings_contains("found it by client order id")
 
 
 class AnswerLostOnce(ScriptedKraken):
     """The first order reaches the exchange but its answer never comes back."""
 
-    async def add_order(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    async def add_order(self, *args: Any, **kwargs: Any) -> AddOrderAck:
         ack = await super().add_order(*args, **kwargs)
         if len(self.add_order_calls) == 1:
             raise ExchangeTimeoutError("no answer in time")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.domain.clock import VirtualClock
+from core.domain.clock import Clock
 from core.domain.config import RateLimitSettings
 from core.domain.models import ExecutionResult, ExecutionStatus
 from core.exchange import Credentials, KrakenClient
@@ -25,7 +25,7 @@ from simulator.exchange import DEFAULT_ACCOUNT
 @dataclass
 class Desk:
     sandbox: EmbeddedExchange
-    clock: VirtualClock
+    clock: Clock
     client: KrakenClient
     manager: OrderExecutionManager
 
@@ -88,4 +88,4 @@ async def test_default_limits_let_one_trade_through_at_once_and_pace_the_next(tm
         assert first.latency_ms == 0.0
         assert second.latency_ms == pytest.approx(3000, abs=1e-3)
         assert second.warnings_contains("rate limit held 3 exchange call(s) back")
-        assert second.order.volume == Decimal("0.001")
+        assert second.order is not None and second.order.volume == Decimal("0.001")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.domain.clock import VirtualClock
+from core.domain.clock import Clock
 from core.exchange import Credentials, KrakenClient
 from core.storage.store import Store
 from simulator.embedded import EmbeddedExchange
@@ -19,7 +19,7 @@ class Rig:
     sandbox: EmbeddedExchange
     client: KrakenClient
     store: Store
-    clock: VirtualClock
+    clock: Clock
 
 
 @pytest.fixture

@@ -81,6 +81,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -92,7 +93,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 if TYPE_CHECKING:
-    import ccxt  # type: ignore[import-untyped]
+    import ccxt
 
     from simulator.server import SandboxServer
 
@@ -230,6 +231,16 @@ class TgProcess:
         )
         self.process.start()
 
+    def wait_for_stderr(self, text: str, timeout: float = SAFETY_S) -> None:
+        """Until the command has written `text` to stderr (polling its file), or ended."""
+        deadline = time.monotonic() + timeout
+        while text not in self._read(self._err):
+            if not self.process.is_alive():
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"tg {' '.join(self.argv)} never wrote {text!r}: {self._read(self._err)}")
+            time.sleep(0.005)
+
     def wait(self, timeout: float = SAFETY_S) -> Finished:
         self.process.join(timeout)
         if self.process.is_alive():
@@ -284,12 +295,39 @@ class Place:
         return finished
 
 
-def at_once(starts: Sequence[Callable[[], TgProcess]], log: list[Finished]) -> list[Finished]:
-    """Start every command before waiting for any; all their endings, in start order."""
-    running = [start() for start in starts]
+def at_once(
+    starts: Sequence[Callable[[], TgProcess]], log: list[Finished], *, gate: Place | None = None
+) -> list[Finished]:
+    """Start every command before waiting for any; all their endings, in start order.
+
+    With a `gate`, the test holds the lease of the BTC trades on that place's database
+    while the commands start, and lets go only when every trade has said it waits for
+    the lease: the trades then overlap for certain, not by luck of scheduling."""
+    if gate is None:
+        running = [start() for start in starts]
+    else:
+        with lease_held(gate):
+            running = [start() for start in starts]
+            for process in running:
+                if process.argv[0] == "trade":
+                    process.wait_for_stderr("note: waiting")
     finished = [process.wait() for process in running]
     log.extend(finished)
     return finished
+
+
+@contextmanager
+def lease_held(place: Place) -> Iterator[None]:
+    """This test process holds the lease tg's trades of SYMBOL take, as another tg would."""
+    from core.exchange.client import account_of
+    from core.execution.leases import LeaseKeeper, asset_lease
+    from core.storage.store import Store
+    from simulator.embedded import EmbeddedExchange
+
+    name = asset_lease(account_of(place.url or EmbeddedExchange.base_url), "XXBT")
+    with Store.open(place.db) as store, LeaseKeeper(store) as keeper:
+        assert keeper.try_acquire(name)
+        yield
 
 
 def env_for(folder: Path, *, served: bool, **settings: str) -> dict[str, str]:
@@ -644,7 +682,7 @@ def four_trades(place: Place, round_: int) -> list[Finished]:
     makes them take turns, so the risk engine of the last sees the other three's
     positions and refuses it. Without the lease all four could pass."""
     env = {**place.env, "TG_RISK__MAX_OPEN_POSITIONS": str(3 * round_)}
-    return at_once([lambda: TgProcess(place.argv(*TRADE), env, place.folder)] * 4, place.log)
+    return at_once([lambda: TgProcess(place.argv(*TRADE), env, place.folder)] * 4, place.log, gate=place)
 
 
 def two_trades_and_readers(place: Place) -> list[Finished]:
@@ -657,6 +695,7 @@ def two_trades_and_readers(place: Place) -> list[Finished]:
             lambda: place.start("positions", "--json"),
         ],
         place.log,
+        gate=place,
     )
 
 
@@ -692,7 +731,7 @@ def test_four_trades_at_once_on_a_served_sandbox(served: Bench, folder: Path) ->
         judge(served.look(), [place], place.log)
         assert settle(place) == []
     assert len(read_db(place.db).open_positions) == 3 * ROUNDS
-    assert waited(place.log) >= ROUNDS
+    assert waited(place.log) >= 4 * ROUNDS
 
 
 def test_two_trades_reconcile_and_listings_at_once_on_a_served_sandbox(served: Bench, folder: Path) -> None:
@@ -704,7 +743,7 @@ def test_two_trades_reconcile_and_listings_at_once_on_a_served_sandbox(served: B
         judge(served.look(), [place], place.log)
         assert settle(place) == []
     assert len(read_db(place.db).open_positions) == 2 * ROUNDS
-    assert waited(place.log) >= ROUNDS
+    assert waited(place.log) >= 2 * ROUNDS
 
 
 def test_four_trades_at_once_on_the_embedded_sandbox(folder: Path) -> None:
@@ -714,7 +753,7 @@ def test_four_trades_at_once_on_the_embedded_sandbox(folder: Path) -> None:
         assert statuses(finished) == ["FILLED"] * 3 + ["REJECTED"]
         judge(look_inside_the_sandbox(place.sandbox_state), [place], place.log)
         assert settle(place) == []
-    assert waited(place.log) >= ROUNDS
+    assert waited(place.log) >= 4 * ROUNDS
 
 
 def test_two_trades_reconcile_and_listings_at_once_on_the_embedded_sandbox(folder: Path) -> None:
@@ -725,7 +764,7 @@ def test_two_trades_reconcile_and_listings_at_once_on_the_embedded_sandbox(folde
         assert not concurrent_reconciles_changed(finished)
         judge(look_inside_the_sandbox(place.sandbox_state), [place], place.log)
         assert settle(place) == []
-    assert waited(place.log) >= ROUNDS
+    assert waited(place.log) >= 2 * ROUNDS
 
 
 def test_trade_advance_and_status_at_once_on_the_embedded_sandbox(folder: Path) -> None:
@@ -741,13 +780,14 @@ def test_trade_advance_and_status_at_once_on_the_embedded_sandbox(folder: Path) 
                 lambda: place.start("sim", "status", "--json"),
             ],
             place.log,
+            gate=place,
         )
         assert statuses(finished) == ["FILLED"]
         judge(look_inside_the_sandbox(place.sandbox_state), [place], place.log, strict=False)
         settle(place)
         judge(look_inside_the_sandbox(place.sandbox_state), [place], place.log)
         assert settle(place) == []
-    assert waited(place.log) >= 1
+    assert waited(place.log) >= ROUNDS
 
 
 # --- the race a reconcile must not lose --------------------------------------------------

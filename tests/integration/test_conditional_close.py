@@ -36,6 +36,8 @@ async def test_the_stop_rides_on_the_entry(rig: Rig) -> None:
 
     assert result.success and result.warnings == []
     stop = result.order_for(OrderRole.STOP_LOSS)
+    assert stop is not None and stop.external_id is not None
+    assert result.order is not None and result.position is not None
     exchange_stop = (await rig.client.query_orders([stop.external_id]))[stop.external_id]
     assert exchange_stop.refid == result.order.external_id  # opened by Kraken, not sent by tg
     assert exchange_stop.ordertype == "stop-loss" and exchange_stop.volume == result.position.size

@@ -62,6 +62,7 @@ async def test_a_clean_book_changes_nothing(rig: Rig) -> None:
 async def test_stop_cancelled_behind_our_back_is_placed_again(rig: Rig) -> None:
     result = await open_long(rig)
     stop = result.order_for(OrderRole.STOP_LOSS)
+    assert stop is not None and stop.external_id is not None and result.position is not None
     await rig.client.cancel_order(stop.external_id)
 
     report = await Reconciler(rig.client, rig.store, rig.clock).reconcile()
@@ -82,11 +83,15 @@ async def test_filled_target_closes_the_position_and_cancels_the_stop(rig: Rig) 
         if position.status is PositionStatus.CLOSED:
             break
     assert position.status is PositionStatus.CLOSED
-    target = rig.store.get_order(result.order_for(OrderRole.TAKE_PROFIT).client_order_id)
-    stop = rig.store.get_order(result.order_for(OrderRole.STOP_LOSS).client_order_id)
+    placed_target, placed_stop = result.order_for(OrderRole.TAKE_PROFIT), result.order_for(OrderRole.STOP_LOSS)
+    assert placed_target is not None and placed_stop is not None and result.order is not None
+    target = rig.store.get_order(placed_target.client_order_id)
+    stop = rig.store.get_order(placed_stop.client_order_id)
+    assert target is not None and stop is not None
     assert target.status is OrderStatus.CLOSED
     assert stop.status is OrderStatus.CANCELED
     entry = rig.store.get_order(result.order.client_order_id)
+    assert entry is not None and target.avg_fill_price is not None
     fees = entry.fee + target.fee
     assert position.realized_pnl == (target.avg_fill_price - position.entry_price) * position.size - fees
     assert any("closed by its take_profit" in c for c in report.changes)
@@ -121,6 +126,7 @@ async def test_intent_that_reached_the_exchange_is_matched_by_client_order_id(ri
     )
     await Reconciler(rig.client, rig.store, rig.clock).reconcile()
     stored = rig.store.get_order(intent.client_order_id)
+    assert stored is not None
     assert stored.external_id == ack.txid and stored.status is OrderStatus.OPEN
 
 
@@ -136,13 +142,16 @@ async def test_intent_that_never_left_is_marked_rejected(rig: Rig) -> None:
         )
     )
     await Reconciler(rig.client, rig.store, rig.clock).reconcile()
-    assert rig.store.get_order("3f1c9a6e-0000-4000-8000-000000000003").status is OrderStatus.REJECTED
+    stored = rig.store.get_order("3f1c9a6e-0000-4000-8000-000000000003")
+    assert stored is not None and stored.status is OrderStatus.REJECTED
 
 
 async def test_filled_entry_without_a_position_gets_one_and_a_stop(rig: Rig) -> None:
     result = await open_long(rig)
+    assert result.position is not None
     # as if the process died after the entry filled and before anything else was stored
     for order in result.orders[1:]:
+        assert order.external_id is not None
         await rig.client.cancel_order(order.external_id)
     with rig.store.transaction():
         rig.store._db.execute("DELETE FROM orders WHERE role != 'entry'")

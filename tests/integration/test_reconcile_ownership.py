@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from core.domain.config import ExecutionSettings
@@ -38,7 +39,7 @@ class Desk:
     folder: Path
 
     def client(self, crash_after: int | None = None) -> KrakenClient:
-        transport = self.sandbox.transport
+        transport: httpx.AsyncBaseTransport = self.sandbox.transport
         if crash_after is not None:
             transport = CrashingTransport(transport, crash_after)
         return KrakenClient(

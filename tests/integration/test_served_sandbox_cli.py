@@ -6,6 +6,7 @@ import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -47,7 +48,7 @@ def test_commands_in_a_row_against_a_starter_sandbox_are_paced_never_refused(tmp
         assert sum(c.value for c in sandbox.limits.rest.values()) > 0  # the counters did count
 
 
-def tg(*args: str) -> dict | list:
+def tg(*args: str) -> Any:  # the command's --json output: an object or a list, by command
     result = runner.invoke(app, [*args, "--json"], env=ENV)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)

@@ -81,7 +81,7 @@ def balance(url: str, key: str, secret: str) -> dict[str, Any]:
     api = krakenex.API(key, secret)
     api.uri = url
     try:
-        return api.query_private("Balance")  # type: ignore[no-any-return]
+        return api.query_private("Balance")
     finally:
         api.close()
 

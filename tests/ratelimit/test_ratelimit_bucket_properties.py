@@ -10,9 +10,9 @@ import looptime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ratelimit_reference import Request, counter_at, counter_peaks, fifo_bucket_grants
 
 from core.exchange.ratelimit import TokenBucketRateLimiter
+from tests.ratelimit.ratelimit_reference import Request, counter_at, counter_peaks, fifo_bucket_grants
 
 TOLERANCE = 1e-6  # tokens
 TICKS = 5e-6  # seconds: looptime keeps whole microseconds; a grant may land a tick or two late

@@ -8,11 +8,11 @@ import random
 from typing import get_args
 
 import pytest
-from ratelimit_reference import KRAKEN_REST, KRAKEN_TRADING, counter_peaks, fastest_finish
 
 from core.domain.config import RateLimitSettings, Tier
 from core.exchange.ratelimit import KrakenRateLimiter, order_action_cost, rest_call_cost
 from core.exchange.ratelimit.kraken import OrderAction
+from tests.ratelimit.ratelimit_reference import KRAKEN_REST, KRAKEN_TRADING, counter_peaks, fastest_finish
 
 virtual_time = pytest.mark.looptime(idle_timeout=0.1)
 TIERS: tuple[Tier, ...] = get_args(Tier)

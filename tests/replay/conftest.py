@@ -48,7 +48,7 @@ def random_walk(count: int, seed: int, start: float = 50_000.0) -> list[Row]:
         close = price * math.exp(drift + rng.gauss(0, 0.006))
         high = max(price, close) * (1 + abs(rng.gauss(0, 0.002)))
         low = min(price, close) * (1 - abs(rng.gauss(0, 0.002)))
-        rows.append(tuple(f"{v:.1f}" for v in (price, high, low, close)))  # type: ignore[misc]
+        rows.append((f"{price:.1f}", f"{high:.1f}", f"{low:.1f}", f"{close:.1f}"))
         price = close
     return rows
 

@@ -115,7 +115,7 @@ def test_recorded_candles_come_back_whole_and_merge_into_longer_intervals() -> N
         D(106),
     )
     assert (four_hours.volume, four_hours.count) == (D(100), 230)
-    assert four_hours.vwap == (sum(h.vwap * h.volume for h in hourly[:4]) / 100).quantize(D("0.1"))
+    assert four_hours.vwap == (sum((h.vwap * h.volume for h in hourly[:4]), D(0)) / 100).quantize(D("0.1"))
     # a candle opening exactly at `until` is there, flat and without volume
     assert (forming.time, forming.open, forming.close, forming.volume) == (T0 + 4 * H, D(106), D(106), D(0))
 

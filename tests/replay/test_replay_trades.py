@@ -61,6 +61,9 @@ async def test_three_trades_each_ending_as_worked_out_by_hand(replay: RunReplay)
     with Store.open(result.db_path) as store:
         a, b, c = store.positions()
         assert all(p.status is PositionStatus.CLOSED for p in (a, b, c))
+        # closed, so each has its exit price and its P&L
+        assert a.exit_price is not None and b.exit_price is not None and c.exit_price is not None
+        assert a.realized_pnl is not None and b.realized_pnl is not None and c.realized_pnl is not None
         orders = {p.id: {o.role: o for o in store.orders(position_id=p.id)} for p in (a, b, c)}
         fills = store.fills()
 
@@ -92,6 +95,7 @@ async def test_three_trades_each_ending_as_worked_out_by_hand(replay: RunReplay)
     for position in (a, b, c):
         fees = sum((o.fee for o in orders[position.id].values()), D(0))
         assert position.fees == fees
+        assert position.exit_price is not None
         assert position.realized_pnl == (position.exit_price - position.entry_price) * position.size - fees
 
     # the account ends flat, its equity the start plus what the trades made
@@ -134,7 +138,7 @@ async def test_everything_is_stored_under_the_run_id(replay: RunReplay) -> None:
         orders = store.orders()
         assert orders and all(o.run_id is not None and o.run_id.startswith(result.run_id) for o in orders)
         assert all(p.run_id is not None and p.run_id.startswith(result.run_id) for p in store.positions())
-        decision_ids = sorted({o.run_id for o in orders if o.role is OrderRole.ENTRY})
+        decision_ids = sorted({o.run_id for o in orders if o.role is OrderRole.ENTRY and o.run_id is not None})
         assert len(decision_ids) == 3
         assert [v.model for v in store.votes(decision_ids[0])] == [f"trader_{i}" for i in range(1, 7)]
         [curve] = [o for o in store.agent_outputs(result.run_id) if o["agent"] == "equity_curve"]

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from sandbox_client import KrakenClient
 
 from core.domain.clock import VirtualClock
 from simulator.app import create_app
 from simulator.embedded import SANDBOX_EPOCH
 from simulator.exchange import Exchange
 from simulator.models import ApiKey
+from tests.simulator.sandbox_client import KrakenClient
 
 
 @pytest.fixture

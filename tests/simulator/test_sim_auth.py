@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-from sandbox_client import KrakenClient, kraken_signature
-
 from simulator.auth import sign
 from simulator.exchange import Exchange
+from tests.simulator.sandbox_client import KrakenClient, kraken_signature
 
 KRAKEN_SECRET = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
 KRAKEN_POSTDATA = "nonce=1616492376594&ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25"

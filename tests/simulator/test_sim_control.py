@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sandbox_client import KrakenClient
 
 from core.domain.clock import VirtualClock
 from simulator.app import SandboxApp, create_app
@@ -17,6 +16,7 @@ from simulator.exchange import Exchange
 from simulator.faults import FaultSchedule, parse_spec
 from simulator.models import ApiKey
 from simulator.ratelimits import Tier
+from tests.simulator.sandbox_client import KrakenClient
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sandbox_client import KrakenClient
 
 from core.domain.errors import ExchangeError
 from core.exchange.sandbox_control import TOKEN_ENV, SandboxControl
@@ -18,6 +17,7 @@ from simulator.app import SandboxApp, create_app
 from simulator.control_guard import ControlGuard
 from simulator.exchange import Exchange
 from simulator.models import ApiKey
+from tests.simulator.sandbox_client import KrakenClient
 
 TOKEN = "test-control-token-0123456789abcdef"
 REMOTE = ("10.0.0.5", 1234)

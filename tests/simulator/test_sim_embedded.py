@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sandbox_client import KrakenClient
 
 from simulator.embedded import SANDBOX_EPOCH, EmbeddedExchange
 from simulator.exceptions import SandboxStateError
 from simulator.models import ApiKey
+from tests.simulator.sandbox_client import KrakenClient
 
 
 def client_for(sandbox: EmbeddedExchange, http: httpx.AsyncClient, nonce: int = 1_000) -> KrakenClient:

@@ -10,7 +10,6 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from sandbox_client import KrakenClient, kraken_signature
 
 from core.domain.clock import VirtualClock
 from simulator.app import SandboxApp, create_app
@@ -18,6 +17,7 @@ from simulator.exchange import Exchange
 from simulator.faults import FaultSchedule, parse_spec
 from simulator.models import ApiKey
 from simulator.pairs import PAIRS
+from tests.simulator.sandbox_client import KrakenClient, kraken_signature
 
 TXID = re.compile(r"^O[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{6}$")
 

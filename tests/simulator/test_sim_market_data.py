@@ -6,12 +6,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sandbox_client import KrakenClient
 
 from core.domain.clock import VirtualClock
 from simulator.embedded import SANDBOX_EPOCH
 from simulator.exchange import Exchange
 from simulator.pairs import PAIRS
+from tests.simulator.sandbox_client import KrakenClient
 
 
 async def test_depth_is_a_seeded_book_around_the_price(kraken: KrakenClient) -> None:

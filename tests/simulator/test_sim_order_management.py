@@ -7,10 +7,9 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from sandbox_client import KrakenClient
-
 from core.domain.clock import VirtualClock
 from simulator.embedded import SANDBOX_EPOCH
+from tests.simulator.sandbox_client import KrakenClient
 
 LIMIT = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.01", "price": "50000"}
 TRADE_ID = re.compile(r"^T[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{6}$")

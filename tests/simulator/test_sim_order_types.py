@@ -7,12 +7,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sandbox_client import KrakenClient
 
 from core.domain.clock import VirtualClock
 from simulator.embedded import SANDBOX_EPOCH
 from simulator.pairs import PAIRS
 from simulator.price_path import synthetic_paths
+from tests.simulator.sandbox_client import KrakenClient
 
 HOUR = 3600
 XBTUSD = synthetic_paths(42, [PAIRS["XXBTZUSD"]], SANDBOX_EPOCH)["XXBTZUSD"]

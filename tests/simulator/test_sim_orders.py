@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sandbox_client import KrakenClient
 
 from core.domain.clock import VirtualClock
 from simulator.embedded import SANDBOX_EPOCH
@@ -15,6 +14,7 @@ from simulator.exchange import Exchange
 from simulator.models import OrderSpec, OrderType, Side
 from simulator.pairs import PAIRS
 from simulator.price_path import PricePath, synthetic_paths
+from tests.simulator.sandbox_client import KrakenClient
 
 TXID = re.compile(r"^O[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{6}$")
 TRADE_ID = re.compile(r"^T[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{6}$")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sandbox_client import KrakenClient
 
 from core.domain.clock import VirtualClock
 from simulator.embedded import SANDBOX_EPOCH
+from tests.simulator.sandbox_client import KrakenClient
 
 
 async def test_time_is_the_sandbox_clock(kraken: KrakenClient, clock: VirtualClock) -> None:

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from sandbox_client import KrakenClient
 
 from core.domain.clock import VirtualClock
 from simulator.app import SandboxApp, create_app
@@ -14,6 +13,7 @@ from simulator.exceptions import ApiRateLimitExceeded, OrderRateLimitExceeded
 from simulator.exchange import Exchange
 from simulator.models import ApiKey
 from simulator.ratelimits import RateLimits, Tier, transaction_cost
+from tests.simulator.sandbox_client import KrakenClient
 
 REST_REFUSED = {"error": ["EAPI:Rate limit exceeded"]}
 ORDER_REFUSED = {"error": ["EOrder:Rate limit exceeded"]}

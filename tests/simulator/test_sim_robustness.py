@@ -9,7 +9,6 @@ from decimal import Decimal
 import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sandbox_client import KrakenClient, kraken_signature
 
 from core.domain.clock import VirtualClock
 from simulator.app import create_app, respond
@@ -20,6 +19,7 @@ from simulator.pairs import PAIRS
 from simulator.params import Request
 from simulator.price_path import Bar, synthetic_paths
 from simulator.urls import PRIVATE, PUBLIC
+from tests.simulator.sandbox_client import KrakenClient, kraken_signature
 
 PATHS = sorted(PUBLIC) + sorted(PRIVATE) + ["/_sandbox/advance", "/0/public/Nope", "/"]
 PARAM_NAMES = [

@@ -8,7 +8,6 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from storage_builders import make_order, make_position
 
 from core.domain.errors import DatabaseWriteError, InputError
 from core.domain.models import (
@@ -25,6 +24,7 @@ from core.domain.models import (
     TAOutput,
 )
 from core.storage.store import RunRecord, Store
+from tests.storage.storage_builders import make_order, make_position
 
 TINY = Decimal("0.00000001")
 LARGE = Decimal("12345678.12345678")

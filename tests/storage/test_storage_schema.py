@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from sqlite_utils import Database
-from storage_builders import make_order
 
 from core.domain.errors import StorageError
 from core.storage.store import MIGRATIONS, SCHEMA_VERSION, Store
+from tests.storage.storage_builders import make_order
 
 ALL_TABLES = {
     "runs",

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from storage_builders import make_order, make_position, protection_for
 
 from core.domain.errors import DatabaseWriteError
 from core.domain.models import OrderRole, OrderType
 from core.storage.store import Store
+from tests.storage.storage_builders import make_order, make_position, protection_for
 
 
 def test_a_failed_insert_rolls_back_the_whole_transaction(store: Store) -> None:

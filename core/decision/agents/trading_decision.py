@@ -91,7 +91,7 @@ class TradingDecisionAgent:
     """Asks every model for a vote at once, each within `model_timeout_s`, and tallies."""
 
     def __init__(
-        self, models: list[LanguageModel] | None = None, *, quorum: int = 4, model_timeout_s: float = 30.0
+        self, models: Sequence[LanguageModel] | None = None, *, quorum: int = 4, model_timeout_s: float = 30.0
     ) -> None:
         self.models = list(models) if models is not None else default_trading_models()
         if not 1 <= quorum <= len(self.models):

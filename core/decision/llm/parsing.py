@@ -40,7 +40,9 @@ _DECODER = json.JSONDecoder(parse_float=Decimal)
 
 
 class Answer(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
+    # validate_by_name: each alias here lists the field's own name first, so accepting the
+    # name changes nothing at runtime; it lets the pydantic mypy plugin type __init__
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False, validate_by_name=True)
 
 
 def _lower_word(value: Any) -> Any:
