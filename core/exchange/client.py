@@ -139,7 +139,6 @@ class _TradingCharge:
     order_age_s: float | None = None
 
 
-
 def account_of(base_url: str) -> str:
     """A short, stable name of the exchange at `base_url`, the same for every spelling
     of its address (localhost or 127.0.0.1) and every key: Kraken does not say which
@@ -150,6 +149,7 @@ def account_of(base_url: str) -> str:
     host = "127.0.0.1" if host in ("localhost", "::1", "[::1]") else host
     port = url.port or {"http": 80, "https": 443}.get(url.scheme, 0)
     return hashlib.sha256(f"{url.scheme}://{host}:{port}".encode()).hexdigest()[:12]
+
 
 class KrakenClient:
     """Kraken's spot REST API over httpx.
