@@ -70,7 +70,7 @@ def test_a_refused_signature_names_the_variables_not_their_values(
 
     result = trade(sandbox, tmp_path / "tg.db", OTHER_SECRET)
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad credentials: usage or input (cli/exit_codes.py)
     assert "EAPI:Invalid signature" in result.stderr and "TG_KRAKEN_API_SECRET" in result.stderr
     assert_nowhere(result.output, "the error")
     assert_nowhere(caplog.text, "the logs")

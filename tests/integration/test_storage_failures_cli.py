@@ -50,7 +50,7 @@ def test_reproduction_3_storage_and_spool_fail_after_the_fill_and_the_position_i
 
     result = runner.invoke(app, ["trade", "BTC/USDT", "--side", "buy", "--db", str(db), "--json"])
 
-    assert result.exit_code == 1
+    assert result.exit_code == 4  # storage and spool failed: the environment (cli/exit_codes.py)
     summary = json.loads(result.stdout)
     assert summary["stored"] is False and summary["status"] == "FILLED"
     lines = [line for line in result.stderr.splitlines() if line.startswith("{")]
