@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from core.decision.bus import Message, MessageBus, MessageTopic, create_message
 from core.domain.clock import Clock
+from tests.virtual_time import elapse
 
 MakeBus = Callable[..., MessageBus]
 
@@ -38,7 +39,7 @@ class Recorder:
             if self.gate is not None:
                 await self.gate.wait()
             if self.delay:
-                await asyncio.sleep(self.delay)
+                await elapse(self.delay)
         except asyncio.CancelledError:
             self.cancelled = True
             raise

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -24,6 +23,7 @@ from core.domain.models import (
     Ticker,
     TradeProposal,
 )
+from tests.virtual_time import elapse
 
 START = 1_700_000_000
 
@@ -70,7 +70,7 @@ class ScriptedModel:
         self.prompts.append(prompt)
         self.contexts.append(context)
         if self.delay:
-            await asyncio.sleep(self.delay)
+            await elapse(self.delay)
         item = self.script[min(len(self.prompts), len(self.script)) - 1]
         if isinstance(item, Exception):
             raise item
@@ -146,7 +146,7 @@ class RecordingVenue:
         )
         try:
             if self.execute_delay:
-                await asyncio.sleep(self.execute_delay)
+                await elapse(self.execute_delay)
             self.executed.append((proposal, correlation_id))
             assert proposal.volume is not None
             position = Position(

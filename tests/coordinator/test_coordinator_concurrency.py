@@ -23,6 +23,7 @@ from tests.coordinator.fakes import (
     traders,
     vote,
 )
+from tests.virtual_time import elapse
 
 pytestmark = pytest.mark.looptime
 
@@ -164,7 +165,7 @@ async def test_the_schedule_runs_every_task_at_its_interval_and_stops_cleanly(
     )
     await coordinator.start()
     await coordinator.start()  # a second start changes nothing
-    await asyncio.sleep(3600 + 10)  # the decisions at 0 s and 1830 s ran; the one at 3660 s has not started
+    await elapse(3600 + 10)  # the decisions at 0 s and 1830 s ran; the one at 3660 s has not started
     await asyncio.wait_for(coordinator.stop(), timeout=60)
 
     messages = await coordinator.message_bus.get_history()
@@ -185,7 +186,7 @@ async def test_stop_waits_for_a_running_execution(make_coordinator: MakeCoordina
     venue.execute_delay = 40.0
     coordinator = make_coordinator(config={"symbols": ["BTC/USDT"]})
     await coordinator.start()
-    await asyncio.sleep(10)  # the first decision is executing now
+    await elapse(10)  # the first decision is executing now
     loop = asyncio.get_running_loop()
     started = loop.time()
     await asyncio.wait_for(coordinator.stop(), timeout=120)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from core.exchange.ratelimit import TokenBucketRateLimiter
 from tests.ratelimit.ratelimit_reference import Request, counter_at, counter_peaks, fifo_bucket_grants
+from tests.virtual_time import elapse
 
 TOLERANCE = 1e-6  # tokens
 TICKS = 5e-6  # seconds: looptime keeps whole microseconds; a grant may land a tick or two late
@@ -46,14 +47,14 @@ async def run_schedule(
     outcome = Outcome([], [], set(), 0.0, 0.0)
 
     async def client(index: int, arrival: float, tokens: float) -> None:
-        await asyncio.sleep(arrival)
+        await elapse(arrival)
         outcome.arrivals.append((index, Request(loop.time(), tokens)))
         await limiter.acquire(tokens)
         outcome.grants.append((index, loop.time(), tokens))
 
     tasks = [asyncio.create_task(client(i, arrival, tokens)) for i, (arrival, tokens, _) in enumerate(schedule)]
     if cancel_at is not None:
-        await asyncio.sleep(cancel_at)
+        await elapse(cancel_at)
         for index, (task, (_, _, doomed)) in enumerate(zip(tasks, schedule, strict=True)):
             if doomed and not task.done():
                 task.cancel()

@@ -13,6 +13,7 @@ from core.domain.config import RateLimitSettings, Tier
 from core.exchange.ratelimit import KrakenRateLimiter, order_action_cost, rest_call_cost
 from core.exchange.ratelimit.kraken import OrderAction
 from tests.ratelimit.ratelimit_reference import KRAKEN_REST, KRAKEN_TRADING, counter_peaks, fastest_finish
+from tests.virtual_time import elapse
 
 virtual_time = pytest.mark.looptime(idle_timeout=0.1)
 TIERS: tuple[Tier, ...] = get_args(Tier)
@@ -261,7 +262,7 @@ class TestRateLimitErrors:
         for _ in range(19):
             await limiter.acquire_call("Balance")
         waiting = asyncio.create_task(limiter.acquire_call("Balance"))
-        await asyncio.sleep(0.5)
+        await elapse(0.5)
 
         limiter.on_rate_limit_error("rest")
 

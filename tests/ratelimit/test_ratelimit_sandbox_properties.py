@@ -23,6 +23,7 @@ from simulator.app import create_app
 from simulator.embedded import SANDBOX_EPOCH, EmbeddedExchange
 from simulator.exchange import Exchange
 from simulator.ratelimits import RateLimits, Tier
+from tests.virtual_time import elapse
 
 Kind = Literal["balance", "history", "open", "order"]
 SYMBOLS = ("BTC/USDT", "ETH/USD")
@@ -75,7 +76,7 @@ async def run_schedule(tier: str, schedule: list[tuple[float, Kind, str, float]]
         prices = {s: p.round_price((await client.ticker(s)).bid / 2) for s, p in pairs.items()}
 
         async def request(arrival: float, kind: Kind, symbol: str, age: float) -> None:
-            await asyncio.sleep(arrival)
+            await elapse(arrival)
             try:
                 await call(kind, symbol, age)
             except RateLimitExceededError:
@@ -93,7 +94,7 @@ async def run_schedule(tier: str, schedule: list[tuple[float, Kind, str, float]]
                 pair = pairs[symbol]
                 ack = await client.add_order(symbol, Side.BUY, OrderType.LIMIT, pair.ordermin, prices[symbol])
                 check_counters(limits, clock.monotonic(), observed)
-                await asyncio.sleep(age)
+                await elapse(age)
                 await client.cancel_order(ack.txid)
                 observed.cancels += 1
 

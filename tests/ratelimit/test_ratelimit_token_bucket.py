@@ -11,6 +11,7 @@ import pytest
 from core.domain.clock import VirtualClock
 from core.domain.errors import RateLimiterError
 from core.exchange.ratelimit import TokenBucketRateLimiter
+from tests.virtual_time import elapse
 
 # Fast-forwarded loop time; a limiter that deadlocks fails the test instead of hanging it.
 virtual_time = pytest.mark.looptime(idle_timeout=0.1)
@@ -41,7 +42,7 @@ class TestSeedScenarios:
 
     async def test_capacity_overflow_after_long_idle(self) -> None:
         limiter = TokenBucketRateLimiter(rate=10, capacity=10)
-        await asyncio.sleep(10)
+        await elapse(10)
 
         assert limiter.available_tokens == 10
         assert await limiter.acquire(10) == 0.0
@@ -51,9 +52,9 @@ class TestSeedScenarios:
         limiter = TokenBucketRateLimiter(rate=10, capacity=100)
         assert await limiter.acquire(100) == 0.0
 
-        await asyncio.sleep(0.35)
+        await elapse(0.35)
         assert limiter.available_tokens == pytest.approx(3.5, abs=1e-6)
-        await asyncio.sleep(4.65)
+        await elapse(4.65)
 
         assert await limiter.acquire(50) == 0.0
         assert limiter.available_tokens == pytest.approx(0.0, abs=1e-6)
@@ -82,7 +83,7 @@ class TestFairness:
         log: list[tuple[str, float]] = []
 
         big = asyncio.create_task(timed_acquire(limiter, 5, log, "big"))
-        await asyncio.sleep(0.5)
+        await elapse(0.5)
         small = [asyncio.create_task(timed_acquire(limiter, 1, log, f"small{i}")) for i in range(3)]
         await asyncio.gather(big, *small)
 
@@ -104,7 +105,7 @@ class TestFairness:
         limiter = TokenBucketRateLimiter(rate=1, capacity=10)
         await limiter.acquire(8)
         head = asyncio.create_task(limiter.acquire(5))
-        await asyncio.sleep(1)  # 3 tokens now: enough for a 1-token newcomer, not for the head
+        await elapse(1)  # 3 tokens now: enough for a 1-token newcomer, not for the head
 
         newcomer_wait = await limiter.acquire(1)
 
@@ -120,7 +121,7 @@ class TestCancellation:
         log: list[tuple[str, float]] = []
         head = asyncio.create_task(timed_acquire(limiter, 3, log, "head"))
         behind = asyncio.create_task(timed_acquire(limiter, 2, log, "behind"))
-        await asyncio.sleep(1)
+        await elapse(1)
 
         head.cancel()
         await behind
@@ -129,7 +130,7 @@ class TestCancellation:
         assert [name for name, _ in log] == ["behind"]
         assert log[0][1] == pytest.approx(2.0, abs=1e-6)
         assert limiter.available_tokens == pytest.approx(0.0, abs=1e-6)
-        await asyncio.sleep(3)
+        await elapse(3)
         assert limiter.available_tokens == pytest.approx(3.0, abs=1e-6)
 
     async def test_cancelled_waiter_in_the_middle_is_skipped(self) -> None:
@@ -139,7 +140,7 @@ class TestCancellation:
         first = asyncio.create_task(timed_acquire(limiter, 3, log, "first"))
         middle = asyncio.create_task(timed_acquire(limiter, 2, log, "middle"))
         last = asyncio.create_task(timed_acquire(limiter, 1, log, "last"))
-        await asyncio.sleep(0.5)
+        await elapse(0.5)
 
         middle.cancel()
         await asyncio.gather(first, last)
@@ -217,7 +218,7 @@ class TestPenalties:
         limiter = TokenBucketRateLimiter(rate=1, capacity=5)
         await limiter.acquire(5)
         waiter = asyncio.create_task(limiter.acquire(2))
-        await asyncio.sleep(1)
+        await elapse(1)
 
         limiter.penalize(3)
 
