@@ -19,22 +19,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+from pydantic import TypeAdapter
 from sqlite_utils import Database
 from sqlite_utils.db import NotFoundError, Table
 
 from core.domain.errors import DatabaseWriteError, InputError, StorageError
 from core.domain.models import (
-    Action,
     Fill,
     ModelDecision,
     Order,
-    OrderRole,
     OrderStatus,
-    OrderType,
     Position,
-    PositionSide,
     PositionStatus,
-    Side,
 )
 from core.domain.ownership import OrderNamespace, new_install_id
 from core.domain.serialize import to_jsonable
@@ -623,37 +619,13 @@ class Store:
         with self._writing("fills", f"fill {fill.trade_id}") as table:
             if table.count_where("trade_id = ?", [fill.trade_id]):
                 return False
-            table.insert(
-                {
-                    "trade_id": fill.trade_id,
-                    "order_external_id": fill.order_external_id,
-                    "symbol": fill.symbol,
-                    "side": fill.side.value,
-                    "price": str(fill.price),
-                    "volume": str(fill.volume),
-                    "fee": str(fill.fee),
-                    "time": fill.time,
-                    "run_id": run_id,
-                }
-            )
+            table.insert({**_FILLS.dump_python(fill, mode="json"), "run_id": run_id})
         return True
 
     def fills(self, *, order_external_id: str | None = None, run_id: str | None = None) -> list[Fill]:
         """Oldest first."""
         where, args = _equal_to(order_external_id=order_external_id, run_id=run_id)
-        return [
-            Fill(
-                trade_id=row["trade_id"],
-                order_external_id=row["order_external_id"],
-                symbol=row["symbol"],
-                side=Side(row["side"]),
-                price=Decimal(row["price"]),
-                volume=Decimal(row["volume"]),
-                fee=Decimal(row["fee"]),
-                time=row["time"],
-            )
-            for row in self._rows("fills", where, args, order_by="time, rowid")
-        ]
+        return [_FILLS.validate_python(row) for row in self._rows("fills", where, args, order_by="time, rowid")]
 
     # positions
 
@@ -725,36 +697,14 @@ class Store:
     def add_votes(self, run_id: str, *, symbol: str, decisions: Sequence[ModelDecision], created_at: float) -> None:
         with self._writing("model_votes", f"the model votes of run {run_id}") as table:
             table.insert_all(
-                {
-                    "run_id": run_id,
-                    "symbol": symbol,
-                    "model": d.model,
-                    "action": d.action.value,
-                    "confidence": d.confidence,
-                    "entry": _text(d.entry),
-                    "stop_loss": _text(d.stop_loss),
-                    "take_profit": _text(d.take_profit),
-                    "reasoning": d.reasoning,
-                    "valid": int(d.valid),
-                    "created_at": created_at,
-                }
+                {**_VOTES.dump_python(d, mode="json"), "run_id": run_id, "symbol": symbol, "created_at": created_at}
                 for d in decisions
             )
 
     def votes(self, run_id: str) -> list[ModelDecision]:
         """In the order they were cast."""
         return [
-            ModelDecision(
-                model=row["model"],
-                action=Action(row["action"]),
-                confidence=row["confidence"],
-                entry=_decimal(row["entry"]),
-                stop_loss=_decimal(row["stop_loss"]),
-                take_profit=_decimal(row["take_profit"]),
-                reasoning=row["reasoning"],
-                valid=bool(row["valid"]),
-            )
-            for row in self._rows("model_votes", ["run_id = ?"], [run_id], order_by="id")
+            _VOTES.validate_python(row) for row in self._rows("model_votes", ["run_id = ?"], [run_id], order_by="id")
         ]
 
     def add_alert(self, run_id: str | None, *, level: str, message: str, created_at: float) -> None:
@@ -809,15 +759,6 @@ def _json(value: dict[str, Any]) -> str:
     return json.dumps(to_jsonable(value))
 
 
-def _text(value: Decimal | None) -> str | None:
-    """str() keeps a Decimal's every digit and its exponent; floats would not."""
-    return None if value is None else str(value)
-
-
-def _decimal(text: str | None) -> Decimal | None:
-    return None if text is None else Decimal(text)
-
-
 def _run(row: dict[str, Any]) -> RunRecord:
     return RunRecord(
         run_id=row["run_id"],
@@ -831,88 +772,26 @@ def _run(row: dict[str, Any]) -> RunRecord:
     )
 
 
+_ORDERS = TypeAdapter(Order)
+_POSITIONS = TypeAdapter(Position)
+_FILLS = TypeAdapter(Fill)
+_VOTES = TypeAdapter(ModelDecision)
+"""Rows and domain objects convert through pydantic: money as exact Decimal text, enums
+as their values, and a field added to a dataclass is stored without a mapper to edit."""
+
+
 def order_record(order: Order) -> dict[str, Any]:
     """An order as its row: JSON-safe, so the pending-writes spool keeps the same form."""
-    return {
-        "client_order_id": order.client_order_id,
-        "external_id": order.external_id,
-        "run_id": order.run_id,
-        "position_id": order.position_id,
-        "symbol": order.symbol,
-        "side": order.side.value,
-        "order_type": order.order_type.value,
-        "role": order.role.value,
-        "volume": str(order.volume),
-        "price": _text(order.price),
-        "status": order.status.value,
-        "filled_volume": str(order.filled_volume),
-        "avg_fill_price": _text(order.avg_fill_price),
-        "fee": str(order.fee),
-        "created_at": order.created_at,
-        "updated_at": order.updated_at,
-        "stop_level": _text(order.stop_level),
-        "target_level": _text(order.target_level),
-    }
+    return _ORDERS.dump_python(order, mode="json")
 
 
 def order_from_record(row: dict[str, Any]) -> Order:
-    return Order(
-        client_order_id=row["client_order_id"],
-        symbol=row["symbol"],
-        side=Side(row["side"]),
-        order_type=OrderType(row["order_type"]),
-        volume=Decimal(row["volume"]),
-        role=OrderRole(row["role"]),
-        price=_decimal(row["price"]),
-        external_id=row["external_id"],
-        status=OrderStatus(row["status"]),
-        filled_volume=Decimal(row["filled_volume"]),
-        avg_fill_price=_decimal(row["avg_fill_price"]),
-        fee=Decimal(row["fee"]),
-        position_id=row["position_id"],
-        run_id=row["run_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        stop_level=_decimal(row.get("stop_level")),
-        target_level=_decimal(row.get("target_level")),
-    )
+    return _ORDERS.validate_python(row)
 
 
 def position_record(position: Position) -> dict[str, Any]:
-    return {
-        "id": position.id,
-        "run_id": position.run_id,
-        "symbol": position.symbol,
-        "side": position.side.value,
-        "size": str(position.size),
-        "entry_price": str(position.entry_price),
-        "stop_loss": _text(position.stop_loss),
-        "take_profit": _text(position.take_profit),
-        "status": position.status.value,
-        "leverage": str(position.leverage),
-        "opened_at": position.opened_at,
-        "closed_at": position.closed_at,
-        "exit_price": _text(position.exit_price),
-        "realized_pnl": _text(position.realized_pnl),
-        "fees": str(position.fees),
-    }
+    return _POSITIONS.dump_python(position, mode="json")
 
 
 def position_from_record(row: dict[str, Any]) -> Position:
-    return Position(
-        id=row["id"],
-        symbol=row["symbol"],
-        side=PositionSide(row["side"]),
-        size=Decimal(row["size"]),
-        entry_price=Decimal(row["entry_price"]),
-        stop_loss=_decimal(row["stop_loss"]),
-        take_profit=_decimal(row["take_profit"]),
-        status=PositionStatus(row["status"]),
-        leverage=Decimal(row["leverage"]),
-        run_id=row["run_id"],
-        opened_at=row["opened_at"],
-        closed_at=row["closed_at"],
-        exit_price=_decimal(row["exit_price"]),
-        realized_pnl=_decimal(row["realized_pnl"]),
-        fees=Decimal(row["fees"]),
-    )
+    return _POSITIONS.validate_python(row)
