@@ -257,13 +257,13 @@ def sim_serve(
     plane (/_sandbox/) answers loopback clients only, or with a control
     token (TG_SANDBOX_TOKEN) whoever holds it."""
     from core.exchange.sandbox_control import TOKEN_ENV
-    from simulator.server import check_key_file_target, serve
+    from simulator.server import check_key_file_target, sandbox_server, serve
 
     served = _served_keys(list(api_key or []), list(api_secret or []), key_file, keys_out)
     if served.generated and served.key_file is not None:
         check_key_file_target(served.key_file)  # before listening, not after
     settings = settings_from(None, config)
-    serve(
+    server = sandbox_server(
         host,
         port,
         seed=settings.simulator.seed if seed is None else seed,
@@ -273,9 +273,10 @@ def sim_serve(
         keys=served.pairs or None,
         allow_remote=allow_remote,
         control_token=control_token or os.environ.get(TOKEN_ENV) or None,
-        on_ready=lambda server: _announce(server, served),
+        log_level="info",
         nonce_window=nonce_window,
     )
+    serve(server, on_ready=lambda server: _announce(server, served))
     typer.echo("sandbox stopped")
 
 

@@ -200,36 +200,10 @@ def sandbox_server(
     return SandboxServer(app, listener, log_level=log_level, keys=api_keys)
 
 
-def serve(
-    host: str,
-    port: int,
-    *,
-    seed: int = 42,
-    tier: TierName | None = "starter",
-    faults: Sequence[str] = (),
-    fault_file: Path | None = None,
-    keys: Sequence[KeyPair] | None = None,
-    allow_remote: bool = False,
-    control_token: str | None = None,
-    on_ready: Callable[[SandboxServer], None] | None = None,
-    nonce_window: int = 0,
-) -> None:
-    """Serve a fresh sandbox until interrupted. `on_ready` is called once the socket
-    is bound, with the server's URL and keys, before the first request is answered;
-    if it fails, the socket is released and nothing is served."""
-    server = sandbox_server(
-        host,
-        port,
-        seed=seed,
-        tier=tier,
-        faults=faults,
-        fault_file=fault_file,
-        keys=keys,
-        allow_remote=allow_remote,
-        control_token=control_token,
-        log_level="info",
-        nonce_window=nonce_window,
-    )
+def serve(server: SandboxServer, *, on_ready: Callable[[SandboxServer], None] | None = None) -> None:
+    """Serve `server` until interrupted. `on_ready` is called once, with the server's
+    URL and keys, before the first request is answered; if it fails, the socket is
+    released and nothing is served."""
     if on_ready is not None:
         try:
             on_ready(server)
