@@ -32,12 +32,17 @@ def _pct(fraction: Decimal) -> str:
 
 
 def _num(value: Decimal) -> str:
-    """`value` to at most 8 decimals, without trailing zeros or exponent, for reasons people read."""
-    shown = value.quantize(_REASON_PLACES) if value.as_tuple().exponent < -8 else value  # type: ignore[operator]
-    return format(shown.normalize(), "f")
+    """`value` for reasons people read: ten significant digits at most and never more
+    than 8 decimals, without trailing zeros or exponent (1030.206505, 0.97067917)."""
+    whole_digits = max(value.adjusted() + 1, 0)
+    places = max(0, min(_REASON_DECIMALS, _REASON_DIGITS - whole_digits))
+    if value.as_tuple().exponent < -places:  # type: ignore[operator]
+        value = value.quantize(Decimal(1).scaleb(-places))
+    return format(value.normalize(), "f")
 
 
-_REASON_PLACES = Decimal("1e-8")
+_REASON_DECIMALS = 8
+_REASON_DIGITS = 10
 
 
 class RiskManagementEngine:

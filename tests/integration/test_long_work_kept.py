@@ -80,9 +80,9 @@ def test_simulate_with_a_bad_symbol_is_bad_input_and_records_nothing(tmp_path: P
 
 
 def test_simulate_on_an_unwritable_database_stops_before_any_work(tmp_path: Path) -> None:
-    folder = tmp_path / "a-directory.db"
-    folder.mkdir()
-    code, out, err = tg("simulate", "--runs", "50", "--db", str(folder))
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    code, out, err = tg("simulate", "--runs", "50", "--db", str(not_a_folder / "tg.db"))
     assert code == 4, err
     assert out == "" and err.startswith("error: ") and err.count("\n") == 1
 

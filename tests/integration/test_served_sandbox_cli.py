@@ -86,15 +86,15 @@ def test_orders_and_positions_with_url_show_the_exchange_and_change_nothing(
     stop = next(o for o in summary["orders"] if o["role"] == "stop_loss")
 
     cancel_behind_tgs_back(sandbox.url, stop["txid"])
-    stale = {o["external_id"]: o for o in tg("orders", "--db", db)}
+    stale = {o["txid"]: o for o in tg("orders", "--db", db)}
     assert stale[stop["txid"]]["status"] == "open"  # the database alone does not know yet
 
-    fresh = {o["external_id"]: o for o in tg("orders", "--url", sandbox.url, "--db", db)}
+    fresh = {o["txid"]: o for o in tg("orders", "--url", sandbox.url, "--db", db)}
     assert fresh[stop["txid"]]["status"] == "canceled"  # shown as the exchange has it now
     [position] = tg("positions", "--url", sandbox.url, "--db", db)
     assert position["status"] == "open"
     assert open_stops(sandbox.url) == []  # listing only read: no stop was placed
-    assert {o["external_id"]: o for o in tg("orders", "--db", db)}[stop["txid"]]["status"] == "open"  # nor written
+    assert {o["txid"]: o for o in tg("orders", "--db", db)}[stop["txid"]]["status"] == "open"  # nor written
 
     outcome = tg("reconcile", "--url", sandbox.url, "--db", db)  # the command that repairs
     assert any("placed stop_loss" in change for change in outcome["changes"])

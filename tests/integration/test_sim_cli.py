@@ -74,7 +74,7 @@ def test_advance_fills_what_the_market_reaches_and_leaves_the_rest(tmp_path: Pat
     assert report["still_open"] == len(unreached)
     status = tg_json("sim", "status", "--db", str(db))
     assert status["time"] == SANDBOX_EPOCH + SIX_HOURS
-    assert set(status["open"]) == unreached
+    assert {o["txid"] for o in status["open_orders"]} == unreached
 
 
 def test_advance_prints_a_table_of_what_filled(tmp_path: Path) -> None:
@@ -99,19 +99,26 @@ def test_status_json_shows_prices_balances_and_open_orders(tmp_path: Path) -> No
 
     assert status["path"] == str(sandbox_path(db)) and status["saved"] is True
     assert (status["time"], status["seed"]) == (SANDBOX_EPOCH, 42)
-    assert set(status["prices"]) == set(PAIRS)
-    btc = status["prices"]["XBTUSDT"]
-    assert btc["pair"] == "XBT/USDT"
+    assert len(status["prices"]) == len(PAIRS) and "XBT/USDT" not in status["prices"]  # named as users do
+    btc = status["prices"]["BTC/USDT"]
     assert Decimal(btc["bid"]) < Decimal(btc["last"]) < Decimal(btc["ask"])
-    assert status["balances"] == {"ZUSD": "100000.0000", "USDT": "100000.00000000"}
-    assert list(status["open"]) == [txid]
-    assert status["open"][txid]["descr"]["order"] == "buy 0.50000000 XBTUSDT @ limit 50000.0"
+    assert status["balances"] == {"USD": "100000.0000", "USDT": "100000.00000000"}
+    assert status["open_orders"] == [
+        {
+            "txid": txid,
+            "pair": "BTC/USDT",
+            "side": "buy",
+            "order_type": "limit",
+            "volume": "0.50000000",
+            "price": "50000.0",
+        }
+    ]
 
 
 def test_status_prints_tables(tmp_path: Path) -> None:
     result = tg("sim", "status", "--db", str(tmp_path / "tg.db"))
     assert result.exit_code == 0, result.output
-    for shown in ("prices", "balances", "XBT/USDT", "60000.0", "100000.0000", "no open orders"):
+    for shown in ("prices", "balances", "BTC/USDT", "60000.0", "100000", "no open orders"):
         assert shown in result.stdout
 
 
