@@ -1,5 +1,5 @@
 """A counting HTTP proxy between tg and a served sandbox that stops the world at one
-private request, and a pre-imported fork server that runs `tg` as real processes.
+private request (tg runs as a real process: tg_processes.py).
 
 The proxy numbers tg's private requests (/0/private/*) from 1. Armed at request N it
 either holds N unsent ("before": the exchange never sees it) or sends it, takes the
@@ -8,23 +8,16 @@ springs the trap so the test can SIGKILL tg at exactly that point. Whatever tg's
 process sends after N (it cannot, once dead, but a concurrent task might) is held
 unsent too. Public requests pass through uncounted; `on_forward` is told of each
 private one about to reach the exchange (the test moves the exchange's clock there).
-
-Only the standard library is imported at module level: the fork server preloads this
-module, and every `tg` child is forked from it with tg's CLI already imported.
 """
 
 from __future__ import annotations
 
 import http.client
-import multiprocessing
 import os
-import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from multiprocessing.context import ForkServerContext
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import parse_qs, urlsplit
@@ -221,119 +214,3 @@ def _summary(params: Mapping[str, list[str]]) -> str:
 def _brief(answer: bytes) -> str:
     text = answer.decode("utf-8", "replace")
     return text if len(text) <= 160 else text[:157] + "..."
-
-
-# --- tg as real processes, forked from a pre-imported server ------------------------
-
-PRELOAD = [
-    "__main__",
-    "tests.integration.kill_proxy",
-    "cli.main",
-    "cli.wiring",
-    "cli.render",
-    "core.flows.trade_cycle",
-    "core.flows.manual",
-    "core.execution.reconcile",
-    "core.decision.llm.offline",
-    "core.decision.llm.providers",
-    "core.decision.agents.trading_decision",
-    "core.decision.agents.regime_detection",
-    "core.decision.agents.technical_analysis",
-    "sqlite_utils",
-    "pydantic_settings",
-    "typer._adapters",
-    "typer._click.decorators",
-    # what httpx imports only once a client is made
-    "httpx",
-    "httpcore",
-    "httpcore._backends.anyio",
-    "anyio",
-    "anyio._backends._asyncio",
-    "anyio.streams.tls",
-    "anyio.streams.memory",
-    "anyio.streams.stapled",
-    "anyio.to_thread",
-    "h11",
-    "certifi",
-    "sniffio",
-]
-"""What `tg trade`, `tg reconcile` and `tg orders` import, so that no child imports anything."""
-_context: ForkServerContext | None = None
-
-
-def fork_context() -> ForkServerContext:
-    """A forkserver context whose server has tg's CLI imported: a child starts in
-    milliseconds instead of the second a fresh interpreter needs. `__main__` (pytest's
-    script) is preloaded too, or every child would import it again."""
-    global _context
-    if _context is None:
-        context = multiprocessing.get_context("forkserver")
-        assert isinstance(context, ForkServerContext)
-        context.set_forkserver_preload(PRELOAD)
-        _context = context
-    return _context
-
-
-def run_tg_child(argv: Sequence[str], env: Mapping[str, str], cwd: str, out: str, err: str) -> None:
-    """The child: `tg ARGV` as the console script runs it, its output in files. It
-    ends by SystemExit, as the console script does, and multiprocessing exits with
-    that code."""
-    os.chdir(cwd)
-    for name in [k for k in os.environ if k.startswith("TG_")]:
-        del os.environ[name]
-    os.environ.update(env)
-    for fd, path in ((1, out), (2, err)):
-        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(target, fd)
-        os.close(target)
-    sys.argv = ["tg", *argv]
-    from cli.main import main
-
-    main()
-
-
-@dataclass
-class Finished:
-    """A tg process that ended: how, and what it printed."""
-
-    argv: list[str]
-    exitcode: int | None
-    stdout: str
-    stderr: str
-
-
-class TgProcess:
-    """One `tg` command running as its own process (its pid can be SIGKILLed)."""
-
-    _counter = 0
-
-    def __init__(self, argv: Sequence[str], env: Mapping[str, str], folder: Path) -> None:
-        TgProcess._counter += 1
-        stem = folder / f"tg-{TgProcess._counter}"
-        self.argv = list(argv)
-        self._out, self._err = f"{stem}.out", f"{stem}.err"
-        self.process = fork_context().Process(
-            target=run_tg_child, args=(self.argv, dict(env), str(folder), self._out, self._err), daemon=True
-        )
-        self.process.start()
-
-    @property
-    def pid(self) -> int:
-        assert self.process.pid is not None
-        return self.process.pid
-
-    def wait(self, timeout: float) -> Finished:
-        """Wait for the end (the timeout is only a safety net) and collect the output."""
-        self.process.join(timeout)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
-            raise TimeoutError(f"tg {' '.join(self.argv)} still ran after {timeout} s: {self._read(self._err)}")
-        return Finished(self.argv, self.process.exitcode, self._read(self._out), self._read(self._err))
-
-    @staticmethod
-    def _read(path: str) -> str:
-        try:
-            return Path(path).read_text()
-        except FileNotFoundError:
-            return ""
