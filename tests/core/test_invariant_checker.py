@@ -12,27 +12,12 @@ from typing import Any
 import pytest
 
 from core.domain.models import Order, OrderRole, OrderStatus, OrderType, Position, PositionSide, PositionStatus, Side
-from core.exchange import ExchangeOrder, PairInfo
+from core.exchange import ExchangeOrder
 from core.exchange.account import ExchangeTruth
 from core.execution.invariants import INVARIANTS, check_invariants
 from core.storage.store import Store
+from tests.exchange.kraken_fakes import BTC_USDT
 
-BTC_USDT = PairInfo(
-    key="XBTUSDT",
-    altname="XBTUSDT",
-    wsname="XBT/USDT",
-    base="XXBT",
-    quote="USDT",
-    symbol="BTC/USDT",
-    pair_decimals=1,
-    lot_decimals=8,
-    cost_decimals=5,
-    ordermin=Decimal("0.0001"),
-    costmin=Decimal("0.5"),
-    tick_size=Decimal("0.1"),
-    taker_fee_pct=Decimal("0.26"),
-    maker_fee_pct=Decimal("0.16"),
-)
 PAIRS = {"XBTUSDT": BTC_USDT}
 SIZE = Decimal("0.1")
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
+
+from core.exchange import PairInfo
 
 BASE_URL = "https://kraken.test"
 # The secret of Kraken's published signing example: a valid base64 secret.
@@ -54,6 +57,24 @@ ASSET_PAIRS: dict[str, Any] = {
     "XXRPXXBT": _pair("XRPXBT", "XRP/XBT", "XXRP", "XXBT", 8, "10", "0.00000001"),
     "XXBTZUSD.d": _pair("XBTUSD.d", None, "XXBT", "ZUSD", 1, "0.0001", "0.1"),
 }
+BTC_USDT = PairInfo(
+    key="XBTUSDT",
+    altname="XBTUSDT",
+    wsname="XBT/USDT",
+    base="XXBT",
+    quote="USDT",
+    symbol="BTC/USDT",
+    pair_decimals=1,
+    lot_decimals=8,
+    cost_decimals=5,
+    ordermin=Decimal("0.0001"),
+    costmin=Decimal("0.5"),
+    tick_size=Decimal("0.1"),
+    taker_fee_pct=Decimal("0.26"),
+    maker_fee_pct=Decimal("0.16"),
+)
+"""ASSET_PAIRS' XBTUSDT as tg reads it (its fees: Kraken's first tier), for the tests
+that need a pair without asking for one."""
 
 
 def ok(result: Any) -> httpx.Response:

@@ -11,23 +11,7 @@ from typing import Any
 from core.domain.errors import UnknownOrderError
 from core.domain.models import OrderType, Side
 from core.exchange import AddOrderAck, CallCosts, ExchangeOrder, PairInfo
-
-BTC_USDT = PairInfo(
-    key="XBTUSDT",
-    altname="XBTUSDT",
-    wsname="XBT/USDT",
-    base="XXBT",
-    quote="USDT",
-    symbol="BTC/USDT",
-    pair_decimals=1,
-    lot_decimals=8,
-    cost_decimals=5,
-    ordermin=Decimal("0.0001"),
-    costmin=Decimal("0.5"),
-    tick_size=Decimal("0.1"),
-    taker_fee_pct=Decimal("0.26"),
-    maker_fee_pct=Decimal("0.16"),
-)
+from tests.exchange.kraken_fakes import BTC_USDT
 
 
 class ScriptedKraken:

@@ -12,20 +12,19 @@ private one about to reach the exchange (the test moves the exchange's clock the
 
 from __future__ import annotations
 
-import http.client
 import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
-from typing import Any, Literal, Self
-from urllib.parse import parse_qs, urlsplit
+from typing import Literal
+from urllib.parse import parse_qs
+
+from tests.integration.relay import PRIVATE, Relay, label_of
 
 When = Literal["before", "after"]
-PRIVATE = "/0/private/"
 _UPSTREAM_TIMEOUT_S = 30.0
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "host"})
 
 
 @dataclass
@@ -35,8 +34,7 @@ class Exchanged:
     index: int
     method: str
     label: str
-    """The method, with an AddOrder's order type or `.by-client-id` for a lookup by
-    client order id: what the kill-point tables name a request by."""
+    """What the kill-point tables name the request by (relay.label_of)."""
     summary: str
     forwarded: bool = False
     answer: str | None = None
@@ -75,36 +73,20 @@ class Trap:
         os.close(self._write)
 
 
-class KillProxy:
+class KillProxy(Relay):
     """The proxy, serving from a background thread: `url` is what tg is pointed at."""
 
     def __init__(self, upstream: str) -> None:
-        target = urlsplit(upstream)
-        self._upstream = (target.hostname or "127.0.0.1", target.port or 80)
+        super().__init__(upstream, upstream_timeout_s=_UPSTREAM_TIMEOUT_S, name="kill-proxy")
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._trap = Trap(None, "before")
         self.log: list[Exchanged] = []
         self.on_forward: Callable[[], None] | None = None
         """Called before each private request goes on to the exchange."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="kill-proxy", daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        self._release.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        super().__exit__(kind, error, tb)
         self._trap.close()
 
     def arm(self, at: int | None, when: When = "before") -> Trap:
@@ -125,25 +107,8 @@ class KillProxy:
 
     # --- the handler -------------------------------------------------------------
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # or every answer waits out a delayed ACK
-            wbufsize = -1  # headers and body leave in one write
-
-            def do_GET(self) -> None:
-                proxy._handle(self, b"")
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                proxy._handle(self, self.rfile.read(length))
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler
+    def _let_go(self) -> None:
+        self.release()
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         private = handler.path.startswith(PRIVATE)
@@ -153,7 +118,7 @@ class KillProxy:
             with self._lock:
                 method = handler.path[len(PRIVATE) :]
                 params = parse_qs(body.decode("utf-8", "replace"))
-                entry = Exchanged(len(self.log) + 1, method, _label(method, params), _summary(params))
+                entry = Exchanged(len(self.log) + 1, method, label_of(method, params), _summary(params))
                 self.log.append(entry)
                 trap = self._trap
                 if trap.at is not None and entry.index >= trap.at:
@@ -171,34 +136,12 @@ class KillProxy:
             return
         if entry is not None:
             entry.delivered = True
-        handler.send_response(status)
-        for name, value in headers:
-            if name.lower() not in _HOP_BY_HOP:
-                handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(answer)))
-        handler.end_headers()
-        handler.wfile.write(answer)
+        self._answer(handler, status, headers, answer)
 
     def _hold(self, handler: BaseHTTPRequestHandler) -> None:
         self._trap.spring()
         self._release.wait()
         handler.close_connection = True  # dropped: no answer ever goes back
-
-    def _forward(self, handler: BaseHTTPRequestHandler, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        connection = http.client.HTTPConnection(*self._upstream, timeout=_UPSTREAM_TIMEOUT_S)
-        try:
-            headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP}
-            connection.request(handler.command, handler.path, body=body or None, headers=headers)
-            response = connection.getresponse()
-            return response.status, response.getheaders(), response.read()
-        finally:
-            connection.close()
-
-
-def _label(method: str, params: Mapping[str, list[str]]) -> str:
-    if method == "AddOrder":
-        return f"AddOrder.{params.get('ordertype', ['?'])[0]}"
-    return f"{method}.by-client-id" if "cl_ord_id" in params else method
 
 
 def _summary(params: Mapping[str, list[str]]) -> str:

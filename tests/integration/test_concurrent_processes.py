@@ -75,17 +75,16 @@ named, which failed on tg as it was and pass now):
 
 from __future__ import annotations
 
-import http.client
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import parse_qs, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import pytest
 
@@ -101,6 +100,7 @@ from tests.integration.ccxt_judge import (
     net,
     repeated_client_ids,
 )
+from tests.integration.relay import PRIVATE, Relay, label_of
 from tests.integration.tg_processes import Finished, TgProcess, scratch_folder
 
 if TYPE_CHECKING:
@@ -572,36 +572,16 @@ class Hold:
     go: threading.Event = field(default_factory=threading.Event)
 
 
-class Gate:
+class Gate(Relay):
     """An HTTP proxy in front of the sandbox that holds chosen private requests unsent
-    until told, so two processes can be pinned at the two sides of a race (the kill
-    test's proxy, pared down to holding and letting go)."""
+    until told, so two processes can be pinned at the two sides of a race (a relay,
+    as the kill test's proxy is, that only holds and lets go)."""
 
     def __init__(self, upstream: str) -> None:
-        target = urlsplit(upstream)
-        self._upstream = (target.hostname or "127.0.0.1", target.port or 80)
+        super().__init__(upstream, upstream_timeout_s=SAFETY_S, name="gate")
         self._lock = threading.Lock()
         self._armed: list[Hold] = []
         self._holds: list[Hold] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for hold in self._holds:
-            hold.go.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
     def hold(self, label: str | None = None, *, skip: int = 0) -> Hold:
         """Hold the next private request labelled `label` (AddOrder.market, ClosedOrders;
@@ -612,29 +592,13 @@ class Gate:
             self._holds.append(hold)
         return hold
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        gate = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_GET(self) -> None:
-                gate._handle(self, b"")
-
-            def do_POST(self) -> None:
-                gate._handle(self, self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler
+    def _let_go(self) -> None:
+        for hold in self._holds:
+            hold.go.set()
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
-        if handler.path.startswith("/0/private/"):
-            method = handler.path.removeprefix("/0/private/")
-            if method == "AddOrder":
-                method += "." + parse_qs(body.decode()).get("ordertype", ["?"])[0]
+        if handler.path.startswith(PRIVATE):
+            method = label_of(handler.path.removeprefix(PRIVATE), parse_qs(body.decode()))
             with self._lock:
                 hold = next((h for h in self._armed if h.label in (None, method)), None)
                 if hold is not None and hold.skip:
@@ -645,24 +609,7 @@ class Gate:
             if hold is not None:
                 hold.reached.set()
                 hold.go.wait(SAFETY_S)
-        connection = http.client.HTTPConnection(*self._upstream, timeout=SAFETY_S)
-        try:
-            headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP}
-            connection.request(handler.command, handler.path, body=body or None, headers=headers)
-            response = connection.getresponse()
-            status, answer, answer_headers = response.status, response.read(), response.getheaders()
-        finally:
-            connection.close()
-        handler.send_response(status)
-        for name, value in answer_headers:
-            if name.lower() not in _HOP_BY_HOP:
-                handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(answer)))
-        handler.end_headers()
-        handler.wfile.write(answer)
-
-
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "host"})
+        self._answer(handler, *self._forward(handler, body))
 
 
 @dataclass
