@@ -1,17 +1,14 @@
-"""`tg sim advance`, `tg sim status` and `tg sim serve` through Typer's runner (and, for
-serving until Ctrl-C, as a real process), on a sandbox beside a database in tmp_path."""
+"""`tg sim advance`, `tg sim status` and `tg sim serve`'s refusals through Typer's
+runner, on a sandbox beside a database in tmp_path (serving as a real process:
+test_sim_serve_keys.py)."""
 
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import krakenex
 import pytest
 from typer.testing import CliRunner
 
@@ -22,12 +19,12 @@ from simulator.exchange import DEFAULT_ACCOUNT
 from simulator.models import OrderSpec, OrderType, Side
 from simulator.pairs import PAIRS
 from simulator.price_path import synthetic_paths
+from tests.exchange.kraken_fakes import SECRET
 
 pytestmark = pytest.mark.integration
 
 runner = CliRunner()
 SIX_HOURS = 6 * 3600
-SECRET = "kQH5HW/8p1uGOVjbgWA7FunAmGO8lsSUXNsu3eow76sz84Q18fWxnyRzBHCd3pd5nE9qa99HAZtuZuj6F1huXg=="
 
 
 def tg(*args: str) -> Any:
@@ -146,40 +143,3 @@ def test_serve_refuses_bad_input_before_listening(args: list[str], says: str) ->
     result = runner.invoke(app, ["sim", "serve", *args], env={"TG_SANDBOX_TOKEN": None})
     assert result.exit_code == 2
     assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1
-
-
-def test_serve_answers_a_kraken_client_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    key_file = tmp_path / "sandbox.keys"
-    key_file.write_text(f"sandbox-key\n{SECRET}\n")
-    key_file.chmod(0o600)
-    command = [
-        sys.executable,
-        "-c",
-        "from cli.main import main; main()",
-        "sim",
-        "serve",
-        "--port",
-        "0",
-        "--key-file",
-        str(key_file),
-    ]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as server:
-        try:
-            banner = [server.stdout.readline() for _ in range(3)] if server.stdout else []
-            assert banner[0].startswith("sandbox Kraken serving at http://127.0.0.1:"), banner
-            url = banner[0].split()[4]
-            assert banner[1].split()[:3] == ["API", "key:", "sandbox-..."]
-            assert f"TG_KRAKEN_KEY_FILE={key_file} tg trade" in banner[2]
-            api = krakenex.API("sandbox-key", SECRET)
-            api.uri = url
-            assert api.query_private("Balance") == {
-                "error": [],
-                "result": {"ZUSD": "100000.0000", "USDT": "100000.00000000"},
-            }
-            api.close()
-        finally:
-            server.send_signal(signal.SIGINT)
-            out, err = server.communicate(timeout=10)
-    assert server.returncode == 0, err
-    assert out.strip().endswith("sandbox stopped")
-    assert SECRET not in "".join(banner) + out + err

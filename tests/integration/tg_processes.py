@@ -1,6 +1,8 @@
-"""`tg` commands as real processes, forked from a server that has tg's CLI imported:
-a child starts in milliseconds instead of the second a fresh interpreter needs, so a
-test can run many at once, or SIGKILL one at an exact point.
+"""`tg` commands as real processes, for what only a real process shows. Mostly forked
+from a server that has tg's CLI imported (TgProcess): a child starts in milliseconds
+instead of the second a fresh interpreter needs, so a test can run many at once, or
+SIGKILL one at an exact point. `tg_command` is the fresh interpreter, for a signal's
+handling or `tg sim serve`'s banner (`tg_sim_serve`).
 
 Only the standard library is imported at module level: the fork server preloads this
 module, and every `tg` child is forked from it with tg's CLI already imported.
@@ -11,6 +13,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -72,6 +76,54 @@ def fork_context() -> ForkServerContext:
         context.set_forkserver_preload(PRELOAD)
         _context = context
     return _context
+
+
+_LAUNCH = "import sys; from cli.main import main; sys.argv = ['tg', *sys.argv[1:]]; main()"
+
+
+def tg_command(*args: str) -> list[str]:
+    """`tg ARGS` as the console script runs it, in a fresh interpreter: for
+    subprocess, where a forked child would not do (a real console, a real signal)."""
+    return [sys.executable, "-c", _LAUNCH, *args]
+
+
+@dataclass
+class Served:
+    """A running `tg sim serve`: its URL and banner; its output and errors once stopped."""
+
+    url: str
+    banner: list[str]
+    output: str = ""
+    errors: str = ""
+
+
+@contextmanager
+def tg_sim_serve(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -> Iterator[Served]:
+    """`tg sim serve --port 0 ARGS` in `cwd` until the block ends (then Ctrl-C, and it
+    must stop cleanly); its banner read up to the line that closes it. Its output and
+    errors are filled in after. As for a forked child, no TG_* variable of the
+    parent's leaks in: `env` is all it gets of them."""
+    command = tg_command("sim", "serve", "--port", "0", *args)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TG_")} | dict(env or {})
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=environment
+    ) as server:
+        assert server.stdout is not None and server.stderr is not None
+        banner: list[str] = []
+        while not banner or "/_sandbox/" not in banner[-1]:
+            line = server.stdout.readline()
+            if not line:
+                break
+            banner.append(line)
+        served = Served(banner[0].split()[4] if banner else "", banner)
+        try:
+            assert banner and banner[0].startswith("sandbox Kraken serving at"), banner + [server.stderr.read()]
+            yield served
+        finally:
+            server.send_signal(signal.SIGINT)
+            served.output, served.errors = server.communicate(timeout=10)
+    assert server.returncode == 0, served.errors
+    assert served.output.strip().endswith("sandbox stopped")
 
 
 def run_tg_child(argv: Sequence[str], env: Mapping[str, str], cwd: str, out: str, err: str) -> None:
