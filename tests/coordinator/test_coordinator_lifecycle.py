@@ -17,10 +17,10 @@ import pytest
 import respx
 
 from core.decision.agents import RegimeDetectionAgent, TechnicalAnalysisAgent, TradingDecisionAgent
-from core.decision.bus import MessageTopic
 from core.decision.coordinator import CoordinatorAgent, TaskStatus
+from core.decision.llm.offline import default_trading_models
 from core.decision.risk import RiskManagementEngine
-from core.domain.config import ModelSettings, ModelSlot, Settings
+from core.domain.config import ModelSettings, Settings
 from core.domain.models import (
     Action,
     Bias,
@@ -32,12 +32,22 @@ from core.domain.models import (
     Regime,
     Side,
 )
-from core.exchange import Credentials, KrakenClient
+from core.exchange import KrakenClient
 from core.execution.positions import PositionTracker
 from core.flows.trade_cycle import ExchangeVenue, TradeCycle, read_risk_state
 from core.storage.store import Store
 from simulator.embedded import EmbeddedExchange
-from tests.coordinator.fakes import BULL, TA_LONG, ScriptedModel, assert_messages_properly_ordered, traders, vote
+from tests.coordinator.fakes import (
+    BULL,
+    PIPELINE,
+    TA_LONG,
+    ScriptedModel,
+    assert_messages_properly_ordered,
+    traders,
+    vote,
+)
+from tests.llm.provider_fakes import KEY, KEY_ENV, OPENAI_COMPATIBLE
+from tests.tg_client import tg_client
 
 pytestmark = pytest.mark.integration
 
@@ -53,12 +63,7 @@ class Sandbox:
 @pytest.fixture
 async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
     exchange = EmbeddedExchange.open(tmp_path / "s.db")
-    client = KrakenClient(
-        exchange.base_url,
-        Credentials(exchange.api_key, exchange.api_secret),
-        transport=exchange.transport,
-        clock=exchange.clock,
-    )
+    client = tg_client(exchange)
     with Store.open(tmp_path / "tg.db") as store:
         yield Sandbox(exchange, client, store, Settings(db=tmp_path / "tg.db"))
     await client.aclose()
@@ -119,15 +124,7 @@ async def test_end_to_end_buy_trade_execution(sandbox: Sandbox) -> None:
     agents = [o["agent"] for o in sandbox.store.agent_outputs("R-lifecycle")]
     assert agents == ["technical_analysis", "regime_detection", "risk"]
     topics = assert_messages_properly_ordered(await coordinator.message_bus.get_history())
-    assert topics["R-lifecycle"] == [
-        MessageTopic.MARKET_DATA,
-        MessageTopic.TA_SIGNALS,
-        MessageTopic.REGIME_UPDATES,
-        MessageTopic.TRADING_SIGNALS,
-        MessageTopic.RISK_ALERTS,
-        MessageTopic.EXECUTION_EVENTS,
-        MessageTopic.PORTFOLIO_UPDATES,
-    ]
+    assert topics["R-lifecycle"] == list(PIPELINE)
     await coordinator.stop()
 
 
@@ -137,14 +134,7 @@ async def test_trade_cycle_runs_through_the_coordinator_with_the_offline_models(
 
     # the seeded sandbox opens on a quiet market: every offline strategy holds
     assert (summary["action"], summary["status"], summary["conflict"]) == ("HOLD", "HOLD", None)
-    assert [v["model"] for v in summary["votes"]] == [
-        "trend_follower",
-        "mean_reverter",
-        "momentum",
-        "breakout",
-        "regime_aligned",
-        "contrarian_risk",
-    ]
+    assert [v["model"] for v in summary["votes"]] == [m.name for m in default_trading_models()]
     run = sandbox.store.get_run(report.run_id)
     assert run is not None and run.summary == summary and run.status == "HOLD"
     assert len(sandbox.store.votes(report.run_id)) == 6 and sandbox.store.conflicts() == []
@@ -164,18 +154,16 @@ def _remote_answer(request: httpx.Request) -> httpx.Response:
             f'{{"action": "BUY", "confidence": 0.8, "entry": {price}, "stop_loss": {(price * Decimal("0.98")):.1f}, '
             f'"take_profit": {(price * Decimal("1.05")):.1f}}}'
         )
-    return httpx.Response(200, json={"choices": [{"message": {"content": text}}], "usage": {"prompt_tokens": 1}})
+    return OPENAI_COMPATIBLE.ok(text)
 
 
 @respx.mock
 async def test_trade_cycle_switched_to_a_provider_by_configuration(
     sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-test")
-    route = respx.post("https://api.deepseek.com/chat/completions").mock(side_effect=_remote_answer)
-    deepseek = ModelSlot(
-        provider="openai", base_url="https://api.deepseek.com", model="deepseek-chat", api_key_env="DEEPSEEK_API_KEY"
-    )
+    monkeypatch.setenv(KEY_ENV, KEY)
+    route = respx.post(OPENAI_COMPATIBLE.url).mock(side_effect=_remote_answer)
+    deepseek = OPENAI_COMPATIBLE.slot()
     models = ModelSettings(
         ta=deepseek, trader_1=deepseek, trader_2=deepseek, trader_3=deepseek, trader_4=deepseek, conflict=deepseek
     )

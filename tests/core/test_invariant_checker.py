@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,7 +15,7 @@ from core.exchange import ExchangeOrder
 from core.exchange.account import ExchangeTruth
 from core.execution.invariants import INVARIANTS, check_invariants
 from core.storage.store import Store
-from tests.exchange.kraken_fakes import BTC_USDT
+from tests.exchange.kraken_fakes import BTC_USDT, order_wire
 
 PAIRS = {"XBTUSDT": BTC_USDT}
 SIZE = Decimal("0.1")
@@ -34,24 +33,20 @@ def wire(
     price: str = "0",
     reason: str | None = None,
 ) -> ExchangeOrder:
-    raw: dict[str, Any] = {
-        "status": status,
-        "descr": {
-            "pair": "XBTUSDT",
-            "type": side,
-            "ordertype": ordertype,
-            "price": price,
-            "order": f"{side} {vol} XBTUSDT @ {ordertype}",
-        },
-        "vol": str(vol),
-        "vol_exec": str(vol_exec),
-        "cost": "0",
-        "fee": "0",
-        "price": "0",
-        "cl_ord_id": cl_ord_id,
-        "opentm": 0.0,
-        "reason": reason,
-    }
+    raw = order_wire(
+        status,
+        pair="XBTUSDT",
+        side=side,
+        ordertype=ordertype,
+        price=price,
+        vol=str(vol),
+        vol_exec=str(vol_exec),
+        cost="0",
+        fee="0",
+        avg_price="0",
+        cl_ord_id=cl_ord_id,
+        reason=reason,
+    )
     return ExchangeOrder.from_wire(txid, raw)
 
 

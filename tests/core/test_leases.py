@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,12 +27,6 @@ from core.storage.store import LeaseRecord, Store
 
 NAME = asset_lease("acct12345678", "XXBT")
 START = 1_767_225_600.0
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "tg.db") as opened:
-        yield opened
 
 
 @pytest.fixture

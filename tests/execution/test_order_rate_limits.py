@@ -13,13 +13,14 @@ import pytest
 from core.domain.clock import Clock
 from core.domain.config import RateLimitSettings
 from core.domain.models import ExecutionResult, ExecutionStatus
-from core.exchange import Credentials, KrakenClient
+from core.exchange import KrakenClient
 from core.exchange.ratelimit import KrakenRateLimiter
 from core.execution.manager import OrderExecutionManager
 from core.flows.manual import manual_proposal
 from core.storage.store import Store
 from simulator.embedded import EmbeddedExchange
 from simulator.exchange import DEFAULT_ACCOUNT
+from tests.tg_client import tg_client
 
 
 @dataclass
@@ -39,13 +40,7 @@ class Desk:
 
 async def open_desk(tmp_path: Path, limits: RateLimitSettings) -> AsyncIterator[Desk]:
     sandbox = EmbeddedExchange.open(tmp_path / "tg.sandbox.db")
-    client = KrakenClient(
-        sandbox.base_url,
-        Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
-        transport=sandbox.transport,
-        clock=sandbox.clock,
-        rate_limiter=KrakenRateLimiter.from_settings(limits, clock=sandbox.clock),
-    )
+    client = tg_client(sandbox, rate_limiter=KrakenRateLimiter.from_settings(limits, clock=sandbox.clock))
     with Store.open(tmp_path / "tg.db") as store:
         yield Desk(sandbox, sandbox.clock, client, OrderExecutionManager(client, store, clock=sandbox.clock))
     await client.aclose()

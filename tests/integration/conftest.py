@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from core.domain.clock import Clock
-from core.exchange import Credentials, KrakenClient
+from core.exchange import KrakenClient
 from core.storage.store import Store
 from simulator.embedded import EmbeddedExchange
+from tests.tg_client import tg_client
 
 
 @dataclass
@@ -25,12 +26,7 @@ class Rig:
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     sandbox = EmbeddedExchange.open(tmp_path / "tg.sandbox.db")
-    client = KrakenClient(
-        sandbox.base_url,
-        Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
-        transport=sandbox.transport,
-        clock=sandbox.clock,
-    )
+    client = tg_client(sandbox)
     with Store.open(tmp_path / "tg.db") as store:
         yield Rig(sandbox=sandbox, client=client, store=store, clock=sandbox.clock)
     await client.aclose()

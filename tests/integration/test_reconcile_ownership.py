@@ -11,12 +11,11 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
 import pytest
 
 from core.domain.config import ExecutionSettings
 from core.domain.models import OrderRole, OrderStatus, OrderType, PositionStatus, Side, TradeProposal
-from core.exchange import Credentials, ExchangeOrder, KrakenClient
+from core.exchange import ExchangeOrder, KrakenClient
 from core.exchange.sandbox_control import SandboxControl
 from core.execution.invariants import check_invariants
 from core.execution.manager import OrderExecutionManager
@@ -25,6 +24,7 @@ from core.flows.simulation import CrashingTransport, SimulatedCrash
 from core.storage.store import Store
 from simulator.embedded import EmbeddedExchange
 from simulator.faults import parse_spec
+from tests.tg_client import tg_client
 
 pytestmark = pytest.mark.integration
 
@@ -39,15 +39,8 @@ class Desk:
     folder: Path
 
     def client(self, crash_after: int | None = None) -> KrakenClient:
-        transport: httpx.AsyncBaseTransport = self.sandbox.transport
-        if crash_after is not None:
-            transport = CrashingTransport(transport, crash_after)
-        return KrakenClient(
-            self.sandbox.base_url,
-            Credentials(api_key=self.sandbox.api_key, api_secret=self.sandbox.api_secret),
-            transport=transport,
-            clock=self.sandbox.clock,
-        )
+        crashing = None if crash_after is None else CrashingTransport(self.sandbox.transport, crash_after)
+        return tg_client(self.sandbox, transport=crashing)
 
     def store(self, name: str = "tg") -> Store:
         return Store.open(self.folder / f"{name}.db")

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from core.decision.llm.offline import default_trading_models
 from core.domain.models import PositionStatus
 from core.storage.store import Store
 
@@ -54,14 +55,7 @@ def test_replay_json_is_stored_and_shown_again(tmp_path: Path) -> None:
     for side in ("strategy", "buy_and_hold"):
         assert set(summary[side]) >= {"total_return", "annualised_return", "max_drawdown", "sharpe", "sortino"}
     assert summary["trades"]["trades"] > 0 and "win_rate" in summary["trades"]
-    assert set(summary["votes"]) == {
-        "trend_follower",
-        "mean_reverter",
-        "momentum",
-        "breakout",
-        "regime_aligned",
-        "contrarian_risk",
-    }
+    assert set(summary["votes"]) == {m.name for m in default_trading_models()}
     assert "equity_curve" not in summary  # --json prints the figures; the curve is stored
 
     with Store.open(db) as store:

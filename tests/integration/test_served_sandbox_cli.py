@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -54,28 +55,26 @@ def tg(*args: str) -> Any:  # the command's --json output: an object or a list, 
     return json.loads(result.stdout)
 
 
-def cancel_behind_tgs_back(url: str, txid: str) -> None:
+def private(url: str, method: str, **params: str) -> Any:
+    """A private call of another client on tg's key, signed as tg signs it."""
     nonce = str(NonceSource().next())  # wall-clock microseconds, as tg's own client counts
-    body = f"nonce={nonce}&txid={txid}"
+    body = urlencode({"nonce": nonce, **params})
     headers = {
         "API-Key": API_KEY,
-        "API-Sign": sign("/0/private/CancelOrder", nonce, body, SECRET),
+        "API-Sign": sign(f"/0/private/{method}", nonce, body, SECRET),
         "Content-Type": "application/x-www-form-urlencoded",
     }
-    answer = httpx.post(f"{url}/0/private/CancelOrder", content=body, headers=headers).json()
+    answer = httpx.post(f"{url}/0/private/{method}", content=body, headers=headers).json()
     assert answer["error"] == [], answer
+    return answer["result"]
+
+
+def cancel_behind_tgs_back(url: str, txid: str) -> None:
+    private(url, "CancelOrder", txid=txid)
 
 
 def open_stops(url: str) -> list[dict]:
-    nonce = str(NonceSource().next())
-    body = f"nonce={nonce}"
-    headers = {
-        "API-Key": API_KEY,
-        "API-Sign": sign("/0/private/OpenOrders", nonce, body, SECRET),
-        "Content-Type": "application/x-www-form-urlencoded",
-    }
-    answer = httpx.post(f"{url}/0/private/OpenOrders", content=body, headers=headers).json()
-    return [o for o in answer["result"]["open"].values() if o["descr"]["ordertype"] == "stop-loss"]
+    return [o for o in private(url, "OpenOrders")["open"].values() if o["descr"]["ordertype"] == "stop-loss"]
 
 
 def test_orders_and_positions_with_url_show_the_exchange_and_change_nothing(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -15,7 +14,6 @@ from core.domain.clock import VirtualClock
 from simulator.app import SandboxApp, create_app
 from simulator.exchange import Exchange
 from simulator.faults import FaultSchedule, parse_spec
-from simulator.models import ApiKey
 from simulator.pairs import PAIRS
 from tests.simulator.sandbox_client import KrakenClient, kraken_signature
 
@@ -30,13 +28,6 @@ def faults() -> FaultSchedule:
 @pytest.fixture
 def app(exchange: Exchange, faults: FaultSchedule) -> SandboxApp:
     return create_app(exchange, faults=faults)
-
-
-@pytest.fixture
-async def kraken(app: SandboxApp, api_key: ApiKey) -> AsyncIterator[KrakenClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.kraken") as http:
-        yield KrakenClient(http, api_key)
 
 
 def install(faults: FaultSchedule, *specs: str) -> None:

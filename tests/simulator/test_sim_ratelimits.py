@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
@@ -17,23 +15,6 @@ from tests.simulator.sandbox_client import KrakenClient
 
 REST_REFUSED = {"error": ["EAPI:Rate limit exceeded"]}
 ORDER_REFUSED = {"error": ["EOrder:Rate limit exceeded"]}
-
-
-@pytest.fixture
-def app(exchange: Exchange) -> SandboxApp:
-    return create_app(exchange)
-
-
-@pytest.fixture
-async def http(app: SandboxApp) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.kraken") as client:
-        yield client
-
-
-@pytest.fixture
-def kraken(http: httpx.AsyncClient, api_key: ApiKey) -> KrakenClient:
-    return KrakenClient(http, api_key)
 
 
 def resting_buy(pair: str = "XBTUSDT", **extra: str) -> dict[str, str]:
