@@ -61,6 +61,12 @@ class Desk:
     def live_stops(self) -> list[ExchangeOrder]:
         return [o for o in self.orders("open").values() if o.ordertype == "stop-loss"]
 
+    async def cancel_the_stop(self) -> None:
+        """The one live stop cancelled behind tg's back."""
+        [stop] = self.live_stops()
+        async with self.client() as client:
+            await client.cancel_order(stop.txid)
+
     def btc(self) -> Decimal:
         return self.sandbox.exchange.balance("default").get("XXBT", Decimal(0))
 
@@ -166,9 +172,7 @@ async def test_a_lost_database_is_taken_over_with_adopt(desk: Desk) -> None:
 async def test_a_read_only_pass_sends_nothing_and_writes_nothing(desk: Desk) -> None:
     with desk.store() as store:
         await desk.open_long(store)
-        [stop] = desk.live_stops()
-        async with desk.client() as client:
-            await client.cancel_order(stop.txid)
+        await desk.cancel_the_stop()
         stored_before = store.orders()
         report = await desk.reconcile(store, repair=False)
         assert report.dry_run
@@ -274,9 +278,7 @@ async def test_reproduction_4_stale_then_ghost_on_the_stop_leaves_no_orphan(desk
 async def test_reproduction_7_a_lost_answer_to_reconciles_stop_is_resolved_by_client_order_id(desk: Desk) -> None:
     with desk.store() as store:
         await desk.open_long(store)
-        [stop] = desk.live_stops()
-        async with desk.client() as client:
-            await client.cancel_order(stop.txid)
+        await desk.cancel_the_stop()
         desk.fault("ghost:match=stop_loss,variant=html-5xx")
         report = await desk.reconcile(store)
         [replaced] = desk.live_stops()
