@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
+import respx
 
 from core.exchange import PairInfo
 
@@ -75,6 +78,14 @@ BTC_USDT = PairInfo(
 )
 """ASSET_PAIRS' XBTUSDT as tg reads it (its fees: Kraken's first tier), for the tests
 that need a pair without asking for one."""
+
+
+@contextmanager
+def mocked_kraken() -> Iterator[respx.MockRouter]:
+    """Kraken at BASE_URL, mocked: AssetPairs answers ASSET_PAIRS; a test routes the rest."""
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+        router.get("/0/public/AssetPairs").mock(return_value=ok(ASSET_PAIRS))
+        yield router
 
 
 def ok(result: Any) -> httpx.Response:
