@@ -9,16 +9,14 @@ import random
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from cli.main import app
 from core.decision.llm.offline import default_trading_models
 from core.domain.models import PositionStatus
 from core.storage.store import Store
+from tests.integration.tg_cli import tg
 
 pytestmark = pytest.mark.integration
 
-runner = CliRunner()
 H = 3_600
 T0 = 1_735_689_600  # 2025-01-01T00:00:00Z
 
@@ -36,11 +34,6 @@ def candle_file(path: Path, count: int = 300, seed: int = 3, *, extra: list[str]
         price = close
     path.write_text("\n".join([*lines, *(extra or [])]) + "\n", encoding="utf-8")
     return path
-
-
-def tg(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_replay_json_is_stored_and_shown_again(tmp_path: Path) -> None:

@@ -4,15 +4,12 @@ test_sim_serve_keys.py)."""
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from cli.main import app
 from cli.wiring import sandbox_path
 from simulator.embedded import SANDBOX_EPOCH, EmbeddedExchange
 from simulator.exchange import DEFAULT_ACCOUNT
@@ -20,21 +17,11 @@ from simulator.models import OrderSpec, OrderType, Side
 from simulator.pairs import PAIRS
 from simulator.price_path import synthetic_paths
 from tests.exchange.kraken_fakes import SECRET
+from tests.integration.tg_cli import tg, tg_json
 
 pytestmark = pytest.mark.integration
 
-runner = CliRunner()
 SIX_HOURS = 6 * 3600
-
-
-def tg(*args: str) -> Any:
-    return runner.invoke(app, list(args))
-
-
-def tg_json(*args: str) -> Any:
-    result = tg(*args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def place(db: Path, **fields: Any) -> str:
@@ -78,12 +65,12 @@ def test_advance_prints_a_table_of_what_filled(tmp_path: Path) -> None:
     db = tmp_path / "tg.db"
     txid = place(db, side=Side.BUY, ordertype=OrderType.LIMIT, volume=Decimal("0.01"), price=Decimal(59_500))
 
-    result = tg("sim", "advance", "2d", "--db", str(db))
+    code, out, err = tg("sim", "advance", "2d", "--db", str(db))
 
-    assert result.exit_code == 0, result.output
-    assert "2026-01-01 00:00:00 -> 2026-01-03 00:00:00 UTC" in result.stdout
-    assert "1 order(s) done, 0 still open" in result.stdout
-    assert txid in result.stdout and "closed" in result.stdout
+    assert code == 0, out + err
+    assert "2026-01-01 00:00:00 -> 2026-01-03 00:00:00 UTC" in out
+    assert "1 order(s) done, 0 still open" in out
+    assert txid in out and "closed" in out
 
 
 def test_status_json_shows_prices_balances_and_open_orders(tmp_path: Path) -> None:
@@ -106,18 +93,18 @@ def test_status_json_shows_prices_balances_and_open_orders(tmp_path: Path) -> No
 
 
 def test_status_prints_tables(tmp_path: Path) -> None:
-    result = tg("sim", "status", "--db", str(tmp_path / "tg.db"))
-    assert result.exit_code == 0, result.output
+    code, out, err = tg("sim", "status", "--db", str(tmp_path / "tg.db"))
+    assert code == 0, out + err
     for shown in ("prices", "balances", "XBT/USDT", "60000.0", "100000.0000", "no open orders"):
-        assert shown in result.stdout
+        assert shown in out
 
 
 @pytest.mark.parametrize("duration", ["6x", "h6", "1.5h", "6 h", "", "0s", "367d"])
 def test_advance_refuses_bad_durations(tmp_path: Path, duration: str) -> None:
     db = tmp_path / "tg.db"
-    result = tg("sim", "advance", duration, "--db", str(db))
-    assert result.exit_code == 2
-    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
+    code, _, err = tg("sim", "advance", duration, "--db", str(db))
+    assert code == 2
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
     assert not sandbox_path(db).exists()
 
 
@@ -140,6 +127,6 @@ def test_advance_accepts_compound_durations(tmp_path: Path) -> None:
     ],
 )
 def test_serve_refuses_bad_input_before_listening(args: list[str], says: str) -> None:
-    result = runner.invoke(app, ["sim", "serve", *args], env={"TG_SANDBOX_TOKEN": None})
-    assert result.exit_code == 2
-    assert says in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    code, _, err = tg("sim", "serve", *args, env={"TG_SANDBOX_TOKEN": None})
+    assert code == 2
+    assert says in err and len(err.strip().splitlines()) == 1
