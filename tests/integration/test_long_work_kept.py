@@ -8,9 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from cli.main import app
 from cli.replay import replay_sandbox, replays_folder
 from cli.wiring import fault_catalog, simulation_sandbox
 from core.domain.config import load_settings
@@ -19,15 +17,9 @@ from core.flows.replay import Replay, ReplayOptions
 from core.flows.simulation import RunResult, Simulation
 from core.storage.store import Store
 from tests.integration.test_replay_cli import candle_file
+from tests.integration.tg_cli import tg
 
 pytestmark = pytest.mark.integration
-
-runner = CliRunner()
-
-
-def tg(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def only_run(db: Path) -> dict:

@@ -21,7 +21,7 @@ from core.domain.models import (
 from core.execution.manager import OrderExecutionManager
 from core.execution.reconcile import Reconciler
 from core.execution.spool import PendingWrites
-from tests.integration.conftest import Rig
+from tests.tg_client import Rig
 
 pytestmark = pytest.mark.integration
 
