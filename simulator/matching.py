@@ -8,28 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
+from simulator.market_model import LIQUIDITY
 from simulator.models import OrderType, Side
 from simulator.pairs import FeeTiers, Pair
 
 _BPS = Decimal("0.0001")
 _IMPACT_BPS_PER_DEPTH = Decimal(10)
 _NOISE_BPS = Decimal("0.5")
-
-
-@dataclass(frozen=True)
-class Liquidity:
-    half_spread_bps: Decimal
-    depth: Decimal
-    """Quote notional that pushes a market fill 10 bps further from the touch."""
-
-
-LIQUIDITY: dict[str, Liquidity] = {
-    "XXBTZUSD": Liquidity(half_spread_bps=Decimal("0.5"), depth=Decimal("2000000")),
-    "XBTUSDT": Liquidity(half_spread_bps=Decimal("0.75"), depth=Decimal("1000000")),
-    "XETHZUSD": Liquidity(half_spread_bps=Decimal("0.75"), depth=Decimal("1000000")),
-    "XRPUSDT": Liquidity(half_spread_bps=Decimal("1"), depth=Decimal("250000")),
-    "XXRPXXBT": Liquidity(half_spread_bps=Decimal("1"), depth=Decimal("4")),
-}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from typing import Any
 from simulator import wire
 from simulator.exceptions import InvalidArguments
 from simulator.exchange import Exchange
-from simulator.market_data import MAX_TRADES
 from simulator.models import CloseSpec, Order, OrderSpec, OrderType, Side
 from simulator.order_prices import resolve, trailing_offset
 from simulator.pairs import ASSETS, PAIRS, Pair, find_asset, find_pair
@@ -46,6 +45,7 @@ from simulator.params import (
     TradesParams,
     parse,
 )
+from simulator.tape import MAX_TRADES
 
 Json = dict[str, Any]
 

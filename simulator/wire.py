@@ -9,7 +9,7 @@ from typing import Any
 
 from simulator.accounts import TradeBalance
 from simulator.market import Ticker
-from simulator.market_data import Book, BookLevel, PublicTrade
+from simulator.market_data import Book, BookLevel
 from simulator.models import (
     CloseSpec,
     Order,
@@ -23,6 +23,7 @@ from simulator.models import (
 )
 from simulator.pairs import ASSETS, PAIRS, Asset, FeeTiers, Pair
 from simulator.price_path import Bar
+from simulator.tape import PublicTrade
 
 Json = dict[str, Any]
 

@@ -195,4 +195,4 @@ async def test_trade_balance_values_the_account_in_an_asset(kraken: KrakenClient
     in_btc = await kraken.result("TradeBalance", asset="XBT")
     assert Decimal(in_btc["eb"]) == (Decimal(200000) / Decimal("60000.0")).quantize(Decimal("1e-10"))
     assert Decimal(in_btc["uv"]) > 0
-    assert await kraken.private("TradeBalance", asset="DOGE") == {"error": ["EQuery:Unknown asset"]}
+    assert await kraken.private("TradeBalance", asset="PEPE") == {"error": ["EQuery:Unknown asset"]}
