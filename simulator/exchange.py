@@ -107,9 +107,10 @@ class Exchange(OrderBook):
         self.sync()
 
     def reset(self) -> None:
-        """Back to the opening balances with no orders, trades, nonces, gaps or timers.
-        Keeps the seed, the API keys and the time: the clock never runs backwards, and
-        the market is a function of time."""
+        """Back to the opening balances with no orders, trades, nonces, timers or gaps
+        still to come. Keeps the seed, the API keys, the time and the gaps the market
+        already went through: the clock never runs backwards, the market is a function
+        of time, and what it published (trades, candles) stays published."""
         state = self._state
         for account in state.accounts.values():
             account.balances = dict(state.initial_balances)
@@ -117,12 +118,13 @@ class Exchange(OrderBook):
             api_key.last_nonce = 0
         state.orders.clear()
         state.trades.clear()
-        state.gaps.clear()
+        now = self.now()
+        state.gaps[:] = [gap for gap in state.gaps if gap.at <= now]
         state.dead_man.clear()
         state.next_serial = 0
         state.renew_id_space()  # ids handed out before the reset are never handed out again
         state.requests = 0
-        state.processed_until = self.now()
+        state.processed_until = now
         self._paths = self._with_gaps()
 
     def add_price_gap(self, at: float, pct: Decimal) -> None:

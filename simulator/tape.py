@@ -54,9 +54,9 @@ def recent_trades(
     `since`, or without it the latest ones."""
     if since is None:
         latest: list[PublicTrade] = []
-        end = math.floor(now / MINUTE) * MINUTE + MINUTE
+        end: float = math.floor(now / MINUTE) * MINUTE + MINUTE
         while end > path.start and len(latest) < count:
-            start = max(path.start, end - _CHUNK_MINUTES * MINUTE)
+            start: float = max(path.start, end - _CHUNK_MINUTES * MINUTE)
             latest = [t for t in minute_trades(seed, pair, path, start, end) if t.time <= now] + latest
             end = start
         return latest[-count:]
