@@ -23,6 +23,17 @@ from simulator.price_path import (
 )
 from simulator.tape import PublicTrade, forming_bar, recent_trades
 
+SPREAD_ENTRIES = 200
+SPREAD_STEP = 5
+"""Seconds between two rows of Spread."""
+
+
+@dataclass(frozen=True)
+class Spread:
+    time: float
+    bid: Decimal
+    ask: Decimal
+
 
 @dataclass(frozen=True)
 class Ticker:
@@ -64,6 +75,19 @@ class MarketData(Accounts):
 
     def depth(self, pair: Pair, count: int) -> Book:
         return order_book(self._state.seed, pair, self.price(pair), self.now(), count)
+
+    def spread(self, pair: Pair, since: float | None) -> list[Spread]:
+        """The best bid and ask every few seconds over the last while, oldest first,
+        newer than `since`; the newest is now's, as the ticker quotes it."""
+        now = self.now()
+        path = self._paths[pair.key]
+        times = [now - SPREAD_STEP * back for back in reversed(range(SPREAD_ENTRIES))]
+        rows = []
+        for at in times:
+            if at >= path.start and (since is None or at > since):
+                book = quote(pair, path.price_at(at))
+                rows.append(Spread(at, book.bid, book.ask))
+        return rows
 
     def public_trades(self, pair: Pair, since: float | None, count: int) -> list[PublicTrade]:
         return recent_trades(self._state.seed, pair, self._paths[pair.key], self.now(), since, count)

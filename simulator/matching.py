@@ -75,10 +75,40 @@ def trigger_reference(ordertype: OrderType, side: Side, trigger: Decimal, openin
     return min(trigger, opening)
 
 
+@dataclass(frozen=True)
+class FeeTier:
+    """Where a 30-day volume stands on a fee schedule (fees in percent)."""
+
+    fee: Decimal
+    minfee: Decimal
+    maxfee: Decimal
+    tiervolume: Decimal
+    """The volume from which the current tier applies."""
+    nextfee: Decimal | None
+    """None at the schedule's last tier."""
+    nextvolume: Decimal | None
+
+
+def fee_tier_index(tiers: FeeTiers, thirty_day_volume: Decimal) -> int:
+    """Which tier of `tiers` the 30-day volume reaches (the first when none)."""
+    return max((i for i, (threshold, _) in enumerate(tiers) if thirty_day_volume >= threshold), default=0)
+
+
+def fee_tier(tiers: FeeTiers, thirty_day_volume: Decimal) -> FeeTier:
+    """The highest tier the 30-day volume reaches, and the one after it."""
+    reached = fee_tier_index(tiers, thirty_day_volume)
+    following = tiers[reached + 1] if reached + 1 < len(tiers) else None
+    percents = [percent for _, percent in tiers]
+    return FeeTier(
+        fee=tiers[reached][1],
+        minfee=min(percents),
+        maxfee=max(percents),
+        tiervolume=tiers[reached][0],
+        nextfee=None if following is None else following[1],
+        nextvolume=None if following is None else following[0],
+    )
+
+
 def fee_rate(tiers: FeeTiers, thirty_day_volume: Decimal) -> Decimal:
     """The fee, as a fraction, of the highest tier the 30-day volume reaches."""
-    percent = tiers[0][1]
-    for threshold, tier_percent in tiers:
-        if thirty_day_volume >= threshold:
-            percent = tier_percent
-    return percent / 100
+    return fee_tier(tiers, thirty_day_volume).fee / 100

@@ -183,7 +183,12 @@ async def test_balance_ex_shows_what_open_orders_hold(kraken: KrakenClient) -> N
     await place(kraken, **LIMIT)
     balances = await kraken.result("BalanceEx")
     held = Decimal("0.01") * 50000 * (1 + Decimal("0.0026"))
-    assert balances["ZUSD"] == {"balance": "100000.0000", "hold_trade": f"{held:.4f}"}
+    assert balances["ZUSD"] == {
+        "balance": "100000.0000",
+        "credit": "0.0000",
+        "credit_used": "0.0000",
+        "hold_trade": f"{held:.4f}",
+    }
     assert balances["USDT"]["hold_trade"] == "0.00000000"
 
 

@@ -159,7 +159,7 @@ async def test_ohlc_requires_a_pair(kraken: KrakenClient) -> None:
 
 
 async def test_unknown_public_method(kraken: KrakenClient) -> None:
-    assert await kraken.public("Spread", pair="XBTUSD") == {"error": ["EGeneral:Unknown method"]}
+    assert await kraken.public("Spreads", pair="XBTUSD") == {"error": ["EGeneral:Unknown method"]}
 
 
 async def test_public_call_by_post_form(kraken: KrakenClient) -> None:
