@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from decimal import Decimal
+from pathlib import Path
 
 from core.domain.clock import VirtualClock
 from simulator.exchange import Exchange
-from simulator.models import LedgerType
+from simulator.models import LedgerType, SystemStatus
+from simulator.store import load_state, save_state
 from tests.simulator.sandbox_client import KrakenClient
 
 MARKET_BUY = {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.01"}
@@ -92,3 +94,16 @@ async def test_an_adjustment_and_a_reset_post_entries(exchange: Exchange, kraken
     after = await kraken.result("Ledgers")
     assert after["count"] == 2 and not before & set(after["ledger"])
     assert {entry["type"] for entry in after["ledger"].values()} == {str(LedgerType.DEPOSIT)}
+
+
+async def test_ledger_amends_and_trading_mode_survive_a_restart(
+    exchange: Exchange, kraken: KrakenClient, tmp_path: Path
+) -> None:
+    await kraken.result("AddOrder", **MARKET_BUY)
+    txid = (
+        await kraken.result("AddOrder", pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="50000")
+    )["txid"][0]
+    await kraken.result("AmendOrder", txid=txid, limit_price="50100")
+    exchange.set_system_status(SystemStatus.CANCEL_ONLY)
+    save_state(tmp_path / "state.db", exchange.state)
+    assert load_state(tmp_path / "state.db") == exchange.state
