@@ -11,9 +11,9 @@ from decimal import Decimal
 from simulator.exceptions import (
     InvalidKey,
 )
-from simulator.exchange_base import DEFAULT_ACCOUNT, ExchangeBase
+from simulator.exchange_base import DEFAULT_ACCOUNT
+from simulator.ledger import Ledger
 from simulator.models import (
-    Account,
     ApiKey,
     Order,
     OrderFlag,
@@ -34,11 +34,11 @@ class TradeBalance:
     """What the open orders would still trade, valued in `asset`."""
 
 
-class Accounts(ExchangeBase):
+class Accounts(Ledger):
     def create_api_key(self, account: str = DEFAULT_ACCOUNT) -> ApiKey:
         """A new key pair for `account` (opened with the initial balances if new)."""
         if account not in self._state.accounts:
-            self._state.accounts[account] = Account(dict(self._state.initial_balances))
+            self._open(account, self._state.initial_balances, self.now())
         api_key = ApiKey(
             key=base64.b64encode(secrets.token_bytes(42)).decode(),
             secret=base64.b64encode(secrets.token_bytes(64)).decode(),
@@ -61,6 +61,11 @@ class Accounts(ExchangeBase):
         """What the open orders hold of each asset the account has."""
         self.sync()
         return {asset: self._held(account, asset, None) for asset in self._state.accounts[account].balances}
+
+    def trade_volume(self, account: str) -> Decimal:
+        """The 30-day US-dollar volume that sets the account's fee tier."""
+        self.sync()
+        return self._thirty_day_volume(account, self.now())
 
     def trade_balance(self, account: str, asset: Asset) -> TradeBalance:
         self.sync()

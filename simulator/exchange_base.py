@@ -101,7 +101,13 @@ class ExchangeBase:
         return self._paths[dollar_pair.key].price_at(at)
 
     def _thirty_day_volume(self, account: str, at: float) -> Decimal:
+        """The account's US-dollar volume of the 30 days before `at` on the markets
+        that count toward fee tiers (not stablecoin or FX markets)."""
         return sum(
-            (t.usd_value for t in self._state.trades.values() if t.account == account and t.time > at - FEE_WINDOW),
+            (
+                t.usd_value
+                for t in self._state.trades.values()
+                if t.account == account and t.time > at - FEE_WINDOW and PAIRS[t.pair].counts_toward_volume
+            ),
             Decimal(0),
         )

@@ -27,6 +27,8 @@ from simulator.matching import (
 )
 from simulator.matching_engine import MatchingEngine
 from simulator.models import (
+    Amend,
+    AmendKind,
     Order,
     OrderFlag,
     OrderSpec,
@@ -34,8 +36,10 @@ from simulator.models import (
     OrderType,
     TimeInForce,
     Trade,
+    kraken_id,
 )
 from simulator.pairs import ASSETS, PAIRS, Pair
+from simulator.system_status import admit, admit_order
 
 
 class OrderBook(MatchingEngine):
@@ -180,15 +184,31 @@ class OrderBook(MatchingEngine):
             and not self._can_pay(account, pair, spec.side, amended.volume - order.vol_exec, limit, order, amended)
         ):
             raise InsufficientFunds()
+        if not order.amends:
+            order.amends.append(
+                _terms(order, kraken_id("T", self._state.seed, f"{order.txid}:original"), AmendKind.ORIGINAL)
+            )
+        amend_id = self._state.new_id("T")
         order.spec = amended
         order.amended = True
+        order.amends.append(_terms(order, amend_id, AmendKind.USER, at=now, post_only=post_only))
         if order.remaining <= 0:
             self._close(order, OrderStatus.CLOSED, now, None)
         elif limit is not None and order.status is OrderStatus.OPEN:
             self._enter_limit(order, limit, market, now)
         elif order.status is OrderStatus.OPEN:
             self._match(order, market, market, market, now)
-        return self._state.new_id("T")
+        return amend_id
+
+    def order_amends(self, account: str, txid: str) -> list[Amend]:
+        """The order's amend trail, oldest first: its original terms, then each amend."""
+        self.sync()
+        order = self._state.orders.get(txid)
+        if order is None or order.account != account:
+            raise UnknownOrder()
+        if order.amends:
+            return list(order.amends)
+        return [_terms(order, kraken_id("T", self._state.seed, f"{order.txid}:original"), AmendKind.ORIGINAL)]
 
     def edit_order(
         self,
@@ -321,6 +341,7 @@ class OrderBook(MatchingEngine):
         return replace(spec, volume=(spec.volume / worst).quantize(pair.lot_size, ROUND_DOWN))
 
     def _check_form(self, account: str, pair: Pair, spec: OrderSpec, excluding: Order | None) -> None:
+        admit_order(self._state.system_status, spec)
         for name, price in (("price", spec.price), ("price2", spec.price2)):
             if price is not None and _decimals(price) > pair.pair_decimals:
                 raise InvalidArguments(name)
@@ -357,8 +378,10 @@ class OrderBook(MatchingEngine):
             raise InsufficientFunds()
 
     def _request(self, endpoint: str) -> None:
-        """An order-entry request arrives: on the sandbox's own clock it takes the
-        latency model's time (the market moves meanwhile), then the market catches up."""
+        """An order-entry request arrives: the trading mode may refuse it; on the
+        sandbox's own clock it takes the latency model's time (the market moves
+        meanwhile), then the market catches up."""
+        admit(self._state.system_status, endpoint)
         self._state.requests += 1
         rng = random.Random(f"{self._state.seed}:latency:{self._state.requests}")
         delay = self._latency.delay(rng, endpoint)
@@ -402,6 +425,24 @@ def _spend_price(spec: OrderSpec, pair: Pair, market: Decimal) -> Decimal:
         return market
     assert spec.price is not None
     return spec.price
+
+
+def _terms(
+    order: Order, amend_id: str, kind: AmendKind, *, at: float | None = None, post_only: bool | None = None
+) -> Amend:
+    """The order's terms now as a row of its amend trail (at its entry by default)."""
+    spec = order.spec
+    original = kind is AmendKind.ORIGINAL
+    return Amend(
+        amend_id=amend_id,
+        kind=kind,
+        time=order.opentm if at is None else at,
+        order_qty=spec.volume,
+        remaining_qty=spec.volume if original else spec.volume - order.vol_exec,
+        limit_price=spec.price if spec.ordertype is OrderType.LIMIT else spec.price2,
+        trigger_price=spec.price if spec.ordertype.is_trigger and spec.trailing is None else None,
+        post_only=OrderFlag.POST in spec.oflags if post_only is None else post_only,
+    )
 
 
 def _decimals(value: Decimal) -> int:

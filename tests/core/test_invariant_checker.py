@@ -4,6 +4,7 @@ fail here."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -234,6 +235,21 @@ def test_a_foreign_holding_that_moved_without_its_orders_was_touched(account: Ac
     before = account.truth()
     account.balances["XXBT"] -= Decimal("0.05")  # sold, by no order of its owner's
     assert "foreign holding 0.05 -> 0.00" in " ".join(account.check(before=before)["foreign_untouched"])
+
+
+def test_an_asset_a_fill_paid_as_quote_is_not_judged_by_base_volumes(account: Account) -> None:
+    usdt_usd = replace(BTC_USDT, key="USDTZUSD", altname="USDTZUSD", base="USDT", quote="ZUSD", symbol="USDT/USD")
+    pairs = {**PAIRS, "USDTZUSD": usdt_usd}  # USDT is a quote here and a base there
+    entry = "OENTRY-AAAAA-AAAAAA"
+    before = ExchangeTruth(
+        orders={txid: order for txid, order in account.orders.items() if txid != entry},
+        balances={"USDT": Decimal("100000")},
+    )  # then tg's entry bought BTC with USDT
+    report = check_invariants(account.store, account.truth(), pairs, before=before)
+    assert report.violations["foreign_untouched"] == []
+    untouched = ExchangeTruth(orders=dict(account.orders), balances={**account.balances, "USDT": Decimal("94500")})
+    report = check_invariants(account.store, account.truth(), pairs, before=untouched)  # no fill since
+    assert report.violations["foreign_untouched"] == ["USDT: foreign holding 94500 -> 94000, its own orders moved it 0"]
 
 
 def test_every_invariant_has_a_test_above() -> None:

@@ -175,7 +175,12 @@ async def test_balance_ex_shows_what_open_orders_hold(kraken: KrakenClient) -> N
     await kraken.place(**resting_buy())
     balances = await kraken.result("BalanceEx")
     held = Decimal("0.01") * 50000 * (1 + Decimal("0.0026"))
-    assert balances["ZUSD"] == {"balance": "100000.0000", "hold_trade": f"{held:.4f}"}
+    assert balances["ZUSD"] == {
+        "balance": "100000.0000",
+        "credit": "0.0000",
+        "credit_used": "0.0000",
+        "hold_trade": f"{held:.4f}",
+    }
     assert balances["USDT"]["hold_trade"] == "0.00000000"
 
 
@@ -187,4 +192,4 @@ async def test_trade_balance_values_the_account_in_an_asset(kraken: KrakenClient
     in_btc = await kraken.result("TradeBalance", asset="XBT")
     assert Decimal(in_btc["eb"]) == (Decimal(200000) / Decimal("60000.0")).quantize(Decimal("1e-10"))
     assert Decimal(in_btc["uv"]) > 0
-    assert await kraken.private("TradeBalance", asset="DOGE") == {"error": ["EQuery:Unknown asset"]}
+    assert await kraken.private("TradeBalance", asset="PEPE") == {"error": ["EQuery:Unknown asset"]}

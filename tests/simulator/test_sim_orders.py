@@ -101,7 +101,7 @@ async def test_cost_minimum(kraken: KrakenClient) -> None:
         ({"cl_ord_id": "far too long for a client id"}, "EGeneral:Invalid arguments:cl_ord_id"),
         ({"userref": "7", "cl_ord_id": "mine"}, "EGeneral:Invalid arguments:cl_ord_id"),
         ({"expiretm": "+0"}, "EGeneral:Invalid arguments:expiretm"),
-        ({"pair": "XBTEUR"}, "EQuery:Unknown asset pair"),
+        ({"pair": "XBTJPY"}, "EQuery:Unknown asset pair"),
     ],
 )
 async def test_refused_add_order_arguments(kraken: KrakenClient, params: dict[str, str], error: str) -> None:
