@@ -131,9 +131,8 @@ def macd(values: Sequence[float], fast: int = 12, slow: int = 26, signal: int = 
 
 def true_ranges(prices: Prices) -> list[float]:
     """True range of each candle after the first (each needs the previous close)."""
-    high, low, close = prices.high, prices.low, prices.close
     return [
-        max(high[i] - low[i], abs(high[i] - close[i - 1]), abs(low[i] - close[i - 1])) for i in range(1, len(close))
+        max(h - lo, abs(h - prev), abs(lo - prev)) for h, lo, prev in zip(prices.high[1:], prices.low[1:], prices.close)
     ]
 
 
@@ -155,8 +154,9 @@ def bollinger(values: Sequence[float], period: int = 20, width: float = 2.0) -> 
     upper: list[float] = []
     middle: list[float] = []
     lower: list[float] = []
+    fsum, sqrt = math.fsum, math.sqrt
     for mean, end in zip(sma(values, period), range(period, len(values) + 1)):
-        deviation = math.sqrt(math.fsum((v - mean) ** 2 for v in values[end - period : end]) / period)
+        deviation = sqrt(fsum([(v - mean) * (v - mean) for v in values[end - period : end]]) / period)
         upper.append(mean + width * deviation)
         middle.append(mean)
         lower.append(mean - width * deviation)
@@ -174,13 +174,10 @@ class DirectionalIndex:
 
 def adx(prices: Prices, period: int = 14) -> DirectionalIndex:
     """Wilder's average directional index; len(prices) - 2*period + 1 values."""
-    high, low = prices.high, prices.low
-    plus_dm: list[float] = []
-    minus_dm: list[float] = []
-    for i in range(1, len(high)):
-        up, down = high[i] - high[i - 1], low[i - 1] - low[i]
-        plus_dm.append(up if up > down and up > 0 else 0.0)
-        minus_dm.append(down if down > up and down > 0 else 0.0)
+    ups = [b - a for a, b in pairwise(prices.high)]
+    downs = [a - b for a, b in pairwise(prices.low)]
+    plus_dm = [up if up > down and up > 0 else 0.0 for up, down in zip(ups, downs)]
+    minus_dm = [down if down > up and down > 0 else 0.0 for up, down in zip(ups, downs)]
     plus_di: list[float] = []
     minus_di: list[float] = []
     dx: list[float] = []
