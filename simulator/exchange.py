@@ -55,6 +55,7 @@ from simulator.models import (
     PriceGap,
 )
 from simulator.order_book import OrderBook
+from simulator.order_index import OrderIndex
 from simulator.price_path import (
     PricePath,
 )
@@ -116,6 +117,7 @@ class Exchange(OrderBook):
         for api_key in state.api_keys.values():
             api_key.last_nonce = 0
         state.orders.clear()
+        self._index = OrderIndex()
         state.trades.clear()
         state.gaps.clear()
         state.dead_man.clear()

@@ -39,7 +39,7 @@ class MatchingEngine(MarketData):
         """Match the live orders against the market up to the clock's now."""
         now = self.now()
         state = self._state
-        live = [order for order in state.orders.values() if order.is_live]
+        live = self._index.live()
         start = state.processed_until
         while live and start < now:
             event = self._next_event(live, start, now)
@@ -77,9 +77,8 @@ class MatchingEngine(MarketData):
         for account, trigger in list(self._state.dead_man.items()):
             if trigger <= at:
                 del self._state.dead_man[account]
-                for order in self._orders_of(account):
-                    if order.is_live:
-                        self._close(order, OrderStatus.CANCELED, trigger, "User requested")
+                for order in self._live_of(account):
+                    self._close(order, OrderStatus.CANCELED, trigger, "User requested")
         for order in live:
             spec = order.spec
             if not order.is_live:
@@ -245,7 +244,7 @@ class MatchingEngine(MarketData):
             usd_value=cost * self._usd_price(pair.quote, at),
             serial=self._state.next_serial,
         )
-        self._state.trades[trade.id] = trade
+        self._record_trade(trade)
         order.trades.append(trade.id)
         order.vol_exec += volume
         order.cost += cost
@@ -277,7 +276,7 @@ class MatchingEngine(MarketData):
             refid=parent.txid,
             serial=self._state.next_serial,
         )
-        self._state.orders[child.txid] = child
+        self._insert(child)
         self._arrive(child, self._paths[spec.pair].price_at(at), at)
         self._spawned.append(child)
 
