@@ -162,11 +162,21 @@ def simulate(
     url: Annotated[
         str | None, typer.Option("--url", help="A sandbox served by `tg sim serve` (keys from the environment).")
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes to spread the runs over (default: the core count; 1 with --url). "
+            "The results are those of one worker.",
+        ),
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Trade cycles against the sandbox with seeded faults; check the safety invariants."""
+    import os
     import tempfile
     from pathlib import Path
 
@@ -179,6 +189,12 @@ def simulate(
     settings = settings_from(db, config)
     catalog = fault_catalog()
     faults = check_faults(fault or [], tg_faults=True)
+    if url is not None and workers not in (None, 1):
+        from core.domain.errors import InputError
+
+        raise InputError("--workers needs the embedded sandbox: the runs on a served one (--url) go one at a time")
+    if workers is None:
+        workers = 1 if url is not None else os.cpu_count() or 1
 
     with (
         Store.open(settings.db_path) as store,
@@ -187,7 +203,9 @@ def simulate(
     ):
         sandboxes = served_sandbox(url) if url is not None else simulation_sandbox(settings)
         simulation = Simulation(settings, sandboxes, Path(workdir), catalog=catalog, symbol=symbol)
-        report = asyncio.run(simulation.run(faults, runs=runs, seed=seed, progress=advance, record_in=store))
+        report = asyncio.run(
+            simulation.run(faults, runs=runs, seed=seed, progress=advance, record_in=store, workers=workers)
+        )
     summary = report.to_dict()
     render.simulation_report(summary, as_json=json_output)
     if not report.ok:
