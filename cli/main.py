@@ -5,7 +5,6 @@ Heavy modules are imported inside the commands so that `tg --help` stays fast.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -78,6 +77,8 @@ def trade(
     json_output: JsonOption = False,
 ) -> None:
     """Run one full trade cycle: snapshot, agents, vote, risk, orders, position."""
+    import asyncio
+
     from cli import render
     from cli.wiring import open_session
     from core.flows.manual import manual_proposal
@@ -176,6 +177,7 @@ def simulate(
     json_output: JsonOption = False,
 ) -> None:
     """Trade cycles against the sandbox with seeded faults; check the safety invariants."""
+    import asyncio
     import os
     import tempfile
     from pathlib import Path
@@ -233,6 +235,8 @@ def reconcile(
 
     Only tg's own orders are touched (those of this database's install id, shown here);
     foreign orders and holdings on the account are listed and left alone."""
+    import asyncio
+
     from cli import render
     from cli.wiring import open_session
     from core.domain.ownership import parse_install_id
@@ -340,6 +344,8 @@ def show_config(db: DbOption = None, config: ConfigOption = None, json_output: J
 def _exchange_view(settings: Settings, url: str | None, live: bool) -> ReconcileReport | None:
     """With an exchange's URL, what it says of tg's orders and positions now, read only:
     nothing is sent to the exchange and nothing written to the database."""
+    import asyncio
+
     if url is None:
         return None
     from cli.wiring import open_session
