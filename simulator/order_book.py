@@ -3,6 +3,7 @@ orders, and answering what they became."""
 
 from __future__ import annotations
 
+import heapq
 import random
 import re
 from dataclasses import replace
@@ -278,8 +279,9 @@ class OrderBook(MatchingEngine):
             chosen = {"open": times[:1], "close": times[1:], "both": times}[closetime]
             return any(t is not None and (start is None or t > start) and (end is None or t <= end) for t in chosen)
 
-        matching = sorted((o for o in done if in_window(o)), key=lambda o: o.closetm or o.opentm, reverse=True)
-        return matching[offset : offset + CLOSED_ORDERS_PAGE], len(matching)
+        matching = done if start is None and end is None else [o for o in done if in_window(o)]
+        page = heapq.nlargest(offset + CLOSED_ORDERS_PAGE, matching, key=lambda o: o.closetm or o.opentm)
+        return page[offset:], len(matching)
 
     def order(self, txid: str) -> Order | None:
         return self._state.orders.get(txid)

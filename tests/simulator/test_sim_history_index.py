@@ -1,7 +1,7 @@
 """The exchange's index of live orders and of trade volumes (simulator.order_index)
 changes what a request costs, never what it answers: after every step of a seeded
 walk of placements, cancels, fills and time passing on two accounts, the open
-orders, the holds and every fee agree with the rules worked out from the whole state,
+orders, the closed-orders pages, the holds and every fee agree with the rules worked out from the whole state,
 and an exchange rebuilt from the saved state answers alike."""
 
 from __future__ import annotations
@@ -50,6 +50,11 @@ def check_answers(exchange: Exchange) -> None:
         assert exchange.holds(account) == expected_holds(exchange, account)
         mine = [o.txid for o in exchange.state.orders.values() if o.account == account]
         assert [o.txid for o in exchange.query_orders(account, None)] == mine
+        done = [o for o in exchange.state.orders.values() if o.account == account and not o.is_live]
+        newest = [o.txid for o in sorted(done, key=lambda o: o.closetm or o.opentm, reverse=True)]
+        for offset in (0, 7):
+            page, count = exchange.closed_orders(account, offset=offset)
+            assert ([o.txid for o in page], count) == (newest[offset : offset + 50], len(done))
 
 
 def check_fees(exchange: Exchange) -> None:
