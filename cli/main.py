@@ -5,7 +5,6 @@ Heavy modules are imported inside the commands so that `tg --help` stays fast.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
@@ -90,6 +89,8 @@ def trade(
     json_output: JsonOption = False,
 ) -> None:
     """Run one full trade cycle: snapshot, agents, vote, risk, orders, position."""
+    import asyncio
+
     from cli import render
     from cli.wiring import open_session
     from core.flows.manual import manual_proposal, parse_volume
@@ -180,11 +181,22 @@ def simulate(
         str | None,
         typer.Option("--url", metavar="URL", help="A sandbox served by `tg sim serve` (keys from the environment)."),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes to spread the runs over (default: the core count; 1 with --url). "
+            "The results are those of one worker.",
+        ),
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Trade cycles against the sandbox with seeded faults; check the safety invariants."""
+    import asyncio
+    import os
     import tempfile
     from pathlib import Path
 
@@ -197,6 +209,12 @@ def simulate(
     settings = settings_from(db, config)
     catalog = fault_catalog()
     faults = check_faults(fault or [], tg_faults=True)
+    if url is not None and workers not in (None, 1):
+        from core.domain.errors import InputError
+
+        raise InputError("--workers needs the embedded sandbox: the runs on a served one (--url) go one at a time")
+    if workers is None:
+        workers = 1 if url is not None else os.cpu_count() or 1
 
     with (
         Store.open(settings.db_path) as store,
@@ -205,7 +223,9 @@ def simulate(
     ):
         sandboxes = served_sandbox(url) if url is not None else simulation_sandbox(settings)
         simulation = Simulation(settings, sandboxes, Path(workdir), catalog=catalog, symbol=symbol)
-        report = asyncio.run(simulation.run(faults, runs=runs, seed=seed, progress=advance, record_in=store))
+        report = asyncio.run(
+            simulation.run(faults, runs=runs, seed=seed, progress=advance, record_in=store, workers=workers)
+        )
     summary = report.to_dict()
     render.simulation_report(summary, as_json=json_output)
     if not report.ok:
@@ -232,6 +252,8 @@ def reconcile(
 
     Only tg's own orders are touched (those of this database's install id, shown here);
     foreign orders and holdings on the account are listed and left alone."""
+    import asyncio
+
     from cli import render
     from cli.wiring import open_session
     from core.domain.ownership import parse_install_id
@@ -373,6 +395,8 @@ def _exchange_view(settings: Settings, url: str | None, live: bool) -> Reconcile
     """What the exchange says of tg's orders and positions now, read only: nothing is sent
     to the exchange and nothing written to the database. The embedded sandbox is asked too
     (a target that filled there shows closed); None when there is nothing to ask yet."""
+    import asyncio
+
     from cli.wiring import sandbox_path
 
     embedded = url is None and settings.kraken.url is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -116,6 +115,8 @@ def replay(
 ) -> None:
     """Replay recorded candles through the whole trade cycle; report the figures and the
     equity curve against buy-and-hold. Exit 1 if a safety invariant broke."""
+    import asyncio
+
     from cli import replay_render
     from cli.faults import check_faults
     from cli.wiring import fault_catalog

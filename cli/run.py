@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -66,6 +65,8 @@ def run(
     On the embedded sandbox time is simulated, so `--for 7d` takes seconds. Ctrl-C or
     SIGTERM stop it gracefully: an execution in flight finishes, the summary prints,
     and tg exits 130 (SIGINT) or 143 (SIGTERM)."""
+    import asyncio
+
     from cli.wiring import is_loopback
     from core.domain.durations import parse_duration
     from core.domain.errors import InputError

@@ -10,7 +10,6 @@ exact. --realtime runs the same on wall time; --url aims at a served sandbox
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
@@ -53,6 +52,8 @@ def ratelimit_stress(
     json_output: JsonOption = False,
 ) -> None:
     """Stress the rate limiter against the sandbox: violations, utilization, waits."""
+    import asyncio
+
     from core.flows.ratelimit_stress import StressPlan, run_stress
 
     plan = StressPlan.from_options(requests=requests, concurrency=concurrency, tier=tier, mix=mix, limiter=limiter)

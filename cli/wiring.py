@@ -228,16 +228,27 @@ def sandbox_rate_limiter(settings: Settings, tier: str | None, clock: Clock) -> 
     return KrakenRateLimiter.from_settings(limits, clock=clock)
 
 
-def simulation_sandbox(settings: Settings) -> Callable[[int, Path], EmbeddedExchange]:
-    """A fresh embedded exchange per simulated run, seeded, at the configured tier."""
-    from simulator.ratelimits import Tier
+@dataclass(frozen=True)
+class SimulationSandboxes:
+    """A fresh embedded exchange per simulated run, seeded, at the configured tier. A
+    class rather than a closure so that `tg simulate --workers` can hand it to its
+    worker processes."""
 
-    def open_sandbox(seed: int, folder: Path) -> EmbeddedExchange:
+    settings: Settings
+
+    def __call__(self, seed: int, folder: Path) -> EmbeddedExchange:
+        from simulator.ratelimits import Tier
+
         return open_embedded(
-            folder / "sandbox.db", seed=seed, tier=Tier(settings.simulator.tier), balances=quote_balances(settings)
+            folder / "sandbox.db",
+            seed=seed,
+            tier=Tier(self.settings.simulator.tier),
+            balances=quote_balances(self.settings),
         )
 
-    return open_sandbox
+
+def simulation_sandbox(settings: Settings) -> SimulationSandboxes:
+    return SimulationSandboxes(settings)
 
 
 def fault_catalog() -> list[str]:

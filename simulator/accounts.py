@@ -76,11 +76,10 @@ class Accounts(Ledger):
             Decimal(0),
         )
         unexecuted = Decimal(0)
-        for order in self._orders_of(account):
-            if order.is_live:
-                pair = PAIRS[order.spec.pair]
-                price = order.resting_limit or order.stop_price or self.price(pair)
-                unexecuted += order.remaining * price * self._usd_price(pair.quote, now)
+        for order in self._live_of(account):
+            pair = PAIRS[order.spec.pair]
+            price = order.resting_limit or order.stop_price or self.price(pair)
+            unexecuted += order.remaining * price * self._usd_price(pair.quote, now)
         return TradeBalance(asset, (worth / unit).quantize(asset.unit), (unexecuted / unit).quantize(asset.unit))
 
     def _can_pay(
@@ -105,7 +104,7 @@ class Accounts(Ledger):
 
     def _held(self, account: str, asset: str, excluding: Order | None) -> Decimal:
         held = Decimal(0)
-        for order in self._orders_of(account):
+        for order in self._live_of(account):
             limit = order.resting_limit
             if order is excluding or limit is None:
                 continue

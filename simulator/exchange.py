@@ -55,6 +55,7 @@ from simulator.models import (
     SystemStatus,
 )
 from simulator.order_book import OrderBook
+from simulator.order_index import OrderIndex
 from simulator.price_path import (
     PricePath,
 )
@@ -115,6 +116,7 @@ class Exchange(OrderBook):
         state = self._state
         now = self.now()
         state.orders.clear()
+        self._index = OrderIndex()
         state.trades.clear()
         state.ledger.clear()
         state.next_serial = 0

@@ -43,7 +43,7 @@ class MatchingEngine(MarketData):
         clock's timers (expiries, starts, the dead man's switch) act."""
         now = self.now()
         state = self._state
-        live = [order for order in state.orders.values() if order.is_live]
+        live = self._index.live()
         start = state.processed_until
         if state.system_status is not SystemStatus.ONLINE:
             start = now
@@ -83,9 +83,8 @@ class MatchingEngine(MarketData):
         for account, trigger in list(self._state.dead_man.items()):
             if trigger <= at:
                 del self._state.dead_man[account]
-                for order in self._orders_of(account):
-                    if order.is_live:
-                        self._close(order, OrderStatus.CANCELED, trigger, "User requested")
+                for order in self._live_of(account):
+                    self._close(order, OrderStatus.CANCELED, trigger, "User requested")
         for order in live:
             spec = order.spec
             if not order.is_live:
@@ -244,7 +243,7 @@ class MatchingEngine(MarketData):
             usd_value=cost * self._usd_price(pair.quote, at),
             serial=self._state.next_serial,
         )
-        self._state.trades[trade.id] = trade
+        self._record_trade(trade)
         sign = 1 if spec.side is Side.BUY else -1
         trade.ledgers = [
             self._post(order.account, pair.quote, -sign * cost, quote_fee, LedgerType.TRADE, trade.id, at),
@@ -281,7 +280,7 @@ class MatchingEngine(MarketData):
             refid=parent.txid,
             serial=self._state.next_serial,
         )
-        self._state.orders[child.txid] = child
+        self._insert(child)
         self._arrive(child, self._paths[spec.pair].price_at(at), at)
         self._spawned.append(child)
 

@@ -3,6 +3,7 @@ orders, and answering what they became."""
 
 from __future__ import annotations
 
+import heapq
 import random
 import re
 from dataclasses import replace
@@ -84,7 +85,7 @@ class OrderBook(MatchingEngine):
             opentm=now,
             serial=self._state.next_serial,
         )
-        self._state.orders[order.txid] = order
+        self._insert(order)
         if spec.starttm is not None and spec.starttm > now:
             order.status = OrderStatus.PENDING
         else:
@@ -115,7 +116,7 @@ class OrderBook(MatchingEngine):
 
     def cancel_all(self, account: str) -> int:
         self._request("CancelAll")
-        live = [o for o in self._orders_of(account) if o.is_live]
+        live = self._live_of(account)
         for order in live:
             self._close(order, OrderStatus.CANCELED, self.now(), "User requested")
         return len(live)
@@ -251,7 +252,7 @@ class OrderBook(MatchingEngine):
         new = Order(
             txid=self._state.new_id("O"), account=account, spec=spec, opentm=now, serial=self._state.next_serial
         )
-        self._state.orders[new.txid] = new
+        self._insert(new)
         if old.status is OrderStatus.PENDING:
             new.status = OrderStatus.PENDING
         else:
@@ -275,7 +276,7 @@ class OrderBook(MatchingEngine):
 
     def open_orders(self, account: str, *, userref: int | None = None, cl_ord_id: str | None = None) -> list[Order]:
         self.sync()
-        return _filter([o for o in self._orders_of(account) if o.is_live], userref, cl_ord_id)
+        return _filter(self._live_of(account), userref, cl_ord_id)
 
     def closed_orders(
         self,
@@ -298,8 +299,9 @@ class OrderBook(MatchingEngine):
             chosen = {"open": times[:1], "close": times[1:], "both": times}[closetime]
             return any(t is not None and (start is None or t > start) and (end is None or t <= end) for t in chosen)
 
-        matching = sorted((o for o in done if in_window(o)), key=lambda o: o.closetm or o.opentm, reverse=True)
-        return matching[offset : offset + CLOSED_ORDERS_PAGE], len(matching)
+        matching = done if start is None and end is None else [o for o in done if in_window(o)]
+        page = heapq.nlargest(offset + CLOSED_ORDERS_PAGE, matching, key=lambda o: o.closetm or o.opentm)
+        return page[offset:], len(matching)
 
     def order(self, txid: str) -> Order | None:
         return self._state.orders.get(txid)
@@ -363,7 +365,7 @@ class OrderBook(MatchingEngine):
         if spec.expiretm is not None and spec.expiretm <= self.now():
             raise InvalidArguments("expiretm")
         if spec.cl_ord_id is not None and any(
-            o.is_live and o is not excluding and o.spec.cl_ord_id == spec.cl_ord_id for o in self._orders_of(account)
+            o is not excluding and o.spec.cl_ord_id == spec.cl_ord_id for o in self._live_of(account)
         ):
             raise DuplicateOrder()
 
@@ -392,16 +394,14 @@ class OrderBook(MatchingEngine):
     def _named(self, account: str, txid: str | None, cl_ord_id: str | None) -> list[Order]:
         """The live orders a cancel names: by `cl_ord_id`, or by `txid`, which may be a
         txid, a userref or a cl_ord_id."""
-        orders = self._orders_of(account)
+        live = self._live_of(account)
         if cl_ord_id is not None or txid is None:
-            named = [o for o in orders if o.spec.cl_ord_id == cl_ord_id]
-        elif txid in self._state.orders:
-            named = [o for o in orders if o.txid == txid]
-        elif re.fullmatch(r"-?\d+", txid):
-            named = [o for o in orders if o.spec.userref == int(txid)]
-        else:
-            named = [o for o in orders if o.spec.cl_ord_id == txid]
-        return [o for o in named if o.is_live]
+            return [o for o in live if o.spec.cl_ord_id == cl_ord_id]
+        if txid in self._state.orders:
+            return [o for o in live if o.txid == txid]
+        if re.fullmatch(r"-?\d+", txid):
+            return [o for o in live if o.spec.userref == int(txid)]
+        return [o for o in live if o.spec.cl_ord_id == txid]
 
     def live_order(self, account: str, *, txid: str | None = None, cl_ord_id: str | None = None) -> Order:
         """The one live order `txid` (a txid, userref or cl_ord_id) or `cl_ord_id`

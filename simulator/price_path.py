@@ -397,6 +397,8 @@ class SyntheticPricePath:
 
     def _minute_until(self, t: float) -> _Stats:
         """The minute holding `t`, cut at `t`; its price moves linearly inside."""
+        if t % HOUR == 0:
+            return self._hour_opening(int(t // HOUR))
         minute_start = math.floor(t / MINUTE) * MINUTE
         whole = self._minute_stats(minute_start // HOUR)[(minute_start % HOUR) // MINUTE]
         fraction = (t - minute_start) / MINUTE
@@ -410,6 +412,18 @@ class SyntheticPricePath:
             turnover=whole.turnover * fraction,
             trades=round(whole.trades * fraction),
         )
+
+    def _hour_opening(self, hour: int) -> _Stats:
+        """The hour's first instant, cut from its first minute as `_minute_until` cuts
+        any, but from the hour level: the minutes' walk starts exactly at the hour's
+        point, so this is the same float without building the hour's 60 minutes (the
+        matching engine asks it at both ends of every quiet hour it skips)."""
+        day, index = divmod(hour, 24)
+        point = self._base.hours(day).points[index]
+        if self._quote is not None:
+            point -= self._quote.hours(day).points[index]
+        price = math.exp(point)
+        return _Stats(price, price, price, price, 0, 0.0, 0)
 
     def _whole_minutes(self, start: int, end: int) -> list[_Stats]:
         """The minutes in [start, end), whole hours taken at once."""

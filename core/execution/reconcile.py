@@ -335,7 +335,13 @@ class _Pass:
         shortfall (reported, and gone next time) rather than a surplus taken for foreign."""
         client = self.o._client
         listed = {**await client.closed_orders(), **await client.open_orders()}
-        missing = [o.external_id for o in ledger.orders if o.external_id and o.external_id not in listed]
+        # a settled order is final: asking about it again could change nothing, and would
+        # cost a request for each one the closed-orders page has let fall off
+        missing = [
+            o.external_id
+            for o in ledger.orders
+            if o.external_id and not o.status.is_final and o.external_id not in listed
+        ]
         if missing:
             listed.update(await client.query_orders(missing))
         return _View(listed, await client.balance())

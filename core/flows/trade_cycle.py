@@ -175,7 +175,7 @@ async def read_risk_state(
     base = balances.get(pair.base, Decimal("0"))
     open_positions = store.positions(status=PositionStatus.OPEN)
     equity = quote + base * price
-    history = trading_history(store.positions(status=PositionStatus.CLOSED), equity, now)
+    history = trading_history(store.realized_pnls(), equity, now)
     same_asset = pair.symbol.split("/")[0]
     return RiskState(
         equity=equity,

@@ -665,6 +665,16 @@ class Store:
         where, args = _equal_to(status=status.value if status else None, run_id=run_id, symbol=symbol)
         return [position_from_record(row) for row in self._rows("positions", where, args, order_by="opened_at, rowid")]
 
+    def realized_pnls(self) -> list[tuple[float | None, Decimal]]:
+        """(closed_at, realized P&L) of each closed position that has one, oldest first:
+        what the risk engine reads of the history, at every trade, without building
+        every position ever closed."""
+        rows = self._db.execute(
+            "select closed_at, realized_pnl from positions"
+            " where status = 'closed' and realized_pnl is not null order by closed_at, rowid"
+        ).fetchall()
+        return [(closed_at, Decimal(pnl)) for closed_at, pnl in rows]
+
     def record_protected_position(self, position: Position, orders: Sequence[Order]) -> None:
         """Store the position and its orders (entry, stop-loss, take-profit) all or nothing.
 

@@ -104,7 +104,7 @@ async def test_an_interrupted_replay_is_listed_with_its_progress(tmp_path: Path)
     ("command", "kind", "shown"),
     [
         (["trade", "BTC/USDT", "--side", "buy"], "trade", "position"),
-        (["simulate", "--runs", "2"], "simulate", "every invariant held"),
+        (["simulate", "--runs", "2", "--workers", "1"], "simulate", "every invariant held"),
         (["run", "--for", "6h"], "run", "h of simulated time"),
     ],
 )
