@@ -34,6 +34,7 @@ from simulator.params import (
     ClosedOrdersParams,
     DepthParams,
     EditOrderParams,
+    GetWebSocketsTokenParams,
     OHLCParams,
     OpenOrdersParams,
     OrderFields,
@@ -46,6 +47,7 @@ from simulator.params import (
     TradesParams,
     parse,
 )
+from simulator.websocket import tokens
 
 Json = dict[str, Any]
 
@@ -114,6 +116,11 @@ def balance(exchange: Exchange, account: str, params: Params) -> Json:
 def balance_ex(exchange: Exchange, account: str, params: Params) -> Json:
     parse(BalanceExParams, params)
     return wire.extended_balances(exchange.balance(account), exchange.holds(account))
+
+
+def get_websockets_token(exchange: Exchange, account: str, params: Params) -> Json:
+    parse(GetWebSocketsTokenParams, params)
+    return {"token": tokens.issue(exchange, account), "expires": tokens.TOKEN_LIFETIME_S}
 
 
 def trade_balance(exchange: Exchange, account: str, params: Params) -> Json:
