@@ -236,6 +236,8 @@ class BatchAdd(_Strict):
 
 class AmendOrder(_Strict):
     token: str
+    symbol: str | None = None
+    """Kraken asks for it on some asset classes only; the sandbox's spot orders need no symbol."""
     order_id: str | None = None
     cl_ord_id: str | None = None
     order_qty: Decimal | None = None

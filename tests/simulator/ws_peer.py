@@ -1,0 +1,137 @@
+"""A served sandbox on a virtual clock, and a WebSocket v2 peer that speaks to it with
+the `websockets` client: requests out, and waits bounded by a timeout for the message a
+test expects (never a sleep). REST goes through the sandbox's own test client, so
+tokens, orders and the control plane are one exchange with the streams."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from simulator.server import SandboxServer
+from tests.simulator.sandbox_client import KrakenClient
+
+WAIT_S = 5.0
+"""The longest a test waits for one message: a bound, not a pause."""
+Json = dict[str, Any]
+
+
+class Peer:
+    """One WebSocket connection; `seen` keeps every message received, heartbeats aside."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self.seen: list[Json] = []
+        self._req = 0
+
+    async def send(self, method: str, params: Json | None = None, *, req_id: int | None = None) -> int:
+        self._req += 1
+        req = self._req if req_id is None else req_id
+        message: Json = {"method": method, "req_id": req}
+        if params is not None:
+            message["params"] = params
+        await self.connection.send(json.dumps(message, default=str))
+        return req
+
+    async def next(self, wanted: Callable[[Json], bool], timeout: float = WAIT_S) -> Json:
+        """The next message `wanted` accepts; those it skips are kept in `seen`."""
+        async with asyncio.timeout(timeout):
+            while True:
+                message = json.loads(await self.connection.recv(), parse_float=Decimal)
+                if message.get("channel") == "heartbeat":
+                    continue
+                self.seen.append(message)
+                if wanted(message):
+                    return message
+
+    async def found(self, wanted: Callable[[Json], bool], start: int = 0) -> Json:
+        """The first message from `seen[start:]` on, received already or still to come,
+        that `wanted` accepts: for streams whose messages may arrive in any order."""
+        for message in self.seen[start:]:
+            if wanted(message):
+                return message
+        return await self.next(wanted)
+
+    async def answer(self, req_id: int, method: str | None = None) -> Json:
+        return await self.next(lambda m: m.get("req_id") == req_id and (method is None or m.get("method") == method))
+
+    async def call(self, method: str, params: Json | None = None) -> Json:
+        return await self.answer(await self.send(method, params), method)
+
+    async def channel(self, name: str, kind: str | None = None) -> Json:
+        return await self.next(lambda m: m.get("channel") == name and (kind is None or m.get("type") == kind))
+
+    async def barrier(self) -> list[Json]:
+        """Everything that arrives before the answer to a ping: what the sandbox had to
+        say when the ping was read."""
+        start = len(self.seen)
+        await self.call("ping")
+        return self.seen[start:-1]
+
+
+@dataclass
+class Served:
+    server: SandboxServer
+    rest: KrakenClient
+    http: httpx.AsyncClient
+    peers: list[Peer] = field(default_factory=list)
+
+    @property
+    def ws_url(self) -> str:
+        return self.server.url.replace("http://", "ws://") + "/v2"
+
+    async def connect(self) -> Peer:
+        peer = Peer(await websockets.connect(self.ws_url, open_timeout=WAIT_S))
+        self.peers.append(peer)
+        status = await peer.channel("status")
+        assert status["data"][0]["system"] == "online"
+        return peer
+
+    async def token(self) -> str:
+        result = await self.rest.result("GetWebSocketsToken")
+        return str(result["token"])
+
+    async def advance(self, seconds: float) -> None:
+        response = await self.http.post(
+            "/_sandbox/advance", data={"seconds": seconds, "orders": "false"}, headers={"X-TG-Sandbox": "1"}
+        )
+        assert response.json()["error"] == []
+
+    async def add_faults(self, *specs: str) -> None:
+        for spec in specs:
+            response = await self.http.post("/_sandbox/faults", data={"spec": spec}, headers={"X-TG-Sandbox": "1"})
+            assert response.json()["error"] == [], response.text
+
+
+def book_checksum(asks: dict[Decimal, Decimal], bids: dict[Decimal, Decimal], price_dp: int, qty_dp: int) -> int:
+    """Kraken's documented checksum, written here apart from the sandbox's: the top ten
+    asks low to high, then the top ten bids high to low, each "price" + "qty" with the
+    pair's decimals, the point removed and leading zeros stripped; CRC32 of it all."""
+
+    def digits(value: Decimal, places: int) -> str:
+        return format(value, f".{places}f").replace(".", "").lstrip("0")
+
+    best_asks = sorted(asks.items())[:10]
+    best_bids = sorted(bids.items(), reverse=True)[:10]
+    text = "".join(digits(p, price_dp) + digits(q, qty_dp) for p, q in best_asks + best_bids)
+    return zlib.crc32(text.encode())
+
+
+def apply_levels(side: dict[Decimal, Decimal], levels: list[Json], depth: int, *, bids: bool) -> None:
+    """A client's book upkeep: qty 0 removes a level; then truncate to the depth."""
+    for level in levels:
+        if level["qty"] == 0:
+            side.pop(level["price"], None)
+        else:
+            side[level["price"]] = level["qty"]
+    for price in sorted(side, reverse=bids)[depth:]:
+        del side[price]
