@@ -74,7 +74,7 @@ class Peer:
         """Everything that arrives before the answer to a ping: what the sandbox had to
         say when the ping was read."""
         start = len(self.seen)
-        await self.call("ping")
+        await self.answer(await self.send("ping"), "pong")
         return self.seen[start:-1]
 
 

@@ -1,0 +1,169 @@
+"""The private side of the WebSocket v2 API: tokens from REST GetWebSocketsToken,
+executions and balances, and the order methods, all one exchange with REST (an order
+placed on one wire is seen on the other)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from tests.simulator.ws_peer import Json, Peer, Served
+
+pytestmark = pytest.mark.integration
+
+BUY_LOW: Json = {"order_type": "limit", "side": "buy", "order_qty": 0.01, "limit_price": 10000}
+"""A BTC/USD bid far below the market: it rests."""
+
+
+def updates(peer: Peer, start: int, channel: str = "executions") -> list[Json]:
+    return [
+        row for m in peer.seen[start:] if m.get("channel") == channel and m["type"] == "update" for row in m["data"]
+    ]
+
+
+async def exec_types(peer: Peer, start: int, order_id: str, wanted: list[str]) -> list[Json]:
+    """The executions rows of `order_id` from `seen[start:]` on whose exec_types are
+    `wanted`, in that order, others between them skipped (waiting for them to come)."""
+
+    def matched() -> list[Json] | None:
+        found: list[Json] = []
+        for row in updates(peer, start):
+            if row["order_id"] == order_id and len(found) < len(wanted) and row["exec_type"] == wanted[len(found)]:
+                found.append(row)
+        return found if len(found) == len(wanted) else None
+
+    while (rows := matched()) is None:
+        await peer.next(lambda m: m.get("channel") == "executions")
+    return rows
+
+
+async def subscribed(served: Served) -> tuple[Peer, str]:
+    peer = await served.connect()
+    token = await served.token()
+    ack = await peer.call("subscribe", {"channel": "executions", "token": token, "snap_trades": True})
+    assert ack["success"], ack
+    await peer.channel("executions", "snapshot")
+    return peer, token
+
+
+async def test_token_is_krakens_and_an_unknown_one_is_refused(served: Served) -> None:
+    answer = await served.rest.result("GetWebSocketsToken")
+    assert answer["expires"] == 900 and len(answer["token"]) >= 32
+    peer = await served.connect()
+    refused = await peer.call("subscribe", {"channel": "executions", "token": "not-a-token"})
+    assert (refused["success"], refused["error"]) == (False, "EAPI:Invalid token")
+    placed = await peer.call("add_order", {**BUY_LOW, "symbol": "BTC/USD", "token": "nope"})
+    assert placed["error"] == "EAPI:Invalid token"
+
+
+async def test_rest_order_reaches_executions_and_ws_order_reaches_query_orders(served: Served) -> None:
+    peer, token = await subscribed(served)
+
+    start = len(peer.seen)
+    rest = await served.rest.result(
+        "AddOrder", pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="10000"
+    )
+    [rest_txid] = rest["txid"]
+    pending, new = await exec_types(peer, start, rest_txid, ["pending_new", "new"])
+    assert (pending["symbol"], pending["order_qty"], pending["limit_price"]) == ("BTC/USD", Decimal("0.01"), 10000)
+    assert new["order_status"] == "new" and pending["time_in_force"] == "gtc"
+
+    start = len(peer.seen)
+    ws = await peer.call("add_order", {**BUY_LOW, "symbol": "BTC/USD", "token": token, "cl_ord_id": "mine-1"})
+    assert ws["success"] and ws["result"]["cl_ord_id"] == "mine-1"
+    ws_txid = ws["result"]["order_id"]
+    await exec_types(peer, start, ws_txid, ["pending_new", "new"])
+    queried = await served.rest.result("QueryOrders", txid=ws_txid)
+    assert queried[ws_txid]["status"] == "open" and Decimal(queried[ws_txid]["vol"]) == Decimal("0.01")
+
+    start = len(peer.seen)
+    cancel = await peer.call("cancel_order", {"order_id": [rest_txid], "token": token})
+    assert cancel["result"] == {"order_id": rest_txid}
+    [canceled] = await exec_types(peer, start, rest_txid, ["canceled"])
+    assert canceled["order_status"] == "canceled"
+    assert (await served.rest.result("QueryOrders", txid=rest_txid))[rest_txid]["status"] == "canceled"
+
+
+async def test_snapshot_holds_open_orders_and_recent_trades(served: Served) -> None:
+    resting = await served.rest.result(
+        "AddOrder", pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="10000"
+    )
+    await served.rest.result("AddOrder", pair="XBTUSD", type="buy", ordertype="market", volume="0.001")
+    [trade_id] = (await served.rest.result("TradesHistory"))["trades"]
+    peer = await served.connect()
+    token = await served.token()
+    await peer.call("subscribe", {"channel": "executions", "token": token, "snap_trades": True})
+    rows = (await peer.channel("executions", "snapshot"))["data"]
+    orders = [row for row in rows if row["exec_type"] == "new"]
+    trades = [row for row in rows if row["exec_type"] == "trade"]
+    assert [row["order_id"] for row in orders] == resting["txid"]
+    assert [row["exec_id"] for row in trades] == [trade_id]
+
+
+async def test_a_crossing_order_trades_then_fills_and_moves_balances(served: Served) -> None:
+    peer, token = await subscribed(served)
+    assert (await peer.call("subscribe", {"channel": "balances", "token": token}))["success"]
+    snapshot = await peer.channel("balances", "snapshot")
+    before = {row["asset"]: row["balance"] for row in snapshot["data"]}
+
+    start = len(peer.seen)
+    market = {"order_type": "market", "side": "buy", "order_qty": 0.01}
+    placed = await peer.call("add_order", {**market, "symbol": "BTC/USD", "token": token})
+    txid = placed["result"]["order_id"]
+    await exec_types(peer, start, txid, ["pending_new", "new", "trade", "filled"])
+    rows = [row for row in updates(peer, start) if row["order_id"] == txid]
+    assert [row["exec_type"] for row in rows][:2] == ["pending_new", "new"] and rows[-1]["exec_type"] == "filled"
+    trades = [row for row in rows if row["exec_type"] == "trade"]
+    assert sum(row["last_qty"] for row in trades) == Decimal("0.01")
+    assert rows[-1]["cum_qty"] == Decimal("0.01")
+    history = await served.rest.result("TradesHistory")
+    assert {row["exec_id"] for row in trades} <= set(history["trades"])
+
+    moved = await peer.found(lambda m: m.get("channel") == "balances" and m["type"] == "update", start)
+    after = {row["asset"]: row for row in moved["data"]}
+    assert after["BTC"]["balance"] == before.get("BTC", 0) + Decimal("0.01")
+    assert after["USD"]["amount"] < 0
+    rest_balance = await served.rest.result("Balance")
+    assert Decimal(rest_balance["XXBT"]) == after["BTC"]["balance"]
+
+
+async def test_amend_edit_batch_and_cancel_all_echo_req_id(served: Served) -> None:
+    peer, token = await subscribed(served)
+    placed = await peer.call("add_order", {**BUY_LOW, "symbol": "BTC/USD", "token": token})
+    txid = placed["result"]["order_id"]
+
+    start = len(peer.seen)
+    amend = await peer.call("amend_order", {"order_id": txid, "limit_price": 10500, "token": token})
+    assert amend["success"] and amend["result"]["order_id"] == txid and amend["result"]["amend_id"]
+    [amended] = await exec_types(peer, start, txid, ["amended"])
+    assert amended["limit_price"] == 10500 and amended["amended"] is True
+    assert Decimal((await served.rest.result("QueryOrders", txid=txid))[txid]["descr"]["price"]) == 10500
+
+    edit = await peer.call("edit_order", {"order_id": txid, "symbol": "BTC/USD", "order_qty": 0.02, "token": token})
+    assert edit["success"] and edit["result"]["original_order_id"] == txid
+
+    batch = {"symbol": "BTC/USD", "token": token, "orders": [BUY_LOW, {**BUY_LOW, "limit_price": 9000}]}
+    added = await peer.call("batch_add", batch)
+    assert added["success"] and len(added["result"]) == 2
+    open_orders = (await served.rest.result("OpenOrders"))["open"]
+    assert {r["order_id"] for r in added["result"]} <= set(open_orders)
+
+    await peer.send("cancel_all", {"token": token}, req_id=77)
+    cleared = await peer.answer(77, "cancel_all")
+    assert cleared["result"] == {"count": 3}
+    assert (await served.rest.result("OpenOrders"))["open"] == {}
+
+    switch = await peer.call("cancel_all_orders_after", {"timeout": 60, "token": token})
+    assert switch["success"] and switch["result"]["triggerTime"] > switch["result"]["currentTime"]
+
+
+async def test_order_method_errors_are_krakens(served: Served) -> None:
+    peer = await served.connect()
+    token = await served.token()
+    poor = await peer.call("add_order", {**BUY_LOW, "order_qty": 1000, "symbol": "BTC/USD", "token": token})
+    assert (poor["success"], poor["error"]) == (False, "EOrder:Insufficient funds")
+    unknown = await peer.call("cancel_order", {"order_id": ["OAAAAA-BBBBB-CCCCCC"], "token": token})
+    assert unknown["error"] == "EOrder:Unknown order"
+    pair = await peer.call("add_order", {**BUY_LOW, "symbol": "XBT/USD", "token": token})
+    assert pair["error"] == "Currency pair not supported XBT/USD"
