@@ -70,9 +70,13 @@ def assets(exchange: Exchange, params: Params) -> Json:
 
 
 def asset_pairs(exchange: Exchange, params: Params) -> Json:
+    """A pair asked for by a slashed name (BTC/USD) is answered under that name, as
+    Kraken does: python-kraken-sdk's SpotOrderBookClient looks its v2 symbol up so."""
     call = parse(AssetPairsParams, params)
-    chosen = PAIRS.values() if call.pair is None else [find_pair(n) for n in _names(call.pair)]
-    return {p.key: wire.asset_pair(p, call.info) for p in chosen}
+    if call.pair is None:
+        return {p.key: wire.asset_pair(p, call.info) for p in PAIRS.values()}
+    named = [(name, find_pair(name)) for name in _names(call.pair)]
+    return {(name if "/" in name else p.key): wire.asset_pair(p, call.info) for name, p in named}
 
 
 def ticker(exchange: Exchange, params: Params) -> Json:

@@ -62,8 +62,10 @@ def checksum(pair: Pair, asks: list[tuple[Decimal, Decimal]], bids: list[tuple[D
     return zlib.crc32("".join(parts).encode())
 
 
-def _levels(rows: list[BookLevel]) -> dict[Decimal, Decimal]:
-    return {row.price: row.volume for row in rows}
+def _levels(pair: Pair, rows: list[BookLevel]) -> dict[Decimal, Decimal]:
+    """Price to qty, each with the pair's places (Kraken writes 0.00100000, not 0.001)."""
+    tick = Decimal(1).scaleb(-pair.pair_decimals)
+    return {row.price.quantize(tick): row.volume.quantize(pair.lot_size) for row in rows}
 
 
 @dataclass
@@ -90,14 +92,15 @@ class BookFeed:
 
     def snapshot(self) -> list[Message]:
         book = self._book()
-        self._asks, self._bids = _levels(book.asks), _levels(book.bids)
+        self._asks, self._bids = _levels(self.pair, book.asks), _levels(self.pair, book.bids)
         row = self._row(_ordered(self._asks, descending=False), _ordered(self._bids, descending=True))
         return [Message(self.channel, "snapshot", [row])]
 
     def update(self) -> list[Message]:
         book = self._book()
-        asks, bids = _levels(book.asks), _levels(book.bids)
-        changed_asks, changed_bids = _changes(self._asks, asks), _changes(self._bids, bids)
+        asks, bids = _levels(self.pair, book.asks), _levels(self.pair, book.bids)
+        zero = 0 * self.pair.lot_size
+        changed_asks, changed_bids = _changes(self._asks, asks, zero), _changes(self._bids, bids, zero)
         if not changed_asks and not changed_bids:
             return []
         self._asks, self._bids = asks, bids
@@ -106,10 +109,10 @@ class BookFeed:
         return [Message(self.channel, "update", [row])]
 
 
-def _changes(old: dict[Decimal, Decimal], new: dict[Decimal, Decimal]) -> list[tuple[Decimal, Decimal]]:
-    """The level updates that turn `old` into `new`: gone levels at qty 0 first (so that
-    a client truncating to its depth never drops a level it keeps), then new quantities."""
-    gone = [(price, Decimal(0)) for price in old if price not in new]
+def _changes(old: dict[Decimal, Decimal], new: dict[Decimal, Decimal], zero: Decimal) -> list[tuple[Decimal, Decimal]]:
+    """The level updates that turn `old` into `new`: gone levels at qty `zero` first (so
+    that a client truncating to its depth never drops a level it keeps), then new ones."""
+    gone = [(price, zero) for price in old if price not in new]
     changed = [(price, qty) for price, qty in new.items() if old.get(price) != qty]
     return gone + changed
 

@@ -11,11 +11,11 @@ Symbols are v2's: BTC/USD, not v1's XBT/USD; assets are BTC, USD, not XXBT, ZUSD
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+import simplejson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from simulator.models import Side
@@ -69,15 +69,17 @@ def epoch(text: str, field: str) -> float:
 
 
 def encode(message: BaseModel | Json) -> str:
-    """JSON text, Decimals as JSON numbers."""
+    """JSON text, each Decimal written as a JSON number with all its places, as Kraken
+    sends them ("full precision on the wire": qty 0.00100000, not 0.001), which is what
+    its documented book checksum is computed from."""
     body = message.model_dump(exclude_none=True) if isinstance(message, BaseModel) else message
-    return json.dumps(body, default=_number, separators=(",", ":"))
+    return simplejson.dumps(body, default=_number, separators=(",", ":"))
 
 
-def _number(value: object) -> float:
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(f"{type(value).__name__} is not JSON")
+def _number(value: object) -> simplejson.RawJSON:
+    if isinstance(value, Decimal) and value.is_finite():
+        return simplejson.RawJSON(format(value, "f"))
+    raise TypeError(f"{type(value).__name__} {value!r} is not JSON")
 
 
 # --- requests -----------------------------------------------------------------

@@ -112,17 +112,18 @@ class Served:
             assert response.json()["error"] == [], response.text
 
 
-def book_checksum(asks: dict[Decimal, Decimal], bids: dict[Decimal, Decimal], price_dp: int, qty_dp: int) -> int:
-    """Kraken's documented checksum, written here apart from the sandbox's: the top ten
-    asks low to high, then the top ten bids high to low, each "price" + "qty" with the
-    pair's decimals, the point removed and leading zeros stripped; CRC32 of it all."""
+def book_checksum(asks: dict[Decimal, Decimal], bids: dict[Decimal, Decimal]) -> int:
+    """Kraken's documented checksum, written here apart from the sandbox's and from the
+    wire's text alone (v2 numbers carry all their places, read as Decimal): the top ten
+    asks low to high, then the top ten bids high to low, each price then qty with the
+    point removed and leading zeros stripped; CRC32 of it all."""
 
-    def digits(value: Decimal, places: int) -> str:
-        return format(value, f".{places}f").replace(".", "").lstrip("0")
+    def digits(value: Decimal) -> str:
+        return format(value, "f").replace(".", "").lstrip("0")
 
     best_asks = sorted(asks.items())[:10]
     best_bids = sorted(bids.items(), reverse=True)[:10]
-    text = "".join(digits(p, price_dp) + digits(q, qty_dp) for p, q in best_asks + best_bids)
+    text = "".join(digits(p) + digits(q) for p, q in best_asks + best_bids)
     return zlib.crc32(text.encode())
 
 
