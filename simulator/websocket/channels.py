@@ -306,7 +306,7 @@ def order_row(exchange: Exchange, order: Order, exec_type: str) -> Json:
         "cum_cost": order.cost,
         "avg_price": order.average_price,
         "fee_usd_equiv": order.fee,
-        "time_in_force": str(spec.timeinforce).lower(),
+        "time_in_force": str(spec.timeinforce),
         "fee_ccy_pref": "fcib" if OrderFlag.FCIB in spec.oflags else "fciq",
         "post_only": OrderFlag.POST in spec.oflags,
         "order_userref": spec.userref or 0,

@@ -67,7 +67,7 @@ async def test_rest_order_reaches_executions_and_ws_order_reaches_query_orders(s
     [rest_txid] = rest["txid"]
     pending, new = await exec_types(peer, start, rest_txid, ["pending_new", "new"])
     assert (pending["symbol"], pending["order_qty"], pending["limit_price"]) == ("BTC/USD", Decimal("0.01"), 10000)
-    assert new["order_status"] == "new" and pending["time_in_force"] == "gtc"
+    assert new["order_status"] == "new" and pending["time_in_force"] == "GTC"
 
     start = len(peer.seen)
     ws = await peer.call("add_order", {**BUY_LOW, "symbol": "BTC/USD", "token": token, "cl_ord_id": "mine-1"})
