@@ -27,6 +27,7 @@ from simulator.control import Sandbox
 from simulator.exceptions import KrakenError
 from simulator.exchange import Exchange
 from simulator.faults import Call, DroppedConnection, LostResponse
+from simulator.ratelimits import TRADING_COUNTER, Tier
 from simulator.websocket import orders, tokens
 from simulator.websocket.channels import (
     BalancesFeed,
@@ -65,8 +66,6 @@ PATH = "/v2"
 TICK_S = 0.25
 """How often a session looks for changes nobody announced (the market moving)."""
 HEARTBEAT_S = 1.0
-MAX_RATE_COUNT = 180
-"""What an executions subscription answers in `maxratecount` (the trading counter's cap)."""
 API_VERSION = "2.0.10"
 _DROP_CODE = 1011
 
@@ -248,7 +247,7 @@ class Session:
             feed: Feed = ExecutionsFeed(exchange, account, wanted.snap_orders, wanted.snap_trades, wanted.order_status)
             result = {
                 "channel": channel,
-                "maxratecount": MAX_RATE_COUNT,
+                "maxratecount": self._max_rate_count(),
                 "snap_orders": wanted.snap_orders,
                 "snap_trades": wanted.snap_trades,
             }
@@ -272,6 +271,12 @@ class Session:
             assert isinstance(wanted, TradeSubscription)
             feed = TradeFeed(exchange, pair)
         return (channel, symbol), feed, result
+
+    def _max_rate_count(self) -> int:
+        """What an executions ack answers in `maxratecount`: the trading counter's cap
+        at the sandbox's tier (the highest, pro's, when it serves without limits)."""
+        limits = self.gateway.sandbox.limits
+        return int(TRADING_COUNTER[limits.tier if limits is not None else Tier.PRO].maximum)
 
     # --- publishing -----------------------------------------------------------
 

@@ -167,3 +167,26 @@ async def test_order_method_errors_are_krakens(served: Served) -> None:
     assert unknown["error"] == "EOrder:Unknown order"
     pair = await peer.call("add_order", {**BUY_LOW, "symbol": "XBT/USD", "token": token})
     assert pair["error"] == "Currency pair not supported XBT/USD"
+
+
+async def test_ws_order_methods_count_on_the_trading_counter_rest_uses(served: Served) -> None:
+    """Kraken's starter tier: a counter of 60, +1 per order, +8 for canceling one younger
+    than 5 s (the clock stands still, so nothing decays). Placing and canceling over
+    WebSocket exhausts it in seven rounds, and then REST's cancel is refused too: one
+    counter per pair and account, whichever wire."""
+    peer = await served.connect()
+    token = await served.token()
+    ack = await peer.call("subscribe", {"channel": "executions", "token": token})
+    assert ack["result"]["maxratecount"] == 60
+    answers: list[Json] = []
+    while len(answers) < 40 and all(a["success"] for a in answers):
+        placed = await peer.call("add_order", {**BUY_LOW, "symbol": "BTC/USD", "token": token})
+        answers.append(placed)
+        if placed["success"]:
+            order = [placed["result"]["order_id"]]
+            answers.append(await peer.call("cancel_order", {"order_id": order, "token": token}))
+    assert [a["method"] for a in answers] == ["add_order", "cancel_order"] * 7
+    assert answers[-1]["error"] == "EOrder:Rate limit exceeded"  # 6 rounds of 9, then 55 + 8 > 60
+    resting = answers[-2]["result"]["order_id"]
+    rest = await served.rest.private("CancelOrder", txid=resting)
+    assert rest["error"] == ["EOrder:Rate limit exceeded"]
