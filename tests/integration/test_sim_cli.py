@@ -165,11 +165,12 @@ def test_serve_answers_a_kraken_client_and_stops_cleanly_on_ctrl_c(tmp_path: Pat
     ]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as server:
         try:
-            banner = [server.stdout.readline() for _ in range(3)] if server.stdout else []
+            banner = [server.stdout.readline() for _ in range(4)] if server.stdout else []
             assert banner[0].startswith("sandbox Kraken serving at http://127.0.0.1:"), banner
             url = banner[0].split()[4]
             assert banner[1].split()[:3] == ["API", "key:", "sandbox-..."]
             assert f"TG_KRAKEN_KEY_FILE={key_file} tg trade" in banner[2]
+            assert banner[3].split()[:2] == ["streams:", url.replace("http://", "ws://") + "/v2"]
             api = krakenex.API("sandbox-key", SECRET)
             api.uri = url
             assert api.query_private("Balance") == {

@@ -85,12 +85,8 @@ class Served:
     http: httpx.AsyncClient
     peers: list[Peer] = field(default_factory=list)
 
-    @property
-    def ws_url(self) -> str:
-        return self.server.url.replace("http://", "ws://") + "/v2"
-
     async def connect(self) -> Peer:
-        peer = Peer(await websockets.connect(self.ws_url, open_timeout=WAIT_S))
+        peer = Peer(await websockets.connect(self.server.ws_url, open_timeout=WAIT_S))
         self.peers.append(peer)
         status = await peer.channel("status")
         assert status["data"][0]["system"] == "online"
