@@ -148,10 +148,13 @@ async def test_amend_edit_batch_and_cancel_all_echo_req_id(served: Served) -> No
     assert added["success"] and len(added["result"]) == 2
     open_orders = (await served.rest.result("OpenOrders"))["open"]
     assert {r["order_id"] for r in added["result"]} <= set(open_orders)
+    batch_ids = [r["order_id"] for r in added["result"]]
+    canceled = await peer.call("batch_cancel", {"orders": batch_ids, "token": token})
+    assert canceled["result"] == {"count": 2}
 
     await peer.send("cancel_all", {"token": token}, req_id=77)
     cleared = await peer.answer(77, "cancel_all")
-    assert cleared["result"] == {"count": 3}
+    assert cleared["result"] == {"count": 1}
     assert (await served.rest.result("OpenOrders"))["open"] == {}
 
     switch = await peer.call("cancel_all_orders_after", {"timeout": 60, "token": token})
@@ -190,3 +193,19 @@ async def test_ws_order_methods_count_on_the_trading_counter_rest_uses(served: S
     resting = answers[-2]["result"]["order_id"]
     rest = await served.rest.private("CancelOrder", txid=resting)
     assert rest["error"] == ["EOrder:Rate limit exceeded"]
+
+
+async def test_a_good_till_date_order_expires_on_the_stream(served: Served) -> None:
+    peer, token = await subscribed(served)
+    expiry = "2026-01-01T00:01:00Z"  # a minute after the sandbox's epoch
+    gtd = {**BUY_LOW, "symbol": "BTC/USD", "token": token, "time_in_force": "gtd", "expire_time": expiry}
+    placed = await peer.call("add_order", gtd)
+    txid = placed["result"]["order_id"]
+    [pending] = await exec_types(peer, 0, txid, ["pending_new"])
+    assert (pending["time_in_force"], pending["expire_time"]) == ("GTD", "2026-01-01T00:01:00.000000Z")
+
+    start = len(peer.seen)
+    await served.advance(120)
+    [expired] = await exec_types(peer, start, txid, ["expired"])
+    assert expired["order_status"] == "expired"
+    assert (await served.rest.result("QueryOrders", txid=txid))[txid]["status"] == "expired"
