@@ -209,3 +209,28 @@ async def test_a_good_till_date_order_expires_on_the_stream(served: Served) -> N
     [expired] = await exec_types(peer, start, txid, ["expired"])
     assert expired["order_status"] == "expired"
     assert (await served.rest.result("QueryOrders", txid=txid))[txid]["status"] == "expired"
+
+
+async def test_a_triggered_stop_is_restated_then_trades(served: Served) -> None:
+    """The gap fault makes the price jump through the stop a minute after it is placed."""
+    peer, token = await subscribed(served)
+    bought = await peer.call(
+        "add_order", {"order_type": "market", "side": "buy", "order_qty": 0.01, "symbol": "BTC/USD", "token": token}
+    )
+    assert bought["success"]
+    market = Decimal((await served.rest.public("Ticker", pair="XBTUSD"))["result"]["XXBTZUSD"]["c"][0])
+    await served.add_faults("gap")
+    stop = {
+        "order_type": "stop-loss",
+        "side": "sell",
+        "order_qty": 0.01,
+        "triggers": {"price": (market * Decimal("0.95")).quantize(Decimal("0.1"))},
+        "symbol": "BTC/USD",
+        "token": token,
+    }
+    placed = await peer.call("add_order", stop)
+    txid = placed["result"]["order_id"]
+    start = len(peer.seen)
+    await served.advance(120)
+    restated, *_ = await exec_types(peer, start, txid, ["restated", "trade", "filled"])
+    assert restated["triggers"]["status"] == "triggered"
