@@ -8,7 +8,9 @@ schedule as a `ws:<channel>` call before it is sent, so faults reach the streams
 data: a dropped connection, a message held back or lost, a corrupted checksum.
 
 Heartbeats (`{"channel": "heartbeat"}`) go out once a second of quiet while the
-connection has a subscription; they are timing, not data, and meet no faults.
+connection has a subscription; they are timing, not data, and meet no faults, so they
+follow the wall clock. Everything else is stamped with the exchange's clock (time_in
+and time_out too), so a virtual clock gives the same answers on every run.
 """
 
 from __future__ import annotations
@@ -158,7 +160,7 @@ class Session:
     # --- requests -------------------------------------------------------------
 
     async def _handle(self, text: str) -> None:
-        time_in = rfc3339(time.time())
+        time_in = rfc3339(self.exchange.now())
         try:
             document = json.loads(text, parse_float=Decimal)
             request = Request.model_validate(document)
@@ -195,7 +197,7 @@ class Session:
             error=error,
             symbol=symbol,
             time_in=time_in,
-            time_out=rfc3339(time.time()),
+            time_out=rfc3339(self.exchange.now()),
         )
         await self._text(encode(answer))
 
