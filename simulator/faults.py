@@ -240,6 +240,8 @@ class Fault:
     params_model: ClassVar[type[_Params]] = _Params
     stream: ClassVar[bool] = False
     """Acts on what a WebSocket channel publishes (calls named ws:<channel>), not on calls."""
+    websocket_only: ClassVar[bool] = False
+    """Only a WebSocket client can meet it (a stream, a token): REST clients never do."""
 
     def __init__(self, defaults: Defaults, *, private_only: bool = False) -> None:
         self.defaults = defaults
@@ -349,6 +351,7 @@ class Gap(Fault):
 
 class TokenExpiry(Fault):
     params_model = TokenExpiryParams
+    websocket_only = True
 
     def after(self, call: Call, params: TokenExpiryParams, result: dict[str, Any], schedule: FaultSchedule) -> str:
         tokens.revoke(call.exchange, result["token"], call.exchange.now() + params.seconds)
@@ -357,6 +360,7 @@ class TokenExpiry(Fault):
 
 class StreamFault(Fault):
     stream = True
+    websocket_only = True
 
 
 class DropConnection(StreamFault):

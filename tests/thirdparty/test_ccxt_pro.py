@@ -71,8 +71,9 @@ async def test_watch_ticker_and_order_book_agree_with_rest(kraken: ccxt_pro.krak
     assert levels(book) == levels(await kraken.fetch_order_book("BTC/USD", 10))
 
     before = levels(book)
+    watching = asyncio.ensure_future(kraken.watch_order_book("BTC/USD", 10))  # before the update comes
     await advance(sandbox, 60)  # the book is redrawn every 10 s
-    moved = await bounded(kraken.watch_order_book("BTC/USD", 10))
+    moved = await bounded(watching)
     assert levels(moved) != before
     assert levels(moved) == levels(await kraken.fetch_order_book("BTC/USD", 10))
 
