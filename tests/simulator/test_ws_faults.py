@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from websockets.exceptions import ConnectionClosedError
 
-from tests.simulator.ws_peer import Json, Peer, Served
+from tests.simulator.ws_peer import Json, Peer, Served, exec_types
 
 pytestmark = pytest.mark.integration
 
@@ -54,35 +54,39 @@ async def test_delayed_executions_arrive_when_the_exchange_clock_catches_up(serv
     peer, _ = await watching(served)
     await served.add_faults("ws-delay:seconds=5")
     txid = await rest_order(served)
-    assert executions(await peer.barrier()) == []
+    assert executions(await peer.barrier()) == []  # nothing yet: held back
 
+    start = len(peer.seen)
     await served.advance(5)
-    rows = [row for m in executions(await peer.barrier()) for row in m["data"]]
+    await exec_types(peer, start, txid, ["pending_new", "new"])
+    rows = [row for m in executions(peer.seen[start:]) for row in m["data"]]
     assert [(row["order_id"], row["exec_type"]) for row in rows] == [(txid, "pending_new"), (txid, "new")]
 
 
 async def test_a_lost_execution_shows_as_a_gap_in_the_sequence(served: Served) -> None:
     peer, _ = await watching(served)
-    await rest_order(served)
-    [first, second] = executions(await peer.barrier())
+    await exec_types(peer, 0, await rest_order(served), ["pending_new", "new"])
+    [first, second] = executions(peer.seen)
     await served.add_faults("ws-lose")
 
+    start = len(peer.seen)
     txid = await rest_order(served)
-    [seen] = executions(await peer.barrier())
-    assert seen["data"][0] == {**seen["data"][0], "order_id": txid, "exec_type": "new"}
-    assert seen["sequence"] == second["sequence"] + 2  # the pending_new between was lost
-    assert first["sequence"] + 1 == second["sequence"]
+    await exec_types(peer, start, txid, ["new"])
+    [seen] = executions(peer.seen[start:])  # its pending_new, sent first, was lost
+    assert seen["sequence"] == second["sequence"] + 2 and first["sequence"] + 1 == second["sequence"]
     assert (await served.rest.result("QueryOrders", txid=txid))[txid]["status"] == "open"
 
 
 async def test_a_lost_add_order_answer_leaves_the_order_resting(served: Served) -> None:
     peer, token = await watching(served)
     await served.add_faults("ghost")
+    start = len(peer.seen)
     await peer.send("add_order", {**BUY_LOW, "token": token, "cl_ord_id": "lost-ack"}, req_id=9)
-    said = await peer.barrier()
-    assert [m for m in said if m.get("req_id") == 9] == []
-    [order] = [row for m in executions(said) for row in m["data"] if row["exec_type"] == "pending_new"]
-    assert order["cl_ord_id"] == "lost-ack"
+    pending = await peer.next(lambda m: m.get("channel") == "executions" and m["type"] == "update")
+    [order] = pending["data"]
+    assert (order["exec_type"], order["cl_ord_id"]) == ("pending_new", "lost-ack")
+    # an answer is sent before what the call changed is published: none was sent
+    assert [m for m in peer.seen[start:] + await peer.barrier() if m.get("req_id") == 9] == []
     assert list((await served.rest.result("OpenOrders"))["open"]) == [order["order_id"]]
 
 

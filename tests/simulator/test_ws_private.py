@@ -8,34 +8,12 @@ from decimal import Decimal
 
 import pytest
 
-from tests.simulator.ws_peer import Json, Peer, Served
+from tests.simulator.ws_peer import Json, Peer, Served, exec_types, updates
 
 pytestmark = pytest.mark.integration
 
 BUY_LOW: Json = {"order_type": "limit", "side": "buy", "order_qty": 0.01, "limit_price": 10000}
 """A BTC/USD bid far below the market: it rests."""
-
-
-def updates(peer: Peer, start: int, channel: str = "executions") -> list[Json]:
-    return [
-        row for m in peer.seen[start:] if m.get("channel") == channel and m["type"] == "update" for row in m["data"]
-    ]
-
-
-async def exec_types(peer: Peer, start: int, order_id: str, wanted: list[str]) -> list[Json]:
-    """The executions rows of `order_id` from `seen[start:]` on whose exec_types are
-    `wanted`, in that order, others between them skipped (waiting for them to come)."""
-
-    def matched() -> list[Json] | None:
-        found: list[Json] = []
-        for row in updates(peer, start):
-            if row["order_id"] == order_id and len(found) < len(wanted) and row["exec_type"] == wanted[len(found)]:
-                found.append(row)
-        return found if len(found) == len(wanted) else None
-
-    while (rows := matched()) is None:
-        await peer.next(lambda m: m.get("channel") == "executions")
-    return rows
 
 
 async def subscribed(served: Served) -> tuple[Peer, str]:
