@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import httpx
 
-from simulator import control, urls
+from simulator import control, system_status, urls
 from simulator.auth import authenticate
 from simulator.control import Sandbox
 from simulator.control_guard import IN_PROCESS_HOSTS, ControlDenied, ControlGuard, is_control_path
@@ -52,6 +52,9 @@ HANG_LIMIT_S = 600.0
 LostResponseMode = Literal["raise", "hang"]
 
 logger = logging.getLogger(__name__)
+
+CONTROL_ROUTES = {**control.ROUTES, **system_status.ROUTES}
+"""The control plane's table, with the trading mode's own routes."""
 
 
 @dataclass(frozen=True)
@@ -134,12 +137,12 @@ class SandboxApp:
             logger.exception("sandbox handler failed on %s %s", request.method, request.path)
             return Response(json.dumps({"error": [InternalError().wire]}).encode())
 
-    async def _dispatch(self, request: Request, client: str | None) -> dict[str, Any]:
+    async def _dispatch(self, request: Request, client: str | None) -> urls.Result:
         if len(request.body) > MAX_BODY_BYTES:
             raise InvalidArguments()
         if is_control_path(request.path):
             self.guard.check(request, client)
-            handler = control.ROUTES.get((request.method, request.path))
+            handler = CONTROL_ROUTES.get((request.method, request.path))
             if handler is None:
                 raise UnknownMethod()
             return handler(self.sandbox, merge_params(query_params(request), body_params(request)))
@@ -176,9 +179,12 @@ class SandboxApp:
             _charge_trading(sandbox.limits, exchange, account, method, params, exchange.clock.monotonic())
         private = urls.PRIVATE[f"/0/private/{method}"]
         call = Call(method, exchange, dict(params), account)
-        return await self._through_faults(call, lambda: private(call.exchange, account, call.params))
+        result = await self._through_faults(call, lambda: private(call.exchange, account, call.params))
+        if not isinstance(result, dict):  # every order method answers an object
+            raise InternalError()
+        return result
 
-    async def _through_faults(self, call: Call, handler: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    async def _through_faults(self, call: Call, handler: Callable[[], urls.Result]) -> urls.Result:
         faults = self.sandbox.faults
         firings = await faults.before(call)
         try:
@@ -187,6 +193,10 @@ class SandboxApp:
         except KrakenError as exc:
             faults.finish(firings, exc.wire)
             raise
+        if isinstance(result, list):
+            # a list answer (OpenPositions by market) names no order: faults act on the call alone
+            faults.after(call, firings, {})
+            return result
         return faults.filter_visible(call, faults.after(call, firings, result))
 
 
