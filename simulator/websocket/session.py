@@ -3,7 +3,8 @@
 A session reads requests (ping, subscribe, unsubscribe, the order methods) and answers
 each; its publisher sends what its feeds (channels.py) find changed, when the hub wakes
 it (after every call the app answers, REST or WebSocket) and on a periodic tick (the
-served clock moves the market on its own). Every channel message passes the fault
+served clock moves the market on its own); a change of the trading mode (the control
+plane's SystemStatus) goes out on `status`. Every channel message passes the fault
 schedule as a `ws:<channel>` call before it is sent, so faults reach the streams as
 data: a dropped connection, a message held back or lost, a corrupted checksum.
 
@@ -130,6 +131,8 @@ class Session:
         self._last_sent = time.monotonic()
         self._heartbeat = False
         self._closed = False
+        self._system = self.exchange.state.system_status
+        """The trading mode the client was last told on `status`."""
 
     @property
     def exchange(self) -> Exchange:
@@ -302,6 +305,10 @@ class Session:
         self._held = [(release, body) for release, body in self._held if release > now]
         for body in due:
             await self._text(encode(body))
+        system = self.exchange.state.system_status
+        if system is not self._system:
+            self._system = system
+            await self._emit(Message("status", "update", self._status().data or []), None)
         for feed, account in list(self._feeds.values()):
             for message in feed.update():
                 await self._emit(message, account)
@@ -340,5 +347,10 @@ class Session:
             await self._send({"type": "websocket.close", "code": _DROP_CODE})
 
     def _status(self) -> ChannelMessage:
-        status = {"api_version": "v2", "connection_id": self.connection_id, "system": "online", "version": API_VERSION}
+        status = {
+            "api_version": "v2",
+            "connection_id": self.connection_id,
+            "system": str(self._system),
+            "version": API_VERSION,
+        }
         return ChannelMessage(channel="status", type="update", data=[status])

@@ -212,3 +212,19 @@ async def test_a_triggered_stop_is_restated_then_trades(served: Served) -> None:
     await served.advance(120)
     restated, *_ = await exec_types(peer, start, txid, ["restated", "trade", "filled"])
     assert restated["triggers"]["status"] == "triggered"
+
+
+async def test_status_follows_the_trading_mode_and_order_methods_obey_it(served: Served) -> None:
+    peer = await served.connect()
+    assert peer.seen[0]["data"][0]["system"] == "online"
+    token = await served.token()
+    await served.set_status("cancel_only")
+    status = await peer.channel("status", "update")
+    assert status["data"][0]["system"] == "cancel_only"
+    refused = await peer.call("add_order", {**BUY_LOW, "symbol": "BTC/USD", "token": token})
+    assert refused["error"] == "EService:Market in cancel_only mode"
+    assert (await served.connect()).seen[0]["data"][0]["system"] == "cancel_only"
+
+    await served.set_status("online")
+    assert (await peer.channel("status", "update"))["data"][0]["system"] == "online"
+    assert (await peer.call("add_order", {**BUY_LOW, "symbol": "BTC/USD", "token": token}))["success"]

@@ -88,8 +88,7 @@ class Served:
     async def connect(self) -> Peer:
         peer = Peer(await websockets.connect(self.server.ws_url, open_timeout=WAIT_S))
         self.peers.append(peer)
-        status = await peer.channel("status")
-        assert status["data"][0]["system"] == "online"
+        await peer.channel("status")
         return peer
 
     async def token(self) -> str:
@@ -101,6 +100,10 @@ class Served:
             "/_sandbox/advance", data={"seconds": seconds, "orders": "false"}, headers={"X-TG-Sandbox": "1"}
         )
         assert response.json()["error"] == []
+
+    async def set_status(self, status: str) -> None:
+        response = await self.http.post("/_sandbox/status", data={"status": status}, headers={"X-TG-Sandbox": "1"})
+        assert response.json()["error"] == [], response.text
 
     async def add_faults(self, *specs: str) -> None:
         for spec in specs:
