@@ -311,34 +311,22 @@ def positions_table(positions: Sequence[Position], *, as_json: bool) -> None:
         return
     opened = [p for p in rows if p["status"] == "open"]
     closed = [p for p in rows if p["status"] != "open"]
+
+    def held(p: dict[str, Any]) -> list[str]:
+        return [p["id"], p["symbol"], p["side"], plain(p["size"]), plain(p["entry_price"])]
+
     if opened:
         table = _table("position", "symbol", "side", "size", "entry", "stop", "target", title="open positions")
         for p in opened:
-            table.add_row(
-                p["id"],
-                p["symbol"],
-                p["side"],
-                plain(p["size"]),
-                plain(p["entry_price"]),
-                plain(p["stop_loss"]),
-                plain(p["take_profit"]),
-            )
+            table.add_row(*held(p), plain(p["stop_loss"]), plain(p["take_profit"]))
         show_table(console, table)
     if closed:
         table = _table(
             "position", "symbol", "side", "size", "entry", "exit", "P&L", "closed (UTC)", title="closed positions"
         )
         for p in closed:
-            table.add_row(
-                p["id"],
-                p["symbol"],
-                p["side"],
-                plain(p["size"]),
-                plain(p["entry_price"]),
-                plain(p["exit_price"]),
-                f"{Decimal(p['realized_pnl']):.2f}" if p["realized_pnl"] is not None else "-",
-                _minute(p["closed_at"]),
-            )
+            pnl = f"{Decimal(p['realized_pnl']):.2f}" if p["realized_pnl"] is not None else "-"
+            table.add_row(*held(p), plain(p["exit_price"]), pnl, _minute(p["closed_at"]))
         show_table(console, table)
 
 

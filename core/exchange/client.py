@@ -33,6 +33,7 @@ from core.domain.models import Candle, OrderType, Side, Ticker
 from core.exchange.call_costs import CallCosts, CostLedger
 from core.exchange.errors import (
     ORDER_METHODS,
+    RESENDABLE_ORDER_METHODS,
     exception_for,
     exception_for_http_status,
     exception_for_malformed,
@@ -240,10 +241,10 @@ class KrakenClient:
         private: bool,
         charge: _TradingCharge | None = None,
     ) -> Any:
-        """One call, its `result` returned. Reads are retried on transient errors and on
-        lost answers (asking again changes nothing); calls that change orders are not,
-        because only their caller knows how to tell whether the exchange acted (by client
-        order id). An error leaves carrying the call's method and the order it named."""
+        """One call, its `result` returned. Reads and cancels are retried on transient errors
+        and on lost answers (asking again changes nothing); other calls that change orders
+        are not, because only their caller knows how to tell whether the exchange acted (by
+        client order id). An error leaves carrying the call's method and the order it named."""
         try:
             return await self._retried(method_name, path, params, private=private, charge=charge)
         except ExchangeError as exc:
@@ -260,7 +261,7 @@ class KrakenClient:
         private: bool,
         charge: _TradingCharge | None,
     ) -> Any:
-        if method_name in ORDER_METHODS:
+        if method_name in ORDER_METHODS and method_name not in RESENDABLE_ORDER_METHODS:
             return await self._attempt(method_name, path, params, private=private, charge=charge)
         async for attempt in retrying(
             self._clock,
@@ -272,7 +273,7 @@ class KrakenClient:
             on_retry=self._count_retry,
         ):
             with attempt:
-                return await self._attempt(method_name, path, params, private=private)
+                return await self._attempt(method_name, path, params, private=private, charge=charge)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _count_retry(self, error: ExchangeError | None, wait: float) -> None:

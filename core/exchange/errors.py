@@ -53,7 +53,14 @@ ORDER_METHODS = frozenset(
     }
 )
 """Methods that change orders: a failure without a clear refusal may have acted, so
-the client never resends one on its own (only its caller can tell, by client order id)."""
+the client never resends one on its own (only its caller can tell, by client order id),
+except the RESENDABLE ones."""
+
+RESENDABLE_ORDER_METHODS = frozenset({"CancelOrder", "CancelOrderBatch", "CancelAll", "CancelAllOrdersAfter"})
+"""Order methods whose repeat changes nothing the first did not: a cancel sent twice
+cancels once (the second answers that the order is gone). The client resends these on
+a transient or lost answer, as it does reads, so that a busy exchange cannot leave a
+stop live behind a position that closed."""
 
 _LOOK_BEFORE_RESENDING = (
     "the exchange may have acted: look the order up (QueryOrders/OpenOrders by txid, "

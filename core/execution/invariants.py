@@ -101,6 +101,11 @@ class _Shares:
         return total
 
 
+def _plain(amount: Decimal) -> str:
+    """An amount as people read it: 0, not 0E-8."""
+    return format(amount.normalize(), "f")
+
+
 def check_invariants(
     store: Store,
     truth: ExchangeTruth,
@@ -124,17 +129,24 @@ def check_invariants(
         covered = sum((_remaining(o) for o in stops if o.side == closing_side), Decimal(0))
         wrong_way = sum((_remaining(o) for o in stops if o.side != closing_side), Decimal(0))
         if abs(held) > covered:
-            report.add("protected", f"{pair.symbol}: tg's orders hold {held}, its live stops cover only {covered}")
+            report.add(
+                "protected",
+                f"{pair.symbol}: tg's orders hold {_plain(held)}, its live stops cover only {_plain(covered)}",
+            )
         if covered > abs(held) or wrong_way > 0:
             report.add(
-                "no_over_coverage", f"{pair.symbol}: tg's live stops cover {covered + wrong_way}, it holds {held}"
+                "no_over_coverage",
+                f"{pair.symbol}: tg's live stops cover {_plain(covered + wrong_way)}, it holds {_plain(held)}",
             )
         tracked = sum(
             (p.size if p.side is PositionSide.LONG else -p.size for p in open_positions if p.symbol == pair.symbol),
             Decimal(0),
         )
         if held != tracked:
-            report.add("balances_agree", f"{pair.symbol}: tg's orders hold {held}, its open positions total {tracked}")
+            report.add(
+                "balances_agree",
+                f"{pair.symbol}: tg's orders hold {_plain(held)}, its open positions total {_plain(tracked)}",
+            )
 
     for position in open_positions:
         cover = sum(

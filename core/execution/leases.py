@@ -11,12 +11,14 @@ runs, so a killed tg never holds one for good.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from core.domain.clock import Clock, SystemClock
 from core.domain.errors import StorageError
@@ -55,9 +57,17 @@ def asset_lease(account: str, asset: str) -> str:
     return f"{account}:{asset}"
 
 
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no event loop running: one caller at a time
+        return None
+
+
 class LeaseKeeper:
-    """The leases this process holds on one database. Waiting is on the wall clock:
-    what is waited for is another process."""
+    """The leases this process holds on one database, each one task's: two symbols'
+    cycles of one `tg run` exclude each other as two processes do (a reconcile in one
+    must not repair the other's entry in flight). Waiting is on the injected clock."""
 
     def __init__(
         self,
@@ -74,11 +84,18 @@ class LeaseKeeper:
         self._token = secrets.token_hex(8)
         self._host = socket.gethostname()
         self._held: set[str] = set()
+        self._owners: dict[str, asyncio.Task[Any] | None] = {}
+
+    def _mine(self, name: str) -> bool:
+        """Whether `name`, if this keeper holds it, is the asking task's (or of a task
+        that has ended, or taken outside any task)."""
+        owner = self._owners.get(name)
+        return owner is None or owner is _current_task() or owner.done()
 
     def holds(self, name: str) -> bool:
-        """Whether this keeper holds `name` now: as the database has it, since a lease
-        whose time ran out may have been taken by another process."""
-        if name not in self._held:
+        """Whether this keeper holds `name` now, for the asking task: as the database has
+        it, since a lease whose time ran out may have been taken by another process."""
+        if name not in self._held or not self._mine(name):
             return False
         record = self._store.lease(name)
         if record is None or record.token != self._token:
@@ -87,10 +104,13 @@ class LeaseKeeper:
         return True
 
     def holder(self, name: str) -> LeaseRecord | None:
-        """The live process other than this one that holds `name`, if any."""
+        """The live process other than this one, or the other task of this one, that
+        holds `name`, if any."""
         record = self._store.lease(name)
-        if record is None or record.token == self._token:
+        if record is None:
             return None
+        if record.token == self._token:
+            return None if self._mine(name) else record
         if record.expires_at <= self._clock.time() or not _alive(record, self._host):
             return None
         return record
@@ -100,6 +120,8 @@ class LeaseKeeper:
         record = self._store.lease(name)
         replacing = None
         if record is not None:
+            if record.token == self._token and not self._mine(name):
+                return False  # another task of this process is at work on it
             if record.token != self._token and self.holder(name) is not None:
                 self._held.discard(name)
                 return False
@@ -111,6 +133,7 @@ class LeaseKeeper:
             return False
         if taken:
             self._held.add(name)
+            self._owners[name] = _current_task()
         else:
             self._held.discard(name)
         return taken
@@ -134,8 +157,9 @@ class LeaseKeeper:
         return None
 
     def release(self, name: str) -> None:
-        if name in self._held:
+        if name in self._held and self._mine(name):
             self._held.discard(name)
+            self._owners.pop(name, None)
             try:
                 self._store.release_lease(name, self._token)
             except StorageError:
@@ -143,6 +167,7 @@ class LeaseKeeper:
 
     def release_all(self) -> None:
         for name in list(self._held):
+            self._owners.pop(name, None)  # the keeper is done: every task's leases go
             self.release(name)
 
     def __enter__(self) -> LeaseKeeper:

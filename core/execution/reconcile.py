@@ -470,9 +470,12 @@ class _Pass:
         assets = _assets_of(await self._pairs_by_altname(), ledger, view.balances)
         traded = await self._traded_assets(ledger)
         assets.update(traded)
-        # what tg pays or is paid in moves with its P&L, which its positions do not hold:
-        # an asset that is the quote of a pair tg trades cannot be told apart, so it is not checked
-        self.quote_assets = {p.quote for pairs in traded.values() for p in pairs}
+        # what tg pays or is paid in moves with its P&L, which its positions do not hold: an
+        # asset that is the quote of a pair tg trades or traded cannot be told apart (USDT of a
+        # closed BTC/USDT is still its proceeds, though USDT/USD is a market too), so it is not checked
+        by_symbol = {p.symbol: p for p in (await self._pairs_by_altname()).values()}
+        ever = [by_symbol[s] for s in self.o._store.traded_symbols() if s in by_symbol]
+        self.quote_assets = {p.quote for pairs in traded.values() for p in pairs} | {p.quote for p in ever}
         for asset, pairs in assets.items():
             if asset in self.skipped_assets or asset in self.quote_assets:
                 continue
@@ -717,10 +720,12 @@ class _Pass:
         remaining = _remaining(position, orders)
         exits = [o for o in orders if o.role is not OrderRole.ENTRY and o.filled_volume > 0]
         if exits and remaining <= 0:
-            await self._retire_protection(orders)
             position.size = entry.filled_volume if entry is not None else position.size
             closed = [view.orders[o.external_id].closetm for o in exits if o.external_id in view.orders]
-            self._close(position, exits, orders, at=max((t for t in closed if t is not None), default=None))
+            try:
+                await self._retire_protection(orders)
+            finally:  # the exchange closed it: recorded so even when a cancel fails (its order is an orphan next pass)
+                self._close(position, exits, orders, at=max((t for t in closed if t is not None), default=None))
             return
         if remaining != position.size:
             self.report.changes.append(f"position {position.id}: open size {position.size} -> {remaining}")
@@ -870,7 +875,13 @@ class _Pass:
                 continue
             if view.of(order) is None and order.status is OrderStatus.INTENT:
                 continue  # never shown, never acknowledged: written off once its window passes
-            await self._cancel(order)
+            try:
+                await self._cancel(order)
+            except ExchangeError as exc:  # the next pass tries again; the others go on
+                self.report.errors.append(
+                    f"orphan {order.role.value} {order.external_id or order.client_order_id}: {exc}"
+                )
+                continue
             self.report.changes.append(
                 f"cancelled orphan {order.role.value} {order.external_id or order.client_order_id}: "
                 "it protects no open position"

@@ -591,6 +591,10 @@ class Store:
         rows = self._rows("orders", ["external_id = ?"], [txid])
         return order_from_record(rows[0]) if rows else None
 
+    def traded_symbols(self) -> set[str]:
+        """Every pair tg has placed an order on, settled or not."""
+        return {row[0] for row in self._db.execute("SELECT DISTINCT symbol FROM orders").fetchall()}
+
     def orders(
         self,
         *,

@@ -13,6 +13,7 @@ the new holder was working on. holds() now asks the database.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -238,3 +239,31 @@ def test_keepers_racing_for_a_dead_holders_lease_take_it_once(tmp_path: Path) ->
     with Store.open(path) as setup:
         setup.claim_lease(LeaseRecord(NAME, "deadbeef", socket.gethostname(), dead_pid(), START * 2), replacing=None)
     assert sorted(race_for_the_lease(path, contenders=4)) == [False] * 3 + [True]
+
+
+async def test_two_tasks_of_one_keeper_exclude_each_other(store: Store, clock: VirtualClock) -> None:
+    """One `tg run` trades several symbols at once through one keeper: the reconcile of
+    one symbol's cycle must see another symbol's lease as in flight, as another process's
+    (the soak found one entry made into two positions when it did not)."""
+    keeper = LeaseKeeper(store, clock=clock)
+    taken = asyncio.Event()
+    done = asyncio.Event()
+
+    async def trading() -> None:
+        assert keeper.try_acquire(NAME)
+        assert keeper.holds(NAME)
+        taken.set()
+        await done.wait()
+        keeper.release(NAME)
+
+    owner = asyncio.create_task(trading())
+    await taken.wait()
+    assert not keeper.holds(NAME)  # this task does not hold it
+    assert not keeper.try_acquire(NAME)
+    holder = keeper.holder(NAME)
+    assert holder is not None and holder == store.lease(NAME)
+    keeper.release(NAME)  # not this task's to release
+    assert store.lease(NAME) is not None
+    done.set()
+    await owner
+    assert keeper.try_acquire(NAME) and keeper.holds(NAME)

@@ -4,6 +4,7 @@ traceback, and nothing left behind by a command that refused."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import subprocess
@@ -133,5 +134,7 @@ def test_a_bug_is_one_line_unless_the_traceback_is_asked_for(tmp_path: Path, mon
         "error: internal error ValueError: a renderer that breaks; this is a bug in tg: rerun with -vv for the "
         "traceback and report it"
     )
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "level", root.level)  # -vv lowers it for the rest of this process
     asked = CliRunner().invoke(app, ["-vv", "runs", "--db", db])
     assert isinstance(asked.exception, ValueError)

@@ -268,14 +268,14 @@ def violations(account: Account, places: Sequence[Place], *, strict: bool = True
     txids_of: dict[str, str] = {}
     for name, record in recorded.items():
         for row in record.orders:
-            txid = row["external_id"]
+            txid = row["txid"]
             if txid is None:
                 continue
             if txid in txids_of:
                 found.append(f"txid {txid} is in both {txids_of[txid]} and {name}")
             txids_of[txid] = name
         mine = [o for o in account.orders.values() if record.owns(o.cl_ord_id)]
-        by_txid = {row["external_id"]: row for row in record.orders if row["external_id"]}
+        by_txid = {row["txid"]: row for row in record.orders if row["txid"]}
         for order in mine:
             known = by_txid.get(order.txid)
             if known is None:
@@ -297,7 +297,7 @@ def violations(account: Account, places: Sequence[Place], *, strict: bool = True
         if not strict:
             continue
         for row in record.orders:
-            if row["external_id"] is not None and row["external_id"] not in account.orders:
+            if row["txid"] is not None and row["txid"] not in account.orders:
                 found.append(f"{name}: {row['role']} {row['external_id']} is in its database, not on the exchange")
             if row["status"] in _UNSETTLED:
                 found.append(f"{name}: {row['role']} {row['client_order_id']} is still {row['status']}")
@@ -709,7 +709,7 @@ def test_a_foreign_fill_the_listing_showed_late_is_not_counted_twice(served: Ben
 
 
 def stored_txids(place: Place) -> list[str]:
-    return [row["external_id"] for row in read_db(place.db).orders if row["external_id"]]
+    return [row["txid"] for row in read_db(place.db).orders if row["txid"]]
 
 
 def placed_txids(finished: Finished) -> set[str]:
@@ -734,7 +734,7 @@ def test_a_reset_embedded_sandbox_never_hands_out_a_stored_txid(folder: Path) ->
     # what the reset wiped is closed on the record; the rest is as the exchange has it
     account = look_inside_the_sandbox(place.sandbox_state)
     assert set(account.orders) == after
-    wiped = [row for row in read_db(place.db).orders if row["external_id"] in before]
+    wiped = [row for row in read_db(place.db).orders if row["txid"] in before]
     assert {row["status"] for row in wiped if row["role"] != "entry"} == {"canceled"}
     assert [p["status"] for p in read_db(place.db).positions] == ["closed", "open"]
 

@@ -14,13 +14,15 @@ from core.domain.models import (
     OrderRole,
     OrderStatus,
     OrderType,
+    Position,
     PositionStatus,
     Side,
     TradeProposal,
 )
 from core.execution.manager import OrderExecutionManager
-from core.execution.reconcile import Reconciler
+from core.execution.reconcile import Reconciler, ReconcileReport
 from core.execution.spool import PendingWrites
+from simulator.faults import FaultRule
 from tests.tg_client import Rig
 
 pytestmark = pytest.mark.integration
@@ -53,6 +55,18 @@ async def open_long(rig: Rig, stop_pct: str = "0.02", target_pct: str = "0.04") 
     return result
 
 
+async def reconcile_until_closed(rig: Rig) -> tuple[ReconcileReport, Position]:
+    """Move the market an hour at a time, reconciling, until the one position closes (or
+    60 hours passed): the last pass's report and the position."""
+    for _ in range(60):
+        rig.sandbox.advance(3600)
+        report = await Reconciler(rig.client, rig.store, rig.clock).reconcile()
+        [position] = rig.store.positions()
+        if position.status is PositionStatus.CLOSED:
+            break
+    return report, position
+
+
 async def test_a_clean_book_changes_nothing(rig: Rig) -> None:
     await open_long(rig)
     report = await Reconciler(rig.client, rig.store, rig.clock).reconcile()
@@ -76,12 +90,7 @@ async def test_stop_cancelled_behind_our_back_is_placed_again(rig: Rig) -> None:
 
 async def test_filled_target_closes_the_position_and_cancels_the_stop(rig: Rig) -> None:
     result = await open_long(rig, stop_pct="0.5", target_pct="0.003")
-    for _ in range(60):
-        rig.sandbox.advance(3600)
-        report = await Reconciler(rig.client, rig.store, rig.clock).reconcile()
-        [position] = rig.store.positions()
-        if position.status is PositionStatus.CLOSED:
-            break
+    report, position = await reconcile_until_closed(rig)
     assert position.status is PositionStatus.CLOSED
     placed_target, placed_stop = result.order_for(OrderRole.TAKE_PROFIT), result.order_for(OrderRole.STOP_LOSS)
     assert placed_target is not None and placed_stop is not None and result.order is not None
@@ -96,6 +105,8 @@ async def test_filled_target_closes_the_position_and_cancels_the_stop(rig: Rig) 
     assert position.realized_pnl == (target.avg_fill_price - position.entry_price) * position.size - fees
     assert any("closed by its take_profit" in c for c in report.changes)
     assert (await rig.client.open_orders()) == {}
+    # the USDT the target sold for is tg's proceeds, not a foreign holding (USDT/USD being a market too)
+    assert (await Reconciler(rig.client, rig.store, rig.clock).reconcile()).foreign == []
 
 
 async def test_an_order_of_tgs_the_database_lacks_is_adopted(rig: Rig) -> None:
@@ -208,3 +219,38 @@ async def test_settled_orders_are_not_asked_about_again(rig: Rig) -> None:
     [position] = rig.store.positions(status=PositionStatus.OPEN)
     live = {o.role for o in rig.store.orders(position_id=position.id) if o.status.is_live}
     assert live == {OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT}
+
+
+async def test_a_busy_exchange_cannot_keep_a_closed_positions_stop_live(rig: Rig) -> None:
+    """A target filled, and the exchange answers the stop's cancel EService:Busy and then
+    EService:Unavailable: the cancel is resent (a cancel sent twice cancels once), the
+    position closes at its fill, and no stop is left to sell coins tg no longer holds."""
+    result = await open_long(rig, stop_pct="0.5", target_pct="0.003")
+    rig.sandbox.faults.add(
+        FaultRule(fault="busy", endpoint="CancelOrder", times=1),
+        FaultRule(fault="unavailable", endpoint="CancelOrder", nth=2, times=1),
+    )
+    report, position = await reconcile_until_closed(rig)
+    assert position.status is PositionStatus.CLOSED and report.errors == []
+    placed_stop = result.order_for(OrderRole.STOP_LOSS)
+    assert placed_stop is not None
+    stop = rig.store.get_order(placed_stop.client_order_id)
+    assert stop is not None and stop.status is OrderStatus.CANCELED
+    assert (await rig.client.open_orders()) == {}
+
+
+async def test_a_position_the_exchange_closed_is_recorded_closed_even_when_its_stop_cannot_be_cancelled(
+    rig: Rig,
+) -> None:
+    """The cancel keeps failing: the position is still recorded closed at its fill (the
+    truth), the failure is reported, and the next pass cancels the stop as an orphan."""
+    await open_long(rig, stop_pct="0.5", target_pct="0.003")
+    rig.sandbox.faults.add(FaultRule(fault="busy", endpoint="CancelOrder", times=50))
+    report, position = await reconcile_until_closed(rig)
+    assert position.status is PositionStatus.CLOSED
+    assert any("EService:Busy" in error for error in report.errors)
+    assert position.closed_at is not None and position.closed_at < rig.clock.time()
+    rig.sandbox.faults.clear()
+    report = await Reconciler(rig.client, rig.store, rig.clock).reconcile()
+    assert any("cancelled orphan stop_loss" in change for change in report.changes)
+    assert (await rig.client.open_orders()) == {}

@@ -237,13 +237,7 @@ class KrakenRateLimiter:
         order_pairs = self._trading_limit.decay_per_s / order_cost
         if self._order_calls_per_minute is not None:
             order_pairs = min(order_pairs, self._order_calls_per_minute / 60 / 2)
-        if mix == "query":
-            return queries
-        if mix == "orders":
-            return 2 * order_pairs
-        if mix == "mixed":
-            return 3 * min(queries, order_pairs)
-        raise ValueError(f"unknown call mix {mix!r}; use 'query', 'orders' or 'mixed'")
+        return _of_mix(mix, queries, order_pairs)
 
     def allowed_calls(self, mix: CallMix, elapsed_s: float) -> float:
         """The most calls of a mix Kraken allows in `elapsed_s` from full counters: what
@@ -256,13 +250,7 @@ class KrakenRateLimiter:
         order_pairs = (self._trading_limit.maximum + self._trading_limit.decay_per_s * elapsed_s) / order_cost
         if self._order_cap is not None:
             order_pairs = min(order_pairs, (self._order_cap.capacity + self._order_cap.rate * elapsed_s) / 2)
-        if mix == "query":
-            return queries
-        if mix == "orders":
-            return 2 * order_pairs
-        if mix == "mixed":
-            return 3 * min(queries, order_pairs)
-        raise ValueError(f"unknown call mix {mix!r}; use 'query', 'orders' or 'mixed'")
+        return _of_mix(mix, queries, order_pairs)
 
     def _pair_bucket(self, pair: str) -> TokenBucketRateLimiter:
         bucket = self._pairs.get(pair)
@@ -278,3 +266,15 @@ class KrakenRateLimiter:
         if per_minute is None:
             return None
         return TokenBucketRateLimiter(per_minute / 60, burst, clock=self._clock)
+
+
+def _of_mix(mix: CallMix, queries: float, order_pairs: float) -> float:
+    """Calls of a mix from its queries and its order pairs (AddOrder and CancelOrder):
+    "mixed" is AddOrder, QueryOrders, CancelOrder."""
+    if mix == "query":
+        return queries
+    if mix == "orders":
+        return 2 * order_pairs
+    if mix == "mixed":
+        return 3 * min(queries, order_pairs)
+    raise ValueError(f"unknown call mix {mix!r}; use 'query', 'orders' or 'mixed'")
