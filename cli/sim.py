@@ -381,6 +381,7 @@ def _announce(server: SandboxServer, served: _ServedKeys) -> None:
     for api_key in server.keys:
         typer.echo(f"  API key:  {api_key.key[:_KEY_SHOWN]}...  ({where})")
     typer.echo(f"  use it:   {use}")
+    typer.echo(f"  streams:  {server.ws_url}  (Kraken's WebSocket v2, public and private)")
     sandbox = server.sandbox
     if sandbox is not None:
         tier = "no rate limits" if sandbox.limits is None else f"tier {sandbox.limits.tier}"

@@ -39,6 +39,7 @@ from simulator.exchange import Exchange
 from simulator.faults import Call, FaultSchedule, LostResponse
 from simulator.params import Request, body_params, merge_params, query_params
 from simulator.ratelimits import TRADING_METHODS, RateLimits, Tier, open_in_pair, trading_costs
+from simulator.websocket.session import Hub
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -73,10 +74,15 @@ class SandboxApp:
         self.sandbox = sandbox
         self.lost_response = lost_response
         self.guard = ControlGuard() if guard is None else guard
+        self.streams = Hub()
+        """The WebSocket v2 connections (simulator.websocket), served at /v2."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
+            return
+        if scope["type"] == "websocket":
+            await self.streams.serve(self, scope, receive, send)
             return
         if scope["type"] != "http":
             return
@@ -94,6 +100,7 @@ class SandboxApp:
         try:
             response = await self.respond(request, client[0] if client else None)
         except LostResponse:
+            self.streams.poke()
             if self.lost_response == "raise":
                 raise httpx.ReadTimeout("the sandbox dropped this answer (ghost fault)") from None
             await _hang(receive)
@@ -109,6 +116,7 @@ class SandboxApp:
             }
         )
         await send({"type": "http.response.body", "body": response.body})
+        self.streams.poke()  # whatever the call changed reaches the WebSocket streams
 
     async def respond(self, request: Request, client: str | None = None) -> Response:
         """The answer to `request` from the peer address `client` (None: no network
@@ -160,6 +168,21 @@ class SandboxApp:
             call = Call(method, exchange, dict(params), account)
             return await self._through_faults(call, lambda: private(call.exchange, account, call.params))
         raise UnknownMethod()
+
+    async def order_call(self, method: str, account: str, params: dict[str, object]) -> dict[str, Any]:
+        """A WebSocket order method, as the REST call `method` it stands for: the same
+        handler and faults, and the same trading counters. As on Kraken it costs nothing
+        on the API key's REST counter (a WebSocket call carries no key, only a token)."""
+        sandbox = self.sandbox
+        exchange = sandbox.exchange
+        if sandbox.limits is not None:
+            _charge_trading(sandbox.limits, exchange, account, method, params, exchange.clock.monotonic())
+        private = urls.PRIVATE[f"/0/private/{method}"]
+        call = Call(method, exchange, dict(params), account)
+        result = await self._through_faults(call, lambda: private(call.exchange, account, call.params))
+        if not isinstance(result, dict):  # every order method answers an object
+            raise InternalError()
+        return result
 
     async def _through_faults(self, call: Call, handler: Callable[[], urls.Result]) -> urls.Result:
         faults = self.sandbox.faults
@@ -216,6 +239,12 @@ def _charge(
     """Count a private call against its key's REST counter, or, for a trading call,
     against its pairs' trading counters and the open-orders cap."""
     limits.charge_rest(key, method, now)
+    _charge_trading(limits, exchange, account, method, params, now)
+
+
+def _charge_trading(
+    limits: RateLimits, exchange: Exchange, account: str, method: str, params: Mapping[str, object], now: float
+) -> None:
     if method in TRADING_METHODS:
         limits.charge_trading(account, trading_costs(exchange, account, method, params), now)
     if method == "AddOrder":

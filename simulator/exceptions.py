@@ -126,6 +126,12 @@ class PermissionDenied(KrakenError):
     code = "EGeneral:Permission denied"
 
 
+class InvalidToken(KrakenError):
+    """A WebSocket token that was never issued, has expired unused, or was revoked."""
+
+    code = "EAPI:Invalid token"
+
+
 class SandboxStateError(Exception):
     """The saved sandbox state cannot be read; it is not a Kraken error but the
     harness's own."""

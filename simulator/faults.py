@@ -42,6 +42,20 @@ The catalog (name: what happens; default endpoint, role, times):
 - gap: once a stop-loss is placed, the price jumps `beyond_pct` (default 1) percent
   past its trigger `after_seconds` (default 60) later, so it fills far from its
   trigger (AddOrder, stop_loss, once).
+- token-expiry: a WebSocket token stops working `seconds` (default 0) after it is
+  issued, used or not (GetWebSocketsToken, once).
+
+The WebSocket API's order methods are the REST calls they stand for (add_order is
+AddOrder, so `ghost` on it loses the add_order answer while the order rests). What the
+streams publish passes the schedule too, as calls named `ws:<channel>` (ws:book,
+ws:executions...) that only the stream faults below can meet:
+
+- ws-drop: the connection is closed under the client (any channel, once).
+- ws-bad-checksum: a book update carries a checksum that does not match the book
+  (ws:book, once; snapshots are left alone).
+- ws-delay: a message is held back `seconds` (default 5) of the exchange's clock
+  (ws:executions, every time).
+- ws-lose: a message is never sent (ws:executions, once).
 """
 
 from __future__ import annotations
@@ -73,9 +87,11 @@ from simulator.fill_models import FillModel, ForcedFirstFill
 from simulator.models import OrderSpec, Side
 from simulator.pairs import PAIRS
 from simulator.ratelimits import TRADING_METHODS
+from simulator.websocket import tokens
 
 Role = Literal["any", "entry", "stop_loss", "take_profit"]
 ANY_ENDPOINT = "*"
+STREAM_PREFIX = "ws:"
 _KRAKEN_ERRORS = {cls.code: cls for cls in KrakenError.__subclasses__()}
 _QUERY_METHODS = frozenset({"QueryOrders", "OpenOrders", "ClosedOrders"})
 
@@ -113,6 +129,14 @@ class Call:
     @property
     def role(self) -> Role | None:
         return order_role(self.params.get("ordertype")) if self.method == "AddOrder" else None
+
+    @property
+    def is_stream(self) -> bool:
+        return self.method.startswith(STREAM_PREFIX)
+
+
+class DroppedConnection(Exception):
+    """A fault closes the WebSocket connection under its client."""
 
 
 class LostResponse(Exception):
@@ -186,6 +210,14 @@ class StaleParams(_Params):
     seconds: float = Field(10.0, gt=0, le=86_400, allow_inf_nan=False)
 
 
+class TokenExpiryParams(_Params):
+    seconds: float = Field(0.0, ge=0, le=86_400, allow_inf_nan=False)
+
+
+class DelayParams(_Params):
+    seconds: float = Field(5.0, gt=0, le=86_400, allow_inf_nan=False)
+
+
 class GapParams(_Params):
     beyond_pct: Decimal = Field(Decimal(1), gt=0, lt=50, allow_inf_nan=False)
     after_seconds: float = Field(60.0, ge=0, le=86_400, allow_inf_nan=False)
@@ -206,11 +238,19 @@ class Fault:
     result. Each returns what it did, for the log."""
 
     params_model: ClassVar[type[_Params]] = _Params
+    stream: ClassVar[bool] = False
+    """Acts on what a WebSocket channel publishes (calls named ws:<channel>), not on calls."""
+    websocket_only: ClassVar[bool] = False
+    """Only a WebSocket client can meet it (a stream, a token): REST clients never do."""
 
     def __init__(self, defaults: Defaults, *, private_only: bool = False) -> None:
         self.defaults = defaults
         self.private_only = private_only
         """Only an authenticated call can meet it (a nonce error, say)."""
+
+    def meets(self, call: Call) -> bool:
+        """Whether the fault can act on `call` at all (before its rule counts it)."""
+        return call.is_stream == self.stream and (call.account is not None or not self.private_only)
 
     async def before(self, call: Call, params: Any, schedule: FaultSchedule) -> str | None:
         return None
@@ -309,6 +349,48 @@ class Gap(Fault):
         return None
 
 
+class TokenExpiry(Fault):
+    params_model = TokenExpiryParams
+    websocket_only = True
+
+    def after(self, call: Call, params: TokenExpiryParams, result: dict[str, Any], schedule: FaultSchedule) -> str:
+        tokens.revoke(call.exchange, result["token"], call.exchange.now() + params.seconds)
+        return f"token stops working after {params.seconds:g} s"
+
+
+class StreamFault(Fault):
+    stream = True
+    websocket_only = True
+
+
+class DropConnection(StreamFault):
+    async def before(self, call: Call, params: _Params, schedule: FaultSchedule) -> str:
+        raise DroppedConnection()
+
+
+class BadChecksum(StreamFault):
+    def meets(self, call: Call) -> bool:
+        return super().meets(call) and call.params.get("type") == "update"
+
+    def after(self, call: Call, params: _Params, result: dict[str, Any], schedule: FaultSchedule) -> str:
+        for row in result.get("data", []):
+            row["checksum"] = (row["checksum"] + 1) % 2**32
+        return "book update sent with a wrong checksum"
+
+
+class Delay(StreamFault):
+    params_model = DelayParams
+
+    def after(self, call: Call, params: DelayParams, result: dict[str, Any], schedule: FaultSchedule) -> str:
+        call.params["release"] = call.exchange.now() + params.seconds
+        return f"held back {params.seconds:g} s"
+
+
+class Lose(StreamFault):
+    def after(self, call: Call, params: _Params, result: dict[str, Any], schedule: FaultSchedule) -> str:
+        raise LostResponse("timeout")
+
+
 def _gap_through(spec: OrderSpec, market: Decimal, beyond_pct: Decimal) -> Decimal:
     """The percent move from `market` that lands `beyond_pct` past the stop's trigger."""
     assert spec.price is not None
@@ -353,6 +435,15 @@ CATALOG: dict[str, Fault] = {
         Defaults("AddOrder", summary="shows a placed order in the account's queries only after a while")
     ),
     "gap": Gap(Defaults("AddOrder", "stop_loss", times=1, summary="makes the price jump through a stop once placed")),
+    "token-expiry": TokenExpiry(
+        Defaults("GetWebSocketsToken", times=1, summary="makes a WebSocket token stop working early")
+    ),
+    "ws-drop": DropConnection(Defaults(times=1, summary="closes a WebSocket connection under its client, once")),
+    "ws-bad-checksum": BadChecksum(
+        Defaults("ws:book", times=1, summary="sends a book update whose checksum does not match, once")
+    ),
+    "ws-delay": Delay(Defaults("ws:executions", summary="holds back what a channel publishes for a while")),
+    "ws-lose": Lose(Defaults("ws:executions", times=1, summary="loses one message of a channel")),
 }
 
 
@@ -578,7 +669,7 @@ class FaultSchedule:
 
     def _fires(self, index: int, call: Call) -> bool:
         rule, state = self.rules[index], self._states[index]
-        if not rule.matches(call) or (CATALOG[rule.fault].private_only and call.account is None):
+        if not rule.matches(call) or not CATALOG[rule.fault].meets(call):
             return False
         state.seen += 1
         if rule.nth is not None and state.seen < rule.nth:
@@ -621,6 +712,10 @@ class FaultSchedule:
                 firing.entry.effect = f"refused with {exc.wire}"
                 self.finish(firings, exc.wire)
                 raise
+            except DroppedConnection:
+                firing.entry.effect = "connection dropped"
+                self.finish(firings, "connection dropped")
+                raise
         return firings
 
     def after(self, call: Call, firings: list[_Firing], result: dict[str, Any]) -> dict[str, Any]:
@@ -637,6 +732,10 @@ class FaultSchedule:
             except LostResponse as lost:
                 firing.entry.effect = f"handled, answer lost ({lost.variant})"
                 self.finish(firings, "response lost")
+                raise
+            except DroppedConnection:
+                firing.entry.effect = "connection dropped"
+                self.finish(firings, "connection dropped")
                 raise
             if effect:
                 firing.entry.effect = "; ".join(filter(None, (firing.entry.effect, effect)))

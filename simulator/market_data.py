@@ -39,14 +39,17 @@ class Book:
 
 
 def order_book(seed: int, pair: Pair, price: Decimal, now: float, count: int) -> Book:
-    """`count` levels either side of the quote around `price`."""
-    rng = random.Random(f"{seed}:book:{pair.key}:{math.floor(now / _BOOK_REDRAW_SECONDS)}")
+    """`count` levels either side of the quote around `price`. Each side is drawn from
+    its own RNG, so a shallower book is the top of a deeper one (Depth count=10 is the
+    first ten levels of count=100, and of the WebSocket book at depth 1000)."""
+    redraw = math.floor(now / _BOOK_REDRAW_SECONDS)
     touch = quote(pair, price)
     step = max(pair.tick_size, (price * _LEVEL_SPACING_BPS * _BPS).quantize(pair.tick_size))
     # each level's notional, so that ten basis points of book hold the pair's depth
     level_notional = LIQUIDITY[pair.key].depth * _LEVEL_SPACING_BPS / 10
 
     def side(best: Decimal, direction: int) -> list[BookLevel]:
+        rng = random.Random(f"{seed}:book:{pair.key}:{redraw}:{direction}")
         levels, at = [], best
         for _ in range(count):
             if at <= 0:

@@ -271,6 +271,19 @@ class ApiKey:
 
 
 @dataclass
+class WsToken:
+    """A WebSocket token from GetWebSocketsToken: usable until `expires` unless used
+    by then (a used token stays valid, as Kraken's do), never after `revoked`."""
+
+    account: str
+    issued: float
+    expires: float
+    used: bool = False
+    revoked: float | None = None
+    """When a fault made it stop working, used or not."""
+
+
+@dataclass
 class Account:
     balances: dict[str, Decimal] = field(default_factory=dict)
 
@@ -304,6 +317,8 @@ class ExchangeState:
     gaps: list[PriceGap] = field(default_factory=list)
     dead_man: dict[str, float] = field(default_factory=dict)
     """By account: when CancelAllOrdersAfter cancels all its orders."""
+    ws_tokens: dict[str, WsToken] = field(default_factory=dict)
+    """WebSocket tokens by their text."""
     ledger: dict[str, LedgerEntry] = field(default_factory=dict)
     """Every balance movement of every account, by ledger id, oldest first."""
     ledger_serial: int = 0

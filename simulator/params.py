@@ -256,6 +256,10 @@ class BalanceExParams(_Private):
     pass
 
 
+class GetWebSocketsTokenParams(_Private):
+    pass
+
+
 class TradeBalanceParams(_Private):
     asset: str = "ZUSD"
     aclass: Literal["currency"] = "currency"

@@ -33,6 +33,7 @@ from simulator.params import (
     ClosedOrdersParams,
     DepthParams,
     EditOrderParams,
+    GetWebSocketsTokenParams,
     OHLCParams,
     OpenOrdersParams,
     OrderFields,
@@ -47,6 +48,7 @@ from simulator.params import (
     parse,
 )
 from simulator.tape import MAX_TRADES
+from simulator.websocket import tokens
 
 Json = dict[str, Any]
 
@@ -69,9 +71,13 @@ def assets(exchange: Exchange, params: Params) -> Json:
 
 
 def asset_pairs(exchange: Exchange, params: Params) -> Json:
+    """A pair asked for by a slashed name (BTC/USD) is answered under that name, as
+    Kraken does: python-kraken-sdk's SpotOrderBookClient looks its v2 symbol up so."""
     call = parse(AssetPairsParams, params)
-    chosen = PAIRS.values() if call.pair is None else [find_pair(n) for n in _names(call.pair)]
-    return {p.key: wire.asset_pair(p, call.info) for p in chosen}
+    if call.pair is None:
+        return {p.key: wire.asset_pair(p, call.info) for p in PAIRS.values()}
+    named = [(name, find_pair(name)) for name in _names(call.pair)]
+    return {(name if "/" in name else p.key): wire.asset_pair(p, call.info) for name, p in named}
 
 
 def ticker(exchange: Exchange, params: Params) -> Json:
@@ -123,6 +129,11 @@ def balance(exchange: Exchange, account: str, params: Params) -> Json:
 def balance_ex(exchange: Exchange, account: str, params: Params) -> Json:
     parse(BalanceExParams, params)
     return wire.extended_balances(exchange.balance(account), exchange.holds(account))
+
+
+def get_websockets_token(exchange: Exchange, account: str, params: Params) -> Json:
+    parse(GetWebSocketsTokenParams, params)
+    return {"token": tokens.issue(exchange, account), "expires": tokens.TOKEN_LIFETIME_S}
 
 
 def trade_balance(exchange: Exchange, account: str, params: Params) -> Json:

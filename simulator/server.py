@@ -35,6 +35,7 @@ from simulator.exchange import DEFAULT_ACCOUNT, Exchange
 from simulator.faults import FaultRule, FaultSchedule, FaultSpecError, load_plan, parse_spec
 from simulator.models import ApiKey
 from simulator.ratelimits import Tier
+from simulator.websocket.session import PATH
 
 TierName = Literal["starter", "intermediate", "pro"]
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
@@ -73,6 +74,11 @@ class SandboxServer:
         host, port = self._listener.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}"
+
+    @property
+    def ws_url(self) -> str:
+        """Where Kraken's WebSocket v2 is served: public and private channels alike."""
+        return self.url.replace("http://", "ws://", 1) + PATH
 
     def run(self) -> None:
         try:

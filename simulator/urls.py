@@ -34,6 +34,7 @@ PRIVATE: dict[str, PrivateHandler] = {
     "/0/private/Balance": responses.balance,
     "/0/private/BalanceEx": responses.balance_ex,
     "/0/private/TradeBalance": responses.trade_balance,
+    "/0/private/GetWebSocketsToken": responses.get_websockets_token,
     "/0/private/AddOrder": responses.add_order,
     "/0/private/AddOrderBatch": responses.add_order_batch,
     "/0/private/AmendOrder": responses.amend_order,

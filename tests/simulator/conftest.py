@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -12,7 +12,9 @@ from simulator.app import SandboxApp, create_app
 from simulator.embedded import SANDBOX_EPOCH
 from simulator.exchange import Exchange
 from simulator.models import ApiKey
+from simulator.server import SandboxServer, serving
 from tests.simulator.sandbox_client import KrakenClient
+from tests.simulator.ws_peer import WAIT_S, Served
 
 
 @pytest.fixture
@@ -46,3 +48,22 @@ async def http(app: SandboxApp) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def kraken(http: httpx.AsyncClient, api_key: ApiKey) -> KrakenClient:
     return KrakenClient(http, api_key)
+
+
+@pytest.fixture
+def ws_server() -> Iterator[SandboxServer]:
+    """The sandbox served over TCP (WebSocket needs a real connection), on a virtual clock."""
+    with serving(seed=42, clock=VirtualClock(SANDBOX_EPOCH)) as served:
+        yield served
+
+
+@pytest.fixture
+async def served(ws_server: SandboxServer) -> AsyncIterator[Served]:
+    [api_key] = ws_server.keys
+    async with httpx.AsyncClient(base_url=ws_server.url, timeout=WAIT_S) as http:
+        context = Served(ws_server, KrakenClient(http, api_key), http)
+        try:
+            yield context
+        finally:
+            for peer in context.peers:
+                await peer.connection.close()
