@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
+from tests.postgres import PostgresServer, postgres_server
+
 settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
@@ -23,3 +25,10 @@ def _fresh_decimal_context() -> Iterator[None]:
     decimal.setcontext(decimal.Context())
     yield
     decimal.setcontext(decimal.Context())
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session (see tests/postgres.py)."""
+    with postgres_server() as server:
+        yield server

@@ -1,0 +1,123 @@
+"""A throwaway PostgreSQL server for the tests: the installed binaries (initdb, pg_ctl)
+run a cluster in a temporary directory, on 127.0.0.1 and a free port, trusted without a
+password, torn down when the session ends.
+
+initdb refuses to run as root, so as root the server runs as an unprivileged user
+(TG_TEST_PG_USER, default `postgres`; .ci/postgres-setup creates it). Missing binaries
+skip the PostgreSQL tests on a workstation and fail them under CI (CI set), where they
+must run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+
+import psycopg
+import pytest
+
+SUPERUSER = "tg"
+
+
+def _binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]))
+    return candidates[-1] if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@dataclass
+class PostgresServer:
+    port: int
+    folder: Path
+    _names = count(1)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        """A fresh, empty place on the server, as a URL tg takes: a schema of its own,
+        named by the URL's search_path (a new schema takes a millisecond, a new
+        database the better part of a second)."""
+        name = f"t{os.getpid()}_{next(self._names)}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {name}")  # type: ignore[arg-type]
+        return f"{self.url()}?options=-csearch_path%3D{name}"
+
+
+def _as_server_user(argv: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return argv
+    user = os.environ.get("TG_TEST_PG_USER", "postgres")
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        pytest.fail(f"PostgreSQL cannot run as root and there is no user {user!r}: run .ci/postgres-setup")
+    return ["runuser", "-u", user, "--", *argv]
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL tests must run under CI: {reason} (run .ci/postgres-setup)")
+    pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        _unavailable("the PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+        raise AssertionError("unreachable")
+    folder = Path(tempfile.mkdtemp(prefix="tg-postgres-"))
+    if os.geteuid() == 0:
+        user = pwd.getpwnam(os.environ.get("TG_TEST_PG_USER", "postgres"))
+        os.chown(folder, user.pw_uid, user.pw_gid)
+    data = folder / "data"
+    port = _free_port()
+    options = (
+        f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} "
+        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    )
+    try:
+        subprocess.run(
+            _as_server_user([initdb, "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-sync"]),
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            _as_server_user([pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"]),
+            check=True,
+            capture_output=True,
+        )
+    except subprocess.CalledProcessError as exc:
+        log = folder / "log"
+        detail = (exc.stderr or b"").decode(errors="replace") + (log.read_text() if log.exists() else "")
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.fail(f"could not start PostgreSQL: {detail}")
+    try:
+        yield PostgresServer(port, folder)
+    finally:
+        subprocess.run(
+            _as_server_user([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]),
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
