@@ -146,12 +146,7 @@ def show(
         record = store.get_run(run_id)
         if record is None:
             raise InputError(f"no run {run_id!r} in {settings.db_path}; `tg runs` lists them")
-    if record.kind == "replay":
-        from cli.replay_render import replay_report
-
-        replay_report(record.summary, as_json=json_output)
-        return
-    render.trade_summary(record.summary, as_json=json_output)
+    render.stored_run(record, as_json=json_output)
 
 
 @app.command()
@@ -179,30 +174,21 @@ def simulate(
     from cli.faults import check_faults
     from cli.wiring import fault_catalog, served_sandbox, simulation_sandbox
     from core.flows.simulation import Simulation
-    from core.flows.trade_cycle import new_run_id
     from core.storage.store import Store
 
     settings = settings_from(db, config)
     catalog = fault_catalog()
     faults = check_faults(fault or [], tg_faults=True)
 
-    with tempfile.TemporaryDirectory(prefix="tg-simulate-") as workdir, render.simulation_progress(runs) as advance:
+    with (
+        Store.open(settings.db_path) as store,
+        tempfile.TemporaryDirectory(prefix="tg-simulate-") as workdir,
+        render.simulation_progress(runs) as advance,
+    ):
         sandboxes = served_sandbox(url) if url is not None else simulation_sandbox(settings)
         simulation = Simulation(settings, sandboxes, Path(workdir), catalog=catalog, symbol=symbol)
-        report = asyncio.run(simulation.run(faults, runs=runs, seed=seed, progress=advance))
+        report = asyncio.run(simulation.run(faults, runs=runs, seed=seed, progress=advance, record_in=store))
     summary = report.to_dict()
-    import time
-
-    with Store.open(settings.db_path) as store:
-        run_id = new_run_id()
-        store.start_run(
-            run_id,
-            kind="simulate",
-            symbol=symbol,
-            started_at=time.time(),
-            params={"faults": faults, "runs": runs, "seed": seed},
-        )
-        store.finish_run(run_id, status="ok" if report.ok else "violations", finished_at=time.time(), summary=summary)
     render.simulation_report(summary, as_json=json_output)
     if not report.ok:
         raise typer.Exit(ExitCode.UNSAFE)

@@ -62,7 +62,7 @@ def reports_errors(command: F) -> F:
         except OSError as exc:  # the machine itself: a full disk, a missing directory
             _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), ExitCode.ENVIRONMENT)
         except KeyboardInterrupt:
-            _fail("interrupted", ExitCode.INTERRUPTED)
+            _fail("interrupted; what had finished is kept (`tg runs` lists it)", ExitCode.INTERRUPTED)
 
     return wrapper  # type: ignore[return-value]
 

@@ -17,6 +17,8 @@ from rich.table import Table
 from core.domain.serialize import to_jsonable
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, ProgressColumn
+
     from core.domain.models import Order, Position
     from core.execution.reconcile import ReconcileReport
     from core.storage.store import RunRecord
@@ -275,19 +277,26 @@ def orders_table(orders: Sequence[Order], *, as_json: bool) -> None:
     console.print(table)
 
 
+def progress_bar(*columns: ProgressColumn | str) -> Progress:
+    """A progress bar on stderr (stdout stays the command's output), shown only to a
+    terminal: a log or a pipe gets no bar and no blank line where it was."""
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    return Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
+
+
 @contextmanager
 def simulation_progress(total: int) -> Iterator[Callable[[Any], None]]:
     """A progress bar on stderr, so --json output on stdout stays one object."""
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True) as progress:
+    with progress_bar() as progress:
         task = progress.add_task("simulating", total=total)
         yield lambda _result: progress.advance(task)
 
 
 def simulation_report(summary: dict[str, Any], *, as_json: bool) -> None:
     if as_json:
-        print_json({k: v for k, v in summary.items() if k != "details"})
+        print_json(summary)
         return
     console = _console()
     table = _table("run", "seed", "faults", "injected", "outcome", "alert", "invariants", title="simulated runs")
@@ -317,3 +326,60 @@ def simulation_report(summary: dict[str, Any], *, as_json: bool) -> None:
                 console.print(f"  [red]run {run['run']} {name}[/]: {problem}")
     verdict = "[bold green]every invariant held[/]" if summary["ok"] else "[bold red]invariants violated[/]"
     console.print(verdict)
+
+
+def stored_run(record: RunRecord, *, as_json: bool) -> None:
+    """A stored run as its command showed it; a run that never ended (interrupted,
+    killed, or still going) shows what it had finished."""
+    from core.storage.store import RUN_FAILED, RUN_INTERRUPTED, RUN_STARTED
+
+    unfinished = record.status in (RUN_STARTED, RUN_INTERRUPTED, RUN_FAILED)
+    if unfinished:
+        if as_json:
+            print_json({"run_id": record.run_id, "kind": record.kind, "status": record.status, **record.summary})
+            return
+        _console().print(
+            f"run {record.run_id} ({record.kind}) is {record.status}"
+            + (f": {record.summary['error']}" if "error" in record.summary else "")
+            + ("; what it had finished:" if record.summary else "; it had finished nothing")
+        )
+        if not record.summary or "progress" in record.summary:
+            if record.summary:
+                print_json(record.summary)
+            return
+    if record.kind == "replay":
+        from cli.replay_render import replay_report
+
+        replay_report(record.summary, as_json=as_json)
+    elif record.kind == "simulate":
+        simulation_report(record.summary, as_json=as_json)
+    elif record.kind == "run":
+        run_summary(record.summary, as_json=as_json)
+    else:
+        trade_summary(record.summary, as_json=as_json)
+
+
+def run_summary(data: dict[str, Any], *, as_json: bool) -> None:
+    """A run's summary as RunSummary.to_dict() has it (also as `tg show` reads it back)."""
+    if as_json:
+        print_json(data)
+        return
+    console = _console()
+    hours = data["duration_s"] / 3600
+    kind = "simulated" if data["simulated"] else "wall-clock"
+    console.print(
+        f"[bold]tg run[/] {', '.join(data['symbols'])}: {hours:.1f} h of {kind} time, stopped by {data['stopped_by']}"
+    )
+    console.print(
+        f"  cycles {data['cycles']}, trades {data['trades']}, realized P&L {Decimal(data['realized_pnl']):.2f}, "
+        f"degradation {data['degradation']}, checks {data['checks']}"
+    )
+    broken = {k: v for k, v in data["invariants"].items() if v}
+    console.print("  invariants: every one held" if not broken else f"  [red]invariants broken[/]: {broken}")
+    if data["injected"]:
+        console.print("  faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(data["injected"].items())))
+    for alert in data["alerts"][-10:]:
+        console.print(f"  alert: {alert}")
+    for error in data["reconcile_errors"][-5:]:
+        console.print(f"  [red]reconcile[/]: {error}")
+    console.print(f"  open positions: {len(data['open_positions'])}; run {data['run_id']}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli.exit_codes import ExitCode
 from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def replay(
     from cli.faults import check_faults
     from cli.wiring import fault_catalog
     from core.flows.candles import load_candles
-    from core.flows.replay import Replay, ReplayOptions, store_result
+    from core.flows.replay import Replay, ReplayOptions
     from core.storage.store import Store
 
     settings = settings_from(db, config)
@@ -130,17 +130,8 @@ def replay(
     series = load_candles(file, interval_minutes=interval)
     replay_render.data_issues(series)
     runner = Replay(settings, replay_sandbox(settings), replays_folder(settings.db_path), catalog=fault_catalog())
-    with replay_render.replay_progress() as progress, _quiet_coordinator():
-        result = asyncio.run(runner.run(series, options, progress))
-    with Store.open(settings.db_path) as store:
-        store.start_run(
-            result.run_id,
-            kind="replay",
-            symbol=result.symbol,
-            started_at=time.time(),
-            params={"file": str(file), "every": every, "seed": options.seed, "faults": list(result.options.faults)},
-        )
-        store_result(store, result)
+    with Store.open(settings.db_path) as store, replay_render.replay_progress() as progress, _quiet_coordinator():
+        result = asyncio.run(runner.run(series, options, progress, record_in=store))
     replay_render.replay_report(result.to_dict(), as_json=json_output)
     if not result.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.UNSAFE)

@@ -48,10 +48,12 @@ def data_issues(series: CandleSeries) -> None:
 @contextmanager
 def replay_progress() -> Iterator[Callable[[int, int], None]]:
     """A progress bar on stderr, so --json output on stdout stays one object."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+
+    from cli.render import progress_bar
 
     columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TextColumn("candles"), TimeRemainingColumn())
-    with Progress(*columns, console=_stderr(), transient=True) as progress:
+    with progress_bar(*columns) as progress:
         task = progress.add_task("replaying", total=None)
 
         def advance(done: int, total: int) -> None:

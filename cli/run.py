@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cli.exit_codes import ExitCode
 from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
 
 if TYPE_CHECKING:
@@ -134,9 +135,11 @@ def run(
             summary = runner.run(main())
     else:
         summary = asyncio.run(main())
-    _render_summary(summary, as_json=json_output)
+    from cli.render import run_summary
+
+    run_summary(summary.to_dict(), as_json=json_output)
     if not summary.ok:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.UNSAFE)
     if summary.stopped_by in _EXIT_BY_SIGNAL:
         raise typer.Exit(_EXIT_BY_SIGNAL[summary.stopped_by])
 
@@ -200,31 +203,3 @@ def _clock_title(state: RunState) -> str:
 
     kind = "simulated" if state.simulated else "wall clock"
     return f"tg run, {kind} time {when(state.now, simulated=state.simulated)}"
-
-
-def _render_summary(summary: RunSummary, *, as_json: bool) -> None:
-    from cli import render
-
-    data = summary.to_dict()
-    if as_json:
-        render.print_json(data)
-        return
-    console = render.console()
-    hours = data["duration_s"] / 3600
-    kind = "simulated" if summary.simulated else "wall-clock"
-    console.print(
-        f"[bold]tg run[/] {', '.join(summary.symbols)}: {hours:.1f} h of {kind} time, stopped by {summary.stopped_by}"
-    )
-    console.print(
-        f"  cycles {summary.cycles}, trades {summary.trades}, realized P&L {summary.realized_pnl:.2f}, "
-        f"degradation {summary.degradation}, checks {summary.checks}"
-    )
-    broken = {k: v for k, v in summary.invariants.items() if v}
-    console.print("  invariants: every one held" if not broken else f"  [red]invariants broken[/]: {broken}")
-    if summary.injected:
-        console.print("  faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.injected.items())))
-    for alert in summary.alerts[-10:]:
-        console.print(f"  alert: {alert}")
-    for error in summary.reconcile_errors[-5:]:
-        console.print(f"  [red]reconcile[/]: {error}")
-    console.print(f"  open positions: {len(summary.open_positions)}; run {summary.run_id}")

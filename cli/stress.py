@@ -122,10 +122,9 @@ async def served_target(url: str, tier: str) -> StressTarget:
 @contextmanager
 def _progress(total: int) -> Iterator[Callable[[], None]]:
     """A progress bar on stderr, so --json output on stdout stays one object."""
-    from rich.console import Console
-    from rich.progress import Progress
+    from cli.render import progress_bar
 
-    with Progress(console=Console(stderr=True), transient=True) as progress:
+    with progress_bar() as progress:
         task = progress.add_task("requests", total=total)
         yield lambda: progress.advance(task)
 

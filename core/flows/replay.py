@@ -32,7 +32,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -66,6 +66,7 @@ from core.execution.invariants import INVARIANTS, InvariantReport, check_invaria
 from core.execution.reconcile import Reconciler, ReconcileReport
 from core.execution.spool import PendingWrites
 from core.flows.candles import CandleSeries, RecordedCandle
+from core.flows.journal import RunJournal
 from core.flows.performance import (
     EquityPoint,
     Performance,
@@ -83,6 +84,8 @@ CURVE_SAMPLES = 240
 """Points of the equity curve kept in the run's summary, for drawing it again."""
 COMMIT_EVERY = 48
 """Candles per database transaction: committing each write alone would cost the run most of its time."""
+PROGRESS_EVERY_S = 5.0
+"""How often (wall-clock seconds) a replay records its progress in tg's database."""
 SHOWN_ISSUES = 50
 RECHECKS = 3
 """Reconciliations a violation must outlast to count (see _Run._check)."""
@@ -334,7 +337,11 @@ class Replay:
         series: CandleSeries,
         options: ReplayOptions,
         progress: Callable[[int, int], None] | None = None,
+        record_in: Store | None = None,
     ) -> ReplayResult:
+        """The replay's result. With `record_in` (tg's database) the replay is a run
+        there from before its first candle, with its progress, and a Ctrl-C keeps it
+        (as interrupted, with the decisions made and where its own database is)."""
         faults = self.faults_for(options.faults, options.seed)
         options = dataclasses.replace(options, faults=tuple(faults))
         market, start, end, warmup = trading_span(series, options)
@@ -365,22 +372,22 @@ class Replay:
             await control.seed_faults(options.seed)
             for fault in faults:
                 await control.add_fault(fault)
-            with Store.open(db_path) as store:
-                store.start_run(
-                    run_id,
-                    kind="replay",
-                    symbol=pair.symbol,
-                    started_at=time.time(),
-                    params={
-                        "source": series.source,
-                        "interval_minutes": series.interval_minutes,
-                        "every": options.every,
-                        "seed": options.seed,
-                        "faults": faults,
-                        "from": _iso(start),
-                        "to": _iso(end),
-                    },
+            params = {
+                "source": series.source,
+                "interval_minutes": series.interval_minutes,
+                "every": options.every,
+                "seed": options.seed,
+                "faults": faults,
+                "from": _iso(start),
+                "to": _iso(end),
+            }
+            journal = None
+            if record_in is not None:
+                journal = RunJournal.start(
+                    record_in, run_id, kind="replay", symbol=pair.symbol, params=params, every_s=PROGRESS_EVERY_S
                 )
+            with Store.open(db_path) as store:
+                store.start_run(run_id, kind="replay", symbol=pair.symbol, started_at=time.time(), params=params)
                 run = _Run(
                     run_id,
                     self._settings,
@@ -392,7 +399,16 @@ class Replay:
                     PendingWrites(db_path.with_suffix(".pending.jsonl")),
                 )
                 began = time.perf_counter()
-                await run.replay(self._models(), start, end, series.step, options.every, progress)
+
+                def advance(done: int, total: int) -> None:
+                    if progress is not None:
+                        progress(done, total)
+                    if journal is not None:
+                        journal.progress(lambda: run.progress(db_path))
+
+                recording = journal.interruptible(lambda: run.progress(db_path)) if journal else nullcontext()
+                with recording:
+                    await run.replay(self._models(), start, end, series.step, options.every, advance)
                 result = ReplayResult(
                     run_id=run_id,
                     symbol=pair.symbol,
@@ -413,6 +429,8 @@ class Replay:
                     exchange_errors=run.exchange_errors,
                 )
                 store_result(store, result)
+                if record_in is not None:
+                    store_result(record_in, result)
                 return result
         finally:
             await client.aclose()
@@ -468,12 +486,25 @@ class _Run:
         self.violations: list[Violation] = []
         self.exchange_errors: list[str] = []  # what kept tg's bookkeeping from the exchange, at the time
         self.checks = 0
+        self.candles_done = self.candles_total = 0
         self._seen: set[tuple[str, str]] = set()
         self._live: set[str] = set()
         self._holding = False  # an open position in the database
         self._unsettled_until = 0.0
         self._state: dict[str, Any] = {}  # the sandbox's brief state at the last step
         self._acted = False  # tg traded or reconciled since that step
+
+    def progress(self, db_path: Path) -> dict[str, Any]:
+        """What a replay that has not ended has to show: how far it came, what it decided,
+        and its own database (every order and position so far)."""
+        return {
+            "run_id": self.run_id,
+            "symbol": self._pair.symbol,
+            "progress": {"candles": self.candles_done, "of": self.candles_total},
+            "decisions": len(self.decisions),
+            "violations": len(self.violations),
+            "db_path": str(db_path),
+        }
 
     async def replay(
         self,
@@ -492,7 +523,7 @@ class _Run:
             clock=self._clock,
             config=self._settings.coordinator,
         )
-        total = (end - start) // step
+        total = self.candles_total = (end - start) // step
         try:
             with ExitStack() as batch:
                 for index in range(total):
@@ -504,6 +535,7 @@ class _Run:
                     if index % every == 0:
                         await self._decide(coordinator, index)
                     await self._mark()
+                    self.candles_done = index + 1
                     if progress is not None:
                         progress(index + 1, total)
                 await self._step_to(end)

@@ -25,7 +25,7 @@ from core.decision.bus import Message, MessageTopic
 from core.decision.coordinator import CoordinatorAgent
 from core.decision.llm.factory import build_models
 from core.decision.risk import RiskManagementEngine
-from core.domain.clock import Clock, SystemClock
+from core.domain.clock import Clock
 from core.domain.config import CoordinatorConfig, Settings, TaskSeconds
 from core.domain.errors import ExchangeError
 from core.domain.models import PositionStatus
@@ -35,12 +35,15 @@ from core.execution.invariants import INVARIANTS, check_invariants
 from core.execution.leases import LeaseKeeper
 from core.execution.reconcile import Reconciler
 from core.execution.spool import PendingWrites
+from core.flows.journal import RunJournal
 from core.flows.trade_cycle import ExchangeVenue, new_run_id
 from core.storage.store import Store
 
 TruthSource = Callable[[], Awaitable[ExchangeTruth]]
 FaultLog = Callable[[], Awaitable[list[dict[str, Any]]]]
 
+PROGRESS_EVERY_S = 5.0
+"""How often (wall-clock seconds) a run records its progress: a kill loses at most this much."""
 RANDOM_RATE = 0.03
 """Under `--fault random`, the chance each fault has to hit each call it could hit."""
 RANDOM_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -200,7 +203,6 @@ class ContinuousRun:
         self._fault_log = fault_log
         self._on_update = on_update
         self._on_start = on_start
-        self._wall = SystemClock()
 
     async def run(
         self,
@@ -215,12 +217,13 @@ class ContinuousRun:
         names = [p.symbol for p in pairs]
         run_id = new_run_id()
         started = self._clock.time()
-        self._store.start_run(
+        journal = RunJournal.start(
+            self._store,
             run_id,
             kind="run",
             symbol=",".join(names),
-            started_at=self._wall.time(),
             params={"symbols": names, "every_s": every_s, "for_s": for_s, "simulated": self._simulated},
+            every_s=PROGRESS_EVERY_S,
         )
         if self._on_start is not None:
             self._on_start(
@@ -271,11 +274,30 @@ class ContinuousRun:
                     break
                 wait = every_s
                 await self._check(supervisor, state, before, pairs, errors)
+                journal.progress(
+                    lambda: self._summary(
+                        run_id, names, started, "still running", state, coordinator.degradation_level, errors
+                    ).to_dict()
+                )
         finally:
             await coordinator.stop()  # an execution in flight is seen through
             await models.aclose()
         await self._check(supervisor, state, before, pairs, errors)
-        summary = RunSummary(
+        summary = self._summary(run_id, names, started, reason, state, coordinator.degradation_level, errors)
+        journal.finish("ok" if summary.ok else "violations", summary.to_dict())
+        return summary
+
+    def _summary(
+        self,
+        run_id: str,
+        names: list[str],
+        started: float,
+        reason: str,
+        state: RunState,
+        degradation: str,
+        errors: list[str],
+    ) -> RunSummary:
+        return RunSummary(
             run_id=run_id,
             symbols=names,
             simulated=self._simulated,
@@ -294,19 +316,12 @@ class ContinuousRun:
             ),
             open_positions=state.open_positions,
             alerts=state.alerts,
-            degradation=coordinator.degradation_level,
+            degradation=degradation,
             checks=state.checks,
             invariants={name: state.violations[name] for name in INVARIANTS},
             injected=dict(state.injected),
             reconcile_errors=errors,
         )
-        self._store.finish_run(
-            run_id,
-            status="ok" if summary.ok else "violations",
-            finished_at=self._wall.time(),
-            summary=summary.to_dict(),
-        )
-        return summary
 
     def _schedule(self, symbols: list[str], every_s: float) -> CoordinatorConfig:
         """The configured coordinator, deciding for `symbols` every `every_s` (a trading

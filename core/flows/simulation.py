@@ -14,9 +14,11 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any, Literal, Protocol
 
 import httpx
@@ -36,8 +38,9 @@ from core.exchange.sandbox_control import SandboxControl
 from core.execution.invariants import INVARIANTS, InvariantReport, check_invariants
 from core.execution.reconcile import Reconciler
 from core.execution.spool import PendingWrites
+from core.flows.journal import RunJournal
 from core.flows.manual import manual_proposal
-from core.flows.trade_cycle import ExchangeVenue
+from core.flows.trade_cycle import ExchangeVenue, new_run_id
 from core.storage.store import Store
 
 
@@ -201,6 +204,7 @@ class RunResult:
 
 @dataclass
 class SimulationReport:
+    run_id: str | None = None  # as tg's database has the campaign
     runs: list[RunResult] = field(default_factory=list)
 
     @property
@@ -213,6 +217,7 @@ class SimulationReport:
         for run in self.runs:
             injected.update(run.injected)
         return {
+            "run_id": self.run_id,
             "runs": len(self.runs),
             "faults": sorted({f for run in self.runs for f in run.faults}),
             "outcomes": dict(sorted(outcomes.items())),
@@ -222,6 +227,7 @@ class SimulationReport:
             "details": [
                 {
                     "run": run.index,
+                    "run_id": f"{self.run_id}.{run.index}" if self.run_id else None,
                     "seed": run.seed,
                     "faults": run.faults,
                     "status": run.status,
@@ -315,16 +321,44 @@ class Simulation:
         runs: int,
         seed: int,
         progress: Callable[[RunResult], Awaitable[None] | None] | None = None,
+        record_in: Store | None = None,
     ) -> SimulationReport:
-        report = SimulationReport()
-        for index in range(runs):
-            result = await self.run_once(index, seed + index, faults)
-            report.runs.append(result)
-            if progress is not None:
-                outcome = progress(result)
-                if outcome is not None:
-                    await outcome
+        """The runs' report. With `record_in` the campaign is a run of that database:
+        recorded before the first run (once the symbol proved to be one the exchange
+        lists), each finished run at once, and kept as interrupted by a Ctrl-C."""
+        await self._check_symbol(seed)
+        journal = None
+        if record_in is not None:
+            params = {"faults": list(faults), "runs": runs, "seed": seed}
+            journal = RunJournal.start(record_in, new_run_id(), kind="simulate", symbol=self._symbol, params=params)
+        report = SimulationReport(run_id=journal.run_id if journal is not None else None)
+        recording = journal.interruptible(report.to_dict) if journal is not None else nullcontext()
+        with recording:
+            for index in range(runs):
+                result = await self.run_once(index, seed + index, faults)
+                report.runs.append(result)
+                if journal is not None:
+                    journal.progress(report.to_dict)
+                if progress is not None:
+                    outcome = progress(result)
+                    if outcome is not None:
+                        await outcome
+        if journal is not None:
+            journal.finish("ok" if report.ok else "violations", report.to_dict())
         return report
+
+    async def _check_symbol(self, seed: int) -> None:
+        """Bad input (a pair the exchange does not list) is refused before any run: it
+        is not something a run of the sandbox found."""
+        self._workdir.mkdir(parents=True, exist_ok=True)
+        with TemporaryDirectory(dir=self._workdir) as folder:
+            sandbox = self._open_sandbox(seed, Path(folder))
+            try:
+                async with KrakenClient(sandbox.base_url, transport=sandbox.transport, clock=sandbox.clock) as client:
+                    pair = await client.resolve_pair(self._symbol)
+            finally:
+                sandbox.close()
+        self._symbol = pair.symbol
 
     async def run_once(self, index: int, seed: int, requested: Sequence[str]) -> RunResult:
         rng = random.Random(seed)

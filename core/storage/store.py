@@ -57,6 +57,8 @@ WriteGuard = Callable[[str], None]
 """Called with a table's name before each write to it; raising refuses the write."""
 
 RUN_STARTED = "running"
+RUN_INTERRUPTED = "interrupted"
+RUN_FAILED = "failed"
 
 
 @dataclass(frozen=True)
@@ -426,6 +428,11 @@ class Store:
             )
             if updated.first() is None:
                 raise DatabaseWriteError(f"cannot finish run {run_id}: {self.location} has no such run")
+
+    def record_progress(self, run_id: str, summary: dict[str, Any]) -> None:
+        """What a running run has finished so far, kept should it never reach its end."""
+        with self._writing("runs", f"the progress of run {run_id}") as table:
+            table.update(run_id, {"summary": _json(summary)})
 
     def list_runs(self, limit: int = 20) -> list[RunRecord]:
         """Newest first."""

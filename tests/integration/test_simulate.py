@@ -48,6 +48,12 @@ def simulate(tmp_path: Path, *args: str) -> tuple[int, dict]:
     return result.exit_code, json.loads(result.stdout)
 
 
+def without_run_ids(report: dict) -> dict:
+    """A report but for the ids tg's database gave the campaign and its runs."""
+    details = [{k: v for k, v in d.items() if k != "run_id"} for d in report["details"]]
+    return {**{k: v for k, v in report.items() if k != "run_id"}, "details": details}
+
+
 def test_every_catalog_fault_has_an_expected_outcome() -> None:
     assert set(EXPECTED_OUTCOMES) == set(CATALOG) | set(TG_FAULTS)
 
@@ -71,7 +77,7 @@ def test_each_fault_is_injected_and_every_invariant_holds(tmp_path: Path, fault:
 def test_same_seed_same_report(tmp_path: Path) -> None:
     first = simulate(tmp_path / "a", "--fault", "random", "--runs", "6", "--seed", "3")
     second = simulate(tmp_path / "b", "--fault", "random", "--runs", "6", "--seed", "3")
-    assert first == second
+    assert without_run_ids(first[1]) == without_run_ids(second[1]) and first[0] == second[0]
 
 
 def test_random_faults_compose(tmp_path: Path) -> None:
