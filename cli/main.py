@@ -124,7 +124,7 @@ def runs(
     from core.storage.store import Store
 
     settings = settings_from(db, config)
-    with Store.open(settings.db_path) as store:
+    with Store.open(settings.db_location) as store:
         render.runs_table(store.list_runs(limit), as_json=json_output)
 
 
@@ -142,10 +142,10 @@ def show(
     from core.storage.store import Store
 
     settings = settings_from(db, config)
-    with Store.open(settings.db_path) as store:
+    with Store.open(settings.db_location) as store:
         record = store.get_run(run_id)
         if record is None:
-            raise InputError(f"no run {run_id!r} in {settings.db_path}; `tg runs` lists them")
+            raise InputError(f"no run {run_id!r} in {store.location}; `tg runs` lists them")
     render.stored_run(record, as_json=json_output)
 
 
@@ -181,7 +181,7 @@ def simulate(
     faults = check_faults(fault or [], tg_faults=True)
 
     with (
-        Store.open(settings.db_path) as store,
+        Store.open(settings.db_location) as store,
         tempfile.TemporaryDirectory(prefix="tg-simulate-") as workdir,
         render.simulation_progress(runs) as advance,
     ):
@@ -234,7 +234,7 @@ def reconcile(
                 adopt=namespaces,
                 leases=session.leases,
             ).reconcile()
-            return render.reconcile_outcome(report, session.store.install_id, str(settings.db_path))
+            return render.reconcile_outcome(report, session.store.install_id, session.store.location)
 
     outcome = asyncio.run(run())
     render.reconcile_report(outcome, as_json=json_output)
@@ -267,7 +267,7 @@ def positions(
         raise InputError(f"--status must be open or closed, not {status!r}") from None
     settings = settings_from(db, config)
     current = _exchange_view(settings, url, live)
-    with Store.open(settings.db_path) as store:
+    with Store.open(settings.db_location) as store:
         listed = [current.positions.get(p.id, p) if current else p for p in store.positions()]
     listed = [p for p in listed if wanted is None or p.status is wanted]
     render.positions_table(listed, as_json=json_output)
@@ -291,7 +291,7 @@ def orders(
 
     settings = settings_from(db, config)
     current = _exchange_view(settings, url, live)
-    with Store.open(settings.db_path) as store:
+    with Store.open(settings.db_location) as store:
         listed = [current.orders.get(o.client_order_id, o) if current else o for o in store.orders(run_id=run_id)]
     render.orders_table(listed, as_json=json_output)
     if current is not None and not json_output:

@@ -26,7 +26,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from core.domain.ownership import new_install_id
+from core.storage.store import Store
+
 SUPERUSER = "tg"
+TEMPLATE = "tg_template"
 
 
 def _binary(name: str) -> str | None:
@@ -49,6 +53,7 @@ class PostgresServer:
     port: int
     folder: Path
     _names = count(1)
+    _template_ready: bool = False
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
@@ -56,11 +61,30 @@ class PostgresServer:
     def new_database(self) -> str:
         """A fresh, empty place on the server, as a URL tg takes: a schema of its own,
         named by the URL's search_path (a new schema takes a millisecond, a new
-        database the better part of a second)."""
-        name = f"t{os.getpid()}_{next(self._names)}"
+        database a tenth of a second)."""
+        name = self._name()
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {name}")  # type: ignore[arg-type]
+            conn.execute(f"CREATE SCHEMA {name}")
         return f"{self.url()}?options=-csearch_path%3D{name}"
+
+    def new_tg_database(self) -> str:
+        """A database tg has already created its tables in, with an install id of its
+        own: a copy of a template made once, as creating the tables takes half a second
+        on a busy machine and a copy a tenth."""
+        if not self._template_ready:
+            with psycopg.connect(self.url(), autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {TEMPLATE}")
+            Store.open(self.url(TEMPLATE)).close()
+            self._template_ready = True
+        name = self._name()
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE} STRATEGY FILE_COPY")
+        with psycopg.connect(self.url(name), autocommit=True) as conn:
+            conn.execute("UPDATE meta SET value = %s WHERE key = 'install_id'", [new_install_id()])
+        return self.url(name)
+
+    def _name(self) -> str:
+        return f"t{os.getpid()}_{next(self._names)}"
 
 
 def _as_server_user(argv: list[str]) -> list[str]:

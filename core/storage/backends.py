@@ -18,21 +18,25 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
+from core.domain.config import is_server_url
 from core.domain.errors import StorageError
 from core.storage.schema import META
-
-POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 MIGRATION_LOCK = 0x7467_5F73_6368  # "tg_sch": the advisory lock of schema changes on PostgreSQL
 
 
 class Backend(Protocol):
-    location: str
-    """Where the database is, fit to show: a path, or a URL without its password."""
-    begin: str
-    """The statement that starts a write transaction."""
-    open_advice: str
-    """What to check when the database cannot be reached."""
+    @property
+    def location(self) -> str:
+        """Where the database is, fit to show: a path, or a URL without its password."""
+
+    @property
+    def begin(self) -> str:
+        """The statement that starts a write transaction."""
+
+    @property
+    def open_advice(self) -> str:
+        """What to check when the database cannot be reached."""
 
     def engine(self, busy_timeout: float) -> Engine: ...
     def wait_at_most(self, conn: Connection, seconds: float) -> None: ...
@@ -141,13 +145,9 @@ class PostgresBackend:
         return postgresql.insert(table)
 
 
-def is_postgres_url(location: str | Path) -> bool:
-    return isinstance(location, str) and location.split("://", 1)[0].split("+", 1)[0] in POSTGRES_SCHEMES
-
-
 def backend_for(location: str | Path) -> Backend:
     """A postgresql:// URL is a server; anything else is a SQLite file."""
-    if is_postgres_url(location):
+    if is_server_url(location):
         try:
             return PostgresBackend(make_url(str(location)))
         except sa.exc.ArgumentError as exc:

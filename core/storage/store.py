@@ -431,8 +431,8 @@ class Store:
 
     def record_progress(self, run_id: str, summary: dict[str, Any]) -> None:
         """What a running run has finished so far, kept should it never reach its end."""
-        with self._writing("runs", f"the progress of run {run_id}") as table:
-            table.update(run_id, {"summary": _json(summary)})
+        with self._writing(RUNS, f"the progress of run {run_id}") as conn:
+            conn.execute(sa.update(RUNS).where(RUNS.c.run_id == run_id).values(summary=_json(summary)))
 
     def list_runs(self, limit: int = 20) -> list[RunRecord]:
         """Newest first."""

@@ -18,17 +18,34 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def location(request: pytest.FixtureRequest, db_path: Path) -> Path | str:
-    """Where a test's database is: a path (SQLite) or a postgresql:// URL."""
-    if request.param == "sqlite":
+def backend_name(request: pytest.FixtureRequest) -> str:
+    """Each test that takes a store or a location runs once on each backend."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def location(request: pytest.FixtureRequest, backend_name: str, db_path: Path) -> Path | str:
+    """Where a new, empty database is: a path (SQLite) or a postgresql:// URL."""
+    if backend_name == "sqlite":
         return db_path
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.new_database()
 
 
 @pytest.fixture
-def store(location: Path | str) -> Iterator[Store]:
-    with Store.open(location) as opened:
+def tg_location(request: pytest.FixtureRequest, backend_name: str, db_path: Path) -> Path | str:
+    """Where a database tg has created is (on SQLite, creating it is quick: the first
+    open does it)."""
+    if backend_name == "sqlite":
+        return db_path
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_tg_database()
+
+
+@pytest.fixture
+def store(tg_location: Path | str) -> Iterator[Store]:
+    with Store.open(tg_location) as opened:
         yield opened
 
 
