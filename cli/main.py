@@ -162,6 +162,19 @@ def simulate(
     url: Annotated[
         str | None, typer.Option("--url", help="A sandbox served by `tg sim serve` (keys from the environment).")
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            metavar="I/N",
+            help="Run only shard I of N of the runs (every N-th seed), to split a campaign across machines "
+            "sharing one database; `tg campaign ID` merges the shards.",
+        ),
+    ] = None,
+    campaign: Annotated[
+        str | None,
+        typer.Option("--campaign", help="The campaign's id (default: a digest of the faults, runs, seed and symbol)."),
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
@@ -173,9 +186,11 @@ def simulate(
     from cli import render
     from cli.faults import check_faults
     from cli.wiring import fault_catalog, served_sandbox, simulation_sandbox
+    from core.flows.campaign import WHOLE, Shard
     from core.flows.simulation import Simulation
     from core.storage.store import Store
 
+    share = Shard.parse(shard) if shard is not None else WHOLE
     settings = settings_from(db, config)
     catalog = fault_catalog()
     faults = check_faults(fault or [], tg_faults=True)
@@ -187,11 +202,40 @@ def simulate(
     ):
         sandboxes = served_sandbox(url) if url is not None else simulation_sandbox(settings)
         simulation = Simulation(settings, sandboxes, Path(workdir), catalog=catalog, symbol=symbol)
-        report = asyncio.run(simulation.run(faults, runs=runs, seed=seed, progress=advance, record_in=store))
+        report = asyncio.run(
+            simulation.run(
+                faults, runs=runs, seed=seed, progress=advance, record_in=store, shard=share, campaign=campaign
+            )
+        )
     summary = report.to_dict()
     render.simulation_report(summary, as_json=json_output)
     if not report.ok:
         raise typer.Exit(ExitCode.UNSAFE)
+
+
+@app.command("campaign")
+@reports_errors
+def campaign_command(
+    campaign_id: Annotated[str, typer.Argument(help="The campaign id `tg simulate` printed.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """One report over a campaign's shards (`tg simulate --shard I/N`), from the shared database.
+
+    Exit 3 if an invariant broke in any shard, 1 if a shard is missing or unfinished."""
+    from cli import render
+    from core.flows.campaign import campaign_report
+    from core.storage.store import Store
+
+    settings = settings_from(db, config)
+    with Store.open(settings.db_location) as store:
+        summary = campaign_report(store, campaign_id)
+    render.campaign_report(summary, as_json=json_output)
+    if not summary["ok"]:
+        raise typer.Exit(ExitCode.UNSAFE)
+    if not summary["complete"]:
+        raise typer.Exit(ExitCode.NOT_DONE)
 
 
 @app.command()

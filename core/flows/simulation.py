@@ -38,6 +38,7 @@ from core.exchange.sandbox_control import SandboxControl
 from core.execution.invariants import INVARIANTS, InvariantReport, check_invariants
 from core.execution.reconcile import Reconciler
 from core.execution.spool import PendingWrites
+from core.flows.campaign import KIND, WHOLE, Shard, campaign_id
 from core.flows.journal import RunJournal
 from core.flows.manual import manual_proposal
 from core.flows.trade_cycle import ExchangeVenue, new_run_id
@@ -206,6 +207,8 @@ class RunResult:
 class SimulationReport:
     run_id: str | None = None  # as tg's database has the campaign
     runs: list[RunResult] = field(default_factory=list)
+    campaign: str | None = None  # what `tg campaign` merges the shards by
+    shard: Shard = WHOLE
 
     @property
     def ok(self) -> bool:
@@ -218,6 +221,8 @@ class SimulationReport:
             injected.update(run.injected)
         return {
             "run_id": self.run_id,
+            "campaign": self.campaign,
+            "shard": str(self.shard),
             "runs": len(self.runs),
             "faults": sorted({f for run in self.runs for f in run.faults}),
             "outcomes": dict(sorted(outcomes.items())),
@@ -322,19 +327,33 @@ class Simulation:
         seed: int,
         progress: Callable[[RunResult], Awaitable[None] | None] | None = None,
         record_in: Store | None = None,
+        shard: Shard = WHOLE,
+        campaign: str | None = None,
     ) -> SimulationReport:
-        """The runs' report. With `record_in` the campaign is a run of that database:
-        recorded before the first run (once the symbol proved to be one the exchange
-        lists), each finished run at once, and kept as interrupted by a Ctrl-C."""
+        """The runs' report: of every run, or of `shard`'s share of them. With
+        `record_in` the campaign is a run of that database: recorded before the first
+        run (once the symbol proved to be one the exchange lists), each finished run at
+        once, and kept as interrupted by a Ctrl-C. The record names the campaign (by
+        default its digest, see core.flows.campaign) and the shard, which `tg campaign`
+        merges by."""
         await self._check_symbol(seed)
         journal = None
+        campaign = campaign or campaign_id(faults, runs=runs, seed=seed, symbol=self._symbol)
         if record_in is not None:
-            params = {"faults": list(faults), "runs": runs, "seed": seed}
-            journal = RunJournal.start(record_in, new_run_id(), kind="simulate", symbol=self._symbol, params=params)
-        report = SimulationReport(run_id=journal.run_id if journal is not None else None)
+            params = {
+                "faults": list(faults),
+                "runs": runs,
+                "seed": seed,
+                "campaign": campaign,
+                "shard": {"index": shard.index, "count": shard.count},
+            }
+            journal = RunJournal.start(record_in, new_run_id(), kind=KIND, symbol=self._symbol, params=params)
+        report = SimulationReport(
+            run_id=journal.run_id if journal is not None else None, campaign=campaign, shard=shard
+        )
         recording = journal.interruptible(report.to_dict) if journal is not None else nullcontext()
         with recording:
-            for index in range(runs):
+            for index in (i for i in range(runs) if shard.owns(i)):
                 result = await self.run_once(index, seed + index, faults)
                 report.runs.append(result)
                 if journal is not None:

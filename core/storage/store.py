@@ -134,9 +134,7 @@ class Store:
         """Where the database is, fit to show: a path, or a URL without its password."""
 
     @classmethod
-    def open(
-        cls, location: Path | str, *, write_guard: WriteGuard | None = None, busy_timeout: float = 30.0
-    ) -> Store:
+    def open(cls, location: Path | str, *, write_guard: WriteGuard | None = None, busy_timeout: float = 30.0) -> Store:
         """Open (creating it if needed) the database at `location` (a SQLite path or a
         postgresql:// URL) and bring its schema up to date.
 
@@ -257,9 +255,7 @@ class Store:
             self._conn.exec_driver_sql(statement)
         except SQLAlchemyError as exc:
             self._roll_back()
-            raise DatabaseWriteError(f"could not {what} on {self.location}: {_reason(exc)}; {advice}") from _cause(
-                exc
-            )
+            raise DatabaseWriteError(f"could not {what} on {self.location}: {_reason(exc)}; {advice}") from _cause(exc)
 
     @contextmanager
     def _writing(self, table: sa.Table, what: str) -> Iterator[Connection]:
@@ -438,6 +434,10 @@ class Store:
         """Newest first."""
         newest = [RUNS.c.started_at.desc(), self._backend.insertion_order().desc()]
         return [_run(row) for row in self._rows(RUNS, order_by=newest, limit=limit)]
+
+    def runs_of_kind(self, kind: str) -> list[RunRecord]:
+        """Every run of `kind` (simulate, replay, run, trade), oldest first."""
+        return [_run(row) for row in self._rows(RUNS, RUNS.c.kind == kind, order_by=[RUNS.c.started_at])]
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """The run with this id, or the one run whose id starts with it.
