@@ -68,7 +68,7 @@ class TestSettings:
         settings = load_settings(db=url)
         assert settings.db_location == url
         assert settings.db_path.parent == tmp_path / "data"  # the spool and sandbox state beside it
-        assert dict((k, v) for k, v, _ in describe(db=url))["db"] == "postgresql://tg:***@db.example:5432/trading"
+        assert {k: v for k, v, _ in describe(db=url)}["db"] == "postgresql://tg:***@db.example:5432/trading"
 
     @pytest.mark.parametrize(
         ("text", "message"),

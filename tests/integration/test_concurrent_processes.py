@@ -95,9 +95,8 @@ import pytest
 if TYPE_CHECKING:
     import ccxt
 
-    from tests.postgres import PostgresServer
-
     from simulator.server import SandboxServer
+    from tests.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 
