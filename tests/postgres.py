@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import count
@@ -137,3 +138,74 @@ def postgres_server() -> Iterator[PostgresServer]:
             capture_output=True,
         )
         shutil.rmtree(folder, ignore_errors=True)
+
+
+class Link:
+    """A TCP relay to the server on 127.0.0.1 that the test can cut: `cut()` drops every
+    connection and refuses new ones, as a server that went down or a network that
+    failed would; `restore()` listens again on the same port."""
+
+    def __init__(self, port: int) -> None:
+        self._target = port
+        self._listener = self._listen(0)
+        self.port: int = self._listener.getsockname()[1]
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._thread = self._serve()
+
+    @staticmethod
+    def _listen(port: int) -> socket.socket:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        return listener
+
+    def _serve(self) -> threading.Thread:
+        thread = threading.Thread(target=self._accept, args=(self._listener,), daemon=True, name="pg-link")
+        thread.start()
+        return thread
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            upstream = socket.create_connection(("127.0.0.1", self._target))
+            with self._lock:
+                self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def url(self, server_url: str, server_port: int) -> str:
+        """`server_url` reached through this link."""
+        return server_url.replace(f":{server_port}/", f":{self.port}/")
+
+    def cut(self) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() that close() alone would not
+        self._listener.close()
+        self._thread.join()
+        with self._lock:
+            for end in self._open:
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+                end.close()
+            self._open.clear()
+
+    def restore(self) -> None:
+        self._listener = self._listen(self.port)
+        self._thread = self._serve()
+
+    def close(self) -> None:
+        self.cut()
