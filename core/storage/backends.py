@@ -18,8 +18,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from core.domain.config import is_server_url
-from core.domain.errors import StorageError
+from core.domain.config import hide_password, is_server_url
+from core.domain.errors import InputError, StorageError
 from core.storage.schema import META
 
 MIGRATION_LOCK = 0x7467_5F73_6368  # "tg_sch": the advisory lock of schema changes on PostgreSQL
@@ -150,8 +150,8 @@ def backend_for(location: str | Path) -> Backend:
     if is_server_url(location):
         try:
             return PostgresBackend(make_url(str(location)))
-        except sa.exc.ArgumentError as exc:
-            raise StorageError(
-                "the database URL is not a valid PostgreSQL URL: give postgresql://user@host:port/dbname"
+        except (sa.exc.ArgumentError, ValueError) as exc:
+            raise InputError(
+                f"{hide_password(str(location))} is not a valid PostgreSQL URL: give postgresql://user@host:port/dbname"
             ) from exc
     return SQLiteBackend(Path(location))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from core.domain.errors import StorageError
+from core.domain.errors import InputError, StorageError
 from core.storage.backends import backend_for
 from core.storage.schema import SCHEMA_VERSION, UPGRADES
 from core.storage.store import Store
@@ -165,6 +165,15 @@ def test_an_unreachable_server_is_one_storage_error_without_the_password(postgre
     assert message.startswith("cannot open database postgresql://tg:***@127.0.0.1:1/")
     assert "s3cret" not in message and "\n" not in message
     assert message.endswith("check the server runs and the URL's user, host, port and database name")
+
+
+def test_a_malformed_server_url_is_bad_input_without_the_password() -> None:
+    with pytest.raises(InputError) as caught:
+        Store.open("postgresql://tg:s3cret@127.0.0.1:1:2/x")
+
+    assert str(caught.value) == (
+        "postgresql://tg:***@127.0.0.1:1:2/x is not a valid PostgreSQL URL: give postgresql://user@host:port/dbname"
+    )
 
 
 # SQLite only: the file
