@@ -32,3 +32,10 @@ def postgres() -> Iterator[PostgresServer]:
     """One throwaway PostgreSQL server for the session (see tests/postgres.py)."""
     with postgres_server() as server:
         yield server
+
+
+@pytest.fixture
+def pg_tg_database(postgres: PostgresServer) -> Iterator[str]:
+    """The URL of a database on the session's server that tg has created, empty."""
+    with postgres.tg_database() as url:
+        yield url

@@ -25,7 +25,6 @@ import pytest
 from core.domain.clock import VirtualClock
 from core.execution.leases import LeaseKeeper, asset_lease
 from core.storage.store import LeaseRecord, Store
-from tests.postgres import PostgresServer
 
 NAME = asset_lease("acct12345678", "XXBT")
 START = 1_767_225_600.0
@@ -37,8 +36,8 @@ def location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
     several machines share the lease."""
     if request.param == "sqlite":
         return tmp_path / "tg.db"
-    server: PostgresServer = request.getfixturevalue("postgres")
-    return server.new_tg_database()
+    url: str = request.getfixturevalue("pg_tg_database")
+    return url
 
 
 @pytest.fixture

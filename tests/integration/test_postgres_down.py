@@ -29,12 +29,12 @@ SECRET = base64.b64encode(bytes(range(64))).decode()
 
 
 def test_a_server_gone_mid_trade_loses_nothing_and_the_next_run_writes_the_spool(
-    postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    postgres: PostgresServer, pg_tg_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TG_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("TG_KRAKEN_API_KEY", KEY)
     monkeypatch.setenv("TG_KRAKEN_API_SECRET", SECRET)
-    database = postgres.new_tg_database()
+    database = pg_tg_database
     link = Link(postgres.port)
     db = link.url(database, postgres.port)
     with serving(keys=[(KEY, SECRET)], tier=None) as server, KillProxy(server.url) as proxy:

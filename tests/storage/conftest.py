@@ -39,8 +39,8 @@ def tg_location(request: pytest.FixtureRequest, backend_name: str, db_path: Path
     open does it)."""
     if backend_name == "sqlite":
         return db_path
-    server: PostgresServer = request.getfixturevalue("postgres")
-    return server.new_tg_database()
+    url: str = request.getfixturevalue("pg_tg_database")
+    return url
 
 
 @pytest.fixture
