@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +13,6 @@ import typer
 from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
 
 if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.table import Table
-
     from simulator.embedded import EmbeddedExchange
     from simulator.server import SandboxServer
 
@@ -25,20 +21,6 @@ sim_app = typer.Typer(help="The sandbox Kraken: reset, advance, status, serve.",
 DEFAULT_KEYS_OUT = Path("tg-sandbox.keys")
 _KEY_SHOWN = 8
 """How many characters of an API key the banner shows: enough to tell keys apart."""
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
-_DURATION = re.compile(r"(\d+)([smhd])")
-
-
-def parse_duration(text: str) -> int:
-    """Seconds in a duration such as 90s, 15m, 6h, 2d or 1h30m."""
-    cleaned = text.strip().lower()
-    if not re.fullmatch(r"(\d+[smhd])+", cleaned):
-        from core.domain.errors import InputError
-
-        raise InputError(
-            f"{text!r} is not a duration: write a whole number and a unit s, m, h or d, e.g. 90s, 15m, 6h, 2d or 1h30m"
-        )
-    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(cleaned))
 
 
 @sim_app.command("reset")
@@ -77,7 +59,9 @@ def sim_reset(
 @sim_app.command("advance")
 @reports_errors
 def sim_advance(
-    duration: Annotated[str, typer.Argument(help="How far to move the clock: 90s, 15m, 6h, 2d, 1h30m.")],
+    duration: Annotated[
+        str, typer.Argument(metavar="DURATION", help="How far to move the clock: 90s, 15m, 6h, 2d, 1h30m.")
+    ],
     db: DbOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
@@ -85,15 +69,14 @@ def sim_advance(
     """Move the embedded exchange's clock and market forward; stops, targets and
     resting limits fill on the way."""
     from cli.wiring import embedded_sandbox
+    from core.domain.durations import parse_duration
     from core.domain.errors import InputError
     from simulator.exchange import DEFAULT_ACCOUNT, MAX_ADVANCE
     from simulator.wire import order
 
     seconds = parse_duration(duration)
-    if not 0 < seconds <= MAX_ADVANCE:
-        raise InputError(
-            f"{duration!r} is {seconds} s; advance by at least 1s and at most {MAX_ADVANCE // 86_400}d at a time"
-        )
+    if seconds > MAX_ADVANCE:
+        raise InputError(f"{duration!r} is {seconds} s; advance by at most {MAX_ADVANCE // 86_400}d at a time")
     settings = settings_from(db, config)
     with embedded_sandbox(settings) as sandbox:
         start = sandbox.clock.time()
@@ -123,37 +106,61 @@ def sim_status(db: DbOption = None, config: ConfigOption = None, json_output: Js
 
     settings = settings_from(db, config)
     path = sandbox_path(settings.db_path)
-    with embedded_sandbox(settings) as sandbox:
-        status = _status(sandbox, path)
+    if path.exists():
+        with embedded_sandbox(settings) as sandbox:
+            status = _status(sandbox, path)
+    else:  # how a fresh one would open, without making one where it would live
+        import tempfile
+
+        with (
+            tempfile.TemporaryDirectory(prefix="tg-status-") as scratch,
+            embedded_sandbox(settings, path=Path(scratch) / path.name) as sandbox,
+        ):
+            status = _status(sandbox, path)
     _render_status(status, as_json=json_output)
 
 
 def _status(sandbox: EmbeddedExchange, path: Path) -> dict[str, Any]:
+    """The exchange's state, named as tg names pairs and assets everywhere (BTC/USD, USD)."""
+    from core.exchange.pairs import user_asset, user_symbol
     from simulator.exchange import DEFAULT_ACCOUNT
-    from simulator.pairs import PAIRS
-    from simulator.wire import amount, balances, order
+    from simulator.pairs import ASSETS, PAIRS
+    from simulator.wire import amount, order
 
     exchange = sandbox.exchange
     prices = {}
-    for key, pair in PAIRS.items():
+    for pair in PAIRS.values():
         ticker = exchange.ticker(pair)
-        prices[key] = {
-            "pair": pair.wsname,
-            **{
-                name: amount(value, pair.pair_decimals)
-                for name, value in (("last", ticker.last), ("bid", ticker.bid), ("ask", ticker.ask))
-            },
+        prices[user_symbol(pair.wsname)] = {
+            name: amount(value, pair.pair_decimals)
+            for name, value in (("last", ticker.last), ("bid", ticker.bid), ("ask", ticker.ask))
         }
-    status = {
+    held = exchange.balance(DEFAULT_ACCOUNT)
+    open_orders = []
+    for placed in exchange.open_orders(DEFAULT_ACCOUNT):
+        wire = order(placed, with_trades=False)
+        descr = wire["descr"]
+        open_orders.append(
+            {
+                "txid": placed.txid,
+                "pair": user_symbol(PAIRS[placed.spec.pair].wsname),
+                "side": descr["type"],
+                "order_type": descr["ordertype"],
+                "volume": wire["vol"],
+                "price": descr["price"],
+            }
+        )
+    return {
         "path": str(path),
         "saved": path.exists(),
         "time": exchange.now(),
         "seed": exchange.state.seed,
         "prices": prices,
-        "balances": balances(exchange.balance(DEFAULT_ACCOUNT)),
-        "open": {o.txid: order(o, with_trades=False) for o in exchange.open_orders(DEFAULT_ACCOUNT)},
+        "balances": {
+            user_asset(ASSETS[asset].altname): amount(value, ASSETS[asset].decimals) for asset, value in held.items()
+        },
+        "open_orders": open_orders,
     }
-    return status
 
 
 @sim_app.command("faults")
@@ -186,29 +193,39 @@ def sim_faults(json_output: JsonOption = False) -> None:
 @reports_errors
 def sim_serve(
     host: Annotated[
-        str, typer.Option("--host", help="Address to listen on (loopback unless --allow-remote).")
+        str, typer.Option("--host", metavar="HOST", help="Address to listen on (loopback unless --allow-remote).")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port; 0 picks a free one.")] = 8765,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the market (default: from settings).")] = None,
+    port: Annotated[int, typer.Option("--port", metavar="PORT", help="TCP port; 0 picks a free one.")] = 8765,
+    seed: Annotated[
+        int | None, typer.Option("--seed", metavar="N", help="Seed of the market (default: from settings).")
+    ] = None,
     tier: Annotated[
         Literal["starter", "intermediate", "pro"] | None,
-        typer.Option("--tier", help="Kraken verification tier for rate limits (default: from settings)."),
+        typer.Option(
+            "--tier",
+            metavar="[starter|intermediate|pro]",
+            help="Kraken verification tier for rate limits (default: from settings).",
+        ),
     ] = None,
     fault: Annotated[
         list[str] | None,
         typer.Option(
             "--fault",
+            metavar="NAME[:key=value,...]",
             help="Inject a fault: NAME or NAME:key=value,... (e.g. stop-fail, ghost:variant=html-5xx); repeatable.",
         ),
     ] = None,
     fault_file: Annotated[
         Path | None,
-        typer.Option("--fault-file", help="A JSON or TOML file of fault rules (and optionally their seed)."),
+        typer.Option(
+            "--fault-file", metavar="FILE", help="A JSON or TOML file of fault rules (and optionally their seed)."
+        ),
     ] = None,
     key_file: Annotated[
         Path | None,
         typer.Option(
             "--key-file",
+            metavar="FILE",
             help="A file readable only by you of the key pair to accept: the API key, "
             "then its base64 secret, one a line (default: TG_KRAKEN_KEY_FILE, "
             "or TG_KRAKEN_API_KEY and TG_KRAKEN_API_SECRET; else a pair is "
@@ -219,6 +236,7 @@ def sim_serve(
         Path | None,
         typer.Option(
             "--keys-out",
+            metavar="FILE",
             help=f"Where a generated key pair is written, readable only by you (default: ./{DEFAULT_KEYS_OUT}).",
         ),
     ] = None,
@@ -226,18 +244,24 @@ def sim_serve(
         list[str] | None,
         typer.Option(
             "--api-key",
+            metavar="KEY",
             help="API key to accept; repeatable, with --api-secret. Options show in `ps`: "
             "prefer --key-file or the environment.",
         ),
     ] = None,
     api_secret: Annotated[
         list[str] | None,
-        typer.Option("--api-secret", help="Base64 secret of the --api-key at the same position (shows in `ps`)."),
+        typer.Option(
+            "--api-secret",
+            metavar="SECRET",
+            help="Base64 secret of the --api-key at the same position (shows in `ps`).",
+        ),
     ] = None,
     control_token: Annotated[
         str | None,
         typer.Option(
             "--control-token",
+            metavar="TOKEN",
             help="Bearer token the control plane (/_sandbox/) requires; prefer "
             "TG_SANDBOX_TOKEN, as options show in `ps`. Needed by --allow-remote.",
         ),
@@ -246,7 +270,10 @@ def sim_serve(
         bool, typer.Option("--allow-remote", help="Allow a non-loopback --host (needs a control token).")
     ] = False,
     nonce_window: Annotated[
-        int, typer.Option("--nonce-window", min=0, help="Accept nonces this far below the highest seen, once each.")
+        int,
+        typer.Option(
+            "--nonce-window", metavar="N", min=0, help="Accept nonces this far below the highest seen, once each."
+        ),
     ] = 0,
     config: ConfigOption = None,
 ) -> None:
@@ -387,48 +414,32 @@ def _render_advance(report: dict[str, Any], *, as_json: bool) -> None:
 
 
 def _render_status(status: dict[str, Any], *, as_json: bool) -> None:
-    from rich.table import Table
-
     from cli import render
 
     if as_json:
         render.print_json(status)
         return
     note = "" if status["saved"] else " (fresh: nothing saved yet)"
-    typer.echo(f"sandbox {status['path']}{note}\n  time {_utc(status['time'])} UTC, seed {status['seed']}")
-    console = _console()
-    prices = Table("pair", "last", "bid", "ask", title="prices")
-    for quote in status["prices"].values():
-        prices.add_row(quote["pair"], quote["last"], quote["bid"], quote["ask"])
-    console.print(prices)
-    balances = Table("asset", "balance", title="balances")
+    typer.echo(f"sandbox {status['path']}{note}\n  exchange time {_utc(status['time'])} UTC, seed {status['seed']}")
+    console = render.console()
+    prices = render.table("pair", "last", "bid", "ask", title="prices")
+    for symbol, quote in status["prices"].items():
+        prices.add_row(symbol, quote["last"], quote["bid"], quote["ask"])
+    render.show_table(console, prices)
+    balances = render.table("asset", "balance", title="balances")
     for asset, value in status["balances"].items():
-        balances.add_row(asset, value)
-    console.print(balances)
-    if status["open"]:
-        console.print(_open_orders_table(status["open"]))
-    else:
+        balances.add_row(asset, render.plain(value))
+    render.show_table(console, balances)
+    if not status["open_orders"]:
         console.print("no open orders")
-
-
-def _console() -> Console:
-    from rich.console import Console
-
-    return Console(highlight=False)
+        return
+    table = render.table("txid", "pair", "side", "type", "volume", "price", title="open orders")
+    for o in status["open_orders"]:
+        table.add_row(o["txid"], o["pair"], o["side"], o["order_type"], render.plain(o["volume"]), o["price"])
+    render.show_table(console, table)
 
 
 def _utc(epoch: float) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _open_orders_table(orders: dict[str, dict[str, Any]]) -> Table:
-    from rich.table import Table
-
-    table = Table("txid", "pair", "side", "type", "volume", "price", title="open orders")
-    table.columns[0].no_wrap = True
-    for txid, o in orders.items():
-        descr = o["descr"]
-        table.add_row(txid, descr["pair"], descr["type"], descr["ordertype"], o["vol"], descr["price"])
-    return table

@@ -50,11 +50,12 @@ from simulator.fill_models import (
     LatencyModel,
 )
 from simulator.models import (
-    Account,
     ExchangeState,
     PriceGap,
+    SystemStatus,
 )
 from simulator.order_book import OrderBook
+from simulator.order_index import OrderIndex
 from simulator.price_path import (
     PricePath,
 )
@@ -90,11 +91,12 @@ class Exchange(OrderBook):
             origin=now,
             processed_until=now,
             initial_balances=initial,
-            accounts={DEFAULT_ACCOUNT: Account(dict(initial))},
         )
         if fixed_ids:
             state.id_space = ""
-        return cls(state, clock, paths, fills=fills, latency=latency, fees=fees)
+        exchange = cls(state, clock, paths, fills=fills, latency=latency, fees=fees)
+        exchange._open(DEFAULT_ACCOUNT, initial, now)
+        return exchange
 
     def advance(self, seconds: float) -> None:
         """Move the sandbox's own clock forward and let the market catch up."""
@@ -107,22 +109,27 @@ class Exchange(OrderBook):
         self.sync()
 
     def reset(self) -> None:
-        """Back to the opening balances with no orders, trades, nonces, gaps or timers.
-        Keeps the seed, the API keys and the time: the clock never runs backwards, and
-        the market is a function of time."""
+        """Back to the opening balances with no orders, trades, nonces, timers or gaps
+        still to come. Keeps the seed, the API keys, the time and the gaps the market
+        already went through: the clock never runs backwards, the market is a function
+        of time, and what it published (trades, candles) stays published."""
         state = self._state
-        for account in state.accounts.values():
-            account.balances = dict(state.initial_balances)
+        now = self.now()
+        state.orders.clear()
+        self._index = OrderIndex()
+        state.trades.clear()
+        state.ledger.clear()
+        state.next_serial = 0
+        state.ledger_serial = 0
+        state.renew_id_space()  # ids handed out before the reset are never handed out again
+        for account in list(state.accounts):
+            self._open(account, state.initial_balances, now)
         for api_key in state.api_keys.values():
             api_key.last_nonce = 0
-        state.orders.clear()
-        state.trades.clear()
-        state.gaps.clear()
+        state.gaps[:] = [gap for gap in state.gaps if gap.at <= now]
         state.dead_man.clear()
-        state.next_serial = 0
-        state.renew_id_space()  # ids handed out before the reset are never handed out again
         state.requests = 0
-        state.processed_until = self.now()
+        state.processed_until = now
         self._paths = self._with_gaps()
 
     def add_price_gap(self, at: float, pct: Decimal) -> None:
@@ -134,6 +141,12 @@ class Exchange(OrderBook):
             raise InvalidArguments("at" if pct.is_finite() and pct > -100 else "pct")
         self._state.gaps.append(PriceGap(at=at, pct=pct))
         self._paths = self._with_gaps()
+
+    def set_system_status(self, status: SystemStatus) -> None:
+        """Switch the trading mode (simulator.system_status). The market up to now is
+        matched under the mode it had: the change acts from now on."""
+        self.sync()
+        self._state.system_status = status
 
     @contextmanager
     def using(self, *, fills: FillModel | None = None) -> Iterator[None]:

@@ -53,6 +53,8 @@ class SQLiteBackend:
     waits at the start of its transaction instead of failing at its first write."""
 
     path: Path
+    in_memory: bool = False
+    """An empty database in memory stands in for the missing file (see Store.open's `create`)."""
     begin: str = "BEGIN IMMEDIATE"
     open_advice: str = "check the path is a writable file"
 
@@ -61,12 +63,13 @@ class SQLiteBackend:
         return str(self.path)
 
     def engine(self, busy_timeout: float) -> Engine:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create the directory of database {self.path}: {exc.strerror}") from exc
+        if not self.in_memory:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot create the directory of database {self.path}: {exc.strerror}") from exc
         engine = sa.create_engine(
-            URL.create("sqlite", database=str(self.path)),
+            URL.create("sqlite", database=":memory:" if self.in_memory else str(self.path)),
             poolclass=NullPool,
             isolation_level="AUTOCOMMIT",
             connect_args={"timeout": busy_timeout},
@@ -145,8 +148,9 @@ class PostgresBackend:
         return postgresql.insert(table)
 
 
-def backend_for(location: str | Path) -> Backend:
-    """A postgresql:// URL is a server; anything else is a SQLite file."""
+def backend_for(location: str | Path, *, create: bool = True) -> Backend:
+    """A postgresql:// URL is a server; anything else is a SQLite file (with `create`
+    False, one in memory if the file is missing)."""
     if is_server_url(location):
         try:
             return PostgresBackend(make_url(str(location)))
@@ -154,4 +158,5 @@ def backend_for(location: str | Path) -> Backend:
             raise InputError(
                 f"{hide_password(str(location))} is not a valid PostgreSQL URL: give postgresql://user@host:port/dbname"
             ) from exc
-    return SQLiteBackend(Path(location))
+    path = Path(location)
+    return SQLiteBackend(path, in_memory=not create and not path.exists())

@@ -134,13 +134,22 @@ class Store:
         """Where the database is, fit to show: a path, or a URL without its password."""
 
     @classmethod
-    def open(cls, location: Path | str, *, write_guard: WriteGuard | None = None, busy_timeout: float = 30.0) -> Store:
+    def open(
+        cls,
+        location: Path | str,
+        *,
+        write_guard: WriteGuard | None = None,
+        busy_timeout: float = 30.0,
+        create: bool = True,
+    ) -> Store:
         """Open (creating it if needed) the database at `location` (a SQLite path or a
         postgresql:// URL) and bring its schema up to date.
 
         `busy_timeout` is how many seconds a write waits for another process's lock.
+        With `create=False` (commands that only read) a missing SQLite file is answered
+        by an empty database in memory, so looking leaves no file behind.
         """
-        backend = backend_for(location)
+        backend = backend_for(location, create=create)
         engine = backend.engine(busy_timeout)
         try:
             conn = engine.connect()
@@ -545,6 +554,22 @@ class Store:
         where = _equal_to(POSITIONS, status=status.value if status else None, run_id=run_id, symbol=symbol)
         rows = self._rows(POSITIONS, *where, order_by=[POSITIONS.c.opened_at])
         return [position_from_record(row) for row in rows]
+
+    def realized_pnls(self) -> list[tuple[float | None, Decimal]]:
+        """(closed_at, realized P&L) of each closed position that has one, oldest first:
+        what the risk engine reads of the history, at every trade, without building
+        every position ever closed."""
+        query = (
+            sa.select(POSITIONS.c.closed_at, POSITIONS.c.realized_pnl)
+            .where(POSITIONS.c.status == PositionStatus.CLOSED.value, POSITIONS.c.realized_pnl.is_not(None))
+            .order_by(POSITIONS.c.closed_at, self._backend.insertion_order())
+        )
+        try:
+            return [(closed_at, pnl) for closed_at, pnl in self._conn.execute(query)]
+        except SQLAlchemyError as exc:
+            if self._depth == 0:
+                self._recover()
+            raise StorageError(f"could not read positions from {self.location}: {_reason(exc)}") from _cause(exc)
 
     def record_protected_position(self, position: Position, orders: Sequence[Order]) -> None:
         """Store the position and its orders (entry, stop-loss, take-profit) all or nothing.

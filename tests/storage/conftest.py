@@ -45,6 +45,7 @@ def tg_location(request: pytest.FixtureRequest, backend_name: str, db_path: Path
 
 @pytest.fixture
 def store(tg_location: Path | str) -> Iterator[Store]:
+    """Overrides the suite's SQLite-only store: here, each backend in turn."""
     with Store.open(tg_location) as opened:
         yield opened
 
