@@ -5,6 +5,7 @@ repeated exactly); locally it explores afresh each time."""
 from __future__ import annotations
 
 import decimal
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,18 @@ def _fresh_decimal_context() -> Iterator[None]:
     decimal.setcontext(decimal.Context())
     yield
     decimal.setcontext(decimal.Context())
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_as_it_was() -> Iterator[None]:
+    """A command run in-process (CliRunner) with -v or --log-level sets the root
+    logger's level for the rest of the session: later commands would then log DEBUG
+    lines to their stderr."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers
 
 
 @pytest.fixture
