@@ -138,7 +138,7 @@ def runs(
     from core.storage.store import Store
 
     settings = settings_from(db, config)
-    with Store.open(settings.db_path, create=False) as store:
+    with Store.open(settings.db_location, create=False) as store:
         render.runs_table(store.list_runs(limit), as_json=json_output)
 
 
@@ -155,10 +155,10 @@ def show(
     from core.storage.store import Store
 
     settings = settings_from(db, config)
-    with Store.open(settings.db_path, create=False) as store:
+    with Store.open(settings.db_location, create=False) as store:
         record = store.get_run(run_id)
         if record is None:
-            raise InputError(f"no run {run_id!r} in {settings.db_path}; `tg runs` lists them")
+            raise InputError(f"no run {run_id!r} in {store.location}; `tg runs` lists them")
     render.stored_run(record, as_json=json_output)
 
 
@@ -190,6 +190,19 @@ def simulate(
             "The results are those of one worker.",
         ),
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            metavar="I/N",
+            help="Run only shard I of N of the runs (every N-th seed), to split a campaign across machines "
+            "sharing one database; `tg campaign ID` merges the shards.",
+        ),
+    ] = None,
+    campaign: Annotated[
+        str | None,
+        typer.Option("--campaign", help="The campaign's id (default: a digest of the faults, runs, seed and symbol)."),
+    ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
@@ -203,9 +216,11 @@ def simulate(
     from cli import render
     from cli.faults import check_faults
     from cli.wiring import fault_catalog, served_sandbox, simulation_sandbox
+    from core.flows.campaign import WHOLE, Shard
     from core.flows.simulation import Simulation
     from core.storage.store import Store
 
+    share = Shard.parse(shard) if shard is not None else WHOLE
     settings = settings_from(db, config)
     catalog = fault_catalog()
     faults = check_faults(fault or [], tg_faults=True)
@@ -217,19 +232,52 @@ def simulate(
         workers = 1 if url is not None else os.cpu_count() or 1
 
     with (
-        Store.open(settings.db_path) as store,
+        Store.open(settings.db_location) as store,
         tempfile.TemporaryDirectory(prefix="tg-simulate-") as workdir,
-        render.simulation_progress(runs) as advance,
+        render.simulation_progress(sum(1 for i in range(runs) if share.owns(i))) as advance,
     ):
         sandboxes = served_sandbox(url) if url is not None else simulation_sandbox(settings)
         simulation = Simulation(settings, sandboxes, Path(workdir), catalog=catalog, symbol=symbol)
         report = asyncio.run(
-            simulation.run(faults, runs=runs, seed=seed, progress=advance, record_in=store, workers=workers)
+            simulation.run(
+                faults,
+                runs=runs,
+                seed=seed,
+                progress=advance,
+                record_in=store,
+                workers=workers,
+                shard=share,
+                campaign=campaign,
+            )
         )
     summary = report.to_dict()
     render.simulation_report(summary, as_json=json_output)
     if not report.ok:
         raise typer.Exit(ExitCode.UNSAFE)
+
+
+@reports_errors
+def campaign_command(
+    campaign_id: Annotated[str, typer.Argument(help="The campaign id `tg simulate` printed.")],
+    db: DbOption = None,
+    config: ConfigOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """One report over a campaign's shards (`tg simulate --shard I/N`), from the shared database.
+
+    Exit 3 if an invariant broke in any shard, 1 if a shard is missing or unfinished."""
+    from cli import render
+    from core.flows.campaign import campaign_report
+    from core.storage.store import Store
+
+    settings = settings_from(db, config)
+    with Store.open(settings.db_location, create=False) as store:
+        summary = campaign_report(store, campaign_id)
+    render.campaign_report(summary, as_json=json_output)
+    if not summary["ok"]:
+        raise typer.Exit(ExitCode.UNSAFE)
+    if not summary["complete"]:
+        raise typer.Exit(ExitCode.NOT_DONE)
 
 
 @reports_errors
@@ -273,7 +321,7 @@ def reconcile(
                 adopt=namespaces,
                 leases=session.leases,
             ).reconcile()
-            return render.reconcile_outcome(report, session.store.install_id, str(settings.db_path))
+            return render.reconcile_outcome(report, session.store.install_id, session.store.location)
 
     outcome = asyncio.run(run())
     render.reconcile_report(outcome, as_json=json_output)
@@ -305,7 +353,7 @@ def positions(
 
     settings = settings_from(db, config)
     current = _exchange_view(settings, url, live)
-    with Store.open(settings.db_path, create=False) as store:
+    with Store.open(settings.db_location, create=False) as store:
         listed = [current.positions.get(p.id, p) if current else p for p in store.positions()]
     listed = [p for p in listed if status is None or p.status is status]
     render.positions_table(listed, as_json=json_output)
@@ -328,7 +376,7 @@ def orders(
 
     settings = settings_from(db, config)
     current = _exchange_view(settings, url, live)
-    with Store.open(settings.db_path, create=False) as store:
+    with Store.open(settings.db_location, create=False) as store:
         listed = [current.orders.get(o.client_order_id, o) if current else o for o in store.orders(run_id=run_id)]
     render.orders_table(listed, as_json=json_output)
     if current is not None and not json_output:
@@ -355,7 +403,12 @@ def show_config(db: DbOption = None, config: ConfigOption = None, json_output: J
 _EXAMPLES = {
     "trade": ["tg trade BTC/USDT", "tg trade ETH/USD --side buy --volume 0.5 --json"],
     "run": ["tg run --symbols BTC/USDT,ETH/USD --every 1h --for 7d", "tg run --for 30d --fault random"],
-    "simulate": ["tg simulate --fault stop-fail --runs 20", "tg simulate --fault random --runs 1000 --seed 7 --json"],
+    "simulate": [
+        "tg simulate --fault stop-fail --runs 20",
+        "tg simulate --fault random --runs 1000 --seed 7 --json",
+        "tg simulate --fault random --runs 1000 --shard 2/4 --db postgresql://tg@db.example/tg",
+    ],
+    "campaign": ["tg campaign C-0123456789ab --db postgresql://tg@db.example/tg"],
     "replay": ["tg replay examples/btc_usd_1h.csv --every 4", "tg replay FILE --from 2025-03-01 --fault ghost"],
     "ratelimit-stress": ["tg ratelimit-stress --requests 1000 --tier starter --mix mixed"],
     "reconcile": ["tg reconcile", "tg reconcile --adopt 0123456789ab"],
@@ -376,6 +429,7 @@ _COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("trade", trade),
     ("run", run_command),
     ("simulate", simulate),
+    ("campaign", campaign_command),
     ("replay", replay),
     ("ratelimit-stress", ratelimit_stress),
     ("reconcile", reconcile),

@@ -18,11 +18,12 @@ if TYPE_CHECKING:
     from core.domain.config import Settings
 
 DbOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--db",
-        metavar="PATH",
-        help="SQLite file for results (default: $TG_DB or the data directory).",
+        metavar="PATH|URL",
+        help="SQLite file for results, or postgresql://user@host:port/dbname of a shared server "
+        "(default: $TG_DB or the data directory).",
         show_default=False,
     ),
 ]
@@ -162,7 +163,7 @@ def checked_url(url: str | None) -> str | None:
     return url
 
 
-def settings_from(db: Path | None, config: Path | None) -> Settings:
+def settings_from(db: str | None, config: Path | None) -> Settings:
     from core.domain.config import load_settings
 
     return load_settings(config, db=db)

@@ -407,6 +407,25 @@ def simulation_report(summary: dict[str, Any], *, as_json: bool) -> None:
                 console.print(f"  [red]run {run['run']} {name}[/]: {problem}")
     verdict = "[bold green]every invariant held[/]" if summary["ok"] else "[bold red]invariants violated[/]"
     console.print(verdict)
+    if summary.get("campaign") and not summary.get("shards"):
+        console.print(f"campaign {summary['campaign']}, shard {summary['shard']} (`tg campaign` merges the shards)")
+
+
+def campaign_report(summary: dict[str, Any], *, as_json: bool) -> None:
+    """A campaign's merged shards: the simulation report, then which shards it holds."""
+    simulation_report(summary, as_json=as_json)
+    if as_json:
+        return
+    shards = summary["shards"]
+    console = _console()
+    console.print(
+        f"campaign {summary['campaign']}: shards {', '.join(map(str, shards['recorded']))} of {shards['count']}, "
+        f"{summary['runs']} runs"
+    )
+    if shards["missing"]:
+        console.print(f"[yellow]missing shards: {', '.join(shards['missing'])}[/]")
+    if shards["unfinished"]:
+        console.print(f"[yellow]shards still running or killed: {', '.join(shards['unfinished'])}[/]")
 
 
 def stored_run(record: RunRecord, *, as_json: bool) -> None:

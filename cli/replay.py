@@ -139,7 +139,7 @@ def replay(
     series = load_candles(file, interval_minutes=interval)
     replay_render.data_issues(series)
     runner = Replay(settings, replay_sandbox(settings), replays_folder(settings.db_path), catalog=fault_catalog())
-    with Store.open(settings.db_path) as store, replay_render.replay_progress() as progress, _quiet_coordinator():
+    with Store.open(settings.db_location) as store, replay_render.replay_progress() as progress, _quiet_coordinator():
         result = asyncio.run(runner.run(series, options, progress, record_in=store))
     replay_render.replay_report(result.to_dict(), as_json=json_output)
     if not result.ok:

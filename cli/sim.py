@@ -43,8 +43,8 @@ def sim_reset(
     settings = settings_from(db, config)
     abandoned = None
     with embedded_sandbox(settings) as sandbox:
-        if settings.db_path.exists():
-            with Store.open(settings.db_path) as store:
+        if not isinstance(settings.db_location, Path) or settings.db_location.exists():
+            with Store.open(settings.db_location) as store:
                 if force:
                     abandoned = abandon(store, reason="the sandbox was reset", now=sandbox.clock.time())
                 else:

@@ -131,7 +131,7 @@ async def open_session(
         raise InputError("--live needs --url: it allows trading at a non-loopback address, the real Kraken")
     if url is not None and not is_loopback(url) and not (live or settings.kraken.live):
         raise InputError(f"{url} is not a loopback address, so it would be the real Kraken: add --live to trade there")
-    store = Store.open(settings.db_path, create=not reading)
+    store = Store.open(settings.db_location, create=not reading)
     sandbox: EmbeddedExchange | None = None
     levels: Path | None = None  # a served sandbox's or Kraken's counters, for the next process
     limiter: KrakenRateLimiter | None = None

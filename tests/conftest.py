@@ -5,6 +5,7 @@ repeated exactly); locally it explores afresh each time."""
 from __future__ import annotations
 
 import decimal
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import settings
 
 from core.storage.store import Store
+from tests.postgres import PostgresServer, postgres_server
 
 settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
@@ -29,6 +31,18 @@ def _fresh_decimal_context() -> Iterator[None]:
     decimal.setcontext(decimal.Context())
 
 
+@pytest.fixture(autouse=True)
+def _root_logger_as_it_was() -> Iterator[None]:
+    """A command run in-process (CliRunner) with -v or --log-level sets the root
+    logger's level for the rest of the session: later commands would then log DEBUG
+    lines to their stderr."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     """Where `store` keeps its database (a test folder may put it elsewhere)."""
@@ -39,3 +53,17 @@ def db_path(tmp_path: Path) -> Path:
 def store(db_path: Path) -> Iterator[Store]:
     with Store.open(db_path) as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session (see tests/postgres.py)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_tg_database(postgres: PostgresServer) -> Iterator[str]:
+    """The URL of a database on the session's server that tg has created, empty."""
+    with postgres.tg_database() as url:
+        yield url

@@ -8,14 +8,24 @@ named by TG_CONFIG (or `--config`), else ./tg.toml when it exists.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.domain.errors import ConfigError
@@ -203,6 +213,19 @@ class SimulatorSettings(Section):
     quote_balance: Decimal = Decimal("100000")
 
 
+SERVER_SCHEMES = ("postgresql", "postgres")
+
+
+def is_server_url(location: str | Path) -> bool:
+    """A postgresql:// URL (with or without a +driver); anything else is a file's path."""
+    return isinstance(location, str) and location.split("://", 1)[0].split("+", 1)[0] in SERVER_SCHEMES
+
+
+def hide_password(url: str) -> str:
+    """The URL fit to show: a password in it becomes ***."""
+    return re.sub(r"^([a-z+]+://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
 def default_data_dir(environ: Mapping[str, str]) -> Path:
     """$XDG_DATA_HOME/tg, else ~/.local/share/tg (the XDG base directory default)."""
     base = environ.get("XDG_DATA_HOME")
@@ -212,7 +235,8 @@ def default_data_dir(environ: Mapping[str, str]) -> Path:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TG_", env_nested_delimiter="__", extra="forbid", frozen=True)
 
-    db: Path | None = None
+    db: Path | str | None = None
+    """A SQLite file's path, or the postgresql:// URL of a server many processes share."""
     data_dir: Path = Field(default_factory=lambda: default_data_dir(os.environ))
     kraken: KrakenSettings = KrakenSettings()
     risk: RiskSettings = RiskSettings()
@@ -223,15 +247,33 @@ class Settings(BaseSettings):
 
     @field_validator("db")
     @classmethod
-    def _db_is_a_file(cls, db: Path | None) -> Path | None:
+    def _db_is_a_file(cls, db: Path | str | None) -> Path | str | None:
         # a directory would open as "unable to open database file" deep inside a command
-        if db is not None and db.is_dir():
-            raise ValueError(f"{db} is a directory; name a database file, e.g. {db / 'tg.db'}")
+        if db is not None and not is_server_url(db) and Path(db).is_dir():
+            raise ValueError(f"{db} is a directory; name a database file, e.g. {Path(db) / 'tg.db'}")
         return db
+
+    @field_serializer("db")
+    def _without_password(self, db: Path | str | None) -> str | None:
+        return hide_password(str(db)) if db is not None else None
+
+    @property
+    def db_location(self) -> Path | str:
+        """What Store.open takes: the SQLite file, or the server's URL."""
+        if self.db is None:
+            return self.data_dir / "tg.db"
+        return self.db if isinstance(self.db, str) and is_server_url(self.db) else Path(self.db)
 
     @property
     def db_path(self) -> Path:
-        return self.db if self.db is not None else self.data_dir / "tg.db"
+        """The local file the database's companions are named after (the pending-writes
+        spool, the embedded sandbox, replays): the SQLite file itself, or for a server a
+        name in the data directory, so that they stay on this machine's disk."""
+        location = self.db_location
+        if isinstance(location, Path):
+            return location
+        digest = hashlib.sha256(hide_password(location).encode()).hexdigest()[:12]
+        return self.data_dir / f"server-{digest}.db"
 
     @classmethod
     def settings_customise_sources(

@@ -43,7 +43,7 @@ def refuse_to_wipe(store: Store, what: str) -> None:
     found = in_play(store)
     if found:
         raise UnsafeActionError(
-            f"{what} would strand tg's records in {store.path}: {found.describe()}. "
+            f"{what} would strand tg's records in {store.location}: {found.describe()}. "
             "Close them first (tg reconcile), or add --force: they are then closed on the record "
             "(orders canceled, positions closed at their entry price with no P&L) and an alert says why"
         )

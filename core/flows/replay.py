@@ -626,7 +626,7 @@ class _Run:
         if result.status is not TaskStatus.COMPLETED:
             self.decisions.append(DecisionRecord(moment, result.status.value.upper(), result.note, level))
             return
-        report = CycleReport.from_result(result.correlation_id, result, str(self._store.path))
+        report = CycleReport.from_result(result.correlation_id, result, self._store.location)
         error = report.execution.error_message if report.execution is not None else None
         self.decisions.append(DecisionRecord(moment, report.status, error or "", level))
 

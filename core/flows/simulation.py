@@ -41,6 +41,7 @@ from core.exchange.sandbox_control import SandboxControl
 from core.execution.invariants import INVARIANTS, InvariantReport, check_invariants
 from core.execution.reconcile import Reconciler
 from core.execution.spool import PendingWrites
+from core.flows.campaign import KIND, WHOLE, Shard, campaign_id
 from core.flows.journal import RunJournal
 from core.flows.manual import manual_proposal
 from core.flows.trade_cycle import ExchangeVenue, new_run_id
@@ -209,6 +210,8 @@ class RunResult:
 class SimulationReport:
     run_id: str | None = None  # as tg's database has the campaign
     runs: list[RunResult] = field(default_factory=list)
+    campaign: str | None = None  # what `tg campaign` merges the shards by
+    shard: Shard = WHOLE
 
     @property
     def ok(self) -> bool:
@@ -221,6 +224,8 @@ class SimulationReport:
             injected.update(run.injected)
         return {
             "run_id": self.run_id,
+            "campaign": self.campaign,
+            "shard": str(self.shard),
             "runs": len(self.runs),
             "faults": sorted({f for run in self.runs for f in run.faults}),
             "outcomes": dict(sorted(outcomes.items())),
@@ -326,10 +331,15 @@ class Simulation:
         progress: Callable[[RunResult], Awaitable[None] | None] | None = None,
         record_in: Store | None = None,
         workers: int = 1,
+        shard: Shard = WHOLE,
+        campaign: str | None = None,
     ) -> SimulationReport:
-        """The runs' report. With `record_in` the campaign is a run of that database:
-        recorded before the first run (once the symbol proved to be one the exchange
-        lists), each finished run at once, and kept as interrupted by a Ctrl-C.
+        """The runs' report: of every run, or of `shard`'s share of them. With
+        `record_in` the campaign is a run of that database: recorded before the first
+        run (once the symbol proved to be one the exchange lists), each finished run at
+        once, and kept as interrupted by a Ctrl-C. The record names the campaign (by
+        default its digest, see core.flows.campaign) and the shard, which `tg campaign`
+        merges by.
 
         With `workers` > 1 the runs are spread over that many processes (each run has
         its own seeded sandbox, database and folder, so none depends on another): the
@@ -338,13 +348,22 @@ class Simulation:
         to be driven by several processes at once)."""
         await self._check_symbol(seed)
         journal = None
+        campaign = campaign or campaign_id(faults, runs=runs, seed=seed, symbol=self._symbol)
         if record_in is not None:
-            params = {"faults": list(faults), "runs": runs, "seed": seed}
-            journal = RunJournal.start(record_in, new_run_id(), kind="simulate", symbol=self._symbol, params=params)
-        report = SimulationReport(run_id=journal.run_id if journal is not None else None)
+            params = {
+                "faults": list(faults),
+                "runs": runs,
+                "seed": seed,
+                "campaign": campaign,
+                "shard": {"index": shard.index, "count": shard.count},
+            }
+            journal = RunJournal.start(record_in, new_run_id(), kind=KIND, symbol=self._symbol, params=params)
+        report = SimulationReport(
+            run_id=journal.run_id if journal is not None else None, campaign=campaign, shard=shard
+        )
         recording = journal.interruptible(report.to_dict) if journal is not None else nullcontext()
         with recording:
-            async for result in self._results(faults, runs=runs, seed=seed, workers=workers):
+            async for result in self._results(faults, runs=runs, seed=seed, workers=workers, shard=shard):
                 report.runs.append(result)
                 if journal is not None:
                     journal.progress(report.to_dict)
@@ -356,22 +375,25 @@ class Simulation:
             journal.finish("ok" if report.ok else "violations", report.to_dict())
         return report
 
-    async def _results(self, faults: Sequence[str], *, runs: int, seed: int, workers: int) -> AsyncIterator[RunResult]:
-        """Each run's result, in the runs' order."""
-        if workers <= 1 or runs <= 1:
-            for index in range(runs):
+    async def _results(
+        self, faults: Sequence[str], *, runs: int, seed: int, workers: int, shard: Shard
+    ) -> AsyncIterator[RunResult]:
+        """Each of the shard's runs' result, in the runs' order."""
+        indices = [i for i in range(runs) if shard.owns(i)]
+        if workers <= 1 or len(indices) <= 1:
+            for index in indices:
                 yield await self.run_once(index, seed + index, faults)
             return
         loop = asyncio.get_running_loop()
         # spawn, not fork: a forked child would inherit this process's event loop, threads and open files
         with ProcessPoolExecutor(
-            max_workers=min(workers, runs),
+            max_workers=min(workers, len(indices)),
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
             initargs=(self._settings, self._open_sandbox, self._workdir, self._catalog, self._symbol),
         ) as pool:
             pending = [
-                loop.run_in_executor(pool, _run_in_worker, index, seed + index, list(faults)) for index in range(runs)
+                loop.run_in_executor(pool, _run_in_worker, index, seed + index, list(faults)) for index in indices
             ]
             try:
                 for future in pending:

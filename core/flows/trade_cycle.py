@@ -324,7 +324,7 @@ class TradeCycle:
         finally:
             await coordinator.close()
             await models.aclose()
-        report = CycleReport.from_result(run_id, result, str(self._store.path))
+        report = CycleReport.from_result(run_id, result, self._store.location)
         for reconciled in self._venue.reconciled.get(pair.symbol, []):
             report.reconciled += reconciled.changes + [f"could not repair: {e}" for e in reconciled.errors]
             report.foreign = reconciled.foreign

@@ -53,12 +53,22 @@ class TestSettings:
         settings = load_settings(config)
         assert settings.risk.risk_per_trade == Decimal("0.02")  # file over default
         assert settings.risk.min_confidence == 0.8  # environment over file
-        assert settings.db == Path("from-file.db")
-        assert load_settings(config, db=tmp_path / "flag.db").db == tmp_path / "flag.db"  # flag over all
+        assert settings.db_path == Path("from-file.db")
+        assert load_settings(config, db=tmp_path / "flag.db").db_path == tmp_path / "flag.db"  # flag over all
 
     def test_tg_db_chooses_the_file(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.setenv("TG_DB", str(tmp_path / "x.db"))
         assert load_settings().db_path == tmp_path / "x.db"
+
+    def test_a_postgresql_url_chooses_the_server_and_keeps_the_spool_local(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        monkeypatch.setenv("TG_DATA_DIR", str(tmp_path / "data"))
+        url = "postgresql://tg:s3cret@db.example:5432/trading"
+        settings = load_settings(db=url)
+        assert settings.db_location == url
+        assert settings.db_path.parent == tmp_path / "data"  # the spool and sandbox state beside it
+        assert {k: v for k, v, _ in describe(db=url)}["db"] == "postgresql://tg:***@db.example:5432/trading"
 
     @pytest.mark.parametrize(
         ("text", "message"),

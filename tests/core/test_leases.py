@@ -1,6 +1,6 @@
 """LeaseKeeper on a real Store: the lease is what keeps two tg processes out of one
 asset's critical section, so each of its rules (one holder, re-entry, release,
-expiry, a dead holder, the bounded wait, the race) is pinned here on SQLite itself,
+expiry, a dead holder, the bounded wait, the race) is pinned here on SQLite and on PostgreSQL,
 with a VirtualClock wherever time matters, so nothing sleeps.
 
 35 tests, ~1.5 s, all passing at e258e46. Before it one failed,
@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,22 @@ from core.storage.store import LeaseRecord, Store
 
 NAME = asset_lease("acct12345678", "XXBT")
 START = 1_767_225_600.0
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Each rule holds on a SQLite file and on a PostgreSQL server, where processes on
+    several machines share the lease."""
+    if request.param == "sqlite":
+        return tmp_path / "tg.db"
+    url: str = request.getfixturevalue("pg_tg_database")
+    return url
+
+
+@pytest.fixture
+def store(location: Path | str) -> Iterator[Store]:
+    with Store.open(location) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -188,10 +205,10 @@ async def test_acquire_of_a_free_lease_neither_waits_nor_tells(store: Store, clo
     assert keeper.holds(NAME) and told == [] and clock.monotonic() == 0
 
 
-def test_of_two_claims_that_both_saw_the_lease_free_only_the_first_is_written(tmp_path: Path) -> None:
+def test_of_two_claims_that_both_saw_the_lease_free_only_the_first_is_written(location: Path | str) -> None:
     """The interleaving a race can produce, forced: both connections read "free" before
     either writes; the claim's own transaction must re-check and refuse the second."""
-    path = tmp_path / "tg.db"
+    path = location
     with Store.open(path) as one, Store.open(path) as two:
         host = socket.gethostname()
         assert one.lease(NAME) is None and two.lease(NAME) is None
@@ -200,7 +217,7 @@ def test_of_two_claims_that_both_saw_the_lease_free_only_the_first_is_written(tm
         assert two.lease(NAME) == LeaseRecord(NAME, "aaaa", host, 1, START)
 
 
-def race_for_the_lease(path: Path, *, contenders: int) -> list[bool]:
+def race_for_the_lease(path: Path | str, *, contenders: int) -> list[bool]:
     """`contenders` keepers, each on its own connection in its own thread, released
     together to try for NAME: whether each took it."""
     start = threading.Barrier(contenders)
@@ -224,18 +241,18 @@ def race_for_the_lease(path: Path, *, contenders: int) -> list[bool]:
 
 
 @pytest.mark.parametrize("round_", range(20))
-def test_two_keepers_on_two_connections_race_and_exactly_one_wins(tmp_path: Path, round_: int) -> None:
+def test_two_keepers_on_two_connections_race_and_exactly_one_wins(location: Path | str, round_: int) -> None:
     """Each keeper on its own connection in its own thread, released together: the
     claim's transaction, not luck, decides."""
-    path = tmp_path / "tg.db"
+    path = location
     Store.open(path).close()
     assert sorted(race_for_the_lease(path, contenders=2)) == [False, True]
 
 
-def test_keepers_racing_for_a_dead_holders_lease_take_it_once(tmp_path: Path) -> None:
+def test_keepers_racing_for_a_dead_holders_lease_take_it_once(location: Path | str) -> None:
     """All four find the holder dead and replace it; every replacement after the first
     must fail, as the lease is no longer the dead one's."""
-    path = tmp_path / "tg.db"
+    path = location
     with Store.open(path) as setup:
         setup.claim_lease(LeaseRecord(NAME, "deadbeef", socket.gethostname(), dead_pid(), START * 2), replacing=None)
     assert sorted(race_for_the_lease(path, contenders=4)) == [False] * 3 + [True]

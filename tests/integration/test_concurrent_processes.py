@@ -75,6 +75,7 @@ named, which failed on tg as it was and pass now):
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -107,6 +108,7 @@ if TYPE_CHECKING:
     import ccxt
 
     from simulator.server import SandboxServer
+    from tests.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 
@@ -116,6 +118,8 @@ TRADE = ("trade", SYMBOL, "--side", "buy", "--volume", VOLUME, "--json")
 ROUNDS = 3
 SAFETY_S = 120.0
 """Only a safety net: every wait ends on a process's exit long before."""
+MACHINE_KEYS = [(f"machine{i}ConcurrentKey0123456", base64.b64encode(bytes([i]) * 64).decode()) for i in range(4)]
+"""One key per machine on the same account, as Kraken advises for clients that share no nonce file."""
 
 
 @dataclass
@@ -128,10 +132,12 @@ class Place:
     env: dict[str, str]
     url: str | None = None
     log: list[Finished] = field(default_factory=list)
+    server: str | None = None
+    """A postgresql:// URL: the database is on that server, not a file in `folder`."""
 
     @property
-    def db(self) -> Path:
-        return self.folder / f"{self.name}.db"
+    def db(self) -> Path | str:
+        return self.server if self.server is not None else self.folder / f"{self.name}.db"
 
     @property
     def sandbox_state(self) -> Path:
@@ -237,8 +243,11 @@ class Recorded:
         return [p for p in self.positions if p["status"] == "open"]
 
 
-def read_db(path: Path) -> Recorded:
-    """tg's database read only, with sqlite3 itself rather than tg's Store."""
+def read_db(path: Path | str) -> Recorded:
+    """tg's database read only, with its driver itself (sqlite3, psycopg) rather than
+    tg's Store."""
+    if isinstance(path, str):
+        return read_server(path)
     connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
     connection.row_factory = sqlite3.Row
     try:
@@ -250,6 +259,21 @@ def read_db(path: Path) -> Recorded:
     finally:
         connection.close()
     return Recorded(install_id, adopted, orders, positions, holdings)
+
+
+def read_server(url: str) -> Recorded:
+    """tg's database on a PostgreSQL server, in a read-only transaction."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(url, row_factory=dict_row) as connection:
+        connection.read_only = True
+        [meta] = connection.execute("select value from meta where key = 'install_id'").fetchall()
+        adopted = frozenset(row["install_id"] for row in connection.execute("select install_id from namespaces"))
+        orders = connection.execute("select * from orders order by seq").fetchall()
+        positions = connection.execute("select * from positions order by seq").fetchall()
+        holdings = connection.execute("select * from holdings").fetchall()
+    return Recorded(meta["value"], adopted, orders, positions, holdings)
 
 
 # --- the judge -------------------------------------------------------------------------
@@ -419,7 +443,7 @@ def bench() -> Iterator[Bench]:
     starter tier's limits most of a round would be spent backing off."""
     from simulator.server import serving
 
-    with serving(keys=KEYS, tier=None) as server:
+    with serving(keys=[*KEYS, *MACHINE_KEYS], tier=None) as server:
         kraken = judge_client(server.url)
         yield Bench(server, kraken)
         kraken.session.close()
@@ -805,3 +829,54 @@ def test_two_databases_trade_one_account_at_once(served: Bench, folder: Path) ->
     account = served.look()
     assert not [o for o in account.orders.values() if o.status == "canceled"], describe(account, [one, two], log)
     assert read_db(one.db).install_id != read_db(two.db).install_id
+
+
+# --- one PostgreSQL server, processes that share nothing else ------------------------
+
+
+def machines(folder: Path, bench: Bench, server: str, count: int) -> list[Place]:
+    """`count` places that share only the database on `server` and the exchange account:
+    each its own directory, data directory (spool, nonce file) and API key, as tg on
+    separate machines would be."""
+    places = []
+    for i, (key, secret) in enumerate(MACHINE_KEYS[:count]):
+        home = folder / f"machine-{i}"
+        home.mkdir()
+        env = env_for(home, served=False, TG_RISK__MAX_OPEN_POSITIONS="100")
+        env |= {"TG_KRAKEN_API_KEY": key, "TG_KRAKEN_API_SECRET": secret}
+        places.append(Place(home, "tg", env, url=bench.server.url, server=server))
+    return places
+
+
+def test_processes_in_their_own_directories_share_one_postgresql_safely(
+    served: Bench, folder: Path, postgres: PostgresServer
+) -> None:
+    """Four machines' worth of tg, one PostgreSQL database: the lease in it makes their
+    trades take turns (room for three positions: three fill, one is refused, in a
+    database none of them had created yet), a reconcile beside two trades on other
+    machines, which wait for the test's hold on the lease, changes nothing, and the
+    judge finds the account as the database has it."""
+    server = postgres.new_database()
+    one, two, three, four = places = machines(folder, served, server, 4)
+    log: list[Finished] = []
+    room = {"TG_RISK__MAX_OPEN_POSITIONS": "3"}
+    trades = [lambda p=p: TgProcess(p.argv(*TRADE), {**p.env, **room}, p.folder) for p in places]
+    finished = at_once(trades, log)
+    assert statuses(finished) == ["FILLED"] * 3 + ["REJECTED"], describe(served.look(), [one], finished)
+    judge(served.look(), [one], log)
+    finished = at_once(
+        [
+            lambda: two.start(*TRADE),
+            lambda: one.start("reconcile", "--json"),
+            lambda: three.start(*TRADE),
+            lambda: four.start("positions", "--json"),
+        ],
+        log,
+        gate=four,
+    )
+    assert statuses(finished) == ["FILLED", "FILLED"], describe(served.look(), [one], finished)
+    assert not concurrent_reconciles_changed(finished), describe(served.look(), [one], finished)
+    judge(served.look(), [one], log)
+    assert settle(three) == []
+    assert len(read_db(server).open_positions) == 5
+    assert waited(log) >= 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
@@ -164,10 +165,11 @@ async def test_filled_entry_without_a_position_gets_one_and_a_stop(rig: Rig) -> 
     for order in result.orders[1:]:
         assert order.external_id is not None
         await rig.client.cancel_order(order.external_id)
-    with rig.store.transaction():
-        rig.store._db.execute("DELETE FROM orders WHERE role != 'entry'")
-        rig.store._db.execute("UPDATE orders SET position_id = NULL")
-        rig.store._db.execute("DELETE FROM positions")
+    with sqlite3.connect(rig.store.location) as db:
+        db.execute("DELETE FROM orders WHERE role != 'entry'")
+        db.execute("UPDATE orders SET position_id = NULL")
+        db.execute("DELETE FROM positions")
+    db.close()
 
     report = await Reconciler(rig.client, rig.store, rig.clock).reconcile()
 

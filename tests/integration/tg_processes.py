@@ -42,6 +42,8 @@ PRELOAD = [
     "core.decision.agents.regime_detection",
     "core.decision.agents.technical_analysis",
     "sqlite_utils",
+    "psycopg",
+    "sqlalchemy.dialects.postgresql.psycopg",
     "pydantic_settings",
     "typer._adapters",
     "typer._click.decorators",

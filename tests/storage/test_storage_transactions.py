@@ -1,8 +1,9 @@
-"""Atomicity: the seed's database-transaction scenarios, the write guard, and WAL
-readers beside a writer."""
+"""Atomicity: the seed's database-transaction scenarios, the write guard, and readers
+beside a writer, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,16 @@ from core.domain.models import OrderRole, OrderType
 from core.storage.store import Store
 from tests.storage.storage_builders import make_order, make_position, protection_for
 
+DUPLICATE_KEY = {
+    "sqlite": "UNIQUE constraint failed: orders.{column}",
+    "postgresql": r"duplicate key value violates unique constraint .* Key \({column}\)",
+}
+FOREIGN_KEY = {"sqlite": "FOREIGN KEY constraint failed", "postgresql": "violates foreign key constraint"}
 
-def test_a_failed_insert_rolls_back_the_whole_transaction(store: Store) -> None:
+
+def test_a_failed_insert_rolls_back_the_whole_transaction(store: Store, backend_name: str) -> None:
     """Seed: test_order_placement_rollback_on_db_error."""
-    duplicate = "UNIQUE constraint failed: orders.client_order_id"
+    duplicate = DUPLICATE_KEY[backend_name].format(column="client_order_id")
     with pytest.raises(DatabaseWriteError, match=duplicate), store.transaction():
         store.add_order(make_order("order-1"))
         store.add_order(make_order("order-1", symbol="XRP/USDT"))
@@ -86,7 +93,9 @@ def test_an_order_naming_another_position_is_refused(store: Store) -> None:
     assert store.positions() == []
 
 
-def test_a_failure_midway_through_recording_a_position_leaves_no_rows(db_path: Path) -> None:
+def test_a_failure_midway_through_recording_a_position_leaves_no_rows(
+    tg_location: Path | str, backend_name: str
+) -> None:
     writes: list[str] = []
 
     def refuse_second_order(table: str) -> None:
@@ -95,7 +104,7 @@ def test_a_failure_midway_through_recording_a_position_leaves_no_rows(db_path: P
             raise OSError("disk full")
 
     position = make_position()
-    with Store.open(db_path, write_guard=refuse_second_order) as store:
+    with Store.open(tg_location, write_guard=refuse_second_order) as store:
         with pytest.raises(DatabaseWriteError, match="order C-TP to orders: disk full") as caught:
             store.record_protected_position(position, protection_for(position))
 
@@ -105,14 +114,16 @@ def test_a_failure_midway_through_recording_a_position_leaves_no_rows(db_path: P
         assert store.orders() == []
 
 
-def test_the_write_guard_turns_any_write_into_a_database_write_error(db_path: Path) -> None:
+def test_the_write_guard_turns_any_write_into_a_database_write_error(
+    tg_location: Path | str, backend_name: str
+) -> None:
     refused: list[str] = []
 
     def refuse(table: str) -> None:
         refused.append(table)
         raise RuntimeError("db-fail fault")
 
-    with Store.open(db_path, write_guard=refuse) as store:
+    with Store.open(tg_location, write_guard=refuse) as store:
         with pytest.raises(DatabaseWriteError, match="to orders: db-fail fault"):
             store.upsert_order(make_order())
         with pytest.raises(DatabaseWriteError, match="to runs: db-fail fault"):
@@ -123,12 +134,12 @@ def test_the_write_guard_turns_any_write_into_a_database_write_error(db_path: Pa
         assert store.list_runs() == []
 
 
-def test_sqlite_constraint_failures_are_database_write_errors(store: Store) -> None:
+def test_constraint_failures_are_database_write_errors(store: Store, backend_name: str) -> None:
     store.upsert_order(make_order("C-1", external_id="OAAAAA-BBBBB-CCCCCC"))
 
-    with pytest.raises(DatabaseWriteError, match="UNIQUE constraint failed: orders.external_id"):
+    with pytest.raises(DatabaseWriteError, match=DUPLICATE_KEY[backend_name].format(column="external_id")):
         store.upsert_order(make_order("C-2", external_id="OAAAAA-BBBBB-CCCCCC"))
-    with pytest.raises(DatabaseWriteError, match="FOREIGN KEY constraint failed"):
+    with pytest.raises(DatabaseWriteError, match=FOREIGN_KEY[backend_name]):
         store.upsert_order(make_order("C-3", position_id="P-missing"))
     with pytest.raises(DatabaseWriteError, match="run R-1 to runs"):
         store.start_run("R-1", kind="trade", symbol=None, started_at=1.0, params={})
@@ -137,12 +148,14 @@ def test_sqlite_constraint_failures_are_database_write_errors(store: Store) -> N
     assert [o.client_order_id for o in store.orders()] == ["C-1"]
 
 
-def test_readers_see_committed_rows_only_while_a_writer_holds_its_transaction(db_path: Path) -> None:
-    with Store.open(db_path) as writer, Store.open(db_path) as reader:
+def test_readers_see_committed_rows_only_while_a_writer_holds_its_transaction(
+    tg_location: Path | str, backend_name: str
+) -> None:
+    with Store.open(tg_location) as writer, Store.open(tg_location) as reader:
         writer.upsert_order(make_order("C-1"))
         with writer.transaction():
             writer.upsert_order(make_order("C-2"))
-            with Store.open(db_path) as late_reader:
+            with Store.open(tg_location) as late_reader:
                 assert [o.client_order_id for o in late_reader.orders()] == ["C-1"]
             assert [o.client_order_id for o in reader.orders()] == ["C-1"]
             assert reader.get_order("C-2") is None
@@ -150,12 +163,20 @@ def test_readers_see_committed_rows_only_while_a_writer_holds_its_transaction(db
         assert [o.client_order_id for o in reader.orders()] == ["C-1", "C-2"]
 
 
-def test_a_second_writer_that_cannot_get_the_lock_gets_a_database_write_error(db_path: Path) -> None:
-    with Store.open(db_path) as writer, Store.open(db_path, busy_timeout=0) as impatient:
+def test_a_second_writer_that_cannot_get_the_lock_gets_a_database_write_error(
+    tg_location: Path | str, backend_name: str
+) -> None:
+    """SQLite locks the file at BEGIN IMMEDIATE; PostgreSQL the row the other writes."""
+    refused = {
+        "sqlite": "could not start a write transaction.*locked",
+        "postgresql": "could not write order C-1 to orders.*lock timeout",
+    }
+    with Store.open(tg_location) as writer, Store.open(tg_location, busy_timeout=0) as impatient:
         with writer.transaction():
             writer.upsert_order(make_order("C-1"))
-            with pytest.raises(DatabaseWriteError, match="could not start a write transaction.*locked"):
-                impatient.upsert_order(make_order("C-2"))
+            with pytest.raises(DatabaseWriteError, match=refused[backend_name]):
+                impatient.upsert_order(make_order("C-1", price=Decimal("1")))
 
         impatient.upsert_order(make_order("C-2"))
         assert [o.client_order_id for o in writer.orders()] == ["C-1", "C-2"]
+        assert [o.price for o in writer.orders()] == [Decimal("45000"), Decimal("45000")]

@@ -1,0 +1,100 @@
+"""A simulation campaign split across machines: `tg simulate --shard I/N` runs every
+N-th seed of the campaign, each shard records its run in the shared store under the
+campaign's id, and `tg campaign ID` merges what the shards recorded into one report,
+the same as one machine running every seed would have given.
+
+The campaign id is a digest of what defines the campaign (faults, runs, first seed,
+symbol), so shards started with the same arguments agree on it without being told;
+`--campaign` names one instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.domain.errors import InputError
+from core.execution.invariants import INVARIANTS
+from core.storage.store import RUN_STARTED, RunRecord, Store
+
+KIND = "simulate"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` (1 to `count`) of a campaign: the runs whose index is index - 1
+    modulo count, so every shard gets seeds from the whole range."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+        if match is None or not 1 <= int(match[1]) <= int(match[2]):
+            raise InputError(f"--shard {text!r} is not I/N with 1 <= I <= N, for example 2/4")
+        return cls(int(match[1]), int(match[2]))
+
+    def owns(self, run_index: int) -> bool:
+        return run_index % self.count == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+WHOLE = Shard(1, 1)
+
+
+def campaign_id(faults: Sequence[str], *, runs: int, seed: int, symbol: str) -> str:
+    """The id every shard started with these arguments computes alike."""
+    defining = json.dumps({"faults": list(faults), "runs": runs, "seed": seed, "symbol": symbol}, sort_keys=True)
+    return "C-" + hashlib.sha256(defining.encode()).hexdigest()[:12]
+
+
+def campaign_report(store: Store, campaign: str) -> dict[str, Any]:
+    """The shards' runs of `campaign` merged: totals as SimulationReport.to_dict gives
+    them, every run's details in run order, and which shards are missing or unfinished.
+    A shard recorded twice (run again) counts once, its latest run."""
+    shards = _latest_per_shard([r for r in store.runs_of_kind(KIND) if r.params.get("campaign") == campaign])
+    if not shards:
+        raise InputError(f"no simulation campaign {campaign!r} in {store.location}; `tg runs` lists the runs")
+    count = shards[0].params["shard"]["count"]
+    details = sorted((d for r in shards for d in r.summary.get("details", [])), key=lambda d: d["run"])
+    outcomes = Counter(d["status"] for d in details)
+    injected: Counter[str] = Counter()
+    for detail in details:
+        injected.update(detail["injected"])
+    present = {r.params["shard"]["index"] for r in shards}
+    unfinished = [f"{r.params['shard']['index']}/{count}" for r in shards if r.status == RUN_STARTED]
+    missing = [f"{i}/{count}" for i in range(1, count + 1) if i not in present]
+    invariants = {name: sum(len(d["violations"].get(name, [])) for d in details) for name in INVARIANTS}
+    return {
+        "campaign": campaign,
+        "shards": {
+            "count": count,
+            "recorded": sorted(present),
+            "missing": missing,
+            "unfinished": unfinished,
+            "run_ids": [r.run_id for r in shards],
+        },
+        "complete": not missing and not unfinished and len(details) == shards[0].params["runs"],
+        "runs": len(details),
+        "faults": sorted({f for d in details for f in d["faults"]}),
+        "outcomes": dict(sorted(outcomes.items())),
+        "injected": dict(sorted(injected.items())),
+        "invariants": invariants,
+        "ok": not any(invariants.values()),
+        "details": details,
+    }
+
+
+def _latest_per_shard(records: Sequence[RunRecord]) -> list[RunRecord]:
+    latest: dict[int, RunRecord] = {}
+    for record in sorted(records, key=lambda r: r.started_at):
+        latest[record.params["shard"]["index"]] = record
+    return [latest[i] for i in sorted(latest)]
