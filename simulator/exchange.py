@@ -41,6 +41,7 @@ from decimal import Decimal
 from core.domain.clock import Clock, SkippableSystemClock, VirtualClock
 from simulator.exceptions import (
     InvalidArguments,
+    InvalidOrder,
     PermissionDenied,
 )
 from simulator.exchange_base import DEFAULT_ACCOUNT, DEFAULT_BALANCES, MAX_ADVANCE
@@ -52,9 +53,13 @@ from simulator.fill_models import (
 from simulator.models import (
     Account,
     ExchangeState,
+    Order,
+    OrderStatus,
     PriceGap,
+    PriceShape,
 )
 from simulator.order_book import OrderBook
+from simulator.pairs import PAIRS
 from simulator.price_path import (
     PricePath,
 )
@@ -118,6 +123,7 @@ class Exchange(OrderBook):
         state.orders.clear()
         state.trades.clear()
         state.gaps.clear()
+        state.shapes.clear()
         state.dead_man.clear()
         state.next_serial = 0
         state.renew_id_space()  # ids handed out before the reset are never handed out again
@@ -134,6 +140,41 @@ class Exchange(OrderBook):
             raise InvalidArguments("at" if pct.is_finite() and pct > -100 else "pct")
         self._state.gaps.append(PriceGap(at=at, pct=pct))
         self._paths = self._with_gaps()
+
+    def add_price_shape(self, shape: PriceShape) -> None:
+        """Lay `shape` over the market (simulator.price_shapes). It may not start before
+        the time already matched: what was traded stays traded."""
+        self.sync()
+        if shape.at < self._state.processed_until:
+            raise InvalidArguments("at")
+        if shape.pair is not None and shape.pair not in PAIRS:
+            raise InvalidArguments("pair")
+        self._state.shapes.append(shape)
+        self._paths = self._with_gaps()
+
+    def force_fill(self, txid: str, volume: Decimal | None = None, price: Decimal | None = None) -> Order:
+        """Fill `volume` (default: all that is left) of the live order `txid` now, at
+        `price` (default: a resting limit's own price as maker, else the market's as
+        taker), whatever the market does: the fill a test wants to see next."""
+        self.sync()
+        order = self._state.orders.get(txid)
+        if order is None or not order.is_live:
+            raise InvalidOrder()
+        remaining = order.remaining
+        volume = remaining if volume is None else volume
+        if not 0 < volume <= remaining:
+            raise InvalidArguments("volume")
+        limit = order.resting_limit
+        maker = price is None and limit is not None
+        if price is None:
+            price = limit if limit is not None else self._market_fill(order, self.price(PAIRS[order.spec.pair]))
+        if price <= 0:
+            raise InvalidArguments("price")
+        order.triggered = order.triggered or order.spec.ordertype.is_trigger
+        if order.status is OrderStatus.PENDING:
+            order.status = OrderStatus.OPEN
+        self._execute(order, volume, price, self.now(), maker=maker)
+        return order
 
     @contextmanager
     def using(self, *, fills: FillModel | None = None) -> Iterator[None]:
