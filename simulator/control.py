@@ -19,17 +19,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.domain.clock import SkippableSystemClock
 from simulator import wire
 from simulator.exceptions import InvalidArguments, KrakenError, PermissionDenied
 from simulator.exchange import Exchange
 from simulator.faults import FaultRule, FaultSchedule, FaultSpecError, parse_rules, parse_spec
-from simulator.models import Account, PriceShape, ShapeKind
-from simulator.pairs import PAIRS, find_asset, find_pair
+from simulator.models import Account, PriceShape
+from simulator.pairs import PAIRS, find_asset
 from simulator.params import AdvanceParams, Params, parse
 from simulator.ratelimits import RateLimits
+from simulator.scenario import PriceMove, Scenario, ScenarioError, Seconds, parse_scenario
 
 Json = dict[str, Any]
 
@@ -77,6 +78,15 @@ class Sandbox:
 
     def shape_price(self, shape: PriceShape) -> None:
         self.exchange.add_price_shape(shape)
+
+    def load_scenario(self, scenario: Scenario) -> list[int]:
+        """Lay the scenario's moves over the market and install its faults, on the
+        clock from now; the rules' ids come back."""
+        now = self.exchange.now()
+        rules = scenario.rules(now)
+        for shape in scenario.shapes(now):
+            self.exchange.add_price_shape(shape)
+        return self.faults.add(*rules)
 
     def freeze(self, frozen: bool) -> None:
         """Stop the exchange's clock (only `advance` moves it), or let it run again."""
@@ -189,39 +199,13 @@ class _AccountParams(_ControlParams):
     _amounts = field_validator("balances", mode="before")(_amounts)
 
 
-MAX_SHAPE_SECONDS = 30 * 86_400.0
-
-
-class _PriceParams(_ControlParams):
-    shape: ShapeKind
-    pair: str | None = None
-    """A pair's key, altname or wsname (BTC/USD); none: every pair."""
-    pct: Decimal = Field(Decimal(0), gt=-100, lt=1_000, allow_inf_nan=False)
-    over: float = Field(0.0, ge=0, le=MAX_SHAPE_SECONDS)
-    recover: float | None = Field(None, ge=0, le=MAX_SHAPE_SECONDS)
-    """flash-crash only: how long the way back takes (default: as long as the fall)."""
-    after: float = Field(0.0, ge=0, le=MAX_SHAPE_SECONDS)
+class _PriceParams(PriceMove):
+    after: Seconds = 0.0
     """Seconds from now on the exchange's clock."""
 
-    def to_shape(self, now: float) -> PriceShape:
-        pair = None if self.pair is None else _pair_key(self.pair)
-        if self.shape in ("trend", "flat", "flash-crash") and self.over <= 0:
-            raise InvalidArguments("over")
-        if self.shape != "flat" and self.pct == 0:
-            raise InvalidArguments("pct")
-        recover = (self.over if self.recover is None else self.recover) if self.shape == "flash-crash" else 0.0
-        if self.shape == "flash-crash" and recover <= 0:
-            raise InvalidArguments("recover")
-        return PriceShape(
-            self.shape, now + self.after, pair, self.pct, self.over if self.shape != "jump" else 0.0, recover
-        )
 
-
-def _pair_key(name: str) -> str:
-    try:
-        return find_pair(name).key
-    except KrakenError:
-        raise InvalidArguments("pair") from None
+class _ScenarioParams(_ControlParams):
+    toml: str = Field(max_length=200_000)
 
 
 class _FillParams(_ControlParams):
@@ -314,9 +298,33 @@ def add_account(sandbox: Sandbox, params: Params) -> Json:
 
 
 def shape_price(sandbox: Sandbox, params: Params) -> Json:
-    shape = parse(_PriceParams, params).to_shape(sandbox.exchange.now())
+    move = _price_move(params)
+    shape = move.at(sandbox.exchange.now() + move.after)
     sandbox.shape_price(shape)
     return {"shape": _shape_json(shape), "shapes": [_shape_json(s) for s in sandbox.exchange.state.shapes]}
+
+
+def _price_move(params: Params) -> _PriceParams:
+    try:
+        return _PriceParams.model_validate(params)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        # a field names itself; a shape missing what it needs says what, in words
+        where = str(error["loc"][0]) if error["loc"] else str(error["msg"]).removeprefix("Value error, ")
+        raise InvalidArguments(where) from None
+
+
+def load_scenario(sandbox: Sandbox, params: Params) -> Json:
+    try:
+        scenario = parse_scenario(parse(_ScenarioParams, params).toml)
+    except ScenarioError as exc:
+        raise InvalidArguments(f"toml:{exc}") from None
+    added = sandbox.load_scenario(scenario)
+    return {
+        **list_faults(sandbox, params),
+        "added": added,
+        "shapes": [_shape_json(s) for s in sandbox.exchange.state.shapes],
+    }
 
 
 def force_fill(sandbox: Sandbox, params: Params) -> Json:
@@ -357,6 +365,7 @@ ROUTES: dict[tuple[str, str], ControlHandler] = {
     ("POST", "/_sandbox/accounts"): add_account,
     ("POST", "/_sandbox/price"): shape_price,
     ("POST", "/_sandbox/fill"): force_fill,
+    ("POST", "/_sandbox/scenario"): load_scenario,
     ("GET", "/_sandbox/clock"): clock,
     ("POST", "/_sandbox/clock"): set_clock,
 }

@@ -1,0 +1,74 @@
+"""pytest fixtures for testing a bot against the sandbox Kraken, loaded by pytest
+itself once tg is installed (entry point `pytest11`, name `tg_sandbox`).
+
+    def test_my_bot_survives_a_refused_stop(kraken_sandbox):
+        kraken_sandbox.control.add_fault("stop-fail")
+        bot = MyBot(api_url=kraken_sandbox.url, key=kraken_sandbox.key, secret=kraken_sandbox.secret)
+        ...
+        assert kraken_sandbox.control.fault_log()[0]["fault"] == "stop-fail"
+
+- `kraken_sandbox`: a fresh sandbox for one test, on a free 127.0.0.1 port;
+  `@pytest.mark.kraken_sandbox(seed=7, tier="starter", faults=["stop-fail"],
+  scenario="path.toml", frozen=False)` sets it up otherwise.
+- `kraken_sandbox_session`: one sandbox for the whole session (reset it yourself, or
+  use `kraken_sandbox_reset`, which hands it over reset, its rules cleared).
+
+Each is a simulator.testing.ServedSandbox: `url`, `key`, `secret`, `control` (the
+control-plane client, simulator.client.SandboxClient) and `ccxt_config()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from simulator.testing import ServedSandbox
+
+MARKER = "kraken_sandbox"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(seed=42, tier=None, faults=(), scenario=None, frozen=True): how the kraken_sandbox fixture "
+        "sets up its sandbox",
+    )
+
+
+def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    marker = request.node.get_closest_marker(MARKER)
+    options: dict[str, Any] = {} if marker is None else dict(marker.kwargs)
+    if options.get("scenario") is not None:
+        scenario = Path(options["scenario"])
+        options["scenario"] = scenario if scenario.is_absolute() else request.path.parent / scenario
+    return options
+
+
+@pytest.fixture
+def kraken_sandbox(request: pytest.FixtureRequest) -> Iterator[ServedSandbox]:
+    """A fresh served sandbox for this test (see the module docstring)."""
+    from simulator.testing import served_sandbox
+
+    with served_sandbox(**_options(request)) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
+def kraken_sandbox_session() -> Iterator[ServedSandbox]:
+    """One served sandbox for the session, in its default setup."""
+    from simulator.testing import served_sandbox
+
+    with served_sandbox() as served:
+        yield served
+
+
+@pytest.fixture
+def kraken_sandbox_reset(kraken_sandbox_session: ServedSandbox) -> ServedSandbox:
+    """The session's sandbox, reset and without fault rules: cheap isolation."""
+    kraken_sandbox_session.control.clear_faults()
+    kraken_sandbox_session.control.reset()
+    return kraken_sandbox_session
