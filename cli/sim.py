@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
+from cli.sim_control import TokenOption, UrlOption, control_plane, fault_app, register
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -20,25 +20,28 @@ if TYPE_CHECKING:
     from simulator.embedded import EmbeddedExchange
     from simulator.server import SandboxServer
 
-sim_app = typer.Typer(help="The sandbox Kraken: reset, advance, status, serve.", no_args_is_help=True)
+sim_app = typer.Typer(
+    help="The sandbox Kraken: serve it, reset, advance, status; with --url, faults, prices, fills, balances, "
+    "the clock and scenarios of a served one.",
+    no_args_is_help=True,
+)
 
 DEFAULT_KEYS_OUT = Path("tg-sandbox.keys")
 _KEY_SHOWN = 8
 """How many characters of an API key the banner shows: enough to tell keys apart."""
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
-_DURATION = re.compile(r"(\d+)([smhd])")
 
 
 def parse_duration(text: str) -> int:
     """Seconds in a duration such as 90s, 15m, 6h, 2d or 1h30m."""
-    cleaned = text.strip().lower()
-    if not re.fullmatch(r"(\d+[smhd])+", cleaned):
-        from core.domain.errors import InputError
+    from core.domain.errors import InputError
+    from simulator.scenario import duration_seconds
 
+    try:
+        return duration_seconds(text)
+    except ValueError:
         raise InputError(
             f"{text!r} is not a duration: write a whole number and a unit s, m, h or d, e.g. 90s, 15m, 6h, 2d or 1h30m"
-        )
-    return sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(cleaned))
+        ) from None
 
 
 @sim_app.command("reset")
@@ -50,14 +53,28 @@ def sim_reset(
     ] = False,
     db: DbOption = None,
     config: ConfigOption = None,
+    url: UrlOption = None,
+    control_token: TokenOption = None,
+    json_output: JsonOption = False,
 ) -> None:
-    """Start the embedded exchange afresh: new balances, no orders.
+    """Start the exchange afresh: new balances, no orders.
 
-    Refused (exit 1) while tg.db holds open positions or live orders on it, unless --force."""
+    Embedded: refused (exit 1) while tg.db holds open positions or live orders on it,
+    unless --force. With --url, the served sandbox's opening balances come back, its
+    fault rules stay (their counts and log start over)."""
+    from cli import render
     from cli.wiring import embedded_sandbox, quote_balances, sandbox_path
     from core.execution.abandon import abandon, refuse_to_wipe
     from core.storage.store import Store
 
+    if url is not None:
+        with control_plane(url, control_token) as control:
+            state = control.reset()
+        if json_output:
+            render.print_json(state)
+        else:
+            typer.echo(f"sandbox at {url} reset")
+        return
     settings = settings_from(db, config)
     abandoned = None
     with embedded_sandbox(settings) as sandbox:
@@ -69,6 +86,9 @@ def sim_reset(
                     refuse_to_wipe(store, "resetting the sandbox")
         sandbox.reset(seed=settings.simulator.seed, balances=quote_balances(settings))
         sandbox.save()
+    if json_output:
+        render.print_json({"path": str(sandbox_path(settings.db_path)), "abandoned": bool(abandoned)})
+        return
     typer.echo(f"sandbox exchange reset: {sandbox_path(settings.db_path)}")
     if abandoned:
         typer.echo(f"closed on the record, as the exchange no longer holds them: {abandoned.describe()}")
@@ -80,10 +100,13 @@ def sim_advance(
     duration: Annotated[str, typer.Argument(help="How far to move the clock: 90s, 15m, 6h, 2d, 1h30m.")],
     db: DbOption = None,
     config: ConfigOption = None,
+    url: UrlOption = None,
+    control_token: TokenOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Move the embedded exchange's clock and market forward; stops, targets and
-    resting limits fill on the way."""
+    """Move the exchange's clock and market forward (embedded, or with --url served).
+
+    Stops, targets and resting limits fill on the way."""
     from cli.wiring import embedded_sandbox
     from core.domain.errors import InputError
     from simulator.exchange import DEFAULT_ACCOUNT, MAX_ADVANCE
@@ -94,6 +117,12 @@ def sim_advance(
         raise InputError(
             f"{duration!r} is {seconds} s; advance by at least 1s and at most {MAX_ADVANCE // 86_400}d at a time"
         )
+    if url is not None:
+        with control_plane(url, control_token) as control:
+            before = control.state()
+            after = control.advance(seconds)
+        _render_advance(_advanced(before, after, seconds), as_json=json_output)
+        return
     settings = settings_from(db, config)
     with embedded_sandbox(settings) as sandbox:
         start = sandbox.clock.time()
@@ -117,9 +146,20 @@ def sim_advance(
 
 @sim_app.command("status")
 @reports_errors
-def sim_status(db: DbOption = None, config: ConfigOption = None, json_output: JsonOption = False) -> None:
-    """Show the embedded exchange: its time, prices, balances and open orders."""
+def sim_status(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    url: UrlOption = None,
+    control_token: TokenOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show the exchange (embedded, or with --url served): time, prices, balances, open orders."""
     from cli.wiring import embedded_sandbox, sandbox_path
+
+    if url is not None:
+        with control_plane(url, control_token) as control:
+            _render_status(_served_status(url, control.state()), as_json=json_output)
+        return
 
     settings = settings_from(db, config)
     path = sandbox_path(settings.db_path)
@@ -154,6 +194,42 @@ def _status(sandbox: EmbeddedExchange, path: Path) -> dict[str, Any]:
         "open": {o.txid: order(o, with_trades=False) for o in exchange.open_orders(DEFAULT_ACCOUNT)},
     }
     return status
+
+
+def _default_account(state: dict[str, Any]) -> dict[str, Any]:
+    from simulator.exchange import DEFAULT_ACCOUNT
+
+    return state["accounts"][DEFAULT_ACCOUNT]
+
+
+def _advanced(before: dict[str, Any], after: dict[str, Any], seconds: int) -> dict[str, Any]:
+    """What `tg sim advance` reports, from a served sandbox's state before and after."""
+    watched = list(_default_account(before)["open"])
+    orders = _default_account(after)["orders"]
+    changed = {txid: orders[txid] for txid in watched if txid in orders and orders[txid]["status"] != "open"}
+    return {
+        "from": before["time"],
+        "to": after["time"],
+        "seconds": seconds,
+        "changed": changed,
+        "still_open": len(watched) - len(changed),
+    }
+
+
+def _served_status(url: str, state: dict[str, Any]) -> dict[str, Any]:
+    from simulator.pairs import PAIRS
+
+    account = _default_account(state)
+    return {
+        "url": url,
+        "time": state["time"],
+        "frozen": state["frozen"],
+        "seed": state["seed"],
+        "prices": {key: {"pair": PAIRS[key].wsname, "last": price} for key, price in state["prices"].items()},
+        "balances": account["balances"],
+        "open": account["open"],
+        "faults": state["faults"],
+    }
 
 
 @sim_app.command("faults")
@@ -204,6 +280,10 @@ def sim_serve(
     fault_file: Annotated[
         Path | None,
         typer.Option("--fault-file", help="A JSON or TOML file of fault rules (and optionally their seed)."),
+    ] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option("--scenario", help="A scenario file (TOML): price moves and faults on the clock from the start."),
     ] = None,
     key_file: Annotated[
         Path | None,
@@ -270,6 +350,7 @@ def sim_serve(
         tier=tier or settings.simulator.tier,
         faults=list(fault or []),
         fault_file=fault_file,
+        scenario=scenario,
         keys=served.pairs or None,
         allow_remote=allow_remote,
         control_token=control_token or os.environ.get(TOKEN_ENV) or None,
@@ -394,12 +475,20 @@ def _render_status(status: dict[str, Any], *, as_json: bool) -> None:
     if as_json:
         render.print_json(status)
         return
-    note = "" if status["saved"] else " (fresh: nothing saved yet)"
-    typer.echo(f"sandbox {status['path']}{note}\n  time {_utc(status['time'])} UTC, seed {status['seed']}")
+    if "url" in status:
+        clock = "frozen" if status["frozen"] else "running"
+        faults = status["faults"]
+        typer.echo(
+            f"sandbox at {status['url']}\n  time {_utc(status['time'])} UTC ({clock}), seed {status['seed']}, "
+            f"{faults['rules']} fault rule(s), {faults['injected']} injected"
+        )
+    else:
+        note = "" if status["saved"] else " (fresh: nothing saved yet)"
+        typer.echo(f"sandbox {status['path']}{note}\n  time {_utc(status['time'])} UTC, seed {status['seed']}")
     console = _console()
     prices = Table("pair", "last", "bid", "ask", title="prices")
     for quote in status["prices"].values():
-        prices.add_row(quote["pair"], quote["last"], quote["bid"], quote["ask"])
+        prices.add_row(quote["pair"], quote["last"], quote.get("bid", ""), quote.get("ask", ""))
     console.print(prices)
     balances = Table("asset", "balance", title="balances")
     for asset, value in status["balances"].items():
@@ -432,3 +521,7 @@ def _open_orders_table(orders: dict[str, dict[str, Any]]) -> Table:
         descr = o["descr"]
         table.add_row(txid, descr["pair"], descr["type"], descr["ordertype"], o["vol"], descr["price"])
     return table
+
+
+sim_app.add_typer(fault_app, name="fault")
+register(sim_app)

@@ -9,7 +9,6 @@ docs/sandbox.md. It sends `X-TG-Sandbox: 1` on every call and, given a control t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -57,9 +56,9 @@ class SandboxClient:
                 response = self._http.request(method, path, params=body)
             else:
                 response = self._http.request(method, path, json=body or {})
-            payload = json.loads(response.content, parse_float=Decimal)
+            payload = response.json()  # money travels as strings; numbers are times and counts
         except (httpx.HTTPError, ValueError) as exc:
-            raise ControlRefused(route, [f"no answer from {self.url}: {exc}"]) from exc
+            raise ControlRefused(route, [f"no answer from {self.url}: {exc}"], status=0) from exc
         if payload.get("error"):
             raise ControlRefused(route, list(payload["error"]), response.status_code)
         return payload["result"]
@@ -122,6 +121,10 @@ class SandboxClient:
         body |= {} if volume is None else {"volume": str(volume)}
         body |= {} if price is None else {"price": str(price)}
         return self.call("POST", "fill", body)[txid]
+
+    def load_scenario(self, toml: str) -> Json:
+        """Schedule a scenario (TOML text, simulator.scenario) on the clock from now."""
+        return self.call("POST", "scenario", {"toml": toml})
 
     # --- faults --------------------------------------------------------------
 
