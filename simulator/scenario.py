@@ -171,7 +171,8 @@ def parse_scenario(text: str, source: str = "scenario") -> Scenario:
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part + 1) if isinstance(part, int) else str(part) for part in error["loc"])
-        raise ScenarioError(f"{source}: {where}: {error['msg']}") from None
+        reason = str(error["msg"]).removeprefix("Value error, ")
+        raise ScenarioError(f"{source}: {where}: {reason}") from None
     scenario.rules(0.0)  # every fault checked now, not when it is due
     return scenario
 
