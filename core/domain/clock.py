@@ -59,45 +59,45 @@ class SkippableSystemClock(SystemClock):
     standing still. Frozen, `sleep` moves it as a VirtualClock's does."""
 
     def __init__(self, start: float | None = None, *, frozen: bool = False) -> None:
-        self._skipped = 0.0 if start is None else start - time.time()
-        self._mono_skipped = self._skipped
+        self._skipped = 0.0 if start is None else start - super().time()
+        self._mono_skipped = 0.0
         self._frozen: tuple[float, float] | None = None
+        """While frozen, the readings it holds (exactly `start` when frozen from it)."""
         if frozen:
-            self.freeze()
+            self._frozen = (super().time() + self._skipped if start is None else start, self.monotonic())
 
     @property
     def frozen(self) -> bool:
         return self._frozen is not None
 
-    def _readings(self) -> tuple[float, float]:
-        """The wall and monotonic readings, held while frozen."""
-        return self._frozen if self._frozen is not None else (super().time(), super().monotonic())
-
     def time(self) -> float:
-        return self._readings()[0] + self._skipped
+        return self._frozen[0] if self._frozen is not None else super().time() + self._skipped
 
     def monotonic(self) -> float:
-        return self._readings()[1] + self._mono_skipped
+        return self._frozen[1] if self._frozen is not None else super().monotonic() + self._mono_skipped
 
     def advance(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError("a clock cannot go backwards")
-        self._skipped += seconds
-        self._mono_skipped += seconds
+        if self._frozen is not None:
+            self._frozen = (self._frozen[0] + seconds, self._frozen[1] + seconds)
+        else:
+            self._skipped += seconds
+            self._mono_skipped += seconds
 
     def freeze(self) -> None:
         """Stand still from now on (again: no change)."""
         if self._frozen is None:
-            self._frozen = (super().time(), super().monotonic())
+            self._frozen = (self.time(), self.monotonic())
 
     def release(self) -> None:
         """Run with the wall clock again, on from where it stood (no jump)."""
         if self._frozen is None:
             return
-        wall, mono = self._frozen
+        held_time, held_mono = self._frozen
         self._frozen = None
-        self._skipped -= super().time() - wall
-        self._mono_skipped -= super().monotonic() - mono
+        self._skipped = held_time - super().time()
+        self._mono_skipped = held_mono - super().monotonic()
 
     async def sleep(self, seconds: float) -> None:
         if self._frozen is None:
