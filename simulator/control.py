@@ -76,6 +76,13 @@ class Sandbox:
             self.set_balances(account, balances)
         return {"account": account, "key": api_key.key, "secret": api_key.secret}
 
+    def keys_by_account(self) -> dict[str, list[str]]:
+        """Each account's API keys (never a secret)."""
+        accounts: dict[str, list[str]] = {name: [] for name in self.exchange.state.accounts}
+        for api_key in self.exchange.state.api_keys.values():
+            accounts[api_key.account].append(api_key.key)
+        return accounts
+
     def shape_price(self, shape: PriceShape) -> None:
         self.exchange.add_price_shape(shape)
 
@@ -105,10 +112,9 @@ class Sandbox:
         """Everything, or without the orders, and with the prices of `pairs` (keys) only."""
         exchange = self.exchange
         accounts: dict[str, Json] = {
-            name: {"balances": wire.balances(exchange.balance(name))} for name in exchange.state.accounts
+            name: {"balances": wire.balances(exchange.balance(name)), "keys": keys}
+            for name, keys in self.keys_by_account().items()
         }
-        for api_key in exchange.state.api_keys.values():
-            accounts[api_key.account].setdefault("keys", []).append(api_key.key)
         if orders:
             for name, account in accounts.items():
                 account["open"] = {o.txid: wire.order(o, with_trades=False) for o in exchange.open_orders(name)}
@@ -116,6 +122,8 @@ class Sandbox:
                 account["orders"] = {
                     o.txid: wire.order(o, with_trades=False) for o in exchange.query_orders(name, None)
                 }
+                recent, _ = exchange.trades_history(name)
+                account["trades"] = {t.id: wire.trade(t, exchange.state.seed) for t in recent}
         return {
             "time": exchange.now(),
             "frozen": self.frozen,
@@ -289,7 +297,7 @@ def set_balances(sandbox: Sandbox, params: Params) -> Json:
 
 
 def list_accounts(sandbox: Sandbox, params: Params) -> Json:
-    return {"accounts": {name: account["keys"] for name, account in _accounts_with_keys(sandbox).items()}}
+    return {"accounts": sandbox.keys_by_account()}
 
 
 def add_account(sandbox: Sandbox, params: Params) -> Json:
@@ -340,13 +348,6 @@ def clock(sandbox: Sandbox, params: Params) -> Json:
 def set_clock(sandbox: Sandbox, params: Params) -> Json:
     sandbox.freeze(parse(_ClockParams, params).frozen)
     return clock(sandbox, params)
-
-
-def _accounts_with_keys(sandbox: Sandbox) -> dict[str, Json]:
-    accounts: dict[str, Json] = {name: {"keys": []} for name in sandbox.exchange.state.accounts}
-    for api_key in sandbox.exchange.state.api_keys.values():
-        accounts[api_key.account]["keys"].append(api_key.key)
-    return accounts
 
 
 ControlHandler = Callable[[Sandbox, Params], Json]
