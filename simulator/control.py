@@ -98,8 +98,10 @@ class Sandbox:
     def freeze(self, frozen: bool) -> None:
         """Stop the exchange's clock (only `advance` moves it), or let it run again."""
         clock = self.exchange.clock
-        if isinstance(clock, SkippableSystemClock):
-            clock.freeze() if frozen else clock.release()
+        if isinstance(clock, SkippableSystemClock) and frozen:
+            clock.freeze()
+        elif isinstance(clock, SkippableSystemClock):
+            clock.release()
         elif not frozen:
             raise PermissionDenied()  # a virtual clock never runs by itself
 

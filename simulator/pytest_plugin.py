@@ -11,7 +11,8 @@ itself once tg is installed (entry point `pytest11`, name `tg_sandbox`).
   `@pytest.mark.kraken_sandbox(seed=7, tier="starter", faults=["stop-fail"],
   scenario="path.toml", frozen=False)` sets it up otherwise.
 - `kraken_sandbox_session`: one sandbox for the whole session (reset it yourself, or
-  use `kraken_sandbox_reset`, which hands it over reset, its rules cleared).
+  use `kraken_sandbox_reset`, which hands it over reset, its rules cleared, its
+  clock frozen).
 
 Each is a simulator.testing.ServedSandbox: `url`, `key`, `secret`, `control` (the
 control-plane client, simulator.client.SandboxClient) and `ccxt_config()`.
@@ -68,7 +69,8 @@ def kraken_sandbox_session() -> Iterator[ServedSandbox]:
 
 @pytest.fixture
 def kraken_sandbox_reset(kraken_sandbox_session: ServedSandbox) -> ServedSandbox:
-    """The session's sandbox, reset and without fault rules: cheap isolation."""
+    """The session's sandbox, reset, without fault rules, its clock frozen: cheap isolation."""
     kraken_sandbox_session.control.clear_faults()
+    kraken_sandbox_session.control.freeze()
     kraken_sandbox_session.control.reset()
     return kraken_sandbox_session

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from simulator.app import UI_PATHS
 from simulator.control import ROUTES
 from simulator.faults import CATALOG, option_docs, rule_option_docs
 
@@ -40,7 +41,8 @@ def test_every_control_route_has_its_section(route: tuple[str, str]) -> None:
 
 def test_the_doc_names_no_route_the_plane_does_not_serve() -> None:
     named = set(re.findall(r"^### `(GET|POST|DELETE) (/_sandbox/[a-z-]*)`", DOC, re.M))
-    assert named == set(ROUTES)
+    assert named == set(ROUTES) | {("GET", "/_sandbox/ui")}
+    assert "/_sandbox/ui" in UI_PATHS
 
 
 @pytest.mark.parametrize("name", sorted(CATALOG))
