@@ -486,9 +486,10 @@ def _render_status(status: dict[str, Any], *, as_json: bool) -> None:
         note = "" if status["saved"] else " (fresh: nothing saved yet)"
         typer.echo(f"sandbox {status['path']}{note}\n  time {_utc(status['time'])} UTC, seed {status['seed']}")
     console = _console()
-    prices = Table("pair", "last", "bid", "ask", title="prices")
+    columns = [c for c in ("last", "bid", "ask") if all(c in quote for quote in status["prices"].values())]
+    prices = Table("pair", *columns, title="prices")
     for quote in status["prices"].values():
-        prices.add_row(quote["pair"], quote["last"], quote.get("bid", ""), quote.get("ask", ""))
+        prices.add_row(quote["pair"], *(quote[c] for c in columns))
     console.print(prices)
     balances = Table("asset", "balance", title="balances")
     for asset, value in status["balances"].items():

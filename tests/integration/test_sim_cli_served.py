@@ -115,3 +115,13 @@ def test_bad_input_and_a_missing_token_are_one_line_each(served: ServedSandbox) 
     nobody = runner.invoke(app, ["sim", "status", "--url", "http://127.0.0.1:9"])
     assert nobody.exit_code == 4 and "is `tg sim serve` running there?" in nobody.stderr
     assert "Traceback" not in bad.output + unknown.output + nobody.output
+
+
+def test_serve_refuses_a_bad_scenario_before_listening(tmp_path: Path) -> None:
+    scenario = tmp_path / "bad.toml"
+    scenario.write_text('[[event]]\nat = "1m"\nprice = { shape = "jump" }\n')
+    refused = runner.invoke(app, ["sim", "serve", "--port", "0", "--scenario", str(scenario)])
+    assert refused.exit_code == 2
+    assert refused.stderr == f"error: {scenario}: event.1.price: jump needs pct, the move in percent (e.g. -8)\n"
+    missing = runner.invoke(app, ["sim", "serve", "--port", "0", "--scenario", str(tmp_path / "none.toml")])
+    assert missing.exit_code == 2 and "cannot read the scenario" in missing.stderr
