@@ -238,7 +238,7 @@ def sim_faults(json_output: JsonOption = False) -> None:
     """The faults tg simulate, tg run, tg replay and tg sim serve can inject, with their options.
 
     Give a fault as NAME, or NAME:key=value,... with its own options and the rule's
-    (endpoint, match, probability, nth, times), e.g. `ghost:match=stop_loss,variant=html-5xx`."""
+    (endpoint, match, probability, nth, times, active_from, active_until), e.g. `ghost:match=stop_loss,variant=html-5xx`."""
     from cli import render
     from cli.faults import catalog
 
@@ -254,7 +254,7 @@ def sim_faults(json_output: JsonOption = False) -> None:
             console.print(f"    {option['name']}: {option['accepts']}{default}")
     console.print(
         "every sandbox fault also takes the rule's options: endpoint (a method or *), "
-        "match (any|entry|stop_loss|take_profit), probability (0-1), nth, times"
+        "match (any|entry|stop_loss|take_profit), probability (0-1), nth, times, active_from, active_until"
     )
 
 

@@ -3,8 +3,9 @@ around every Kraken call, so that the failures that lose traders money happen on
 demand, reproducibly, and on the record.
 
 A rule names a fault of the catalog, which calls it hits (an endpoint and, for
-AddOrder, an order role), when (a probability, or from the n-th matching call on) and
-how often at most (`times`), with the fault's own `params`. Unset fields take the
+AddOrder, an order role), when (a probability, or from the n-th matching call on, and
+within a window of exchange time) and how often at most (`times`), with the fault's
+own `params`. Each rule has an id, its place in the order rules were added. Unset fields take the
 fault's defaults. Rules compose: all that fire on a call act, in order. Each rule
 draws from its own RNG seeded from the schedule's seed, so the same seed and the same
 calls give the same injections; each injection is written to `log`.
@@ -460,7 +461,8 @@ _RULE_FIELDS = frozenset({"endpoint", "match", "probability", "nth", "times", "a
 
 def parse_spec(spec: str) -> FaultRule:
     """A rule from a CLI spec: `NAME` or `NAME:key=value,...`, where the keys are the
-    rule's fields (endpoint, match, probability, nth, times) or the fault's params."""
+    rule's fields (endpoint, match, probability, nth, times,
+    active_from, active_until) or the fault's params."""
     name, _, rest = spec.strip().partition(":")
     fields: dict[str, Any] = {"fault": name}
     params: dict[str, str] = {}

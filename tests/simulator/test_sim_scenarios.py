@@ -13,7 +13,7 @@ import pytest
 
 from core.domain.clock import VirtualClock
 from simulator.app import create_app
-from simulator.embedded import SANDBOX_EPOCH
+from simulator.embedded import SANDBOX_EPOCH, EmbeddedExchange
 from simulator.exchange import Exchange
 from simulator.models import PriceShape
 from simulator.pairs import PAIRS
@@ -62,6 +62,19 @@ def test_candles_follow_the_shape_and_stay_candles() -> None:
     assert bars[-1].close == trend.price_at(T0 + 7_200 - 1e-6)
     assert all(b.low <= min(b.open, b.close) <= max(b.open, b.close) <= b.high for b in bars)
     assert bars[-1].close > bars[0].open * Decimal("1.05")
+
+
+def test_shapes_survive_a_save_and_a_load(tmp_path: Path) -> None:
+    sandbox = EmbeddedExchange.open(tmp_path / "s.db")
+    sandbox.exchange.add_price_shape(PriceShape("flash-crash", T0 + 60, "XXBTZUSD", Decimal(-8), 120.0, 300.0))
+    sandbox.advance(120)
+    fallen = sandbox.exchange.price(BTC)
+    sandbox.save()
+    sandbox.close()
+
+    with EmbeddedExchange.open(tmp_path / "s.db") as again:
+        assert again.exchange.price(BTC) == fallen
+        assert [s.kind for s in again.exchange.state.shapes] == ["flash-crash"]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
