@@ -15,11 +15,13 @@ itself once tg is installed (entry point `pytest11`, name `tg_sandbox`).
   clock frozen).
 
 Each is a simulator.testing.ServedSandbox: `url`, `key`, `secret`, `control` (the
-control-plane client, simulator.client.SandboxClient) and `ccxt_config()`.
+control-plane client, simulator.client.SandboxClient) and `ccxt_config()`. A project
+that does not want the fixtures turns the plugin off with `-p no:tg_sandbox`.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,8 +43,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    from simulator.testing import served_sandbox
+
     marker = request.node.get_closest_marker(MARKER)
     options: dict[str, Any] = {} if marker is None else dict(marker.kwargs)
+    known = inspect.signature(served_sandbox).parameters
+    if marker is not None and (marker.args or options.keys() - known.keys()):
+        unknown = ", ".join(sorted(options.keys() - known.keys())) or "positional arguments"
+        raise pytest.UsageError(f"@pytest.mark.{MARKER}: unknown {unknown}; it takes {', '.join(known)} (by name)")
     if options.get("scenario") is not None:
         scenario = Path(options["scenario"])
         options["scenario"] = scenario if scenario.is_absolute() else request.path.parent / scenario

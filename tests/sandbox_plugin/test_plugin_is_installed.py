@@ -28,3 +28,19 @@ def test_a_project_of_its_own_gets_the_fixtures(pytester: pytest.Pytester) -> No
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "--strict-markers")
     result.assert_outcomes(passed=2)
+
+
+def test_a_misspelt_marker_option_is_one_clear_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.kraken_sandbox(sed=9)
+        def test_it(kraken_sandbox):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.kraken_sandbox: unknown sed; it takes seed, tier, *"])
