@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,21 +58,35 @@ def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
     return options
 
 
+@contextmanager
+def _serving(**options: Any) -> Iterator[ServedSandbox]:
+    """A served sandbox; a setup it refuses (a missing scenario, a bad fault) fails the
+    test with the one line that says why, not a traceback."""
+    from core.domain.errors import InputError
+    from simulator.testing import served_sandbox
+
+    with ExitStack() as stack:
+        try:
+            served = stack.enter_context(served_sandbox(**options))
+            problem = None
+        except InputError as exc:
+            problem = f"kraken_sandbox: {exc}"
+        if problem is not None:
+            pytest.fail(problem, pytrace=False)
+        yield served
+
+
 @pytest.fixture
 def kraken_sandbox(request: pytest.FixtureRequest) -> Iterator[ServedSandbox]:
     """A fresh served sandbox for this test (see the module docstring)."""
-    from simulator.testing import served_sandbox
-
-    with served_sandbox(**_options(request)) as served:
+    with _serving(**_options(request)) as served:
         yield served
 
 
 @pytest.fixture(scope="session")
 def kraken_sandbox_session() -> Iterator[ServedSandbox]:
     """One served sandbox for the session, in its default setup."""
-    from simulator.testing import served_sandbox
-
-    with served_sandbox() as served:
+    with _serving() as served:
         yield served
 
 

@@ -30,17 +30,23 @@ def test_a_project_of_its_own_gets_the_fixtures(pytester: pytest.Pytester) -> No
     result.assert_outcomes(passed=2)
 
 
-def test_a_misspelt_marker_option_is_one_clear_error(pytester: pytest.Pytester) -> None:
+def test_a_misspelt_option_or_a_missing_scenario_is_one_clear_error(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(
         """
         import pytest
 
         @pytest.mark.kraken_sandbox(sed=9)
-        def test_it(kraken_sandbox):
+        def test_misspelt(kraken_sandbox):
+            pass
+
+        @pytest.mark.kraken_sandbox(scenario="nowhere.toml")
+        def test_missing(kraken_sandbox):
             pass
         """
     )
     result = pytester.runpytest()
-    result.assert_outcomes(errors=1)
+    result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*@pytest.mark.kraken_sandbox: unknown sed; it takes seed, tier, *"])
+    result.stdout.fnmatch_lines(["kraken_sandbox: cannot read the scenario *nowhere.toml: No such file or directory"])
+    assert "Traceback" not in result.stdout.str()
