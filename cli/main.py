@@ -5,8 +5,8 @@ Heavy modules are imported inside the commands so that `tg --help` stays fast.
 
 from __future__ import annotations
 
-import asyncio
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -14,7 +14,7 @@ from typer._click.exceptions import NoArgsIsHelpError
 from typer.exceptions import TyperException
 
 from cli.exit_codes import EPILOG, ExitCode
-from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
+from cli.options import ConfigOption, DbOption, JsonOption, LogLevel, configure_output, reports_errors, settings_from
 from cli.replay import replay
 from cli.run import run as run_command
 from cli.sim import sim_app
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from core.domain.config import Settings
     from core.execution.reconcile import ReconcileReport
 from cli.stress import ratelimit_stress
+from core.domain.models import PositionStatus, Side
 
 app = typer.Typer(
     name="tg",
@@ -30,11 +31,9 @@ app = typer.Typer(
     no_args_is_help=True,
     epilog=EPILOG,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
 )
-app.add_typer(sim_app, name="sim")
-app.command()(replay)
-app.command("run")(run_command)
 
 
 NOT_DONE_STATUSES = frozenset({"FAILED", "UNKNOWN", "CLOSED"})
@@ -55,22 +54,34 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr: no notes, no progress.")] = False,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More on stderr: -v what tg does, -vv every detail.")
+    ] = 0,
+    log_level: Annotated[
+        LogLevel | None, typer.Option("--log-level", help="The log level outright (overrides -q and -v).")
+    ] = None,
 ) -> None:
     """tg: prove a trading system safe against a sandbox Kraken before real money is at stake."""
+    configure_output(quiet=quiet, verbose=verbose, level=log_level)
 
 
-UrlOption = Annotated[str | None, typer.Option("--url", help="A served simulator (or Kraken with --live).")]
+UrlOption = Annotated[
+    str | None, typer.Option("--url", metavar="URL", help="A served simulator (or Kraken with --live).")
+]
 LiveOption = Annotated[bool, typer.Option("--live", help="Allow a non-loopback --url: real money.")]
 
 
-@app.command()
 @reports_errors
 def trade(
-    symbol: Annotated[str, typer.Argument(help="Pair to trade, e.g. BTC/USDT.")],
+    symbol: Annotated[str, typer.Argument(metavar="SYMBOL", help="Pair to trade, e.g. BTC/USDT.")],
     side: Annotated[
-        str | None, typer.Option("--side", help="buy|sell: skip the agents and send this proposal.")
+        Side | None,
+        typer.Option("--side", help="Skip the agents and send this proposal (a 2% stop, a 4% target)."),
     ] = None,
-    volume: Annotated[str | None, typer.Option("--volume", help="Volume for --side (default: sized by risk).")] = None,
+    volume: Annotated[
+        str | None, typer.Option("--volume", metavar="AMOUNT", help="Volume for --side (default: sized by risk).")
+    ] = None,
     url: UrlOption = None,
     live: LiveOption = False,
     db: DbOption = None,
@@ -78,20 +89,24 @@ def trade(
     json_output: JsonOption = False,
 ) -> None:
     """Run one full trade cycle: snapshot, agents, vote, risk, orders, position."""
+    import asyncio
+
     from cli import render
     from cli.wiring import open_session
-    from core.flows.manual import manual_proposal
+    from core.flows.manual import manual_proposal, parse_volume
     from core.flows.trade_cycle import TradeCycle
 
     if volume is not None and side is None:
         from core.domain.errors import InputError
 
         raise InputError("--volume needs --side buy|sell")
+    if volume is not None:
+        parse_volume(volume)  # refused before the exchange is opened
     settings = settings_from(db, config)
 
     async def run() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         async with open_session(settings, url=url, live=live) as session:
-            manual = await manual_proposal(session.client, symbol, side, volume) if side else None
+            manual = await manual_proposal(session.client, symbol, side.value, volume) if side else None
             report = await TradeCycle(
                 session.client,
                 session.store,
@@ -111,10 +126,9 @@ def trade(
         raise typer.Exit(ExitCode.NOT_DONE)
 
 
-@app.command()
 @reports_errors
 def runs(
-    limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs to list.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", metavar="N", min=1, help="How many runs to list.")] = 20,
     db: DbOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
@@ -124,14 +138,13 @@ def runs(
     from core.storage.store import Store
 
     settings = settings_from(db, config)
-    with Store.open(settings.db_path) as store:
+    with Store.open(settings.db_path, create=False) as store:
         render.runs_table(store.list_runs(limit), as_json=json_output)
 
 
-@app.command()
 @reports_errors
 def show(
-    run_id: Annotated[str, typer.Argument(help="A run id, or a unique prefix of one.")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="A run id, or a unique prefix of one.")],
     db: DbOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
@@ -142,31 +155,48 @@ def show(
     from core.storage.store import Store
 
     settings = settings_from(db, config)
-    with Store.open(settings.db_path) as store:
+    with Store.open(settings.db_path, create=False) as store:
         record = store.get_run(run_id)
         if record is None:
             raise InputError(f"no run {run_id!r} in {settings.db_path}; `tg runs` lists them")
     render.stored_run(record, as_json=json_output)
 
 
-@app.command()
 @reports_errors
 def simulate(
     fault: Annotated[
         list[str] | None,
-        typer.Option("--fault", help="A fault to inject (repeatable): a sandbox fault, db-fail, crash or random."),
+        typer.Option(
+            "--fault",
+            metavar="NAME[:key=value,...]",
+            help="A fault to inject (repeatable): a sandbox fault, db-fail, crash or random.",
+        ),
     ] = None,
-    runs: Annotated[int, typer.Option("--runs", min=1, help="How many seeded trade cycles.")] = 1,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the first run; run i uses seed + i.")] = 1,
-    symbol: Annotated[str, typer.Option("--symbol", help="Pair to trade.")] = "BTC/USDT",
+    runs: Annotated[int, typer.Option("--runs", metavar="N", min=1, help="How many seeded trade cycles.")] = 1,
+    seed: Annotated[
+        int, typer.Option("--seed", metavar="N", min=0, help="Seed of the first run; run i uses seed + i.")
+    ] = 1,
+    symbol: Annotated[str, typer.Option("--symbol", metavar="SYMBOL", help="Pair to trade.")] = "BTC/USDT",
     url: Annotated[
-        str | None, typer.Option("--url", help="A sandbox served by `tg sim serve` (keys from the environment).")
+        str | None,
+        typer.Option("--url", metavar="URL", help="A sandbox served by `tg sim serve` (keys from the environment)."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes to spread the runs over (default: the core count; 1 with --url). "
+            "The results are those of one worker.",
+        ),
     ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Trade cycles against the sandbox with seeded faults; check the safety invariants."""
+    import asyncio
+    import os
     import tempfile
     from pathlib import Path
 
@@ -179,6 +209,12 @@ def simulate(
     settings = settings_from(db, config)
     catalog = fault_catalog()
     faults = check_faults(fault or [], tg_faults=True)
+    if url is not None and workers not in (None, 1):
+        from core.domain.errors import InputError
+
+        raise InputError("--workers needs the embedded sandbox: the runs on a served one (--url) go one at a time")
+    if workers is None:
+        workers = 1 if url is not None else os.cpu_count() or 1
 
     with (
         Store.open(settings.db_path) as store,
@@ -187,14 +223,15 @@ def simulate(
     ):
         sandboxes = served_sandbox(url) if url is not None else simulation_sandbox(settings)
         simulation = Simulation(settings, sandboxes, Path(workdir), catalog=catalog, symbol=symbol)
-        report = asyncio.run(simulation.run(faults, runs=runs, seed=seed, progress=advance, record_in=store))
+        report = asyncio.run(
+            simulation.run(faults, runs=runs, seed=seed, progress=advance, record_in=store, workers=workers)
+        )
     summary = report.to_dict()
     render.simulation_report(summary, as_json=json_output)
     if not report.ok:
         raise typer.Exit(ExitCode.UNSAFE)
 
 
-@app.command()
 @reports_errors
 def reconcile(
     adopt: Annotated[
@@ -215,6 +252,8 @@ def reconcile(
 
     Only tg's own orders are touched (those of this database's install id, shown here);
     foreign orders and holdings on the account are listed and left alone."""
+    import asyncio
+
     from cli import render
     from cli.wiring import open_session
     from core.domain.ownership import parse_install_id
@@ -245,63 +284,57 @@ def reconcile(
         raise typer.Exit(ExitCode.NOT_DONE)
 
 
-@app.command()
 @reports_errors
 def positions(
-    status: Annotated[str | None, typer.Option("--status", help="open|closed (default: both).")] = None,
+    status: Annotated[
+        PositionStatus | None,
+        typer.Option("--status", help="Only these (default: both)."),
+    ] = None,
     url: UrlOption = None,
     live: LiveOption = False,
     db: DbOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Positions, open and closed, with realized P&L (with --url: as the exchange has them now, read only)."""
+    """Positions, open and closed, with realized P&L, as the exchange has them now (read only).
+
+    A target or stop that filled since the last reconcile shows the position closed;
+    what `tg reconcile` would change is said below the table."""
     from cli import render
-    from core.domain.errors import InputError
-    from core.domain.models import PositionStatus
     from core.storage.store import Store
 
-    try:
-        wanted = PositionStatus(status) if status else None
-    except ValueError:
-        raise InputError(f"--status must be open or closed, not {status!r}") from None
     settings = settings_from(db, config)
     current = _exchange_view(settings, url, live)
-    with Store.open(settings.db_path) as store:
+    with Store.open(settings.db_path, create=False) as store:
         listed = [current.positions.get(p.id, p) if current else p for p in store.positions()]
-    listed = [p for p in listed if wanted is None or p.status is wanted]
+    listed = [p for p in listed if status is None or p.status is status]
     render.positions_table(listed, as_json=json_output)
     if current is not None and not json_output:
         render.would_change(current)
 
 
-@app.command()
 @reports_errors
 def orders(
-    run_id: Annotated[str | None, typer.Option("--run", help="Only this run's orders.")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", metavar="RUN_ID", help="Only this run's orders.")] = None,
     url: UrlOption = None,
     live: LiveOption = False,
     db: DbOption = None,
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Orders tg placed or adopted (with --url: the exchange's status now, read only)."""
+    """Orders tg placed or adopted, with the exchange's status now (read only)."""
     from cli import render
     from core.storage.store import Store
 
     settings = settings_from(db, config)
     current = _exchange_view(settings, url, live)
-    with Store.open(settings.db_path) as store:
+    with Store.open(settings.db_path, create=False) as store:
         listed = [current.orders.get(o.client_order_id, o) if current else o for o in store.orders(run_id=run_id)]
     render.orders_table(listed, as_json=json_output)
     if current is not None and not json_output:
         render.would_change(current)
 
 
-app.command("ratelimit-stress")(ratelimit_stress)
-
-
-@app.command("config")
 @reports_errors
 def show_config(db: DbOption = None, config: ConfigOption = None, json_output: JsonOption = False) -> None:
     """The settings in effect, and where each came from: default, the TOML file, a TG_*
@@ -316,19 +349,64 @@ def show_config(db: DbOption = None, config: ConfigOption = None, json_output: J
     table = render.table("setting", "value", "from", title="settings")
     for row in rows:
         table.add_row(row["key"], "-" if row["value"] is None else str(row["value"]), row["source"])
-    render.console().print(table)
+    render.show_table(render.console(), table)
+
+
+_EXAMPLES = {
+    "trade": ["tg trade BTC/USDT", "tg trade ETH/USD --side buy --volume 0.5 --json"],
+    "run": ["tg run --symbols BTC/USDT,ETH/USD --every 1h --for 7d", "tg run --for 30d --fault random"],
+    "simulate": ["tg simulate --fault stop-fail --runs 20", "tg simulate --fault random --runs 1000 --seed 7 --json"],
+    "replay": ["tg replay examples/btc_usd_1h.csv --every 4", "tg replay FILE --from 2025-03-01 --fault ghost"],
+    "ratelimit-stress": ["tg ratelimit-stress --requests 1000 --tier starter --mix mixed"],
+    "reconcile": ["tg reconcile", "tg reconcile --adopt 0123456789ab"],
+    "positions": ["tg positions --status open", "tg positions --url http://127.0.0.1:8765"],
+    "orders": ["tg orders --run R-0123456789ab --json"],
+    "runs": ["tg runs --limit 5"],
+    "show": ["tg show R-0123", "tg show R-0123 --json"],
+    "config": ["tg config", "TG_RISK__MIN_CONFIDENCE=0.7 tg config --json"],
+}
+"""Shown at the end of each command's help."""
+
+
+def _epilog(name: str) -> str:
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in _EXAMPLES[name])
+
+
+_COMMANDS: list[tuple[str, Callable[..., Any]]] = [
+    ("trade", trade),
+    ("run", run_command),
+    ("simulate", simulate),
+    ("replay", replay),
+    ("ratelimit-stress", ratelimit_stress),
+    ("reconcile", reconcile),
+    ("positions", positions),
+    ("orders", orders),
+    ("runs", runs),
+    ("show", show),
+    ("config", show_config),
+]
+"""In the order `tg --help` lists them: trading, proving, looking."""
+for _name, _command in _COMMANDS:
+    app.command(_name, epilog=_epilog(_name))(_command)
+app.add_typer(sim_app, name="sim")
 
 
 def _exchange_view(settings: Settings, url: str | None, live: bool) -> ReconcileReport | None:
-    """With an exchange's URL, what it says of tg's orders and positions now, read only:
-    nothing is sent to the exchange and nothing written to the database."""
-    if url is None:
+    """What the exchange says of tg's orders and positions now, read only: nothing is sent
+    to the exchange and nothing written to the database. The embedded sandbox is asked too
+    (a target that filled there shows closed); None when there is nothing to ask yet."""
+    import asyncio
+
+    from cli.wiring import sandbox_path
+
+    embedded = url is None and settings.kraken.url is None
+    if embedded and not (settings.db_path.exists() and sandbox_path(settings.db_path).exists()):
         return None
     from cli.wiring import open_session
     from core.execution.reconcile import Reconciler
 
     async def run() -> ReconcileReport:
-        async with open_session(settings, url=url, live=live) as session:
+        async with open_session(settings, url=url, live=live, reading=True) as session:
             return await Reconciler(
                 session.client,
                 session.store,
@@ -352,7 +430,7 @@ def main() -> None:
     except TyperException as exc:  # typer's own usage errors: bad flags, missing arguments
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        typer.echo(f"error: {exc.format_message()}{hint}", err=True)
+        typer.echo(f"error: {exc.format_message().replace('Value error, ', '')}{hint}", err=True)
         sys.exit(getattr(exc, "exit_code", ExitCode.USAGE))
     except typer.Abort:
         typer.echo("error: interrupted", err=True)

@@ -3,26 +3,84 @@
 from __future__ import annotations
 
 import functools
+import logging
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.exceptions import TyperException
 
 if TYPE_CHECKING:
     from core.domain.config import Settings
 
 DbOption = Annotated[
     Path | None,
-    typer.Option("--db", help="SQLite file for results (default: $TG_DB or the data directory).", show_default=False),
+    typer.Option(
+        "--db",
+        metavar="PATH",
+        help="SQLite file for results (default: $TG_DB or the data directory).",
+        show_default=False,
+    ),
 ]
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", help="TOML settings file (default: $TG_CONFIG or ./tg.toml).", show_default=False),
+    typer.Option(
+        "--config", metavar="FILE", help="TOML settings file (default: $TG_CONFIG or ./tg.toml).", show_default=False
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+@dataclass
+class Output:
+    """How much this process says on stderr; set once by the root options."""
+
+    quiet: bool = False
+
+
+OUTPUT = Output()
+
+
+def configure_output(*, quiet: bool, verbose: int, level: LogLevel | None) -> None:
+    """Logs go to stderr (stdout is the command's answer): warnings by default, errors
+    only with -q, what tg does with -v, everything with -vv."""
+    import logging
+
+    if level is None and (quiet or verbose):
+        level = LogLevel.error if quiet else [LogLevel.info, LogLevel.debug][min(verbose, 2) - 1]
+    OUTPUT.quiet = level is LogLevel.error
+    root = logging.getLogger()
+    if level is not None:  # else logging's own default: warnings and worse
+        root.setLevel(level.value.upper())
+    if not any(isinstance(handler, _Stderr) for handler in root.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+
+
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes (a test runner swaps it)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
 
 
 def _fail(message: str, code: int) -> None:
@@ -51,6 +109,8 @@ def reports_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, TyperException):  # already an exit status or a usage error
+            raise
         except (InputError, ConfigError, AuthenticationError) as exc:
             _fail(str(exc), ExitCode.USAGE)
         except (StorageError, BusyError, ConnectionLostError, ExchangeTimeoutError, ServiceUnavailableError) as exc:
@@ -59,10 +119,25 @@ def reports_errors(command: F) -> F:
             _fail(str(exc), ExitCode.ENVIRONMENT)
         except TgError as exc:
             _fail(str(exc), ExitCode.NOT_DONE)
+        except BrokenPipeError:  # the reader went away (`tg orders --json | head`): say nothing more
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(ExitCode.NOT_DONE) from None
         except OSError as exc:  # the machine itself: a full disk, a missing directory
             _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), ExitCode.ENVIRONMENT)
         except KeyboardInterrupt:
             _fail("interrupted; what had finished is kept (`tg runs` lists it)", ExitCode.INTERRUPTED)
+        except Exception as exc:  # a bug: one line, and the traceback for whoever asks for it
+            import logging
+
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            _fail(
+                f"internal error {type(exc).__name__}: {exc}; this is a bug in tg: rerun with -vv for the "
+                "traceback and report it",
+                ExitCode.NOT_DONE,
+            )
 
     return wrapper  # type: ignore[return-value]
 

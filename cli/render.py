@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from rich.console import Console
 from rich.table import Table
 
-from core.domain.serialize import to_jsonable
+from core.domain.durations import format_duration
+from core.domain.serialize import order_json, position_json
 
 if TYPE_CHECKING:
     from rich.progress import Progress, ProgressColumn
@@ -31,15 +32,82 @@ def _console() -> Console:
 
 
 def _table(*columns: str, title: str) -> Table:
-    """Values fold onto a second line rather than being cut: ids and amounts must be read whole."""
-    table = Table(*columns, title=title)
+    """Ids, amounts and times are never wrapped or cut, and amounts line up on the right;
+    only words (roles, types, statuses) give way when the terminal is narrow. The table
+    draws few lines so that ten columns fit in 80."""
+    from rich import box
+
+    table = Table(*columns, title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=0)
     for column in table.columns:
+        header = str(column.header)
         column.overflow = "fold"
-        column.no_wrap = column.header in _ID_COLUMNS
+        column.no_wrap = header in _WHOLE_COLUMNS or header in _NUMBER_COLUMNS
+        if header in _NUMBER_COLUMNS:
+            column.justify = "right"
     return table
 
 
-_ID_COLUMNS = {"txid", "run", "position"}
+_WHOLE_COLUMNS = {
+    "txid",
+    "run",
+    "position",
+    "symbol",
+    "pair",
+    "asset",
+    "started (UTC)",
+    "closed (UTC)",
+    "at",
+    "setting",
+}
+"""Columns read as one token: an id, a pair, a moment."""
+_ROLE_SHOWN = {"stop_loss": "stop", "take_profit": "target"}
+"""Roles in a table as the positions table names them, so that orders fit 80 columns."""
+_NUMBER_COLUMNS = {
+    "volume",
+    "filled",
+    "price",
+    "size",
+    "entry",
+    "stop",
+    "target",
+    "exit",
+    "P&L",
+    "last",
+    "bid",
+    "ask",
+    "balance",
+    "seed",
+}
+
+
+def show_table(console: Console, table: Table) -> None:
+    """The table, or, where the terminal is too narrow for it to show every id and amount
+    whole, each row as a block of `column: value` lines."""
+    columns = [(str(column.header), [str(cell) for cell in column.cells], column.no_wrap) for column in table.columns]
+    if _narrowest(columns) <= console.width:
+        from rich.cells import cell_len
+
+        for column, (header, cells, whole) in zip(table.columns, columns, strict=True):
+            if whole:  # rich would otherwise take width from them first
+                column.min_width = max(cell_len(text) for text in [header, *cells])
+        console.print(table)
+        return
+    console.print(f"[italic]{table.title}[/]")
+    for row in range(table.row_count):
+        console.print("\n".join(f"  {header}: {cells[row]}" for header, cells, _ in columns))
+        console.print()
+
+
+def _narrowest(columns: list[tuple[str, list[str], bool]]) -> int:
+    """The least width showing every whole column whole and every other one's longest word."""
+    from rich.cells import cell_len
+
+    width = 0
+    for header, cells, whole in columns:
+        texts = [header, *cells]
+        pieces = texts if whole else [word for text in texts for word in text.split()]
+        width += max((cell_len(piece) for piece in pieces), default=0) + 1
+    return width - 1
 
 
 def print_json(value: Any) -> None:
@@ -73,22 +141,23 @@ def trade_summary(summary: dict[str, Any], *, as_json: bool) -> None:
         for o in summary["orders"]:
             status = o["status"]
             if Decimal(o["filled_volume"]) not in (0, Decimal(o["volume"])):
-                status += f" ({_plain(o['filled_volume'])} filled)"
+                status += f" ({plain(o['filled_volume'])} filled)"
             table.add_row(
-                o["role"],
+                _ROLE_SHOWN.get(o["role"], o["role"]),
                 o["txid"] or "-",
-                o["type"],
+                o["order_type"],
                 o["side"],
-                _plain(o["volume"]),
-                _plain(o["price"]) if o["price"] else "-",
+                plain(o["volume"]),
+                plain(o["price"] or o["avg_fill_price"]),
                 status,
             )
-        console.print(table)
+        show_table(console, table)
     position = summary.get("position")
     if position:
         console.print(
-            f"  position [cyan]{position['id']}[/] {position['status']}: {position['side']} {position['size']} "
-            f"@ {position['entry_price']}, stop-loss {position['stop_loss']}, take-profit {position['take_profit']}"
+            f"  position [cyan]{position['id']}[/] {position['status']}: {position['side']} {plain(position['size'])} "
+            f"@ {plain(position['entry_price'])}, stop-loss {plain(position['stop_loss'])}, "
+            f"take-profit {plain(position['take_profit'])}"
         )
     level = summary.get("alert_level")
     if level:
@@ -103,15 +172,20 @@ def trade_summary(summary: dict[str, Any], *, as_json: bool) -> None:
     console.print(f"  status [bold]{summary['status']}[/]; {where}")
 
 
-def _plain(amount: str) -> str:
-    """An exact amount without trailing zeros: 0.41666666, 60006.5, 0."""
-    return format(Decimal(amount).normalize(), "f")
+def plain(amount: str | None) -> str:
+    """An exact amount without trailing zeros (0.41666666, 60006.5, 0, never 0E-8); "-"
+    for none."""
+    return "-" if amount is None else format(Decimal(amount).normalize(), "f")
 
 
 def _when(epoch: float | None) -> str:
     if epoch is None:
         return "-"
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _minute(epoch: float | None) -> str:
+    return "-" if epoch is None else datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def when(epoch: float | None, *, simulated: bool) -> str:
@@ -155,17 +229,17 @@ def runs_table(records: Sequence[RunRecord], *, as_json: bool) -> None:
     if not rows:
         console.print("no runs yet: `tg trade BTC/USDT` makes one")
         return
-    table = _table("run", "kind", "symbol", "started (UTC)", "action", "status", title="runs")
+    table = _table("run", "kind", "symbols", "started (UTC)", "action", "status", title="runs")
     for row in rows:
         table.add_row(
             row["run_id"],
             row["kind"],
-            row["symbol"] or "-",
+            ", ".join((row["symbol"] or "-").split(",")),  # a run of several pairs wraps between them
             _when(row["started_at"]),
             row["action"] or "-",
             row["status"],
         )
-    console.print(table)
+    show_table(console, table)
 
 
 def reconcile_outcome(report: ReconcileReport, install_id: str, db_path: str) -> dict[str, Any]:
@@ -225,7 +299,9 @@ def unrecorded(records: Sequence[dict[str, Any]]) -> None:
 
 
 def positions_table(positions: Sequence[Position], *, as_json: bool) -> None:
-    rows = [to_jsonable(p) for p in positions]
+    """Open positions with their protection, closed ones with their outcome: two tables,
+    so that each fits 80 columns with every amount whole."""
+    rows = [position_json(p) for p in positions]
     if as_json:
         print_json(rows)
         return
@@ -233,27 +309,41 @@ def positions_table(positions: Sequence[Position], *, as_json: bool) -> None:
     if not rows:
         console.print("no positions yet")
         return
-    table = _table(
-        "position", "symbol", "side", "size", "entry", "stop", "target", "status", "exit", "P&L", title="positions"
-    )
-    for p in rows:
-        table.add_row(
-            p["id"],
-            p["symbol"],
-            p["side"],
-            p["size"],
-            p["entry_price"],
-            p["stop_loss"] or "-",
-            p["take_profit"] or "-",
-            p["status"],
-            p["exit_price"] or "-",
-            f"{Decimal(p['realized_pnl']):.2f}" if p["realized_pnl"] is not None else "-",
+    opened = [p for p in rows if p["status"] == "open"]
+    closed = [p for p in rows if p["status"] != "open"]
+    if opened:
+        table = _table("position", "symbol", "side", "size", "entry", "stop", "target", title="open positions")
+        for p in opened:
+            table.add_row(
+                p["id"],
+                p["symbol"],
+                p["side"],
+                plain(p["size"]),
+                plain(p["entry_price"]),
+                plain(p["stop_loss"]),
+                plain(p["take_profit"]),
+            )
+        show_table(console, table)
+    if closed:
+        table = _table(
+            "position", "symbol", "side", "size", "entry", "exit", "P&L", "closed (UTC)", title="closed positions"
         )
-    console.print(table)
+        for p in closed:
+            table.add_row(
+                p["id"],
+                p["symbol"],
+                p["side"],
+                plain(p["size"]),
+                plain(p["entry_price"]),
+                plain(p["exit_price"]),
+                f"{Decimal(p['realized_pnl']):.2f}" if p["realized_pnl"] is not None else "-",
+                _minute(p["closed_at"]),
+            )
+        show_table(console, table)
 
 
 def orders_table(orders: Sequence[Order], *, as_json: bool) -> None:
-    rows = [to_jsonable(o) for o in orders]
+    rows = [order_json(o) for o in orders]
     if as_json:
         print_json(rows)
         return
@@ -261,29 +351,32 @@ def orders_table(orders: Sequence[Order], *, as_json: bool) -> None:
     if not rows:
         console.print("no orders yet")
         return
-    table = _table("txid", "role", "symbol", "type", "side", "volume", "filled", "price", "status", title="orders")
+    table = _table("txid", "role", "symbol", "side", "volume", "price", "status", title="orders")
     for o in rows:
+        status = o["status"]
+        if Decimal(o["filled_volume"]) not in (0, Decimal(o["volume"])):
+            status += f", {plain(o['filled_volume'])} filled"
         table.add_row(
-            o["external_id"] or "-",
-            o["role"],
+            o["txid"] or "-",
+            _ROLE_SHOWN.get(o["role"], o["role"]),
             o["symbol"],
-            o["order_type"],
             o["side"],
-            o["volume"],
-            o["filled_volume"],
-            o["price"] or o["avg_fill_price"] or "-",
-            o["status"],
+            plain(o["volume"]),
+            plain(o["price"] or o["avg_fill_price"]),
+            status,
         )
-    console.print(table)
+    show_table(console, table)
 
 
 def progress_bar(*columns: ProgressColumn | str) -> Progress:
     """A progress bar on stderr (stdout stays the command's output), shown only to a
-    terminal: a log or a pipe gets no bar and no blank line where it was."""
+    terminal: a log or a pipe gets no bar and no blank line where it was; --quiet none."""
     from rich.progress import Progress
 
     console = Console(stderr=True)
-    return Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
+    from cli.options import OUTPUT
+
+    return Progress(*columns, console=console, transient=True, disable=OUTPUT.quiet or not console.is_terminal)
 
 
 @contextmanager
@@ -312,7 +405,7 @@ def simulation_report(summary: dict[str, Any], *, as_json: bool) -> None:
             run["alert_level"] or "-",
             broken,
         )
-    console.print(table)
+    show_table(console, table)
     if len(summary["details"]) > 50:
         console.print(f"  ... and {len(summary['details']) - 50} more runs (--json for the totals)")
     console.print("outcomes: " + ", ".join(f"{k} {n}" for k, n in summary["outcomes"].items()))
@@ -365,10 +458,10 @@ def run_summary(data: dict[str, Any], *, as_json: bool) -> None:
         print_json(data)
         return
     console = _console()
-    hours = data["duration_s"] / 3600
     kind = "simulated" if data["simulated"] else "wall-clock"
     console.print(
-        f"[bold]tg run[/] {', '.join(data['symbols'])}: {hours:.1f} h of {kind} time, stopped by {data['stopped_by']}"
+        f"[bold]tg run[/] {', '.join(data['symbols'])}: {format_duration(data['duration_s'])} of {kind} time, "
+        f"stopped by {data['stopped_by']}"
     )
     console.print(
         f"  cycles {data['cycles']}, trades {data['trades']}, realized P&L {Decimal(data['realized_pnl']):.2f}, "
@@ -376,6 +469,10 @@ def run_summary(data: dict[str, Any], *, as_json: bool) -> None:
     )
     broken = {k: v for k, v in data["invariants"].items() if v}
     console.print("  invariants: every one held" if not broken else f"  [red]invariants broken[/]: {broken}")
+    for violation in data.get("violations", [])[:10]:  # runs stored before violations were kept have none
+        console.print(
+            f"    {when(violation['time'], simulated=data['simulated'])} {violation['invariant']}: {violation['message']}"
+        )
     if data["injected"]:
         console.print("  faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(data["injected"].items())))
     for alert in data["alerts"][-10:]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -88,19 +87,27 @@ def _epoch(text: str | None, option: str) -> int | None:
 @reports_errors
 def replay(
     file: Annotated[Path, typer.Argument(help="Candles: Kraken's OHLCVT export or a headed OHLCV CSV.")],
-    symbol: Annotated[str, typer.Option("--symbol", help="The pair the candles are of.")] = "BTC/USD",
-    interval: Annotated[int, typer.Option("--interval", help="Minutes per candle in FILE.")] = 60,
+    symbol: Annotated[str, typer.Option("--symbol", metavar="SYMBOL", help="The pair the candles are of.")] = "BTC/USD",
+    interval: Annotated[int, typer.Option("--interval", metavar="MINUTES", help="Minutes per candle in FILE.")] = 60,
     start: Annotated[
-        str | None, typer.Option("--from", help="First decision at or after this date (UTC, or an epoch).")
+        str | None,
+        typer.Option("--from", metavar="DATE", help="First decision at or after this date (UTC, or an epoch)."),
     ] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Stop the market at this date (UTC, or an epoch).")] = None,
-    every: Annotated[int, typer.Option("--every", min=1, help="A decision every N candles.")] = 4,
+    end: Annotated[
+        str | None, typer.Option("--to", metavar="DATE", help="Stop the market at this date (UTC, or an epoch).")
+    ] = None,
+    every: Annotated[int, typer.Option("--every", metavar="N", min=1, help="A decision every N candles.")] = 4,
     fault: Annotated[
         list[str] | None,
-        typer.Option("--fault", help="A sandbox fault to inject (repeatable), NAME[:key=value,...] or random."),
+        typer.Option(
+            "--fault",
+            metavar="NAME[:key=value,...]",
+            help="A sandbox fault to inject (repeatable), NAME[:key=value,...] or random.",
+        ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", min=0, help="Seed of the exchange and its faults (default: settings).")
+        int | None,
+        typer.Option("--seed", metavar="N", min=0, help="Seed of the exchange and its faults (default: settings)."),
     ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
@@ -108,6 +115,8 @@ def replay(
 ) -> None:
     """Replay recorded candles through the whole trade cycle; report the figures and the
     equity curve against buy-and-hold. Exit 1 if a safety invariant broke."""
+    import asyncio
+
     from cli import replay_render
     from cli.faults import check_faults
     from cli.wiring import fault_catalog

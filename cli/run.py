@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -24,27 +23,33 @@ _EXIT_BY_SIGNAL = {"SIGINT": 130, "SIGTERM": 143}
 @reports_errors
 def run(
     symbols: Annotated[
-        str, typer.Option("--symbols", help="Pairs to trade, comma-separated, e.g. BTC/USDT,ETH/USD.")
+        str,
+        typer.Option("--symbols", metavar="SYMBOLS", help="Pairs to trade, comma-separated, e.g. BTC/USDT,ETH/USD."),
     ] = "BTC/USDT",
     every: Annotated[
-        str, typer.Option("--every", help="A trading decision per symbol this often: 15m, 1h, 4h...")
+        str,
+        typer.Option("--every", metavar="DURATION", help="A trading decision per symbol this often: 15m, 1h, 4h..."),
     ] = "1h",
     for_: Annotated[
         str | None,
         typer.Option(
             "--for",
+            metavar="DURATION",
             help=f"How long to run (default: {SIMULATED_DEFAULT_FOR} simulated; until stopped on the wall clock).",
         ),
     ] = None,
     fault: Annotated[
         list[str] | None,
         typer.Option(
-            "--fault", help="A sandbox fault for the whole run (repeatable), or `random`: every fault now and then."
+            "--fault",
+            metavar="NAME[:key=value,...]",
+            help="A sandbox fault for the whole run (repeatable), or `random`: every fault now and then.",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the faults.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", min=0, help="Seed of the faults.")] = 1,
     url: Annotated[
-        str | None, typer.Option("--url", help="A served sandbox (or Kraken with --live): wall-clock time.")
+        str | None,
+        typer.Option("--url", metavar="URL", help="A served sandbox (or Kraken with --live): wall-clock time."),
     ] = None,
     live: Annotated[bool, typer.Option("--live", help="Allow a non-loopback --url: real money.")] = False,
     realtime: Annotated[
@@ -60,8 +65,10 @@ def run(
     On the embedded sandbox time is simulated, so `--for 7d` takes seconds. Ctrl-C or
     SIGTERM stop it gracefully: an execution in flight finishes, the summary prints,
     and tg exits 130 (SIGINT) or 143 (SIGTERM)."""
-    from cli.sim import parse_duration
+    import asyncio
+
     from cli.wiring import is_loopback
+    from core.domain.durations import parse_duration
     from core.domain.errors import InputError
 
     names = [s.strip() for s in symbols.split(",") if s.strip()]

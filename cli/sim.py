@@ -14,9 +14,6 @@ from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, sett
 from cli.sim_control import TokenOption, UrlOption, control_plane, fault_app, register
 
 if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.table import Table
-
     from simulator.embedded import EmbeddedExchange
     from simulator.server import SandboxServer
 
@@ -29,19 +26,6 @@ sim_app = typer.Typer(
 DEFAULT_KEYS_OUT = Path("tg-sandbox.keys")
 _KEY_SHOWN = 8
 """How many characters of an API key the banner shows: enough to tell keys apart."""
-
-
-def parse_duration(text: str) -> int:
-    """Seconds in a duration such as 90s, 15m, 6h, 2d or 1h30m."""
-    from core.domain.errors import InputError
-    from simulator.scenario import duration_seconds
-
-    try:
-        return duration_seconds(text)
-    except ValueError:
-        raise InputError(
-            f"{text!r} is not a duration: write a whole number and a unit s, m, h or d, e.g. 90s, 15m, 6h, 2d or 1h30m"
-        ) from None
 
 
 @sim_app.command("reset")
@@ -97,7 +81,9 @@ def sim_reset(
 @sim_app.command("advance")
 @reports_errors
 def sim_advance(
-    duration: Annotated[str, typer.Argument(help="How far to move the clock: 90s, 15m, 6h, 2d, 1h30m.")],
+    duration: Annotated[
+        str, typer.Argument(metavar="DURATION", help="How far to move the clock: 90s, 15m, 6h, 2d, 1h30m.")
+    ],
     db: DbOption = None,
     config: ConfigOption = None,
     url: UrlOption = None,
@@ -108,15 +94,14 @@ def sim_advance(
 
     Stops, targets and resting limits fill on the way."""
     from cli.wiring import embedded_sandbox
+    from core.domain.durations import parse_duration
     from core.domain.errors import InputError
     from simulator.exchange import DEFAULT_ACCOUNT, MAX_ADVANCE
     from simulator.wire import order
 
     seconds = parse_duration(duration)
-    if not 0 < seconds <= MAX_ADVANCE:
-        raise InputError(
-            f"{duration!r} is {seconds} s; advance by at least 1s and at most {MAX_ADVANCE // 86_400}d at a time"
-        )
+    if seconds > MAX_ADVANCE:
+        raise InputError(f"{duration!r} is {seconds} s; advance by at most {MAX_ADVANCE // 86_400}d at a time")
     if url is not None:
         with control_plane(url, control_token) as control:
             before = control.state()
@@ -163,37 +148,61 @@ def sim_status(
 
     settings = settings_from(db, config)
     path = sandbox_path(settings.db_path)
-    with embedded_sandbox(settings) as sandbox:
-        status = _status(sandbox, path)
+    if path.exists():
+        with embedded_sandbox(settings) as sandbox:
+            status = _status(sandbox, path)
+    else:  # how a fresh one would open, without making one where it would live
+        import tempfile
+
+        with (
+            tempfile.TemporaryDirectory(prefix="tg-status-") as scratch,
+            embedded_sandbox(settings, path=Path(scratch) / path.name) as sandbox,
+        ):
+            status = _status(sandbox, path)
     _render_status(status, as_json=json_output)
 
 
 def _status(sandbox: EmbeddedExchange, path: Path) -> dict[str, Any]:
+    """The exchange's state, named as tg names pairs and assets everywhere (BTC/USD, USD)."""
+    from core.exchange.pairs import user_asset, user_symbol
     from simulator.exchange import DEFAULT_ACCOUNT
-    from simulator.pairs import PAIRS
-    from simulator.wire import amount, balances, order
+    from simulator.pairs import ASSETS, PAIRS
+    from simulator.wire import amount, order
 
     exchange = sandbox.exchange
     prices = {}
-    for key, pair in PAIRS.items():
+    for pair in PAIRS.values():
         ticker = exchange.ticker(pair)
-        prices[key] = {
-            "pair": pair.wsname,
-            **{
-                name: amount(value, pair.pair_decimals)
-                for name, value in (("last", ticker.last), ("bid", ticker.bid), ("ask", ticker.ask))
-            },
+        prices[user_symbol(pair.wsname)] = {
+            name: amount(value, pair.pair_decimals)
+            for name, value in (("last", ticker.last), ("bid", ticker.bid), ("ask", ticker.ask))
         }
-    status = {
+    held = exchange.balance(DEFAULT_ACCOUNT)
+    open_orders = []
+    for placed in exchange.open_orders(DEFAULT_ACCOUNT):
+        wire = order(placed, with_trades=False)
+        descr = wire["descr"]
+        open_orders.append(
+            {
+                "txid": placed.txid,
+                "pair": user_symbol(PAIRS[placed.spec.pair].wsname),
+                "side": descr["type"],
+                "order_type": descr["ordertype"],
+                "volume": wire["vol"],
+                "price": descr["price"],
+            }
+        )
+    return {
         "path": str(path),
         "saved": path.exists(),
         "time": exchange.now(),
         "seed": exchange.state.seed,
         "prices": prices,
-        "balances": balances(exchange.balance(DEFAULT_ACCOUNT)),
-        "open": {o.txid: order(o, with_trades=False) for o in exchange.open_orders(DEFAULT_ACCOUNT)},
+        "balances": {
+            user_asset(ASSETS[asset].altname): amount(value, ASSETS[asset].decimals) for asset, value in held.items()
+        },
+        "open_orders": open_orders,
     }
-    return status
 
 
 def _default_account(state: dict[str, Any]) -> dict[str, Any]:
@@ -217,17 +226,32 @@ def _advanced(before: dict[str, Any], after: dict[str, Any], seconds: int) -> di
 
 
 def _served_status(url: str, state: dict[str, Any]) -> dict[str, Any]:
-    from simulator.pairs import PAIRS
+    """A served sandbox's state in the vocabulary of the embedded one's status."""
+    from core.exchange.pairs import user_asset, user_symbol
+    from simulator.pairs import ASSETS, PAIRS
 
     account = _default_account(state)
+    open_orders = [
+        {
+            "txid": txid,
+            "pair": user_symbol(PAIRS[o["descr"]["pair"]].wsname)
+            if o["descr"]["pair"] in PAIRS
+            else o["descr"]["pair"],
+            "side": o["descr"]["type"],
+            "order_type": o["descr"]["ordertype"],
+            "volume": o["vol"],
+            "price": o["descr"]["price"],
+        }
+        for txid, o in account["open"].items()
+    ]
     return {
         "url": url,
         "time": state["time"],
         "frozen": state["frozen"],
         "seed": state["seed"],
-        "prices": {key: {"pair": PAIRS[key].wsname, "last": price} for key, price in state["prices"].items()},
-        "balances": account["balances"],
-        "open": account["open"],
+        "prices": {user_symbol(PAIRS[key].wsname): {"last": price} for key, price in state["prices"].items()},
+        "balances": {user_asset(ASSETS[asset].altname): value for asset, value in account["balances"].items()},
+        "open_orders": open_orders,
         "faults": state["faults"],
     }
 
@@ -262,24 +286,33 @@ def sim_faults(json_output: JsonOption = False) -> None:
 @reports_errors
 def sim_serve(
     host: Annotated[
-        str, typer.Option("--host", help="Address to listen on (loopback unless --allow-remote).")
+        str, typer.Option("--host", metavar="HOST", help="Address to listen on (loopback unless --allow-remote).")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="TCP port; 0 picks a free one.")] = 8765,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the market (default: from settings).")] = None,
+    port: Annotated[int, typer.Option("--port", metavar="PORT", help="TCP port; 0 picks a free one.")] = 8765,
+    seed: Annotated[
+        int | None, typer.Option("--seed", metavar="N", help="Seed of the market (default: from settings).")
+    ] = None,
     tier: Annotated[
         Literal["starter", "intermediate", "pro"] | None,
-        typer.Option("--tier", help="Kraken verification tier for rate limits (default: from settings)."),
+        typer.Option(
+            "--tier",
+            metavar="[starter|intermediate|pro]",
+            help="Kraken verification tier for rate limits (default: from settings).",
+        ),
     ] = None,
     fault: Annotated[
         list[str] | None,
         typer.Option(
             "--fault",
+            metavar="NAME[:key=value,...]",
             help="Inject a fault: NAME or NAME:key=value,... (e.g. stop-fail, ghost:variant=html-5xx); repeatable.",
         ),
     ] = None,
     fault_file: Annotated[
         Path | None,
-        typer.Option("--fault-file", help="A JSON or TOML file of fault rules (and optionally their seed)."),
+        typer.Option(
+            "--fault-file", metavar="FILE", help="A JSON or TOML file of fault rules (and optionally their seed)."
+        ),
     ] = None,
     scenario: Annotated[
         Path | None,
@@ -289,6 +322,7 @@ def sim_serve(
         Path | None,
         typer.Option(
             "--key-file",
+            metavar="FILE",
             help="A file readable only by you of the key pair to accept: the API key, "
             "then its base64 secret, one a line (default: TG_KRAKEN_KEY_FILE, "
             "or TG_KRAKEN_API_KEY and TG_KRAKEN_API_SECRET; else a pair is "
@@ -299,6 +333,7 @@ def sim_serve(
         Path | None,
         typer.Option(
             "--keys-out",
+            metavar="FILE",
             help=f"Where a generated key pair is written, readable only by you (default: ./{DEFAULT_KEYS_OUT}).",
         ),
     ] = None,
@@ -306,18 +341,24 @@ def sim_serve(
         list[str] | None,
         typer.Option(
             "--api-key",
+            metavar="KEY",
             help="API key to accept; repeatable, with --api-secret. Options show in `ps`: "
             "prefer --key-file or the environment.",
         ),
     ] = None,
     api_secret: Annotated[
         list[str] | None,
-        typer.Option("--api-secret", help="Base64 secret of the --api-key at the same position (shows in `ps`)."),
+        typer.Option(
+            "--api-secret",
+            metavar="SECRET",
+            help="Base64 secret of the --api-key at the same position (shows in `ps`).",
+        ),
     ] = None,
     control_token: Annotated[
         str | None,
         typer.Option(
             "--control-token",
+            metavar="TOKEN",
             help="Bearer token the control plane (/_sandbox/) requires; prefer "
             "TG_SANDBOX_TOKEN, as options show in `ps`. Needed by --allow-remote.",
         ),
@@ -326,7 +367,10 @@ def sim_serve(
         bool, typer.Option("--allow-remote", help="Allow a non-loopback --host (needs a control token).")
     ] = False,
     nonce_window: Annotated[
-        int, typer.Option("--nonce-window", min=0, help="Accept nonces this far below the highest seen, once each.")
+        int,
+        typer.Option(
+            "--nonce-window", metavar="N", min=0, help="Accept nonces this far below the highest seen, once each."
+        ),
     ] = 0,
     config: ConfigOption = None,
 ) -> None:
@@ -468,8 +512,6 @@ def _render_advance(report: dict[str, Any], *, as_json: bool) -> None:
 
 
 def _render_status(status: dict[str, Any], *, as_json: bool) -> None:
-    from rich.table import Table
-
     from cli import render
 
     if as_json:
@@ -479,49 +521,35 @@ def _render_status(status: dict[str, Any], *, as_json: bool) -> None:
         clock = "frozen" if status["frozen"] else "running"
         faults = status["faults"]
         typer.echo(
-            f"sandbox at {status['url']}\n  time {_utc(status['time'])} UTC ({clock}), seed {status['seed']}, "
+            f"sandbox at {status['url']}\n  exchange time {_utc(status['time'])} UTC ({clock}), seed {status['seed']}, "
             f"{faults['rules']} fault rule(s), {faults['injected']} injected"
         )
     else:
         note = "" if status["saved"] else " (fresh: nothing saved yet)"
-        typer.echo(f"sandbox {status['path']}{note}\n  time {_utc(status['time'])} UTC, seed {status['seed']}")
-    console = _console()
+        typer.echo(f"sandbox {status['path']}{note}\n  exchange time {_utc(status['time'])} UTC, seed {status['seed']}")
+    console = render.console()
     columns = [c for c in ("last", "bid", "ask") if all(c in quote for quote in status["prices"].values())]
-    prices = Table("pair", *columns, title="prices")
-    for quote in status["prices"].values():
-        prices.add_row(quote["pair"], *(quote[c] for c in columns))
-    console.print(prices)
-    balances = Table("asset", "balance", title="balances")
+    prices = render.table("pair", *columns, title="prices")
+    for symbol, quote in status["prices"].items():
+        prices.add_row(symbol, *(quote[c] for c in columns))
+    render.show_table(console, prices)
+    balances = render.table("asset", "balance", title="balances")
     for asset, value in status["balances"].items():
-        balances.add_row(asset, value)
-    console.print(balances)
-    if status["open"]:
-        console.print(_open_orders_table(status["open"]))
-    else:
+        balances.add_row(asset, render.plain(value))
+    render.show_table(console, balances)
+    if not status["open_orders"]:
         console.print("no open orders")
-
-
-def _console() -> Console:
-    from rich.console import Console
-
-    return Console(highlight=False)
+        return
+    table = render.table("txid", "pair", "side", "type", "volume", "price", title="open orders")
+    for o in status["open_orders"]:
+        table.add_row(o["txid"], o["pair"], o["side"], o["order_type"], render.plain(o["volume"]), o["price"])
+    render.show_table(console, table)
 
 
 def _utc(epoch: float) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _open_orders_table(orders: dict[str, dict[str, Any]]) -> Table:
-    from rich.table import Table
-
-    table = Table("txid", "pair", "side", "type", "volume", "price", title="open orders")
-    table.columns[0].no_wrap = True
-    for txid, o in orders.items():
-        descr = o["descr"]
-        table.add_row(txid, descr["pair"], descr["type"], descr["ordertype"], o["vol"], descr["price"])
-    return table
 
 
 sim_app.add_typer(fault_app, name="fault")

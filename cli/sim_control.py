@@ -162,25 +162,27 @@ def sim_price(
         str | None, typer.Option("--pair", help="The pair (BTC/USD, XBTUSD...); default: every pair.")
     ] = None,
     pct: Annotated[str, typer.Option("--pct", help="The move in percent, e.g. -8 (flat takes none).")] = "0",
-    over: Annotated[str, typer.Option("--over", help="How long it takes: 2m, 1h (all but jump).")] = "0s",
+    over: Annotated[str | None, typer.Option("--over", help="How long it takes: 2m, 1h (all but jump).")] = None,
     recover: Annotated[
         str | None, typer.Option("--recover", help="flash-crash: how long the way back takes (default: --over).")
     ] = None,
-    after: Annotated[str, typer.Option("--after", help="When it starts, from now on the exchange's clock.")] = "0s",
+    after: Annotated[
+        str | None, typer.Option("--after", help="When it starts, from now on the exchange's clock (default: now).")
+    ] = None,
     control_token: TokenOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Shape the price of a served sandbox: a jump, a trend, a flat market, a flash crash and recovery."""
-    from cli.sim import parse_duration
+    from core.domain.durations import parse_duration
 
     with control_plane(url, control_token) as control:
         result = control.shape_price(
             shape,
             pair=pair,
             pct=_decimal(pct, "--pct"),
-            over=parse_duration(over),
+            over=0 if over is None else parse_duration(over),
             recover=None if recover is None else parse_duration(recover),
-            after=parse_duration(after),
+            after=0 if after is None else parse_duration(after),
         )
     _print(result, f"{shape} laid over {pair or 'every pair'}", as_json=json_output)
 

@@ -10,7 +10,6 @@ exact. --realtime runs the same on wall time; --url aims at a served sandbox
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
@@ -25,21 +24,36 @@ if TYPE_CHECKING:
 
 @reports_errors
 def ratelimit_stress(
-    requests: Annotated[int, typer.Option("--requests", help="How many calls to fire.")] = 1000,
-    concurrency: Annotated[int, typer.Option("--concurrency", help="How many at a time.")] = 20,
-    tier: Annotated[str, typer.Option("--tier", help="starter|intermediate|pro: the sandbox's limits.")] = "starter",
+    requests: Annotated[int, typer.Option("--requests", metavar="N", help="How many calls to fire.")] = 1000,
+    concurrency: Annotated[int, typer.Option("--concurrency", metavar="N", help="How many at a time.")] = 20,
+    tier: Annotated[
+        str,
+        typer.Option(
+            "--tier", metavar="[starter|intermediate|pro]", help="starter|intermediate|pro: the sandbox's limits."
+        ),
+    ] = "starter",
     mix: Annotated[
-        str, typer.Option("--mix", help="query (Balance) | orders (add, cancel) | mixed (add, query, cancel).")
+        str,
+        typer.Option(
+            "--mix",
+            metavar="[query|orders|mixed]",
+            help="query (Balance) | orders (add, cancel) | mixed (add, query, cancel).",
+        ),
     ] = "query",
-    limiter: Annotated[str, typer.Option("--limiter", help="kraken | token-bucket | none.")] = "kraken",
+    limiter: Annotated[
+        str, typer.Option("--limiter", metavar="[kraken|token-bucket|none]", help="kraken | token-bucket | none.")
+    ] = "kraken",
     url: Annotated[
-        str | None, typer.Option("--url", help="A served sandbox on a loopback address (default: in-process).")
+        str | None,
+        typer.Option("--url", metavar="URL", help="A served sandbox on a loopback address (default: in-process)."),
     ] = None,
     realtime: Annotated[bool, typer.Option("--realtime", help="Wall time instead of virtual time.")] = False,
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Stress the rate limiter against the sandbox: violations, utilization, waits."""
+    import asyncio
+
     from core.flows.ratelimit_stress import StressPlan, run_stress
 
     plan = StressPlan.from_options(requests=requests, concurrency=concurrency, tier=tier, mix=mix, limiter=limiter)
@@ -50,7 +64,8 @@ def ratelimit_stress(
         with _progress(plan.requests) as advance:
             return await run_stress(plan, target, settings.kraken.rate_limit, on_request=advance)
 
-    if url is None and not realtime:
+    simulated = url is None and not realtime
+    if simulated:
         import looptime
 
         # In-process nothing waits on the outside world: a loop idle for a second of wall
@@ -59,7 +74,7 @@ def ratelimit_stress(
             report = runner.run(run())
     else:
         report = asyncio.run(run())
-    _render(report, as_json=json_output)
+    _render(report, as_json=json_output, simulated=simulated)
     if report.failed:
         raise typer.Exit(1)
 
@@ -129,7 +144,7 @@ def _progress(total: int) -> Iterator[Callable[[], None]]:
         yield lambda: progress.advance(task)
 
 
-def _render(report: StressReport, *, as_json: bool) -> None:
+def _render(report: StressReport, *, as_json: bool, simulated: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -151,7 +166,8 @@ def _render(report: StressReport, *, as_json: bool) -> None:
     rows = [
         ("requests", str(summary["requests"])),
         ("violations", ("[green]0[/]" if not report.violations else f"[red]{report.violations}[/]")),
-        ("elapsed", f"{summary['elapsed_s']:.1f} s"),
+        ("elapsed", f"{summary['elapsed_s']:.1f} s" + (" (simulated)" if simulated else "")),
+        ("allowed calls", f"{report.allowed_calls:.0f} in that time (burst and decay)"),
         ("achieved rate", "-" if report.achieved_rate is None else rate(report.achieved_rate)),
         ("allowed rate", rate(report.allowed_rate)),
         ("utilization", "-" if report.utilization is None else f"{report.utilization:.1%}"),

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from cli.options import checked_url
+from cli.options import OUTPUT, checked_url
 from core.domain.clock import Clock, SkippableSystemClock, SystemClock
 from core.domain.config import Settings
 from core.domain.errors import BusyError, InputError, StorageError
@@ -57,8 +57,10 @@ class Session:
 
 
 def notice(message: str) -> None:
-    """Something a person waiting at the terminal should know; never on stdout (--json)."""
-    print(f"note: {message}", file=sys.stderr, flush=True)
+    """Something a person waiting at the terminal should know; never on stdout (--json),
+    and not with --quiet."""
+    if not OUTPUT.quiet:
+        print(f"note: {message}", file=sys.stderr, flush=True)
 
 
 def open_embedded(path: Path, **options: Any) -> EmbeddedExchange:
@@ -70,16 +72,21 @@ def open_embedded(path: Path, **options: Any) -> EmbeddedExchange:
         raise BusyError(str(exc)) from exc
     except SandboxStateError as exc:
         raise StorageError(str(exc)) from exc
+    except OSError as exc:  # its directory cannot be made, its lock file cannot be written
+        raise StorageError(
+            f"cannot keep the sandbox's state at {path}: {exc.strerror}; check that its directory is writable"
+        ) from exc
 
 
-def embedded_sandbox(settings: Settings, *, follow_loop: bool = False) -> EmbeddedExchange:
+def embedded_sandbox(settings: Settings, *, follow_loop: bool = False, path: Path | None = None) -> EmbeddedExchange:
     """The embedded sandbox beside the database, shaped by the simulator settings; a
     setting that a sandbox created earlier no longer takes is said to. `follow_loop`:
-    its time follows a fast-forwarding event loop (simulated time)."""
+    its time follows a fast-forwarding event loop (simulated time); `path`: elsewhere than
+    beside the database."""
     from simulator.ratelimits import Tier
 
     simulator = settings.simulator
-    path = sandbox_path(settings.db_path)
+    path = path or sandbox_path(settings.db_path)
     sandbox = open_embedded(
         path,
         seed=simulator.seed,
@@ -114,15 +121,17 @@ async def open_session(
     url: str | None = None,
     live: bool = False,
     simulated_time: bool = False,
+    reading: bool = False,
 ) -> AsyncIterator[Session]:
     """Open the store and the exchange; the sandbox's state is saved whatever happens.
-    `simulated_time`: the embedded sandbox follows the (fast-forwarding) event loop."""
+    `simulated_time`: the embedded sandbox follows the (fast-forwarding) event loop;
+    `reading`: the command only looks, so a missing database is not created."""
     url = checked_url(url or settings.kraken.url)
     if live and url is None:
         raise InputError("--live needs --url: it allows trading at a non-loopback address, the real Kraken")
     if url is not None and not is_loopback(url) and not (live or settings.kraken.live):
         raise InputError(f"{url} is not a loopback address, so it would be the real Kraken: add --live to trade there")
-    store = Store.open(settings.db_path)
+    store = Store.open(settings.db_path, create=not reading)
     sandbox: EmbeddedExchange | None = None
     levels: Path | None = None  # a served sandbox's or Kraken's counters, for the next process
     limiter: KrakenRateLimiter | None = None
@@ -219,16 +228,27 @@ def sandbox_rate_limiter(settings: Settings, tier: str | None, clock: Clock) -> 
     return KrakenRateLimiter.from_settings(limits, clock=clock)
 
 
-def simulation_sandbox(settings: Settings) -> Callable[[int, Path], EmbeddedExchange]:
-    """A fresh embedded exchange per simulated run, seeded, at the configured tier."""
-    from simulator.ratelimits import Tier
+@dataclass(frozen=True)
+class SimulationSandboxes:
+    """A fresh embedded exchange per simulated run, seeded, at the configured tier. A
+    class rather than a closure so that `tg simulate --workers` can hand it to its
+    worker processes."""
 
-    def open_sandbox(seed: int, folder: Path) -> EmbeddedExchange:
+    settings: Settings
+
+    def __call__(self, seed: int, folder: Path) -> EmbeddedExchange:
+        from simulator.ratelimits import Tier
+
         return open_embedded(
-            folder / "sandbox.db", seed=seed, tier=Tier(settings.simulator.tier), balances=quote_balances(settings)
+            folder / "sandbox.db",
+            seed=seed,
+            tier=Tier(self.settings.simulator.tier),
+            balances=quote_balances(self.settings),
         )
 
-    return open_sandbox
+
+def simulation_sandbox(settings: Settings) -> SimulationSandboxes:
+    return SimulationSandboxes(settings)
 
 
 def fault_catalog() -> list[str]:

@@ -5,16 +5,20 @@ deterministic, and served as an ASGI app (in-process or by uvicorn).
     price_path   the seeded market every pair trades on
     price_shapes moves laid over it: jump, trend, flat, flash crash
     matching     quotes, slippage, triggers, limits, fee tiers (pure)
-    market_data  the seeded order book (Depth) and tape of public trades (Trades)
+    market_data  the seeded order book (Depth)
+    tape         the public trades (Trades) and the candle forming, told as one story
     fill_models  the pluggable, seeded fill, latency and fee models
     models       the exchange's state as plain data
+    ledger       every balance movement as a ledger entry (Ledgers)
     exchange     the exchange's behaviour over that state
+    system_status the trading modes: what each refuses, and its control route
     exceptions   Kraken's error strings as exceptions
     params       requests and their validated parameters
     order_prices Kraken's relative price notation and trailing offsets
     auth         API-Key / API-Sign / nonce checks
     wire         Kraken's JSON shapes
     responses    the endpoints
+    account_responses  the account's ledger, fee tiers, positions and amend trails
     urls         which path is which endpoint
     ratelimits   Kraken's REST, trading and open-order limits, per tier
     faults       the seeded fault schedule, its catalog and its log

@@ -11,9 +11,9 @@ from decimal import Decimal
 from simulator.exceptions import (
     InvalidKey,
 )
-from simulator.exchange_base import DEFAULT_ACCOUNT, ExchangeBase
+from simulator.exchange_base import DEFAULT_ACCOUNT
+from simulator.ledger import Ledger
 from simulator.models import (
-    Account,
     ApiKey,
     Order,
     OrderFlag,
@@ -34,11 +34,11 @@ class TradeBalance:
     """What the open orders would still trade, valued in `asset`."""
 
 
-class Accounts(ExchangeBase):
+class Accounts(Ledger):
     def create_api_key(self, account: str = DEFAULT_ACCOUNT) -> ApiKey:
         """A new key pair for `account` (opened with the initial balances if new)."""
         if account not in self._state.accounts:
-            self._state.accounts[account] = Account(dict(self._state.initial_balances))
+            self._open(account, self._state.initial_balances, self.now())
         api_key = ApiKey(
             key=base64.b64encode(secrets.token_bytes(42)).decode(),
             secret=base64.b64encode(secrets.token_bytes(64)).decode(),
@@ -62,6 +62,11 @@ class Accounts(ExchangeBase):
         self.sync()
         return {asset: self._held(account, asset, None) for asset in self._state.accounts[account].balances}
 
+    def trade_volume(self, account: str) -> Decimal:
+        """The 30-day US-dollar volume that sets the account's fee tier."""
+        self.sync()
+        return self._thirty_day_volume(account, self.now())
+
     def trade_balance(self, account: str, asset: Asset) -> TradeBalance:
         self.sync()
         now = self.now()
@@ -71,11 +76,10 @@ class Accounts(ExchangeBase):
             Decimal(0),
         )
         unexecuted = Decimal(0)
-        for order in self._orders_of(account):
-            if order.is_live:
-                pair = PAIRS[order.spec.pair]
-                price = order.resting_limit or order.stop_price or self.price(pair)
-                unexecuted += order.remaining * price * self._usd_price(pair.quote, now)
+        for order in self._live_of(account):
+            pair = PAIRS[order.spec.pair]
+            price = order.resting_limit or order.stop_price or self.price(pair)
+            unexecuted += order.remaining * price * self._usd_price(pair.quote, now)
         return TradeBalance(asset, (worth / unit).quantize(asset.unit), (unexecuted / unit).quantize(asset.unit))
 
     def _can_pay(
@@ -100,7 +104,7 @@ class Accounts(ExchangeBase):
 
     def _held(self, account: str, asset: str, excluding: Order | None) -> Decimal:
         held = Decimal(0)
-        for order in self._orders_of(account):
+        for order in self._live_of(account):
             limit = order.resting_limit
             if order is excluding or limit is None:
                 continue

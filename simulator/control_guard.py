@@ -22,6 +22,7 @@ The Kraken API routes (/0/public, /0/private) are not concerned.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 from collections.abc import Collection
@@ -107,8 +108,10 @@ class ControlGuard:
         return name is not None and (is_loopback_name(name) or name in self.hosts)
 
 
+@functools.lru_cache(maxsize=256)
 def is_loopback_name(host: str) -> bool:
-    """localhost or a loopback IP (127.0.0.0/8, ::1), bracketed or not."""
+    """localhost or a loopback IP (127.0.0.0/8, ::1), bracketed or not. Cached: every
+    control request asks it of the same few names, and parsing an address is not free."""
     name = host.strip().lower()
     if name == "localhost":
         return True

@@ -62,6 +62,14 @@ class ServiceUnavailable(KrakenError):
     code = "EService:Unavailable"
 
 
+class MarketInCancelOnly(KrakenError):
+    code = "EService:Market in cancel_only mode"
+
+
+class MarketInPostOnly(KrakenError):
+    code = "EService:Market in post_only mode"
+
+
 class ServiceBusy(KrakenError):
     code = "EService:Busy"
 

@@ -51,14 +51,15 @@ from simulator.fill_models import (
     LatencyModel,
 )
 from simulator.models import (
-    Account,
     ExchangeState,
     Order,
     OrderStatus,
     PriceGap,
     PriceShape,
+    SystemStatus,
 )
 from simulator.order_book import OrderBook
+from simulator.order_index import OrderIndex
 from simulator.pairs import PAIRS
 from simulator.price_path import (
     PricePath,
@@ -95,11 +96,12 @@ class Exchange(OrderBook):
             origin=now,
             processed_until=now,
             initial_balances=initial,
-            accounts={DEFAULT_ACCOUNT: Account(dict(initial))},
         )
         if fixed_ids:
             state.id_space = ""
-        return cls(state, clock, paths, fills=fills, latency=latency, fees=fees)
+        exchange = cls(state, clock, paths, fills=fills, latency=latency, fees=fees)
+        exchange._open(DEFAULT_ACCOUNT, initial, now)
+        return exchange
 
     def advance(self, seconds: float) -> None:
         """Move the sandbox's own clock forward and let the market catch up."""
@@ -112,23 +114,28 @@ class Exchange(OrderBook):
         self.sync()
 
     def reset(self) -> None:
-        """Back to the opening balances with no orders, trades, nonces, gaps or timers.
-        Keeps the seed, the API keys and the time: the clock never runs backwards, and
-        the market is a function of time."""
+        """Back to the opening balances with no orders, trades, nonces, timers, or gaps
+        and price shapes still to come. Keeps the seed, the API keys, the time and the
+        gaps and shapes the market already went through: the clock never runs backwards, the market is a function
+        of time, and what it published (trades, candles) stays published."""
         state = self._state
-        for account in state.accounts.values():
-            account.balances = dict(state.initial_balances)
+        now = self.now()
+        state.orders.clear()
+        self._index = OrderIndex()
+        state.trades.clear()
+        state.ledger.clear()
+        state.next_serial = 0
+        state.ledger_serial = 0
+        state.renew_id_space()  # ids handed out before the reset are never handed out again
+        for account in list(state.accounts):
+            self._open(account, state.initial_balances, now)
         for api_key in state.api_keys.values():
             api_key.last_nonce = 0
-        state.orders.clear()
-        state.trades.clear()
-        state.gaps.clear()
-        state.shapes.clear()
+        state.gaps[:] = [gap for gap in state.gaps if gap.at <= now]
+        state.shapes[:] = [shape for shape in state.shapes if shape.at <= now]
         state.dead_man.clear()
-        state.next_serial = 0
-        state.renew_id_space()  # ids handed out before the reset are never handed out again
         state.requests = 0
-        state.processed_until = self.now()
+        state.processed_until = now
         self._paths = self._with_gaps()
 
     def add_price_gap(self, at: float, pct: Decimal) -> None:
@@ -175,6 +182,12 @@ class Exchange(OrderBook):
             order.status = OrderStatus.OPEN
         self._execute(order, volume, price, self.now(), maker=maker)
         return order
+
+    def set_system_status(self, status: SystemStatus) -> None:
+        """Switch the trading mode (simulator.system_status). The market up to now is
+        matched under the mode it had: the change acts from now on."""
+        self.sync()
+        self._state.system_status = status
 
     @contextmanager
     def using(self, *, fills: FillModel | None = None) -> Iterator[None]:

@@ -20,7 +20,9 @@ from simulator.fill_models import (
 from simulator.models import (
     ExchangeState,
     Order,
+    Trade,
 )
+from simulator.order_index import OrderIndex
 from simulator.pairs import PAIRS, USD_QUOTES, Pair
 from simulator.price_path import (
     DAY,
@@ -56,6 +58,7 @@ class ExchangeBase:
         fees: FeeModel | None = None,
     ) -> None:
         self._state = state
+        self._index = OrderIndex(state.orders.values(), state.trades.values())
         self._clock = clock
         self._plain_paths = synthetic_paths(state.seed, PAIRS.values(), state.origin)
         self._plain_paths.update(paths or {})
@@ -95,7 +98,20 @@ class ExchangeBase:
         return paths
 
     def _orders_of(self, account: str) -> list[Order]:
-        return [o for o in self._state.orders.values() if o.account == account]
+        """Every order of the account, in the order they were placed."""
+        return self._index.of(account)
+
+    def _live_of(self, account: str) -> list[Order]:
+        return self._index.live_of(account)
+
+    def _insert(self, order: Order) -> None:
+        """A new order joins the state and the index."""
+        self._state.orders[order.txid] = order
+        self._index.add(order)
+
+    def _record_trade(self, trade: Trade) -> None:
+        self._state.trades[trade.id] = trade
+        self._index.add_trade(trade)
 
     def _usd_price(self, asset: str, at: float) -> Decimal:
         if asset in USD_QUOTES:
@@ -106,7 +122,6 @@ class ExchangeBase:
         return self._paths[dollar_pair.key].price_at(at)
 
     def _thirty_day_volume(self, account: str, at: float) -> Decimal:
-        return sum(
-            (t.usd_value for t in self._state.trades.values() if t.account == account and t.time > at - FEE_WINDOW),
-            Decimal(0),
-        )
+        """The account's US-dollar volume of the 30 days before `at` on the markets
+        that count toward fee tiers (not stablecoin or FX markets)."""
+        return self._index.usd_volume_after(account, at - FEE_WINDOW)

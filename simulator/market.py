@@ -11,7 +11,7 @@ from simulator.exceptions import (
     InvalidArguments,
 )
 from simulator.exchange_base import OHLC_ENTRIES, OHLC_INTERVALS
-from simulator.market_data import Book, PublicTrade, order_book, recent_trades
+from simulator.market_data import Book, order_book
 from simulator.matching import (
     quote,
 )
@@ -21,6 +21,18 @@ from simulator.price_path import (
     MINUTE,
     Bar,
 )
+from simulator.tape import PublicTrade, forming_bar, recent_trades
+
+SPREAD_ENTRIES = 200
+SPREAD_STEP = 5
+"""Seconds between two rows of Spread."""
+
+
+@dataclass(frozen=True)
+class Spread:
+    time: float
+    bid: Decimal
+    ask: Decimal
 
 
 @dataclass(frozen=True)
@@ -43,8 +55,8 @@ class MarketData(Accounts):
             ask=book.ask,
             bid=book.bid,
             last=last,
-            today=path.candles(DAY // MINUTE, now, now)[0],
-            last_24h=_summarize(path.candles(60, now - DAY, now)),
+            today=self._forming(pair, DAY // MINUTE),
+            last_24h=_summarize(path.candles(60, now - DAY, now)[:-1] + [self._forming(pair, 60)]),
         )
 
     def ohlc(self, pair: Pair, interval: int, since: int | None) -> tuple[list[Bar], int]:
@@ -58,13 +70,31 @@ class MarketData(Accounts):
         first = current - (OHLC_ENTRIES - 1) * step
         if since is not None:
             first = max(first, (math.floor(since / step) + 1) * step)
-        return self._paths[pair.key].candles(interval, first, now), current - step
+        bars = self._paths[pair.key].candles(interval, first, now)
+        return bars[:-1] + [self._forming(pair, interval)], current - step
 
     def depth(self, pair: Pair, count: int) -> Book:
         return order_book(self._state.seed, pair, self.price(pair), self.now(), count)
 
+    def spread(self, pair: Pair, since: float | None) -> list[Spread]:
+        """The best bid and ask every few seconds over the last while, oldest first,
+        newer than `since`; the newest is now's, as the ticker quotes it."""
+        now = self.now()
+        path = self._paths[pair.key]
+        times = [now - SPREAD_STEP * back for back in reversed(range(SPREAD_ENTRIES))]
+        rows = []
+        for at in times:
+            if at >= path.start and (since is None or at > since):
+                book = quote(pair, path.price_at(at))
+                rows.append(Spread(at, book.bid, book.ask))
+        return rows
+
     def public_trades(self, pair: Pair, since: float | None, count: int) -> list[PublicTrade]:
         return recent_trades(self._state.seed, pair, self._paths[pair.key], self.now(), since, count)
+
+    def _forming(self, pair: Pair, interval: int) -> Bar:
+        """The candle holding now, as far as the tape has published it."""
+        return forming_bar(self._state.seed, pair, self._paths[pair.key], interval, self.now())
 
 
 def _summarize(bars: list[Bar]) -> Bar:

@@ -8,28 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 
+from simulator.market_model import LIQUIDITY
 from simulator.models import OrderType, Side
 from simulator.pairs import FeeTiers, Pair
 
 _BPS = Decimal("0.0001")
 _IMPACT_BPS_PER_DEPTH = Decimal(10)
 _NOISE_BPS = Decimal("0.5")
-
-
-@dataclass(frozen=True)
-class Liquidity:
-    half_spread_bps: Decimal
-    depth: Decimal
-    """Quote notional that pushes a market fill 10 bps further from the touch."""
-
-
-LIQUIDITY: dict[str, Liquidity] = {
-    "XXBTZUSD": Liquidity(half_spread_bps=Decimal("0.5"), depth=Decimal("2000000")),
-    "XBTUSDT": Liquidity(half_spread_bps=Decimal("0.75"), depth=Decimal("1000000")),
-    "XETHZUSD": Liquidity(half_spread_bps=Decimal("0.75"), depth=Decimal("1000000")),
-    "XRPUSDT": Liquidity(half_spread_bps=Decimal("1"), depth=Decimal("250000")),
-    "XXRPXXBT": Liquidity(half_spread_bps=Decimal("1"), depth=Decimal("4")),
-}
 
 
 @dataclass(frozen=True)
@@ -90,10 +75,40 @@ def trigger_reference(ordertype: OrderType, side: Side, trigger: Decimal, openin
     return min(trigger, opening)
 
 
+@dataclass(frozen=True)
+class FeeTier:
+    """Where a 30-day volume stands on a fee schedule (fees in percent)."""
+
+    fee: Decimal
+    minfee: Decimal
+    maxfee: Decimal
+    tiervolume: Decimal
+    """The volume from which the current tier applies."""
+    nextfee: Decimal | None
+    """None at the schedule's last tier."""
+    nextvolume: Decimal | None
+
+
+def fee_tier_index(tiers: FeeTiers, thirty_day_volume: Decimal) -> int:
+    """Which tier of `tiers` the 30-day volume reaches (the first when none)."""
+    return max((i for i, (threshold, _) in enumerate(tiers) if thirty_day_volume >= threshold), default=0)
+
+
+def fee_tier(tiers: FeeTiers, thirty_day_volume: Decimal) -> FeeTier:
+    """The highest tier the 30-day volume reaches, and the one after it."""
+    reached = fee_tier_index(tiers, thirty_day_volume)
+    following = tiers[reached + 1] if reached + 1 < len(tiers) else None
+    percents = [percent for _, percent in tiers]
+    return FeeTier(
+        fee=tiers[reached][1],
+        minfee=min(percents),
+        maxfee=max(percents),
+        tiervolume=tiers[reached][0],
+        nextfee=None if following is None else following[1],
+        nextvolume=None if following is None else following[0],
+    )
+
+
 def fee_rate(tiers: FeeTiers, thirty_day_volume: Decimal) -> Decimal:
     """The fee, as a fraction, of the highest tier the 30-day volume reaches."""
-    percent = tiers[0][1]
-    for threshold, tier_percent in tiers:
-        if thirty_day_volume >= threshold:
-            percent = tier_percent
-    return percent / 100
+    return fee_tier(tiers, thirty_day_volume).fee / 100

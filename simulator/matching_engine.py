@@ -18,12 +18,14 @@ from simulator.matching import (
     trigger_reference,
 )
 from simulator.models import (
+    LedgerType,
     Order,
     OrderFlag,
     OrderSpec,
     OrderStatus,
     OrderType,
     Side,
+    SystemStatus,
     TimeInForce,
     Trade,
 )
@@ -37,11 +39,15 @@ from simulator.price_shapes import knots
 
 class MatchingEngine(MarketData):
     def sync(self) -> None:
-        """Match the live orders against the market up to the clock's now."""
+        """Match the live orders against the market up to the clock's now. Outside
+        the online trading mode nothing matches: the stretch passes, and only the
+        clock's timers (expiries, starts, the dead man's switch) act."""
         now = self.now()
         state = self._state
-        live = [order for order in state.orders.values() if order.is_live]
+        live = self._index.live()
         start = state.processed_until
+        if state.system_status is not SystemStatus.ONLINE:
+            start = now
         while live and start < now:
             event = self._next_event(live, start, now)
             hour_end = float((math.floor(start / HOUR) + 1) * HOUR)
@@ -79,9 +85,8 @@ class MatchingEngine(MarketData):
         for account, trigger in list(self._state.dead_man.items()):
             if trigger <= at:
                 del self._state.dead_man[account]
-                for order in self._orders_of(account):
-                    if order.is_live:
-                        self._close(order, OrderStatus.CANCELED, trigger, "User requested")
+                for order in self._live_of(account):
+                    self._close(order, OrderStatus.CANCELED, trigger, "User requested")
         for order in live:
             spec = order.spec
             if not order.is_live:
@@ -224,13 +229,6 @@ class MatchingEngine(MarketData):
         in_base = OrderFlag.FCIB in spec.oflags
         base_fee = (volume * rate).quantize(base_unit) if in_base else Decimal(0)
         quote_fee = Decimal(0) if in_base else fee
-        balances = self._state.accounts[order.account].balances
-        if spec.side is Side.BUY:
-            _credit(balances, pair.quote, -(cost + quote_fee))
-            _credit(balances, pair.base, volume - base_fee)
-        else:
-            _credit(balances, pair.base, -(volume + base_fee))
-            _credit(balances, pair.quote, cost - quote_fee)
         trade = Trade(
             id=self._state.new_id("T"),
             ordertxid=order.txid,
@@ -247,7 +245,12 @@ class MatchingEngine(MarketData):
             usd_value=cost * self._usd_price(pair.quote, at),
             serial=self._state.next_serial,
         )
-        self._state.trades[trade.id] = trade
+        self._record_trade(trade)
+        sign = 1 if spec.side is Side.BUY else -1
+        trade.ledgers = [
+            self._post(order.account, pair.quote, -sign * cost, quote_fee, LedgerType.TRADE, trade.id, at),
+            self._post(order.account, pair.base, sign * volume, base_fee, LedgerType.TRADE, trade.id, at),
+        ]
         order.trades.append(trade.id)
         order.vol_exec += volume
         order.cost += cost
@@ -279,7 +282,7 @@ class MatchingEngine(MarketData):
             refid=parent.txid,
             serial=self._state.next_serial,
         )
-        self._state.orders[child.txid] = child
+        self._insert(child)
         self._arrive(child, self._paths[spec.pair].price_at(at), at)
         self._spawned.append(child)
 
@@ -318,7 +321,3 @@ def _follow_extreme(order: Order, low: Decimal, high: Decimal) -> None:
     if order.spec.trailing is None or order.extreme is None:
         return
     order.extreme = max(order.extreme, high) if order.spec.side is Side.SELL else min(order.extreme, low)
-
-
-def _credit(balances: dict[str, Decimal], asset: str, amount: Decimal) -> None:
-    balances[asset] = balances.get(asset, Decimal(0)) + amount

@@ -62,6 +62,28 @@ class OrderFlag(StrEnum):
     """Volume in quote currency: a market order's volume is what it spends or receives."""
 
 
+class SystemStatus(StrEnum):
+    """Kraken's trading modes (SystemStatus): what may be sent, and whether orders match."""
+
+    ONLINE = "online"
+    MAINTENANCE = "maintenance"
+    CANCEL_ONLY = "cancel_only"
+    POST_ONLY = "post_only"
+
+
+class LedgerType(StrEnum):
+    TRADE = "trade"
+    DEPOSIT = "deposit"
+    WITHDRAWAL = "withdrawal"
+    ADJUSTMENT = "adjustment"
+
+
+class AmendKind(StrEnum):
+    ORIGINAL = "original"
+    """The order as it was entered."""
+    USER = "user"
+
+
 class TimeInForce(StrEnum):
     GTC = "GTC"
     IOC = "IOC"
@@ -115,6 +137,20 @@ class OrderSpec:
     close: CloseSpec | None = None
 
 
+@dataclass(frozen=True)
+class Amend:
+    """One row of an order's amend trail (OrderAmends): the order's terms after it."""
+
+    amend_id: str
+    kind: AmendKind
+    time: float
+    order_qty: Decimal
+    remaining_qty: Decimal
+    limit_price: Decimal | None
+    trigger_price: Decimal | None
+    post_only: bool = False
+
+
 @dataclass
 class Order:
     txid: str
@@ -132,6 +168,8 @@ class Order:
     refid: str | None = None
     """The order whose fill opened this one (a conditional close)."""
     amended: bool = False
+    amends: list[Amend] = field(default_factory=list)
+    """The amend trail once amended, its original terms first; empty while never amended."""
     extreme: Decimal | None = None
     """A trailing stop's best market price since it was placed."""
     fill_attempts: int = 0
@@ -200,6 +238,24 @@ class Trade:
     """The trade's cost in US dollars, for the 30-day volume that sets fee tiers."""
     serial: int = 0
     """Kraken's integer trade_id."""
+    ledgers: list[str] = field(default_factory=list)
+    """The ledger entries it posted: one per asset it moved."""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One movement of one asset: `amount` moved and `fee` charged on top, leaving `balance`."""
+
+    id: str
+    refid: str
+    """What caused it: a trade id, or a funding reference."""
+    account: str
+    time: float
+    type: LedgerType
+    asset: str
+    amount: Decimal
+    fee: Decimal
+    balance: Decimal
 
 
 @dataclass
@@ -269,6 +325,11 @@ class ExchangeState:
     """Moves laid over the market, in the order they were added."""
     dead_man: dict[str, float] = field(default_factory=dict)
     """By account: when CancelAllOrdersAfter cancels all its orders."""
+    ledger: dict[str, LedgerEntry] = field(default_factory=dict)
+    """Every balance movement of every account, by ledger id, oldest first."""
+    ledger_serial: int = 0
+    """Ledger entries posted so far: their own count, so ledgers never shift order serials."""
+    system_status: SystemStatus = SystemStatus.ONLINE
     requests: int = 0
     """Order-entry requests so far: seeds the latency model's draws."""
     id_space: str = field(default_factory=new_id_space)

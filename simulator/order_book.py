@@ -3,6 +3,7 @@ orders, and answering what they became."""
 
 from __future__ import annotations
 
+import heapq
 import random
 import re
 from dataclasses import replace
@@ -27,6 +28,8 @@ from simulator.matching import (
 )
 from simulator.matching_engine import MatchingEngine
 from simulator.models import (
+    Amend,
+    AmendKind,
     Order,
     OrderFlag,
     OrderSpec,
@@ -34,8 +37,10 @@ from simulator.models import (
     OrderType,
     TimeInForce,
     Trade,
+    kraken_id,
 )
 from simulator.pairs import ASSETS, PAIRS, Pair
+from simulator.system_status import admit, admit_order
 
 
 class OrderBook(MatchingEngine):
@@ -80,7 +85,7 @@ class OrderBook(MatchingEngine):
             opentm=now,
             serial=self._state.next_serial,
         )
-        self._state.orders[order.txid] = order
+        self._insert(order)
         if spec.starttm is not None and spec.starttm > now:
             order.status = OrderStatus.PENDING
         else:
@@ -111,7 +116,7 @@ class OrderBook(MatchingEngine):
 
     def cancel_all(self, account: str) -> int:
         self._request("CancelAll")
-        live = [o for o in self._orders_of(account) if o.is_live]
+        live = self._live_of(account)
         for order in live:
             self._close(order, OrderStatus.CANCELED, self.now(), "User requested")
         return len(live)
@@ -180,15 +185,31 @@ class OrderBook(MatchingEngine):
             and not self._can_pay(account, pair, spec.side, amended.volume - order.vol_exec, limit, order, amended)
         ):
             raise InsufficientFunds()
+        if not order.amends:
+            order.amends.append(
+                _terms(order, kraken_id("T", self._state.seed, f"{order.txid}:original"), AmendKind.ORIGINAL)
+            )
+        amend_id = self._state.new_id("T")
         order.spec = amended
         order.amended = True
+        order.amends.append(_terms(order, amend_id, AmendKind.USER, at=now, post_only=post_only))
         if order.remaining <= 0:
             self._close(order, OrderStatus.CLOSED, now, None)
         elif limit is not None and order.status is OrderStatus.OPEN:
             self._enter_limit(order, limit, market, now)
         elif order.status is OrderStatus.OPEN:
             self._match(order, market, market, market, now)
-        return self._state.new_id("T")
+        return amend_id
+
+    def order_amends(self, account: str, txid: str) -> list[Amend]:
+        """The order's amend trail, oldest first: its original terms, then each amend."""
+        self.sync()
+        order = self._state.orders.get(txid)
+        if order is None or order.account != account:
+            raise UnknownOrder()
+        if order.amends:
+            return list(order.amends)
+        return [_terms(order, kraken_id("T", self._state.seed, f"{order.txid}:original"), AmendKind.ORIGINAL)]
 
     def edit_order(
         self,
@@ -231,7 +252,7 @@ class OrderBook(MatchingEngine):
         new = Order(
             txid=self._state.new_id("O"), account=account, spec=spec, opentm=now, serial=self._state.next_serial
         )
-        self._state.orders[new.txid] = new
+        self._insert(new)
         if old.status is OrderStatus.PENDING:
             new.status = OrderStatus.PENDING
         else:
@@ -255,7 +276,7 @@ class OrderBook(MatchingEngine):
 
     def open_orders(self, account: str, *, userref: int | None = None, cl_ord_id: str | None = None) -> list[Order]:
         self.sync()
-        return _filter([o for o in self._orders_of(account) if o.is_live], userref, cl_ord_id)
+        return _filter(self._live_of(account), userref, cl_ord_id)
 
     def closed_orders(
         self,
@@ -278,8 +299,9 @@ class OrderBook(MatchingEngine):
             chosen = {"open": times[:1], "close": times[1:], "both": times}[closetime]
             return any(t is not None and (start is None or t > start) and (end is None or t <= end) for t in chosen)
 
-        matching = sorted((o for o in done if in_window(o)), key=lambda o: o.closetm or o.opentm, reverse=True)
-        return matching[offset : offset + CLOSED_ORDERS_PAGE], len(matching)
+        matching = done if start is None and end is None else [o for o in done if in_window(o)]
+        page = heapq.nlargest(offset + CLOSED_ORDERS_PAGE, matching, key=lambda o: o.closetm or o.opentm)
+        return page[offset:], len(matching)
 
     def order(self, txid: str) -> Order | None:
         return self._state.orders.get(txid)
@@ -321,6 +343,7 @@ class OrderBook(MatchingEngine):
         return replace(spec, volume=(spec.volume / worst).quantize(pair.lot_size, ROUND_DOWN))
 
     def _check_form(self, account: str, pair: Pair, spec: OrderSpec, excluding: Order | None) -> None:
+        admit_order(self._state.system_status, spec)
         for name, price in (("price", spec.price), ("price2", spec.price2)):
             if price is not None and _decimals(price) > pair.pair_decimals:
                 raise InvalidArguments(name)
@@ -342,7 +365,7 @@ class OrderBook(MatchingEngine):
         if spec.expiretm is not None and spec.expiretm <= self.now():
             raise InvalidArguments("expiretm")
         if spec.cl_ord_id is not None and any(
-            o.is_live and o is not excluding and o.spec.cl_ord_id == spec.cl_ord_id for o in self._orders_of(account)
+            o is not excluding and o.spec.cl_ord_id == spec.cl_ord_id for o in self._live_of(account)
         ):
             raise DuplicateOrder()
 
@@ -357,8 +380,10 @@ class OrderBook(MatchingEngine):
             raise InsufficientFunds()
 
     def _request(self, endpoint: str) -> None:
-        """An order-entry request arrives: on the sandbox's own clock it takes the
-        latency model's time (the market moves meanwhile), then the market catches up."""
+        """An order-entry request arrives: the trading mode may refuse it; on the
+        sandbox's own clock it takes the latency model's time (the market moves
+        meanwhile), then the market catches up."""
+        admit(self._state.system_status, endpoint)
         self._state.requests += 1
         rng = random.Random(f"{self._state.seed}:latency:{self._state.requests}")
         delay = self._latency.delay(rng, endpoint)
@@ -369,16 +394,14 @@ class OrderBook(MatchingEngine):
     def _named(self, account: str, txid: str | None, cl_ord_id: str | None) -> list[Order]:
         """The live orders a cancel names: by `cl_ord_id`, or by `txid`, which may be a
         txid, a userref or a cl_ord_id."""
-        orders = self._orders_of(account)
+        live = self._live_of(account)
         if cl_ord_id is not None or txid is None:
-            named = [o for o in orders if o.spec.cl_ord_id == cl_ord_id]
-        elif txid in self._state.orders:
-            named = [o for o in orders if o.txid == txid]
-        elif re.fullmatch(r"-?\d+", txid):
-            named = [o for o in orders if o.spec.userref == int(txid)]
-        else:
-            named = [o for o in orders if o.spec.cl_ord_id == txid]
-        return [o for o in named if o.is_live]
+            return [o for o in live if o.spec.cl_ord_id == cl_ord_id]
+        if txid in self._state.orders:
+            return [o for o in live if o.txid == txid]
+        if re.fullmatch(r"-?\d+", txid):
+            return [o for o in live if o.spec.userref == int(txid)]
+        return [o for o in live if o.spec.cl_ord_id == txid]
 
     def live_order(self, account: str, *, txid: str | None = None, cl_ord_id: str | None = None) -> Order:
         """The one live order `txid` (a txid, userref or cl_ord_id) or `cl_ord_id`
@@ -402,6 +425,24 @@ def _spend_price(spec: OrderSpec, pair: Pair, market: Decimal) -> Decimal:
         return market
     assert spec.price is not None
     return spec.price
+
+
+def _terms(
+    order: Order, amend_id: str, kind: AmendKind, *, at: float | None = None, post_only: bool | None = None
+) -> Amend:
+    """The order's terms now as a row of its amend trail (at its entry by default)."""
+    spec = order.spec
+    original = kind is AmendKind.ORIGINAL
+    return Amend(
+        amend_id=amend_id,
+        kind=kind,
+        time=order.opentm if at is None else at,
+        order_qty=spec.volume,
+        remaining_qty=spec.volume if original else spec.volume - order.vol_exec,
+        limit_price=spec.price if spec.ordertype is OrderType.LIMIT else spec.price2,
+        trigger_price=spec.price if spec.ordertype.is_trigger and spec.trailing is None else None,
+        post_only=OrderFlag.POST in spec.oflags if post_only is None else post_only,
+    )
 
 
 def _decimals(value: Decimal) -> int:

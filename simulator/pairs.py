@@ -1,47 +1,28 @@
 """The sandbox's listing: the assets and pairs it trades, with the precision, minimums
 and fee schedules Kraken's Assets and AssetPairs endpoints publish for them.
 
+The listing is data (simulator/data/pairs.toml, shipped with the package), read once
+into the dataclasses below; a pair is added there, not here.
+
 Clients name pairs many ways (key XXBTZUSD, altname XBTUSD, wsname XBT/USD, and users
-say BTC for XBT); `find_pair` accepts all of them so the endpoints answer like Kraken.
+say BTC for XBT and DOGE for XDG); `find_pair` accepts all of them so the endpoints
+answer like Kraken.
 """
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
+from importlib import resources
+from typing import Any
+
+from pydantic import TypeAdapter
 
 from simulator.exceptions import UnknownAsset, UnknownAssetPair
 
 FeeTiers = tuple[tuple[Decimal, Decimal], ...]
 """(30-day volume in USD from which the tier applies, fee in percent)."""
-
-
-def _tiers(*rows: tuple[int, str]) -> FeeTiers:
-    return tuple((Decimal(volume), Decimal(percent)) for volume, percent in rows)
-
-
-TAKER_FEES = _tiers(
-    (0, "0.26"),
-    (50_000, "0.24"),
-    (100_000, "0.22"),
-    (250_000, "0.20"),
-    (500_000, "0.18"),
-    (1_000_000, "0.16"),
-    (2_500_000, "0.14"),
-    (5_000_000, "0.12"),
-    (10_000_000, "0.10"),
-)
-MAKER_FEES = _tiers(
-    (0, "0.16"),
-    (50_000, "0.14"),
-    (100_000, "0.12"),
-    (250_000, "0.10"),
-    (500_000, "0.08"),
-    (1_000_000, "0.06"),
-    (2_500_000, "0.04"),
-    (5_000_000, "0.02"),
-    (10_000_000, "0.00"),
-)
 
 
 @dataclass(frozen=True)
@@ -50,6 +31,8 @@ class Asset:
     altname: str
     decimals: int
     display_decimals: int
+    stable: bool = False
+    """A fiat currency or a stablecoin (not on Kraken's wire): see `Pair.counts_toward_volume`."""
 
     @property
     def unit(self) -> Decimal:
@@ -69,8 +52,11 @@ class Pair:
     cost_decimals: int
     ordermin: Decimal
     costmin: Decimal
-    fees: FeeTiers = TAKER_FEES
-    fees_maker: FeeTiers = MAKER_FEES
+    fees: FeeTiers
+    fees_maker: FeeTiers
+    counts_toward_volume: bool = True
+    """Kraken's 30-day volume (and so the fee tier) counts crypto markets only: not a
+    pair whose base is a fiat currency or a stablecoin (USDT/USD, EUR/USD)."""
 
     @property
     def tick_size(self) -> Decimal:
@@ -81,89 +67,49 @@ class Pair:
         return Decimal(1).scaleb(-self.lot_decimals)
 
 
-ASSETS: dict[str, Asset] = {
-    asset.id: asset
-    for asset in (
-        Asset("XXBT", "XBT", decimals=10, display_decimals=5),
-        Asset("ZUSD", "USD", decimals=4, display_decimals=2),
-        Asset("USDT", "USDT", decimals=8, display_decimals=4),
-        Asset("XETH", "ETH", decimals=10, display_decimals=5),
-        Asset("XXRP", "XRP", decimals=8, display_decimals=5),
-    )
-}
+def _load() -> tuple[dict[str, dict[str, FeeTiers]], dict[str, Asset], dict[str, Pair]]:
+    data: dict[str, Any] = tomllib.loads(resources.files("simulator").joinpath("data/pairs.toml").read_text())
+    schedules = {
+        name: {side: _TIERS.validate_python(rows) for side, rows in sides.items()}
+        for name, sides in data["fee_schedules"].items()
+    }
+    assets = {key: _ASSET.validate_python({"id": key, **fields}) for key, fields in data["assets"].items()}
+    pairs = {}
+    for key, fields in data["pairs"].items():
+        stable = assets[fields["base"]].stable
+        schedule = schedules["stable" if stable else "crypto"]
+        pairs[key] = _PAIR.validate_python(
+            {
+                "key": key,
+                **fields,
+                "fees": schedule["taker"],
+                "fees_maker": schedule["maker"],
+                "counts_toward_volume": not stable,
+            }
+        )
+    return schedules, assets, pairs
 
-PAIRS: dict[str, Pair] = {
-    pair.key: pair
-    for pair in (
-        Pair(
-            "XXBTZUSD",
-            "XBTUSD",
-            "XBT/USD",
-            "XXBT",
-            "ZUSD",
-            pair_decimals=1,
-            lot_decimals=8,
-            cost_decimals=5,
-            ordermin=Decimal("0.0001"),
-            costmin=Decimal("0.5"),
-        ),
-        Pair(
-            "XBTUSDT",
-            "XBTUSDT",
-            "XBT/USDT",
-            "XXBT",
-            "USDT",
-            pair_decimals=1,
-            lot_decimals=8,
-            cost_decimals=5,
-            ordermin=Decimal("0.0001"),
-            costmin=Decimal("0.5"),
-        ),
-        Pair(
-            "XETHZUSD",
-            "ETHUSD",
-            "ETH/USD",
-            "XETH",
-            "ZUSD",
-            pair_decimals=2,
-            lot_decimals=8,
-            cost_decimals=5,
-            ordermin=Decimal("0.002"),
-            costmin=Decimal("0.5"),
-        ),
-        Pair(
-            "XRPUSDT",
-            "XRPUSDT",
-            "XRP/USDT",
-            "XXRP",
-            "USDT",
-            pair_decimals=5,
-            lot_decimals=8,
-            cost_decimals=5,
-            ordermin=Decimal("10"),
-            costmin=Decimal("0.5"),
-        ),
-        Pair(
-            "XXRPXXBT",
-            "XRPXBT",
-            "XRP/XBT",
-            "XXRP",
-            "XXBT",
-            pair_decimals=8,
-            lot_decimals=8,
-            cost_decimals=10,
-            ordermin=Decimal("10"),
-            costmin=Decimal("0.00002"),
-        ),
-    )
-}
 
-USD_QUOTES = frozenset({"ZUSD", "USDT"})
-"""Quote assets the sandbox values at one US dollar."""
+_TIERS: TypeAdapter[FeeTiers] = TypeAdapter(FeeTiers)
+_ASSET = TypeAdapter(Asset)
+_PAIR = TypeAdapter(Pair)
+_SCHEDULES, ASSETS, PAIRS = _load()
+TAKER_FEES = _SCHEDULES["crypto"]["taker"]
+"""The schedule of crypto markets; stablecoin and FX markets have their own."""
+MAKER_FEES = _SCHEDULES["crypto"]["maker"]
+
+USD_QUOTES = frozenset({"ZUSD", "USDT", "USDC"})
+"""Quote assets the sandbox values at one US dollar (as a base, a stablecoin trades
+around its peg: USDT/USD has a path of its own)."""
+
+_USER_NAMES = {"BTC": "XBT", "DOGE": "XDG"}
 
 
 def _canonical(name: str) -> str:
-    return name.strip().upper().replace("BTC", "XBT")
+    wanted = name.strip().upper()
+    for user, kraken in _USER_NAMES.items():
+        wanted = wanted.replace(user, kraken)
+    return wanted
 
 
 def find_pair(name: str) -> Pair:

@@ -317,3 +317,64 @@ class ClosedOrdersParams(_Private):
 class CancelOrderParams(_Private):
     txid: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)] | None = None
     cl_ord_id: str | None = None
+
+
+RebaseMultiplier = Literal["rebased", "base"]
+"""Kraken's xStocks display switch: no tokenized assets are listed, so it changes nothing."""
+
+
+class LedgersParams(_Private):
+    asset: str = "all"
+    aclass: str = "currency"
+    type: Literal[
+        "all",
+        "trade",
+        "deposit",
+        "withdrawal",
+        "transfer",
+        "margin",
+        "adjustment",
+        "rollover",
+        "credit",
+        "settled",
+        "staking",
+        "dividend",
+        "sale",
+        "nft_rebate",
+    ] = "all"
+    start: Annotated[str, BeforeValidator(_price_text)] | None = None
+    end: Annotated[str, BeforeValidator(_price_text)] | None = None
+    ofs: int = Field(0, ge=0)
+    without_count: bool = False
+    rebase_multiplier: RebaseMultiplier = "rebased"
+
+
+class QueryLedgersParams(_Private):
+    id: Annotated[list[str], BeforeValidator(_comma_list), Field(min_length=1, max_length=20)]
+    trades: bool = False
+    rebase_multiplier: RebaseMultiplier = "rebased"
+
+
+class TradeVolumeParams(_Private):
+    pair: Annotated[list[str], BeforeValidator(_comma_list)] | None = None
+    fee_info: bool | None = Field(None, alias="fee-info")
+    """Kraken's legacy switch, without effect: fees come with `pair`."""
+    fee_schedule: bool = False
+    rebase_multiplier: RebaseMultiplier = "rebased"
+
+
+class OpenPositionsParams(_Private):
+    txid: Annotated[list[str], BeforeValidator(_comma_list)] | None = None
+    docalcs: bool = False
+    consolidation: Literal["market"] | None = None
+    rebase_multiplier: RebaseMultiplier = "rebased"
+
+
+class OrderAmendsParams(_Private):
+    order_id: str
+    rebase_multiplier: RebaseMultiplier = "rebased"
+
+
+class SpreadParams(_Public):
+    pair: str
+    since: Annotated[int, Field(ge=0, le=LATEST_EPOCH)] | None = None

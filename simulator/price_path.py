@@ -12,8 +12,10 @@ always identically for the same seed. A three-level construction gives both:
   above's points, each drawn from an RNG seeded by (seed, asset, day or hour), so any
   hour can be produced on its own without producing what lies before it.
 
-A pair's price is its base asset's USD price over its quote asset's (USD and USDT are
-one dollar), so XBT/USD, XBT/USDT and XRP/XBT agree with each other.
+A pair's price is its base asset's USD price over its quote asset's (USD, USDT and
+USDC quote at one dollar), so XBT/USD, XBT/USDT, XBT/EUR, EUR/USD and XRP/XBT agree
+with each other. Every asset, fiat currencies and stablecoins included, has a path of
+its own; the parameters are data (simulator/market_model.py).
 
 The model runs in float log-prices: it is a random process, not money. Every price
 leaves this module as a Decimal rounded to the pair's tick.
@@ -30,6 +32,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import NamedTuple, Protocol
 
+from simulator.market_model import ASSET_DYNAMICS, PAIR_ACTIVITY, AssetDynamics
 from simulator.pairs import USD_QUOTES, Pair
 
 MINUTE = 60
@@ -73,40 +76,6 @@ class PricePath(Protocol):
         """Candles from the one holding `since` to the one holding `until`, oldest
         first, aligned on multiples of the interval; the last is cut at `until` (a
         candle that opens exactly at `until` is there, flat and without volume)."""
-
-
-@dataclass(frozen=True)
-class AssetDynamics:
-    start_price: float
-    """USD price at the path's origin."""
-    beta: float
-    """Exposure to the market factor."""
-    idio_vol: float
-    """Daily log-volatility of the asset's own moves."""
-
-
-ASSET_DYNAMICS: dict[str, AssetDynamics] = {
-    "XXBT": AssetDynamics(start_price=60_000.0, beta=1.0, idio_vol=0.010),
-    "XETH": AssetDynamics(start_price=3_000.0, beta=1.2, idio_vol=0.015),
-    "XXRP": AssetDynamics(start_price=0.6, beta=1.1, idio_vol=0.022),
-}
-
-
-@dataclass(frozen=True)
-class PairActivity:
-    minute_volume: float
-    """Mean base volume traded per minute."""
-    trade_size: float
-    """Mean base volume of one trade, to count trades."""
-
-
-PAIR_ACTIVITY: dict[str, PairActivity] = {
-    "XXBTZUSD": PairActivity(minute_volume=1.5, trade_size=0.05),
-    "XBTUSDT": PairActivity(minute_volume=0.4, trade_size=0.03),
-    "XETHZUSD": PairActivity(minute_volume=15.0, trade_size=0.6),
-    "XRPUSDT": PairActivity(minute_volume=20_000.0, trade_size=900.0),
-    "XXRPXXBT": PairActivity(minute_volume=2_000.0, trade_size=400.0),
-}
 
 
 @dataclass(frozen=True)
@@ -328,15 +297,17 @@ class _AssetPath:
 
 
 class _Stats(NamedTuple):
-    """A bar under construction, in floats."""
+    """A bar under construction: prices in floats, volume in whole lots, so that the
+    volumes of minutes add up exactly to their hour's (the tape splits them further)."""
 
     open: float
     high: float
     low: float
     close: float
-    volume: float
+    volume: int
+    """In lots of the pair."""
     turnover: float
-    """Price times volume, for the vwap."""
+    """Price times volume (in lots), for the vwap."""
     trades: int
 
 
@@ -351,6 +322,18 @@ def _merge(parts: Iterable[_Stats]) -> _Stats:
         turnover=sum(p.turnover for p in parts),
         trades=sum(p.trades for p in parts),
     )
+
+
+def _split(total: int, weights: list[float]) -> list[int]:
+    """`total` shared in whole units in proportion to `weights`, adding up exactly
+    (the largest remainders get the units rounding left over)."""
+    whole = sum(weights)
+    shares = [total * w / whole for w in weights]
+    parts = [math.floor(share) for share in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: parts[i] - shares[i])
+    for i in by_remainder[: total - sum(parts)]:
+        parts[i] += 1
+    return parts
 
 
 def _typical(open_: float, high: float, low: float, close: float) -> float:
@@ -414,6 +397,8 @@ class SyntheticPricePath:
 
     def _minute_until(self, t: float) -> _Stats:
         """The minute holding `t`, cut at `t`; its price moves linearly inside."""
+        if t % HOUR == 0:
+            return self._hour_opening(int(t // HOUR))
         minute_start = math.floor(t / MINUTE) * MINUTE
         whole = self._minute_stats(minute_start // HOUR)[(minute_start % HOUR) // MINUTE]
         fraction = (t - minute_start) / MINUTE
@@ -423,10 +408,22 @@ class SyntheticPricePath:
             high=max(whole.open, close),
             low=min(whole.open, close),
             close=close,
-            volume=whole.volume * fraction,
+            volume=round(whole.volume * fraction),
             turnover=whole.turnover * fraction,
             trades=round(whole.trades * fraction),
         )
+
+    def _hour_opening(self, hour: int) -> _Stats:
+        """The hour's first instant, cut from its first minute as `_minute_until` cuts
+        any, but from the hour level: the minutes' walk starts exactly at the hour's
+        point, so this is the same float without building the hour's 60 minutes (the
+        matching engine asks it at both ends of every quiet hour it skips)."""
+        day, index = divmod(hour, 24)
+        point = self._base.hours(day).points[index]
+        if self._quote is not None:
+            point -= self._quote.hours(day).points[index]
+        price = math.exp(point)
+        return _Stats(price, price, price, price, 0, 0.0, 0)
 
     def _whole_minutes(self, start: int, end: int) -> list[_Stats]:
         """The minutes in [start, end), whole hours taken at once."""
@@ -463,8 +460,9 @@ class SyntheticPricePath:
         open_, close = math.exp(hours.points[index]), math.exp(hours.points[index + 1])
         high, low = math.exp(hours.highs[index]), math.exp(hours.lows[index])
         volume = self._hour_volume(hour)
+        lots = self._lots(volume)
         return _Stats(
-            open_, high, low, close, volume, volume * _typical(open_, high, low, close), self._trade_count(volume)
+            open_, high, low, close, lots, lots * _typical(open_, high, low, close), self._trade_count(volume)
         )
 
     def _hour_of_minutes(self, hour: int) -> tuple[_Stats, ...]:
@@ -481,17 +479,23 @@ class SyntheticPricePath:
         weights = [(0.5 + rng.random()) * (1.0 + _VOLUME_PER_MINUTE_MOVE * m) for m in moves]
         hour_volume, total_weight = self._hour_volume(hour), sum(weights)
         hour_count = self._trade_count(hour_volume)
-        minutes, counted, share = [], 0, 0.0
-        for i, weight in enumerate(weights):
+        counts, counted, share = [], 0, 0.0
+        for weight in weights:
+            share += weight / total_weight
+            counts.append(round(hour_count * share) - counted)
+            counted += counts[-1]
+        # a minute without trades has no volume: the hour's lots go to the minutes that trade
+        volumes = _split(self._lots(hour_volume), [w if c > 0 else 0.0 for w, c in zip(weights, counts)])
+        minutes = []
+        for i, (volume, count) in enumerate(zip(volumes, counts)):
             open_, close = math.exp(points[i]), math.exp(points[i + 1])
             high = max(open_, close, math.exp(highs[i]))
             low = min(open_, close, math.exp(lows[i]))
-            volume = hour_volume * weight / total_weight
-            share += weight / total_weight
-            count = round(hour_count * share) - counted
-            counted += count
             minutes.append(_Stats(open_, high, low, close, volume, volume * _typical(open_, high, low, close), count))
         return tuple(minutes)
+
+    def _lots(self, volume: float) -> int:
+        return round(volume * 10**self._pair.lot_decimals)
 
     def _trade_count(self, volume: float) -> int:
         return max(1, round(volume / self._activity.trade_size))
@@ -505,7 +509,7 @@ class SyntheticPricePath:
             low=self._price(stats.low),
             close=self._price(stats.close),
             vwap=self._price(vwap),
-            volume=Decimal(stats.volume).quantize(self._pair.lot_size),
+            volume=Decimal(stats.volume).scaleb(-self._pair.lot_decimals),
             count=stats.trades,
         )
 
@@ -517,19 +521,15 @@ def synthetic_paths(seed: int, pairs: Iterable[Pair], origin: float) -> dict[str
     market = _Market(seed, origin_day)
     assets: dict[str, _AssetPath] = {}
 
-    def asset_path(asset: str) -> _AssetPath | None:
-        if asset in USD_QUOTES:
-            return None
+    def asset_path(asset: str) -> _AssetPath:
         if asset not in assets:
             assets[asset] = _AssetPath(seed, asset, ASSET_DYNAMICS[asset], market, origin_day)
         return assets[asset]
 
     paths: dict[str, PricePath] = {}
     for pair in pairs:
-        base = asset_path(pair.base)
-        if base is None:
-            raise ValueError(f"pair {pair.key} has a dollar base; the sandbox prices bases in dollars")
-        paths[pair.key] = SyntheticPricePath(seed, pair, base, asset_path(pair.quote), origin)
+        quote = None if pair.quote in USD_QUOTES else asset_path(pair.quote)
+        paths[pair.key] = SyntheticPricePath(seed, pair, asset_path(pair.base), quote, origin)
     return paths
 
 

@@ -13,7 +13,6 @@ from typing import Any
 from simulator import wire
 from simulator.exceptions import InvalidArguments
 from simulator.exchange import Exchange
-from simulator.market_data import MAX_TRADES
 from simulator.models import CloseSpec, Order, OrderSpec, OrderType, Side
 from simulator.order_prices import resolve, trailing_offset
 from simulator.pairs import ASSETS, PAIRS, Pair, find_asset, find_pair
@@ -40,12 +39,14 @@ from simulator.params import (
     Params,
     QueryOrdersParams,
     QueryTradesParams,
+    SpreadParams,
     TickerParams,
     TradeBalanceParams,
     TradesHistoryParams,
     TradesParams,
     parse,
 )
+from simulator.tape import MAX_TRADES
 
 Json = dict[str, Any]
 
@@ -58,7 +59,7 @@ def server_time(exchange: Exchange, params: Params) -> Json:
 
 
 def system_status(exchange: Exchange, params: Params) -> Json:
-    return {"status": "online", "timestamp": wire.iso_time(exchange.now())}
+    return {"status": str(exchange.state.system_status), "timestamp": wire.iso_time(exchange.now())}
 
 
 def assets(exchange: Exchange, params: Params) -> Json:
@@ -101,6 +102,14 @@ def trades(exchange: Exchange, params: Params) -> Json:
     else:
         last = call.since if call.since is not None else wire.nanoseconds(exchange.now())
     return {pair.key: [wire.public_trade(pair, t) for t in tape], "last": last}
+
+
+def spread(exchange: Exchange, params: Params) -> Json:
+    call = parse(SpreadParams, params)
+    pair = find_pair(call.pair)
+    rows = exchange.spread(pair, call.since)
+    last = int(rows[-1].time) if rows else (call.since or int(exchange.now()))
+    return {pair.key: [wire.spread(pair, row) for row in rows], "last": last}
 
 
 # --- private: account ---------------------------------------------------------
@@ -297,7 +306,7 @@ def trades_history(exchange: Exchange, account: str, params: Params) -> Json:
         offset=call.ofs,
     )
     seed = exchange.state.seed
-    result: Json = {"trades": {t.id: wire.trade(t, seed) for t in page}}
+    result: Json = {"trades": {t.id: wire.trade(t, seed, with_ledgers=call.ledgers) for t in page}}
     if not call.without_count:
         result["count"] = count
     return result

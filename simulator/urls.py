@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from simulator import responses
+from simulator import account_responses, responses
 from simulator.exchange import Exchange
 from simulator.params import Params
 
-PublicHandler = Callable[[Exchange, Params], dict[str, Any]]
-PrivateHandler = Callable[[Exchange, str, Params], dict[str, Any]]
+Result = dict[str, Any] | list[Any]
+"""A handler's answer: an object, or (OpenPositions consolidated by market) a list."""
+PublicHandler = Callable[[Exchange, Params], Result]
+PrivateHandler = Callable[[Exchange, str, Params], Result]
 
 PUBLIC: dict[str, PublicHandler] = {
     "/0/public/Time": responses.server_time,
@@ -25,6 +27,7 @@ PUBLIC: dict[str, PublicHandler] = {
     "/0/public/OHLC": responses.ohlc,
     "/0/public/Depth": responses.depth,
     "/0/public/Trades": responses.trades,
+    "/0/public/Spread": responses.spread,
 }
 
 PRIVATE: dict[str, PrivateHandler] = {
@@ -44,4 +47,9 @@ PRIVATE: dict[str, PrivateHandler] = {
     "/0/private/ClosedOrders": responses.closed_orders,
     "/0/private/TradesHistory": responses.trades_history,
     "/0/private/QueryTrades": responses.query_trades,
+    "/0/private/Ledgers": account_responses.ledgers,
+    "/0/private/QueryLedgers": account_responses.query_ledgers,
+    "/0/private/TradeVolume": account_responses.trade_volume,
+    "/0/private/OpenPositions": account_responses.open_positions,
+    "/0/private/OrderAmends": account_responses.order_amends,
 }

@@ -8,10 +8,13 @@ from decimal import Decimal
 from typing import Any
 
 from simulator.accounts import TradeBalance
-from simulator.market import Ticker
-from simulator.market_data import Book, BookLevel, PublicTrade
+from simulator.market import Spread, Ticker
+from simulator.market_data import Book, BookLevel
+from simulator.matching import FeeTier, fee_tier_index
 from simulator.models import (
+    Amend,
     CloseSpec,
+    LedgerEntry,
     Order,
     OrderFlag,
     OrderSpec,
@@ -23,6 +26,7 @@ from simulator.models import (
 )
 from simulator.pairs import ASSETS, PAIRS, Asset, FeeTiers, Pair
 from simulator.price_path import Bar
+from simulator.tape import PublicTrade
 
 Json = dict[str, Any]
 
@@ -149,9 +153,9 @@ def _misc(value: Order) -> str:
     return ",".join(notes)
 
 
-def trade(value: Trade, seed: int) -> Json:
+def trade(value: Trade, seed: int, *, with_ledgers: bool = False) -> Json:
     pair = PAIRS[value.pair]
-    return {
+    encoded: Json = {
         "ordertxid": value.ordertxid,
         "postxid": kraken_id("T", seed, f"position:{value.id}"),
         "pair": value.pair,
@@ -169,6 +173,9 @@ def trade(value: Trade, seed: int) -> Json:
         "trade_id": value.serial,
         "maker": value.maker,
     }
+    if with_ledgers:
+        encoded["ledgers"] = list(value.ledgers)
+    return encoded
 
 
 def _epoch(seconds: float) -> float:
@@ -181,13 +188,93 @@ def balances(values: dict[str, Decimal]) -> Json:
 
 
 def extended_balances(values: dict[str, Decimal], holds: dict[str, Decimal]) -> Json:
+    """Spot accounts have no credit line: credit and credit_used are zero."""
+
+    def money(asset: str, value: Decimal) -> str:
+        return amount(value, ASSETS[asset].decimals)
+
     return {
         asset: {
-            "balance": amount(value, ASSETS[asset].decimals),
-            "hold_trade": amount(holds.get(asset, Decimal(0)), ASSETS[asset].decimals),
+            "balance": money(asset, value),
+            "credit": money(asset, Decimal(0)),
+            "credit_used": money(asset, Decimal(0)),
+            "hold_trade": money(asset, holds.get(asset, Decimal(0))),
         }
         for asset, value in values.items()
     }
+
+
+def ledger_entry(value: LedgerEntry) -> Json:
+    places = ASSETS[value.asset].decimals
+    return {
+        "refid": value.refid,
+        "time": _epoch(value.time),
+        "type": str(value.type),
+        "subtype": "",
+        "aclass": "currency",
+        "asset": value.asset,
+        "amount": amount(value.amount, places),
+        "fee": amount(value.fee, places),
+        "balance": amount(value.balance, places),
+    }
+
+
+_FEE_PLACES = 4
+
+
+def fee_tier(value: FeeTier) -> Json:
+    """One pair's place on a fee schedule, in percent and US dollars to 4 decimals;
+    the next tier's fields are null at the last tier."""
+
+    def number(figure: Decimal | None) -> str | None:
+        return None if figure is None else amount(figure, _FEE_PLACES)
+
+    return {
+        "fee": number(value.fee),
+        "minfee": number(value.minfee),
+        "maxfee": number(value.maxfee),
+        "nextfee": number(value.nextfee),
+        "tiervolume": number(value.tiervolume),
+        "nextvolume": number(value.nextvolume),
+    }
+
+
+def fee_schedule(pair: Pair, volume: Decimal) -> Json:
+    """The pair's whole schedule, the tier `volume` reaches marked active."""
+    active = fee_tier_index(pair.fees, volume)
+    return {
+        "pair": pair.altname,
+        "class": "forex",
+        "tiers": [
+            {
+                "maker_fee": amount(maker, _FEE_PLACES),
+                "taker_fee": amount(taker, _FEE_PLACES),
+                "min_spot_volume": amount(threshold, _FEE_PLACES),
+                **({"active": True} if index == active else {}),
+            }
+            for index, ((threshold, taker), (_, maker)) in enumerate(zip(pair.fees, pair.fees_maker))
+        ],
+    }
+
+
+def order_amend(pair: Pair, value: Amend) -> Json:
+    encoded: Json = {
+        "amend_id": value.amend_id,
+        "amend_type": str(value.kind),
+        "order_qty": amount(value.order_qty, pair.lot_decimals),
+        "remaining_qty": amount(value.remaining_qty, pair.lot_decimals),
+        "post_only": value.post_only,
+        "timestamp": int(nanoseconds(value.time)),
+    }
+    if value.limit_price is not None:
+        encoded["limit_price"] = amount(value.limit_price, pair.pair_decimals)
+    if value.trigger_price is not None:
+        encoded["trigger_price"] = amount(value.trigger_price, pair.pair_decimals)
+    return encoded
+
+
+def spread(pair: Pair, value: Spread) -> list[Any]:
+    return [int(value.time), amount(value.bid, pair.pair_decimals), amount(value.ask, pair.pair_decimals)]
 
 
 def trade_balance(value: TradeBalance) -> Json:

@@ -17,14 +17,14 @@ layer knows the pair's lot decimals.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from core.decision.agents.regime_detection import REGIME_PRESETS
 from core.domain.config import RiskSettings
-from core.domain.models import Position, RiskState, RiskVerdict, Side, TradeProposal, VerdictStatus
+from core.domain.models import RiskState, RiskVerdict, Side, TradeProposal, VerdictStatus
 
 
 def _pct(fraction: Decimal) -> str:
@@ -32,12 +32,17 @@ def _pct(fraction: Decimal) -> str:
 
 
 def _num(value: Decimal) -> str:
-    """`value` to at most 8 decimals, without trailing zeros or exponent, for reasons people read."""
-    shown = value.quantize(_REASON_PLACES) if value.as_tuple().exponent < -8 else value  # type: ignore[operator]
-    return format(shown.normalize(), "f")
+    """`value` for reasons people read: ten significant digits at most and never more
+    than 8 decimals, without trailing zeros or exponent (1030.206505, 0.97067917)."""
+    whole_digits = max(value.adjusted() + 1, 0)
+    places = max(0, min(_REASON_DECIMALS, _REASON_DIGITS - whole_digits))
+    if value.as_tuple().exponent < -places:  # type: ignore[operator]
+        value = value.quantize(Decimal(1).scaleb(-places))
+    return format(value.normalize(), "f")
 
 
-_REASON_PLACES = Decimal("1e-8")
+_REASON_DECIMALS = 8
+_REASON_DIGITS = 10
 
 
 class RiskManagementEngine:
@@ -194,14 +199,11 @@ class TradingHistory:
     drawdown: Decimal
 
 
-def trading_history(closed: Sequence[Position], equity: Decimal, now: float) -> TradingHistory:
+def trading_history(closed: Iterable[tuple[float | None, Decimal]], equity: Decimal, now: float) -> TradingHistory:
     """Realized P&L today and over the last 7 days, the losing streak, and the realized
-    drawdown: P&L given back since its running peak, over the equity at that peak."""
-    # (closed_at, realized P&L) of the positions that have one, oldest first
-    realized = sorted(
-        ((p.closed_at, p.realized_pnl) for p in closed if p.realized_pnl is not None),
-        key=lambda entry: entry[0] or 0.0,
-    )
+    drawdown: P&L given back since its running peak, over the equity at that peak.
+    `closed`: (closed_at, realized P&L) of each closed position that has one."""
+    realized = sorted(closed, key=lambda entry: entry[0] or 0.0)  # oldest first
     today, week = day_start(now), now - 7 * 86400
     daily = sum((pnl for closed_at, pnl in realized if (closed_at or 0.0) >= today), Decimal(0))
     weekly = sum((pnl for closed_at, pnl in realized if (closed_at or 0.0) >= week), Decimal(0))

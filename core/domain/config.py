@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from core.domain.errors import ConfigError
@@ -221,6 +221,14 @@ class Settings(BaseSettings):
     coordinator: CoordinatorConfig = CoordinatorConfig()
     models: ModelSettings = ModelSettings()
 
+    @field_validator("db")
+    @classmethod
+    def _db_is_a_file(cls, db: Path | None) -> Path | None:
+        # a directory would open as "unable to open database file" deep inside a command
+        if db is not None and db.is_dir():
+            raise ValueError(f"{db} is a directory; name a database file, e.g. {db / 'tg.db'}")
+        return db
+
     @property
     def db_path(self) -> Path:
         return self.db if self.db is not None else self.data_dir / "tg.db"
@@ -322,7 +330,12 @@ def _explain(exc: ValidationError, where: str) -> str:
         suggestion = problem[1] if problem else None
         hint = f"; did you mean {suggestion}?" if suggestion else ""
         return f"unknown setting {key}{place}{hint} (see `tg config`)"
-    return f"invalid setting {key}{place}: {first['msg']}"
+    return f"invalid setting {key}{place}: {_message(first)}"
+
+
+def _message(error: Any) -> str:
+    """pydantic's message without the "Value error, " it puts before a validator's own."""
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def describe(config_file: Path | None = None, **overrides: Any) -> list[tuple[str, Any, str]]:
@@ -374,4 +387,4 @@ class _EnvOnly(Settings):
                 suggestion = problem[1] if problem else None
                 hint = f"; did you mean TG_{suggestion.upper().replace('.', '__')}?" if suggestion else ""
                 raise ConfigError(f"{name} is not a tg setting{hint} (see `tg config`)") from exc
-            raise ConfigError(f"invalid environment setting {name}: {first['msg']}") from exc
+            raise ConfigError(f"invalid environment setting {name}: {_message(first)}") from exc

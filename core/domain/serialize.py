@@ -7,7 +7,10 @@ import dataclasses
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.domain.models import Order, Position
 
 
 def to_jsonable(value: Any) -> Any:
@@ -26,3 +29,16 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple, set, frozenset)):
         return [to_jsonable(v) for v in value]
     raise TypeError(f"cannot turn {type(value).__name__} into JSON")
+
+
+def order_json(order: Order) -> dict[str, Any]:
+    """An order as every command's --json shows it (docs/json.md): the exchange's id is
+    `txid`, as Kraken and the tables call it."""
+    fields = to_jsonable(order)
+    fields["txid"] = fields.pop("external_id")
+    return dict(fields)
+
+
+def position_json(position: Position) -> dict[str, Any]:
+    """A position as every command's --json shows it (docs/json.md)."""
+    return dict(to_jsonable(position))

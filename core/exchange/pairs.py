@@ -51,8 +51,14 @@ class PairInfo:
         return v.quantize(self.lot_size, rounding=ROUND_DOWN)
 
 
-def _user_symbol(wsname: str) -> str:
-    return "/".join(_USER_ASSET_NAMES.get(part, part) for part in wsname.split("/"))
+def user_asset(altname: str) -> str:
+    """The name users know for a Kraken asset's altname: XBT is BTC, XDG is DOGE."""
+    return _USER_ASSET_NAMES.get(altname, altname)
+
+
+def user_symbol(wsname: str) -> str:
+    """BASE/QUOTE as users write it, from Kraken's wsname: XBT/USD is BTC/USD."""
+    return "/".join(user_asset(part) for part in wsname.split("/"))
 
 
 def pair_info(key: str, wire: AssetPair) -> PairInfo | None:
@@ -67,7 +73,7 @@ def pair_info(key: str, wire: AssetPair) -> PairInfo | None:
         wsname=wire.wsname,
         base=wire.base,
         quote=wire.quote,
-        symbol=_user_symbol(wire.wsname),
+        symbol=user_symbol(wire.wsname),
         pair_decimals=wire.pair_decimals,
         lot_decimals=wire.lot_decimals,
         cost_decimals=wire.cost_decimals,

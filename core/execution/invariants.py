@@ -15,7 +15,9 @@ and those its database records) filled; everything else is foreign.
   status;
 - balances_agree: what tg's orders hold on the exchange equals its open positions;
 - foreign_untouched: no foreign order was cancelled, and the foreign holdings moved only
-  by the foreign orders' own fills (needs the state from before tg acted);
+  by the foreign orders' own fills (needs the state from before tg acted; an asset that
+  a fill paid or received as the quote meanwhile is left out: base volumes cannot
+  account for it);
 - no_crash: no unhandled exception (recorded by the caller).
 """
 
@@ -204,7 +206,17 @@ def _foreign_untouched(
     by_asset: dict[str, set[str]] = {}
     for pair in pairs.values():
         by_asset.setdefault(pair.base, set()).add(pair.altname)
+    # A fill moves its quote asset by its cost and fee, not by base volume: an asset some
+    # fill paid or received as quote since `before` (USDT, say, a quote of BTC/USDT and
+    # the base of USDT/USD) is not judged by base volumes alone.
+    spent_as_quote = {
+        pairs[order.pair].quote
+        for txid, order in truth.orders.items()
+        if order.pair in pairs and order.volume_executed != _executed(before, txid)
+    }
     for asset, altnames in sorted(by_asset.items()):
+        if asset in spent_as_quote:
+            continue
         foreign_before = before.balances.get(asset, Decimal(0)) - previous.net(altnames, owned=True)
         foreign_now = truth.balances.get(asset, Decimal(0)) - shares.net(altnames, owned=True)
         moved = shares.net(altnames, owned=False) - previous.net(altnames, owned=False)
@@ -213,3 +225,8 @@ def _foreign_untouched(
                 "foreign_untouched",
                 f"{asset}: foreign holding {foreign_before} -> {foreign_now}, its own orders moved it {moved}",
             )
+
+
+def _executed(truth: ExchangeTruth, txid: str) -> Decimal:
+    order = truth.orders.get(txid)
+    return Decimal(0) if order is None else order.volume_executed

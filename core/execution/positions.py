@@ -44,13 +44,16 @@ class PositionTracker:
         self._store.record_protected_position(position, [entry, *protection])
         return position
 
-    def close(self, position: Position, exit_price: Decimal, orders: Sequence[Order]) -> Position:
-        """Mark the position closed at `exit_price`; P&L is net of every order's fees."""
+    def close(
+        self, position: Position, exit_price: Decimal, orders: Sequence[Order], *, at: float | None = None
+    ) -> Position:
+        """Mark the position closed at `exit_price`, at the exchange's time of the closing
+        fill when known (`at`), else now; P&L is net of every order's fees."""
         direction = Decimal(1) if position.side is PositionSide.LONG else Decimal(-1)
         position.fees = sum((o.fee for o in orders), Decimal("0"))
         position.status = PositionStatus.CLOSED
         position.exit_price = exit_price
-        position.closed_at = self._clock.time()
+        position.closed_at = at if at is not None else self._clock.time()
         position.realized_pnl = (exit_price - position.entry_price) * position.size * direction - position.fees
         return position
 

@@ -335,7 +335,13 @@ class _Pass:
         shortfall (reported, and gone next time) rather than a surplus taken for foreign."""
         client = self.o._client
         listed = {**await client.closed_orders(), **await client.open_orders()}
-        missing = [o.external_id for o in ledger.orders if o.external_id and o.external_id not in listed]
+        # a settled order is final: asking about it again could change nothing, and would
+        # cost a request for each one the closed-orders page has let fall off
+        missing = [
+            o.external_id
+            for o in ledger.orders
+            if o.external_id and not o.status.is_final and o.external_id not in listed
+        ]
         if missing:
             listed.update(await client.query_orders(missing))
         return _View(listed, await client.balance())
@@ -713,7 +719,8 @@ class _Pass:
         if exits and remaining <= 0:
             await self._retire_protection(orders)
             position.size = entry.filled_volume if entry is not None else position.size
-            self._close(position, exits, orders)
+            closed = [view.orders[o.external_id].closetm for o in exits if o.external_id in view.orders]
+            self._close(position, exits, orders, at=max((t for t in closed if t is not None), default=None))
             return
         if remaining != position.size:
             self.report.changes.append(f"position {position.id}: open size {position.size} -> {remaining}")
@@ -817,13 +824,15 @@ class _Pass:
             if order.role is not OrderRole.ENTRY and not order.status.is_final and order.filled_volume < order.volume:
                 await self._cancel(order)
 
-    def _close(self, position: Position, exits: list[Order], orders: list[Order]) -> None:
+    def _close(self, position: Position, exits: list[Order], orders: list[Order], *, at: float | None = None) -> None:
+        """Close the position at its exits' average price, at the time its last exit filled
+        on the exchange (`at`) when the exchange said."""
         sold = sum((o.filled_volume for o in exits), Decimal("0"))
         exit_price = (
             sum(((o.avg_fill_price or o.price or position.entry_price) * o.filled_volume for o in exits), Decimal("0"))
             / sold
         )
-        self.o._tracker.close(position, exit_price, orders)
+        self.o._tracker.close(position, exit_price, orders, at=at)
         self._record_position(position, [])
         how = " and ".join(sorted({o.role.value for o in exits}))
         cancelled = [o for o in orders if o.status is OrderStatus.CANCELED and o.role in _PROTECTIVE]

@@ -101,6 +101,8 @@ class StressReport:
     elapsed_s: float
     accepted: int
     allowed_rate: float
+    allowed_calls: float
+    """What Kraken would allow in `elapsed_s` from full counters (burst and decay)."""
     waits_s: list[float] = field(repr=False)
 
     @property
@@ -110,8 +112,9 @@ class StressReport:
 
     @property
     def utilization(self) -> float | None:
-        achieved = self.achieved_rate
-        return None if achieved is None else achieved / self.allowed_rate
+        """Accepted calls as a share of what Kraken allows over the same time, the counters'
+        burst included: at most 1 for any limiter the exchange never refused."""
+        return self.accepted / self.allowed_calls if self.allowed_calls > 0 else None
 
     @property
     def failed(self) -> bool:
@@ -125,6 +128,7 @@ class StressReport:
             "elapsed_s": self.elapsed_s,
             "achieved_rate": self.achieved_rate,
             "allowed_rate": self.allowed_rate,
+            "allowed_calls": self.allowed_calls,
             "utilization": self.utilization,
             "wait_p50_s": percentile(self.waits_s, 50),
             "wait_p99_s": percentile(self.waits_s, 99),
@@ -276,5 +280,6 @@ async def run_stress(
         elapsed_s=elapsed,
         accepted=tally.accepted,
         allowed_rate=KrakenRateLimiter(plan.tier).allowed_rate(plan.mix),
+        allowed_calls=KrakenRateLimiter(plan.tier).allowed_calls(plan.mix, elapsed),
         waits_s=tally.waits_s,
     )

@@ -58,7 +58,7 @@ from core.domain.models import (
     PositionStatus,
     RiskVerdict,
 )
-from core.domain.serialize import to_jsonable
+from core.domain.serialize import position_json, to_jsonable
 from core.exchange import Credentials, KrakenClient, PairInfo
 from core.exchange.ratelimit import KrakenRateLimiter
 from core.exchange.sandbox_control import SandboxControl
@@ -707,19 +707,15 @@ class _Run:
         return self._store.positions(status=PositionStatus.CLOSED), fees
 
     def open_positions(self) -> list[dict[str, Any]]:
+        """Positions still open at the last candle, valued at its close."""
         price = self.points[-1].price
         return [
-            to_jsonable(
-                {
-                    "id": p.id,
-                    "side": p.side,
-                    "size": p.size,
-                    "entry_price": p.entry_price,
-                    "stop_loss": p.stop_loss,
-                    "take_profit": p.take_profit,
-                    "unrealized_pnl": (price - p.entry_price) * p.size * (1 if p.side is PositionSide.LONG else -1),
-                }
-            )
+            {
+                **position_json(p),
+                "unrealized_pnl": to_jsonable(
+                    (price - p.entry_price) * p.size * (1 if p.side is PositionSide.LONG else -1)
+                ),
+            }
             for p in self._store.positions(status=PositionStatus.OPEN)
         ]
 

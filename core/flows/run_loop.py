@@ -27,8 +27,10 @@ from core.decision.llm.factory import build_models
 from core.decision.risk import RiskManagementEngine
 from core.domain.clock import Clock
 from core.domain.config import CoordinatorConfig, Settings, TaskSeconds
+from core.domain.durations import format_duration
 from core.domain.errors import ExchangeError
 from core.domain.models import PositionStatus
+from core.domain.serialize import position_json
 from core.exchange import KrakenClient
 from core.exchange.account import ExchangeTruth
 from core.execution.invariants import INVARIANTS, check_invariants
@@ -87,8 +89,13 @@ class RunState:
     degradation: str = "normal"
     checks: int = 0
     violations: Counter[str] = field(default_factory=Counter)
+    violation_log: list[dict[str, Any]] = field(default_factory=list)
+    """The first SHOWN_VIOLATIONS broken invariants, each with what broke and when."""
     injected: Counter[str] = field(default_factory=Counter)
     open_positions: list[dict[str, Any]] = field(default_factory=list)
+
+
+SHOWN_VIOLATIONS = 50
 
 
 class RunView:
@@ -148,6 +155,7 @@ class RunSummary:
     degradation: str
     checks: int
     invariants: dict[str, int]
+    violations: list[dict[str, Any]]
     injected: dict[str, int]
     reconcile_errors: list[str]
 
@@ -172,6 +180,7 @@ class RunSummary:
             "degradation": self.degradation,
             "checks": self.checks,
             "invariants": self.invariants,
+            "violations": self.violations,
             "injected": self.injected,
             "reconcile_errors": self.reconcile_errors,
             "ok": self.ok,
@@ -227,8 +236,8 @@ class ContinuousRun:
         )
         if self._on_start is not None:
             self._on_start(
-                f"tg run {run_id} started: {', '.join(names)} every {every_s:g} s"
-                + (f" for {for_s:g} s" if for_s is not None else " until stopped")
+                f"tg run {run_id} started: {', '.join(names)} every {format_duration(every_s)}"
+                + (f" for {format_duration(for_s)}" if for_s is not None else " until stopped")
                 + (" of simulated time" if self._simulated else "")
             )
         state = RunState({n: SymbolView() for n in names}, started, started, self._simulated)
@@ -319,6 +328,7 @@ class ContinuousRun:
             degradation=degradation,
             checks=state.checks,
             invariants={name: state.violations[name] for name in INVARIANTS},
+            violations=state.violation_log,
             injected=dict(state.injected),
             reconcile_errors=errors,
         )
@@ -361,17 +371,10 @@ class ContinuousRun:
         found = check_invariants(self._store, truth, every_pair, before=before)
         state.checks += 1
         state.violations.update({name: len(v) for name, v in found.violations.items() if v})
+        for name, messages in found.violations.items():
+            for message in messages[: max(0, SHOWN_VIOLATIONS - len(state.violation_log))]:
+                state.violation_log.append({"invariant": name, "message": message, "time": self._clock.time()})
         state.now = self._clock.time()
-        state.open_positions = [
-            {
-                "id": p.id,
-                "symbol": p.symbol,
-                "size": str(p.size),
-                "entry_price": str(p.entry_price),
-                "stop_loss": str(p.stop_loss),
-                "take_profit": str(p.take_profit),
-            }
-            for p in self._store.positions(status=PositionStatus.OPEN)
-        ]
+        state.open_positions = [position_json(p) for p in self._store.positions(status=PositionStatus.OPEN)]
         if self._fault_log is not None:
             state.injected = Counter(entry["fault"] for entry in await self._fault_log())

@@ -10,10 +10,13 @@ on the first, and restarts), and `random` (a seeded mix of everything).
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 import random
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -322,10 +325,17 @@ class Simulation:
         seed: int,
         progress: Callable[[RunResult], Awaitable[None] | None] | None = None,
         record_in: Store | None = None,
+        workers: int = 1,
     ) -> SimulationReport:
         """The runs' report. With `record_in` the campaign is a run of that database:
         recorded before the first run (once the symbol proved to be one the exchange
-        lists), each finished run at once, and kept as interrupted by a Ctrl-C."""
+        lists), each finished run at once, and kept as interrupted by a Ctrl-C.
+
+        With `workers` > 1 the runs are spread over that many processes (each run has
+        its own seeded sandbox, database and folder, so none depends on another): the
+        report is the one a single worker makes, the runs in their order. The sandbox
+        factory must then be picklable (a served sandbox, shared by every run, is not
+        to be driven by several processes at once)."""
         await self._check_symbol(seed)
         journal = None
         if record_in is not None:
@@ -334,8 +344,7 @@ class Simulation:
         report = SimulationReport(run_id=journal.run_id if journal is not None else None)
         recording = journal.interruptible(report.to_dict) if journal is not None else nullcontext()
         with recording:
-            for index in range(runs):
-                result = await self.run_once(index, seed + index, faults)
+            async for result in self._results(faults, runs=runs, seed=seed, workers=workers):
                 report.runs.append(result)
                 if journal is not None:
                     journal.progress(report.to_dict)
@@ -346,6 +355,30 @@ class Simulation:
         if journal is not None:
             journal.finish("ok" if report.ok else "violations", report.to_dict())
         return report
+
+    async def _results(self, faults: Sequence[str], *, runs: int, seed: int, workers: int) -> AsyncIterator[RunResult]:
+        """Each run's result, in the runs' order."""
+        if workers <= 1 or runs <= 1:
+            for index in range(runs):
+                yield await self.run_once(index, seed + index, faults)
+            return
+        loop = asyncio.get_running_loop()
+        # spawn, not fork: a forked child would inherit this process's event loop, threads and open files
+        with ProcessPoolExecutor(
+            max_workers=min(workers, runs),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(self._settings, self._open_sandbox, self._workdir, self._catalog, self._symbol),
+        ) as pool:
+            pending = [
+                loop.run_in_executor(pool, _run_in_worker, index, seed + index, list(faults)) for index in range(runs)
+            ]
+            try:
+                for future in pending:
+                    yield await future
+            finally:
+                for future in pending:
+                    future.cancel()
 
     async def _check_symbol(self, seed: int) -> None:
         """Bad input (a pair the exchange does not list) is refused before any run: it
@@ -526,3 +559,19 @@ class Simulation:
                 return invariants
         finally:
             await client.aclose()
+
+
+_worker: Simulation | None = None
+"""A worker process's simulation, built once by its initializer."""
+
+
+def _start_worker(
+    settings: Settings, open_sandbox: SandboxFactory, workdir: Path, catalog: list[str], symbol: str
+) -> None:
+    global _worker
+    _worker = Simulation(settings, open_sandbox, workdir, catalog=catalog, symbol=symbol)
+
+
+def _run_in_worker(index: int, seed: int, faults: list[str]) -> RunResult:
+    assert _worker is not None, "the worker's initializer did not run"
+    return asyncio.run(_worker.run_once(index, seed, faults))

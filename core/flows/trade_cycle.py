@@ -30,7 +30,7 @@ from core.domain.models import (
     TradeProposal,
     TradingDecisionOutput,
 )
-from core.domain.serialize import to_jsonable
+from core.domain.serialize import order_json, position_json, to_jsonable
 from core.exchange import KrakenClient, PairInfo
 from core.execution.leases import LeaseKeeper, asset_lease
 from core.execution.manager import OrderExecutionManager
@@ -117,31 +117,8 @@ class CycleReport:
                 "warnings": execution.warnings if execution else [],
                 "retry_count": execution.retry_count if execution else 0,
                 "latency_ms": execution.latency_ms if execution else 0.0,
-                "orders": [
-                    {
-                        "role": o.role,
-                        "txid": o.external_id,
-                        "client_order_id": o.client_order_id,
-                        "type": o.order_type,
-                        "side": o.side,
-                        "volume": o.volume,
-                        "filled_volume": o.filled_volume,
-                        "price": o.price if o.price is not None else o.avg_fill_price,
-                        "status": o.status,
-                    }
-                    for o in (execution.orders if execution else [])
-                ],
-                "position": None
-                if position is None
-                else {
-                    "id": position.id,
-                    "status": position.status,
-                    "side": position.side,
-                    "size": position.size,
-                    "entry_price": position.entry_price,
-                    "stop_loss": position.stop_loss,
-                    "take_profit": position.take_profit,
-                },
+                "orders": [order_json(o) for o in (execution.orders if execution else [])],
+                "position": None if position is None else position_json(position),
                 "reconciled": self.reconciled,
                 "foreign": self.foreign,
                 "stored": self.fully_stored,
@@ -198,7 +175,7 @@ async def read_risk_state(
     base = balances.get(pair.base, Decimal("0"))
     open_positions = store.positions(status=PositionStatus.OPEN)
     equity = quote + base * price
-    history = trading_history(store.positions(status=PositionStatus.CLOSED), equity, now)
+    history = trading_history(store.realized_pnls(), equity, now)
     same_asset = pair.symbol.split("/")[0]
     return RiskState(
         equity=equity,

@@ -288,17 +288,27 @@ class Store:
         self._busy_timeout = busy_timeout
 
     @classmethod
-    def open(cls, path: Path, *, write_guard: WriteGuard | None = None, busy_timeout: float = 30.0) -> Store:
+    def open(
+        cls, path: Path, *, write_guard: WriteGuard | None = None, busy_timeout: float = 30.0, create: bool = True
+    ) -> Store:
         """Open (creating it if needed) the database at `path` and bring its schema up to date.
 
         `busy_timeout` is how many seconds a write waits for another process's write lock.
+        With `create=False` (commands that only read) a missing database is answered by an
+        empty one in memory, so looking leaves no file behind.
         """
+        if not create and not path.exists():
+            return cls._connect(path, ":memory:", write_guard, busy_timeout)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create the directory of database {path}: {exc.strerror}") from exc
+        return cls._connect(path, path, write_guard, busy_timeout)
+
+    @classmethod
+    def _connect(cls, path: Path, target: Path | str, write_guard: WriteGuard | None, busy_timeout: float) -> Store:
         try:
-            conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+            conn = sqlite3.connect(target, timeout=busy_timeout, isolation_level=None)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open database {path}: {exc}; check the path is a writable file") from exc
         try:
@@ -654,6 +664,16 @@ class Store:
         """Oldest first."""
         where, args = _equal_to(status=status.value if status else None, run_id=run_id, symbol=symbol)
         return [position_from_record(row) for row in self._rows("positions", where, args, order_by="opened_at, rowid")]
+
+    def realized_pnls(self) -> list[tuple[float | None, Decimal]]:
+        """(closed_at, realized P&L) of each closed position that has one, oldest first:
+        what the risk engine reads of the history, at every trade, without building
+        every position ever closed."""
+        rows = self._db.execute(
+            "select closed_at, realized_pnl from positions"
+            " where status = 'closed' and realized_pnl is not null order by closed_at, rowid"
+        ).fetchall()
+        return [(closed_at, Decimal(pnl)) for closed_at, pnl in rows]
 
     def record_protected_position(self, position: Position, orders: Sequence[Order]) -> None:
         """Store the position and its orders (entry, stop-loss, take-profit) all or nothing.

@@ -45,14 +45,14 @@ def _candles(n: int, seed: int) -> list[Candle]:
     return out
 
 
-def _dec(values: list[float]) -> list[Decimal]:
-    return [Decimal(str(v)) for v in values]
+def _prices(candles: list[Candle]) -> ti.Prices:
+    return ti.Prices.of(candles)
 
 
-def _close(actual: list[Decimal], expected: list[float]) -> None:
+def _close(actual: list[float], expected: list[float]) -> None:
     assert len(actual) == len(expected)
     for a, e in zip(actual, expected):
-        assert float(a) == pytest.approx(e, rel=REL, abs=1e-9)
+        assert a == pytest.approx(e, rel=REL, abs=1e-9)
 
 
 # float references ---------------------------------------------------------------
@@ -122,19 +122,19 @@ def ref_adx(cs: list[Candle], n: int) -> tuple[list[float], list[float], list[fl
 
 
 def test_sma_and_ema_on_small_series() -> None:
-    assert ti.sma(_dec([1, 2, 3, 4, 5]), 3) == [2, 3, 4]
+    assert ti.sma([1, 2, 3, 4, 5], 3) == [2, 3, 4]
     # EMA(2): alpha 2/3, seeded with mean(2, 4) = 3; then 3 + 2/3*(6-3) = 5; 5 + 2/3*(8-5) = 7
-    assert ti.ema(_dec([2, 4, 6, 8]), 2) == [3, 5, 7]
+    assert ti.ema([2, 4, 6, 8], 2) == [3, 5, 7]
 
 
 def test_too_short_inputs_give_empty_series() -> None:
-    assert ti.sma(_dec([1, 2]), 3) == []
-    assert ti.ema(_dec([1, 2]), 3) == []
-    assert ti.rsi(_dec([1.0] * 14), 14) == []
-    assert ti.macd(_dec(_series(33, 1))).line == []
-    assert len(ti.macd(_dec(_series(34, 1))).line) == 1
-    assert ti.adx(_candles(27, 1)).adx == []
-    assert len(ti.adx(_candles(28, 1)).adx) == 1
+    assert ti.sma([1, 2], 3) == []
+    assert ti.ema([1, 2], 3) == []
+    assert ti.rsi([1.0] * 14, 14) == []
+    assert ti.macd(_series(33, 1)).line == []
+    assert len(ti.macd(_series(34, 1)).line) == 1
+    assert ti.adx(_prices(_candles(27, 1))).adx == []
+    assert len(ti.adx(_prices(_candles(28, 1))).adx) == 1
 
 
 def test_rsi_matches_the_published_stockcharts_table() -> None:
@@ -165,12 +165,12 @@ def test_rsi_matches_the_published_stockcharts_table() -> None:
         "46.4515",
     ]
     published = [70.53, 66.32, 66.55, 69.41, 66.36, 57.97, 62.93, 63.26, 56.06, 62.38]
-    assert [round(float(v), 2) for v in ti.rsi([Decimal(c) for c in closes], 14)] == published
+    assert [round(v, 2) for v in ti.rsi([float(c) for c in closes], 14)] == published
 
 
 def test_rsi_edges_only_gains_is_100_no_change_is_50() -> None:
-    assert ti.rsi(_dec([float(i) for i in range(20)]), 14)[-1] == 100
-    assert ti.rsi(_dec([5.0] * 20), 14) == [50] * 6
+    assert ti.rsi([float(i) for i in range(20)], 14)[-1] == 100
+    assert ti.rsi([5.0] * 20, 14) == [50] * 6
 
 
 def test_atr_of_three_hand_built_candles() -> None:
@@ -180,8 +180,8 @@ def test_atr_of_three_hand_built_candles() -> None:
         Candle(120, Decimal(13), Decimal(13), Decimal(11), Decimal(12), Decimal(1)),  # TR = |11-13| vs 2 = 2
         Candle(180, Decimal(12), Decimal(18), Decimal(17), Decimal(17), Decimal(1)),  # TR = 18-12 = 6
     ]
-    assert ti.true_ranges(cs) == [4, 2, 6]
-    assert ti.atr(cs, 2) == [3, Decimal("4.5")]  # mean(4, 2); (3*1 + 6) / 2
+    assert ti.true_ranges(_prices(cs)) == [4, 2, 6]
+    assert ti.atr(_prices(cs), 2) == [3, 4.5]  # mean(4, 2); (3*1 + 6) / 2
 
 
 def test_support_and_resistance_are_the_nearest_swing_points() -> None:
@@ -198,10 +198,12 @@ def test_support_and_resistance_are_the_nearest_swing_points() -> None:
     assert ti.support_resistance(cs, Decimal(5), window=2).support is None
 
 
-def test_results_are_rounded_to_significant_digits() -> None:
-    third = ti.sma(_dec([1, 1, 2]), 3)[0]
+def test_values_read_are_rounded_to_significant_digits() -> None:
+    third = ti.rounded(ti.sma([1, 1, 2], 3)[0])
     assert third == Decimal("1.33333333333")
     assert len(third.as_tuple().digits) == ti.SIGNIFICANT_DIGITS
+    assert ti.rounded(0.0) == 0
+    assert ti.rounded(Decimal("1.234567890123456")) == Decimal("1.23456789012")
 
 
 # against the float references ---------------------------------------------------
@@ -210,14 +212,14 @@ def test_results_are_rounded_to_significant_digits() -> None:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_moving_averages_match_reference(seed: int) -> None:
     xs = _series(120, seed)
-    _close(ti.sma(_dec(xs), 20), [statistics.fmean(xs[i - 20 : i]) for i in range(20, 121)])
-    _close(ti.ema(_dec(xs), 20), ref_ema(xs, 20))
+    _close(ti.sma(xs, 20), [statistics.fmean(xs[i - 20 : i]) for i in range(20, 121)])
+    _close(ti.ema(xs, 20), ref_ema(xs, 20))
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_rsi_matches_reference(seed: int) -> None:
     xs = _series(120, seed)
-    _close(ti.rsi(_dec(xs), 14), ref_rsi(xs, 14))
+    _close(ti.rsi(xs, 14), ref_rsi(xs, 14))
 
 
 def test_macd_matches_reference() -> None:
@@ -225,7 +227,7 @@ def test_macd_matches_reference() -> None:
     fast, slow = ref_ema(xs, 12)[14:], ref_ema(xs, 26)
     line = [f - s for f, s in zip(fast, slow)]
     signal = ref_ema(line, 9)
-    result = ti.macd(_dec(xs))
+    result = ti.macd(xs)
     _close(result.line, line[8:])
     _close(result.signal, signal)
     _close(result.histogram, [m - s for m, s in zip(line[8:], signal)])
@@ -233,14 +235,14 @@ def test_macd_matches_reference() -> None:
 
 def test_atr_matches_reference() -> None:
     cs = _candles(100, 4)
-    _close(ti.atr(cs, 14), ref_atr(cs, 14))
+    _close(ti.atr(_prices(cs), 14), ref_atr(cs, 14))
 
 
 def test_bollinger_matches_reference() -> None:
     xs = _series(80, 5)
     mids = [statistics.fmean(xs[i - 20 : i]) for i in range(20, 81)]
     devs = [statistics.pstdev(xs[i - 20 : i]) for i in range(20, 81)]
-    bands = ti.bollinger(_dec(xs))
+    bands = ti.bollinger(xs)
     _close(bands.middle, mids)
     _close(bands.upper, [m + 2 * d for m, d in zip(mids, devs)])
     _close(bands.lower, [m - 2 * d for m, d in zip(mids, devs)])
@@ -249,7 +251,7 @@ def test_bollinger_matches_reference() -> None:
 def test_adx_matches_wilders_running_sums() -> None:
     cs = _candles(120, 6)
     adx, plus_di, minus_di = ref_adx(cs, 14)
-    result = ti.adx(cs, 14)
+    result = ti.adx(_prices(cs), 14)
     _close(result.adx, adx)
     _close(result.plus_di, plus_di)
     _close(result.minus_di, minus_di)
@@ -263,4 +265,4 @@ def test_choppiness_matches_reference() -> None:
         window = cs[end - 13 : end + 1]
         span = max(float(c.high) for c in window) - min(float(c.low) for c in window)
         expected.append(100 * math.log10(sum(trs[end - 14 : end]) / span) / math.log10(14))
-    _close(ti.choppiness(cs, 14), expected)
+    _close(ti.choppiness(_prices(cs), 14), expected)

@@ -211,11 +211,14 @@ def test_trading_history_from_closed_positions() -> None:
         )
 
     now = 1_767_268_800.0  # 2026-01-01T12:00Z
-    history = trading_history(
-        [closed(500, now - 10 * 86400), closed(-100, now - 3 * 86400), closed(-50, now - 3600), closed(-25, now - 60)],
-        Decimal(10_000),
-        now,
-    )
+    positions = [
+        closed(500, now - 10 * 86400),
+        closed(-100, now - 3 * 86400),
+        closed(-50, now - 3600),
+        closed(-25, now - 60),
+    ]
+    realized = [(p.closed_at, p.realized_pnl) for p in reversed(positions) if p.realized_pnl is not None]
+    history = trading_history(realized, Decimal(10_000), now)
     assert history.daily_pnl == Decimal(-75)  # today's two
     assert history.weekly_pnl == Decimal(-175)
     assert history.consecutive_losses == 3

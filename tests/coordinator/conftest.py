@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 import pytest
@@ -26,12 +25,6 @@ class MakeCoordinator(Protocol):
         model_timeout_s: float = 30.0,
         **kwargs: Any,
     ) -> CoordinatorAgent: ...
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "tg.db") as opened:
-        yield opened
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from core.domain.models import Side
 from tests.coordinator.conftest import MakeCoordinator
 from tests.coordinator.fakes import (
     BULL,
+    PIPELINE,
     TA_LONG,
     RecordingVenue,
     ScriptedModel,
@@ -57,21 +58,9 @@ async def test_concurrent_agent_execution_same_symbol(make_coordinator: MakeCoor
 
     messages = await coordinator._message_bus.get_history()
     topics = assert_messages_properly_ordered(messages)
-    assert topics[ta_task.correlation_id] == [MessageTopic.MARKET_DATA, MessageTopic.TA_SIGNALS]
-    assert topics[regime_task.correlation_id] == [
-        MessageTopic.MARKET_DATA,
-        MessageTopic.TA_SIGNALS,
-        MessageTopic.REGIME_UPDATES,
-    ]
-    assert topics[decision_task.correlation_id] == [
-        MessageTopic.MARKET_DATA,
-        MessageTopic.TA_SIGNALS,
-        MessageTopic.REGIME_UPDATES,
-        MessageTopic.TRADING_SIGNALS,
-        MessageTopic.RISK_ALERTS,
-        MessageTopic.EXECUTION_EVENTS,
-        MessageTopic.PORTFOLIO_UPDATES,
-    ]
+    assert topics[ta_task.correlation_id] == list(PIPELINE[:2])
+    assert topics[regime_task.correlation_id] == list(PIPELINE[:3])
+    assert topics[decision_task.correlation_id] == list(PIPELINE)
 
 
 async def test_a_second_trade_decision_for_a_symbol_is_skipped_not_doubled(

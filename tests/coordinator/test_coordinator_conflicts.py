@@ -25,7 +25,7 @@ from core.decision.coordinator import ConflictInfo, TaskStatus
 from core.decision.llm.parsing import ConflictAction
 from core.decision.llm.providers import ChatCompletionsModel
 from core.domain.clock import VirtualClock
-from core.domain.config import ConflictSettings, ModelSlot
+from core.domain.config import ConflictSettings
 from core.domain.models import Action, Bias, ModelDecision, Regime, RegimeOutput, TAOutput, TradingDecisionOutput
 from core.storage.store import Store
 from tests.coordinator.conftest import MakeCoordinator
@@ -38,9 +38,8 @@ from tests.coordinator.fakes import (
     traders,
     vote,
 )
+from tests.llm.provider_fakes import KEY, KEY_ENV, OPENAI_COMPATIBLE
 
-DEEPSEEK = "https://api.deepseek.com/chat/completions"
-KEY = "sk-deepseek-test-91c2e0"
 SETTINGS = ConflictSettings()
 TA_LONG = TAOutput("BTC/USDT", Bias.LONG, 0.75, "up", 0.6, 0.4, {"price": Decimal(45000), "atr_14": Decimal(600)})
 BULL = RegimeOutput("BTC/USDT", Regime.TRENDING_BULL, 0.85, 0.013)
@@ -67,24 +66,12 @@ SPLIT = decision(*[("BUY", 0.8)] * 3, *[("HOLD", 0.7)] * 3, action="HOLD")
 LOW = ConflictType.LOW_CONSENSUS
 
 
-def chat_answer(content: str) -> httpx.Response:
-    return httpx.Response(
-        200,
-        json={
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}],
-            "usage": {"prompt_tokens": 900, "completion_tokens": 60},
-        },
-    )
-
-
 @pytest.fixture
 async def deepseek(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[ChatCompletionsModel]:
-    monkeypatch.setenv("DEEPSEEK_API_KEY", KEY)
-    slot = ModelSlot(
-        provider="openai", base_url="https://api.deepseek.com", model="deepseek-chat", api_key_env="DEEPSEEK_API_KEY"
-    )
+    monkeypatch.setenv(KEY_ENV, KEY)
     http = httpx.AsyncClient()
-    model = ChatCompletionsModel("conflict:deepseek-chat", slot, http=http, clock=VirtualClock())
+    model = OPENAI_COMPATIBLE.build(http, VirtualClock(), price=None)
+    assert isinstance(model, ChatCompletionsModel)
     yield model
     await http.aclose()
 
@@ -140,8 +127,8 @@ def test_conflicts_are_detected_most_serious_first(
 async def test_coordinator_conflict_resolution_with_llm(
     make_coordinator: MakeCoordinator, deepseek: ChatCompletionsModel, store: Store
 ) -> None:
-    route = respx.post(DEEPSEEK).mock(
-        return_value=chat_answer(
+    route = respx.post(OPENAI_COMPATIBLE.url).mock(
+        return_value=OPENAI_COMPATIBLE.ok(
             '{"action": "modify", "reasoning": "Reduce position size by 50% due to high volatility", "confidence": 0.85}'
         )
     )
@@ -198,7 +185,7 @@ async def test_coordinator_conflict_resolution_with_llm(
 async def test_a_provider_that_is_down_makes_the_ruling_wait(
     make_coordinator: MakeCoordinator, deepseek: ChatCompletionsModel, store: Store
 ) -> None:
-    respx.post(DEEPSEEK).mock(return_value=httpx.Response(503))
+    respx.post(OPENAI_COMPATIBLE.url).mock(return_value=httpx.Response(503))
     coordinator = make_coordinator(conflict=deepseek)
     resolution = await coordinator._resolve_conflict(
         ConflictInfo("low_consensus", TA_LONG, BULL, SPLIT, correlation_id="R-1")

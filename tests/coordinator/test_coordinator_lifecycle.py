@@ -8,7 +8,6 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,10 +16,10 @@ import pytest
 import respx
 
 from core.decision.agents import RegimeDetectionAgent, TechnicalAnalysisAgent, TradingDecisionAgent
-from core.decision.bus import MessageTopic
 from core.decision.coordinator import CoordinatorAgent, TaskStatus
+from core.decision.llm.offline import default_trading_models
 from core.decision.risk import RiskManagementEngine
-from core.domain.config import ModelSettings, ModelSlot, Settings
+from core.domain.config import ModelSettings, Settings
 from core.domain.models import (
     Action,
     Bias,
@@ -32,52 +31,48 @@ from core.domain.models import (
     Regime,
     Side,
 )
-from core.exchange import Credentials, KrakenClient
 from core.execution.positions import PositionTracker
 from core.flows.trade_cycle import ExchangeVenue, TradeCycle, read_risk_state
-from core.storage.store import Store
-from simulator.embedded import EmbeddedExchange
-from tests.coordinator.fakes import BULL, TA_LONG, ScriptedModel, assert_messages_properly_ordered, traders, vote
+from tests.coordinator.fakes import (
+    BULL,
+    PIPELINE,
+    TA_LONG,
+    ScriptedModel,
+    assert_messages_properly_ordered,
+    traders,
+    vote,
+)
+from tests.llm.provider_fakes import KEY, KEY_ENV, OPENAI_COMPATIBLE
+from tests.tg_client import Rig, open_rig
 
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class Sandbox:
-    exchange: EmbeddedExchange
-    client: KrakenClient
-    store: Store
-    settings: Settings
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    async with open_rig(tmp_path) as opened:
+        yield opened
 
 
 @pytest.fixture
-async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
-    exchange = EmbeddedExchange.open(tmp_path / "s.db")
-    client = KrakenClient(
-        exchange.base_url,
-        Credentials(exchange.api_key, exchange.api_secret),
-        transport=exchange.transport,
-        clock=exchange.clock,
-    )
-    with Store.open(tmp_path / "tg.db") as store:
-        yield Sandbox(exchange, client, store, Settings(db=tmp_path / "tg.db"))
-    await client.aclose()
+def settings(tmp_path: Path) -> Settings:
+    return Settings(db=tmp_path / "tg.db")
 
 
-async def test_end_to_end_buy_trade_execution(sandbox: Sandbox) -> None:
+async def test_end_to_end_buy_trade_execution(rig: Rig, settings: Settings) -> None:
     """TA says long, the regime is trending_bull, six models vote BUY, risk approves,
     the orders go out, and an open position with its stop and target is stored."""
     ta_model = ScriptedModel("ta", TA_LONG)
     regime_model = ScriptedModel("regime", BULL)
     voters = traders(*[vote("BUY", 0.8)] * 6)
     coordinator = CoordinatorAgent(
-        ExchangeVenue(sandbox.client, sandbox.store, sandbox.exchange.clock, sandbox.settings),
+        ExchangeVenue(rig.client, rig.store, rig.clock, settings),
         ta_agent=TechnicalAnalysisAgent(ta_model),
         regime_agent=RegimeDetectionAgent(regime_model),
         decision_agent=TradingDecisionAgent(voters),
-        risk_engine=RiskManagementEngine(sandbox.settings.risk),
-        store=sandbox.store,
-        clock=sandbox.exchange.clock,
+        risk_engine=RiskManagementEngine(settings.risk),
+        store=rig.store,
+        clock=rig.clock,
     )
     await coordinator.start()
 
@@ -103,51 +98,36 @@ async def test_end_to_end_buy_trade_execution(sandbox: Sandbox) -> None:
     assert position.stop_loss is not None and position.take_profit is not None
     assert position.stop_loss < position.entry_price < position.take_profit
 
-    [stored] = PositionTracker(sandbox.store, sandbox.exchange.clock).open_positions("BTC/USDT")
+    [stored] = PositionTracker(rig.store, rig.clock).open_positions("BTC/USDT")
     assert stored.id == position.id and stored.run_id == "R-lifecycle"
-    protection = {o.role: o for o in sandbox.store.orders(position_id=position.id)}
+    protection = {o.role: o for o in rig.store.orders(position_id=position.id)}
     assert protection[OrderRole.STOP_LOSS].price == position.stop_loss
     assert protection[OrderRole.TAKE_PROFIT].price == position.take_profit
-    resting = await sandbox.client.open_orders()
+    resting = await rig.client.open_orders()
     for role in (OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT):
         order = protection[role]
         assert order.status is OrderStatus.OPEN and order.volume == position.size
         assert resting[order.external_id or ""].side == Side.SELL.value
 
     await coordinator.message_bus.drain()  # the recorder writes as a bus subscriber
-    assert len(sandbox.store.votes("R-lifecycle")) == 6
-    agents = [o["agent"] for o in sandbox.store.agent_outputs("R-lifecycle")]
+    assert len(rig.store.votes("R-lifecycle")) == 6
+    agents = [o["agent"] for o in rig.store.agent_outputs("R-lifecycle")]
     assert agents == ["technical_analysis", "regime_detection", "risk"]
     topics = assert_messages_properly_ordered(await coordinator.message_bus.get_history())
-    assert topics["R-lifecycle"] == [
-        MessageTopic.MARKET_DATA,
-        MessageTopic.TA_SIGNALS,
-        MessageTopic.REGIME_UPDATES,
-        MessageTopic.TRADING_SIGNALS,
-        MessageTopic.RISK_ALERTS,
-        MessageTopic.EXECUTION_EVENTS,
-        MessageTopic.PORTFOLIO_UPDATES,
-    ]
+    assert topics["R-lifecycle"] == list(PIPELINE)
     await coordinator.stop()
 
 
-async def test_trade_cycle_runs_through_the_coordinator_with_the_offline_models(sandbox: Sandbox) -> None:
-    report = await TradeCycle(sandbox.client, sandbox.store, sandbox.exchange.clock, sandbox.settings).run("BTC/USDT")
+async def test_trade_cycle_runs_through_the_coordinator_with_the_offline_models(rig: Rig, settings: Settings) -> None:
+    report = await TradeCycle(rig.client, rig.store, rig.clock, settings).run("BTC/USDT")
     summary = report.to_dict()
 
     # the seeded sandbox opens on a quiet market: every offline strategy holds
     assert (summary["action"], summary["status"], summary["conflict"]) == ("HOLD", "HOLD", None)
-    assert [v["model"] for v in summary["votes"]] == [
-        "trend_follower",
-        "mean_reverter",
-        "momentum",
-        "breakout",
-        "regime_aligned",
-        "contrarian_risk",
-    ]
-    run = sandbox.store.get_run(report.run_id)
+    assert [v["model"] for v in summary["votes"]] == [m.name for m in default_trading_models()]
+    run = rig.store.get_run(report.run_id)
     assert run is not None and run.summary == summary and run.status == "HOLD"
-    assert len(sandbox.store.votes(report.run_id)) == 6 and sandbox.store.conflicts() == []
+    assert len(rig.store.votes(report.run_id)) == 6 and rig.store.conflicts() == []
 
 
 def _remote_answer(request: httpx.Request) -> httpx.Response:
@@ -164,24 +144,22 @@ def _remote_answer(request: httpx.Request) -> httpx.Response:
             f'{{"action": "BUY", "confidence": 0.8, "entry": {price}, "stop_loss": {(price * Decimal("0.98")):.1f}, '
             f'"take_profit": {(price * Decimal("1.05")):.1f}}}'
         )
-    return httpx.Response(200, json={"choices": [{"message": {"content": text}}], "usage": {"prompt_tokens": 1}})
+    return OPENAI_COMPATIBLE.ok(text)
 
 
 @respx.mock
 async def test_trade_cycle_switched_to_a_provider_by_configuration(
-    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+    rig: Rig, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-test")
-    route = respx.post("https://api.deepseek.com/chat/completions").mock(side_effect=_remote_answer)
-    deepseek = ModelSlot(
-        provider="openai", base_url="https://api.deepseek.com", model="deepseek-chat", api_key_env="DEEPSEEK_API_KEY"
-    )
+    monkeypatch.setenv(KEY_ENV, KEY)
+    route = respx.post(OPENAI_COMPATIBLE.url).mock(side_effect=_remote_answer)
+    deepseek = OPENAI_COMPATIBLE.slot()
     models = ModelSettings(
         ta=deepseek, trader_1=deepseek, trader_2=deepseek, trader_3=deepseek, trader_4=deepseek, conflict=deepseek
     )
-    settings = sandbox.settings.model_copy(update={"models": models})
+    remote = settings.model_copy(update={"models": models})
 
-    report = await TradeCycle(sandbox.client, sandbox.store, sandbox.exchange.clock, settings).run("BTC/USDT")
+    report = await TradeCycle(rig.client, rig.store, rig.clock, remote).run("BTC/USDT")
     summary = report.to_dict()
 
     assert route.call_count == 6  # TA, four votes, the ruling
@@ -191,13 +169,13 @@ async def test_trade_cycle_switched_to_a_provider_by_configuration(
     assert (summary["conflict"]["action"], summary["conflict"]["model"]) == ("modify", "conflict:deepseek-chat")
     assert summary["status"] == "FILLED" and summary["risk"]["status"] == "reduced"
     assert any("conflict ruling modify sizes at 0.5x" in r for r in summary["risk"]["reasons"])
-    [row] = sandbox.store.conflicts("BTC/USDT")
+    [row] = rig.store.conflicts("BTC/USDT")
     assert (row["run_id"], row["resolution_action"]) == (report.run_id, "modify")
 
 
-async def test_risk_state_is_read_from_the_balance_and_the_database(sandbox: Sandbox) -> None:
-    now = sandbox.exchange.clock.time() + 12 * 3600  # noon: the sandbox opens at midnight UTC
-    pair = await sandbox.client.resolve_pair("BTC/USDT")
+async def test_risk_state_is_read_from_the_balance_and_the_database(rig: Rig, settings: Settings) -> None:
+    now = rig.clock.time() + 12 * 3600  # noon: the sandbox opens at midnight UTC
+    pair = await rig.client.resolve_pair("BTC/USDT")
 
     def closed(position_id: str, pnl: str, closed_at: float) -> Position:
         return Position(
@@ -221,14 +199,14 @@ async def test_risk_state_is_read_from_the_balance_and_the_database(sandbox: San
         closed("P-loss-1", "-12.5", now - 2_000),
         closed("P-loss-2", "-7.25", now - 1_000),
     ):
-        sandbox.store.upsert_position(position)
-    sandbox.store.upsert_position(
+        rig.store.upsert_position(position)
+    rig.store.upsert_position(
         Position("P-open", "BTC/USDT", PositionSide.LONG, Decimal("0.02"), Decimal(91000), Decimal(89000), None)
     )
 
-    state = await read_risk_state(sandbox.client, sandbox.store, pair, Decimal(90000), now=now)
+    state = await read_risk_state(rig.client, rig.store, pair, Decimal(90000), now=now)
 
-    balances = await sandbox.client.balance()
+    balances = await rig.client.balance()
     assert state.available_quote == balances[pair.quote] and state.available_quote > 0
     assert state.equity == balances[pair.quote] + balances.get(pair.base, Decimal(0)) * 90000
     assert (state.open_positions, state.open_exposure) == (1, Decimal("1820.00"))

@@ -4,35 +4,18 @@ fail here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from core.domain.models import Order, OrderRole, OrderStatus, OrderType, Position, PositionSide, PositionStatus, Side
-from core.exchange import ExchangeOrder, PairInfo
+from core.exchange import ExchangeOrder
 from core.exchange.account import ExchangeTruth
 from core.execution.invariants import INVARIANTS, check_invariants
 from core.storage.store import Store
+from tests.exchange.kraken_fakes import BTC_USDT, order_wire
 
-BTC_USDT = PairInfo(
-    key="XBTUSDT",
-    altname="XBTUSDT",
-    wsname="XBT/USDT",
-    base="XXBT",
-    quote="USDT",
-    symbol="BTC/USDT",
-    pair_decimals=1,
-    lot_decimals=8,
-    cost_decimals=5,
-    ordermin=Decimal("0.0001"),
-    costmin=Decimal("0.5"),
-    tick_size=Decimal("0.1"),
-    taker_fee_pct=Decimal("0.26"),
-    maker_fee_pct=Decimal("0.16"),
-)
 PAIRS = {"XBTUSDT": BTC_USDT}
 SIZE = Decimal("0.1")
 
@@ -49,25 +32,46 @@ def wire(
     price: str = "0",
     reason: str | None = None,
 ) -> ExchangeOrder:
-    raw: dict[str, Any] = {
-        "status": status,
-        "descr": {
-            "pair": "XBTUSDT",
-            "type": side,
-            "ordertype": ordertype,
-            "price": price,
-            "order": f"{side} {vol} XBTUSDT @ {ordertype}",
-        },
-        "vol": str(vol),
-        "vol_exec": str(vol_exec),
-        "cost": "0",
-        "fee": "0",
-        "price": "0",
-        "cl_ord_id": cl_ord_id,
-        "opentm": 0.0,
-        "reason": reason,
-    }
+    raw = order_wire(
+        status,
+        pair="XBTUSDT",
+        side=side,
+        ordertype=ordertype,
+        price=price,
+        vol=str(vol),
+        vol_exec=str(vol_exec),
+        cost="0",
+        fee="0",
+        avg_price="0",
+        cl_ord_id=cl_ord_id,
+        reason=reason,
+    )
     return ExchangeOrder.from_wire(txid, raw)
+
+
+def protection_wire(
+    txid: str, cl_ord_id: str, *, ordertype: str = "stop-loss", status: str = "open", price: str = "0"
+) -> ExchangeOrder:
+    """A sell stop or target of tg's as Kraken lists it: unfilled, `status`."""
+    return wire(
+        txid, side="sell", ordertype=ordertype, vol_exec=Decimal(0), status=status, cl_ord_id=cl_ord_id, price=price
+    )
+
+
+def entry_order(client_order_id: str, external_id: str) -> Order:
+    """A filled market entry of run R-1's, as tg records it."""
+    return Order(
+        client_order_id=client_order_id,
+        symbol="BTC/USDT",
+        side=Side.BUY,
+        order_type=OrderType.MARKET,
+        volume=SIZE,
+        role=OrderRole.ENTRY,
+        external_id=external_id,
+        status=OrderStatus.CLOSED,
+        filled_volume=SIZE,
+        run_id="R-1",
+    )
 
 
 class Account:
@@ -89,18 +93,7 @@ class Account:
             take_profit=Decimal("62400"),
             run_id="R-1",
         )
-        self.entry = Order(
-            client_order_id=self.entry_id,
-            symbol="BTC/USDT",
-            side=Side.BUY,
-            order_type=OrderType.MARKET,
-            volume=SIZE,
-            role=OrderRole.ENTRY,
-            external_id="OENTRY-AAAAA-AAAAAA",
-            status=OrderStatus.CLOSED,
-            filled_volume=SIZE,
-            run_id="R-1",
-        )
+        self.entry = entry_order(self.entry_id, "OENTRY-AAAAA-AAAAAA")
         self.stop = Order(
             client_order_id=self.stop_id,
             symbol="BTC/USDT",
@@ -116,15 +109,7 @@ class Account:
         store.record_protected_position(self.position, [self.entry, self.stop])
         self.orders = {
             "OENTRY-AAAAA-AAAAAA": wire("OENTRY-AAAAA-AAAAAA", cl_ord_id=self.entry_id),
-            "OSTOPP-AAAAA-AAAAAA": wire(
-                "OSTOPP-AAAAA-AAAAAA",
-                side="sell",
-                ordertype="stop-loss",
-                vol_exec=Decimal(0),
-                status="open",
-                cl_ord_id=self.stop_id,
-                price="58800",
-            ),
+            "OSTOPP-AAAAA-AAAAAA": protection_wire("OSTOPP-AAAAA-AAAAAA", self.stop_id, price="58800"),
         }
         self.balances = {"XXBT": SIZE, "USDT": Decimal("94000")}
 
@@ -137,9 +122,8 @@ class Account:
 
 
 @pytest.fixture
-def account(tmp_path: Path) -> Iterator[Account]:
-    with Store.open(tmp_path / "tg.db") as store:
-        yield Account(store)
+def account(store: Store) -> Account:
+    return Account(store)
 
 
 def test_the_consistent_account_breaks_nothing(account: Account) -> None:
@@ -148,14 +132,7 @@ def test_the_consistent_account_breaks_nothing(account: Account) -> None:
 
 
 def test_a_holding_without_a_live_stop_is_unprotected(account: Account) -> None:
-    account.orders["OSTOPP-AAAAA-AAAAAA"] = wire(
-        "OSTOPP-AAAAA-AAAAAA",
-        side="sell",
-        ordertype="stop-loss",
-        vol_exec=Decimal(0),
-        status="canceled",
-        cl_ord_id=account.stop_id,
-    )
+    account.orders["OSTOPP-AAAAA-AAAAAA"] = protection_wire("OSTOPP-AAAAA-AAAAAA", account.stop_id, status="canceled")
     found = account.check()
     assert any("live stops cover only 0" in m for m in found["protected"])
     assert any("position P-1" in m for m in found["protected"])
@@ -163,14 +140,7 @@ def test_a_holding_without_a_live_stop_is_unprotected(account: Account) -> None:
 
 def test_a_second_live_stop_is_over_coverage(account: Account) -> None:
     other = account.store.namespace().new_client_order_id(OrderRole.STOP_LOSS)
-    account.orders["OSTOP2-AAAAA-AAAAAA"] = wire(
-        "OSTOP2-AAAAA-AAAAAA",
-        side="sell",
-        ordertype="stop-loss",
-        vol_exec=Decimal(0),
-        status="open",
-        cl_ord_id=other,
-    )
+    account.orders["OSTOP2-AAAAA-AAAAAA"] = protection_wire("OSTOP2-AAAAA-AAAAAA", other)
     found = account.check()
     assert "no_over_coverage" in found
     assert "OSTOP2-AAAAA-AAAAAA" in " ".join(found["no_orphan_protection"])  # and it protects nothing of record
@@ -204,18 +174,7 @@ def test_a_live_stop_of_a_closed_position_is_an_orphan(account: Account) -> None
 
 
 def test_two_entries_for_one_proposal_are_duplicates(account: Account) -> None:
-    second = Order(
-        client_order_id=account.store.namespace().new_client_order_id(OrderRole.ENTRY),
-        symbol="BTC/USDT",
-        side=Side.BUY,
-        order_type=OrderType.MARKET,
-        volume=SIZE,
-        role=OrderRole.ENTRY,
-        external_id="OENTR2-AAAAA-AAAAAA",
-        status=OrderStatus.CLOSED,
-        filled_volume=SIZE,
-        run_id="R-1",
-    )
+    second = entry_order(account.store.namespace().new_client_order_id(OrderRole.ENTRY), "OENTR2-AAAAA-AAAAAA")
     account.store.upsert_order(second)
     assert "run R-1 sent 2 entries" in " ".join(account.check()["no_duplicates"])
 
@@ -229,13 +188,8 @@ def test_a_client_order_id_accepted_twice_is_a_duplicate(account: Account) -> No
 
 def test_an_order_of_tgs_missing_from_the_database_is_unrecorded(account: Account) -> None:
     mine = account.store.namespace().new_client_order_id(OrderRole.TAKE_PROFIT)
-    account.orders["OTARGT-AAAAA-AAAAAA"] = wire(
-        "OTARGT-AAAAA-AAAAAA",
-        side="sell",
-        ordertype="take-profit",
-        vol_exec=Decimal(0),
-        status="canceled",
-        cl_ord_id=mine,
+    account.orders["OTARGT-AAAAA-AAAAAA"] = protection_wire(
+        "OTARGT-AAAAA-AAAAAA", mine, ordertype="take-profit", status="canceled"
     )
     assert "is tg's but not in the database" in " ".join(account.check()["recorded"])
 
@@ -281,6 +235,21 @@ def test_a_foreign_holding_that_moved_without_its_orders_was_touched(account: Ac
     before = account.truth()
     account.balances["XXBT"] -= Decimal("0.05")  # sold, by no order of its owner's
     assert "foreign holding 0.05 -> 0.00" in " ".join(account.check(before=before)["foreign_untouched"])
+
+
+def test_an_asset_a_fill_paid_as_quote_is_not_judged_by_base_volumes(account: Account) -> None:
+    usdt_usd = replace(BTC_USDT, key="USDTZUSD", altname="USDTZUSD", base="USDT", quote="ZUSD", symbol="USDT/USD")
+    pairs = {**PAIRS, "USDTZUSD": usdt_usd}  # USDT is a quote here and a base there
+    entry = "OENTRY-AAAAA-AAAAAA"
+    before = ExchangeTruth(
+        orders={txid: order for txid, order in account.orders.items() if txid != entry},
+        balances={"USDT": Decimal("100000")},
+    )  # then tg's entry bought BTC with USDT
+    report = check_invariants(account.store, account.truth(), pairs, before=before)
+    assert report.violations["foreign_untouched"] == []
+    untouched = ExchangeTruth(orders=dict(account.orders), balances={**account.balances, "USDT": Decimal("94500")})
+    report = check_invariants(account.store, account.truth(), pairs, before=untouched)  # no fill since
+    assert report.violations["foreign_untouched"] == ["USDT: foreign holding 94500 -> 94000, its own orders moved it 0"]
 
 
 def test_every_invariant_has_a_test_above() -> None:

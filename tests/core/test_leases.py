@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,12 +27,6 @@ from core.storage.store import LeaseRecord, Store
 
 NAME = asset_lease("acct12345678", "XXBT")
 START = 1_767_225_600.0
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "tg.db") as opened:
-        yield opened
 
 
 @pytest.fixture
@@ -206,55 +199,42 @@ def test_of_two_claims_that_both_saw_the_lease_free_only_the_first_is_written(tm
         assert two.lease(NAME) == LeaseRecord(NAME, "aaaa", host, 1, START)
 
 
+def race_for_the_lease(path: Path, *, contenders: int) -> list[bool]:
+    """`contenders` keepers, each on its own connection in its own thread, released
+    together to try for NAME: whether each took it."""
+    start = threading.Barrier(contenders)
+    won: list[bool] = []
+    lock = threading.Lock()
+
+    def contend() -> None:
+        with Store.open(path) as own:
+            keeper = LeaseKeeper(own)
+            start.wait(timeout=30)
+            taken = keeper.try_acquire(NAME)
+            with lock:
+                won.append(taken)
+
+    threads = [threading.Thread(target=contend) for _ in range(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return won
+
+
 @pytest.mark.parametrize("round_", range(20))
 def test_two_keepers_on_two_connections_race_and_exactly_one_wins(tmp_path: Path, round_: int) -> None:
     """Each keeper on its own connection in its own thread, released together: the
     claim's transaction, not luck, decides."""
     path = tmp_path / "tg.db"
     Store.open(path).close()
-    contenders = 2
-    start = threading.Barrier(contenders)
-    won: list[bool] = []
-    lock = threading.Lock()
-
-    def contend() -> None:
-        with Store.open(path) as own:
-            keeper = LeaseKeeper(own)
-            start.wait(timeout=30)
-            taken = keeper.try_acquire(NAME)
-            with lock:
-                won.append(taken)
-
-    threads = [threading.Thread(target=contend) for _ in range(contenders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert sorted(won) == [False, True]
+    assert sorted(race_for_the_lease(path, contenders=2)) == [False, True]
 
 
 def test_keepers_racing_for_a_dead_holders_lease_take_it_once(tmp_path: Path) -> None:
-    """Both find the holder dead and replace it; the second replacement must fail, as
-    the lease is no longer the dead one's."""
+    """All four find the holder dead and replace it; every replacement after the first
+    must fail, as the lease is no longer the dead one's."""
     path = tmp_path / "tg.db"
     with Store.open(path) as setup:
         setup.claim_lease(LeaseRecord(NAME, "deadbeef", socket.gethostname(), dead_pid(), START * 2), replacing=None)
-    contenders = 4
-    start = threading.Barrier(contenders)
-    won: list[bool] = []
-    lock = threading.Lock()
-
-    def contend() -> None:
-        with Store.open(path) as own:
-            keeper = LeaseKeeper(own)
-            start.wait(timeout=30)
-            taken = keeper.try_acquire(NAME)
-            with lock:
-                won.append(taken)
-
-    threads = [threading.Thread(target=contend) for _ in range(contenders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert sorted(won) == [False] * (contenders - 1) + [True]
+    assert sorted(race_for_the_lease(path, contenders=4)) == [False] * 3 + [True]

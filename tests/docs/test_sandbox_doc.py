@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from simulator.app import CONTROL_ROUTES as ROUTES
 from simulator.app import UI_PATHS
-from simulator.control import ROUTES
 from simulator.faults import CATALOG, option_docs, rule_option_docs
 
 ROOT = Path(__file__).parents[2]

@@ -9,7 +9,7 @@ import respx
 
 from core.domain.clock import VirtualClock
 from core.exchange import Credentials, KrakenClient, NonceSource
-from tests.exchange.kraken_fakes import API_KEY, ASSET_PAIRS, BASE_URL, SECRET, START, ok
+from tests.exchange.kraken_fakes import API_KEY, BASE_URL, SECRET, START, mocked_kraken
 
 
 @pytest.fixture
@@ -24,8 +24,7 @@ def clock() -> VirtualClock:
 
 @pytest.fixture
 def kraken() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
-        router.get("/0/public/AssetPairs").mock(return_value=ok(ASSET_PAIRS))
+    with mocked_kraken() as router:
         yield router
 
 

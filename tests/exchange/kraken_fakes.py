@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
+import respx
+
+from core.exchange import PairInfo
 
 BASE_URL = "https://kraken.test"
 # The secret of Kraken's published signing example: a valid base64 secret.
@@ -54,6 +60,32 @@ ASSET_PAIRS: dict[str, Any] = {
     "XXRPXXBT": _pair("XRPXBT", "XRP/XBT", "XXRP", "XXBT", 8, "10", "0.00000001"),
     "XXBTZUSD.d": _pair("XBTUSD.d", None, "XXBT", "ZUSD", 1, "0.0001", "0.1"),
 }
+BTC_USDT = PairInfo(
+    key="XBTUSDT",
+    altname="XBTUSDT",
+    wsname="XBT/USDT",
+    base="XXBT",
+    quote="USDT",
+    symbol="BTC/USDT",
+    pair_decimals=1,
+    lot_decimals=8,
+    cost_decimals=5,
+    ordermin=Decimal("0.0001"),
+    costmin=Decimal("0.5"),
+    tick_size=Decimal("0.1"),
+    taker_fee_pct=Decimal("0.26"),
+    maker_fee_pct=Decimal("0.16"),
+)
+"""ASSET_PAIRS' XBTUSDT as tg reads it (its fees: Kraken's first tier), for the tests
+that need a pair without asking for one."""
+
+
+@contextmanager
+def mocked_kraken() -> Iterator[respx.MockRouter]:
+    """Kraken at BASE_URL, mocked: AssetPairs answers ASSET_PAIRS; a test routes the rest."""
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+        router.get("/0/public/AssetPairs").mock(return_value=ok(ASSET_PAIRS))
+        yield router
 
 
 def ok(result: Any) -> httpx.Response:
@@ -67,37 +99,45 @@ def refused(*errors: str) -> httpx.Response:
 def order_wire(
     status: str = "closed",
     *,
+    pair: str = "XBTUSD",
+    side: str = "buy",
     ordertype: str = "limit",
     price: str = "37500.0",
+    vol: str = "1.25000000",
     vol_exec: str = "1.25000000",
+    cost: str = "46875.00000",
+    fee: str = "121.87500",
+    avg_price: str = "37500.0",
     cl_ord_id: str | None = None,
+    reason: str | None = None,
     trades: list[str] | None = None,
 ) -> dict[str, Any]:
-    """One order object as Kraken's QueryOrders/OpenOrders/ClosedOrders carry it."""
+    """One order object as Kraken's QueryOrders/OpenOrders/ClosedOrders carry it
+    (`price` is descr.price, the order's limit or trigger; `avg_price` its fills')."""
     order: dict[str, Any] = {
         "refid": None,
         "userref": 42,
         "cl_ord_id": cl_ord_id,
         "status": status,
-        "reason": None,
+        "reason": reason,
         "opentm": 1688665496.7808,
         "starttm": 0,
         "expiretm": 0,
         "descr": {
-            "pair": "XBTUSD",
-            "type": "buy",
+            "pair": pair,
+            "type": side,
             "ordertype": ordertype,
             "price": price,
             "price2": "0",
             "leverage": "none",
-            "order": f"buy 1.25000000 XBTUSD @ {ordertype} {price}",
+            "order": f"{side} {vol} {pair} @ {ordertype} {price}",
             "close": "",
         },
-        "vol": "1.25000000",
+        "vol": vol,
         "vol_exec": vol_exec,
-        "cost": "46875.00000",
-        "fee": "121.87500",
-        "price": "37500.0",
+        "cost": cost,
+        "fee": fee,
+        "price": avg_price,
         "stopprice": "0.00000",
         "limitprice": "0.00000",
         "misc": "",

@@ -26,7 +26,6 @@ from core.exchange import (
     ExchangeOrder,
     KrakenClient,
     NonceSource,
-    PairInfo,
     sign,
 )
 from core.exchange.client import NONCE_RESENDS
@@ -34,6 +33,7 @@ from tests.exchange.kraken_fakes import (
     API_KEY,
     ASSET_PAIRS,
     BASE_URL,
+    BTC_USDT,
     SECRET,
     START,
     form,
@@ -303,22 +303,7 @@ class TestPairs:
 
     async def test_pair_info_is_read_from_asset_pairs(self, client: KrakenClient) -> None:
         pairs = await client.asset_pairs()
-        assert pairs["XBTUSDT"] == PairInfo(
-            key="XBTUSDT",
-            altname="XBTUSDT",
-            wsname="XBT/USDT",
-            base="XXBT",
-            quote="USDT",
-            symbol="BTC/USDT",
-            pair_decimals=1,
-            lot_decimals=8,
-            cost_decimals=5,
-            ordermin=Decimal("0.0001"),
-            costmin=Decimal("0.5"),
-            tick_size=Decimal("0.1"),
-            taker_fee_pct=Decimal("0.26"),
-            maker_fee_pct=Decimal("0.16"),
-        )
+        assert pairs["XBTUSDT"] == BTC_USDT
         assert sorted(pairs) == sorted(k for k in ASSET_PAIRS if k != "XXBTZUSD.d")
         assert_no_floats(pairs)
 

@@ -11,23 +11,7 @@ from typing import Any
 from core.domain.errors import UnknownOrderError
 from core.domain.models import OrderType, Side
 from core.exchange import AddOrderAck, CallCosts, ExchangeOrder, PairInfo
-
-BTC_USDT = PairInfo(
-    key="XBTUSDT",
-    altname="XBTUSDT",
-    wsname="XBT/USDT",
-    base="XXBT",
-    quote="USDT",
-    symbol="BTC/USDT",
-    pair_decimals=1,
-    lot_decimals=8,
-    cost_decimals=5,
-    ordermin=Decimal("0.0001"),
-    costmin=Decimal("0.5"),
-    tick_size=Decimal("0.1"),
-    taker_fee_pct=Decimal("0.26"),
-    maker_fee_pct=Decimal("0.16"),
-)
+from tests.exchange.kraken_fakes import BTC_USDT, order_wire
 
 
 class ScriptedKraken:
@@ -85,23 +69,19 @@ class ScriptedKraken:
             raise outcome
         txid = f"ORDER-{len(self.add_order_calls)}"
         filled = volume * self.fill_ratio if order_type is OrderType.MARKET else Decimal("0")
-        self.orders[txid] = {
-            "status": "closed" if filled == volume else "open",
-            "descr": {
-                "pair": "XBTUSDT",
-                "type": side.value,
-                "ordertype": order_type.value,
-                "price": str(price or 0),
-                "order": f"{side.value} {volume} XBTUSDT",
-            },
-            "vol": str(volume),
-            "vol_exec": str(filled),
-            "cost": str(filled * self.price),
-            "fee": str(filled * self.price * Decimal("0.0026")),
-            "price": str(self.price if filled else 0),
-            "cl_ord_id": cl_ord_id,
-            "opentm": 0.0,
-        }
+        self.orders[txid] = order_wire(
+            "closed" if filled == volume else "open",
+            pair="XBTUSDT",
+            side=side.value,
+            ordertype=order_type.value,
+            price=str(price or 0),
+            vol=str(volume),
+            vol_exec=str(filled),
+            cost=str(filled * self.price),
+            fee=str(filled * self.price * Decimal("0.0026")),
+            avg_price=str(self.price if filled else 0),
+            cl_ord_id=cl_ord_id,
+        )
         return AddOrderAck(txid=txid, description="")
 
     async def query_orders(self, txids: Sequence[str], *, trades: bool = False) -> dict[str, ExchangeOrder]:

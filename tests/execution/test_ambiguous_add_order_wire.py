@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import respx
 
 from core.domain.clock import VirtualClock
 from core.domain.models import ExecutionResult, ExecutionStatus, OrderRole, Side, TradeProposal
@@ -19,7 +18,7 @@ from core.exchange import Credentials, KrakenClient, NonceSource
 from core.exchange.ratelimit import KrakenRateLimiter
 from core.execution.manager import OrderExecutionManager
 from core.storage.store import Store
-from tests.exchange.kraken_fakes import API_KEY, ASSET_PAIRS, BASE_URL, SECRET, START, form, ok, order_wire, refused
+from tests.exchange.kraken_fakes import API_KEY, BASE_URL, SECRET, START, form, mocked_kraken, ok, order_wire, refused
 
 PROPOSAL = TradeProposal(
     symbol="BTC/USD",
@@ -50,9 +49,9 @@ class Book:
             "closed" if market else "open",
             ordertype=fields["ordertype"],
             vol_exec=fields["volume"] if market else "0",
+            vol=fields["volume"],
             cl_ord_id=fields["cl_ord_id"],
         )
-        order["vol"] = fields["volume"]
         self.orders[txid] = order
         if self.lose_answers:
             self.lose_answers -= 1
@@ -73,8 +72,7 @@ class Book:
 @pytest.fixture
 def book(request: pytest.FixtureRequest) -> Iterator[Book]:
     book = Book(**getattr(request, "param", {"lose_answers": 1}))
-    with respx.mock(base_url=BASE_URL, assert_all_called=False) as kraken:
-        kraken.get("/0/public/AssetPairs").mock(return_value=ok(ASSET_PAIRS))
+    with mocked_kraken() as kraken:
         kraken.post("/0/private/AddOrder").mock(side_effect=book.add_order)
         kraken.post("/0/private/QueryOrders").mock(side_effect=book.query)
         kraken.post("/0/private/OpenOrders").mock(side_effect=lambda _: ok({"open": book.listing(open_=True)}))

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
-
-import pytest
 
 from core.domain.clock import VirtualClock
 from core.domain.config import ExecutionSettings
@@ -34,12 +31,6 @@ PROPOSAL = TradeProposal(
     confidence=0.8,
     volume=Decimal("0.05"),
 )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store.open(tmp_path / "tg.db") as opened:
-        yield opened
 
 
 def manager(kraken: ScriptedKraken, store: Store, clock: VirtualClock | None = None) -> OrderExecutionManager:

@@ -13,42 +13,32 @@ import pytest
 from core.domain.clock import Clock
 from core.domain.config import RateLimitSettings
 from core.domain.models import ExecutionResult, ExecutionStatus
-from core.exchange import Credentials, KrakenClient
-from core.exchange.ratelimit import KrakenRateLimiter
 from core.execution.manager import OrderExecutionManager
 from core.flows.manual import manual_proposal
-from core.storage.store import Store
-from simulator.embedded import EmbeddedExchange
 from simulator.exchange import DEFAULT_ACCOUNT
+from tests.tg_client import Rig, open_rig
 
 
 @dataclass
 class Desk:
-    sandbox: EmbeddedExchange
-    clock: Clock
-    client: KrakenClient
+    rig: Rig
     manager: OrderExecutionManager
 
+    @property
+    def clock(self) -> Clock:
+        return self.rig.clock
+
     async def execute(self, times: int) -> list[ExecutionResult]:
-        proposal = await manual_proposal(self.client, "BTC/USDT", "buy", "0.001")
+        proposal = await manual_proposal(self.rig.client, "BTC/USDT", "buy", "0.001")
         return [await self.manager.execute_trade(proposal) for _ in range(times)]
 
     def order_times(self) -> list[float]:
-        return sorted(o.opentm for o in self.sandbox.exchange.query_orders(DEFAULT_ACCOUNT, None))
+        return sorted(o.opentm for o in self.rig.sandbox.exchange.query_orders(DEFAULT_ACCOUNT, None))
 
 
 async def open_desk(tmp_path: Path, limits: RateLimitSettings) -> AsyncIterator[Desk]:
-    sandbox = EmbeddedExchange.open(tmp_path / "tg.sandbox.db")
-    client = KrakenClient(
-        sandbox.base_url,
-        Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
-        transport=sandbox.transport,
-        clock=sandbox.clock,
-        rate_limiter=KrakenRateLimiter.from_settings(limits, clock=sandbox.clock),
-    )
-    with Store.open(tmp_path / "tg.db") as store:
-        yield Desk(sandbox, sandbox.clock, client, OrderExecutionManager(client, store, clock=sandbox.clock))
-    await client.aclose()
+    async with open_rig(tmp_path, limits=limits) as rig:
+        yield Desk(rig, OrderExecutionManager(rig.client, rig.store, clock=rig.clock))
 
 
 @pytest.fixture

@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from core.domain.clock import Clock
-from core.exchange import Credentials, KrakenClient
-from core.storage.store import Store
-from simulator.embedded import EmbeddedExchange
-
-
-@dataclass
-class Rig:
-    sandbox: EmbeddedExchange
-    client: KrakenClient
-    store: Store
-    clock: Clock
+from tests.tg_client import Rig, open_rig
 
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    sandbox = EmbeddedExchange.open(tmp_path / "tg.sandbox.db")
-    client = KrakenClient(
-        sandbox.base_url,
-        Credentials(api_key=sandbox.api_key, api_secret=sandbox.api_secret),
-        transport=sandbox.transport,
-        clock=sandbox.clock,
-    )
-    with Store.open(tmp_path / "tg.db") as store:
-        yield Rig(sandbox=sandbox, client=client, store=store, clock=sandbox.clock)
-    await client.aclose()
+    async with open_rig(tmp_path) as opened:
+        yield opened

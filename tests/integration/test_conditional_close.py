@@ -12,7 +12,7 @@ from core.domain.models import OrderRole, OrderStatus, Side, TradeProposal
 from core.exchange.sandbox_control import SandboxControl
 from core.execution.invariants import check_invariants
 from core.execution.manager import OrderExecutionManager
-from tests.integration.conftest import Rig
+from tests.tg_client import Rig
 
 pytestmark = pytest.mark.integration
 

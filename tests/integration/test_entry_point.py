@@ -4,17 +4,16 @@ stderr and exit 2, never a traceback."""
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.integration.tg_processes import tg_command
 
-LAUNCH = "import sys; from cli.main import main; sys.argv = ['tg', *sys.argv[1:]]; main()"
+pytestmark = pytest.mark.integration
 
 
 def tg(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", LAUNCH, *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(tg_command(*args), capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize(

@@ -44,12 +44,10 @@ now reaches reconciliation.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import random
 import signal
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -69,18 +67,23 @@ from core.domain.ownership import OrderNamespace
 from core.storage.store import Store
 from simulator.control import Sandbox
 from simulator.server import SandboxServer, serving
-from tests.integration.kill_proxy import Finished, KillProxy, TgProcess, When
+from tests.integration.ccxt_judge import (
+    KEYS,
+    TG_KEY,
+    TG_SECRET,
+    Account,
+    cover,
+    judge_client,
+    look_through_ccxt,
+    net,
+    repeated_client_ids,
+)
+from tests.integration.kill_proxy import KillProxy, When
+from tests.integration.tg_processes import Finished, TgProcess, scratch_folder
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
 
-TG_KEY = "tgKillBoundaryKey0123456789"
-TG_SECRET = base64.b64encode(bytes(range(64))).decode()
-JUDGE_KEY = "judgeCcxtKey0123456789"
-"""ccxt signs with millisecond nonces, tg with microsecond ones: on one key the first
-tg call would put ccxt's nonces behind for good. So the judge has its own key on the
-same account, as a second API key on a real Kraken account would."""
-JUDGE_SECRET = base64.b64encode(bytes(range(64, 128))).decode()
 TG_ENV = {"TG_KRAKEN_API_KEY": TG_KEY, "TG_KRAKEN_API_SECRET": TG_SECRET}
 SYMBOL = "BTC/USDT"
 VOLUME = Decimal("0.01")
@@ -308,31 +311,25 @@ class Rig:
         config = self.folder / "empty.toml"
         config.touch()
         clean: dict[str, str | None] = {name: None for name in os.environ if name.startswith("TG_")}
+        started = time.monotonic()
         result = runner.invoke(app, list(argv), env={**clean, **self.env, "TG_CONFIG": str(config), **(env or {})})
-        return Finished(list(argv), result.exit_code, result.stdout, result.stderr)
+        return Finished(list(argv), result.exit_code, result.stdout, result.stderr, time.monotonic() - started)
 
 
 @pytest.fixture(scope="module")
 def bench() -> Iterator[Bench]:
     clock = StillClock()
-    keys = [(TG_KEY, TG_SECRET), (JUDGE_KEY, JUDGE_SECRET)]
-    with serving(keys=keys, tier=None, clock=clock) as server, KillProxy(server.url) as proxy:
-        judge = ccxt.kraken({"apiKey": JUDGE_KEY, "secret": JUDGE_SECRET, "enableRateLimit": False, "timeout": 10_000})
-        judge.urls["api"] = {"public": server.url, "private": server.url}
+    with serving(keys=KEYS, tier=None, clock=clock) as server, KillProxy(server.url) as proxy:
+        judge = judge_client(server.url)
         judge.load_markets()
         yield Bench(server, clock, proxy, judge)
         judge.session.close()
 
 
 @pytest.fixture
-def folder(tmp_path: Path) -> Iterator[Path]:
-    """A folder in memory when the machine has one: SQLite's fsyncs on disk cost
-    a tenth of a second per command."""
-    if not os.access("/dev/shm", os.W_OK):
-        yield tmp_path
-        return
-    with tempfile.TemporaryDirectory(dir="/dev/shm", prefix="tg-kill-") as name:
-        yield Path(name)
+def folder() -> Iterator[Path]:
+    with scratch_folder("tg-kill-") as path:
+        yield path
 
 
 @pytest.fixture
@@ -355,84 +352,23 @@ def rig_for(bench: Bench, folder: Path) -> Callable[[Fault], Rig]:
 # --- the judge -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Seen:
-    txid: str
-    cl_ord_id: str | None
-    side: str
-    ordertype: str
-    volume: Decimal
-    filled: Decimal
-    price: Decimal
-    status: str
-
-    @property
-    def live(self) -> bool:
-        return self.status in ("open", "pending")
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.volume - self.filled
-
-    def line(self) -> str:
-        return (
-            f"{self.txid} {self.side} {self.ordertype} {self.volume} filled {self.filled} "
-            f"@ {self.price} {self.status} cl_ord_id={self.cl_ord_id}"
-        )
-
-
-@dataclass(frozen=True)
-class Account:
-    btc: Decimal
-    orders: dict[str, Seen]
-
-
-def look(judge: ccxt.kraken) -> Account:
-    """The account as ccxt sees it: the BTC balance, every open and closed order."""
-    btc = Decimal(judge.fetch_balance()["info"]["result"].get("XXBT", {}).get("balance", "0"))
-    orders: dict[str, Seen] = {}
-    for order in [*judge.fetch_open_orders(), *judge.fetch_closed_orders()]:
-        info = order["info"]
-        orders[order["id"]] = Seen(
-            txid=order["id"],
-            cl_ord_id=info.get("cl_ord_id") or None,
-            side=info["descr"]["type"],
-            ordertype=info["descr"]["ordertype"],
-            volume=Decimal(info["vol"]),
-            filled=Decimal(info["vol_exec"]),
-            price=Decimal(info["descr"]["price"]),
-            status=info["status"],
-        )
-    return Account(btc, orders)
-
-
 def violations(rig: Rig, account: Account, install_id: str, listed: list[dict[str, Any]]) -> list[str]:
     """What tg's guarantees say cannot be, as the account shows it."""
     namespace = OrderNamespace.of(install_id)
     mine = [o for o in account.orders.values() if namespace.owns(o.cl_ord_id)]
     foreign = [o for o in account.orders.values() if not namespace.owns(o.cl_ord_id)]
     found: list[str] = []
-
-    def net(orders: list[Seen]) -> Decimal:
-        return sum((o.filled if o.side == "buy" else -o.filled for o in orders), Decimal(0))
-
     held = account.btc - net(foreign)  # the account started with no BTC
     if held != net(mine):
         found.append(
             f"the account holds {account.btc} BTC: {net(foreign)} the foreign orders bought leaves "
             f"{held}, but tg's orders net {net(mine)}"
         )
-    stops = sum((o.remaining for o in mine if o.live and o.ordertype.startswith("stop-loss")), Decimal(0))
-    targets = sum((o.remaining for o in mine if o.live and o.ordertype.startswith("take-profit")), Decimal(0))
-    if stops != held:
-        found.append(f"tg holds {held} BTC but its live stop-losses cover {stops}")
-    if targets > held:
-        found.append(f"tg holds {held} BTC but its live take-profits would sell {targets}")
+    found += cover("tg", held, mine)
     entries = [o for o in mine if o.side == "buy"]  # a long trade's only buy is its entry
     if len(entries) > 1 or sum(1 for o in entries if o.filled > 0) > 1:
         found.append(f"{len(entries)} entries of tg's for one trade: " + "; ".join(o.line() for o in entries))
-    ids = [o.cl_ord_id for o in account.orders.values() if o.cl_ord_id]
-    found += [f"client order id {i} accepted {ids.count(i)} times" for i in sorted(set(ids)) if ids.count(i) > 1]
+    found += repeated_client_ids(account)
     recorded = {row["external_id"]: row for row in listed if row["external_id"]}
     for order in mine:
         row = recorded.get(order.txid)
@@ -496,7 +432,7 @@ def judge_after(rig: Rig, passes: list[tuple[Finished, dict[str, Any]]]) -> None
     """Fail with the whole story if the account breaks any of tg's guarantees."""
     last, outcome = passes[-1]
     listed = json.loads(rig.tg_here("orders", "--db", rig.db, "--json").stdout)
-    account = look(rig.bench.judge)
+    account = look_through_ccxt(rig.bench.judge)
     found = violations(rig, account, outcome["install_id"], listed)
     if outcome.get("changes") or outcome.get("errors") or last.exitcode != 0:
         found.append(f"reconcile did not settle in {len(passes)} passes")

@@ -8,9 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from cli.main import app
 from cli.replay import replay_sandbox, replays_folder
 from cli.wiring import fault_catalog, simulation_sandbox
 from core.domain.config import load_settings
@@ -19,15 +17,9 @@ from core.flows.replay import Replay, ReplayOptions
 from core.flows.simulation import RunResult, Simulation
 from core.storage.store import Store
 from tests.integration.test_replay_cli import candle_file
+from tests.integration.tg_cli import tg
 
 pytestmark = pytest.mark.integration
-
-runner = CliRunner()
-
-
-def tg(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def only_run(db: Path) -> dict:
@@ -80,9 +72,9 @@ def test_simulate_with_a_bad_symbol_is_bad_input_and_records_nothing(tmp_path: P
 
 
 def test_simulate_on_an_unwritable_database_stops_before_any_work(tmp_path: Path) -> None:
-    folder = tmp_path / "a-directory.db"
-    folder.mkdir()
-    code, out, err = tg("simulate", "--runs", "50", "--db", str(folder))
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    code, out, err = tg("simulate", "--runs", "50", "--db", str(not_a_folder / "tg.db"))
     assert code == 4, err
     assert out == "" and err.startswith("error: ") and err.count("\n") == 1
 
@@ -112,7 +104,7 @@ async def test_an_interrupted_replay_is_listed_with_its_progress(tmp_path: Path)
     ("command", "kind", "shown"),
     [
         (["trade", "BTC/USDT", "--side", "buy"], "trade", "position"),
-        (["simulate", "--runs", "2"], "simulate", "every invariant held"),
+        (["simulate", "--runs", "2", "--workers", "1"], "simulate", "every invariant held"),
         (["run", "--for", "6h"], "run", "h of simulated time"),
     ],
 )

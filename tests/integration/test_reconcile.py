@@ -21,7 +21,7 @@ from core.domain.models import (
 from core.execution.manager import OrderExecutionManager
 from core.execution.reconcile import Reconciler
 from core.execution.spool import PendingWrites
-from tests.integration.conftest import Rig
+from tests.tg_client import Rig
 
 pytestmark = pytest.mark.integration
 
@@ -185,3 +185,26 @@ async def test_spooled_records_are_written_on_the_next_run(rig: Rig, tmp_path: P
     assert rig.store.get_order("c-1") is not None
     assert not spool.path.exists()
     assert "spooled" in report.changes[0]
+
+
+async def test_settled_orders_are_not_asked_about_again(rig: Rig) -> None:
+    """The open position's filled entry has fallen off the closed-orders page (55
+    foreign orders settled after it): it is final, so the pass asks nothing about it."""
+    from tests.integration.trade_history import counting_requests
+
+    await open_long(rig)
+    price = (await rig.client.ticker("BTC/USDT")).last
+    for _ in range(55):
+        ack = await rig.client.add_order(
+            "BTC/USDT", Side.BUY, OrderType.LIMIT, Decimal("0.001"), (price / 2).quantize(Decimal("0.1"))
+        )
+        await rig.client.cancel_order(ack.txid)
+        rig.sandbox.exchange.advance(60)  # within the starter tier's order rate
+    assert len(await rig.client.closed_orders()) == 50
+    with counting_requests() as requests:
+        report = await Reconciler(rig.client, rig.store, rig.clock).reconcile()
+    assert requests["/0/private/QueryOrders"] == 0
+    assert report.changes == [] and report.errors == []
+    [position] = rig.store.positions(status=PositionStatus.OPEN)
+    live = {o.role for o in rig.store.orders(position_id=position.id) if o.status.is_live}
+    assert live == {OrderRole.STOP_LOSS, OrderRole.TAKE_PROFIT}

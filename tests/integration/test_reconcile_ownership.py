@@ -11,12 +11,11 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
 import pytest
 
 from core.domain.config import ExecutionSettings
 from core.domain.models import OrderRole, OrderStatus, OrderType, PositionStatus, Side, TradeProposal
-from core.exchange import Credentials, ExchangeOrder, KrakenClient
+from core.exchange import ExchangeOrder, KrakenClient
 from core.exchange.sandbox_control import SandboxControl
 from core.execution.invariants import check_invariants
 from core.execution.manager import OrderExecutionManager
@@ -25,6 +24,7 @@ from core.flows.simulation import CrashingTransport, SimulatedCrash
 from core.storage.store import Store
 from simulator.embedded import EmbeddedExchange
 from simulator.faults import parse_spec
+from tests.tg_client import tg_client
 
 pytestmark = pytest.mark.integration
 
@@ -39,15 +39,8 @@ class Desk:
     folder: Path
 
     def client(self, crash_after: int | None = None) -> KrakenClient:
-        transport: httpx.AsyncBaseTransport = self.sandbox.transport
-        if crash_after is not None:
-            transport = CrashingTransport(transport, crash_after)
-        return KrakenClient(
-            self.sandbox.base_url,
-            Credentials(api_key=self.sandbox.api_key, api_secret=self.sandbox.api_secret),
-            transport=transport,
-            clock=self.sandbox.clock,
-        )
+        crashing = None if crash_after is None else CrashingTransport(self.sandbox.transport, crash_after)
+        return tg_client(self.sandbox, transport=crashing)
 
     def store(self, name: str = "tg") -> Store:
         return Store.open(self.folder / f"{name}.db")
@@ -67,6 +60,12 @@ class Desk:
 
     def live_stops(self) -> list[ExchangeOrder]:
         return [o for o in self.orders("open").values() if o.ordertype == "stop-loss"]
+
+    async def cancel_the_stop(self) -> None:
+        """The one live stop cancelled behind tg's back."""
+        [stop] = self.live_stops()
+        async with self.client() as client:
+            await client.cancel_order(stop.txid)
 
     def btc(self) -> Decimal:
         return self.sandbox.exchange.balance("default").get("XXBT", Decimal(0))
@@ -173,9 +172,7 @@ async def test_a_lost_database_is_taken_over_with_adopt(desk: Desk) -> None:
 async def test_a_read_only_pass_sends_nothing_and_writes_nothing(desk: Desk) -> None:
     with desk.store() as store:
         await desk.open_long(store)
-        [stop] = desk.live_stops()
-        async with desk.client() as client:
-            await client.cancel_order(stop.txid)
+        await desk.cancel_the_stop()
         stored_before = store.orders()
         report = await desk.reconcile(store, repair=False)
         assert report.dry_run
@@ -281,9 +278,7 @@ async def test_reproduction_4_stale_then_ghost_on_the_stop_leaves_no_orphan(desk
 async def test_reproduction_7_a_lost_answer_to_reconciles_stop_is_resolved_by_client_order_id(desk: Desk) -> None:
     with desk.store() as store:
         await desk.open_long(store)
-        [stop] = desk.live_stops()
-        async with desk.client() as client:
-            await client.cancel_order(stop.txid)
+        await desk.cancel_the_stop()
         desk.fault("ghost:match=stop_loss,variant=html-5xx")
         report = await desk.reconcile(store)
         [replaced] = desk.live_stops()

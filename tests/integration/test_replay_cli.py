@@ -9,15 +9,14 @@ import random
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from cli.main import app
+from core.decision.llm.offline import default_trading_models
 from core.domain.models import PositionStatus
 from core.storage.store import Store
+from tests.integration.tg_cli import tg
 
 pytestmark = pytest.mark.integration
 
-runner = CliRunner()
 H = 3_600
 T0 = 1_735_689_600  # 2025-01-01T00:00:00Z
 
@@ -37,11 +36,6 @@ def candle_file(path: Path, count: int = 300, seed: int = 3, *, extra: list[str]
     return path
 
 
-def tg(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
 def test_replay_json_is_stored_and_shown_again(tmp_path: Path) -> None:
     db = tmp_path / "tg.db"
     code, out, err = tg("replay", str(candle_file(tmp_path / "btc.csv")), "--db", str(db), "--json")
@@ -54,14 +48,7 @@ def test_replay_json_is_stored_and_shown_again(tmp_path: Path) -> None:
     for side in ("strategy", "buy_and_hold"):
         assert set(summary[side]) >= {"total_return", "annualised_return", "max_drawdown", "sharpe", "sortino"}
     assert summary["trades"]["trades"] > 0 and "win_rate" in summary["trades"]
-    assert set(summary["votes"]) == {
-        "trend_follower",
-        "mean_reverter",
-        "momentum",
-        "breakout",
-        "regime_aligned",
-        "contrarian_risk",
-    }
+    assert set(summary["votes"]) == {m.name for m in default_trading_models()}
     assert "equity_curve" not in summary  # --json prints the figures; the curve is stored
 
     with Store.open(db) as store:

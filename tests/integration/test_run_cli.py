@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from core.domain.models import PositionStatus
 from core.storage.store import Store
+from tests.integration.tg_processes import tg_command
 
 pytestmark = pytest.mark.integration
 
@@ -81,19 +81,7 @@ def test_bad_options_are_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_a_signal_stops_it_gracefully_with_the_summary(tmp_path: Path, signum: int, code: int) -> None:
     db = tmp_path / "tg.db"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from cli.main import main; main()",
-            "run",
-            "--symbols",
-            "BTC/USDT",
-            "--for",
-            "3650d",
-            "--db",
-            str(db),
-            "--json",
-        ],
+        tg_command("run", "--symbols", "BTC/USDT", "--for", "3650d", "--db", str(db), "--json"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

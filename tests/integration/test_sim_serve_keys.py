@@ -7,14 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
 import stat
-import subprocess
-import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +23,7 @@ from core.exchange.sandbox_control import TOKEN_ENV, SandboxControl
 from core.exchange.signing import KEY_ENV, KEY_FILE_ENV, SECRET_ENV, Credentials
 from simulator.models import ApiKey
 from simulator.server import sandbox_server, serving, write_key_file
+from tests.integration.tg_processes import tg_sim_serve
 
 pytestmark = pytest.mark.integration
 
@@ -38,43 +32,6 @@ API_KEY = "tgServeKeysTestKey0123456789"
 SECRET = base64.b64encode(bytes(range(32, 96))).decode()
 TOKEN = "served-control-token-0123456789abcdef"
 OPENING = {"ZUSD": "100000.0000", "USDT": "100000.00000000"}
-CLEAN_ENV = {
-    name: value for name, value in os.environ.items() if name not in (KEY_ENV, SECRET_ENV, KEY_FILE_ENV, TOKEN_ENV)
-}
-
-
-@dataclass
-class Served:
-    url: str
-    banner: list[str]
-    output: str = ""
-    errors: str = ""
-
-
-@contextmanager
-def tg_sim_serve(*args: str, cwd: Path, env: Mapping[str, str] = CLEAN_ENV) -> Iterator[Served]:
-    """`tg sim serve --port 0 ARGS` until the block ends (then Ctrl-C); its banner read
-    up to the line that closes it. Its output and errors are filled in after."""
-    command = [sys.executable, "-c", "from cli.main import main; main()", "sim", "serve", "--port", "0", *args]
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=dict(env)
-    ) as server:
-        assert server.stdout is not None and server.stderr is not None
-        banner: list[str] = []
-        while not banner or "/_sandbox/" not in banner[-1]:
-            line = server.stdout.readline()
-            if not line:
-                break
-            banner.append(line)
-        served = Served(banner[0].split()[4] if banner else "", banner)
-        try:
-            assert banner and banner[0].startswith("sandbox Kraken serving at"), banner + [server.stderr.read()]
-            yield served
-        finally:
-            server.send_signal(signal.SIGINT)
-            served.output, served.errors = server.communicate(timeout=10)
-    assert server.returncode == 0, served.errors
-    assert served.output.strip().endswith("sandbox stopped")
 
 
 def balance(url: str, key: str, secret: str) -> dict[str, Any]:
@@ -120,7 +77,7 @@ def test_the_printed_one_liner_trades(tmp_path: Path) -> None:
 
 
 def test_keys_from_the_environment_are_accepted_and_not_printed(tmp_path: Path) -> None:
-    env = CLEAN_ENV | {KEY_ENV: API_KEY, SECRET_ENV: SECRET, TOKEN_ENV: TOKEN}
+    env = {KEY_ENV: API_KEY, SECRET_ENV: SECRET, TOKEN_ENV: TOKEN}
     with tg_sim_serve(cwd=tmp_path, env=env) as served:
         assert balance(served.url, API_KEY, SECRET) == {"error": [], "result": OPENING}
         text = "".join(served.banner)
@@ -134,11 +91,7 @@ def test_keys_from_the_environment_are_accepted_and_not_printed(tmp_path: Path) 
 def test_keys_from_a_key_file_are_accepted(tmp_path: Path, how: str) -> None:
     key_file = tmp_path / "given.keys"
     write_key_file(key_file, ApiKey(key=API_KEY, secret=SECRET, account="default"))
-    args, env = (
-        (["--key-file", str(key_file)], CLEAN_ENV)
-        if how == "option"
-        else ([], CLEAN_ENV | {KEY_FILE_ENV: str(key_file)})
-    )
+    args, env = (["--key-file", str(key_file)], {}) if how == "option" else ([], {KEY_FILE_ENV: str(key_file)})
     with tg_sim_serve(*args, cwd=tmp_path, env=env) as served:
         assert balance(served.url, API_KEY, SECRET) == {"error": [], "result": OPENING}
         assert f"{KEY_FILE_ENV}={key_file} tg trade" in "".join(served.banner)
@@ -208,7 +161,7 @@ def test_allow_remote_without_a_token_is_refused() -> None:
 
 
 def test_the_control_token_comes_from_the_environment_and_is_never_printed(tmp_path: Path) -> None:
-    with tg_sim_serve(cwd=tmp_path, env=CLEAN_ENV | {TOKEN_ENV: TOKEN}) as served:
+    with tg_sim_serve(cwd=tmp_path, env={TOKEN_ENV: TOKEN}) as served:
         bearer = {"Authorization": f"Bearer {TOKEN}"}
         assert httpx.get(f"{served.url}/_sandbox/state").status_code == 403
         assert httpx.get(f"{served.url}/_sandbox/state", headers=bearer).json()["error"] == []

@@ -44,7 +44,9 @@ EXPECTED_OUTCOMES = {
 
 
 def simulate(tmp_path: Path, *args: str) -> tuple[int, dict]:
-    result = runner.invoke(app, ["simulate", *args, "--db", str(tmp_path / "tg.db"), "--json"])
+    """One worker unless told: starting worker processes costs more than a few runs."""
+    workers = [] if "--workers" in args else ["--workers", "1"]
+    result = runner.invoke(app, ["simulate", *args, *workers, "--db", str(tmp_path / "tg.db"), "--json"])
     return result.exit_code, json.loads(result.stdout)
 
 
@@ -78,6 +80,22 @@ def test_same_seed_same_report(tmp_path: Path) -> None:
     first = simulate(tmp_path / "a", "--fault", "random", "--runs", "6", "--seed", "3")
     second = simulate(tmp_path / "b", "--fault", "random", "--runs", "6", "--seed", "3")
     assert without_run_ids(first[1]) == without_run_ids(second[1]) and first[0] == second[0]
+
+
+def test_runs_spread_over_workers_give_the_report_of_one_worker(tmp_path: Path) -> None:
+    one = simulate(tmp_path / "one", "--fault", "random", "--runs", "4", "--seed", "3", "--workers", "1")
+    two = simulate(tmp_path / "two", "--fault", "random", "--runs", "4", "--seed", "3", "--workers", "2")
+    assert without_run_ids(one[1]) == without_run_ids(two[1]) and one[0] == two[0]
+    assert [d["run"] for d in two[1]["details"]] == list(range(4))
+    assert len({tuple(d["faults"]) for d in two[1]["details"]}) > 1
+
+
+def test_workers_need_the_embedded_sandbox(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["simulate", "--url", "http://127.0.0.1:9", "--workers", "2", "--db", str(tmp_path / "tg.db")]
+    )
+    assert result.exit_code == 2
+    assert "--workers needs the embedded sandbox" in result.stderr
 
 
 def test_random_faults_compose(tmp_path: Path) -> None:

@@ -99,7 +99,6 @@ def test_runs_and_show(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["trade", "ZZZ/USD"], "unknown symbol"),
-        (["trade", "BTC/USDT", "--side", "hold"], "--side must be buy or sell"),
         (["trade", "BTC/USDT", "--side", "buy", "--volume", "lots"], "--volume must be a number"),
         (["trade", "BTC/USDT", "--volume", "1"], "--volume needs --side"),
         (["show", "R-nope"], "no run"),

@@ -8,7 +8,12 @@ import pytest
 import respx
 
 from core.decision.llm.factory import OFFLINE_DEFAULTS, build_models
-from core.decision.llm.offline import OfflineConflictResolver, OfflineRegimeClassifier, OfflineTechnicalAnalyst
+from core.decision.llm.offline import (
+    OfflineConflictResolver,
+    OfflineRegimeClassifier,
+    OfflineTechnicalAnalyst,
+    default_trading_models,
+)
 from core.decision.llm.providers import AnthropicMessagesModel, ChatCompletionsModel
 from core.domain.config import ModelSettings, ModelSlot, Settings, load_settings
 from core.domain.errors import ConfigError
@@ -23,14 +28,7 @@ def no_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 async def test_every_slot_defaults_to_its_offline_model() -> None:
     models = build_models(Settings())
-    assert [m.name for m in models.traders] == [
-        "trend_follower",
-        "mean_reverter",
-        "momentum",
-        "breakout",
-        "regime_aligned",
-        "contrarian_risk",
-    ]
+    assert [m.name for m in models.traders] == [m.name for m in default_trading_models()]
     assert isinstance(models.ta, OfflineTechnicalAnalyst)
     assert isinstance(models.regime, OfflineRegimeClassifier)
     assert isinstance(models.conflict, OfflineConflictResolver)

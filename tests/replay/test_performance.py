@@ -4,6 +4,7 @@ float arithmetic on small curves whose answers can be checked by eye."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from decimal import Decimal
 from itertools import pairwise
 
@@ -110,15 +111,7 @@ def test_time_in_market_counts_the_periods_that_began_holding() -> None:
 
 def test_trade_figures_win_rate_best_worst_and_average() -> None:
     positions = [closed("120"), closed("-50"), closed("0"), closed("30.5"), closed("-80")]
-    open_one = Position(
-        id="P-open",
-        symbol="BTC/USD",
-        side=PositionSide.LONG,
-        size=D(1),
-        entry_price=D(100),
-        stop_loss=D(90),
-        take_profit=D(120),
-    )
+    open_one = replace(closed("0"), id="P-open", status=PositionStatus.OPEN, realized_pnl=None)
     figures = trade_figures([*positions, open_one])
 
     assert (figures.trades, figures.wins, figures.losses) == (5, 2, 2)  # breakeven is neither

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from core.domain.clock import VirtualClock
-from simulator.app import create_app
+from simulator.app import SandboxApp, create_app
 from simulator.embedded import SANDBOX_EPOCH
 from simulator.exchange import Exchange
 from simulator.models import ApiKey
@@ -31,8 +31,14 @@ def api_key(exchange: Exchange) -> ApiKey:
 
 
 @pytest.fixture
-async def http(exchange: Exchange) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(exchange))
+def app(exchange: Exchange) -> SandboxApp:
+    """The sandbox's app: a test file that needs faults, a tier or a token overrides it."""
+    return create_app(exchange)
+
+
+@pytest.fixture
+async def http(app: SandboxApp) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.kraken") as client:
         yield client
 

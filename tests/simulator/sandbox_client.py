@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -14,6 +15,15 @@ from urllib.parse import urlencode
 import httpx
 
 from simulator.models import ApiKey
+
+TXID = re.compile(r"^O[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{6}$")
+TRADE_ID = re.compile(r"^T[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{6}$")
+"""The shapes of Kraken's order and trade ids."""
+
+
+def resting_buy(pair: str = "XBTUSD", **extra: str) -> dict[str, str]:
+    """AddOrder's fields for a limit buy below the seeded market (60000): it rests."""
+    return {"pair": pair, "type": "buy", "ordertype": "limit", "volume": "0.01", "price": "50000", **extra}
 
 
 def kraken_signature(secret: str, urlpath: str, nonce: str, postdata: str | bytes) -> str:
@@ -65,6 +75,12 @@ class KrakenClient:
         assert answer["error"] == [], answer
         result: dict[str, Any] = answer["result"]
         return result
+
+    async def place(self, **params: str) -> str:
+        """AddOrder that must succeed: the one txid, shaped as Kraken's are."""
+        (txid,) = (await self.result("AddOrder", **params))["txid"]
+        assert TXID.match(txid), txid
+        return str(txid)
 
 
 def _envelope(response: httpx.Response) -> dict[str, Any]:

@@ -10,18 +10,12 @@ import httpx
 import pytest
 
 from core.domain.clock import VirtualClock
-from simulator.app import SandboxApp, create_app
+from simulator.app import SandboxApp
 from simulator.embedded import EmbeddedExchange
-from simulator.exchange import Exchange
 from simulator.faults import FaultSchedule, parse_spec
 from simulator.models import ApiKey
 from simulator.ratelimits import Tier
 from tests.simulator.sandbox_client import KrakenClient
-
-
-@pytest.fixture
-def app(exchange: Exchange) -> SandboxApp:
-    return create_app(exchange)
 
 
 @pytest.fixture
@@ -32,11 +26,6 @@ async def http(app: SandboxApp) -> AsyncIterator[httpx.AsyncClient]:
         transport=transport, base_url="http://sandbox.kraken", headers={"X-TG-Sandbox": "1"}
     ) as client:
         yield client
-
-
-@pytest.fixture
-def kraken(http: httpx.AsyncClient, api_key: ApiKey) -> KrakenClient:
-    return KrakenClient(http, api_key)
 
 
 async def result(response: httpx.Response) -> dict:

@@ -13,6 +13,7 @@ import pytest
 from simulator.embedded import SANDBOX_EPOCH, EmbeddedExchange
 from simulator.exceptions import SandboxStateError
 from simulator.models import ApiKey
+from simulator.pairs import PAIRS
 from tests.simulator.sandbox_client import KrakenClient
 
 
@@ -137,7 +138,7 @@ async def test_control_plane_advances_resets_and_reports(tmp_path: Path) -> None
         )
         moved = (await http.post("/_sandbox/advance", json={"seconds": 90})).json()["result"]
         assert moved["time"] == SANDBOX_EPOCH + 90
-        assert set(moved["prices"]) == {"XXBTZUSD", "XBTUSDT", "XETHZUSD", "XRPUSDT", "XXRPXXBT"}
+        assert set(moved["prices"]) == set(PAIRS)
         assert len(moved["accounts"]["default"]["open"]) == 1
         state = (await http.get("/_sandbox/state")).json()["result"]
         assert state == moved

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -15,11 +13,8 @@ from core.domain.clock import VirtualClock
 from simulator.app import SandboxApp, create_app
 from simulator.exchange import Exchange
 from simulator.faults import FaultSchedule, parse_spec
-from simulator.models import ApiKey
 from simulator.pairs import PAIRS
-from tests.simulator.sandbox_client import KrakenClient, kraken_signature
-
-TXID = re.compile(r"^O[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{6}$")
+from tests.simulator.sandbox_client import TXID, KrakenClient, kraken_signature, resting_buy
 
 
 @pytest.fixture
@@ -30,13 +25,6 @@ def faults() -> FaultSchedule:
 @pytest.fixture
 def app(exchange: Exchange, faults: FaultSchedule) -> SandboxApp:
     return create_app(exchange, faults=faults)
-
-
-@pytest.fixture
-async def kraken(app: SandboxApp, api_key: ApiKey) -> AsyncIterator[KrakenClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.kraken") as http:
-        yield KrakenClient(http, api_key)
 
 
 def install(faults: FaultSchedule, *specs: str) -> None:
@@ -50,10 +38,6 @@ async def buy_btc(kraken: KrakenClient) -> None:
 def stop_params(exchange: Exchange) -> dict[str, str]:
     trigger = (exchange.price(PAIRS["XBTUSDT"]) * Decimal("0.95")).quantize(Decimal("0.1"))
     return {"pair": "XBTUSDT", "type": "sell", "ordertype": "stop-loss", "volume": "0.01", "price": str(trigger)}
-
-
-def resting_buy() -> dict[str, str]:
-    return {"pair": "XBTUSDT", "type": "buy", "ordertype": "limit", "volume": "0.01", "price": "30000"}
 
 
 async def test_stop_fail_refuses_every_stop_loss_and_nothing_else(
@@ -93,7 +77,7 @@ async def test_vanish_dropped_acknowledges_an_order_that_never_existed(
 ) -> None:
     install(faults, "vanish")
     before = await kraken.result("Balance")
-    (txid,) = (await kraken.result("AddOrder", **resting_buy()))["txid"]
+    txid = await kraken.place(**resting_buy("XBTUSDT"))
     assert TXID.match(txid)
     assert await kraken.private("QueryOrders", txid=txid) == {"error": ["EOrder:Invalid order"]}
     assert (await kraken.result("OpenOrders"))["open"] == {}
@@ -106,7 +90,7 @@ async def test_vanish_hidden_order_trades_unseen(
     kraken: KrakenClient, exchange: Exchange, faults: FaultSchedule
 ) -> None:
     install(faults, "vanish:mode=hidden")
-    (txid,) = (await kraken.result("AddOrder", **resting_buy()))["txid"]
+    txid = await kraken.place(**resting_buy("XBTUSDT"))
     assert exchange.order(txid) is not None
     assert await kraken.private("QueryOrders", txid=txid) == {"error": ["EOrder:Invalid order"]}
     assert (await kraken.result("OpenOrders"))["open"] == {}
@@ -117,21 +101,21 @@ async def test_ghost_timeout_places_the_order_but_loses_the_answer(
 ) -> None:
     install(faults, "ghost")
     with pytest.raises(httpx.ReadTimeout):
-        await kraken.private("AddOrder", **resting_buy(), cl_ord_id="mine-1")
+        await kraken.private("AddOrder", **resting_buy("XBTUSDT"), cl_ord_id="mine-1")
     assert list((await kraken.result("OpenOrders", cl_ord_id="mine-1"))["open"]) == [faults.log[0].txid]
     assert faults.log[0].outcome == "response lost"
 
 
 async def test_ghost_internal_error_after_placing(kraken: KrakenClient, faults: FaultSchedule) -> None:
     install(faults, "ghost:variant=internal-error")
-    assert await kraken.private("AddOrder", **resting_buy()) == {"error": ["EGeneral:Internal error"]}
+    assert await kraken.private("AddOrder", **resting_buy("XBTUSDT")) == {"error": ["EGeneral:Internal error"]}
     assert len((await kraken.result("OpenOrders"))["open"]) == 1
 
 
 async def test_ghost_html_5xx_page(kraken: KrakenClient, faults: FaultSchedule) -> None:
     install(faults, "ghost:variant=html-5xx,status=520")
     kraken.nonce += 1
-    body = urlencode({"nonce": kraken.nonce, **resting_buy()})
+    body = urlencode({"nonce": kraken.nonce, **resting_buy("XBTUSDT")})
     path = "/0/private/AddOrder"
     response = await kraken.http.post(
         path,
@@ -150,7 +134,7 @@ async def test_ghost_html_5xx_page(kraken: KrakenClient, faults: FaultSchedule) 
 
 async def test_rate_limit_fault_uses_the_endpoints_own_error(kraken: KrakenClient, faults: FaultSchedule) -> None:
     install(faults, "rate-limit:times=2")
-    assert await kraken.private("AddOrder", **resting_buy()) == {"error": ["EOrder:Rate limit exceeded"]}
+    assert await kraken.private("AddOrder", **resting_buy("XBTUSDT")) == {"error": ["EOrder:Rate limit exceeded"]}
     assert await kraken.private("Balance") == {"error": ["EAPI:Rate limit exceeded"]}
     assert (await kraken.private("Balance"))["error"] == []
 
@@ -176,7 +160,7 @@ async def test_insufficient_funds_on_entries_only(
 async def test_latency_spends_exchange_time(kraken: KrakenClient, clock: VirtualClock, faults: FaultSchedule) -> None:
     install(faults, "latency:seconds=5,endpoint=AddOrder")
     start = clock.time()
-    (txid,) = (await kraken.result("AddOrder", **resting_buy()))["txid"]
+    txid = await kraken.place(**resting_buy("XBTUSDT"))
     order = (await kraken.result("QueryOrders", txid=txid))[txid]
     assert order["opentm"] == start + 5
     assert faults.log[0].effect == "delayed 5 s"
@@ -192,7 +176,7 @@ async def test_stale_visibility_shows_the_order_late(
     kraken: KrakenClient, clock: VirtualClock, faults: FaultSchedule
 ) -> None:
     install(faults, "stale-visibility:seconds=10")
-    (txid,) = (await kraken.result("AddOrder", **resting_buy()))["txid"]
+    txid = await kraken.place(**resting_buy("XBTUSDT"))
     assert await kraken.private("QueryOrders", txid=txid) == {"error": ["EOrder:Invalid order"]}
     assert (await kraken.result("OpenOrders"))["open"] == {}
     clock.advance(10)
@@ -242,7 +226,7 @@ async def run_chaos(seed: int) -> list[dict[str, Any]]:
     async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.kraken") as http:
         kraken = KrakenClient(http, exchange.create_api_key())
         for _ in range(15):
-            await kraken.private("AddOrder", **resting_buy())
+            await kraken.private("AddOrder", **resting_buy("XBTUSDT"))
             await kraken.private("OpenOrders")
             await kraken.public("Ticker", pair="XBTUSD")
     return faults.log_dicts()
@@ -275,7 +259,7 @@ async def test_never_a_500_under_every_fault(kraken: KrakenClient, exchange: Exc
     calls: list[tuple[str, dict[str, str]]] = [
         ("AddOrder", {"pair": "XBTUSDT", "type": "buy", "ordertype": "market", "volume": "0.001"}),
         ("AddOrder", stop_params(exchange)),
-        ("AddOrder", resting_buy()),
+        ("AddOrder", resting_buy("XBTUSDT")),
         ("OpenOrders", {}),
         ("ClosedOrders", {}),
         ("QueryOrders", {"txid": "OAAAAA-BBBBB-CCCCCC"}),

@@ -37,7 +37,7 @@ async def test_depth_defaults_to_a_hundred_levels_and_refuses_bad_counts(kraken:
         assert await kraken.public("Depth", pair="XBTUSD", count=count) == {
             "error": ["EGeneral:Invalid arguments:count"]
         }
-    assert await kraken.public("Depth", pair="DOGEUSD") == {"error": ["EQuery:Unknown asset pair"]}
+    assert await kraken.public("Depth", pair="PEPEUSD") == {"error": ["EQuery:Unknown asset pair"]}
     assert await kraken.public("Depth") == {"error": ["EGeneral:Invalid arguments:pair"]}
 
 

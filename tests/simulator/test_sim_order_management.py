@@ -3,20 +3,12 @@ account views (BalanceEx, TradeBalance)."""
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Any
 
 from core.domain.clock import VirtualClock
 from simulator.embedded import SANDBOX_EPOCH
-from tests.simulator.sandbox_client import KrakenClient
-
-LIMIT = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.01", "price": "50000"}
-TRADE_ID = re.compile(r"^T[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{6}$")
-
-
-async def place(kraken: KrakenClient, **params: str) -> str:
-    return str((await kraken.result("AddOrder", **params))["txid"][0])
+from tests.simulator.sandbox_client import TRADE_ID, KrakenClient, resting_buy
 
 
 async def order_of(kraken: KrakenClient, txid: str) -> dict[str, Any]:
@@ -65,7 +57,7 @@ async def test_add_order_batch_refuses_a_malformed_order_whole(kraken: KrakenCli
 
 
 async def test_amend_changes_an_order_in_place(kraken: KrakenClient) -> None:
-    txid = await place(kraken, **LIMIT, cl_ord_id="amend-me")
+    txid = await kraken.place(**resting_buy(), cl_ord_id="amend-me")
     result = await kraken.result("AmendOrder", txid=txid, order_qty="0.02", limit_price="51000")
     assert TRADE_ID.match(result["amend_id"])
     order = await order_of(kraken, txid)
@@ -75,7 +67,7 @@ async def test_amend_changes_an_order_in_place(kraken: KrakenClient) -> None:
 
 
 async def test_amend_errors(kraken: KrakenClient) -> None:
-    txid = await place(kraken, **LIMIT)
+    txid = await kraken.place(**resting_buy())
     assert await kraken.private("AmendOrder", txid="OAAAAA-BBBBB-CCCCCC", order_qty="1") == {
         "error": ["EOrder:Unknown order"]
     }
@@ -90,14 +82,14 @@ async def test_amend_errors(kraken: KrakenClient) -> None:
 
 
 async def test_amend_a_stop_trigger(kraken: KrakenClient) -> None:
-    await place(kraken, pair="XBTUSD", type="buy", ordertype="market", volume="0.01")
-    txid = await place(kraken, pair="XBTUSD", type="sell", ordertype="stop-loss", volume="0.01", price="55000")
+    await kraken.place(pair="XBTUSD", type="buy", ordertype="market", volume="0.01")
+    txid = await kraken.place(pair="XBTUSD", type="sell", ordertype="stop-loss", volume="0.01", price="55000")
     await kraken.result("AmendOrder", txid=txid, trigger_price="56000")
     assert (await order_of(kraken, txid))["stopprice"] == "56000.0"
 
 
 async def test_edit_replaces_the_order_with_a_new_txid(kraken: KrakenClient) -> None:
-    txid = await place(kraken, **LIMIT, userref="9")
+    txid = await kraken.place(**resting_buy(), userref="9")
     result = await kraken.result("EditOrder", txid=txid, pair="XBTUSD", volume="0.03", price="52000")
     assert result["originaltxid"] == txid and result["txid"] != txid
     assert (result["status"], result["volume"], result["price"], result["orders_cancelled"]) == (
@@ -118,9 +110,9 @@ async def test_edit_replaces_the_order_with_a_new_txid(kraken: KrakenClient) -> 
 
 
 async def test_cancel_all_and_cancel_batch(kraken: KrakenClient) -> None:
-    first = await place(kraken, **LIMIT)
-    await place(kraken, **LIMIT, userref="4")
-    await place(kraken, **LIMIT, cl_ord_id="c-1")
+    first = await kraken.place(**resting_buy())
+    await kraken.place(**resting_buy(), userref="4")
+    await kraken.place(**resting_buy(), cl_ord_id="c-1")
     batch = await kraken.private_json("CancelOrderBatch", orders=[first, 4])
     assert batch == {"error": [], "result": {"count": 2}}
     assert await kraken.result("CancelAll") == {"count": 1}
@@ -129,7 +121,7 @@ async def test_cancel_all_and_cancel_batch(kraken: KrakenClient) -> None:
 
 
 async def test_dead_man_switch_cancels_everything_when_it_runs_out(kraken: KrakenClient, clock: VirtualClock) -> None:
-    txid = await place(kraken, **LIMIT)
+    txid = await kraken.place(**resting_buy())
     armed = await kraken.result("CancelAllOrdersAfter", timeout="60")
     assert armed == {"currentTime": "2026-01-01T00:00:00Z", "triggerTime": "2026-01-01T00:01:00Z"}
     clock.advance(30)
@@ -142,7 +134,7 @@ async def test_dead_man_switch_cancels_everything_when_it_runs_out(kraken: Krake
 
 
 async def test_dead_man_switch_disarmed_with_zero(kraken: KrakenClient, clock: VirtualClock) -> None:
-    txid = await place(kraken, **LIMIT)
+    txid = await kraken.place(**resting_buy())
     await kraken.result("CancelAllOrdersAfter", timeout="60")
     disarmed = await kraken.result("CancelAllOrdersAfter", timeout="0")
     assert disarmed["triggerTime"] == "0"
@@ -154,9 +146,9 @@ async def test_dead_man_switch_disarmed_with_zero(kraken: KrakenClient, clock: V
 
 
 async def test_trades_history_and_query_trades(kraken: KrakenClient, clock: VirtualClock) -> None:
-    first = await place(kraken, pair="XBTUSD", type="buy", ordertype="market", volume="0.01")
+    first = await kraken.place(pair="XBTUSD", type="buy", ordertype="market", volume="0.01")
     clock.advance(60)
-    second = await place(kraken, pair="ETHUSD", type="buy", ordertype="market", volume="0.1")
+    second = await kraken.place(pair="ETHUSD", type="buy", ordertype="market", volume="0.1")
     history = await kraken.result("TradesHistory")
     assert history["count"] == 2
     (newest_id, newest), (oldest_id, oldest) = history["trades"].items()
@@ -180,10 +172,15 @@ async def test_trades_history_and_query_trades(kraken: KrakenClient, clock: Virt
 
 
 async def test_balance_ex_shows_what_open_orders_hold(kraken: KrakenClient) -> None:
-    await place(kraken, **LIMIT)
+    await kraken.place(**resting_buy())
     balances = await kraken.result("BalanceEx")
     held = Decimal("0.01") * 50000 * (1 + Decimal("0.0026"))
-    assert balances["ZUSD"] == {"balance": "100000.0000", "hold_trade": f"{held:.4f}"}
+    assert balances["ZUSD"] == {
+        "balance": "100000.0000",
+        "credit": "0.0000",
+        "credit_used": "0.0000",
+        "hold_trade": f"{held:.4f}",
+    }
     assert balances["USDT"]["hold_trade"] == "0.00000000"
 
 
@@ -191,8 +188,8 @@ async def test_trade_balance_values_the_account_in_an_asset(kraken: KrakenClient
     usd = await kraken.result("TradeBalance")
     assert set(usd) == {"eb", "tb", "m", "n", "c", "v", "e", "mf", "uv"}
     assert (usd["eb"], usd["e"], usd["m"], usd["uv"]) == ("200000.0000", "200000.0000", "0.0000", "0.0000")
-    await place(kraken, **LIMIT)
+    await kraken.place(**resting_buy())
     in_btc = await kraken.result("TradeBalance", asset="XBT")
     assert Decimal(in_btc["eb"]) == (Decimal(200000) / Decimal("60000.0")).quantize(Decimal("1e-10"))
     assert Decimal(in_btc["uv"]) > 0
-    assert await kraken.private("TradeBalance", asset="DOGE") == {"error": ["EQuery:Unknown asset"]}
+    assert await kraken.private("TradeBalance", asset="PEPE") == {"error": ["EQuery:Unknown asset"]}

@@ -12,17 +12,12 @@ from core.domain.clock import VirtualClock
 from simulator.embedded import SANDBOX_EPOCH
 from simulator.pairs import PAIRS
 from simulator.price_path import synthetic_paths
-from tests.simulator.sandbox_client import KrakenClient
+from tests.simulator.sandbox_client import KrakenClient, resting_buy
 
 HOUR = 3600
 XBTUSD = synthetic_paths(42, [PAIRS["XXBTZUSD"]], SANDBOX_EPOCH)["XXBTZUSD"]
 """The market the exchange sees (same seed and origin): it opens at 60000.0, climbs to
 about 60690 within four hours and falls below 59700 by hour ten."""
-
-
-async def place(kraken: KrakenClient, **params: str) -> str:
-    result = await kraken.result("AddOrder", **params)
-    return str(result["txid"][0])
 
 
 async def order_of(kraken: KrakenClient, txid: str) -> dict[str, Any]:
@@ -33,8 +28,8 @@ async def order_of(kraken: KrakenClient, txid: str) -> dict[str, Any]:
 async def test_trailing_stop_follows_the_high_and_fires_on_the_pullback(
     kraken: KrakenClient, clock: VirtualClock
 ) -> None:
-    await place(kraken, pair="XBTUSD", type="buy", ordertype="market", volume="0.2")
-    txid = await place(kraken, pair="XBTUSD", type="sell", ordertype="trailing-stop", volume="0.1", price="+700")
+    await kraken.place(pair="XBTUSD", type="buy", ordertype="market", volume="0.2")
+    txid = await kraken.place(pair="XBTUSD", type="sell", ordertype="trailing-stop", volume="0.1", price="+700")
     order = await order_of(kraken, txid)
     assert order["descr"]["order"] == "sell 0.10000000 XBTUSD @ trailing stop +700.0"
     assert order["stopprice"] == "59300.0"
@@ -51,8 +46,8 @@ async def test_trailing_stop_follows_the_high_and_fires_on_the_pullback(
 
 
 async def test_trailing_stop_in_percent_and_its_notation(kraken: KrakenClient) -> None:
-    await place(kraken, pair="XBTUSD", type="buy", ordertype="market", volume="0.1")
-    txid = await place(kraken, pair="XBTUSD", type="sell", ordertype="trailing-stop", volume="0.1", price="+2%")
+    await kraken.place(pair="XBTUSD", type="buy", ordertype="market", volume="0.1")
+    txid = await kraken.place(pair="XBTUSD", type="sell", ordertype="trailing-stop", volume="0.1", price="+2%")
     order = await order_of(kraken, txid)
     assert (order["descr"]["price"], order["stopprice"]) == ("+2.0000%", "58800.0")
     for price in ("500", "-500", "+0", "+100%"):
@@ -78,8 +73,8 @@ async def test_relative_prices_resolve_against_the_last_trade(
     kraken: KrakenClient, ordertype: str, side: str, price: str, resolved: str
 ) -> None:
     if side == "sell":
-        await place(kraken, pair="XBTUSD", type="buy", ordertype="market", volume="0.1")
-    txid = await place(kraken, pair="XBTUSD", type=side, ordertype=ordertype, volume="0.05", price=price)
+        await kraken.place(pair="XBTUSD", type="buy", ordertype="market", volume="0.1")
+    txid = await kraken.place(pair="XBTUSD", type=side, ordertype=ordertype, volume="0.05", price=price)
     assert (await order_of(kraken, txid))["descr"]["price"] == resolved
 
 
@@ -91,7 +86,7 @@ async def test_relative_price_that_goes_negative_is_refused(kraken: KrakenClient
 
 
 async def test_viqc_market_buy_spends_the_quote_volume(kraken: KrakenClient) -> None:
-    txid = await place(kraken, pair="XBTUSD", type="buy", ordertype="market", volume="600", oflags="viqc")
+    txid = await kraken.place(pair="XBTUSD", type="buy", ordertype="market", volume="600", oflags="viqc")
     order = await order_of(kraken, txid)
     assert order["oflags"] == "viqc,fciq"
     assert Decimal("590") < Decimal(order["cost"]) <= Decimal("600")
@@ -99,7 +94,7 @@ async def test_viqc_market_buy_spends_the_quote_volume(kraken: KrakenClient) -> 
 
 
 async def test_fcib_takes_the_fee_in_the_base_currency(kraken: KrakenClient) -> None:
-    txid = await place(kraken, pair="XBTUSD", type="buy", ordertype="market", volume="0.1", oflags="fcib")
+    txid = await kraken.place(pair="XBTUSD", type="buy", ordertype="market", volume="0.1", oflags="fcib")
     order = await order_of(kraken, txid)
     balance = await kraken.result("Balance")
     assert Decimal(balance["XXBT"]) == Decimal("0.1") * (1 - Decimal("0.0026"))
@@ -111,27 +106,20 @@ async def test_fcib_takes_the_fee_in_the_base_currency(kraken: KrakenClient) -> 
 
 
 async def test_ioc_cancels_what_does_not_fill_at_once(kraken: KrakenClient) -> None:
-    resting = await place(
-        kraken, pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="59000", timeinforce="IOC"
+    resting = await kraken.place(
+        pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="59000", timeinforce="IOC"
     )
-    crossing = await place(
-        kraken, pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="60100", timeinforce="IOC"
+    crossing = await kraken.place(
+        pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="60100", timeinforce="IOC"
     )
     assert (await order_of(kraken, resting))["status"] == "canceled"
     assert (await order_of(kraken, crossing))["status"] == "closed"
 
 
 async def test_gtd_needs_an_expiry_and_expires(kraken: KrakenClient, clock: VirtualClock) -> None:
-    limit = {
-        "pair": "XBTUSD",
-        "type": "buy",
-        "ordertype": "limit",
-        "volume": "0.01",
-        "price": "50000",
-        "timeinforce": "GTD",
-    }
+    limit = resting_buy(timeinforce="GTD")
     assert await kraken.private("AddOrder", **limit) == {"error": ["EGeneral:Invalid arguments:expiretm"]}
-    txid = await place(kraken, **limit, expiretm=str(int(SANDBOX_EPOCH) + 90))
+    txid = await kraken.place(**limit, expiretm=str(int(SANDBOX_EPOCH) + 90))
     clock.advance(60)
     assert (await order_of(kraken, txid))["status"] == "open"
     clock.advance(60)
@@ -140,7 +128,7 @@ async def test_gtd_needs_an_expiry_and_expires(kraken: KrakenClient, clock: Virt
 
 
 async def test_starttm_keeps_an_order_pending_until_then(kraken: KrakenClient, clock: VirtualClock) -> None:
-    txid = await place(kraken, pair="XBTUSD", type="buy", ordertype="market", volume="0.01", starttm="+90")
+    txid = await kraken.place(pair="XBTUSD", type="buy", ordertype="market", volume="0.01", starttm="+90")
     order = await order_of(kraken, txid)
     assert (order["status"], order["starttm"], order["vol_exec"]) == ("pending", SANDBOX_EPOCH + 90, "0.00000000")
     clock.advance(120)
@@ -151,9 +139,9 @@ async def test_starttm_keeps_an_order_pending_until_then(kraken: KrakenClient, c
 
 
 async def test_post_only_that_would_cross_is_canceled(kraken: KrakenClient) -> None:
-    await place(kraken, pair="XBTUSD", type="buy", ordertype="market", volume="0.01")
-    txid = await place(
-        kraken, pair="XBTUSD", type="sell", ordertype="limit", volume="0.01", price="59000", oflags="post"
+    await kraken.place(pair="XBTUSD", type="buy", ordertype="market", volume="0.01")
+    txid = await kraken.place(
+        pair="XBTUSD", type="sell", ordertype="limit", volume="0.01", price="59000", oflags="post"
     )
     order = await order_of(kraken, txid)
     assert (order["status"], order["reason"], order["oflags"]) == ("canceled", "Post only order", "post,fciq")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -14,10 +13,8 @@ from simulator.exchange import Exchange
 from simulator.models import OrderSpec, OrderType, Side
 from simulator.pairs import PAIRS
 from simulator.price_path import PricePath, synthetic_paths
-from tests.simulator.sandbox_client import KrakenClient
+from tests.simulator.sandbox_client import TRADE_ID, KrakenClient, resting_buy
 
-TXID = re.compile(r"^O[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{6}$")
-TRADE_ID = re.compile(r"^T[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{6}$")
 HOUR = 3600
 
 
@@ -25,13 +22,6 @@ HOUR = 3600
 def xbtusdt() -> PricePath:
     """The market the exchange will see (same seed and origin), to aim triggers."""
     return synthetic_paths(42, PAIRS.values(), SANDBOX_EPOCH)["XBTUSDT"]
-
-
-async def place(kraken: KrakenClient, **params: str) -> str:
-    result = await kraken.result("AddOrder", **params)
-    (txid,) = result["txid"]
-    assert TXID.match(txid)
-    return str(txid)
 
 
 async def order_of(kraken: KrakenClient, txid: str) -> dict[str, Any]:
@@ -111,11 +101,11 @@ async def test_cost_minimum(kraken: KrakenClient) -> None:
         ({"cl_ord_id": "far too long for a client id"}, "EGeneral:Invalid arguments:cl_ord_id"),
         ({"userref": "7", "cl_ord_id": "mine"}, "EGeneral:Invalid arguments:cl_ord_id"),
         ({"expiretm": "+0"}, "EGeneral:Invalid arguments:expiretm"),
-        ({"pair": "XBTEUR"}, "EQuery:Unknown asset pair"),
+        ({"pair": "XBTJPY"}, "EQuery:Unknown asset pair"),
     ],
 )
 async def test_refused_add_order_arguments(kraken: KrakenClient, params: dict[str, str], error: str) -> None:
-    order = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.01", "price": "59000", **params}
+    order = resting_buy(**{"price": "59000", **params})
     assert await kraken.private("AddOrder", **order) == {"error": [error]}
 
 
@@ -144,7 +134,7 @@ async def test_limit_buy_rests_holds_funds_and_fills_when_crossed(
     low, _ = xbtusdt.price_range(SANDBOX_EPOCH, SANDBOX_EPOCH + 6 * HOUR)
     limit = low + Decimal("5.0")
     assert limit < xbtusdt.price_at(SANDBOX_EPOCH)
-    txid = await place(kraken, pair="XBTUSDT", type="buy", ordertype="limit", volume="1.5", price=str(limit))
+    txid = await kraken.place(pair="XBTUSDT", type="buy", ordertype="limit", volume="1.5", price=str(limit))
     assert (await order_of(kraken, txid))["status"] == "open"
     # 1.5 XBT at the limit is held: another 1 XBT cannot be paid for now
     answer = await kraken.private("AddOrder", pair="XBTUSDT", type="buy", ordertype="market", volume="1")
@@ -159,16 +149,14 @@ async def test_limit_buy_rests_holds_funds_and_fills_when_crossed(
 
 
 async def test_post_only_limit_that_would_take_is_canceled(kraken: KrakenClient) -> None:
-    txid = await place(
-        kraken, pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="61000", oflags="post"
-    )
+    txid = await kraken.place(pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="61000", oflags="post")
     order = await order_of(kraken, txid)
     assert (order["status"], order["reason"]) == ("canceled", "Post only order")
     assert order["vol_exec"] == "0.00000000"
 
 
 async def test_marketable_limit_takes_at_no_worse_than_its_price(kraken: KrakenClient) -> None:
-    txid = await place(kraken, pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="61000")
+    txid = await kraken.place(pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="61000")
     order = await order_of(kraken, txid)
     assert order["status"] == "closed"
     assert Decimal("60000") < Decimal(order["price"]) <= Decimal("61000")
@@ -177,10 +165,10 @@ async def test_marketable_limit_takes_at_no_worse_than_its_price(kraken: KrakenC
 async def test_stop_loss_fires_when_the_low_reaches_it(
     kraken: KrakenClient, clock: VirtualClock, xbtusdt: PricePath
 ) -> None:
-    await place(kraken, pair="XBTUSDT", type="buy", ordertype="market", volume="0.5")
+    await kraken.place(pair="XBTUSDT", type="buy", ordertype="market", volume="0.5")
     low, _ = xbtusdt.price_range(SANDBOX_EPOCH, SANDBOX_EPOCH + 6 * HOUR)
     stop = low + Decimal("10.0")
-    txid = await place(kraken, pair="XBTUSDT", type="sell", ordertype="stop-loss", volume="0.5", price=str(stop))
+    txid = await kraken.place(pair="XBTUSDT", type="sell", ordertype="stop-loss", volume="0.5", price=str(stop))
     order = await order_of(kraken, txid)
     assert order["status"] == "open"
     assert order["descr"]["order"] == f"sell 0.50000000 XBTUSDT @ stop loss {stop}"
@@ -197,10 +185,10 @@ async def test_stop_loss_fires_when_the_low_reaches_it(
 async def test_take_profit_fires_when_the_high_reaches_it(
     kraken: KrakenClient, clock: VirtualClock, xbtusdt: PricePath
 ) -> None:
-    await place(kraken, pair="XBTUSDT", type="buy", ordertype="market", volume="0.5")
+    await kraken.place(pair="XBTUSDT", type="buy", ordertype="market", volume="0.5")
     _, high = xbtusdt.price_range(SANDBOX_EPOCH, SANDBOX_EPOCH + 6 * HOUR)
     target = high - Decimal("10.0")
-    txid = await place(kraken, pair="XBTUSDT", type="sell", ordertype="take-profit", volume="0.5", price=str(target))
+    txid = await kraken.place(pair="XBTUSDT", type="sell", ordertype="take-profit", volume="0.5", price=str(target))
     assert (await order_of(kraken, txid))["status"] == "open"
     clock.advance(6 * HOUR)
     order = await order_of(kraken, txid)
@@ -211,16 +199,16 @@ async def test_take_profit_fires_when_the_high_reaches_it(
 async def test_untriggered_protection_holds_no_funds_and_is_canceled_when_they_are_gone(
     kraken: KrakenClient, clock: VirtualClock, xbtusdt: PricePath
 ) -> None:
-    await place(kraken, pair="XBTUSDT", type="buy", ordertype="market", volume="0.5")
+    await kraken.place(pair="XBTUSDT", type="buy", ordertype="market", volume="0.5")
     low, high = xbtusdt.price_range(SANDBOX_EPOCH, SANDBOX_EPOCH + 6 * HOUR)
-    stop = await place(
-        kraken, pair="XBTUSDT", type="sell", ordertype="stop-loss", volume="0.5", price=str(low + Decimal("10.0"))
+    stop = await kraken.place(
+        pair="XBTUSDT", type="sell", ordertype="stop-loss", volume="0.5", price=str(low + Decimal("10.0"))
     )
-    target = await place(
-        kraken, pair="XBTUSDT", type="sell", ordertype="take-profit", volume="0.5", price=str(high + Decimal("5000.0"))
+    target = await kraken.place(
+        pair="XBTUSDT", type="sell", ordertype="take-profit", volume="0.5", price=str(high + Decimal("5000.0"))
     )
     # both protect the same 0.5 XBT; neither holds it, so it can still be sold
-    await place(kraken, pair="XBTUSDT", type="sell", ordertype="market", volume="0.5")
+    await kraken.place(pair="XBTUSDT", type="sell", ordertype="market", volume="0.5")
     clock.advance(6 * HOUR)
     fired = await order_of(kraken, stop)
     assert (fired["status"], fired["reason"]) == ("canceled", "Insufficient funds")
@@ -230,11 +218,10 @@ async def test_untriggered_protection_holds_no_funds_and_is_canceled_when_they_a
 async def test_stop_loss_limit_rests_at_its_limit_once_triggered(
     kraken: KrakenClient, clock: VirtualClock, xbtusdt: PricePath
 ) -> None:
-    await place(kraken, pair="XBTUSDT", type="buy", ordertype="market", volume="0.2")
+    await kraken.place(pair="XBTUSDT", type="buy", ordertype="market", volume="0.2")
     low, _ = xbtusdt.price_range(SANDBOX_EPOCH, SANDBOX_EPOCH + 6 * HOUR)
     stop, limit = low + Decimal("10.0"), low + Decimal("20000.0")
-    txid = await place(
-        kraken,
+    txid = await kraken.place(
         pair="XBTUSDT",
         type="sell",
         ordertype="stop-loss-limit",
@@ -253,8 +240,8 @@ async def test_stop_loss_limit_rests_at_its_limit_once_triggered(
 
 
 async def test_limit_expires_at_its_expiry(kraken: KrakenClient, clock: VirtualClock) -> None:
-    txid = await place(
-        kraken, pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="30000", expiretm="+120"
+    txid = await kraken.place(
+        pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="30000", expiretm="+120"
     )
     clock.advance(300)
     order = await order_of(kraken, txid)
@@ -266,11 +253,11 @@ async def test_limit_expires_at_its_expiry(kraken: KrakenClient, clock: VirtualC
 
 
 async def test_cancel_by_txid_userref_and_client_id(kraken: KrakenClient) -> None:
-    limit = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.01", "price": "50000"}
-    first = await place(kraken, **limit)
-    await place(kraken, **limit, userref="42")
-    await place(kraken, **limit, userref="42")
-    await place(kraken, **limit, cl_ord_id="tg-entry-1")
+    limit = resting_buy()
+    first = await kraken.place(**limit)
+    await kraken.place(**limit, userref="42")
+    await kraken.place(**limit, userref="42")
+    await kraken.place(**limit, cl_ord_id="tg-entry-1")
     assert await kraken.result("CancelOrder", txid=first) == {"count": 1}
     assert await kraken.result("CancelOrder", txid="42") == {"count": 2}
     assert await kraken.result("CancelOrder", cl_ord_id="tg-entry-1") == {"count": 1}
@@ -282,28 +269,21 @@ async def test_cancel_by_txid_userref_and_client_id(kraken: KrakenClient) -> Non
 async def test_cancel_of_an_unknown_or_finished_order(kraken: KrakenClient) -> None:
     unknown = await kraken.private("CancelOrder", txid="OAAAAA-BBBBB-CCCCCC")
     assert unknown == {"error": ["EOrder:Unknown order"]}
-    txid = await place(kraken, pair="XBTUSD", type="buy", ordertype="market", volume="0.01")
+    txid = await kraken.place(pair="XBTUSD", type="buy", ordertype="market", volume="0.01")
     assert await kraken.private("CancelOrder", txid=txid) == {"error": ["EOrder:Unknown order"]}
     assert await kraken.private("CancelOrder") == {"error": ["EGeneral:Invalid arguments:txid"]}
 
 
 async def test_duplicate_open_client_order_id_is_refused(kraken: KrakenClient) -> None:
-    limit = {
-        "pair": "XBTUSD",
-        "type": "buy",
-        "ordertype": "limit",
-        "volume": "0.01",
-        "price": "50000",
-        "cl_ord_id": "entry-7",
-    }
-    await place(kraken, **limit)
+    limit = resting_buy(cl_ord_id="entry-7")
+    await kraken.place(**limit)
     again = await kraken.private("AddOrder", **limit)
     assert again == {"error": ["EOrder:Duplicate order"]}
 
 
 async def test_query_orders_by_txids_userref_and_unknown(kraken: KrakenClient) -> None:
-    first = await place(kraken, pair="XBTUSD", type="buy", ordertype="market", volume="0.01", userref="5")
-    second = await place(kraken, pair="ETHUSD", type="buy", ordertype="market", volume="0.1")
+    first = await kraken.place(pair="XBTUSD", type="buy", ordertype="market", volume="0.01", userref="5")
+    second = await kraken.place(pair="ETHUSD", type="buy", ordertype="market", volume="0.1")
     both = await kraken.result("QueryOrders", txid=f"{first},{second}")
     assert list(both) == [first, second]
     assert both[first]["userref"] == 5 and both[second]["userref"] == 0
@@ -313,11 +293,11 @@ async def test_query_orders_by_txids_userref_and_unknown(kraken: KrakenClient) -
 
 
 async def test_open_and_closed_orders(kraken: KrakenClient, clock: VirtualClock) -> None:
-    market = await place(kraken, pair="XBTUSD", type="buy", ordertype="market", volume="0.01")
+    market = await kraken.place(pair="XBTUSD", type="buy", ordertype="market", volume="0.01")
     clock.advance(60)
-    resting = await place(kraken, pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="40000")
+    resting = await kraken.place(pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="40000")
     clock.advance(60)
-    canceled = await place(kraken, pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="40000")
+    canceled = await kraken.place(pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price="40000")
     await kraken.result("CancelOrder", txid=canceled)
     assert list((await kraken.result("OpenOrders"))["open"]) == [resting]
     closed = await kraken.result("ClosedOrders")

@@ -96,3 +96,18 @@ def test_candles_never_reach_before_the_history() -> None:
     path = synthetic_paths(42, PAIRS.values(), SANDBOX_EPOCH)["XXBTZUSD"]
     weeks = path.candles(10080, 0, SANDBOX_EPOCH)
     assert weeks[0].time >= path.start
+
+
+def test_the_price_at_an_hours_first_instant_is_its_first_minutes_open() -> None:
+    """Read from the hour level (no minutes built), it is exactly the price the hour's
+    minutes open at, for dollar pairs and for a cross pair (a ratio of two paths)."""
+    paths = synthetic_paths(42, PAIRS.values(), SANDBOX_EPOCH)
+    for key in ("XXBTZUSD", "XETHZUSD", "XXRPXXBT"):
+        path = paths[key]
+        for hour in range(-400, 400, 7):
+            t = SANDBOX_EPOCH + hour * HOUR
+            minute = path.candles(1, t, t + 60)[0]
+            assert path.price_at(t) == minute.open
+            low, high = path.price_range(t, t + HOUR)
+            bar = path.candles(60, t, t + HOUR)[0]
+            assert (low, high) == (min(bar.low, path.price_at(t + HOUR)), max(bar.high, path.price_at(t + HOUR)))

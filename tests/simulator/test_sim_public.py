@@ -34,12 +34,28 @@ async def test_assets_by_id_or_altname(kraken: KrakenClient) -> None:
 
 
 async def test_unknown_asset(kraken: KrakenClient) -> None:
-    assert await kraken.public("Assets", asset="DOGE") == {"error": ["EQuery:Unknown asset"]}
+    assert await kraken.public("Assets", asset="PEPE") == {"error": ["EQuery:Unknown asset"]}
 
 
-async def test_asset_pairs_lists_all_five(kraken: KrakenClient) -> None:
+async def test_asset_pairs_lists_kraken_pairs_with_their_ids(kraken: KrakenClient) -> None:
     result = (await kraken.public("AssetPairs"))["result"]
-    assert set(result) == {"XXBTZUSD", "XBTUSDT", "XETHZUSD", "XRPUSDT", "XXRPXXBT"}
+    assert len(result) >= 20
+    assert {"XXBTZUSD", "XBTUSDT", "XETHZUSD", "XRPUSDT", "XXRPXXBT", "XXBTZEUR", "ETHUSDT", "XDGUSD"} <= set(result)
+    assert (result["XXBTZEUR"]["wsname"], result["XXBTZEUR"]["quote"], result["XXBTZEUR"]["costmin"]) == (
+        "XBT/EUR",
+        "ZEUR",
+        "0.45",
+    )
+    assert (result["XDGUSD"]["base"], result["XDGUSD"]["pair_decimals"], result["XDGUSD"]["tick_size"]) == (
+        "XXDG",
+        7,
+        "0.0000001",
+    )
+    # stablecoin and FX markets: one rate for maker and taker, Kraken's stablecoin schedule
+    assert result["USDTZUSD"]["fees"] == result["USDTZUSD"]["fees_maker"]
+    assert result["USDTZUSD"]["fees"][0] == [0, Decimal("0.2")]
+    assets = (await kraken.public("Assets"))["result"]
+    assert {pair[side] for pair in result.values() for side in ("base", "quote")} <= set(assets)
     xbtusd = result["XXBTZUSD"]
     assert (xbtusd["altname"], xbtusd["wsname"], xbtusd["base"], xbtusd["quote"]) == (
         "XBTUSD",
@@ -71,8 +87,8 @@ async def test_asset_pairs_info_fees_only(kraken: KrakenClient) -> None:
 
 
 async def test_unknown_pair(kraken: KrakenClient) -> None:
-    assert await kraken.public("Ticker", pair="DOGEUSD") == {"error": ["EQuery:Unknown asset pair"]}
-    assert await kraken.public("AssetPairs", pair="XBTEUR") == {"error": ["EQuery:Unknown asset pair"]}
+    assert await kraken.public("Ticker", pair="PEPEUSD") == {"error": ["EQuery:Unknown asset pair"]}
+    assert await kraken.public("AssetPairs", pair="XBTJPY") == {"error": ["EQuery:Unknown asset pair"]}
 
 
 async def test_ticker_quotes_around_the_last_price(kraken: KrakenClient, clock: VirtualClock) -> None:
@@ -143,7 +159,7 @@ async def test_ohlc_requires_a_pair(kraken: KrakenClient) -> None:
 
 
 async def test_unknown_public_method(kraken: KrakenClient) -> None:
-    assert await kraken.public("Spread", pair="XBTUSD") == {"error": ["EGeneral:Unknown method"]}
+    assert await kraken.public("Spreads", pair="XBTUSD") == {"error": ["EGeneral:Unknown method"]}
 
 
 async def test_public_call_by_post_form(kraken: KrakenClient) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
@@ -13,31 +11,10 @@ from simulator.exceptions import ApiRateLimitExceeded, OrderRateLimitExceeded
 from simulator.exchange import Exchange
 from simulator.models import ApiKey
 from simulator.ratelimits import RateLimits, Tier, transaction_cost
-from tests.simulator.sandbox_client import KrakenClient
+from tests.simulator.sandbox_client import KrakenClient, resting_buy
 
 REST_REFUSED = {"error": ["EAPI:Rate limit exceeded"]}
 ORDER_REFUSED = {"error": ["EOrder:Rate limit exceeded"]}
-
-
-@pytest.fixture
-def app(exchange: Exchange) -> SandboxApp:
-    return create_app(exchange)
-
-
-@pytest.fixture
-async def http(app: SandboxApp) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox.kraken") as client:
-        yield client
-
-
-@pytest.fixture
-def kraken(http: httpx.AsyncClient, api_key: ApiKey) -> KrakenClient:
-    return KrakenClient(http, api_key)
-
-
-def resting_buy(pair: str = "XBTUSDT", **extra: str) -> dict[str, str]:
-    return {"pair": pair, "type": "buy", "ordertype": "limit", "volume": "0.0001", "price": "30000", **extra}
 
 
 async def test_starter_rest_counter_allows_15_then_decays_a_call_in_3_03_s(
@@ -63,7 +40,7 @@ async def test_history_calls_cost_two(kraken: KrakenClient) -> None:
 
 async def test_trading_calls_are_not_on_the_rest_counter(kraken: KrakenClient) -> None:
     for _ in range(20):
-        assert (await kraken.private("AddOrder", **resting_buy(validate="true")))["error"] == []
+        assert (await kraken.private("AddOrder", **resting_buy("XBTUSDT", validate="true")))["error"] == []
     for _ in range(15):
         assert (await kraken.private("Balance"))["error"] == []
 
@@ -119,15 +96,15 @@ def test_penalties_by_order_age_follow_krakens_table(action: str, age: float, co
 
 async def test_starter_trading_counter_is_per_pair(kraken: KrakenClient) -> None:
     for _ in range(60):
-        assert (await kraken.private("AddOrder", **resting_buy(validate="true")))["error"] == []
-    assert await kraken.private("AddOrder", **resting_buy(validate="true")) == ORDER_REFUSED
-    assert (await kraken.private("AddOrder", **resting_buy("XBTUSD", validate="true")))["error"] == []
+        assert (await kraken.private("AddOrder", **resting_buy("XBTUSDT", validate="true")))["error"] == []
+    assert await kraken.private("AddOrder", **resting_buy("XBTUSDT", validate="true")) == ORDER_REFUSED
+    assert (await kraken.private("AddOrder", **resting_buy(validate="true")))["error"] == []
 
 
 async def test_refused_orders_still_pay_the_fixed_count(
     kraken: KrakenClient, app: SandboxApp, exchange: Exchange
 ) -> None:
-    answer = await kraken.private("AddOrder", **resting_buy(volume="5000"))
+    answer = await kraken.private("AddOrder", **resting_buy("XBTUSDT", volume="5000"))
     assert answer == {"error": ["EOrder:Insufficient funds"]}
     assert app.sandbox.limits is not None
     snapshot = app.sandbox.limits.snapshot(exchange.clock.monotonic())
@@ -139,10 +116,10 @@ async def test_cancel_penalty_depends_on_the_orders_age(
 ) -> None:
     limits = app.sandbox.limits
     assert limits is not None
-    (young,) = (await kraken.result("AddOrder", **resting_buy()))["txid"]
+    young = await kraken.place(**resting_buy("XBTUSDT"))
     await kraken.result("CancelOrder", txid=young)
     assert limits.trading[("default", "XBTUSDT")].level(clock.monotonic()) == 1 + 8
-    (old,) = (await kraken.result("AddOrder", **resting_buy()))["txid"]
+    old = await kraken.place(**resting_buy("XBTUSDT"))
     clock.advance(20)  # 9 + 1 - 20 decayed: the counter is back at 0
     await kraken.result("CancelOrder", txid=old)
     assert limits.trading[("default", "XBTUSDT")].level(clock.monotonic()) == 4
@@ -150,10 +127,10 @@ async def test_cancel_penalty_depends_on_the_orders_age(
 
 async def test_open_orders_cap_per_pair(kraken: KrakenClient, clock: VirtualClock) -> None:
     for _ in range(60):
-        assert (await kraken.private("AddOrder", **resting_buy()))["error"] == []
+        assert (await kraken.private("AddOrder", **resting_buy("XBTUSDT")))["error"] == []
         clock.advance(1)
-    assert await kraken.private("AddOrder", **resting_buy()) == {"error": ["EOrder:Orders limit exceeded"]}
-    assert (await kraken.private("AddOrder", **resting_buy("XBTUSD")))["error"] == []
+    assert await kraken.private("AddOrder", **resting_buy("XBTUSDT")) == {"error": ["EOrder:Orders limit exceeded"]}
+    assert (await kraken.private("AddOrder", **resting_buy()))["error"] == []
 
 
 async def test_public_calls_burst_20_then_one_a_second(kraken: KrakenClient, clock: VirtualClock) -> None:

@@ -225,6 +225,18 @@ def test_positions_filter_by_status_run_and_symbol(store: Store) -> None:
     assert ids(store.positions(status=PositionStatus.OPEN, symbol="XRP/USDT")) == ["P-2"]
 
 
+def test_realized_pnls_are_the_closed_positions_exact_pnl_oldest_first(store: Store) -> None:
+    closed = PositionStatus.CLOSED
+    store.upsert_position(make_position("P-1", status=closed, closed_at=5.0, realized_pnl=Decimal("-0.00000000877")))
+    store.upsert_position(make_position("P-2", status=closed, closed_at=2.0, realized_pnl=Decimal("12.5")))
+    store.upsert_position(make_position("P-3", opened_at=3.0))  # open: nothing realized
+    store.upsert_position(make_position("P-4", status=closed, closed_at=9.0))  # closed without a P&L on record
+
+    assert store.realized_pnls() == [(2.0, Decimal("12.5")), (5.0, Decimal("-0.00000000877"))]
+    from_positions = [(p.closed_at, p.realized_pnl) for p in store.positions(status=closed) if p.realized_pnl]
+    assert sorted(store.realized_pnls()) == sorted(from_positions)
+
+
 def test_agent_outputs_keep_their_payloads_with_decimals_enums_and_dataclasses(store: Store) -> None:
     ta = TAOutput(
         symbol="BTC/USDT",

@@ -100,7 +100,7 @@ def test_places_queries_lists_and_cancels_orders(api: krakenex.API) -> None:
 
 
 def test_bad_requests_get_krakens_errors(api: krakenex.API) -> None:
-    assert api.query_public("Ticker", {"pair": "DOGEEUR"})["error"] == ["EQuery:Unknown asset pair"]
+    assert api.query_public("Ticker", {"pair": "PEPEEUR"})["error"] == ["EQuery:Unknown asset pair"]
     assert private(api, "AddOrder", pair="XBTUSD", type="buy", ordertype="market", volume="5")["error"] == [
         "EOrder:Insufficient funds"
     ]

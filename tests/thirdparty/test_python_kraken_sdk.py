@@ -89,7 +89,7 @@ def test_kraken_errors_become_the_sdks_exceptions(market: Market, trade: Trade) 
     # The SDK matches error strings by prefix, "EQuery:Unknown asset" first, so Kraken's
     # "EQuery:Unknown asset pair" raises its unknown-asset exception.
     with pytest.raises(KrakenUnknownAssetError, match="EQuery:Unknown asset pair"):
-        market.get_ticker(pair="DOGEEUR")
+        market.get_ticker(pair="PEPEEUR")
     with pytest.raises(KrakenInsufficientFundsError):
         trade.create_order(ordertype="market", side="buy", pair="XRPUSDT", volume="1000000")
     with pytest.raises(KrakenUnknownOrderError):

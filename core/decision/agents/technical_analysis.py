@@ -11,6 +11,7 @@ other usable timeframe is keyed with its interval (`240m_rsi_14`) and feeds
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -35,51 +36,55 @@ CHOP_PERIOD = 14
 SQUEEZE_RATIO = Decimal("0.6")
 
 
-def _ratio(value: Decimal, history: Sequence[Decimal]) -> Decimal:
+def _ratio(value: float, history: Sequence[float]) -> Decimal:
     """`value` over the mean of `history`; 1 when the history is flat at zero."""
-    mean = sum(history, Decimal(0)) / len(history)
+    mean = math.fsum(history) / len(history)
     return ti.rounded(value / mean) if mean else Decimal(1)
 
 
 def timeframe_indicators(candles: Sequence[Candle]) -> dict[str, Decimal]:
-    """The indicator set of one timeframe; needs at least MIN_CANDLES candles."""
+    """The indicator set of one timeframe; needs at least MIN_CANDLES candles.
+
+    Computed in floats; each value read is rounded to a Decimal once, here."""
     if len(candles) < MIN_CANDLES:
         raise InputError(f"need {MIN_CANDLES} candles for the indicators, got {len(candles)}")
     candles = candles[-INDICATOR_WINDOW:]
-    closes = [c.close for c in candles]
+    prices = ti.Prices.of(candles)
+    closes = prices.close
     price = closes[-1]
     ema_20, ema_50 = ti.ema(closes, 20), ti.ema(closes, 50)
     macd = ti.macd(closes)
-    atr = ti.atr(candles)
+    atr = ti.atr(prices)
     # windowed indicators, asked only for the values used (the same values as over all candles)
     bands = ti.bollinger(closes[-(BANDS_PERIOD + RATIO_WINDOW - 1) :], BANDS_PERIOD)
     widths = [(u - low) / mid for u, low, mid in zip(bands.upper, bands.lower, bands.middle)]
-    directional = ti.adx(candles)
+    directional = ti.adx(prices)
     prior = candles[-21:-1]
+    r = ti.rounded
     return {
-        "price": price,
-        "ema_20": ema_20[-1],
-        "ema_20_prev": ema_20[-2],
-        "ema_50": ema_50[-1],
-        "ema_50_prev": ema_50[-2],
-        "sma_20": ti.sma(closes, 20)[-1],
-        "rsi_14": ti.rsi(closes)[-1],
-        "macd": macd.line[-1],
-        "macd_signal": macd.signal[-1],
-        "macd_hist": macd.histogram[-1],
-        "macd_hist_prev": macd.histogram[-2],
-        "atr_14": atr[-1],
-        "atr_pct": ti.rounded(atr[-1] / price),
+        "price": candles[-1].close,
+        "ema_20": r(ema_20[-1]),
+        "ema_20_prev": r(ema_20[-2]),
+        "ema_50": r(ema_50[-1]),
+        "ema_50_prev": r(ema_50[-2]),
+        "sma_20": r(ti.sma(closes[-20:], 20)[-1]),
+        "rsi_14": r(ti.rsi(closes)[-1]),
+        "macd": r(macd.line[-1]),
+        "macd_signal": r(macd.signal[-1]),
+        "macd_hist": r(macd.histogram[-1]),
+        "macd_hist_prev": r(macd.histogram[-2]),
+        "atr_14": r(atr[-1]),
+        "atr_pct": r(atr[-1] / price),
         "atr_ratio": _ratio(atr[-1], atr[-RATIO_WINDOW:]),
-        "bb_upper": bands.upper[-1],
-        "bb_middle": bands.middle[-1],
-        "bb_lower": bands.lower[-1],
-        "bb_width": ti.rounded(widths[-1]),
+        "bb_upper": r(bands.upper[-1]),
+        "bb_middle": r(bands.middle[-1]),
+        "bb_lower": r(bands.lower[-1]),
+        "bb_width": r(widths[-1]),
         "bb_width_ratio": _ratio(widths[-1], widths[-RATIO_WINDOW:]),
-        "adx_14": directional.adx[-1],
-        "plus_di_14": directional.plus_di[-1],
-        "minus_di_14": directional.minus_di[-1],
-        "chop_14": ti.choppiness(candles[-(CHOP_PERIOD + 1) :], CHOP_PERIOD)[-1],
+        "adx_14": r(directional.adx[-1]),
+        "plus_di_14": r(directional.plus_di[-1]),
+        "minus_di_14": r(directional.minus_di[-1]),
+        "chop_14": r(ti.choppiness(prices.tail(CHOP_PERIOD + 1), CHOP_PERIOD)[-1]),
         "donchian_high_20": max(c.high for c in prior),
         "donchian_low_20": min(c.low for c in prior),
     }

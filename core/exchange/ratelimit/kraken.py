@@ -245,6 +245,25 @@ class KrakenRateLimiter:
             return 3 * min(queries, order_pairs)
         raise ValueError(f"unknown call mix {mix!r}; use 'query', 'orders' or 'mixed'")
 
+    def allowed_calls(self, mix: CallMix, elapsed_s: float) -> float:
+        """The most calls of a mix Kraken allows in `elapsed_s` from full counters: what
+        the counters hold at once plus what they decay meanwhile (cancels sent at once,
+        the costliest age). A limiter that never gets refused stays at or under it."""
+        queries = self._rest_limit.maximum + self._rest_limit.decay_per_s * elapsed_s
+        if self._call_cap is not None:
+            queries = min(queries, self._call_cap.capacity + self._call_cap.rate * elapsed_s)
+        order_cost = order_action_cost("add") + order_action_cost("cancel", 0.0)
+        order_pairs = (self._trading_limit.maximum + self._trading_limit.decay_per_s * elapsed_s) / order_cost
+        if self._order_cap is not None:
+            order_pairs = min(order_pairs, (self._order_cap.capacity + self._order_cap.rate * elapsed_s) / 2)
+        if mix == "query":
+            return queries
+        if mix == "orders":
+            return 2 * order_pairs
+        if mix == "mixed":
+            return 3 * min(queries, order_pairs)
+        raise ValueError(f"unknown call mix {mix!r}; use 'query', 'orders' or 'mixed'")
+
     def _pair_bucket(self, pair: str) -> TokenBucketRateLimiter:
         bucket = self._pairs.get(pair)
         if bucket is None:
