@@ -63,8 +63,9 @@ def configure_output(*, quiet: bool, verbose: int, level: LogLevel | None) -> No
         level = LogLevel.error if quiet else [LogLevel.info, LogLevel.debug][min(verbose, 2) - 1]
     OUTPUT.quiet = level is LogLevel.error
     root = logging.getLogger()
-    if level is not None:  # else logging's own default: warnings and worse
-        root.setLevel(level.value.upper())
+    # warnings and worse unless asked: set every time, so that one command's -vv does not
+    # carry into the next one run in the same process (a test runner's)
+    root.setLevel("WARNING" if level is None else level.value.upper())
     if not any(isinstance(handler, _Stderr) for handler in root.handlers):
         handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
