@@ -19,7 +19,7 @@ def tg(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["trade"], "Missing argument 'symbol'"),
+        (["trade"], "Missing argument 'SYMBOL'"),
         (["nonsense"], "No such command 'nonsense'"),
         (["trade", "BTC/USDT", "--bogus"], "No such option: --bogus"),
         (["simulate", "--runs", "0"], "Invalid value for '--runs'"),

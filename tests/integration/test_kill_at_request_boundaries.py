@@ -369,7 +369,7 @@ def violations(rig: Rig, account: Account, install_id: str, listed: list[dict[st
     if len(entries) > 1 or sum(1 for o in entries if o.filled > 0) > 1:
         found.append(f"{len(entries)} entries of tg's for one trade: " + "; ".join(o.line() for o in entries))
     found += repeated_client_ids(account)
-    recorded = {row["external_id"]: row for row in listed if row["external_id"]}
+    recorded = {row["txid"]: row for row in listed if row["txid"]}
     for order in mine:
         row = recorded.get(order.txid)
         if row is None:
