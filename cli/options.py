@@ -49,6 +49,8 @@ class Output:
     """How much this process says on stderr; set once by the root options."""
 
     quiet: bool = False
+    level_before: int | None = None
+    """The root log level before a command set one, to go back to."""
 
 
 OUTPUT = Output()
@@ -63,9 +65,14 @@ def configure_output(*, quiet: bool, verbose: int, level: LogLevel | None) -> No
         level = LogLevel.error if quiet else [LogLevel.info, LogLevel.debug][min(verbose, 2) - 1]
     OUTPUT.quiet = level is LogLevel.error
     root = logging.getLogger()
-    # warnings and worse unless asked: set every time, so that one command's -vv does not
-    # carry into the next one run in the same process (a test runner's)
-    root.setLevel("WARNING" if level is None else level.value.upper())
+    if level is not None:  # else logging's own default: warnings and worse
+        if OUTPUT.level_before is None:
+            OUTPUT.level_before = root.level
+        root.setLevel(level.value.upper())
+    elif OUTPUT.level_before is not None:
+        # a command without -v after one with it, in one process (a test runner's): the level from before
+        root.setLevel(OUTPUT.level_before)
+        OUTPUT.level_before = None
     if not any(isinstance(handler, _Stderr) for handler in root.handlers):
         handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
