@@ -50,6 +50,8 @@ class Output:
     """How much this process says on stderr; set once by the root options."""
 
     quiet: bool = False
+    level_before: int | None = None
+    """The root log level before a command set one, to go back to."""
 
 
 OUTPUT = Output()
@@ -65,7 +67,13 @@ def configure_output(*, quiet: bool, verbose: int, level: LogLevel | None) -> No
     OUTPUT.quiet = level is LogLevel.error
     root = logging.getLogger()
     if level is not None:  # else logging's own default: warnings and worse
+        if OUTPUT.level_before is None:
+            OUTPUT.level_before = root.level
         root.setLevel(level.value.upper())
+    elif OUTPUT.level_before is not None:
+        # a command without -v after one with it, in one process (a test runner's): the level from before
+        root.setLevel(OUTPUT.level_before)
+        OUTPUT.level_before = None
     if not any(isinstance(handler, _Stderr) for handler in root.handlers):
         handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))

@@ -11,12 +11,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
+from cli.sim_control import TokenOption, UrlOption, control_plane, fault_app, register
 
 if TYPE_CHECKING:
     from simulator.embedded import EmbeddedExchange
     from simulator.server import SandboxServer
 
-sim_app = typer.Typer(help="The sandbox Kraken: reset, advance, status, serve.", no_args_is_help=True)
+sim_app = typer.Typer(
+    help="The sandbox Kraken: serve it, reset, advance, status; with --url, faults, prices, fills, balances, "
+    "the clock and scenarios of a served one.",
+    no_args_is_help=True,
+)
 
 DEFAULT_KEYS_OUT = Path("tg-sandbox.keys")
 _KEY_SHOWN = 8
@@ -32,14 +37,28 @@ def sim_reset(
     ] = False,
     db: DbOption = None,
     config: ConfigOption = None,
+    url: UrlOption = None,
+    control_token: TokenOption = None,
+    json_output: JsonOption = False,
 ) -> None:
-    """Start the embedded exchange afresh: new balances, no orders.
+    """Start the exchange afresh: new balances, no orders.
 
-    Refused (exit 1) while tg.db holds open positions or live orders on it, unless --force."""
+    Embedded: refused (exit 1) while tg.db holds open positions or live orders on it,
+    unless --force. With --url, the served sandbox's opening balances come back, its
+    fault rules stay (their counts and log start over)."""
+    from cli import render
     from cli.wiring import embedded_sandbox, quote_balances, sandbox_path
     from core.execution.abandon import abandon, refuse_to_wipe
     from core.storage.store import Store
 
+    if url is not None:
+        with control_plane(url, control_token) as control:
+            state = control.reset()
+        if json_output:
+            render.print_json(state)
+        else:
+            typer.echo(f"sandbox at {url} reset")
+        return
     settings = settings_from(db, config)
     abandoned = None
     with embedded_sandbox(settings) as sandbox:
@@ -51,6 +70,9 @@ def sim_reset(
                     refuse_to_wipe(store, "resetting the sandbox")
         sandbox.reset(seed=settings.simulator.seed, balances=quote_balances(settings))
         sandbox.save()
+    if json_output:
+        render.print_json({"path": str(sandbox_path(settings.db_path)), "abandoned": bool(abandoned)})
+        return
     typer.echo(f"sandbox exchange reset: {sandbox_path(settings.db_path)}")
     if abandoned:
         typer.echo(f"closed on the record, as the exchange no longer holds them: {abandoned.describe()}")
@@ -64,10 +86,13 @@ def sim_advance(
     ],
     db: DbOption = None,
     config: ConfigOption = None,
+    url: UrlOption = None,
+    control_token: TokenOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Move the embedded exchange's clock and market forward; stops, targets and
-    resting limits fill on the way."""
+    """Move the exchange's clock and market forward (embedded, or with --url served).
+
+    Stops, targets and resting limits fill on the way."""
     from cli.wiring import embedded_sandbox
     from core.domain.durations import parse_duration
     from core.domain.errors import InputError
@@ -77,6 +102,12 @@ def sim_advance(
     seconds = parse_duration(duration)
     if seconds > MAX_ADVANCE:
         raise InputError(f"{duration!r} is {seconds} s; advance by at most {MAX_ADVANCE // 86_400}d at a time")
+    if url is not None:
+        with control_plane(url, control_token) as control:
+            before = control.state()
+            after = control.advance(seconds)
+        _render_advance(_advanced(before, after, seconds), as_json=json_output)
+        return
     settings = settings_from(db, config)
     with embedded_sandbox(settings) as sandbox:
         start = sandbox.clock.time()
@@ -100,9 +131,20 @@ def sim_advance(
 
 @sim_app.command("status")
 @reports_errors
-def sim_status(db: DbOption = None, config: ConfigOption = None, json_output: JsonOption = False) -> None:
-    """Show the embedded exchange: its time, prices, balances and open orders."""
+def sim_status(
+    db: DbOption = None,
+    config: ConfigOption = None,
+    url: UrlOption = None,
+    control_token: TokenOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show the exchange (embedded, or with --url served): time, prices, balances, open orders."""
     from cli.wiring import embedded_sandbox, sandbox_path
+
+    if url is not None:
+        with control_plane(url, control_token) as control:
+            _render_status(_served_status(url, control.state()), as_json=json_output)
+        return
 
     settings = settings_from(db, config)
     path = sandbox_path(settings.db_path)
@@ -163,13 +205,64 @@ def _status(sandbox: EmbeddedExchange, path: Path) -> dict[str, Any]:
     }
 
 
+def _default_account(state: dict[str, Any]) -> dict[str, Any]:
+    from simulator.exchange import DEFAULT_ACCOUNT
+
+    return state["accounts"][DEFAULT_ACCOUNT]
+
+
+def _advanced(before: dict[str, Any], after: dict[str, Any], seconds: int) -> dict[str, Any]:
+    """What `tg sim advance` reports, from a served sandbox's state before and after."""
+    watched = list(_default_account(before)["open"])
+    orders = _default_account(after)["orders"]
+    changed = {txid: orders[txid] for txid in watched if txid in orders and orders[txid]["status"] != "open"}
+    return {
+        "from": before["time"],
+        "to": after["time"],
+        "seconds": seconds,
+        "changed": changed,
+        "still_open": len(watched) - len(changed),
+    }
+
+
+def _served_status(url: str, state: dict[str, Any]) -> dict[str, Any]:
+    """A served sandbox's state in the vocabulary of the embedded one's status."""
+    from core.exchange.pairs import user_asset, user_symbol
+    from simulator.pairs import ASSETS, PAIRS
+
+    account = _default_account(state)
+    open_orders = [
+        {
+            "txid": txid,
+            "pair": user_symbol(PAIRS[o["descr"]["pair"]].wsname)
+            if o["descr"]["pair"] in PAIRS
+            else o["descr"]["pair"],
+            "side": o["descr"]["type"],
+            "order_type": o["descr"]["ordertype"],
+            "volume": o["vol"],
+            "price": o["descr"]["price"],
+        }
+        for txid, o in account["open"].items()
+    ]
+    return {
+        "url": url,
+        "time": state["time"],
+        "frozen": state["frozen"],
+        "seed": state["seed"],
+        "prices": {user_symbol(PAIRS[key].wsname): {"last": price} for key, price in state["prices"].items()},
+        "balances": {user_asset(ASSETS[asset].altname): value for asset, value in account["balances"].items()},
+        "open_orders": open_orders,
+        "faults": state["faults"],
+    }
+
+
 @sim_app.command("faults")
 @reports_errors
 def sim_faults(json_output: JsonOption = False) -> None:
     """The faults tg simulate, tg run, tg replay and tg sim serve can inject, with their options.
 
     Give a fault as NAME, or NAME:key=value,... with its own options and the rule's
-    (endpoint, match, probability, nth, times), e.g. `ghost:match=stop_loss,variant=html-5xx`."""
+    (endpoint, match, probability, nth, times, active_from, active_until), e.g. `ghost:match=stop_loss,variant=html-5xx`."""
     from cli import render
     from cli.faults import catalog
 
@@ -185,7 +278,7 @@ def sim_faults(json_output: JsonOption = False) -> None:
             console.print(f"    {option['name']}: {option['accepts']}{default}")
     console.print(
         "every sandbox fault also takes the rule's options: endpoint (a method or *), "
-        "match (any|entry|stop_loss|take_profit), probability (0-1), nth, times"
+        "match (any|entry|stop_loss|take_profit), probability (0-1), nth, times, active_from, active_until"
     )
 
 
@@ -220,6 +313,10 @@ def sim_serve(
         typer.Option(
             "--fault-file", metavar="FILE", help="A JSON or TOML file of fault rules (and optionally their seed)."
         ),
+    ] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option("--scenario", help="A scenario file (TOML): price moves and faults on the clock from the start."),
     ] = None,
     key_file: Annotated[
         Path | None,
@@ -297,6 +394,7 @@ def sim_serve(
         tier=tier or settings.simulator.tier,
         faults=list(fault or []),
         fault_file=fault_file,
+        scenario=scenario,
         keys=served.pairs or None,
         allow_remote=allow_remote,
         control_token=control_token or os.environ.get(TOKEN_ENV) or None,
@@ -420,12 +518,21 @@ def _render_status(status: dict[str, Any], *, as_json: bool) -> None:
     if as_json:
         render.print_json(status)
         return
-    note = "" if status["saved"] else " (fresh: nothing saved yet)"
-    typer.echo(f"sandbox {status['path']}{note}\n  exchange time {_utc(status['time'])} UTC, seed {status['seed']}")
+    if "url" in status:
+        clock = "frozen" if status["frozen"] else "running"
+        faults = status["faults"]
+        typer.echo(
+            f"sandbox at {status['url']}\n  exchange time {_utc(status['time'])} UTC ({clock}), seed {status['seed']}, "
+            f"{faults['rules']} fault rule(s), {faults['injected']} injected"
+        )
+    else:
+        note = "" if status["saved"] else " (fresh: nothing saved yet)"
+        typer.echo(f"sandbox {status['path']}{note}\n  exchange time {_utc(status['time'])} UTC, seed {status['seed']}")
     console = render.console()
-    prices = render.table("pair", "last", "bid", "ask", title="prices")
+    columns = [c for c in ("last", "bid", "ask") if all(c in quote for quote in status["prices"].values())]
+    prices = render.table("pair", *columns, title="prices")
     for symbol, quote in status["prices"].items():
-        prices.add_row(symbol, quote["last"], quote["bid"], quote["ask"])
+        prices.add_row(symbol, *(quote[c] for c in columns))
     render.show_table(console, prices)
     balances = render.table("asset", "balance", title="balances")
     for asset, value in status["balances"].items():
@@ -444,3 +551,7 @@ def _utc(epoch: float) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+sim_app.add_typer(fault_app, name="fault")
+register(sim_app)

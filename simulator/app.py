@@ -8,11 +8,12 @@ Every Kraken call goes through one pipeline:
 
 Control-plane calls (/_sandbox/, control.py) skip authentication, limits and faults,
 but first pass the control guard (control_guard.py: loopback or a bearer token, no
-request a web page could forge). Every answer is HTTP 200 with Kraken's envelope,
+request a web page could forge); so does the web view, GET /_sandbox/ui, a static page
+(simulator/ui/index.html) that drives the control plane from a browser. Every answer is HTTP 200 with Kraken's envelope,
 `{"error": [], "result": ...}` or `{"error": ["EGeneral:Invalid arguments:volume"]}`.
 A failure that is not a Kraken error is logged and answered "EGeneral:Internal error":
-never a 500, never a traceback. The only exceptions are the guard's refusals (HTTP 403,
-still in Kraken's envelope) and what a fault asks for: a Cloudflare-style HTML
+never a 500, never a traceback. The only exceptions are the web view, the guard's refusals (HTTP
+403, still in Kraken's envelope) and what a fault asks for: a Cloudflare-style HTML
 error page, or an answer that never comes. In-process (`lost_response="raise"`) the
 app raises httpx.ReadTimeout, which httpx.ASGITransport hands to the client as its
 own timeout; over TCP (`"hang"`) it holds the connection silently until the client
@@ -22,10 +23,12 @@ gives up and disconnects.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any, Literal
 
 import httpx
@@ -57,11 +60,25 @@ CONTROL_ROUTES = {**control.ROUTES, **system_status.ROUTES}
 """The control plane's table, with the trading mode's own routes."""
 
 
+UI_PATHS = frozenset({"/_sandbox/ui", "/_sandbox/ui/"})
+_PAGE_HEADERS = (
+    # the page runs its own script and talks to its own origin only, and no other site may frame its buttons
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        b"connect-src 'self'; frame-ancestors 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"cache-control", b"no-store"),
+)
+
+
 @dataclass(frozen=True)
 class Response:
     body: bytes
     status: int = 200
     content_type: bytes = b"application/json"
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 class SandboxApp:
@@ -112,6 +129,7 @@ class SandboxApp:
                 "headers": [
                     (b"content-type", response.content_type),
                     (b"content-length", str(len(response.body)).encode()),
+                    *response.headers,
                 ],
             }
         )
@@ -122,6 +140,9 @@ class SandboxApp:
         """The answer to `request` from the peer address `client` (None: no network
         peer, a request held in hand). Raises LostResponse when a fault drops it."""
         try:
+            if request.method == "GET" and request.path in UI_PATHS:
+                self.guard.check(request, client, page=True)
+                return Response(_ui_page(), content_type=b"text/html; charset=utf-8", headers=_PAGE_HEADERS)
             result = await self._dispatch(request, client)
             return Response(json.dumps({"error": [], "result": result}).encode())
         except ControlDenied as exc:
@@ -251,6 +272,12 @@ def _charge_trading(
         open_now = open_in_pair(exchange, account, params)
         if open_now is not None:
             limits.check_open_orders(open_now)
+
+
+@functools.cache
+def _ui_page() -> bytes:
+    """The web view of the sandbox (simulator/ui/index.html): static, no build step."""
+    return resources.files("simulator").joinpath("ui/index.html").read_bytes()
 
 
 def _error_page(status: int) -> bytes:

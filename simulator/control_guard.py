@@ -80,16 +80,18 @@ class ControlGuard:
     def __repr__(self) -> str:
         return f"ControlGuard(token={'set' if self.token else 'none'}, hosts={sorted(self.hosts)})"
 
-    def check(self, request: Request, client: str | None) -> None:
+    def check(self, request: Request, client: str | None, *, page: bool = False) -> None:
         """Raise ControlDenied unless `request` may reach the control plane. `client` is
-        the peer's address; None for a request with no network peer (held in hand)."""
+        the peer's address; None for a request with no network peer (held in hand).
+        `page`: the web view's static page, which holds no data and which a browser
+        loads without a bearer token (the page sends it, once typed in, on every call)."""
         headers = request.headers
         if not _same_origin(headers.get("origin"), headers.get("host")):
             raise ControlDenied("cross-origin")
         if headers.get("sec-fetch-site", "").strip().lower() in ("cross-site", "same-site"):
             raise ControlDenied("cross-site")
         if self.token is not None:
-            if not _bearer_matches(headers.get(TOKEN_HEADER), self.token):
+            if not page and not _bearer_matches(headers.get(TOKEN_HEADER), self.token):
                 raise ControlDenied("control token")
         elif client is not None and not is_loopback_name(client):
             raise ControlDenied("loopback only")

@@ -139,3 +139,16 @@ class SandboxStateError(Exception):
 
 class SandboxInUse(Exception):
     """Another process has the embedded sandbox open: it serves one process at a time."""
+
+
+class ControlRefused(Exception):
+    """The control plane (/_sandbox/) refused a call of the sandbox's Python client
+    (simulator.client): `route` is what was called, `errors` Kraken's error strings
+    it answered (e.g. ["EGeneral:Invalid arguments:pct"]), `status` the HTTP status
+    (0: no answer at all)."""
+
+    def __init__(self, route: str, errors: list[str], status: int = 200) -> None:
+        self.route = route
+        self.errors = errors
+        self.status = status
+        super().__init__(f"the sandbox refused {route}: {'; '.join(errors)}")

@@ -41,6 +41,7 @@ from decimal import Decimal
 from core.domain.clock import Clock, SkippableSystemClock, VirtualClock
 from simulator.exceptions import (
     InvalidArguments,
+    InvalidOrder,
     PermissionDenied,
 )
 from simulator.exchange_base import DEFAULT_ACCOUNT, DEFAULT_BALANCES, MAX_ADVANCE
@@ -51,11 +52,15 @@ from simulator.fill_models import (
 )
 from simulator.models import (
     ExchangeState,
+    Order,
+    OrderStatus,
     PriceGap,
+    PriceShape,
     SystemStatus,
 )
 from simulator.order_book import OrderBook
 from simulator.order_index import OrderIndex
+from simulator.pairs import PAIRS
 from simulator.price_path import (
     PricePath,
 )
@@ -109,9 +114,9 @@ class Exchange(OrderBook):
         self.sync()
 
     def reset(self) -> None:
-        """Back to the opening balances with no orders, trades, nonces, timers or gaps
-        still to come. Keeps the seed, the API keys, the time and the gaps the market
-        already went through: the clock never runs backwards, the market is a function
+        """Back to the opening balances with no orders, trades, nonces, timers, or gaps
+        and price shapes still to come. Keeps the seed, the API keys, the time and the
+        gaps and shapes the market already went through: the clock never runs backwards, the market is a function
         of time, and what it published (trades, candles) stays published."""
         state = self._state
         now = self.now()
@@ -127,6 +132,7 @@ class Exchange(OrderBook):
         for api_key in state.api_keys.values():
             api_key.last_nonce = 0
         state.gaps[:] = [gap for gap in state.gaps if gap.at <= now]
+        state.shapes[:] = [shape for shape in state.shapes if shape.at <= now]
         state.dead_man.clear()
         state.requests = 0
         state.processed_until = now
@@ -141,6 +147,41 @@ class Exchange(OrderBook):
             raise InvalidArguments("at" if pct.is_finite() and pct > -100 else "pct")
         self._state.gaps.append(PriceGap(at=at, pct=pct))
         self._paths = self._with_gaps()
+
+    def add_price_shape(self, shape: PriceShape) -> None:
+        """Lay `shape` over the market (simulator.price_shapes). It may not start before
+        the time already matched: what was traded stays traded."""
+        self.sync()
+        if shape.at < self._state.processed_until:
+            raise InvalidArguments("at")
+        if shape.pair is not None and shape.pair not in PAIRS:
+            raise InvalidArguments("pair")
+        self._state.shapes.append(shape)
+        self._paths = self._with_gaps()
+
+    def force_fill(self, txid: str, volume: Decimal | None = None, price: Decimal | None = None) -> Order:
+        """Fill `volume` (default: all that is left) of the live order `txid` now, at
+        `price` (default: a resting limit's own price as maker, else the market's as
+        taker), whatever the market does: the fill a test wants to see next."""
+        self.sync()
+        order = self._state.orders.get(txid)
+        if order is None or not order.is_live:
+            raise InvalidOrder()
+        remaining = order.remaining
+        volume = remaining if volume is None else volume
+        if not 0 < volume <= remaining:
+            raise InvalidArguments("volume")
+        limit = order.resting_limit
+        maker = price is None and limit is not None
+        if price is None:
+            price = limit if limit is not None else self._market_fill(order, self.price(PAIRS[order.spec.pair]))
+        if price <= 0:
+            raise InvalidArguments("price")
+        order.triggered = order.triggered or order.spec.ordertype.is_trigger
+        if order.status is OrderStatus.PENDING:
+            order.status = OrderStatus.OPEN
+        self._execute(order, volume, price, self.now(), maker=maker)
+        return order
 
     def set_system_status(self, status: SystemStatus) -> None:
         """Switch the trading mode (simulator.system_status). The market up to now is

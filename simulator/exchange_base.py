@@ -30,6 +30,7 @@ from simulator.price_path import (
     PricePath,
     synthetic_paths,
 )
+from simulator.price_shapes import shaped
 
 DEFAULT_ACCOUNT = "default"
 DEFAULT_BALANCES = {"ZUSD": Decimal("100000"), "USDT": Decimal("100000")}
@@ -87,10 +88,14 @@ class ExchangeBase:
         raise NotImplementedError
 
     def _with_gaps(self) -> dict[str, PricePath]:
+        """The plain paths with the gaps, then the price shapes, laid over them."""
         gaps = [(gap.at, gap.pct) for gap in self._state.gaps]
-        if not gaps:
-            return dict(self._plain_paths)
-        return {key: GappedPricePath(path, PAIRS[key], gaps) for key, path in self._plain_paths.items()}
+        paths = dict(self._plain_paths)
+        if gaps:
+            paths = {key: GappedPricePath(path, PAIRS[key], gaps) for key, path in paths.items()}
+        if self._state.shapes:
+            paths = {key: shaped(path, PAIRS[key], self._state.shapes) for key, path in paths.items()}
+        return paths
 
     def _orders_of(self, account: str) -> list[Order]:
         """Every order of the account, in the order they were placed."""

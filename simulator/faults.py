@@ -3,8 +3,9 @@ around every Kraken call, so that the failures that lose traders money happen on
 demand, reproducibly, and on the record.
 
 A rule names a fault of the catalog, which calls it hits (an endpoint and, for
-AddOrder, an order role), when (a probability, or from the n-th matching call on) and
-how often at most (`times`), with the fault's own `params`. Unset fields take the
+AddOrder, an order role), when (a probability, or from the n-th matching call on, and
+within a window of exchange time) and how often at most (`times`), with the fault's
+own `params`. Each rule has an id, its place in the order rules were added. Unset fields take the
 fault's defaults. Rules compose: all that fire on a call act, in order. Each rule
 draws from its own RNG seeded from the schedule's seed, so the same seed and the same
 calls give the same injections; each injection is written to `log`.
@@ -472,6 +473,8 @@ def rule_option_docs() -> list[OptionDoc]:
         OptionDoc("probability", "1", "0 to 1: the chance to hit each call it could"),
         OptionDoc("nth", "", "1 or more: hit from the n-th call it could on"),
         OptionDoc("times", "the fault's", "1 or more: at most this many hits"),
+        OptionDoc("active_from", "", "exchange time (epoch seconds) from which it may hit"),
+        OptionDoc("active_until", "", "exchange time (epoch seconds) from which it no longer hits"),
     ]
 
 
@@ -513,6 +516,10 @@ class FaultRule(BaseModel):
     times: int | None = Field(None, ge=1)
     """At most this many injections; None: no limit."""
     params: dict[str, Any] = Field(default_factory=dict)
+    active_from: float | None = None
+    """Exchange time (epoch seconds) from which the rule may fire; None: from the start."""
+    active_until: float | None = None
+    """Exchange time from which it no longer fires; None: never stops."""
 
     @model_validator(mode="before")
     @classmethod
@@ -532,15 +539,21 @@ class FaultRule(BaseModel):
     def matches(self, call: Call) -> bool:
         if self.endpoint not in (ANY_ENDPOINT, call.method):
             return False
+        now = call.exchange.now()
+        if (self.active_from is not None and now < self.active_from) or (
+            self.active_until is not None and now >= self.active_until
+        ):
+            return False
         return self.match == "any" or self.match == call.role
 
 
-_RULE_FIELDS = frozenset({"endpoint", "match", "probability", "nth", "times"})
+_RULE_FIELDS = frozenset({"endpoint", "match", "probability", "nth", "times", "active_from", "active_until"})
 
 
 def parse_spec(spec: str) -> FaultRule:
     """A rule from a CLI spec: `NAME` or `NAME:key=value,...`, where the keys are the
-    rule's fields (endpoint, match, probability, nth, times) or the fault's params."""
+    rule's fields (endpoint, match, probability, nth, times,
+    active_from, active_until) or the fault's params."""
     name, _, rest = spec.strip().partition(":")
     fields: dict[str, Any] = {"fault": name}
     params: dict[str, str] = {}
@@ -571,7 +584,7 @@ def _valid_options(data: object) -> str:
         f"{o.name} ({o.accepts}{', default ' + o.default if o.default else ''})"
         for o in option_docs(CATALOG[name].params_model)
     ]
-    return f"; {name} takes " + ", ".join(own + ["endpoint", "match", "probability", "nth", "times"])
+    return f"; {name} takes " + ", ".join(own + [o.name for o in rule_option_docs()])
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -612,6 +625,7 @@ def load_plan(path: Path) -> tuple[int | None, list[FaultRule]]:
 
 @dataclass
 class _RuleState:
+    id: int
     rng: random.Random
     seen: int = 0
     fired: int = 0
@@ -626,22 +640,43 @@ class _Firing:
 
 @dataclass
 class FaultSchedule:
-    """The rules in force, their occurrence counts and RNGs, the orders they hide and
-    the log of what they injected."""
+    """The rules in force, their ids, occurrence counts and RNGs, the orders they hide
+    and the log of what they injected. A rule's id is its place in the order rules were
+    added (0, 1, ...), kept when others are removed: the log names rules by id."""
 
     seed: int = 0
     rules: list[FaultRule] = field(default_factory=list)
     log: list[FaultLogEntry] = field(default_factory=list)
     _states: list[_RuleState] = field(default_factory=list, repr=False)
     _hidden: dict[str, float] = field(default_factory=dict, repr=False)
+    _next_id: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         self._states = [self._fresh_state(i, r) for i, r in enumerate(self.rules)]
+        self._next_id = len(self.rules)
 
-    def add(self, *rules: FaultRule) -> None:
+    @property
+    def ids(self) -> list[int]:
+        """The id of each rule in `rules`, in the same order."""
+        return [state.id for state in self._states]
+
+    def add(self, *rules: FaultRule) -> list[int]:
+        """Install `rules`; their ids come back."""
+        added = []
         for rule in rules:
             self.rules.append(rule)
-            self._states.append(self._fresh_state(len(self.rules) - 1, rule))
+            self._states.append(self._fresh_state(self._next_id, rule))
+            added.append(self._next_id)
+            self._next_id += 1
+        return added
+
+    def remove(self, rule_id: int) -> FaultRule:
+        """Take out the rule `rule_id`; what it did stays in the log. KeyError: no such rule."""
+        index = self.ids.index(rule_id) if rule_id in self.ids else None
+        if index is None:
+            raise KeyError(rule_id)
+        del self._states[index]
+        return self.rules.pop(index)
 
     def clear(self) -> None:
         """Remove every rule; what they did stays in the log."""
@@ -654,9 +689,13 @@ class FaultSchedule:
         self.rewind()
 
     def rewind(self) -> None:
-        self._states = [self._fresh_state(i, r) for i, r in enumerate(self.rules)]
+        self._states = [self._fresh_state(state.id, rule) for state, rule in zip(self._states, self.rules)]
         self._hidden.clear()
         self.log.clear()
+
+    def rule_dicts(self) -> list[dict[str, Any]]:
+        """The rules in force as JSON objects, each with its id."""
+        return [{"id": rid, **rule.model_dump(mode="json")} for rid, rule in zip(self.ids, self.rules)]
 
     def hide(self, txid: str, until: float) -> None:
         self._hidden[txid] = until
@@ -664,8 +703,8 @@ class FaultSchedule:
     def hidden(self, txid: str, now: float) -> bool:
         return self._hidden.get(txid, -math.inf) > now
 
-    def _fresh_state(self, index: int, rule: FaultRule) -> _RuleState:
-        return _RuleState(random.Random(f"{self.seed}:{index}:{rule.fault}"))
+    def _fresh_state(self, rule_id: int, rule: FaultRule) -> _RuleState:
+        return _RuleState(rule_id, random.Random(f"{self.seed}:{rule_id}:{rule.fault}"))
 
     def _fires(self, index: int, call: Call) -> bool:
         rule, state = self.rules[index], self._states[index]
@@ -695,7 +734,7 @@ class FaultSchedule:
                 FaultLogEntry(
                     time=call.exchange.now(),
                     fault=rule.fault,
-                    rule=index,
+                    rule=self._states[index].id,
                     endpoint=call.method,
                     effect="",
                     role=call.role,

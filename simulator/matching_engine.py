@@ -34,6 +34,7 @@ from simulator.price_path import (
     HOUR,
     MINUTE,
 )
+from simulator.price_shapes import knots
 
 
 class MatchingEngine(MarketData):
@@ -68,6 +69,7 @@ class MatchingEngine(MarketData):
         times = [
             now,
             *(g.at for g in self._state.gaps if g.at > start),
+            *(k for shape in self._state.shapes for k in knots(shape) if k > start),
             *(t for t in self._state.dead_man.values() if t > start),
         ]
         for order in live:

@@ -12,6 +12,7 @@ import string
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 
 class Side(StrEnum):
@@ -296,6 +297,24 @@ class PriceGap:
     pct: Decimal
 
 
+ShapeKind = Literal["jump", "trend", "flat", "flash-crash"]
+
+
+@dataclass(frozen=True)
+class PriceShape:
+    """A move laid over a pair's market (simulator.price_shapes says how each acts):
+    from `at`, a `jump` of `pct` percent at once, a `trend` of `pct` over `over`
+    seconds, a `flat` market held for `over` seconds, or a `flash-crash` of `pct` over
+    `over` seconds and back over `recover`. `pair` None: every pair."""
+
+    kind: ShapeKind
+    at: float
+    pair: str | None = None
+    pct: Decimal = Decimal(0)
+    over: float = 0.0
+    recover: float = 0.0
+
+
 def new_id_space() -> str:
     return secrets.token_hex(8)
 
@@ -315,6 +334,8 @@ class ExchangeState:
     """By txid, in the order they were placed."""
     trades: dict[str, Trade] = field(default_factory=dict)
     gaps: list[PriceGap] = field(default_factory=list)
+    shapes: list[PriceShape] = field(default_factory=list)
+    """Moves laid over the market, in the order they were added."""
     dead_man: dict[str, float] = field(default_factory=dict)
     """By account: when CancelAllOrdersAfter cancels all its orders."""
     ws_tokens: dict[str, WsToken] = field(default_factory=dict)

@@ -35,6 +35,7 @@ from simulator.exchange import DEFAULT_ACCOUNT, Exchange
 from simulator.faults import FaultRule, FaultSchedule, FaultSpecError, load_plan, parse_spec
 from simulator.models import ApiKey
 from simulator.ratelimits import Tier
+from simulator.scenario import ScenarioError, load_scenario
 from simulator.websocket.session import PATH
 
 TierName = Literal["starter", "intermediate", "pro"]
@@ -180,6 +181,7 @@ def sandbox_server(
     tier: TierName | None = "starter",
     faults: Sequence[str] = (),
     fault_file: Path | None = None,
+    scenario: Path | None = None,
     keys: Sequence[KeyPair] | None = None,
     allow_remote: bool = False,
     control_token: str | None = None,
@@ -188,9 +190,16 @@ def sandbox_server(
     nonce_window: int = 0,
 ) -> SandboxServer:
     """A sandbox ready to serve on `host:port` (bound already, not yet answering).
-    `tier` None serves without rate limits; `control_token` guards its control plane."""
+    `tier` None serves without rate limits; `control_token` guards its control plane;
+    `scenario` (a TOML file, simulator.scenario) is scheduled from the opening time."""
     check_address(host, port, allow_remote=allow_remote, control_token=control_token)
     schedule = fault_schedule(faults, seed=seed, fault_file=fault_file)
+    planned = None
+    if scenario is not None:
+        try:
+            planned = load_scenario(scenario)
+        except ScenarioError as exc:
+            raise InputError(str(exc)) from None
     exchange, api_keys = sandbox_exchange(seed=seed, keys=keys, clock=clock, nonce_window=nonce_window)
     # Over TCP a lost answer is a connection that never answers, as on the internet; and
     # only loopback Host names are the sandbox's own (the in-process name is not).
@@ -202,6 +211,8 @@ def sandbox_server(
         control_token=control_token,
         control_hosts=(),
     )
+    if planned is not None:
+        app.sandbox.load_scenario(planned)
     listener = bind(host, port, allow_remote=allow_remote, control_token=control_token)
     return SandboxServer(app, listener, log_level=log_level, keys=api_keys)
 

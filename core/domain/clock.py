@@ -51,22 +51,60 @@ class SystemClock:
 
 
 class SkippableSystemClock(SystemClock):
-    """Real time that can also jump ahead: a served sandbox follows the wall clock, and
-    its control plane can still move its market (and its counters' decay) forward."""
+    """Real time that can also jump ahead and stand still: a served sandbox follows the
+    wall clock, and its control plane can still move its market (and its counters'
+    decay) forward, or freeze it so that nothing moves but by `advance`.
 
-    def __init__(self) -> None:
-        self._skipped = 0.0
+    `start` sets where it reads now (default: the wall clock's now); `frozen` starts it
+    standing still. Frozen, `sleep` moves it as a VirtualClock's does."""
+
+    def __init__(self, start: float | None = None, *, frozen: bool = False) -> None:
+        self._skipped = 0.0 if start is None else start - super().time()
+        self._mono_skipped = 0.0
+        self._frozen: tuple[float, float] | None = None
+        """While frozen, the readings it holds (exactly `start` when frozen from it)."""
+        if frozen:
+            self._frozen = (super().time() + self._skipped if start is None else start, self.monotonic())
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen is not None
 
     def time(self) -> float:
-        return super().time() + self._skipped
+        return self._frozen[0] if self._frozen is not None else super().time() + self._skipped
 
     def monotonic(self) -> float:
-        return super().monotonic() + self._skipped
+        return self._frozen[1] if self._frozen is not None else super().monotonic() + self._mono_skipped
 
     def advance(self, seconds: float) -> None:
         if seconds < 0:
             raise ValueError("a clock cannot go backwards")
-        self._skipped += seconds
+        if self._frozen is not None:
+            self._frozen = (self._frozen[0] + seconds, self._frozen[1] + seconds)
+        else:
+            self._skipped += seconds
+            self._mono_skipped += seconds
+
+    def freeze(self) -> None:
+        """Stand still from now on (again: no change)."""
+        if self._frozen is None:
+            self._frozen = (self.time(), self.monotonic())
+
+    def release(self) -> None:
+        """Run with the wall clock again, on from where it stood (no jump)."""
+        if self._frozen is None:
+            return
+        held_time, held_mono = self._frozen
+        self._frozen = None
+        self._skipped = held_time - super().time()
+        self._mono_skipped = held_mono - super().monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        if self._frozen is None:
+            await super().sleep(seconds)
+            return
+        self.advance(max(0.0, seconds))
+        await asyncio.sleep(0)
 
 
 class VirtualClock:
