@@ -87,12 +87,14 @@ class Sandbox:
         self.exchange.add_price_shape(shape)
 
     def load_scenario(self, scenario: Scenario) -> list[int]:
-        """Lay the scenario's moves over the market and install its faults, on the
-        clock from now; the rules' ids come back."""
+        """Lay the scenario's moves over the market, schedule its mode changes and
+        install its faults, on the clock from now; the rules' ids come back."""
         now = self.exchange.now()
         rules = scenario.rules(now)
         for shape in scenario.shapes(now):
             self.exchange.add_price_shape(shape)
+        for at, status in scenario.status_changes(now):
+            self.exchange.schedule_system_status(at, status)
         return self.faults.add(*rules)
 
     def freeze(self, frozen: bool) -> None:

@@ -56,6 +56,7 @@ from simulator.models import (
     OrderStatus,
     PriceGap,
     PriceShape,
+    StatusChange,
     SystemStatus,
 )
 from simulator.order_book import OrderBook
@@ -188,6 +189,15 @@ class Exchange(OrderBook):
         matched under the mode it had: the change acts from now on."""
         self.sync()
         self._state.system_status = status
+
+    def schedule_system_status(self, at: float, status: SystemStatus) -> None:
+        """The mode becomes `status` at `at` on the exchange's clock (a scenario's
+        status event); orders match under each mode in its own stretch."""
+        self.sync()
+        if at < self._state.processed_until:
+            raise InvalidArguments("at")
+        self._state.status_changes.append(StatusChange(at, status))
+        self._state.status_changes.sort(key=lambda change: change.at)
 
     @contextmanager
     def using(self, *, fills: FillModel | None = None) -> Iterator[None]:

@@ -46,9 +46,14 @@ class MatchingEngine(MarketData):
         state = self._state
         live = self._index.live()
         start = state.processed_until
-        if state.system_status is not SystemStatus.ONLINE:
-            start = now
+        self._change_status(start)
         while live and start < now:
+            if state.system_status is not SystemStatus.ONLINE:  # nothing matches until the mode changes
+                start = min([now, *(c.at for c in state.status_changes if c.at > start)])
+                self._timers(live, start)
+                self._change_status(start)
+                live = [order for order in live if order.is_live] + self._take_spawned()
+                continue
             event = self._next_event(live, start, now)
             hour_end = float((math.floor(start / HOUR) + 1) * HOUR)
             if hour_end <= event and self._quiet(live, start, hour_end):
@@ -59,10 +64,18 @@ class MatchingEngine(MarketData):
                 self._match_segment(live, start, end)
             start = end
             self._timers(live, start)
+            self._change_status(start)
             live = [order for order in live if order.is_live] + self._take_spawned()
         self._timers(live, now)
         self._take_spawned()
+        self._change_status(now)
         state.processed_until = max(state.processed_until, now)
+
+    def _change_status(self, until: float) -> None:
+        """Make the scheduled mode changes due by `until` the exchange's mode."""
+        state = self._state
+        while state.status_changes and state.status_changes[0].at <= until:
+            state.system_status = state.status_changes.pop(0).status
 
     def _next_event(self, live: list[Order], start: float, now: float) -> float:
         """The first instant after `start` at which something happens but for prices."""
@@ -71,6 +84,7 @@ class MatchingEngine(MarketData):
             *(g.at for g in self._state.gaps if g.at > start),
             *(k for shape in self._state.shapes for k in knots(shape) if k > start),
             *(t for t in self._state.dead_man.values() if t > start),
+            *(c.at for c in self._state.status_changes if c.at > start),
         ]
         for order in live:
             spec = order.spec

@@ -315,6 +315,15 @@ class PriceShape:
     recover: float = 0.0
 
 
+@dataclass(frozen=True)
+class StatusChange:
+    """The trading mode becomes `status` at `at` on the exchange's clock (a scenario's
+    maintenance window is two of these)."""
+
+    at: float
+    status: SystemStatus
+
+
 def new_id_space() -> str:
     return secrets.token_hex(8)
 
@@ -345,6 +354,9 @@ class ExchangeState:
     ledger_serial: int = 0
     """Ledger entries posted so far: their own count, so ledgers never shift order serials."""
     system_status: SystemStatus = SystemStatus.ONLINE
+    status_changes: list[StatusChange] = field(default_factory=list)
+    """Mode changes still to come, earliest first; each becomes `system_status` when the
+    matching reaches its time."""
     requests: int = 0
     """Order-entry requests so far: seeds the latency model's draws."""
     id_space: str = field(default_factory=new_id_space)

@@ -383,6 +383,7 @@ class OrderBook(MatchingEngine):
         """An order-entry request arrives: the trading mode may refuse it; on the
         sandbox's own clock it takes the latency model's time (the market moves
         meanwhile), then the market catches up."""
+        self.sync()  # a mode change a scenario scheduled may be due
         admit(self._state.system_status, endpoint)
         self._state.requests += 1
         rng = random.Random(f"{self._state.seed}:latency:{self._state.requests}")

@@ -61,6 +61,7 @@ def server_time(exchange: Exchange, params: Params) -> Json:
 
 
 def system_status(exchange: Exchange, params: Params) -> Json:
+    exchange.sync()  # the mode as of now, scheduled changes included
     return {"status": str(exchange.state.system_status), "timestamp": wire.iso_time(exchange.now())}
 
 

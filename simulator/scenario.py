@@ -18,10 +18,11 @@ exchange's clock, counted from when the scenario is loaded ("at +10m the price d
     for = "90s"
     fault = { fault = "unavailable", endpoint = "AddOrder" }
 
-An event holds one `price` move (the fields of POST /_sandbox/price) or one `fault`
-(a spec or a rule table, as POST /_sandbox/faults takes), at `at` after the start. A
-fault with `for` acts only in [at, at + for), as often as it matches unless the rule
-sets `times`. Loading lays the price shapes over the market and installs the rules
+An event holds one `price` move (the fields of POST /_sandbox/price), one `fault`
+(a spec or a rule table, as POST /_sandbox/faults takes) or one `status` (a trading
+mode, as POST /_sandbox/status takes), at `at` after the start. A fault with `for`
+acts only in [at, at + for), as often as it matches unless the rule sets `times`; a
+status with `for` gives way to online at its end. Loading lays the price shapes over the market and installs the rules
 with their windows at once: nothing is left to a timer, so the same seed and the same
 scenario give the same exchange, request for request.
 """
@@ -38,7 +39,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from simulator.exceptions import KrakenError
 from simulator.faults import FaultRule, FaultSpecError, parse_rules
-from simulator.models import PriceShape, ShapeKind
+from simulator.models import PriceShape, ShapeKind, SystemStatus
 from simulator.pairs import find_pair
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
@@ -114,15 +115,18 @@ class ScenarioEvent(BaseModel):
     at: Seconds
     price: PriceMove | None = None
     fault: str | dict[str, Any] | None = None
+    status: SystemStatus | None = None
+    """A trading mode (maintenance, cancel_only, post_only, online) from `at` on."""
     lasts: Seconds | None = Field(None, alias="for")
-    """A fault's window; none: from `at` on, for good."""
+    """A fault's or a mode's window; none: from `at` on, for good (a mode with `for`
+    goes back to online after it)."""
 
     @model_validator(mode="after")
     def _one_thing(self) -> ScenarioEvent:
-        if (self.price is None) == (self.fault is None):
-            raise ValueError("an event holds one price move or one fault")
-        if self.lasts is not None and self.fault is None:
-            raise ValueError("for is a fault's window; a price move says how long it lasts with over")
+        if sum(thing is not None for thing in (self.price, self.fault, self.status)) != 1:
+            raise ValueError("an event holds one price move, one fault or one status")
+        if self.lasts is not None and self.price is not None:
+            raise ValueError("for is a fault's or a status's window; a price move says how long it lasts with over")
         return self
 
 
@@ -136,6 +140,18 @@ class Scenario(BaseModel):
     def shapes(self, start: float) -> list[PriceShape]:
         """The price moves, on the clock from `start`."""
         return [e.price.at(start + e.at) for e in self.event if e.price is not None]
+
+    def status_changes(self, start: float) -> list[tuple[float, SystemStatus]]:
+        """The trading-mode changes, on the clock from `start`: a mode with `for` is
+        followed by online at its end."""
+        changes: list[tuple[float, SystemStatus]] = []
+        for e in self.event:
+            if e.status is None:
+                continue
+            changes.append((start + e.at, e.status))
+            if e.lasts is not None:
+                changes.append((start + e.at + e.lasts, SystemStatus.ONLINE))
+        return changes
 
     def rules(self, start: float) -> list[FaultRule]:
         """The faults, each with its window on the clock from `start`."""

@@ -305,6 +305,7 @@ class Session:
         self._held = [(release, body) for release, body in self._held if release > now]
         for body in due:
             await self._text(encode(body))
+        self.exchange.sync()  # a scheduled mode change reaches the status channel when due
         system = self.exchange.state.system_status
         if system is not self._system:
             self._system = system

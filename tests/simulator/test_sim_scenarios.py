@@ -81,13 +81,14 @@ def test_shapes_survive_a_save_and_a_load(tmp_path: Path) -> None:
 def test_every_example_reads(path: Path) -> None:
     scenario = load_scenario(path)
     assert scenario.name and scenario.description and scenario.event
-    assert scenario.rules(T0) or scenario.shapes(T0)
+    assert scenario.rules(T0) or scenario.shapes(T0) or scenario.status_changes(T0)
 
 
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ('[[event]]\nat = "1m"\n', "event.1: an event holds one price move or one fault"),
+        ('[[event]]\nat = "1m"\n', "event.1: an event holds one price move, one fault or one status"),
+        ('[[event]]\nat = "1m"\nstatus = "closed"\n', "event.1.status"),
         ('[[event]]\nat = "soon"\nfault = "busy"\n', "event.1.at: 'soon' is not a duration"),
         ('[[event]]\nat = "1m"\nfault = "meteor"\n', "event 1: fault meteor: Value error, unknown fault 'meteor'"),
         ('[[event]]\nat = 0\nprice = { shape = "trend", pct = 5 }\n', "trend needs over > 0"),
@@ -135,3 +136,35 @@ async def test_the_same_seed_and_scenario_give_the_same_exchange(path: Path) -> 
 
     assert first == second
     assert first["log"], "the scenario's faults met the run"
+
+
+async def test_a_scheduled_maintenance_window_refuses_then_reopens_and_matches_only_outside_it() -> None:
+    """A scenario's `status` event on the exchange clock: SystemStatus says it, order entry
+    is refused in it, and a resting buy the market falls through inside it fills only
+    once the window has passed."""
+    exchange = Exchange.create(VirtualClock(T0), seed=42, fixed_ids=True)
+    api_key = exchange.create_api_key()
+    app = create_app(exchange, tier=None)
+    scenario = parse_scenario(
+        '[[event]]\nat = "5m"\nfor = "30m"\nstatus = "maintenance"\n'
+        '[[event]]\nat = "10m"\nprice = { shape = "jump", pair = "XBT/USD", pct = -5 }\n'
+    )
+    app.sandbox.load_scenario(scenario)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox.kraken") as http:
+        kraken = KrakenClient(http, api_key)
+        price = Decimal(app.sandbox.state(orders=False)["prices"]["XXBTZUSD"])
+        limit = str((price * Decimal("0.97")).quantize(Decimal("0.1")))
+        txid = await kraken.place(pair="XBTUSD", type="buy", ordertype="limit", volume="0.01", price=limit)
+        assert (await kraken.public("SystemStatus"))["result"]["status"] == "online"
+
+        exchange.advance(15 * 60)  # in the window, after the fall
+        assert (await kraken.public("SystemStatus"))["result"]["status"] == "maintenance"
+        refused = await kraken.private("AddOrder", pair="XBTUSD", type="buy", ordertype="market", volume="0.01")
+        assert refused["error"] == ["EService:Unavailable"]
+        assert (await kraken.result("QueryOrders", txid=txid))[txid]["status"] == "open"
+
+        exchange.advance(25 * 60)
+        assert (await kraken.public("SystemStatus"))["result"]["status"] == "online"
+        filled = (await kraken.result("QueryOrders", txid=txid))[txid]
+        assert filled["status"] == "closed"
+        assert T0 + 35 * 60 <= float(filled["closetm"]) <= T0 + 36 * 60  # as the window closed, not inside it
