@@ -38,11 +38,11 @@ def test_a_misspelt_option_or_a_missing_scenario_is_one_clear_error(pytester: py
 
         @pytest.mark.kraken_sandbox(sed=9)
         def test_misspelt(kraken_sandbox):
-            pass
+            raise AssertionError("the fixture must refuse the marker before the test runs")
 
         @pytest.mark.kraken_sandbox(scenario="nowhere.toml")
         def test_missing(kraken_sandbox):
-            pass
+            raise AssertionError("the fixture must refuse the marker before the test runs")
         """
     )
     result = pytester.runpytest()
