@@ -162,6 +162,8 @@ def trade_summary(summary: dict[str, Any], *, as_json: bool) -> None:
     level = summary.get("alert_level")
     if level:
         console.print(f"  [{_ALERT_STYLE.get(level, 'red')}]ALERT {level}[/]: {summary.get('error_message') or ''}")
+    elif summary.get("error_message"):
+        console.print(f"  [red]error[/]: {summary['error_message']}")
     for change in summary.get("reconciled", []):
         console.print(f"  [cyan]reconciled[/]: {change}")
     for warning in summary.get("warnings", []):

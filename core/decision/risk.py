@@ -9,7 +9,8 @@ Rules, all checked so that a rejection names every problem at once:
 - fewer than max_open_positions open; equity above 0.
 Sizing: volume = equity * risk_per_trade / stop distance, times the regime preset's
 size factor, capped by max_position_pct of equity and by the quote balance (times
-leverage) at the entry price. A cap that binds, or an operator's volume above the
+leverage) at the entry price plus the taker fee and entry_slippage_pct: the exchange
+refuses a buy it could not pay at its worst fill. A cap that binds, or an operator's volume above the
 allowed one, gives REDUCED. Volumes are not rounded to lot size here: the execution
 layer knows the pair's lot decimals.
 """
@@ -144,7 +145,10 @@ class RiskManagementEngine:
             f"max_position_pct: {_pct(s.max_position_pct)} of equity {_num(state.equity)} "
             f"at {_num(p.entry_price)}": state.equity * s.max_position_pct / p.entry_price,
             f"available_quote: {_num(state.available_quote)} x leverage {_num(p.leverage)} "
-            f"at {_num(p.entry_price)}": state.available_quote * p.leverage / p.entry_price,
+            f"at {_num(p.entry_price)} plus {_pct(state.entry_fee)} fee and {_pct(s.entry_slippage_pct)} "
+            "slippage": state.available_quote
+            * p.leverage
+            / (p.entry_price * (1 + state.entry_fee + s.entry_slippage_pct)),
             **(
                 {
                     f"available_base: a spot sell can sell only the {_num(state.available_base)} held": state.available_base

@@ -64,6 +64,9 @@ class KrakenSettings(Section):
 class RiskSettings(Section):
     risk_per_trade: Decimal = Field(Decimal("0.01"), gt=0, le=Decimal("0.1"))
     max_position_pct: Decimal = Field(Decimal("0.25"), gt=0, le=1)
+    entry_slippage_pct: Decimal = Field(Decimal("0.005"), ge=0, le=Decimal("0.1"))
+    """Room a market entry keeps, beside its fee, for the spread and slippage it pays:
+    the exchange refuses a buy whose worst cost is above the quote the account holds."""
     min_confidence: float = Field(0.55, ge=0, le=1)
     min_reward_risk: Decimal = Field(Decimal("1.5"), ge=0)
     min_stop_distance_pct: Decimal = Field(Decimal("0.002"), ge=0)

@@ -271,6 +271,7 @@ class RiskState:
 
     equity: Decimal
     available_quote: Decimal
+    entry_fee: Decimal = Decimal("0")  # the taker fee an entry pays, a fraction (0.0026)
     open_positions: int = 0
     available_base: Decimal | None = None  # None: not known (a sell is then not capped by it)
     open_exposure: Decimal = Decimal("0")

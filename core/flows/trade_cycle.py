@@ -180,6 +180,7 @@ async def read_risk_state(
     return RiskState(
         equity=equity,
         available_quote=quote,
+        entry_fee=pair.taker_fee_pct / 100,
         # tg sells only what it owns, and all it owns is in its open, protected positions:
         # what else the account holds is foreign (core.domain.ownership)
         available_base=Decimal(0),

@@ -61,14 +61,28 @@ def test_max_position_pct_caps_and_reduces() -> None:
 
 def test_available_quote_caps_and_reduces_with_leverage_counted() -> None:
     poor = RiskState(equity=Decimal(10000), available_quote=Decimal(1000))
-    verdict = ENGINE.validate_trade(LONG, poor)
+    exact = RiskManagementEngine(RiskSettings(entry_slippage_pct=Decimal(0)))
+    verdict = exact.validate_trade(LONG, poor)
     assert (verdict.status, verdict.proposal.volume) == (VerdictStatus.REDUCED, Decimal(10))
     assert any(r.startswith("available_quote: 1000") for r in verdict.reasons)
-    margin = RiskManagementEngine(RiskSettings(max_leverage=Decimal(2)))
+    margin = RiskManagementEngine(RiskSettings(max_leverage=Decimal(2), entry_slippage_pct=Decimal(0)))
     levered = margin.validate_trade(_with(LONG, leverage=Decimal(2)), poor)
     assert (levered.status, levered.proposal.volume) == (VerdictStatus.APPROVED, Decimal(20))
     refused = ENGINE.validate_trade(_with(LONG, leverage=Decimal(2)), poor)
     assert refused.reasons == ["leverage: 2x is above the maximum 1x"]
+
+
+def test_available_quote_cap_leaves_room_for_the_fee_and_slippage() -> None:
+    """A buy sized to the last quote unit at the snapshot price is refused by the
+    exchange: it fills at the ask plus impact and pays the taker fee on top."""
+    poor = RiskState(equity=Decimal(10000), available_quote=Decimal(1000), entry_fee=Decimal("0.0026"))
+    verdict = ENGINE.validate_trade(LONG, poor)
+    assert verdict.status is VerdictStatus.REDUCED
+    volume = verdict.proposal.volume
+    assert volume is not None
+    assert volume == Decimal(1000) / (Decimal(100) * Decimal("1.0076"))
+    assert volume * Decimal(100) * (1 + Decimal("0.0026") + Decimal("0.005")) <= Decimal(1000)
+    assert any("plus 0.26% fee and 0.50% slippage caps the volume" in r for r in verdict.reasons)
 
 
 def test_operator_volume_is_kept_when_allowed_and_reduced_when_not() -> None:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from core.domain.models import OrderRole, PositionStatus
 from core.storage.store import Store
+from simulator.embedded import EmbeddedExchange
 
 pytestmark = pytest.mark.integration
 
@@ -79,6 +80,32 @@ def test_sandbox_state_survives_between_commands(tmp_path: Path) -> None:
     assert len(txids) == 6  # the second run saw the first run's exchange, ids never repeat
     with Store.open(db) as store:
         assert len(store.positions(status=PositionStatus.OPEN)) == 2
+
+
+def test_an_entry_the_quote_balance_caps_is_one_the_exchange_accepts(tmp_path: Path) -> None:
+    """The account's quote is what binds: sized at the snapshot price, the buy would
+    fill at the ask plus impact and pay the taker fee, and the exchange would refuse it."""
+    db = tmp_path / "tg.db"
+    with EmbeddedExchange.open(tmp_path / "tg.sandbox.db") as sandbox:
+        sandbox.reset(balances={"USDT": Decimal(5000), "XXBT": Decimal(10)})
+        sandbox.save()
+    summary = trade(db, "BTC/USDT", "--side", "buy")
+    assert any(r.startswith("available_quote: 5000") for r in summary["risk"]["reasons"])
+    assert summary["status"] == "FILLED", summary["error_message"]
+    entry = next(o for o in summary["orders"] if o["role"] == "entry")
+    assert Decimal(entry["filled_volume"]) * Decimal(entry["avg_fill_price"]) < Decimal(5000)
+
+
+def test_a_failed_trade_says_why(tmp_path: Path) -> None:
+    db = tmp_path / "tg.db"
+    with EmbeddedExchange.open(tmp_path / "tg.sandbox.db") as sandbox:
+        sandbox.reset(balances={"USDT": Decimal(5000), "XXBT": Decimal(10)})
+        sandbox.save()
+    config = tmp_path / "tg.toml"
+    config.write_text("[risk]\nentry_slippage_pct = 0\n")
+    result = runner.invoke(app, ["trade", "BTC/USDT", "--side", "buy", "--db", str(db), "--config", str(config)])
+    assert result.exit_code == 1
+    assert "error: entry order not placed: Kraken answered EOrder:Insufficient funds" in " ".join(result.stdout.split())
 
 
 def test_runs_and_show(tmp_path: Path) -> None:
