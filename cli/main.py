@@ -201,7 +201,11 @@ def simulate(
     ] = None,
     campaign: Annotated[
         str | None,
-        typer.Option("--campaign", help="The campaign's id (default: a digest of the faults, runs, seed and symbol)."),
+        typer.Option(
+            "--campaign",
+            metavar="ID",
+            help="The campaign's id (default: a digest of the faults, runs, seed and symbol).",
+        ),
     ] = None,
     db: DbOption = None,
     config: ConfigOption = None,

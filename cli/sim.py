@@ -316,7 +316,11 @@ def sim_serve(
     ] = None,
     scenario: Annotated[
         Path | None,
-        typer.Option("--scenario", help="A scenario file (TOML): price moves and faults on the clock from the start."),
+        typer.Option(
+            "--scenario",
+            metavar="FILE",
+            help="A scenario file (TOML): price moves and faults on the clock from the start.",
+        ),
     ] = None,
     key_file: Annotated[
         Path | None,

@@ -28,6 +28,7 @@ UrlOption = Annotated[
     str | None,
     typer.Option(
         "--url",
+        metavar="URL",
         help="A served sandbox (tg sim serve) to act on, e.g. http://127.0.0.1:8765; default: the embedded one.",
         show_default=False,
     ),
@@ -36,13 +37,19 @@ TokenOption = Annotated[
     str | None,
     typer.Option(
         "--control-token",
+        metavar="TOKEN",
         help="The served sandbox's control token (default: TG_SANDBOX_TOKEN; options show in `ps`).",
         show_default=False,
     ),
 ]
 ServedUrlOption = Annotated[
     str,
-    typer.Option("--url", help="The served sandbox (tg sim serve), e.g. http://127.0.0.1:8765.", show_default=False),
+    typer.Option(
+        "--url",
+        metavar="URL",
+        help="The served sandbox (tg sim serve), e.g. http://127.0.0.1:8765.",
+        show_default=False,
+    ),
 ]
 
 
@@ -159,15 +166,25 @@ def sim_price(
     shape: Annotated[Literal["jump", "trend", "flat", "flash-crash"], typer.Argument(help="The shape of the move.")],
     url: ServedUrlOption,
     pair: Annotated[
-        str | None, typer.Option("--pair", help="The pair (BTC/USD, XBTUSD...); default: every pair.")
+        str | None, typer.Option("--pair", metavar="PAIR", help="The pair (BTC/USD, XBTUSD...); default: every pair.")
     ] = None,
-    pct: Annotated[str, typer.Option("--pct", help="The move in percent, e.g. -8 (flat takes none).")] = "0",
-    over: Annotated[str | None, typer.Option("--over", help="How long it takes: 2m, 1h (all but jump).")] = None,
+    pct: Annotated[
+        str, typer.Option("--pct", metavar="PERCENT", help="The move in percent, e.g. -8 (flat takes none).")
+    ] = "0",
+    over: Annotated[
+        str | None, typer.Option("--over", metavar="DURATION", help="How long it takes: 2m, 1h (all but jump).")
+    ] = None,
     recover: Annotated[
-        str | None, typer.Option("--recover", help="flash-crash: how long the way back takes (default: --over).")
+        str | None,
+        typer.Option(
+            "--recover", metavar="DURATION", help="flash-crash: how long the way back takes (default: --over)."
+        ),
     ] = None,
     after: Annotated[
-        str | None, typer.Option("--after", help="When it starts, from now on the exchange's clock (default: now).")
+        str | None,
+        typer.Option(
+            "--after", metavar="DURATION", help="When it starts, from now on the exchange's clock (default: now)."
+        ),
     ] = None,
     control_token: TokenOption = None,
     json_output: JsonOption = False,
@@ -190,9 +207,11 @@ def sim_price(
 def sim_fill(
     txid: Annotated[str, typer.Argument(help="A live order's txid.")],
     url: ServedUrlOption,
-    volume: Annotated[str | None, typer.Option("--volume", help="How much (default: all that is left).")] = None,
+    volume: Annotated[
+        str | None, typer.Option("--volume", metavar="AMOUNT", help="How much (default: all that is left).")
+    ] = None,
     price: Annotated[
-        str | None, typer.Option("--price", help="At what price (default: its limit, or the market).")
+        str | None, typer.Option("--price", metavar="PRICE", help="At what price (default: its limit, or the market).")
     ] = None,
     control_token: TokenOption = None,
     json_output: JsonOption = False,
@@ -210,7 +229,9 @@ def sim_fill(
 def sim_balances(
     amounts: Annotated[list[str], typer.Argument(help="ASSET=AMOUNT, e.g. USD=5000 BTC=0.5.")],
     url: ServedUrlOption,
-    account: Annotated[str, typer.Option("--account", help="The account (a new one opens empty).")] = "default",
+    account: Annotated[
+        str, typer.Option("--account", metavar="NAME", help="The account (a new one opens empty).")
+    ] = "default",
     control_token: TokenOption = None,
     json_output: JsonOption = False,
 ) -> None:
