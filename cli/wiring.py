@@ -22,7 +22,6 @@ from core.domain.config import Settings
 from core.domain.errors import BusyError, InputError, StorageError
 from core.exchange import Credentials, KrakenClient, NonceSource
 from core.exchange.ratelimit import KrakenRateLimiter
-from core.exchange.signing import SharedNonceSource
 from core.execution.leases import LeaseKeeper
 from core.execution.spool import PendingWrites, spool_path
 from core.storage.store import Store
@@ -217,6 +216,8 @@ def shared_nonces(settings: Settings, credentials: Credentials | None, clock: Cl
     directory), so processes sharing a key never send one out of order."""
     if credentials is None:
         return None
+    from core.exchange.shared_nonces import SharedNonceSource  # its file lock only for a served exchange
+
     return SharedNonceSource.for_key(settings.data_dir / "nonces", credentials.api_key, clock)
 
 
