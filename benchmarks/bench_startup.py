@@ -57,7 +57,9 @@ def environment() -> dict[str, str]:
 
 
 def timed(command: list[str], folder: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Wall and CPU seconds of one whole process, run in `folder` (no tg.toml there)."""
+    """Wall and CPU seconds of one whole process, run in `folder` (no tg.toml there, and
+    its data directory)."""
+    env = {**env, "HOME": str(folder), "XDG_DATA_HOME": str(folder / "data")}
     start, cpu = time.perf_counter(), children_cpu()
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, check=False)
     wall, cpu = time.perf_counter() - start, children_cpu() - cpu

@@ -216,7 +216,7 @@ def shared_nonces(settings: Settings, credentials: Credentials | None, clock: Cl
     directory), so processes sharing a key never send one out of order."""
     if credentials is None:
         return None
-    from core.exchange.shared_nonces import SharedNonceSource  # its file lock only for a served exchange
+    from core.exchange.shared_nonces import SharedNonceSource  # filelock's async lock: served exchanges only
 
     return SharedNonceSource.for_key(settings.data_dir / "nonces", credentials.api_key, clock)
 
