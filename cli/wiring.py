@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -25,8 +25,10 @@ from core.exchange.ratelimit import KrakenRateLimiter
 from core.execution.leases import LeaseKeeper
 from core.execution.spool import PendingWrites, spool_path
 from core.storage.store import Store
-from simulator.embedded import EmbeddedExchange
 from simulator.exceptions import SandboxInUse, SandboxStateError
+
+if TYPE_CHECKING:
+    from simulator.embedded import EmbeddedExchange
 
 
 def sandbox_path(db_path: Path) -> Path:
@@ -65,6 +67,8 @@ def notice(message: str) -> None:
 def open_embedded(path: Path, **options: Any) -> EmbeddedExchange:
     """The embedded sandbox at `path`, this process's until closed; its own errors
     become tg's, so they read as one line."""
+    from simulator.embedded import EmbeddedExchange  # the sandbox: a served exchange or Kraken does without
+
     try:
         return EmbeddedExchange.open(path, on_wait=notice, **options)
     except SandboxInUse as exc:
