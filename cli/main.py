@@ -14,6 +14,7 @@ from typer._click.exceptions import NoArgsIsHelpError
 from typer.exceptions import TyperException
 
 from cli.exit_codes import EPILOG, ExitCode
+from cli.lazy import LazyGroup
 from cli.options import ConfigOption, DbOption, JsonOption, LogLevel, configure_output, reports_errors, settings_from
 from cli.replay import replay
 from cli.run import run as run_command
@@ -25,8 +26,18 @@ if TYPE_CHECKING:
 from cli.stress import ratelimit_stress
 from core.domain.models import PositionStatus, Side
 
+commands = typer.Typer(pretty_exceptions_enable=False, rich_markup_mode=None)
+"""tg's commands and the `sim` group, registered at the end of this module and built one
+at a time: the one the command line names (cli.lazy)."""
+
+
+class _Commands(LazyGroup):
+    registry = commands
+
+
 app = typer.Typer(
     name="tg",
+    cls=_Commands,
     help="A trading-safety toolkit: one LLM-assisted trade cycle against a sandbox Kraken.",
     no_args_is_help=True,
     epilog=EPILOG,
@@ -445,8 +456,8 @@ _COMMANDS: list[tuple[str, Callable[..., Any]]] = [
 ]
 """In the order `tg --help` lists them: trading, proving, looking."""
 for _name, _command in _COMMANDS:
-    app.command(_name, epilog=_epilog(_name))(_command)
-app.add_typer(sim_app, name="sim")
+    commands.command(_name, epilog=_epilog(_name))(_command)
+commands.add_typer(sim_app, name="sim")
 
 
 def _exchange_view(settings: Settings, url: str | None, live: bool) -> ReconcileReport | None:

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,12 +22,13 @@ from core.domain.config import Settings
 from core.domain.errors import BusyError, InputError, StorageError
 from core.exchange import Credentials, KrakenClient, NonceSource
 from core.exchange.ratelimit import KrakenRateLimiter
-from core.exchange.signing import SharedNonceSource
 from core.execution.leases import LeaseKeeper
 from core.execution.spool import PendingWrites, spool_path
 from core.storage.store import Store
-from simulator.embedded import EmbeddedExchange
 from simulator.exceptions import SandboxInUse, SandboxStateError
+
+if TYPE_CHECKING:
+    from simulator.embedded import EmbeddedExchange
 
 
 def sandbox_path(db_path: Path) -> Path:
@@ -66,6 +67,8 @@ def notice(message: str) -> None:
 def open_embedded(path: Path, **options: Any) -> EmbeddedExchange:
     """The embedded sandbox at `path`, this process's until closed; its own errors
     become tg's, so they read as one line."""
+    from simulator.embedded import EmbeddedExchange  # the sandbox: a served exchange or Kraken does without
+
     try:
         return EmbeddedExchange.open(path, on_wait=notice, **options)
     except SandboxInUse as exc:
@@ -217,6 +220,8 @@ def shared_nonces(settings: Settings, credentials: Credentials | None, clock: Cl
     directory), so processes sharing a key never send one out of order."""
     if credentials is None:
         return None
+    from core.exchange.shared_nonces import SharedNonceSource  # filelock's async lock: served exchanges only
+
     return SharedNonceSource.for_key(settings.data_dir / "nonces", credentials.api_key, clock)
 
 

@@ -42,7 +42,7 @@ from simulator.exchange import Exchange
 from simulator.faults import Call, FaultSchedule, LostResponse
 from simulator.params import Request, body_params, merge_params, query_params
 from simulator.ratelimits import TRADING_METHODS, RateLimits, Tier, open_in_pair, trading_costs
-from simulator.websocket.session import Hub
+from simulator.websocket.hub import Hub
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -145,7 +145,7 @@ class Sandbox:
 
 
 class _ControlParams(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class _SeedParams(_ControlParams):

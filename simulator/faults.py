@@ -173,7 +173,7 @@ class FaultLogEntry:
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def _kraken_error(value: object) -> object:
@@ -503,7 +503,7 @@ def _accepts(annotation: Any, metadata: list[Any]) -> str:
 class FaultRule(BaseModel):
     """One line of a fault schedule."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     fault: str
     endpoint: str = ANY_ENDPOINT

@@ -113,11 +113,11 @@ Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
 
 
 class _Public(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class _Private(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     nonce: int
     otp: str | None = None
@@ -168,7 +168,7 @@ Flags = Annotated[tuple[OrderFlag, ...], BeforeValidator(_comma_list)]
 class OrderFields(BaseModel):
     """What AddOrder and each order of AddOrderBatch say about one order."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False, defer_build=True)
 
     type: Side
     ordertype: OrderType

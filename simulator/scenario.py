@@ -79,7 +79,7 @@ def _pair_key(value: object) -> object:
 class PriceMove(BaseModel):
     """A price shape as a caller gives it (POST /_sandbox/price, a scenario's `price`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     shape: ShapeKind
     pair: Annotated[str | None, BeforeValidator(_pair_key)] = None
@@ -110,7 +110,7 @@ class PriceMove(BaseModel):
 
 
 class ScenarioEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     at: Seconds
     price: PriceMove | None = None
@@ -131,7 +131,7 @@ class ScenarioEvent(BaseModel):
 
 
 class Scenario(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = ""
     description: str = ""

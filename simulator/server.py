@@ -36,7 +36,7 @@ from simulator.faults import FaultRule, FaultSchedule, FaultSpecError, load_plan
 from simulator.models import ApiKey
 from simulator.ratelimits import Tier
 from simulator.scenario import ScenarioError, load_scenario
-from simulator.websocket.session import PATH
+from simulator.websocket.hub import PATH
 
 TierName = Literal["starter", "intermediate", "pro"]
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]

@@ -15,8 +15,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import AsyncFileLock
-
 from core.domain.clock import Clock, SystemClock
 from core.domain.errors import ConfigError
 
@@ -126,54 +124,3 @@ class NonceSource:
         """Jump ahead after Kraken refused a nonce (another client with the same key,
         or a clock stepped back), so the next nonce clears whatever Kraken last saw."""
         self._last = max(self._last + 1, self._now_us() + int(ahead_s * _US_PER_S))
-
-
-class SharedNonceSource(NonceSource):
-    """One source of nonces for an API key across every process of this machine.
-
-    Kraken refuses a nonce not above the last one it processed for the key, so two
-    processes sharing a key must neither repeat nor reorder theirs: the nonce is drawn
-    from a file under an exclusive file lock, and the lock is held until the request
-    carrying it has been answered, so requests of one key leave this machine in nonce
-    order."""
-
-    def __init__(self, path: Path, clock: Clock | None = None) -> None:
-        super().__init__(clock)
-        self.path = path
-        self._lock = AsyncFileLock(f"{path}.lock", thread_local=False)
-
-    @classmethod
-    def for_key(cls, folder: Path, api_key: str, clock: Clock | None = None) -> SharedNonceSource:
-        """The source of `api_key`'s nonces in `folder` (the file is named by a hash of the key)."""
-        return cls(folder / f"nonce-{hashlib.sha256(api_key.encode()).hexdigest()[:16]}", clock)
-
-    @asynccontextmanager
-    async def reserved(self) -> AsyncIterator[int]:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            await self._lock.acquire()
-        except OSError as exc:
-            raise ConfigError(f"cannot lock the nonce file {self.path}: {exc.strerror}") from exc
-        try:
-            self._last = max(self._last, self._stored())
-            nonce = self.next()
-            self._store(nonce)
-            yield nonce
-        finally:
-            await self._lock.release()
-
-    def resync(self, ahead_s: float = 1.0) -> None:
-        super().resync(ahead_s)
-        self._store(self._last)
-
-    def _stored(self) -> int:
-        try:
-            return int(self.path.read_text().strip() or 0)
-        except (OSError, ValueError):
-            return 0
-
-    def _store(self, nonce: int) -> None:
-        try:
-            self.path.write_text(str(nonce))
-        except OSError as exc:
-            raise ConfigError(f"cannot write the nonce file {self.path}: {exc.strerror}") from exc

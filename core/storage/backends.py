@@ -1,5 +1,6 @@
 """The two databases tg stores in: SQLite, a file on this machine (the default), and
-PostgreSQL, a server that processes on many machines share.
+PostgreSQL, a server that processes on many machines share (core.storage.postgres,
+imported only for a postgresql:// URL: its dialect is a tenth of a second to import).
 
 Store holds every query once, in SQLAlchemy Core; a Backend is only what the two
 differ in: how a connection is made and set up, how a write transaction starts, where
@@ -11,18 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from core.domain.config import hide_password, is_server_url
-from core.domain.errors import InputError, StorageError
-from core.storage.schema import META
+from core.domain.config import is_server_url
+from core.domain.errors import StorageError
 
-MIGRATION_LOCK = 0x7467_5F73_6368  # "tg_sch": the advisory lock of schema changes on PostgreSQL
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql
 
 
 class Backend(Protocol):
@@ -104,59 +105,12 @@ class SQLiteBackend:
         return sqlite.insert(table)
 
 
-@dataclass(frozen=True)
-class PostgresBackend:
-    """A server: the schema version is a row of `meta`, and an advisory lock makes one
-    of several processes opening a new database create its tables."""
-
-    url: URL
-    begin: str = "BEGIN"
-    open_advice: str = "check the server runs and the URL's user, host, port and database name"
-
-    @property
-    def location(self) -> str:
-        return self.url.set(drivername="postgresql").render_as_string(hide_password=True)
-
-    def engine(self, busy_timeout: float) -> Engine:
-        return sa.create_engine(
-            self.url.set(drivername="postgresql+psycopg"),
-            poolclass=NullPool,
-            isolation_level="AUTOCOMMIT",
-            connect_args={"connect_timeout": 10, "application_name": "tg"},
-        )
-
-    def wait_at_most(self, conn: Connection, seconds: float) -> None:
-        conn.exec_driver_sql(f"SET lock_timeout = {max(1, int(seconds * 1000))}")
-
-    def schema_version(self, conn: Connection) -> int:
-        if not sa.inspect(conn).has_table("meta"):
-            return 0
-        value = conn.execute(sa.select(META.c.value).where(META.c.key == "schema_version")).scalar()
-        return int(value) if value is not None else 0
-
-    def set_schema_version(self, conn: Connection, version: int) -> None:
-        statement = postgresql.insert(META).values(key="schema_version", value=str(version))
-        conn.execute(statement.on_conflict_do_update(index_elements=[META.c.key], set_={"value": str(version)}))
-
-    def lock_schema(self, conn: Connection) -> None:
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
-
-    def insertion_order(self) -> sa.ColumnElement[Any]:
-        return sa.literal_column("seq")
-
-    def insert(self, table: sa.Table) -> postgresql.Insert:
-        return postgresql.insert(table)
-
-
 def backend_for(location: str | Path, *, create: bool = True) -> Backend:
     """A postgresql:// URL is a server; anything else is a SQLite file (with `create`
     False, one in memory if the file is missing)."""
     if is_server_url(location):
-        try:
-            return PostgresBackend(make_url(str(location)))
-        except (sa.exc.ArgumentError, ValueError) as exc:
-            raise InputError(
-                f"{hide_password(str(location))} is not a valid PostgreSQL URL: give postgresql://user@host:port/dbname"
-            ) from exc
+        from core.storage.postgres import PostgresBackend
+
+        return PostgresBackend.at(str(location))
     path = Path(location)
     return SQLiteBackend(path, in_memory=not create and not path.exists())

@@ -4,6 +4,7 @@
 - tokens.py: GetWebSocketsToken's tokens and their expiry.
 - channels.py: what each channel publishes, derived from the exchange's state.
 - orders.py: the order methods, run through the REST pipeline (limits, faults).
-- session.py: one connection, and the hub that wakes every connection when the
-  exchange changes.
+- session.py: one connection.
+- hub.py: the open connections, woken when the exchange changes (the app holds one
+  whether or not it serves WebSockets, so it imports no more than that).
 """

@@ -1,4 +1,4 @@
-"""One WebSocket v2 connection, and the hub that keeps them all up to date.
+"""One WebSocket v2 connection (hub.py keeps them all up to date).
 
 A session reads requests (ping, subscribe, unsubscribe, the order methods) and answers
 each; its publisher sends what its feeds (channels.py) find changed, when the hub wakes
@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
-from simulator.control import Sandbox
 from simulator.exceptions import KrakenError
 from simulator.exchange import Exchange
 from simulator.faults import Call, DroppedConnection, LostResponse
@@ -43,6 +40,7 @@ from simulator.websocket.channels import (
     TickerFeed,
     TradeFeed,
 )
+from simulator.websocket.hub import Gateway, Hub, Receive, Send
 from simulator.websocket.protocol import (
     ORDER_METHODS,
     SUBSCRIPTION,
@@ -65,55 +63,15 @@ from simulator.websocket.protocol import (
     rfc3339,
 )
 
-PATH = "/v2"
 TICK_S = 0.25
 """How often a session looks for changes nobody announced (the market moving)."""
 HEARTBEAT_S = 1.0
 API_VERSION = "2.0.10"
 _DROP_CODE = 1011
 
-Message_ = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message_]]
-Send = Callable[[Message_], Awaitable[None]]
 FeedKey = tuple[str, str | None]
 
 logger = logging.getLogger(__name__)
-
-
-class Gateway(Protocol):
-    """What a session needs of the app: the sandbox, and its REST pipeline for the
-    calls the order methods stand for."""
-
-    sandbox: Sandbox
-
-    async def order_call(self, method: str, account: str, params: dict[str, object]) -> dict[str, Any]: ...
-
-
-class Hub:
-    """The open sessions; `poke` wakes them all to publish what changed."""
-
-    def __init__(self) -> None:
-        self._sessions: set[Session] = set()
-        self._ids = itertools.count(1)
-
-    def poke(self) -> None:
-        for session in self._sessions:
-            session.wake.set()
-
-    async def serve(self, gateway: Gateway, scope: Message_, receive: Receive, send: Send) -> None:
-        first = await receive()
-        if first["type"] != "websocket.connect":
-            return
-        if scope.get("path") != PATH:
-            await send({"type": "websocket.close", "code": 1008})
-            return
-        await send({"type": "websocket.accept"})
-        session = Session(gateway, self, send, next(self._ids))
-        self._sessions.add(session)
-        try:
-            await session.run(receive)
-        finally:
-            self._sessions.discard(session)
 
 
 class Session:

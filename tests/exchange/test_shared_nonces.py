@@ -29,7 +29,7 @@ import pytest
 from filelock import FileLock, Timeout
 
 from core.domain.clock import VirtualClock
-from core.exchange.signing import SharedNonceSource
+from core.exchange.shared_nonces import SharedNonceSource
 
 START = 1_767_225_600.0
 START_US = int(START * 1_000_000)

@@ -99,7 +99,7 @@ _BACKOFF = wait_exponential_jitter(initial=1, max=20, jitter=1)
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 B = TypeVar("B", bound=_Body)
