@@ -362,6 +362,10 @@ class ExchangeState:
     id_space: str = field(default_factory=new_id_space)
     """Mixed into every id: drawn anew when the exchange is created or reset, so an id
     once handed out is never handed out again, as on Kraken. Empty in fixed-id mode."""
+    history_id: str = field(default_factory=new_id_space)
+    """Drawn anew when the exchange is created or reset: the settled orders, trades
+    and ledger entries of a state file saved under another one are a past that is no
+    longer this exchange's (simulator.store)."""
 
     def new_id(self, prefix: str) -> str:
         """A Kraken-shaped id (OXXXXX-XXXXX-XXXXXX), unique for the life of the state
@@ -369,6 +373,9 @@ class ExchangeState:
         self.next_serial += 1
         serial = f"{self.id_space}:{self.next_serial}" if self.id_space else self.next_serial
         return kraken_id(prefix, self.seed, serial)
+
+    def renew_history(self) -> None:
+        self.history_id = new_id_space()
 
     def renew_id_space(self) -> None:
         if self.id_space:

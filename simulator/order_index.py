@@ -81,6 +81,11 @@ class OrderIndex:
         """The account's live orders, in the order they were placed."""
         return _pruned(self._live_by_account.get(account))
 
+    def keep_live_only(self) -> None:
+        """Forget the settled orders (kept elsewhere now); the trades' volumes stay."""
+        for account, orders in self._by_account.items():
+            self._by_account[account] = [order for order in orders if order.is_live]
+
     def live(self) -> list[Order]:
         """Every live order, in the order they were placed."""
         return _pruned(self._live)
