@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import random
+import shutil
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -323,6 +325,7 @@ class Simulation:
         self._catalog = list(catalog)
         self._symbol = symbol
         self._pair_key = pair_key
+        self._blank_db: Path | None = None
         # By API key, as Kraken counts: a run's restarted client paces on what the first spent.
         self._limiters: dict[str, KrakenRateLimiter] = {}
         self._tier: str | None = None
@@ -446,6 +449,7 @@ class Simulation:
         crash_after = _crash_step(names["crash"], rng) if "crash" in names else None
         injected: Counter[str] = Counter()
         db_path = folder / "tg.db"
+        self._new_database(db_path)
         spool = PendingWrites(folder / "tg.pending.jsonl")
         if db_fail is not None and db_fail.spool == "refuse":
             (folder / "full-disk").write_text("")  # the spool's folder cannot be made: writes to it fail
@@ -480,6 +484,15 @@ class Simulation:
         await control.aclose()
         sandbox.close()
         return RunResult(index, seed, faults, status, alert, injected, invariants, error)
+
+    def _new_database(self, path: Path) -> None:
+        """A run's database starts as a copy of an empty one this process made once:
+        creating tg's schema costs several times what copying the file does."""
+        if self._blank_db is None:
+            blank = self._workdir / f"blank-{os.getpid()}.db"  # each worker process its own
+            Store.open(blank, scratch=True).close()
+            self._blank_db = blank
+        shutil.copyfile(self._blank_db, path)
 
     def _client(self, sandbox: Sandbox, crash_after: int | None = None) -> KrakenClient:
         transport = sandbox.transport if crash_after is None else CrashingTransport(sandbox.transport, crash_after)
