@@ -340,8 +340,10 @@ class ExchangeState:
     accounts: dict[str, Account] = field(default_factory=dict)
     api_keys: dict[str, ApiKey] = field(default_factory=dict)
     orders: dict[str, Order] = field(default_factory=dict)
-    """By txid, in the order they were placed."""
+    """By txid, in the order they were placed: every order, or, on an exchange with a
+    history (simulator.history), the live ones and those settled since it was saved."""
     trades: dict[str, Trade] = field(default_factory=dict)
+    """By id, oldest first: every trade, or those since the history was saved."""
     gaps: list[PriceGap] = field(default_factory=list)
     shapes: list[PriceShape] = field(default_factory=list)
     """Moves laid over the market, in the order they were added."""
@@ -350,7 +352,8 @@ class ExchangeState:
     ws_tokens: dict[str, WsToken] = field(default_factory=dict)
     """WebSocket tokens by their text."""
     ledger: dict[str, LedgerEntry] = field(default_factory=dict)
-    """Every balance movement of every account, by ledger id, oldest first."""
+    """Every balance movement of every account (or those since the history was
+    saved), by ledger id, oldest first."""
     ledger_serial: int = 0
     """Ledger entries posted so far: their own count, so ledgers never shift order serials."""
     system_status: SystemStatus = SystemStatus.ONLINE
