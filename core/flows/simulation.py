@@ -487,7 +487,9 @@ class Simulation:
 
     def _new_database(self, path: Path) -> None:
         """A run's database starts as a copy of an empty one this process made once:
-        creating tg's schema costs several times what copying the file does."""
+        creating tg's schema costs several times what copying the file does. The runs
+        of a process share its install id (the namespace of tg's client order ids),
+        which is harmless: no two runs share an exchange."""
         if self._blank_db is None:
             blank = self._workdir / f"blank-{os.getpid()}.db"  # each worker process its own
             Store.open(blank, scratch=True).close()
