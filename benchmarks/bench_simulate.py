@@ -3,7 +3,7 @@
     python benchmarks/bench_simulate.py [--runs 1000] [--workers N (default: the core count)]
 
 Runs the same seeded campaign twice as whole `tg` processes, `--workers 1` and then
-`--workers N`, and prints each one's wall and CPU time (on a loaded machine the wall
+`--workers N`, and prints each one's wall and CPU time and CPU per run (on a loaded machine the wall
 time says little: spreading only helps when cores are idle), the speed-up (the baseline is the
 single worker) and whether the two reports are the same (they must be: each run has
 its own seeded sandbox). Targets on a quiet 2-core machine: one worker under 40 s,
@@ -59,9 +59,9 @@ def main(runs: int, workers: int) -> None:
     with tempfile.TemporaryDirectory(prefix="tg-bench-simulate-") as scratch:
         one_s, one_cpu, one = campaign(Path(scratch) / "one", runs, 1)
         many_s, many_cpu, many = campaign(Path(scratch) / "many", runs, workers)
-    print(f"tg simulate --fault random --runs {runs}: wall and CPU seconds (CPU of every process)")
-    print(f"--workers 1        {one_s:8.1f} {one_cpu:8.1f}")
-    print(f"--workers {workers:<8} {many_s:8.1f} {many_cpu:8.1f}")
+    print(f"tg simulate --fault random --runs {runs}: wall and CPU seconds (CPU of every process), CPU per run")
+    print(f"--workers 1        {one_s:8.1f} {one_cpu:8.1f} {one_cpu / runs:8.3f}")
+    print(f"--workers {workers:<8} {many_s:8.1f} {many_cpu:8.1f} {many_cpu / runs:8.3f}")
     print(f"speed-up           {one_s / many_s:8.2f}x   reports identical: {one == many}")
 
 

@@ -24,7 +24,7 @@ from simulator.faults import FaultSchedule
 from simulator.models import ApiKey
 from simulator.price_path import PricePath
 from simulator.ratelimits import Tier
-from simulator.store import load_state, save_state
+from simulator.store import StateFile
 
 SANDBOX_EPOCH = 1_767_225_600.0
 """2026-01-01T00:00:00Z."""
@@ -41,14 +41,14 @@ class EmbeddedExchange:
 
     def __init__(
         self,
-        state_path: Path,
+        state_file: StateFile,
         exchange: Exchange,
         clock: Clock,
         *,
         tier: Tier | None = Tier.STARTER,
         faults: FaultSchedule | None = None,
     ) -> None:
-        self._state_path = state_path
+        self._file = state_file
         self.exchange = exchange
         self.clock = clock
         self.tier = tier
@@ -136,15 +136,20 @@ class EmbeddedExchange:
         balances: Mapping[str, Decimal] | None,
         follow_loop: bool,
     ) -> EmbeddedExchange:
-        state = load_state(state_path)
-        start = (SANDBOX_EPOCH if start_time is None else start_time) if state is None else state.processed_until
-        clock: Clock = LoopClock(start) if follow_loop else VirtualClock(start)
-        if state is None:
-            exchange = Exchange.create(clock, seed=seed, paths=paths, fixed_ids=fixed_ids, balances=balances)
-            exchange.create_api_key(DEFAULT_ACCOUNT)
-        else:
-            exchange = Exchange(state, clock, paths)
-        return cls(state_path, exchange, clock, tier=tier, faults=faults)
+        state_file = StateFile(state_path)
+        try:
+            state = state_file.load()
+            start = (SANDBOX_EPOCH if start_time is None else start_time) if state is None else state.processed_until
+            clock: Clock = LoopClock(start) if follow_loop else VirtualClock(start)
+            if state is None:
+                exchange = Exchange.create(clock, seed=seed, paths=paths, fixed_ids=fixed_ids, balances=balances)
+                exchange.create_api_key(DEFAULT_ACCOUNT)
+            else:
+                exchange = Exchange(state, clock, paths, history=state_file)
+        except BaseException:
+            state_file.close()
+            raise
+        return cls(state_file, exchange, clock, tier=tier, faults=faults)
 
     @property
     def api_key(self) -> str:
@@ -160,13 +165,16 @@ class EmbeddedExchange:
         return next(k for k in self.exchange.state.api_keys.values() if k.account == DEFAULT_ACCOUNT)
 
     def save(self) -> None:
-        """Match the market up to now and write the whole state to the state file, in
-        one transaction: a crash mid-write leaves the state saved before."""
+        """Match the market up to now and write the state to the state file, in one
+        transaction: a crash mid-write leaves the state saved before. What is settled
+        is the file's to answer for from then on."""
         self.exchange.sync()
-        save_state(self._state_path, self.exchange.state)
+        self._file.save(self.exchange.state)
+        self.exchange.keep_history_in(self._file)
 
     def close(self) -> None:
         """Let other processes open the sandbox (what is not saved is lost)."""
+        self._file.close()
         if self._lock is not None:
             self._lock.release()
             self._lock = None

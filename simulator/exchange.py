@@ -50,6 +50,7 @@ from simulator.fill_models import (
     FillModel,
     LatencyModel,
 )
+from simulator.history import NO_HISTORY, History
 from simulator.models import (
     ExchangeState,
     Order,
@@ -125,6 +126,8 @@ class Exchange(OrderBook):
         self._index = OrderIndex()
         state.trades.clear()
         state.ledger.clear()
+        self._history = NO_HISTORY
+        state.renew_history()
         state.next_serial = 0
         state.ledger_serial = 0
         state.renew_id_space()  # ids handed out before the reset are never handed out again
@@ -198,6 +201,17 @@ class Exchange(OrderBook):
             raise InvalidArguments("at")
         self._state.status_changes.append(StatusChange(at, status))
         self._state.status_changes.sort(key=lambda change: change.at)
+
+    def keep_history_in(self, history: History) -> None:
+        """`history` now holds what the exchange settled, traded and posted (its state
+        was just saved there): memory keeps the live orders only."""
+        state = self._state
+        self._history = history
+        for txid in [txid for txid, order in state.orders.items() if not order.is_live]:
+            del state.orders[txid]
+        state.trades.clear()
+        state.ledger.clear()
+        self._index.keep_live_only()
 
     @contextmanager
     def using(self, *, fills: FillModel | None = None) -> Iterator[None]:

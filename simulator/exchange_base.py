@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Literal
 
 from core.domain.clock import Clock
 from simulator.fill_models import (
@@ -17,8 +16,10 @@ from simulator.fill_models import (
     NoLatency,
     TieredFees,
 )
+from simulator.history import NO_HISTORY, History
 from simulator.models import (
     ExchangeState,
+    LedgerEntry,
     Order,
     Trade,
 )
@@ -43,8 +44,6 @@ MAX_DEAD_MAN_TIMEOUT = 86_400
 FEE_WINDOW = 30 * DAY
 WORST_NOISE = Decimal(1)
 
-ClosedTime = Literal["open", "close", "both"]
-
 
 class ExchangeBase:
     def __init__(
@@ -56,9 +55,12 @@ class ExchangeBase:
         fills: FillModel | None = None,
         latency: LatencyModel | None = None,
         fees: FeeModel | None = None,
+        history: History = NO_HISTORY,
     ) -> None:
         self._state = state
-        self._index = OrderIndex(state.orders.values(), state.trades.values())
+        self._history = history
+        recent = history.trades_after(state.processed_until - FEE_WINDOW)  # fills from now on read no further back
+        self._index = OrderIndex(state.orders.values(), [*recent, *state.trades.values()])
         self._clock = clock
         self._plain_paths = synthetic_paths(state.seed, PAIRS.values(), state.origin)
         self._plain_paths.update(paths or {})
@@ -99,7 +101,26 @@ class ExchangeBase:
 
     def _orders_of(self, account: str) -> list[Order]:
         """Every order of the account, in the order they were placed."""
-        return self._index.of(account)
+        held = self._index.of(account)
+        kept = self._history.orders_of(account)
+        if not kept:
+            return held
+        mine = {order.txid: order for order in held}
+        merged = [mine.pop(order.txid, order) for order in kept]
+        return merged + list(mine.values())
+
+    def _order(self, txid: str) -> Order | None:
+        """The order `txid`, live or settled, of any account."""
+        order = self._state.orders.get(txid)
+        return order if order is not None else self._history.order(txid)
+
+    def _trade(self, trade_id: str) -> Trade | None:
+        trade = self._state.trades.get(trade_id)
+        return trade if trade is not None else self._history.trade(trade_id)
+
+    def _ledger_entry(self, ledger_id: str) -> LedgerEntry | None:
+        entry = self._state.ledger.get(ledger_id)
+        return entry if entry is not None else self._history.ledger_entry(ledger_id)
 
     def _live_of(self, account: str) -> list[Order]:
         return self._index.live_of(account)

@@ -11,44 +11,26 @@ state's id space, so posting entries never changes an order's serial (and so its
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from decimal import Decimal
 
 from simulator.exceptions import InvalidArguments
 from simulator.exchange_base import CLOSED_ORDERS_PAGE, ExchangeBase
+from simulator.history import LedgerQuery
 from simulator.models import Account, LedgerEntry, LedgerType, kraken_id
 
 MAX_QUERIED = 20
 """QueryLedgers takes at most this many ids."""
 
 
-@dataclass(frozen=True)
-class LedgerQuery:
-    """Which entries Ledgers lists: all of an account's, or those of some assets or
-    one type, in a time window (start exclusive, end inclusive)."""
-
-    assets: Collection[str] | None = None
-    type: LedgerType | None = None
-    start: float | None = None
-    end: float | None = None
-    offset: int = 0
-
-
 class Ledger(ExchangeBase):
     def ledger_entries(self, account: str, query: LedgerQuery) -> tuple[list[LedgerEntry], int]:
         """One page of the account's entries, newest first, and how many match in all."""
         self.sync()
-        matching = [
-            entry
-            for entry in reversed(self._state.ledger.values())
-            if entry.account == account
-            and (query.assets is None or entry.asset in query.assets)
-            and (query.type is None or entry.type is query.type)
-            and (query.start is None or entry.time > query.start)
-            and (query.end is None or entry.time <= query.end)
-        ]
-        return matching[query.offset : query.offset + CLOSED_ORDERS_PAGE], len(matching)
+        wanted = query.offset + CLOSED_ORDERS_PAGE
+        held = [e for e in reversed(self._state.ledger.values()) if e.account == account and query.matches(e)]
+        kept, count = self._history.ledger(account, query, max(0, wanted - len(held)))
+        return [*held, *kept][query.offset : wanted], count + len(held)
 
     def query_ledgers(self, account: str, ids: list[str]) -> list[LedgerEntry]:
         self.sync()
@@ -56,14 +38,14 @@ class Ledger(ExchangeBase):
             raise InvalidArguments("id")
         found = []
         for ledger_id in ids:
-            entry = self._state.ledger.get(ledger_id)
+            entry = self._ledger_entry(ledger_id)
             if entry is None or entry.account != account:
                 raise InvalidArguments("id")
             found.append(entry)
         return found
 
     def ledger_entry(self, ledger_id: str) -> LedgerEntry | None:
-        return self._state.ledger.get(ledger_id)
+        return self._ledger_entry(ledger_id)
 
     def adjust(self, account: str, asset: str, amount: Decimal, kind: LedgerType = LedgerType.ADJUSTMENT) -> str:
         """Move `amount` of `asset` in or out of `account` by hand (a deposit, a

@@ -340,8 +340,10 @@ class ExchangeState:
     accounts: dict[str, Account] = field(default_factory=dict)
     api_keys: dict[str, ApiKey] = field(default_factory=dict)
     orders: dict[str, Order] = field(default_factory=dict)
-    """By txid, in the order they were placed."""
+    """By txid, in the order they were placed: every order, or, on an exchange with a
+    history (simulator.history), the live ones and those settled since it was saved."""
     trades: dict[str, Trade] = field(default_factory=dict)
+    """By id, oldest first: every trade, or those since the history was saved."""
     gaps: list[PriceGap] = field(default_factory=list)
     shapes: list[PriceShape] = field(default_factory=list)
     """Moves laid over the market, in the order they were added."""
@@ -350,7 +352,8 @@ class ExchangeState:
     ws_tokens: dict[str, WsToken] = field(default_factory=dict)
     """WebSocket tokens by their text."""
     ledger: dict[str, LedgerEntry] = field(default_factory=dict)
-    """Every balance movement of every account, by ledger id, oldest first."""
+    """Every balance movement of every account (or those since the history was
+    saved), by ledger id, oldest first."""
     ledger_serial: int = 0
     """Ledger entries posted so far: their own count, so ledgers never shift order serials."""
     system_status: SystemStatus = SystemStatus.ONLINE
@@ -362,6 +365,10 @@ class ExchangeState:
     id_space: str = field(default_factory=new_id_space)
     """Mixed into every id: drawn anew when the exchange is created or reset, so an id
     once handed out is never handed out again, as on Kraken. Empty in fixed-id mode."""
+    history_id: str = field(default_factory=new_id_space)
+    """Drawn anew when the exchange is created or reset: the settled orders, trades
+    and ledger entries of a state file saved under another one are a past that is no
+    longer this exchange's (simulator.store)."""
 
     def new_id(self, prefix: str) -> str:
         """A Kraken-shaped id (OXXXXX-XXXXX-XXXXXX), unique for the life of the state
@@ -369,6 +376,9 @@ class ExchangeState:
         self.next_serial += 1
         serial = f"{self.id_space}:{self.next_serial}" if self.id_space else self.next_serial
         return kraken_id(prefix, self.seed, serial)
+
+    def renew_history(self) -> None:
+        self.history_id = new_id_space()
 
     def renew_id_space(self) -> None:
         if self.id_space:

@@ -20,7 +20,8 @@ from simulator.exceptions import (
     OrderMinimumNotMet,
     UnknownOrder,
 )
-from simulator.exchange_base import CLOSED_ORDERS_PAGE, MAX_DEAD_MAN_TIMEOUT, WORST_NOISE, ClosedTime
+from simulator.exchange_base import CLOSED_ORDERS_PAGE, MAX_DEAD_MAN_TIMEOUT, WORST_NOISE
+from simulator.history import ClosedQuery, ClosedTime, TradeQuery, closed_rank, trade_key
 from simulator.matching import (
     limit_crosses,
     market_fill_price,
@@ -204,7 +205,7 @@ class OrderBook(MatchingEngine):
     def order_amends(self, account: str, txid: str) -> list[Amend]:
         """The order's amend trail, oldest first: its original terms, then each amend."""
         self.sync()
-        order = self._state.orders.get(txid)
+        order = self._order(txid)
         if order is None or order.account != account:
             raise UnknownOrder()
         if order.amends:
@@ -268,7 +269,7 @@ class OrderBook(MatchingEngine):
         else:
             orders = []
             for txid in txids:
-                order = self._state.orders.get(txid)
+                order = self._order(txid)
                 if order is None or order.account != account:
                     raise InvalidOrder()
                 orders.append(order)
@@ -290,40 +291,38 @@ class OrderBook(MatchingEngine):
         offset: int = 0,
     ) -> tuple[list[Order], int]:
         """One page of closed, canceled and expired orders, newest first, and how many
-        match in all."""
+        match in all: those settled in memory, and the newest of those the history keeps."""
         self.sync()
-        done = _filter([o for o in self._orders_of(account) if not o.is_live], userref, cl_ord_id)
-
-        def in_window(order: Order) -> bool:
-            times = [order.opentm, order.closetm]
-            chosen = {"open": times[:1], "close": times[1:], "both": times}[closetime]
-            return any(t is not None and (start is None or t > start) and (end is None or t <= end) for t in chosen)
-
-        matching = done if start is None and end is None else [o for o in done if in_window(o)]
-        page = heapq.nlargest(offset + CLOSED_ORDERS_PAGE, matching, key=lambda o: o.closetm or o.opentm)
-        return page[offset:], len(matching)
+        query = ClosedQuery(userref, cl_ord_id, start, end, closetime)
+        wanted = offset + CLOSED_ORDERS_PAGE
+        kept, count = self._history.closed_orders(account, query, wanted)
+        held = [o for o in self._index.of(account) if not o.is_live and query.matches(o)]
+        page = heapq.nsmallest(wanted, [*kept, *held], key=closed_rank)
+        return page[offset:], count + len(held)
 
     def order(self, txid: str) -> Order | None:
-        return self._state.orders.get(txid)
+        return self._order(txid)
+
+    def trade(self, trade_id: str) -> Trade | None:
+        return self._trade(trade_id)
 
     def trades_history(
         self, account: str, *, start: float | None = None, end: float | None = None, offset: int = 0
     ) -> tuple[list[Trade], int]:
         """One page of the account's trades, newest first, and how many match in all."""
         self.sync()
-        matching = [
-            t
-            for t in self._state.trades.values()
-            if t.account == account and (start is None or t.time > start) and (end is None or t.time <= end)
-        ]
-        matching.sort(key=lambda t: (t.time, t.serial), reverse=True)
-        return matching[offset : offset + CLOSED_ORDERS_PAGE], len(matching)
+        query = TradeQuery(start, end)
+        wanted = offset + CLOSED_ORDERS_PAGE
+        kept, count = self._history.trades(account, query, wanted)
+        held = [t for t in self._state.trades.values() if t.account == account and query.matches(t)]
+        matching = sorted([*kept, *held], key=trade_key, reverse=True)
+        return matching[offset:wanted], count + len(held)
 
     def query_trades(self, account: str, ids: list[str]) -> list[Trade]:
         self.sync()
         found = []
         for trade_id in ids:
-            trade = self._state.trades.get(trade_id)
+            trade = self._trade(trade_id)
             if trade is None or trade.account != account:
                 raise InvalidArguments("txid")
             found.append(trade)
@@ -398,7 +397,7 @@ class OrderBook(MatchingEngine):
         live = self._live_of(account)
         if cl_ord_id is not None or txid is None:
             return [o for o in live if o.spec.cl_ord_id == cl_ord_id]
-        if txid in self._state.orders:
+        if self._order(txid) is not None:
             return [o for o in live if o.txid == txid]
         if re.fullmatch(r"-?\d+", txid):
             return [o for o in live if o.spec.userref == int(txid)]

@@ -3,10 +3,11 @@ and time, so that what a request costs does not grow with the account's history:
 holds, duplicate checks, cancels and the matching walk read the live orders only, and
 a fill's fee tier reads the 30-day volume off running sums instead of every trade.
 
-The index is derived from ExchangeState.orders and .trades (which stay the saved
-truth) and rebuilt from them when the exchange is built or reset. An order is live from when it is
-placed until it settles, and never live again, so the live sets are pruned lazily:
-an order that settled is dropped the next time its set is read.
+The index is derived from the orders in memory (ExchangeState.orders) and the trades
+that can still count toward a fee tier, and rebuilt from them when the exchange is
+built or reset; what a history keeps (simulator.history) is not indexed. An order is
+live from when it is placed until it settles, and never live again, so the live sets
+are pruned lazily: an order that settled is dropped the next time its set is read.
 """
 
 from __future__ import annotations
@@ -80,6 +81,11 @@ class OrderIndex:
     def live_of(self, account: str) -> list[Order]:
         """The account's live orders, in the order they were placed."""
         return _pruned(self._live_by_account.get(account))
+
+    def keep_live_only(self) -> None:
+        """Forget the settled orders (kept elsewhere now); the trades' volumes stay."""
+        for account, orders in self._by_account.items():
+            self._by_account[account] = [order for order in orders if order.is_live]
 
     def live(self) -> list[Order]:
         """Every live order, in the order they were placed."""

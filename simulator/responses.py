@@ -479,6 +479,6 @@ def _bound(exchange: Exchange, account: str, value: str | None, name: str) -> fl
 
 def _trade_bound(exchange: Exchange, account: str, value: str | None, name: str) -> float | None:
     """A TradesHistory start/end: an epoch, or the id of a trade (its time)."""
-    named = exchange.state.trades.get(value) if value is not None else None
+    named = exchange.trade(value) if value is not None else None
     times = {named.id: named.time} if named is not None and named.account == account else {}
     return _epoch_or_id(value, name, times)

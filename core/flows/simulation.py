@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import random
+import shutil
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -312,12 +314,18 @@ class Simulation:
         *,
         catalog: Sequence[str],
         symbol: str = "BTC/USDT",
+        pair_key: str | None = None,
     ) -> None:
+        """`pair_key`: the symbol's pair's key on the exchange, when known already (a
+        worker of a campaign that checked the symbol); each market step asks the
+        sandbox for that pair's price alone."""
         self._settings = settings
         self._open_sandbox = open_sandbox
         self._workdir = workdir
         self._catalog = list(catalog)
         self._symbol = symbol
+        self._pair_key = pair_key
+        self._blank_db: Path | None = None
         # By API key, as Kraken counts: a run's restarted client paces on what the first spent.
         self._limiters: dict[str, KrakenRateLimiter] = {}
         self._tier: str | None = None
@@ -390,7 +398,7 @@ class Simulation:
             max_workers=min(workers, len(indices)),
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(self._settings, self._open_sandbox, self._workdir, self._catalog, self._symbol),
+            initargs=(self._settings, self._open_sandbox, self._workdir, self._catalog, self._symbol, self._pair_key),
         ) as pool:
             pending = [
                 loop.run_in_executor(pool, _run_in_worker, index, seed + index, list(faults)) for index in indices
@@ -413,7 +421,7 @@ class Simulation:
                     pair = await client.resolve_pair(self._symbol)
             finally:
                 sandbox.close()
-        self._symbol = pair.symbol
+        self._symbol, self._pair_key = pair.symbol, pair.key
 
     async def run_once(self, index: int, seed: int, requested: Sequence[str]) -> RunResult:
         rng = random.Random(seed)
@@ -424,7 +432,7 @@ class Simulation:
         control = SandboxControl(sandbox.base_url, transport=sandbox.transport)
         await control.reset()  # a served sandbox is reused run after run: its counters start empty,
         self._limiters.pop(sandbox.api_key, None)  # and so does tg's model of them,
-        limits = (await control.state(orders=False))["rate_limits"]  # at the tier the sandbox enforces
+        limits = (await control.state(orders=False, prices=False))["rate_limits"]  # at the tier the sandbox enforces
         self._tier = None if limits is None else str(limits["tier"])
         await control.clear_faults()
         await control.seed_faults(seed)
@@ -441,6 +449,7 @@ class Simulation:
         crash_after = _crash_step(names["crash"], rng) if "crash" in names else None
         injected: Counter[str] = Counter()
         db_path = folder / "tg.db"
+        self._new_database(db_path)
         spool = PendingWrites(folder / "tg.pending.jsonl")
         if db_fail is not None and db_fail.spool == "refuse":
             (folder / "full-disk").write_text("")  # the spool's folder cannot be made: writes to it fail
@@ -476,6 +485,17 @@ class Simulation:
         sandbox.close()
         return RunResult(index, seed, faults, status, alert, injected, invariants, error)
 
+    def _new_database(self, path: Path) -> None:
+        """A run's database starts as a copy of an empty one this process made once:
+        creating tg's schema costs several times what copying the file does. The runs
+        of a process share its install id (the namespace of tg's client order ids),
+        which is harmless: no two runs share an exchange."""
+        if self._blank_db is None:
+            blank = self._workdir / f"blank-{os.getpid()}.db"  # each worker process its own
+            Store.open(blank, scratch=True).close()
+            self._blank_db = blank
+        shutil.copyfile(self._blank_db, path)
+
     def _client(self, sandbox: Sandbox, crash_after: int | None = None) -> KrakenClient:
         transport = sandbox.transport if crash_after is None else CrashingTransport(sandbox.transport, crash_after)
         limiter = self._limiters.get(sandbox.api_key)
@@ -503,7 +523,7 @@ class Simulation:
         control = SandboxControl(sandbox.base_url, transport=sandbox.transport)
         models = build_models(self._settings)
         try:
-            with Store.open(db_path, write_guard=guard) as store:
+            with Store.open(db_path, write_guard=guard, scratch=True) as store:
                 # the path `tg trade --side buy` takes: the coordinator, its venue's critical
                 # section (reconcile first), the risk engine, execution
                 venue = ExchangeVenue(client, store, sandbox.clock, self._settings, spool=spool)
@@ -552,7 +572,7 @@ class Simulation:
             if not store.positions(status=PositionStatus.OPEN) and not unsettled:
                 return
             before = sandbox.clock.time()
-            await control.advance(MARKET_STEP_S)
+            await control.advance(MARKET_STEP_S, brief_for=self._pair_key)
             _catch_up(sandbox.clock, MARKET_STEP_S - (sandbox.clock.time() - before))
             elapsed += MARKET_STEP_S
 
@@ -568,7 +588,7 @@ class Simulation:
         exchange's state is held against the database."""
         client = self._client(sandbox)
         try:
-            with Store.open(db_path) as store:
+            with Store.open(db_path, scratch=True) as store:
                 await self._run_market(client, store, sandbox, control, spool)
                 report = await Reconciler(
                     client, store, sandbox.clock, spool=spool, settings=self._settings.execution
@@ -588,10 +608,15 @@ _worker: Simulation | None = None
 
 
 def _start_worker(
-    settings: Settings, open_sandbox: SandboxFactory, workdir: Path, catalog: list[str], symbol: str
+    settings: Settings,
+    open_sandbox: SandboxFactory,
+    workdir: Path,
+    catalog: list[str],
+    symbol: str,
+    pair_key: str | None,
 ) -> None:
     global _worker
-    _worker = Simulation(settings, open_sandbox, workdir, catalog=catalog, symbol=symbol)
+    _worker = Simulation(settings, open_sandbox, workdir, catalog=catalog, symbol=symbol, pair_key=pair_key)
 
 
 def _run_in_worker(index: int, seed: int, faults: list[str]) -> RunResult:

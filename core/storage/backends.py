@@ -56,6 +56,8 @@ class SQLiteBackend:
     path: Path
     in_memory: bool = False
     """An empty database in memory stands in for the missing file (see Store.open's `create`)."""
+    scratch: bool = False
+    """A throwaway file (see Store.open's `scratch`): no fsync, the journal in memory."""
     begin: str = "BEGIN IMMEDIATE"
     open_advice: str = "check the path is a writable file"
 
@@ -79,7 +81,11 @@ class SQLiteBackend:
         @sa.event.listens_for(engine, "connect")
         def _set_up(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode = WAL")
+            if self.scratch:  # what a crash of the machine would lose is thrown away anyway
+                cursor.execute("PRAGMA journal_mode = MEMORY")
+                cursor.execute("PRAGMA synchronous = OFF")
+            else:
+                cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.close()
 
@@ -105,12 +111,12 @@ class SQLiteBackend:
         return sqlite.insert(table)
 
 
-def backend_for(location: str | Path, *, create: bool = True) -> Backend:
+def backend_for(location: str | Path, *, create: bool = True, scratch: bool = False) -> Backend:
     """A postgresql:// URL is a server; anything else is a SQLite file (with `create`
-    False, one in memory if the file is missing)."""
+    False, one in memory if the file is missing; with `scratch`, one not kept)."""
     if is_server_url(location):
         from core.storage.postgres import PostgresBackend
 
         return PostgresBackend.at(str(location))
     path = Path(location)
-    return SQLiteBackend(path, in_memory=not create and not path.exists())
+    return SQLiteBackend(path, in_memory=not create and not path.exists(), scratch=scratch)

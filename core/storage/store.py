@@ -141,15 +141,19 @@ class Store:
         write_guard: WriteGuard | None = None,
         busy_timeout: float = 30.0,
         create: bool = True,
+        scratch: bool = False,
     ) -> Store:
         """Open (creating it if needed) the database at `location` (a SQLite path or a
         postgresql:// URL) and bring its schema up to date.
 
         `busy_timeout` is how many seconds a write waits for another process's lock.
         With `create=False` (commands that only read) a missing SQLite file is answered
-        by an empty database in memory, so looking leaves no file behind.
+        by an empty database in memory, so looking leaves no file behind. With
+        `scratch` a SQLite file is a throwaway one (a simulated run's): its writes are
+        not synced to disk, so a crash of the machine may lose or damage it; never for
+        a database anyone keeps.
         """
-        backend = backend_for(location, create=create)
+        backend = backend_for(location, create=create, scratch=scratch)
         engine = backend.engine(busy_timeout)
         try:
             conn = engine.connect()

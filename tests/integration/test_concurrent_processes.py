@@ -210,12 +210,10 @@ def look_inside_the_sandbox(state_path: Path) -> Account:
     from simulator.wire import order
 
     with EmbeddedExchange.open(state_path) as sandbox:  # not saved: the judge only reads
-        state = sandbox.exchange.state
-        btc = state.accounts[DEFAULT_ACCOUNT].balances.get("XXBT", Decimal(0))
+        exchange = sandbox.exchange
+        btc = exchange.state.accounts[DEFAULT_ACCOUNT].balances.get("XXBT", Decimal(0))
         orders = {
-            txid: Seen.of(txid, order(o, with_trades=False))
-            for txid, o in state.orders.items()
-            if o.account == DEFAULT_ACCOUNT
+            o.txid: Seen.of(o.txid, order(o, with_trades=False)) for o in exchange.query_orders(DEFAULT_ACCOUNT, None)
         }
     return Account(btc, orders)
 

@@ -41,7 +41,6 @@ PRELOAD = [
     "core.decision.agents.trading_decision",
     "core.decision.agents.regime_detection",
     "core.decision.agents.technical_analysis",
-    "sqlite_utils",
     "psycopg",
     "sqlalchemy.dialects.postgresql.psycopg",
     "pydantic_settings",

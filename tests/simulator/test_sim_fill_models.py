@@ -16,7 +16,7 @@ from simulator.fill_models import FlatFees, ForcedFirstFill, PartialFills, Unifo
 from simulator.models import OrderSpec, OrderStatus, OrderType, Side, TrailingOffset
 from simulator.pairs import PAIRS
 from simulator.price_path import synthetic_paths
-from simulator.store import load_state, save_state
+from tests.simulator.state_files import read_back, save
 
 HOUR = 3600
 BUY = OrderSpec("XXBTZUSD", Side.BUY, OrderType.MARKET, Decimal("0.4"))
@@ -133,6 +133,6 @@ def test_new_state_survives_the_store(tmp_path: Path, clock: VirtualClock) -> No
     exchange.cancel_all_after(DEFAULT_ACCOUNT, 600)
     placed(exchange, BUY, fill_ratio=Decimal("0.5"))
     placed(exchange, TRAIL)
-    save_state(tmp_path / "sandbox.db", exchange.state)
-    loaded = load_state(tmp_path / "sandbox.db")
+    save(tmp_path / "sandbox.db", exchange.state)
+    loaded = read_back(tmp_path / "sandbox.db")
     assert loaded == exchange.state

@@ -9,8 +9,8 @@ from pathlib import Path
 from core.domain.clock import VirtualClock
 from simulator.exchange import Exchange
 from simulator.models import LedgerType, SystemStatus
-from simulator.store import load_state, save_state
 from tests.simulator.sandbox_client import KrakenClient
+from tests.simulator.state_files import read_back, save
 
 MARKET_BUY = {"pair": "XBTUSD", "type": "buy", "ordertype": "market", "volume": "0.01"}
 
@@ -105,5 +105,5 @@ async def test_ledger_amends_and_trading_mode_survive_a_restart(
     )["txid"][0]
     await kraken.result("AmendOrder", txid=txid, limit_price="50100")
     exchange.set_system_status(SystemStatus.CANCEL_ONLY)
-    save_state(tmp_path / "state.db", exchange.state)
-    assert load_state(tmp_path / "state.db") == exchange.state
+    save(tmp_path / "state.db", exchange.state)
+    assert read_back(tmp_path / "state.db") == exchange.state

@@ -1,9 +1,10 @@
 """The sandbox's state file is written incrementally (simulator.store): what is read
 back is always the state that was saved, whatever was settled, placed, reset or
-saved before, and a file of the older one-document schema still opens."""
+saved before, and files of the older schemas still open."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -13,9 +14,10 @@ from pydantic import TypeAdapter
 from core.domain.clock import VirtualClock
 from simulator.embedded import SANDBOX_EPOCH
 from simulator.exchange import DEFAULT_ACCOUNT, Exchange
-from simulator.models import ExchangeState, OrderSpec, OrderType, Side
+from simulator.models import ExchangeState, Order, OrderSpec, OrderType, Side, Trade
 from simulator.pairs import PAIRS
-from simulator.store import load_state, save_state
+from tests.simulator.state_files import read_back
+from tests.simulator.state_files import save as save_state
 
 _STATE = TypeAdapter(ExchangeState)
 
@@ -28,8 +30,7 @@ def place(exchange: Exchange, ordertype: OrderType, side: Side = Side.BUY, price
 
 
 def same(path: Path, exchange: Exchange) -> None:
-    loaded = load_state(path)
-    assert loaded is not None
+    loaded = read_back(path)
     assert _STATE.dump_python(loaded) == _STATE.dump_python(exchange.state)
     assert list(loaded.orders) == list(exchange.state.orders)  # in the order they were placed
 
@@ -75,5 +76,35 @@ def test_a_file_of_the_one_document_schema_still_opens_and_is_saved_anew(tmp_pat
     save_state(path, exchange.state)
     same(path, exchange)
     with sqlite3.connect(path) as db:
-        assert db.execute("select schema_version from exchange_state").fetchone() == (2,)
-        assert db.execute("select count(*) from exchange_orders").fetchone() == (1,)
+        assert db.execute("select schema_version from exchange_state").fetchone() == (3,)
+        assert db.execute("select count(*) from orders").fetchone() == (1,)
+
+
+def test_a_file_of_the_row_per_order_schema_still_opens_and_is_saved_anew(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.db"
+    clock = VirtualClock(SANDBOX_EPOCH)
+    exchange = Exchange.create(clock, seed=3)
+    exchange.create_api_key(DEFAULT_ACCOUNT)
+    price = exchange.price(PAIRS["XBTUSDT"])
+    place(exchange, OrderType.MARKET)
+    place(exchange, OrderType.LIMIT, price=(price / 2).quantize(Decimal("0.1")))
+    core = dataclasses.replace(exchange.state, orders={}, trades={})  # schema 2 kept the ledger in the document
+    with sqlite3.connect(path) as db:
+        db.execute("create table exchange_state (id integer primary key, schema_version integer, state text)")
+        db.execute("create table exchange_orders (txid text primary key, final integer not null, body text not null)")
+        db.execute("create table exchange_trades (id text primary key, body text not null)")
+        db.execute("insert into exchange_state values (1, 2, ?)", (_STATE.dump_json(core).decode(),))
+        for order in exchange.state.orders.values():
+            body = TypeAdapter(Order).dump_json(order).decode()
+            db.execute("insert into exchange_orders values (?, ?, ?)", (order.txid, int(not order.is_live), body))
+        for trade in exchange.state.trades.values():
+            db.execute(
+                "insert into exchange_trades values (?, ?)", (trade.id, TypeAdapter(Trade).dump_json(trade).decode())
+            )
+    same(path, exchange)
+    with sqlite3.connect(path) as db:
+        assert db.execute("select schema_version from exchange_state").fetchone() == (3,)
+        assert db.execute("select count(*) from orders where final = 0").fetchone() == (1,)
+        assert db.execute("select count(*) from ledger").fetchone()[0] == len(exchange.state.ledger) > 2
+        tables = {name for (name,) in db.execute("select name from sqlite_master where type = 'table'")}
+        assert not tables & {"exchange_orders", "exchange_trades"}

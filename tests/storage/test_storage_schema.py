@@ -227,3 +227,15 @@ def test_a_directory_in_place_of_the_file_gives_a_storage_error(tmp_path: Path) 
 
     with pytest.raises(StorageError, match="cannot open database"):
         Store.open(tmp_path / "tg.db")
+
+
+def test_a_kept_database_is_journaled_to_disk_and_only_a_scratch_one_is_not(tmp_path: Path) -> None:
+    """WAL is a property of the file (it stays set); a scratch store's journal in memory is not."""
+    for name, scratch in (("kept.db", False), ("scratch.db", True)):
+        with Store.open(tmp_path / name, scratch=scratch) as store:
+            store.upsert_order(make_order())
+    with sqlite3.connect(tmp_path / "kept.db") as kept, sqlite3.connect(tmp_path / "scratch.db") as thrown:
+        assert kept.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert thrown.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    with Store.open(tmp_path / "scratch.db") as store:  # what it holds reads back like any other
+        assert len(store.orders()) == 1
