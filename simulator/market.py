@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,8 +19,10 @@ from simulator.matching import (
 from simulator.pairs import Pair
 from simulator.price_path import (
     DAY,
+    HOUR,
     MINUTE,
     Bar,
+    PricePath,
 )
 from simulator.tape import PublicTrade, forming_bar, recent_trades
 
@@ -56,7 +59,7 @@ class MarketData(Accounts):
             bid=book.bid,
             last=last,
             today=self._forming(pair, DAY // MINUTE),
-            last_24h=_summarize(path.candles(60, now - DAY, now)[:-1] + [self._forming(pair, 60)]),
+            last_24h=_summarize([*_closed_hours(path, math.floor(now / HOUR)), self._forming(pair, 60)]),
         )
 
     def ohlc(self, pair: Pair, interval: int, since: int | None) -> tuple[list[Bar], int]:
@@ -95,6 +98,14 @@ class MarketData(Accounts):
     def _forming(self, pair: Pair, interval: int) -> Bar:
         """The candle holding now, as far as the tape has published it."""
         return forming_bar(self._state.seed, pair, self._paths[pair.key], interval, self.now())
+
+
+@functools.lru_cache(maxsize=64)
+def _closed_hours(path: PricePath, hour: int) -> tuple[Bar, ...]:
+    """The closed hourly candles of the last day before `hour`: built once an hour, not
+    on every ticker (a path is a function of time; a gap or a shape makes a new one)."""
+    now = hour * HOUR
+    return tuple(path.candles(60, now - DAY, now)[:-1])
 
 
 def _summarize(bars: list[Bar]) -> Bar:

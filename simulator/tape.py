@@ -19,6 +19,7 @@ trade's place in the minute.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from dataclasses import dataclass, replace
@@ -85,14 +86,28 @@ def forming_bar(seed: int, pair: Pair, path: PricePath, interval_minutes: int, n
     step = interval_minutes * MINUTE
     opened = math.floor(now / step) * step
     minute = math.floor(now / MINUTE) * MINUTE
-    whole = path.candles(1, minute, minute + MINUTE)[0]
-    trades = [t for t in _draw(seed, pair, whole) if t.time <= now]
+    whole, drawn = _minute_tape(seed, pair, path, minute)
+    trades = [t for t in drawn if t.time <= now]
     if minute > opened:
-        closed = path.candles(interval_minutes, opened, minute)[0]
+        closed = _closed_candle(path, interval_minutes, opened, minute)
         return _extend(closed, trades) if trades else closed
     if trades:
         return _extend(None, trades, opened)
     return Bar(opened, whole.open, whole.open, whole.open, whole.open, whole.open, Decimal(0), 0)
+
+
+@functools.lru_cache(maxsize=64)
+def _minute_tape(seed: int, pair: Pair, path: PricePath, minute: int) -> tuple[Bar, tuple[PublicTrade, ...]]:
+    """The whole minute's bar and all its trades: drawn once per minute, not once per
+    ticker or OHLC poll (a path is a function of time, so they never change)."""
+    whole = path.candles(1, minute, minute + MINUTE)[0]
+    return whole, tuple(_draw(seed, pair, whole))
+
+
+@functools.lru_cache(maxsize=64)
+def _closed_candle(path: PricePath, interval_minutes: int, opened: int, minute: int) -> Bar:
+    """The closed minutes of a forming candle, summed once per minute."""
+    return path.candles(interval_minutes, opened, minute)[0]
 
 
 def _extend(bar: Bar | None, trades: list[PublicTrade], opened: int = 0) -> Bar:
