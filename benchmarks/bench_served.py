@@ -181,13 +181,13 @@ def main(concurrency: int, seconds: float, rounds: int) -> None:
                 process.wait()
     print(f"{concurrency} concurrent connections from another process, {rounds} rounds x {seconds:g} s, medians")
     print(f"{'call':<36}{'sandbox':>10}{'trivial':>10}{'ratio':>8}{'target':>8}")
-    for kind, label, target in (
+    for kind, label, goal in (
         ("private", "AddOrder+QueryOrders round trips/s", 0.5),
         ("ticker", "Ticker requests/s", 0.7),
     ):
         sandbox = statistics.median(figures["sandbox", kind])
         trivial = statistics.median(figures["trivial", kind])
-        print(f"{label:<36}{sandbox:>10.0f}{trivial:>10.0f}{sandbox / trivial:>8.2f}{target:>8.2f}")
+        print(f"{label:<36}{sandbox:>10.0f}{trivial:>10.0f}{sandbox / trivial:>8.2f}{goal:>8.2f}")
 
 
 if __name__ == "__main__":

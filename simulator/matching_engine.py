@@ -194,6 +194,7 @@ class MatchingEngine(MarketData):
 
     def _fire(self, order: Order, market: Decimal, at: float) -> None:
         order.triggered = True
+        self._index.refresh(order)  # a stop-limit now rests, holding its funds
         spec = order.spec
         if spec.ordertype.limit_after_trigger:
             assert spec.price2 is not None
@@ -281,6 +282,7 @@ class MatchingEngine(MarketData):
         ]
         order.trades.append(trade.id)
         order.vol_exec += volume
+        self._index.refresh(order)
         order.cost += cost
         order.fee += fee
         if order.remaining <= 0:

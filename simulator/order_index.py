@@ -1,7 +1,7 @@
 """The exchange's orders indexed by account and by liveness, and its trades by account
 and time, so that what a request costs does not grow with the account's history:
-holds, duplicate checks, cancels and the matching walk read the live orders only, and
-a fill's fee tier reads the 30-day volume off running sums instead of every trade.
+duplicate checks, cancels and the matching walk read the live orders only, holds
+and a fill's fee tier are read off running sums instead of every order and trade.
 
 The index is derived from ExchangeState.orders and .trades (which stay the saved
 truth) and rebuilt from them when the exchange is built or reset. An order is live from when it is
@@ -90,6 +90,14 @@ class RestingLimits:
         return reached
 
 
+@dataclass
+class _Holds:
+    """What one account's live orders hold of one asset, and how many hold some."""
+
+    total: Decimal = Decimal(0)
+    orders: int = 0
+
+
 class OrderIndex:
     def __init__(self, orders: Iterable[Order] = (), trades: Iterable[Trade] = ()) -> None:
         self._by_account: dict[str, list[Order]] = {}
@@ -102,6 +110,10 @@ class OrderIndex:
         """By pair: the plain resting limits, which act only once the market reaches them."""
         self._placed: dict[str, int] = {}
         """Each live order's place in the order of placing (the matching order)."""
+        self._holds: dict[tuple[str, str], _Holds] = {}
+        """By account and asset: the running sum of what the live orders hold."""
+        self._hold_of: dict[str, tuple[str, Decimal]] = {}
+        """By txid: the asset and amount each live order holding funds holds."""
         self._volumes: dict[str, _Volumes] = {}
         for order in orders:
             self.add(order)
@@ -117,12 +129,41 @@ class OrderIndex:
                 self.resting.setdefault(order.spec.pair, RestingLimits()).add(order)
             else:
                 self._active[order.txid] = order
+            self.refresh(order)
+
+    def refresh(self, order: Order) -> None:
+        """Count what `order` holds now: the exchange calls it whenever an order's
+        volume, trigger, terms or liveness change."""
+        before = self._hold_of.pop(order.txid, None)
+        if before is not None:
+            key = (order.account, before[0])
+            holds = self._holds[key]
+            holds.orders -= 1
+            if holds.orders:
+                holds.total -= before[1]
+            else:
+                del self._holds[key]
+        now = hold(order)
+        if now is not None:
+            self._hold_of[order.txid] = now
+            holds = self._holds.setdefault((order.account, now[0]), _Holds())
+            holds.total += now[1]
+            holds.orders += 1
+
+    def held(self, account: str, asset: str, excluding: Order | None = None) -> Decimal:
+        """What the account's live orders (but `excluding`) hold of `asset`."""
+        holds = self._holds.get((account, asset))
+        if holds is None:
+            return Decimal(0)
+        own = self._hold_of.get(excluding.txid) if excluding is not None else None
+        return holds.total - own[1] if own is not None and own[0] == asset else holds.total
 
     def repriced(self, order: Order) -> None:
         """`order`'s terms were amended: a plain limit's new price may fill sooner."""
         resting = self.resting.get(order.spec.pair)
         if resting is not None and order.txid in resting.orders:
             resting.widen(order)
+        self.refresh(order)
 
     def settled(self, order: Order) -> None:
         """`order` stopped being live: a resting limit leaves its pair's book at once, so
@@ -130,6 +171,7 @@ class OrderIndex:
         resting = self.resting.get(order.spec.pair)
         if resting is not None and resting.orders.pop(order.txid, None) is not None:
             del self._placed[order.txid]
+        self.refresh(order)
 
     def placed(self, order: Order) -> int:
         """Where a live order stands in the order of placing."""
@@ -165,6 +207,19 @@ class OrderIndex:
 
     def has_resting(self) -> bool:
         return any(resting.orders for resting in self.resting.values())
+
+
+def hold(order: Order) -> tuple[str, Decimal] | None:
+    """What a live order holds of its account's funds while it rests: a buy its volume
+    left at its limit plus the highest taker fee, in the quote asset; a sell its volume
+    left, in the base asset. Untriggered stops and market orders hold nothing."""
+    limit = order.resting_limit
+    if limit is None:
+        return None
+    pair = PAIRS[order.spec.pair]
+    if order.spec.side is Side.BUY:
+        return pair.quote, order.remaining * limit * (1 + pair.highest_taker_fee)
+    return pair.base, order.remaining
 
 
 def _plain_limit(order: Order) -> bool:

@@ -11,6 +11,7 @@ answer like Kraken.
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
@@ -65,6 +66,12 @@ class Pair:
     @property
     def lot_size(self) -> Decimal:
         return Decimal(1).scaleb(-self.lot_decimals)
+
+    @functools.cached_property
+    def highest_taker_fee(self) -> Decimal:
+        """The top of the taker schedule, as a fraction: what a resting buy holds for
+        its fee, whatever fee it ends up paying."""
+        return max(percent for _, percent in self.fees) / 100
 
 
 def _load() -> tuple[dict[str, dict[str, FeeTiers]], dict[str, Asset], dict[str, Pair]]:
