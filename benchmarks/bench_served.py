@@ -10,9 +10,11 @@ loaded by concurrent clients from a third process:
     python benchmarks/bench_served.py [--concurrency 8] [--seconds 2] [--rounds 5]
 
 Rounds interleave the two servers; the medians and their ratios (sandbox / trivial) are
-printed. Targets (issue 14): private >= 0.5x, ticker >= 0.7x. The sandbox runs on real
-time (its market moves, so matching runs) without rate limits, its resting orders piling
-up round after round as a busy account's would.
+printed. Targets (issue 14): private >= 0.5x, ticker >= 0.7x. Beside them, each server
+process's CPU time per call (from /proc, Linux), which other load on a shared machine
+disturbs far less than throughput. The sandbox runs on real time (its market moves, so
+matching runs) without rate limits, its resting orders piling up round after round as
+a busy account's would.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import asyncio
 import base64
 import json
+import os
 import secrets
 import statistics
 import subprocess
@@ -97,7 +100,7 @@ async def load(url: str, kind: str, keys: KeyPairs, seconds: float) -> dict[str,
     """The load process: one connection per key, each sending its calls back to back
     for `seconds`; what it completed."""
     done = 0
-    deadline = time.perf_counter() + seconds
+    deadline = 0.0
 
     async def private(http: httpx.AsyncClient, signer: Signer) -> None:
         nonlocal done
@@ -117,6 +120,7 @@ async def load(url: str, kind: str, keys: KeyPairs, seconds: float) -> dict[str,
     limits = httpx.Limits(max_connections=len(keys), max_keepalive_connections=len(keys))
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
         started = time.perf_counter()
+        deadline = started + seconds
         if kind == "private":
             await asyncio.gather(*(private(http, Signer(key, secret)) for key, secret in keys))
         else:
@@ -148,8 +152,16 @@ def start_server(target: str, key_file: Path) -> tuple[subprocess.Popen[str], st
     return process, url
 
 
-def run_load(url: str, kind: str, key_file: Path, seconds: float) -> float:
-    """Completed round trips (private) or requests (ticker) per second."""
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_load(url: str, kind: str, key_file: Path, seconds: float, server: int) -> tuple[float, float]:
+    """Completed round trips (private) or requests (ticker) per second, and the server
+    process's CPU seconds per one of them."""
+    before = cpu_seconds(server)
     output = subprocess.run(
         _script("--load", url, "--kind", kind, "--key-file", str(key_file), "--seconds", str(seconds)),
         capture_output=True,
@@ -158,8 +170,10 @@ def run_load(url: str, kind: str, key_file: Path, seconds: float) -> float:
     )
     if output.returncode != 0:
         raise SystemExit(f"load on {url} failed:\n{output.stderr}")
+    used = cpu_seconds(server) - before
     figures = json.loads(output.stdout)
-    return float(figures["done"]) / float(figures["seconds"])
+    done = float(figures["done"])
+    return done / float(figures["seconds"]), used / done
 
 
 def main(concurrency: int, seconds: float, rounds: int) -> None:
@@ -170,24 +184,33 @@ def main(concurrency: int, seconds: float, rounds: int) -> None:
         key_file.write_text(json.dumps(keys))
         servers = {target: start_server(target, key_file) for target in ("trivial", "sandbox")}
         try:
-            figures: dict[tuple[str, str], list[float]] = {(t, k): [] for t in servers for k in _KINDS}
+            rates: dict[tuple[str, str], list[float]] = {(t, k): [] for t in servers for k in _KINDS}
+            costs: dict[tuple[str, str], list[float]] = {(t, k): [] for t in servers for k in _KINDS}
             for _ in range(rounds):
                 for kind in _KINDS:
-                    for target, (_, url) in servers.items():
-                        figures[target, kind].append(run_load(url, kind, key_file, seconds))
+                    for target, (process, url) in servers.items():
+                        rate, cost = run_load(url, kind, key_file, seconds, process.pid)
+                        rates[target, kind].append(rate)
+                        costs[target, kind].append(cost)
         finally:
             for process, _ in servers.values():
                 process.terminate()
                 process.wait()
     print(f"{concurrency} concurrent connections from another process, {rounds} rounds x {seconds:g} s, medians")
-    print(f"{'call':<36}{'sandbox':>10}{'trivial':>10}{'ratio':>8}{'target':>8}")
+    print(f"{'':<36}{'per second':^36}{'server CPU us each':^30}")
+    print(
+        f"{'call':<36}{'sandbox':>10}{'trivial':>10}{'ratio':>8}{'target':>8}{'sandbox':>10}{'trivial':>10}{'ratio':>8}"
+    )
     for kind, label, goal in (
-        ("private", "AddOrder+QueryOrders round trips/s", 0.5),
-        ("ticker", "Ticker requests/s", 0.7),
+        ("private", "AddOrder+QueryOrders round trips", 0.5),
+        ("ticker", "Ticker requests", 0.7),
     ):
-        sandbox = statistics.median(figures["sandbox", kind])
-        trivial = statistics.median(figures["trivial", kind])
-        print(f"{label:<36}{sandbox:>10.0f}{trivial:>10.0f}{sandbox / trivial:>8.2f}{goal:>8.2f}")
+        sandbox, trivial = (statistics.median(rates[t, kind]) for t in ("sandbox", "trivial"))
+        sandbox_cpu, trivial_cpu = (statistics.median(costs[t, kind]) * 1e6 for t in ("sandbox", "trivial"))
+        print(
+            f"{label:<36}{sandbox:>10.0f}{trivial:>10.0f}{sandbox / trivial:>8.2f}{goal:>8.2f}"
+            f"{sandbox_cpu:>10.0f}{trivial_cpu:>10.0f}{trivial_cpu / sandbox_cpu:>8.2f}"
+        )
 
 
 if __name__ == "__main__":
