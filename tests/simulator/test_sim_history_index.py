@@ -164,3 +164,25 @@ def test_a_reset_empties_the_index() -> None:
     exchange.add_order(DEFAULT_ACCOUNT, OrderSpec(PAIR.key, Side.BUY, OrderType.MARKET, Decimal("1")))
     [trade] = exchange.state.trades.values()
     assert trade.fee == (trade.cost * fee_rate(PAIR.fees, Decimal(0))).quantize(ASSETS[PAIR.quote].unit)
+
+
+def test_a_limit_amended_toward_the_market_fills_as_if_placed_there() -> None:
+    """The matching walk skips resting limits the market does not reach (by a bound on
+    their prices); an amend that moves one closer must move the bound, or it would
+    never fill. Reference: a twin exchange where the order was placed at that price."""
+    fills = []
+    for amended in (True, False):
+        clock = VirtualClock(SANDBOX_EPOCH)
+        exchange = Exchange.create(clock, seed=7, fixed_ids=True)
+        near = (exchange.price(PAIR) * Decimal("0.995")).quantize(Decimal("0.1"))
+        placed = near / 2 if amended else near
+        spec = OrderSpec(PAIR.key, Side.BUY, OrderType.LIMIT, Decimal("0.1"), price=placed)
+        order = exchange.add_order(DEFAULT_ACCOUNT, spec)
+        assert order is not None
+        if amended:
+            exchange.amend_order(DEFAULT_ACCOUNT, txid=order.txid, limit_price=near)
+        for _ in range(30):
+            clock.advance(3_600)
+            exchange.sync()
+        fills.append([(t.time, t.price, t.vol) for t in exchange.state.trades.values()])
+    assert fills[0] == fills[1] != []
