@@ -50,6 +50,8 @@ class MatchingEngine(MarketData):
         active = index.active()
         start = state.processed_until
         self._change_status(start)
+        if not active and start < now and not self._reaches(start, now):
+            start = now  # only resting limits the market does not reach: nothing acts meanwhile
         while (active or index.has_resting()) and start < now:
             if state.system_status is not SystemStatus.ONLINE:  # nothing matches until the mode changes
                 start = min([now, *(c.at for c in state.status_changes if c.at > start)])
@@ -113,14 +115,21 @@ class MatchingEngine(MarketData):
                 order.status = OrderStatus.OPEN
                 self._arrive(order, self._paths[spec.pair].price_at(spec.starttm), spec.starttm)
 
+    def _reaches(self, start: float, end: float) -> bool:
+        """Whether the market between `start` and `end` reaches a plain resting limit."""
+        index = self._index
+        return any(
+            index.reached(key, *self._paths[key].price_range(start, end))
+            for key, limits in index.resting.items()
+            if limits.orders
+        )
+
     def _quiet(self, active: list[Order], start: float, end: float) -> bool:
         """No live order would act on the market between `start` and `end`: the whole
         stretch can be skipped, exactly as if walked minute by minute."""
-        index = self._index
-        resting = [key for key, limits in index.resting.items() if limits.orders]
-        ranges = {key: self._paths[key].price_range(start, end) for key in {o.spec.pair for o in active} | {*resting}}
-        if any(index.reached(key, *ranges[key]) for key in resting):
+        if self._reaches(start, end):
             return False
+        ranges = {key: self._paths[key].price_range(start, end) for key in {order.spec.pair for order in active}}
         return not any(_acts(order, *ranges[order.spec.pair]) for order in active)
 
     def _follow(self, live: list[Order], start: float, end: float) -> None:
