@@ -18,6 +18,7 @@ order (triggers, market orders, timed ones) is walked as it is.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -110,6 +111,7 @@ class OrderIndex:
         """By pair: the plain resting limits, which act only once the market reaches them."""
         self._placed: dict[str, int] = {}
         """Each live order's place in the order of placing (the matching order)."""
+        self._placings = itertools.count()
         self._holds: dict[tuple[str, str], _Holds] = {}
         """By account and asset: the running sum of what the live orders hold."""
         self._hold_of: dict[str, tuple[str, Decimal]] = {}
@@ -124,7 +126,7 @@ class OrderIndex:
         self._by_account.setdefault(order.account, []).append(order)
         if order.is_live:
             self._live_by_account.setdefault(order.account, {})[order.txid] = order
-            self._placed[order.txid] = len(self._placed)
+            self._placed[order.txid] = next(self._placings)
             if _plain_limit(order):
                 self.resting.setdefault(order.spec.pair, RestingLimits()).add(order)
             else:

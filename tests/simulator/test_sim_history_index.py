@@ -186,3 +186,29 @@ def test_a_limit_amended_toward_the_market_fills_as_if_placed_there() -> None:
             exchange.sync()
         fills.append([(t.time, t.price, t.vol) for t in exchange.state.trades.values()])
     assert fills[0] == fills[1] != []
+
+
+def test_resting_limits_reached_together_fill_in_the_order_placed() -> None:
+    """Orders the market reaches in one stretch fill in the order they were placed
+    (their trades' serials say so), whatever was placed and cancelled before them."""
+    clock = VirtualClock(SANDBOX_EPOCH)
+    exchange = Exchange.create(clock, seed=7, fixed_ids=True)
+    near = (exchange.price(PAIR) * Decimal("0.995")).quantize(Decimal("0.1"))
+
+    def buy(price: Decimal) -> str:
+        order = exchange.add_order(
+            DEFAULT_ACCOUNT, OrderSpec(PAIR.key, Side.BUY, OrderType.LIMIT, Decimal("0.1"), price)
+        )
+        assert order is not None
+        return order.txid
+
+    gone = [buy(near / 2), buy(near / 2)]
+    first, second = buy(near), buy(near)  # the same price: reached at the same instant
+    for txid in gone:
+        exchange.cancel_order(DEFAULT_ACCOUNT, txid=txid)
+    third = buy(near)
+    while not exchange.state.orders[third].trades:
+        clock.advance(3_600)
+        exchange.sync()
+    trades = sorted(exchange.state.trades.values(), key=lambda t: t.serial)
+    assert [t.ordertxid for t in trades] == [first, second, third]
