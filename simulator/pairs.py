@@ -59,6 +59,11 @@ class Pair:
     """Kraken's 30-day volume (and so the fee tier) counts crypto markets only: not a
     pair whose base is a fiat currency or a stablecoin (USDT/USD, EUR/USD)."""
 
+    def __hash__(self) -> int:
+        """By key alone: a pair keys the tape's and the ticker's caches on every
+        request, and hashing every field (its fee schedules too) cost microseconds."""
+        return hash(self.key)
+
     @property
     def tick_size(self) -> Decimal:
         return Decimal(1).scaleb(-self.pair_decimals)
