@@ -1,11 +1,24 @@
-"""`tg ratelimit-stress` for every tier and mix, KrakenRateLimiter against the named
-baseline: aiolimiter shaping at the same nominal rate (one AsyncLimiter per Kraken
-counter, its documented maximum as the burst and its decay as the rate, one unit per
-call, as a plain limiter counts). In-process sandbox, virtual time (looptime).
+"""`tg ratelimit-stress` for every tier and mix, KrakenRateLimiter against two named
+baselines, each holding back the calls of the same client to the same sandbox:
+
+- aiolimiter shaping at the same nominal rate (one AsyncLimiter per Kraken counter,
+  its documented maximum as the burst and its decay as the rate, one unit per call,
+  as a plain limiter counts);
+- ccxt's own Kraken rate limiter: the throttler ccxt.async_support.kraken runs with
+  enableRateLimit (a leaky bucket refilled one token per `rateLimit` ms, capacity 1),
+  charged each endpoint's cost from ccxt's Kraken API table (Balance and QueryOrders
+  3, AddOrder and CancelOrder 0: ccxt leaves the trading counter to the exchange). Its
+  throttler reads the wall clock; here it reads the event loop's, as everything else
+  does, or virtual time would leave it waiting on real seconds; and it polls its
+  bucket every 50 ms rather than every 1 ms (POLL_S).
+
+In-process sandbox, virtual time (looptime).
 
     python benchmarks/bench_ratelimit_stress.py [--requests N] [--concurrency C]
 
 Targets (issue 4): 0 violations and utilization >= 0.95 for every tier and mix.
+calls/s is what the sandbox accepted per second, allowed/s the sustained rate Kraken
+allows the tier for the mix.
 Utilization is accepted calls per second over the sustained rate Kraken allows, so the
 opening burst can lift it a little above 1; with violations it only says how many
 calls got through, not that the limits were kept.
@@ -16,11 +29,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from unittest import mock
 
+import ccxt.async_support
 import looptime
 from aiolimiter import AsyncLimiter
+from ccxt.async_support.base import throttler as ccxt_throttler
 
 from cli.stress import sandbox_target
 from core.domain.config import RateLimitSettings
@@ -55,6 +72,41 @@ def aiolimiter_shaper(tier: str) -> Shaper:
     return shape
 
 
+CCXT_ENDPOINTS: dict[Step, str] = {
+    "balance": "Balance",
+    "add": "AddOrder",
+    "query": "QueryOrders",
+    "cancel": "CancelOrder",
+}
+
+
+POLL_S = 0.05
+"""How often ccxt's throttler looks at its bucket while a call waits (ccxt's default is
+1 ms, which costs a looptime loop a minute of real time per few hundred calls): the
+bucket and its costs set the rate, this only when, within 50 ms, a due call goes."""
+
+
+def ccxt_shaper(tier: str) -> Shaper:
+    """ccxt's Kraken throttler and costs; ccxt knows no tiers, so `tier` changes nothing."""
+    exchange = ccxt.async_support.kraken({"enableRateLimit": True, "tokenBucket": {"delay": POLL_S}})
+    costs = {step: float(exchange.api["private"]["post"][name]["cost"]) for step, name in CCXT_ENDPOINTS.items()}
+
+    async def shape(step: Step) -> float:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await exchange.throttle(costs[step])
+        return loop.time() - started
+
+    return shape
+
+
+@contextmanager
+def on_loop_time() -> Iterator[None]:
+    """ccxt's throttler on the running loop's clock (virtual under looptime), in ms as it counts."""
+    with mock.patch.object(ccxt_throttler, "time", lambda: asyncio.get_running_loop().time()):
+        yield
+
+
 @dataclass(frozen=True)
 class Contender:
     name: str
@@ -65,6 +117,7 @@ class Contender:
 CONTENDERS = (
     Contender("KrakenRateLimiter", "kraken"),
     Contender("aiolimiter (baseline)", "none", aiolimiter_shaper),
+    Contender("ccxt (baseline)", "none", ccxt_shaper),
 )
 
 
@@ -73,7 +126,10 @@ def run(plan: StressPlan, shaper: Shaper | None) -> tuple[StressReport, float]:
         return await run_stress(plan, sandbox_target(plan.tier), RateLimitSettings(), shaper=shaper)
 
     started = time.perf_counter()
-    with asyncio.Runner(loop_factory=lambda: looptime.new_event_loop(start=0, idle_timeout=1.0)) as runner:
+    with (
+        on_loop_time(),
+        asyncio.Runner(loop_factory=lambda: looptime.new_event_loop(start=0, idle_timeout=1.0)) as runner,
+    ):
         report = runner.run(stress())
     return report, time.perf_counter() - started
 
@@ -89,7 +145,8 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{args.requests} requests, concurrency {args.concurrency}, in-process sandbox, virtual time\n")
     header = (
-        f"{'tier':<13}{'mix':<8}{'limiter':<23}{'violations':>11}{'utilization':>13}{'p99 wait s':>12}{'wall s':>8}"
+        f"{'tier':<13}{'mix':<8}{'limiter':<23}{'violations':>11}{'calls/s':>9}{'allowed/s':>11}"
+        f"{'utilization':>13}{'p99 wait s':>12}{'wall s':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -104,6 +161,7 @@ def main() -> None:
                 summary = report.to_dict()
                 print(
                     f"{tier:<13}{mix:<8}{contender.name:<23}{report.violations:>11}"
+                    f"{figure(report.achieved_rate, '.3f'):>9}{report.allowed_rate:>11.3f}"
                     f"{figure(report.utilization, '.3f'):>13}{summary['wait_p99_s']:>12.1f}{wall:>8.2f}"
                 )
 

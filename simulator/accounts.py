@@ -92,7 +92,7 @@ class Accounts(Ledger):
         excluding: Order | None,
         spec: OrderSpec,
     ) -> bool:
-        fee = 1 + highest_taker_fee(pair)
+        fee = 1 + pair.highest_taker_fee
         if side is Side.BUY:
             return self._available(account, pair.quote, excluding) >= volume * price * fee
         need = volume * fee if OrderFlag.FCIB in spec.oflags else volume
@@ -103,18 +103,4 @@ class Accounts(Ledger):
         return balance - self._held(account, asset, excluding)
 
     def _held(self, account: str, asset: str, excluding: Order | None) -> Decimal:
-        held = Decimal(0)
-        for order in self._live_of(account):
-            limit = order.resting_limit
-            if order is excluding or limit is None:
-                continue
-            pair = PAIRS[order.spec.pair]
-            if order.spec.side is Side.BUY and pair.quote == asset:
-                held += order.remaining * limit * (1 + highest_taker_fee(pair))
-            elif order.spec.side is Side.SELL and pair.base == asset:
-                held += order.remaining
-        return held
-
-
-def highest_taker_fee(pair: Pair) -> Decimal:
-    return max(percent for _, percent in pair.fees) / 100
+        return self._index.held(account, asset, excluding)

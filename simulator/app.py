@@ -32,6 +32,7 @@ from importlib import resources
 from typing import Any, Literal
 
 import httpx
+import orjson
 
 from simulator import control, system_status, urls
 from simulator.auth import authenticate
@@ -144,19 +145,19 @@ class SandboxApp:
                 self.guard.check(request, client, page=True)
                 return Response(_ui_page(), content_type=b"text/html; charset=utf-8", headers=_PAGE_HEADERS)
             result = await self._dispatch(request, client)
-            return Response(json.dumps({"error": [], "result": result}).encode())
+            return Response(_envelope({"error": [], "result": result}))
         except ControlDenied as exc:
             logger.warning("refused %s %s from %s: %s", request.method, request.path, client or "no peer", exc.wire)
-            return Response(json.dumps({"error": [exc.wire]}).encode(), exc.status)
+            return Response(_envelope({"error": [exc.wire]}), exc.status)
         except KrakenError as exc:
-            return Response(json.dumps({"error": [exc.wire]}).encode())
+            return Response(_envelope({"error": [exc.wire]}))
         except LostResponse as lost:
             if lost.variant == "html-5xx":
                 return Response(_error_page(lost.status), lost.status, b"text/html; charset=UTF-8")
             raise
         except Exception:
             logger.exception("sandbox handler failed on %s %s", request.method, request.path)
-            return Response(json.dumps({"error": [InternalError().wire]}).encode())
+            return Response(_envelope({"error": [InternalError().wire]}))
 
     async def _dispatch(self, request: Request, client: str | None) -> urls.Result:
         if len(request.body) > MAX_BODY_BYTES:
@@ -272,6 +273,15 @@ def _charge_trading(
         open_now = open_in_pair(exchange, account, params)
         if open_now is not None:
             limits.check_open_orders(open_now)
+
+
+def _envelope(answer: dict[str, Any]) -> bytes:
+    """The answer as compact JSON, as Kraken sends it: orjson, some fifty times faster
+    than json on an answer, and json for what orjson refuses (an integer past 64 bits)."""
+    try:
+        return orjson.dumps(answer)
+    except TypeError:
+        return json.dumps(answer, separators=(",", ":")).encode()
 
 
 @functools.cache

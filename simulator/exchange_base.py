@@ -68,7 +68,6 @@ class ExchangeBase:
         self._fills: FillModel = fills or FullFills()
         self._latency: LatencyModel = latency or NoLatency()
         self._fees: FeeModel = fees or TieredFees()
-        self._spawned: list[Order] = []
 
     @property
     def state(self) -> ExchangeState:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -18,8 +19,10 @@ from simulator.matching import (
 from simulator.pairs import Pair
 from simulator.price_path import (
     DAY,
+    HOUR,
     MINUTE,
     Bar,
+    PricePath,
 )
 from simulator.tape import PublicTrade, forming_bar, recent_trades
 
@@ -56,7 +59,7 @@ class MarketData(Accounts):
             bid=book.bid,
             last=last,
             today=self._forming(pair, DAY // MINUTE),
-            last_24h=_summarize(path.candles(60, now - DAY, now)[:-1] + [self._forming(pair, 60)]),
+            last_24h=_last_day(path, math.floor(now / HOUR), self._forming(pair, 60)),
         )
 
     def ohlc(self, pair: Pair, interval: int, since: int | None) -> tuple[list[Bar], int]:
@@ -97,16 +100,62 @@ class MarketData(Accounts):
         return forming_bar(self._state.seed, pair, self._paths[pair.key], interval, self.now())
 
 
-def _summarize(bars: list[Bar]) -> Bar:
-    volume = sum((b.volume for b in bars), Decimal(0))
-    turnover = sum((b.vwap * b.volume for b in bars), Decimal(0))
-    return Bar(
-        time=bars[0].time,
-        open=bars[0].open,
-        high=max(b.high for b in bars),
-        low=min(b.low for b in bars),
-        close=bars[-1].close,
-        vwap=(turnover / volume).quantize(bars[0].open) if volume else bars[-1].close,
-        volume=volume,
-        count=sum(b.count for b in bars),
-    )
+@dataclass(frozen=True)
+class _Totals:
+    """Consecutive bars summed into one, kept open for more."""
+
+    first: Bar
+    last: Bar
+    high: Decimal
+    low: Decimal
+    volume: Decimal
+    turnover: Decimal
+    count: int
+
+    @classmethod
+    def of(cls, bar: Bar) -> _Totals:
+        return cls(bar, bar, bar.high, bar.low, Decimal(0) + bar.volume, Decimal(0) + bar.vwap * bar.volume, bar.count)
+
+    def plus(self, bar: Bar) -> _Totals:
+        return _Totals(
+            first=self.first,
+            last=bar,
+            high=max(self.high, bar.high),
+            low=min(self.low, bar.low),
+            volume=self.volume + bar.volume,
+            turnover=self.turnover + bar.vwap * bar.volume,
+            count=self.count + bar.count,
+        )
+
+    def bar(self) -> Bar:
+        volume = self.volume
+        return Bar(
+            time=self.first.time,
+            open=self.first.open,
+            high=self.high,
+            low=self.low,
+            close=self.last.close,
+            vwap=(self.turnover / volume).quantize(self.first.open) if volume else self.last.close,
+            volume=volume,
+            count=self.count,
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def _closed_day(path: PricePath, hour: int) -> _Totals | None:
+    """The closed hourly candles of the last day before `hour`, summed: once an hour,
+    not on every ticker (a path is a function of time; a gap or a shape makes a new one)."""
+    now = hour * HOUR
+    closed = path.candles(60, now - DAY, now)[:-1]
+    if not closed:
+        return None
+    totals = _Totals.of(closed[0])
+    for bar in closed[1:]:
+        totals = totals.plus(bar)
+    return totals
+
+
+def _last_day(path: PricePath, hour: int, forming: Bar) -> Bar:
+    """The last 24 hours as one bar: the closed hours of the day, then the forming one."""
+    closed = _closed_day(path, hour)
+    return (_Totals.of(forming) if closed is None else closed.plus(forming)).bar()

@@ -44,30 +44,34 @@ class MatchingEngine(MarketData):
         clock's timers (expiries, starts, the dead man's switch) act."""
         now = self.now()
         state = self._state
-        live = self._index.live()
+        index = self._index
+        # `active`: the live orders but the plain resting limits, which only the
+        # market's reaching them wakes (OrderIndex.reached)
+        active = index.active()
         start = state.processed_until
         self._change_status(start)
-        while live and start < now:
+        if not active and start < now and not self._reaches(start, now):
+            start = now  # only resting limits the market does not reach: nothing acts meanwhile
+        while (active or index.has_resting()) and start < now:
             if state.system_status is not SystemStatus.ONLINE:  # nothing matches until the mode changes
                 start = min([now, *(c.at for c in state.status_changes if c.at > start)])
-                self._timers(live, start)
+                self._timers(active, start)
                 self._change_status(start)
-                live = [order for order in live if order.is_live] + self._take_spawned()
+                active = index.active()
                 continue
-            event = self._next_event(live, start, now)
+            event = self._next_event(active, start, now)
             hour_end = float((math.floor(start / HOUR) + 1) * HOUR)
-            if hour_end <= event and self._quiet(live, start, hour_end):
+            if hour_end <= event and self._quiet(active, start, hour_end):
                 end = hour_end
-                self._follow(live, start, end)
+                self._follow(active, start, end)
             else:
                 end = min(event, float((math.floor(start / MINUTE) + 1) * MINUTE))
-                self._match_segment(live, start, end)
+                self._match_segment(active, start, end)
             start = end
-            self._timers(live, start)
+            self._timers(active, start)
             self._change_status(start)
-            live = [order for order in live if order.is_live] + self._take_spawned()
-        self._timers(live, now)
-        self._take_spawned()
+            active = index.active()
+        self._timers(active, now)
         self._change_status(now)
         state.processed_until = max(state.processed_until, now)
 
@@ -111,15 +115,22 @@ class MatchingEngine(MarketData):
                 order.status = OrderStatus.OPEN
                 self._arrive(order, self._paths[spec.pair].price_at(spec.starttm), spec.starttm)
 
-    def _take_spawned(self) -> list[Order]:
-        spawned, self._spawned = self._spawned, []
-        return [order for order in spawned if order.is_live]
+    def _reaches(self, start: float, end: float) -> bool:
+        """Whether the market between `start` and `end` reaches a plain resting limit."""
+        index = self._index
+        return any(
+            index.reached(key, *self._paths[key].price_range(start, end))
+            for key, limits in index.resting.items()
+            if limits.orders
+        )
 
-    def _quiet(self, live: list[Order], start: float, end: float) -> bool:
+    def _quiet(self, active: list[Order], start: float, end: float) -> bool:
         """No live order would act on the market between `start` and `end`: the whole
         stretch can be skipped, exactly as if walked minute by minute."""
-        ranges = {key: self._paths[key].price_range(start, end) for key in {order.spec.pair for order in live}}
-        return not any(_acts(order, *ranges[order.spec.pair]) for order in live)
+        if self._reaches(start, end):
+            return False
+        ranges = {key: self._paths[key].price_range(start, end) for key in {order.spec.pair for order in active}}
+        return not any(_acts(order, *ranges[order.spec.pair]) for order in active)
 
     def _follow(self, live: list[Order], start: float, end: float) -> None:
         """Trailing stops follow the market over a quiet stretch."""
@@ -127,16 +138,28 @@ class MatchingEngine(MarketData):
             if order.spec.trailing is not None and order.is_live and not order.triggered:
                 _follow_extreme(order, *self._paths[order.spec.pair].price_range(start, end))
 
-    def _match_segment(self, live: list[Order], start: float, end: float) -> None:
+    def _match_segment(self, active: list[Order], start: float, end: float) -> None:
         markets: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
-        for order in sorted(live, key=_matched_after_stops):
-            if not order.is_live or order.status is OrderStatus.PENDING:
-                continue
-            key = order.spec.pair
+
+        def market(key: str) -> tuple[Decimal, Decimal, Decimal]:
             if key not in markets:
                 path = self._paths[key]
                 markets[key] = (path.price_at(start), *path.price_range(start, end))
-            opening, low, high = markets[key]
+            return markets[key]
+
+        index = self._index
+        orders = list(active)
+        for key, resting in index.resting.items():
+            if resting.orders:
+                orders += index.reached(key, *market(key)[1:])
+        if len(orders) > len(active):  # the live orders' own order: stops first, then as placed
+            orders.sort(key=lambda order: (_matched_after_stops(order), index.placed(order)))
+        else:
+            orders.sort(key=_matched_after_stops)
+        for order in orders:
+            if not order.is_live or order.status is OrderStatus.PENDING:
+                continue
+            opening, low, high = market(order.spec.pair)
             self._match(order, opening, low, high, end, opened=start)
 
     def _match(
@@ -180,6 +203,7 @@ class MatchingEngine(MarketData):
 
     def _fire(self, order: Order, market: Decimal, at: float) -> None:
         order.triggered = True
+        self._index.refresh(order)  # a stop-limit now rests, holding its funds
         spec = order.spec
         if spec.ordertype.limit_after_trigger:
             assert spec.price2 is not None
@@ -267,6 +291,7 @@ class MatchingEngine(MarketData):
         ]
         order.trades.append(trade.id)
         order.vol_exec += volume
+        self._index.refresh(order)
         order.cost += cost
         order.fee += fee
         if order.remaining <= 0:
@@ -298,12 +323,12 @@ class MatchingEngine(MarketData):
         )
         self._insert(child)
         self._arrive(child, self._paths[spec.pair].price_at(at), at)
-        self._spawned.append(child)
 
     def _close(self, order: Order, status: OrderStatus, at: float, reason: str | None) -> None:
         order.status = status
         order.closetm = at
         order.reason = reason
+        self._index.settled(order)
 
 
 def _acts(order: Order, low: Decimal, high: Decimal) -> bool:

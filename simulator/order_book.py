@@ -192,6 +192,7 @@ class OrderBook(MatchingEngine):
             )
         amend_id = self._state.new_id("T")
         order.spec = amended
+        self._index.repriced(order)
         order.amended = True
         order.amends.append(_terms(order, amend_id, AmendKind.USER, at=now, post_only=post_only))
         if order.remaining <= 0:

@@ -11,6 +11,7 @@ answer like Kraken.
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import dataclass
 from decimal import Decimal
@@ -58,6 +59,11 @@ class Pair:
     """Kraken's 30-day volume (and so the fee tier) counts crypto markets only: not a
     pair whose base is a fiat currency or a stablecoin (USDT/USD, EUR/USD)."""
 
+    def __hash__(self) -> int:
+        """By key alone: a pair keys the tape's and the ticker's caches on every
+        request, and hashing every field (its fee schedules too) cost microseconds."""
+        return hash(self.key)
+
     @property
     def tick_size(self) -> Decimal:
         return Decimal(1).scaleb(-self.pair_decimals)
@@ -65,6 +71,12 @@ class Pair:
     @property
     def lot_size(self) -> Decimal:
         return Decimal(1).scaleb(-self.lot_decimals)
+
+    @functools.cached_property
+    def highest_taker_fee(self) -> Decimal:
+        """The top of the taker schedule, as a fraction: what a resting buy holds for
+        its fee, whatever fee it ends up paying."""
+        return max(percent for _, percent in self.fees) / 100
 
 
 def _load() -> tuple[dict[str, dict[str, FeeTiers]], dict[str, Asset], dict[str, Pair]]:

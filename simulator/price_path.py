@@ -60,7 +60,11 @@ class PricePath(Protocol):
     """A pair's market over time, as the exchange reads it; prices on the pair's tick.
 
     The synthetic path below is one; a path replayed from recorded candles is another.
+    A path is a function of time and hashed by identity: what is derived from it may be
+    cached by it.
     """
+
+    def __hash__(self) -> int: ...
 
     @property
     def start(self) -> float:

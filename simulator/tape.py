@@ -19,6 +19,8 @@ trade's place in the minute.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 import random
 from dataclasses import dataclass, replace
@@ -85,14 +87,42 @@ def forming_bar(seed: int, pair: Pair, path: PricePath, interval_minutes: int, n
     step = interval_minutes * MINUTE
     opened = math.floor(now / step) * step
     minute = math.floor(now / MINUTE) * MINUTE
-    whole = path.candles(1, minute, minute + MINUTE)[0]
-    trades = [t for t in _draw(seed, pair, whole) if t.time <= now]
+    _, _, times = _minute_tape(seed, pair, path, minute)
+    return _forming(seed, pair, path, interval_minutes, opened, minute, bisect.bisect_right(times, now))
+
+
+@functools.lru_cache(maxsize=64)
+def _forming(
+    seed: int, pair: Pair, path: PricePath, interval_minutes: int, opened: int, minute: int, published: int
+) -> Bar:
+    """The forming candle once `published` of the minute's trades are out: the same
+    until the next one is (a poll between two trades costs a look-up)."""
+    whole, drawn, _ = _minute_tape(seed, pair, path, minute)
+    trades = list(drawn[:published])
     if minute > opened:
-        closed = path.candles(interval_minutes, opened, minute)[0]
+        closed = _closed_candle(path, interval_minutes, opened, minute)
         return _extend(closed, trades) if trades else closed
     if trades:
         return _extend(None, trades, opened)
     return Bar(opened, whole.open, whole.open, whole.open, whole.open, whole.open, Decimal(0), 0)
+
+
+@functools.lru_cache(maxsize=64)
+def _closed_candle(path: PricePath, interval_minutes: int, opened: int, minute: int) -> Bar:
+    """The closed minutes of a forming candle, summed once per minute."""
+    return path.candles(interval_minutes, opened, minute)[0]
+
+
+@functools.lru_cache(maxsize=64)
+def _minute_tape(
+    seed: int, pair: Pair, path: PricePath, minute: int
+) -> tuple[Bar, tuple[PublicTrade, ...], tuple[float, ...]]:
+    """The whole minute's bar, all its trades and their times (in order): drawn once
+    per minute, not once per ticker or OHLC poll (a path is a function of time, so
+    they never change)."""
+    whole = path.candles(1, minute, minute + MINUTE)[0]
+    drawn = tuple(_draw(seed, pair, whole))
+    return whole, drawn, tuple(trade.time for trade in drawn)
 
 
 def _extend(bar: Bar | None, trades: list[PublicTrade], opened: int = 0) -> Bar:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.domain.clock import VirtualClock
-from simulator.app import create_app, respond
+from simulator.app import _envelope, create_app, respond
 from simulator.embedded import SANDBOX_EPOCH
 from simulator.exchange import Exchange
 from simulator.models import ApiKey
@@ -166,3 +166,12 @@ async def test_a_failing_handler_is_an_internal_error_not_a_500() -> None:
         assert "secret internals" not in response.text
         healthy = await http.get("/0/public/Ticker", params={"pair": "ETHUSD"})
         assert list(healthy.json()["result"]) == ["XETHZUSD"]
+
+
+def test_answers_are_compact_json_even_past_orjson() -> None:
+    """Kraken's compact envelope; an integer orjson refuses (past 64 bits) still encodes."""
+    assert (
+        _envelope({"error": [], "result": {"unixtime": 1, "t": [0.5]}})
+        == b'{"error":[],"result":{"unixtime":1,"t":[0.5]}}'
+    )
+    assert json.loads(_envelope({"error": [], "result": 2**70})) == {"error": [], "result": 2**70}
