@@ -615,6 +615,8 @@ class _Run:
             ):
                 self._acted = True
                 await self._check()
+            if result.verdict is None or not result.verdict.is_approved():
+                return  # nothing went to the exchange, so the orders stored are the ones remembered
         self._remember_orders()
 
     def _record(self, result: TaskResult, moment: float) -> None:
