@@ -289,7 +289,7 @@ class KrakenClient:
         NONCE_RESENDS times: Kraken refuses such a request before acting on it, so even
         an AddOrder is safe to resend."""
         if not private:
-            return await self._send(method_name, self._http.build_request("GET", path, params=params))
+            return await self._send(method_name, self._sender.build_request("GET", path, params=params))
         credentials = self._credentials
         if credentials is None:
             raise ConfigError(
@@ -347,7 +347,7 @@ class KrakenClient:
     ) -> httpx.Request:
         nonce = str(nonce_value)
         body = urlencode({"nonce": nonce, **dict(sorted((params or {}).items()))})
-        request = self._http.build_request(
+        request = self._sender.build_request(
             "POST",
             path,
             content=body.encode(),
