@@ -42,9 +42,7 @@ class SandboxControl:
 
     async def _call(self, method: str, path: str, data: dict[str, str] | None = None) -> Any:
         try:
-            response = await self._sender.send(
-                self._sender.client.build_request(method, f"/_sandbox/{path}", data=data)
-            )
+            response = await self._sender.send(self._sender.build_request(method, f"/_sandbox/{path}", data=data))
             payload = json.loads(response.content, parse_float=Decimal)
         except (httpx.HTTPError, ValueError) as exc:
             raise ExchangeError(f"the sandbox's control plane did not answer /_sandbox/{path}: {exc}") from exc
