@@ -475,7 +475,7 @@ class Store:
     def add_order(self, order: Order) -> None:
         """Store a new order; a client_order_id already stored is refused (DatabaseWriteError)."""
         with self._writing(ORDERS, f"order {order.client_order_id}") as conn:
-            conn.execute(sa.insert(ORDERS).values(order_record(order)))
+            conn.execute(sa.insert(ORDERS), order_record(order))
 
     def upsert_order(self, order: Order) -> None:
         """Store the order, replacing the row with its client_order_id if there is one."""
@@ -617,9 +617,14 @@ class Store:
     ) -> None:
         with self._writing(AGENT_OUTPUTS, f"the {agent} output of run {run_id}") as conn:
             conn.execute(
-                sa.insert(AGENT_OUTPUTS).values(
-                    run_id=run_id, agent=agent, symbol=symbol, payload=_json(payload), created_at=created_at
-                )
+                sa.insert(AGENT_OUTPUTS),  # the row as parameters: .values() builds a new statement each call
+                {
+                    "run_id": run_id,
+                    "agent": agent,
+                    "symbol": symbol,
+                    "payload": _json(payload),
+                    "created_at": created_at,
+                },
             )
 
     def agent_outputs(self, run_id: str) -> list[dict[str, Any]]:
