@@ -296,7 +296,10 @@ class PollingVenue(ExchangeVenue):
         fresh = await self._client.ohlc(symbol, interval, since=since)
         newest = held[-1].time if held else -1
         candles = [*held, *(c for c in fresh if c.time > newest)][-HISTORY_CANDLES:]
-        self._closed[(symbol, interval)] = [c for c in candles if c.time + step <= now]
+        closed = len(candles)  # oldest first: only the last ones can still be forming
+        while closed and candles[closed - 1].time + step > now:
+            closed -= 1
+        self._closed[(symbol, interval)] = candles[:closed]
         return candles
 
 
