@@ -145,11 +145,14 @@ def _extend(bar: Bar | None, trades: list[PublicTrade], opened: int = 0) -> Bar:
     )
 
 
-def _draw(seed: int, pair: Pair, bar: Bar) -> list[PublicTrade]:
-    """The trades of one whole minute's bar."""
+@functools.lru_cache(maxsize=256)
+def _draw(seed: int, pair: Pair, bar: Bar) -> tuple[PublicTrade, ...]:
+    """The trades of one whole minute's bar. A function of its arguments, kept for the
+    last minutes asked: the ticker and each interval's forming candle all draw the
+    current minute."""
     n = bar.count
     if n <= 0 or bar.volume <= 0:
-        return []
+        return ()
     rng = random.Random(f"{seed}:tape:{pair.key}:{bar.time}")
     last = bar.time + MINUTE - 0.0001
     times = sorted(min(last, round(rng.uniform(bar.time, bar.time + MINUTE), 4)) for _ in range(n))
@@ -184,4 +187,4 @@ def _draw(seed: int, pair: Pair, bar: Bar) -> list[PublicTrade]:
             )
         )
         previous = price
-    return trades
+    return tuple(trades)

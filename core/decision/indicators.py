@@ -19,6 +19,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal
+from functools import cached_property
 from itertools import pairwise
 
 from core.domain.models import Candle
@@ -45,13 +46,26 @@ class Prices:
 
     @classmethod
     def of(cls, candles: Sequence[Candle]) -> Prices:
-        return cls([float(c.high) for c in candles], [float(c.low) for c in candles], [float(c.close) for c in candles])
+        """Each candle's floats are its own (Candle.hlc), converted once however many
+        windows the candle is measured in."""
+        if not candles:
+            return cls([], [], [])
+        high, low, close = zip(*[c.hlc for c in candles], strict=True)
+        return cls(list(high), list(low), list(close))
 
     def __len__(self) -> int:
         return len(self.close)
 
     def tail(self, count: int) -> Prices:
         return Prices(self.high[-count:], self.low[-count:], self.close[-count:])
+
+    @cached_property
+    def true_ranges(self) -> list[float]:
+        """True range of each candle after the first (each needs the previous close);
+        kept, as ATR and ADX both read them."""
+        return [
+            max(h - lo, abs(h - prev), abs(lo - prev)) for h, lo, prev in zip(self.high[1:], self.low[1:], self.close)
+        ]
 
 
 def _ema_raw(values: Sequence[float], period: int) -> list[float]:
@@ -99,15 +113,26 @@ def rsi(values: Sequence[float], period: int = 14) -> list[float]:
     With no losses in the window RSI is 100; with neither gains nor losses it is 50.
     """
     changes = [b - a for a, b in pairwise(values)]
-    gains = _wilder([c if c > 0 else 0.0 for c in changes], period)
-    losses = _wilder([-c if c < 0 else 0.0 for c in changes], period)
-    out: list[float] = []
-    for gain, loss in zip(gains, losses):
-        if loss == 0:
-            out.append(100.0 if gain > 0 else 50.0)
-        else:
-            out.append(100 - 100 / (1 + gain / loss))
+    if period < 1 or len(changes) < period:
+        return []
+    # Wilder's smoothing of the gains and of the losses, in one pass (the first window's
+    # sums are exact, so leaving its zeros out changes nothing)
+    keep = period - 1
+    gain = math.fsum([c for c in changes[:period] if c > 0]) / period
+    loss = math.fsum([-c for c in changes[:period] if c < 0]) / period
+    out = [_rsi(gain, loss)]
+    append = out.append
+    for change in changes[period:]:
+        gain = (gain * keep + (change if change > 0 else 0.0)) / period
+        loss = (loss * keep + (-change if change < 0 else 0.0)) / period
+        append(_rsi(gain, loss))
     return out
+
+
+def _rsi(gain: float, loss: float) -> float:
+    if loss == 0:
+        return 100.0 if gain > 0 else 50.0
+    return 100 - 100 / (1 + gain / loss)
 
 
 @dataclass(frozen=True)
@@ -131,9 +156,7 @@ def macd(values: Sequence[float], fast: int = 12, slow: int = 26, signal: int = 
 
 def true_ranges(prices: Prices) -> list[float]:
     """True range of each candle after the first (each needs the previous close)."""
-    return [
-        max(h - lo, abs(h - prev), abs(lo - prev)) for h, lo, prev in zip(prices.high[1:], prices.low[1:], prices.close)
-    ]
+    return prices.true_ranges
 
 
 def atr(prices: Prices, period: int = 14) -> list[float]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 
@@ -102,6 +103,12 @@ class Candle:
     low: Decimal
     close: Decimal
     volume: Decimal
+
+    @cached_property
+    def hlc(self) -> tuple[float, float, float]:
+        """High, low and close as floats, for the indicators (not money): converted once,
+        though a closed candle is measured in every window it falls in."""
+        return float(self.high), float(self.low), float(self.close)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from core.exchange.ratelimit import KrakenRateLimiter
 from core.exchange.ratelimit.kraken import OrderAction
 from core.exchange.retry import retrying
 from core.exchange.signing import KEY_ENV, KEY_FILE_ENV, SECRET_ENV, Credentials, NonceSource, sign
+from core.exchange.transport import Sender
 from core.exchange.wire import (
     AddOrderResult,
     AssetPair,
@@ -186,12 +187,8 @@ class KrakenClient:
         self._orders = OrderAges(self._clock)
         self._nonces = nonce_source if nonce_source is not None else NonceSource()
         self._timeout_s = timeout_s
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            transport=transport,
-            timeout=timeout_s,
-            headers={"User-Agent": _USER_AGENT},
-        )
+        self._sender = Sender(base_url, transport=transport, timeout=timeout_s, headers={"User-Agent": _USER_AGENT})
+        self._http = self._sender.client
         self._directory: PairDirectory | None = None
         self._directory_lock = asyncio.Lock()
         self._private_in_flight = asyncio.Lock()
@@ -212,7 +209,7 @@ class KrakenClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._sender.aclose()
 
     @property
     def retries(self) -> int:
@@ -292,7 +289,7 @@ class KrakenClient:
         NONCE_RESENDS times: Kraken refuses such a request before acting on it, so even
         an AddOrder is safe to resend."""
         if not private:
-            return await self._send(method_name, self._http.build_request("GET", path, params=params))
+            return await self._send(method_name, self._sender.build_request("GET", path, params=params))
         credentials = self._credentials
         if credentials is None:
             raise ConfigError(
@@ -350,7 +347,7 @@ class KrakenClient:
     ) -> httpx.Request:
         nonce = str(nonce_value)
         body = urlencode({"nonce": nonce, **dict(sorted((params or {}).items()))})
-        request = self._http.build_request(
+        request = self._sender.build_request(
             "POST",
             path,
             content=body.encode(),
@@ -362,7 +359,7 @@ class KrakenClient:
 
     async def _send(self, method_name: str, request: httpx.Request) -> Any:
         try:
-            response = await self._http.send(request)
+            response = await self._sender.send(request)
         except httpx.TransportError as exc:
             raise exception_for_transport(exc, method=method_name, timeout_s=self._timeout_s) from exc
         try:

@@ -19,6 +19,7 @@ import httpx
 from core.domain.errors import ExchangeError, InputError
 from core.exchange import ExchangeOrder
 from core.exchange.account import ExchangeTruth
+from core.exchange.transport import Sender
 
 TOKEN_ENV = "TG_SANDBOX_TOKEN"
 """The control token of a sandbox served with one (`tg sim serve` reads it too)."""
@@ -34,14 +35,14 @@ class SandboxControl:
     ) -> None:
         token = token or os.environ.get(TOKEN_ENV) or None
         headers = {MARKER_HEADER: "1"} | ({} if token is None else {"Authorization": f"Bearer {token}"})
-        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30.0, headers=headers)
+        self._sender = Sender(base_url, transport=transport, timeout=30.0, headers=headers)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._sender.aclose()
 
     async def _call(self, method: str, path: str, data: dict[str, str] | None = None) -> Any:
         try:
-            response = await self._http.request(method, f"/_sandbox/{path}", data=data)
+            response = await self._sender.send(self._sender.build_request(method, f"/_sandbox/{path}", data=data))
             payload = json.loads(response.content, parse_float=Decimal)
         except (httpx.HTTPError, ValueError) as exc:
             raise ExchangeError(f"the sandbox's control plane did not answer /_sandbox/{path}: {exc}") from exc

@@ -296,7 +296,10 @@ class PollingVenue(ExchangeVenue):
         fresh = await self._client.ohlc(symbol, interval, since=since)
         newest = held[-1].time if held else -1
         candles = [*held, *(c for c in fresh if c.time > newest)][-HISTORY_CANDLES:]
-        self._closed[(symbol, interval)] = [c for c in candles if c.time + step <= now]
+        closed = len(candles)  # oldest first: only the last ones can still be forming
+        while closed and candles[closed - 1].time + step > now:
+            closed -= 1
+        self._closed[(symbol, interval)] = candles[:closed]
         return candles
 
 
@@ -615,6 +618,8 @@ class _Run:
             ):
                 self._acted = True
                 await self._check()
+            if result.verdict is None or not result.verdict.is_approved():
+                return  # nothing went to the exchange, so the orders stored are the ones remembered
         self._remember_orders()
 
     def _record(self, result: TaskResult, moment: float) -> None:

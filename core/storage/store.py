@@ -130,6 +130,7 @@ class Store:
         self._write_guard = write_guard
         self._busy_timeout = busy_timeout
         self._depth = 0
+        self._upserts: dict[tuple[str, tuple[str, ...]], sa.Executable] = {}
         self.location = backend.location
         """Where the database is, fit to show: a path, or a URL without its password."""
 
@@ -288,10 +289,16 @@ class Store:
 
     def _upsert(self, conn: Connection, table: sa.Table, row: dict[str, Any]) -> None:
         """Insert `row`, or replace the columns it gives of the row with its primary key."""
-        keys = [column.name for column in table.primary_key]
-        statement = self._backend.insert(table).values(row)
-        changes = {name: statement.excluded[name] for name in row if name not in keys}
-        conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes))
+        columns = (table.name, tuple(row))
+        statement = self._upserts.get(columns)
+        if statement is None:
+            # built once per table and set of columns, the row bound as parameters: building
+            # the statement around each row's values cost more than running it
+            keys = [column.name for column in table.primary_key]
+            insert = self._backend.insert(table)
+            changes = {name: insert.excluded[name] for name in row if name not in keys}
+            statement = self._upserts[columns] = insert.on_conflict_do_update(index_elements=keys, set_=changes)
+        conn.execute(statement, row)
 
     def _insert_new(self, conn: Connection, table: sa.Table, row: dict[str, Any]) -> bool:
         """Insert `row` unless its primary key is stored already (then False)."""
@@ -472,7 +479,7 @@ class Store:
     def add_order(self, order: Order) -> None:
         """Store a new order; a client_order_id already stored is refused (DatabaseWriteError)."""
         with self._writing(ORDERS, f"order {order.client_order_id}") as conn:
-            conn.execute(sa.insert(ORDERS).values(order_record(order)))
+            conn.execute(sa.insert(ORDERS), order_record(order))
 
     def upsert_order(self, order: Order) -> None:
         """Store the order, replacing the row with its client_order_id if there is one."""
@@ -614,9 +621,14 @@ class Store:
     ) -> None:
         with self._writing(AGENT_OUTPUTS, f"the {agent} output of run {run_id}") as conn:
             conn.execute(
-                sa.insert(AGENT_OUTPUTS).values(
-                    run_id=run_id, agent=agent, symbol=symbol, payload=_json(payload), created_at=created_at
-                )
+                sa.insert(AGENT_OUTPUTS),  # the row as parameters: .values() builds a new statement each call
+                {
+                    "run_id": run_id,
+                    "agent": agent,
+                    "symbol": symbol,
+                    "payload": _json(payload),
+                    "created_at": created_at,
+                },
             )
 
     def agent_outputs(self, run_id: str) -> list[dict[str, Any]]:
