@@ -291,6 +291,7 @@ class _Execution:
             stop.status = OrderStatus.REJECTED if refused else OrderStatus.UNKNOWN
         self._placer.recorder.order(stop)
         still_held = entry.filled_volume - stop.filled_volume
+        position = m._tracker.open_position(entry, [stop])
         close = Order(
             client_order_id=m._new_id(OrderRole.CLOSE),
             symbol=pair.symbol,
@@ -298,12 +299,14 @@ class _Execution:
             order_type=OrderType.MARKET,
             volume=still_held,
             role=OrderRole.CLOSE,
+            # the position's from its first record: a close that fills after this cycle
+            # (or whose records reach the database apart) still counts against it
+            position_id=position.id,
             run_id=m._run_id,
             created_at=m._clock.time(),
             updated_at=m._clock.time(),
         )
         message = f"stop-loss failed ({cause}); the filled volume {entry.filled_volume} was closed at market"
-        position = m._tracker.open_position(entry, [stop])
         exits = [stop] if stop.filled_volume > 0 else []
         try:
             if still_held > 0:

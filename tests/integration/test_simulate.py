@@ -15,7 +15,9 @@ from typer.testing import CliRunner
 from cli.main import app
 from cli.wiring import fault_catalog, simulation_sandbox
 from core.domain.config import load_settings
+from core.domain.models import OrderRole
 from core.flows.simulation import RANDOM_OPTIONS, TG_FAULTS, Simulation
+from core.storage.store import Store
 
 pytestmark = pytest.mark.integration
 
@@ -145,6 +147,18 @@ async def test_any_fault_schedule_keeps_every_invariant(tmp_path: Path, faults: 
     folder = tmp_path / uuid.uuid4().hex  # hypothesis may replay an example: each call gets a clean folder
     result = await simulation(folder).run_once(0, seed, faults)
     assert result.ok, (faults, seed, result.invariants.violations)
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_a_market_close_that_fills_after_its_cycle_closes_the_position(tmp_path: Path, seed: int) -> None:
+    """The stop is refused, the market close fills in parts, the database refuses writes:
+    the close must count against its position from its first record (it had none, so
+    reconcile found the coins gone and called it 'something sold tg's holding')."""
+    result = await simulation(tmp_path).run_once(0, seed, ["stop-fail", "partial-fill", "db-fail"])
+    assert result.ok, result.invariants.violations
+    with Store.open(tmp_path / "run-0" / "tg.db") as store:
+        closes = [o for o in store.orders() if o.role is OrderRole.CLOSE]
+        assert closes and all(o.position_id is not None for o in closes)
 
 
 @pytest.mark.parametrize("fault", ["crash", "ghost", "partial-fill", "stale-visibility", "random"])
