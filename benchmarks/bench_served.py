@@ -30,39 +30,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from bench_simulator import ORDER, trivial_app
 
 from simulator.auth import sign
 from simulator.server import SandboxServer, bind, sandbox_server
 
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 KeyPairs = list[tuple[str, str]]
 
-_CONSTANT = json.dumps({"error": [], "result": {"txid": ["OQCLI2-BSA2E-LRFUH3"]}}).encode()
-_ORDER = {"pair": "XBTUSDT", "type": "buy", "ordertype": "limit", "volume": "0.0001", "price": "30000"}
 _KINDS = ("private", "ticker")
-
-
-async def trivial_app(scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
-    """Reads the request and answers the same JSON, whatever was asked."""
-    if scope["type"] != "http":
-        return
-    while (await receive()).get("more_body", False):
-        pass
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(_CONSTANT)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": _CONSTANT})
 
 
 def serve(target: str, keys: KeyPairs) -> None:
@@ -105,7 +85,7 @@ async def load(url: str, kind: str, keys: KeyPairs, seconds: float) -> dict[str,
     async def private(http: httpx.AsyncClient, signer: Signer) -> None:
         nonlocal done
         while time.perf_counter() < deadline:
-            path, body, headers = signer.request("AddOrder", _ORDER)
+            path, body, headers = signer.request("AddOrder", ORDER)
             placed = _result(await http.post(path, content=body, headers=headers))
             path, body, headers = signer.request("QueryOrders", {"txid": placed["txid"][0]})
             _result(await http.post(path, content=body, headers=headers))

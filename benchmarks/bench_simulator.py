@@ -38,7 +38,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _CONSTANT = json.dumps({"error": [], "result": {"txid": ["OQCLI2-BSA2E-LRFUH3"]}}).encode()
-_ORDER = {"pair": "XBTUSDT", "type": "buy", "ordertype": "limit", "volume": "0.0001", "price": "30000"}
+ORDER = {"pair": "XBTUSDT", "type": "buy", "ordertype": "limit", "volume": "0.0001", "price": "30000"}
 
 
 async def trivial_app(scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
@@ -85,7 +85,7 @@ async def round_trips(client: Client, count: int) -> float:
     """Round trips per second: place an order, then look it up."""
     start = time.perf_counter()
     for _ in range(count):
-        placed = await client.private("AddOrder", _ORDER)
+        placed = await client.private("AddOrder", ORDER)
         await client.private("QueryOrders", {"txid": placed["result"]["txid"][0]})
     return count / (time.perf_counter() - start)
 
