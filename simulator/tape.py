@@ -121,7 +121,7 @@ def _minute_tape(
     per minute, not once per ticker or OHLC poll (a path is a function of time, so
     they never change)."""
     whole = path.candles(1, minute, minute + MINUTE)[0]
-    drawn = tuple(_draw(seed, pair, whole))
+    drawn = _draw(seed, pair, whole)
     return whole, drawn, tuple(trade.time for trade in drawn)
 
 
@@ -145,11 +145,9 @@ def _extend(bar: Bar | None, trades: list[PublicTrade], opened: int = 0) -> Bar:
     )
 
 
-@functools.lru_cache(maxsize=256)
 def _draw(seed: int, pair: Pair, bar: Bar) -> tuple[PublicTrade, ...]:
-    """The trades of one whole minute's bar. A function of its arguments, kept for the
-    last minutes asked: the ticker and each interval's forming candle all draw the
-    current minute."""
+    """The trades of one whole minute's bar (the current minute's are kept by
+    `_minute_tape`, which the ticker and each interval's forming candle share)."""
     n = bar.count
     if n <= 0 or bar.volume <= 0:
         return ()
