@@ -114,7 +114,7 @@ def replay(
     json_output: JsonOption = False,
 ) -> None:
     """Replay recorded candles through the whole trade cycle; report the figures and the
-    equity curve against buy-and-hold. Exit 1 if a safety invariant broke."""
+    equity curve against buy-and-hold. Exit 3 if a safety invariant broke."""
     import asyncio
 
     from cli import replay_render

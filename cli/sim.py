@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
-from cli.sim_control import TokenOption, UrlOption, control_plane, fault_app, register
+from cli.sim_control import SERVE_PORT, TokenOption, UrlOption, control_plane, fault_app, register
 
 if TYPE_CHECKING:
     from simulator.embedded import EmbeddedExchange
@@ -288,7 +288,7 @@ def sim_serve(
     host: Annotated[
         str, typer.Option("--host", metavar="HOST", help="Address to listen on (loopback unless --allow-remote).")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", metavar="PORT", help="TCP port; 0 picks a free one.")] = 8765,
+    port: Annotated[int, typer.Option("--port", metavar="PORT", help="TCP port; 0 picks a free one.")] = SERVE_PORT,
     seed: Annotated[
         int | None, typer.Option("--seed", metavar="N", help="Seed of the market (default: from settings).")
     ] = None,

@@ -1,6 +1,7 @@
 """`tg sim` on a served sandbox (tg sim serve): its faults, price, fills, balances,
 clock and scenarios, through the sandbox's control plane (docs/sandbox.md). The
-embedded sandbox keeps no fault rules between commands, so these take --url."""
+embedded sandbox keeps no fault rules between commands, so these act on a served one:
+--url, else $TG_SIM_URL, else where `tg sim serve` listens by default."""
 
 from __future__ import annotations
 
@@ -42,12 +43,18 @@ TokenOption = Annotated[
         show_default=False,
     ),
 ]
+SERVE_PORT = 8765
+"""Where `tg sim serve` listens unless told otherwise."""
+SERVED_URL = f"http://127.0.0.1:{SERVE_PORT}"
+SERVED_URL_ENV = "TG_SIM_URL"
 ServedUrlOption = Annotated[
     str,
     typer.Option(
         "--url",
         metavar="URL",
-        help="The served sandbox (tg sim serve), e.g. http://127.0.0.1:8765.",
+        envvar=SERVED_URL_ENV,
+        show_envvar=False,
+        help=f"The served sandbox (tg sim serve); default: ${SERVED_URL_ENV}, else {SERVED_URL}, where it listens by default.",
         show_default=False,
     ),
 ]
@@ -99,7 +106,7 @@ def _rule_line(rule: dict[str, Any]) -> str:
 @reports_errors
 def fault_add(
     specs: Annotated[list[str], typer.Argument(help="Rules: NAME or NAME:key=value,... (see `tg sim faults`).")],
-    url: ServedUrlOption,
+    url: ServedUrlOption = SERVED_URL,
     control_token: TokenOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -114,7 +121,9 @@ def fault_add(
 
 @fault_app.command("list")
 @reports_errors
-def fault_list(url: ServedUrlOption, control_token: TokenOption = None, json_output: JsonOption = False) -> None:
+def fault_list(
+    url: ServedUrlOption = SERVED_URL, control_token: TokenOption = None, json_output: JsonOption = False
+) -> None:
     """The rules in force, with their ids."""
     with control_plane(url, control_token) as control:
         rules = control.faults()
@@ -125,7 +134,7 @@ def fault_list(url: ServedUrlOption, control_token: TokenOption = None, json_out
 @reports_errors
 def fault_remove(
     rule_id: Annotated[int, typer.Argument(help="The rule's id (tg sim fault list).", min=0)],
-    url: ServedUrlOption,
+    url: ServedUrlOption = SERVED_URL,
     control_token: TokenOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -137,7 +146,9 @@ def fault_remove(
 
 @fault_app.command("clear")
 @reports_errors
-def fault_clear(url: ServedUrlOption, control_token: TokenOption = None, json_output: JsonOption = False) -> None:
+def fault_clear(
+    url: ServedUrlOption = SERVED_URL, control_token: TokenOption = None, json_output: JsonOption = False
+) -> None:
     """Remove every rule; the log stays."""
     with control_plane(url, control_token) as control:
         control.clear_faults()
@@ -146,7 +157,9 @@ def fault_clear(url: ServedUrlOption, control_token: TokenOption = None, json_ou
 
 @fault_app.command("log")
 @reports_errors
-def fault_log(url: ServedUrlOption, control_token: TokenOption = None, json_output: JsonOption = False) -> None:
+def fault_log(
+    url: ServedUrlOption = SERVED_URL, control_token: TokenOption = None, json_output: JsonOption = False
+) -> None:
     """Every injected fault, oldest first: when, which rule, on which call, what it did."""
     from cli.sim import _utc
 
@@ -164,7 +177,7 @@ def fault_log(url: ServedUrlOption, control_token: TokenOption = None, json_outp
 
 def sim_price(
     shape: Annotated[Literal["jump", "trend", "flat", "flash-crash"], typer.Argument(help="The shape of the move.")],
-    url: ServedUrlOption,
+    url: ServedUrlOption = SERVED_URL,
     pair: Annotated[
         str | None, typer.Option("--pair", metavar="PAIR", help="The pair (BTC/USD, XBTUSD...); default: every pair.")
     ] = None,
@@ -206,7 +219,7 @@ def sim_price(
 
 def sim_fill(
     txid: Annotated[str, typer.Argument(help="A live order's txid.")],
-    url: ServedUrlOption,
+    url: ServedUrlOption = SERVED_URL,
     volume: Annotated[
         str | None, typer.Option("--volume", metavar="AMOUNT", help="How much (default: all that is left).")
     ] = None,
@@ -228,7 +241,7 @@ def sim_fill(
 
 def sim_balances(
     amounts: Annotated[list[str], typer.Argument(help="ASSET=AMOUNT, e.g. USD=5000 BTC=0.5.")],
-    url: ServedUrlOption,
+    url: ServedUrlOption = SERVED_URL,
     account: Annotated[
         str, typer.Option("--account", metavar="NAME", help="The account (a new one opens empty).")
     ] = "default",
@@ -252,7 +265,7 @@ def sim_balances(
 
 def sim_clock(
     action: Annotated[Literal["freeze", "release", "show"], typer.Argument(help="freeze, release or show.")],
-    url: ServedUrlOption,
+    url: ServedUrlOption = SERVED_URL,
     control_token: TokenOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -267,7 +280,7 @@ def sim_clock(
 
 def sim_scenario(
     path: Annotated[Path, typer.Argument(help="A scenario file (TOML; see examples/scenarios/).")],
-    url: ServedUrlOption,
+    url: ServedUrlOption = SERVED_URL,
     control_token: TokenOption = None,
     json_output: JsonOption = False,
 ) -> None:

@@ -55,6 +55,15 @@ def test_faults_are_added_listed_removed_logged_and_cleared(served: ServedSandbo
     assert len(tg_json(served, "fault", "log")["log"]) == 2
 
 
+def test_the_served_sandbox_is_found_through_tg_sim_url_without_url(served: ServedSandbox) -> None:
+    """A bot's CI job names its sandbox once, in the environment."""
+    env = {"TG_SIM_URL": served.url, "TG_SANDBOX_TOKEN": TOKEN}
+    added = runner.invoke(app, ["sim", "fault", "add", "busy:endpoint=Time", "--json"], env=env)
+    assert added.exit_code == 0, added.output
+    listed = runner.invoke(app, ["sim", "fault", "list"], env=env)
+    assert listed.stdout == "#0 busy:endpoint=Time,times=1\n"
+
+
 def test_status_advance_reset_price_fill_balances_and_clock(served: ServedSandbox) -> None:
     start = tg_json(served, "status")
     assert start["frozen"] and start["balances"]["USD"] == "100000.0000"
