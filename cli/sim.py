@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
+from cli.options import OUTPUT, ConfigOption, DbOption, JsonOption, reports_errors, settings_from
 from cli.sim_control import SERVE_PORT, TokenOption, UrlOption, control_plane, fault_app, register
 
 if TYPE_CHECKING:
@@ -383,7 +383,8 @@ def sim_serve(
     Keys come from --key-file or the environment tg's clients read, or
     are generated into --keys-out; no secret is ever printed. The control
     plane (/_sandbox/) answers loopback clients only, or with a control
-    token (TG_SANDBOX_TOKEN) whoever holds it."""
+    token (TG_SANDBOX_TOKEN) whoever holds it. Each request gets a line
+    of uvicorn's access log on stdout; `tg -q sim serve` logs only errors."""
     from core.exchange.sandbox_control import TOKEN_ENV
     from simulator.server import check_key_file_target, sandbox_server, serve
 
@@ -402,7 +403,7 @@ def sim_serve(
         keys=served.pairs or None,
         allow_remote=allow_remote,
         control_token=control_token or os.environ.get(TOKEN_ENV) or None,
-        log_level="info",
+        log_level="error" if OUTPUT.quiet else "info",  # -q: no line per request
         nonce_window=nonce_window,
     )
     serve(server, on_ready=lambda server: _announce(server, served))

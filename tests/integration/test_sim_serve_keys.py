@@ -87,6 +87,13 @@ def test_keys_from_the_environment_are_accepted_and_not_printed(tmp_path: Path) 
     assert_no_secret(text + served.output + served.errors, SECRET, API_KEY, TOKEN)
 
 
+@pytest.mark.parametrize(("tg_options", "logged"), [((), True), (("-q",), False)])
+def test_each_request_is_logged_unless_quiet(tmp_path: Path, tg_options: tuple[str, ...], logged: bool) -> None:
+    with tg_sim_serve(cwd=tmp_path, tg_options=tg_options) as served:
+        assert httpx.get(f"{served.url}/0/public/Time").json()["error"] == []
+    assert ('"GET /0/public/Time HTTP/1.1" 200' in served.output) is logged, served.output  # uvicorn's access log
+
+
 @pytest.mark.parametrize("how", ["option", "environment"])
 def test_keys_from_a_key_file_are_accepted(tmp_path: Path, how: str) -> None:
     key_file = tmp_path / "given.keys"

@@ -99,12 +99,14 @@ class Served:
 
 
 @contextmanager
-def tg_sim_serve(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -> Iterator[Served]:
-    """`tg sim serve --port 0 ARGS` in `cwd` until the block ends (then Ctrl-C, and it
-    must stop cleanly); its banner read up to the line that closes it. Its output and
-    errors are filled in after. As for a forked child, no TG_* variable of the
+def tg_sim_serve(
+    *args: str, cwd: Path, env: Mapping[str, str] | None = None, tg_options: Sequence[str] = ()
+) -> Iterator[Served]:
+    """`tg TG_OPTIONS sim serve --port 0 ARGS` in `cwd` until the block ends (then Ctrl-C,
+    and it must stop cleanly); its banner read up to the line that closes it. Its output
+    and errors are filled in after. As for a forked child, no TG_* variable of the
     parent's leaks in: `env` is all it gets of them."""
-    command = tg_command("sim", "serve", "--port", "0", *args)
+    command = tg_command(*tg_options, "sim", "serve", "--port", "0", *args)
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TG_")} | dict(env or {})
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=environment
