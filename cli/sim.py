@@ -293,11 +293,12 @@ def sim_serve(
         int | None, typer.Option("--seed", metavar="N", help="Seed of the market (default: from settings).")
     ] = None,
     tier: Annotated[
-        Literal["starter", "intermediate", "pro"] | None,
+        Literal["starter", "intermediate", "pro", "none"] | None,
         typer.Option(
             "--tier",
-            metavar="[starter|intermediate|pro]",
-            help="Kraken verification tier for rate limits (default: from settings).",
+            metavar="[starter|intermediate|pro|none]",
+            help="Kraken verification tier for rate limits, or none: no limits, to load-test a bot "
+            "(default: from settings).",
         ),
     ] = None,
     fault: Annotated[
@@ -396,7 +397,7 @@ def sim_serve(
         host,
         port,
         seed=settings.simulator.seed if seed is None else seed,
-        tier=tier or settings.simulator.tier,
+        tier=None if tier == "none" else tier or settings.simulator.tier,
         faults=list(fault or []),
         fault_file=fault_file,
         scenario=scenario,

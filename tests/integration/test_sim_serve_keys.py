@@ -94,6 +94,13 @@ def test_each_request_is_logged_unless_quiet(tmp_path: Path, tg_options: tuple[s
     assert ('"GET /0/public/Time HTTP/1.1" 200' in served.output) is logged, served.output  # uvicorn's access log
 
 
+def test_tier_none_serves_without_rate_limits(tmp_path: Path) -> None:
+    with tg_sim_serve("--tier", "none", cwd=tmp_path) as served:
+        state = httpx.get(f"{served.url}/_sandbox/state").json()["result"]
+    assert "no rate limits" in "".join(served.banner)
+    assert state["rate_limits"] is None
+
+
 @pytest.mark.parametrize("how", ["option", "environment"])
 def test_keys_from_a_key_file_are_accepted(tmp_path: Path, how: str) -> None:
     key_file = tmp_path / "given.keys"
