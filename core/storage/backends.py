@@ -44,8 +44,10 @@ class Backend(Protocol):
     def schema_version(self, conn: Connection) -> int: ...
     def set_schema_version(self, conn: Connection, version: int) -> None: ...
     def lock_schema(self, conn: Connection) -> None: ...
-    def insertion_order(self) -> sa.ColumnElement[Any]: ...
-    def insert(self, table: sa.Table) -> sqlite.Insert | postgresql.Insert: ...
+    @staticmethod
+    def insert(table: sa.Table) -> sqlite.Insert | postgresql.Insert:
+        """An INSERT that takes ON CONFLICT clauses (one function per backend: statements
+        built with it are kept per process, see core.storage.store)."""
 
 
 @dataclass(frozen=True)
@@ -104,10 +106,8 @@ class SQLiteBackend:
     def lock_schema(self, conn: Connection) -> None:
         """BEGIN IMMEDIATE has taken the file's write lock already."""
 
-    def insertion_order(self) -> sa.ColumnElement[Any]:
-        return sa.literal_column("rowid")
-
-    def insert(self, table: sa.Table) -> sqlite.Insert:
+    @staticmethod
+    def insert(table: sa.Table) -> sqlite.Insert:
         return sqlite.insert(table)
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -64,8 +63,6 @@ class PostgresBackend:
     def lock_schema(self, conn: Connection) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
 
-    def insertion_order(self) -> sa.ColumnElement[Any]:
-        return sa.literal_column("seq")
-
-    def insert(self, table: sa.Table) -> postgresql.Insert:
+    @staticmethod
+    def insert(table: sa.Table) -> postgresql.Insert:
         return postgresql.insert(table)
