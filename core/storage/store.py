@@ -359,12 +359,8 @@ class Store:
         with self._writing(NAMESPACES, f"namespace {install_id}") as conn:
             return self._insert_new(conn, NAMESPACES, {"install_id": install_id, "adopted_at": at})
 
-    def holding_baseline(self, asset: str) -> HoldingBaseline | None:
-        rows = self._rows(HOLDINGS, {"asset": asset})
-        return _baseline(rows[0]) if rows else None
-
     def holding_baselines(self) -> dict[str, HoldingBaseline]:
-        """Every asset's baseline, by asset: one read for a reconcile pass."""
+        """Every asset's baseline, by asset: one read for a whole reconcile pass."""
         return {row["asset"]: _baseline(row) for row in self._rows(HOLDINGS)}
 
     def set_holding_baseline(self, baseline: HoldingBaseline) -> None:
