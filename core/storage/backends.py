@@ -6,11 +6,18 @@ Store holds every query once, in SQLAlchemy Core; a Backend is only what the two
 differ in: how a connection is made and set up, how a write transaction starts, where
 the schema version is kept, what serialises two processes migrating at once, and how
 long a write waits for another's lock.
+
+A process keeps the engine of each database it opened lately (ENGINES_KEPT): each
+Store opening the same database again shares its compiled-statement cache, which
+SQLAlchemy keeps per engine (its key holds the engine's dialect), instead of compiling
+every statement anew. The engines pool nothing (NullPool): keeping one holds no
+connection or file open.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,6 +31,10 @@ from core.domain.errors import StorageError
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql
+
+ENGINES_KEPT = 8
+"""How many databases' engines a process keeps: a simulated run opens its database
+twice, one after the other; a test or a long process a handful at a time."""
 
 
 class Backend(Protocol):
@@ -73,25 +84,7 @@ class SQLiteBackend:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StorageError(f"cannot create the directory of database {self.path}: {exc.strerror}") from exc
-        engine = sa.create_engine(
-            URL.create("sqlite", database=":memory:" if self.in_memory else str(self.path)),
-            poolclass=NullPool,
-            isolation_level="AUTOCOMMIT",
-            connect_args={"timeout": busy_timeout},
-        )
-
-        @sa.event.listens_for(engine, "connect")
-        def _set_up(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            if self.scratch:  # what a crash of the machine would lose is thrown away anyway
-                cursor.execute("PRAGMA journal_mode = MEMORY")
-                cursor.execute("PRAGMA synchronous = OFF")
-            else:
-                cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.close()
-
-        return engine
+        return _sqlite_engine(self, busy_timeout)
 
     def wait_at_most(self, conn: Connection, seconds: float) -> None:
         conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
@@ -109,6 +102,29 @@ class SQLiteBackend:
     @staticmethod
     def insert(table: sa.Table) -> sqlite.Insert:
         return sqlite.insert(table)
+
+
+@lru_cache(maxsize=ENGINES_KEPT)
+def _sqlite_engine(backend: SQLiteBackend, busy_timeout: float) -> Engine:
+    engine = sa.create_engine(
+        URL.create("sqlite", database=":memory:" if backend.in_memory else str(backend.path)),
+        poolclass=NullPool,
+        isolation_level="AUTOCOMMIT",
+        connect_args={"timeout": busy_timeout},
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _set_up(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if backend.scratch:  # what a crash of the machine would lose is thrown away anyway
+            cursor.execute("PRAGMA journal_mode = MEMORY")
+            cursor.execute("PRAGMA synchronous = OFF")
+        else:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    return engine
 
 
 def backend_for(location: str | Path, *, create: bool = True, scratch: bool = False) -> Backend:

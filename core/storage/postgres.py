@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -12,6 +13,7 @@ from sqlalchemy.pool import NullPool
 
 from core.domain.config import hide_password
 from core.domain.errors import InputError
+from core.storage.backends import ENGINES_KEPT
 from core.storage.schema import META
 
 MIGRATION_LOCK = 0x7467_5F73_6368  # "tg_sch": the advisory lock of schema changes on PostgreSQL
@@ -40,12 +42,7 @@ class PostgresBackend:
             ) from exc
 
     def engine(self, busy_timeout: float) -> Engine:
-        return sa.create_engine(
-            self.url.set(drivername="postgresql+psycopg"),
-            poolclass=NullPool,
-            isolation_level="AUTOCOMMIT",
-            connect_args={"connect_timeout": 10, "application_name": "tg"},
-        )
+        return _engine(self.url)
 
     def wait_at_most(self, conn: Connection, seconds: float) -> None:
         conn.exec_driver_sql(f"SET lock_timeout = {max(1, int(seconds * 1000))}")
@@ -66,3 +63,14 @@ class PostgresBackend:
     @staticmethod
     def insert(table: sa.Table) -> postgresql.Insert:
         return postgresql.insert(table)
+
+
+@lru_cache(maxsize=ENGINES_KEPT)
+def _engine(url: URL) -> Engine:
+    """The server's engine, kept by the process (see core.storage.backends)."""
+    return sa.create_engine(
+        url.set(drivername="postgresql+psycopg"),
+        poolclass=NullPool,
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": 10, "application_name": "tg"},
+    )

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import TypeAdapter
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from core.domain.errors import DatabaseWriteError, InputError, StorageError
@@ -123,11 +123,8 @@ class Store:
     a reader never holds a snapshot that hides what other processes wrote since.
     """
 
-    def __init__(
-        self, backend: Backend, engine: Engine, conn: Connection, write_guard: WriteGuard | None, busy_timeout: float
-    ) -> None:
+    def __init__(self, backend: Backend, conn: Connection, write_guard: WriteGuard | None, busy_timeout: float) -> None:
         self._backend = backend
-        self._engine = engine
         self._conn = conn
         self._write_guard = write_guard
         self._busy_timeout = busy_timeout
@@ -161,11 +158,10 @@ class Store:
         try:
             conn = engine.connect()
         except SQLAlchemyError as exc:
-            engine.dispose()
             raise StorageError(
                 f"cannot open database {backend.location}: {_reason(exc)}; {backend.open_advice}"
             ) from _cause(exc)
-        store = cls(backend, engine, conn, write_guard, busy_timeout)
+        store = cls(backend, conn, write_guard, busy_timeout)
         try:
             backend.wait_at_most(conn, busy_timeout)
             store._migrate()
@@ -180,9 +176,10 @@ class Store:
         return store
 
     def close(self) -> None:
+        """Close the connection; the engine, which pools none, is kept for the next Store
+        on this database (core.storage.backends)."""
         with suppress(SQLAlchemyError):
             self._conn.close()
-        self._engine.dispose()
 
     def __enter__(self) -> Store:
         return self
