@@ -6,6 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+from core.domain.models import OrderStatus
+from core.storage.backends import SQLITE_COMPILED
 from core.storage.store import HoldingBaseline, Store
 from tests.storage.storage_builders import make_order
 
@@ -43,13 +45,22 @@ def test_every_assets_holding_baseline_is_read_in_one(store: Store) -> None:
     assert store.holding_baselines() == {}
 
 
-def test_stores_opened_on_one_database_share_its_engine_and_what_it_compiled(tmp_path: Path) -> None:
+def test_stores_opened_on_one_database_share_its_engine(tmp_path: Path) -> None:
     with Store.open(tmp_path / "tg.db") as first:
         engine = first._conn.engine
-        first.orders(run_id="R-1")
     with Store.open(tmp_path / "tg.db") as second, Store.open(tmp_path / "other.db") as other:
         assert second._conn.engine is engine
         assert other._conn.engine is not engine
-        cached = len(engine._compiled_cache or {})
-        second.orders(run_id="R-2")
-        assert len(engine._compiled_cache or {}) == cached  # compiled by the first store already
+
+
+def test_a_new_sqlite_database_runs_what_another_compiled(tmp_path: Path) -> None:
+    SQLITE_COMPILED.clear()
+    with Store.open(tmp_path / "first.db") as first:
+        first.add_order(make_order(client_order_id="O-1", run_id="R-1", position_id=None))
+        first.orders(run_id="R-1", status=[OrderStatus.INTENT])
+        compiled = len(SQLITE_COMPILED)
+    assert compiled > 0
+    with Store.open(tmp_path / "second.db") as second:
+        second.add_order(make_order(client_order_id="O-2", run_id="R-2", position_id=None))
+        assert [o.client_order_id for o in second.orders(run_id="R-2", status=[OrderStatus.INTENT])] == ["O-2"]
+        assert len(SQLITE_COMPILED) == compiled  # both statements were compiled for first.db
