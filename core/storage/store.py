@@ -292,7 +292,7 @@ class Store:
 
     def _insert_new(self, conn: Connection, table: sa.Table, row: dict[str, Any]) -> bool:
         """Insert `row` unless its primary key is stored already (then False)."""
-        return conn.execute(_insert_new(self._backend.insert, table, tuple(row)), row).first() is not None
+        return conn.execute(_insert_new(self._backend.insert, table), row).first() is not None
 
     def _read(
         self, table: sa.Table, statement: sa.Executable, params: dict[str, Any] | None = None
@@ -705,7 +705,7 @@ def _upsert(insert: Insert, table: sa.Table, columns: tuple[str, ...]) -> sa.Exe
 
 
 @functools.cache
-def _insert_new(insert: Insert, table: sa.Table, columns: tuple[str, ...]) -> sa.Executable:
+def _insert_new(insert: Insert, table: sa.Table) -> sa.Executable:
     """Insert the row unless its primary key is stored already; returns the key if inserted."""
     return insert(table).on_conflict_do_nothing().returning(*table.primary_key)
 
