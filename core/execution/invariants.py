@@ -152,8 +152,9 @@ def check_invariants(
         cover = sum(
             (
                 _remaining(truth.orders[o.external_id])
-                for o in store.orders(position_id=position.id)
-                if o.role is OrderRole.STOP_LOSS
+                for o in stored
+                if o.position_id == position.id
+                and o.role is OrderRole.STOP_LOSS
                 and o.external_id in truth.orders
                 and truth.orders[o.external_id].status in _LIVE
             ),

@@ -194,6 +194,7 @@ class _Pass:
         self.unsettled_assets: set[str] = set()  # held otherwise than explained: not to be measured
         self.quote_assets: set[str] = set()  # what tg's pairs are priced in: not checked
         self.spooled: set[str] = set()  # ids of orders the spool holds: known, not to adopt
+        self.baselines: dict[str, HoldingBaseline] | None = None  # the foreign holdings, read once a pass
 
     @property
     def repairing(self) -> bool:
@@ -219,12 +220,15 @@ class _Pass:
         taken: list[str] = []
         try:
             # leases before reading: what was read under another process's lease is stale
-            taken += await self._lease_assets(await self._traded_assets(self._ledger()))
             ledger = self._ledger()
+            taken += await self._lease_assets(await self._traded_assets(ledger))
+            if taken:  # read again under the leases just taken; with none taken nothing changed since
+                ledger = self._ledger()
             view = await self._observe(ledger)
+            traded = await self._traded_assets(ledger, view)
             late = {
                 asset: pairs
-                for asset, pairs in (await self._traded_assets(ledger, view)).items()
+                for asset, pairs in traded.items()
                 if asset not in self.leased_assets and asset not in self.skipped_assets
             }
             if late and o._leases is not None:  # tg's orders the database lacks, of other assets
@@ -233,14 +237,8 @@ class _Pass:
                 if newly:
                     ledger = self._ledger()
                     view = await self._observe(ledger)
-            ledger.drop(
-                {
-                    p.symbol
-                    for a, pairs in (await self._traded_assets(ledger, view)).items()
-                    if a in self.skipped_assets
-                    for p in pairs
-                }
-            )
+                    traded = await self._traded_assets(ledger, view)
+            ledger.drop({p.symbol for a, pairs in traded.items() if a in self.skipped_assets for p in pairs})
             await self._reconcile(ledger, view)
         finally:
             if o._leases is not None:
@@ -511,15 +509,28 @@ class _Pass:
         """Whether a surplus nothing of tg's explains has stood long enough to be the
         foreign holding's (a deposit, say) rather than a foreign order the exchange is
         slow to list, whose fill would then be counted twice."""
-        baseline = self.o._store.holding_baseline(asset) or HoldingBaseline(asset, Decimal(0), 0.0)
+        baseline = self._baseline(asset)
         if baseline.surplus == gap and baseline.surplus_since is not None:
             return self.now - baseline.surplus_since >= VISIBILITY_WINDOW_S
         if self.repairing:
-            try:
-                self.o._store.set_holding_baseline(replace(baseline, surplus=gap, surplus_since=self.now))
-            except StorageError:
-                pass
+            self._keep_baseline(replace(baseline, surplus=gap, surplus_since=self.now))
         return False
+
+    def _baseline(self, asset: str) -> HoldingBaseline:
+        """The foreign holding of `asset` as last measured (never measured: nothing), read
+        from the database once a pass, for every asset."""
+        if self.baselines is None:
+            self.baselines = self.o._store.holding_baselines()
+        return self.baselines.get(asset) or HoldingBaseline(asset, Decimal(0), 0.0)
+
+    def _keep_baseline(self, baseline: HoldingBaseline) -> None:
+        """Store the baseline; refused, the last one stands (the next pass measures again)."""
+        try:
+            self.o._store.set_holding_baseline(baseline)
+        except StorageError:
+            return
+        if self.baselines is not None:
+            self.baselines[baseline.asset] = baseline
 
     async def _traded_assets(self, ledger: _Ledger, view: _View | None = None) -> dict[str, list[PairInfo]]:
         """The base assets of the pairs tg follows (and, with `view`, of tg's orders the
@@ -555,7 +566,7 @@ class _Pass:
     def _foreign_now(self, asset: str, view: _View, ledger: _Ledger) -> Decimal:
         """The foreign holding as last measured, moved on by the foreign orders' fills
         since. Never measured: nothing, before any foreign order filled."""
-        baseline = self.o._store.holding_baseline(asset) or HoldingBaseline(asset, Decimal(0), 0.0)
+        baseline = self._baseline(asset)
         foreign = baseline.foreign
         for found in view.orders.values():
             if not self._trades(found, asset) or self.owns(found, view, ledger):
@@ -652,11 +663,7 @@ class _Pass:
                 for f in view.orders.values()
                 if self._trades(f, asset) and not self.owns(f, view, ledger)
             }
-            baseline = HoldingBaseline(asset, held - self._tg_holding(ledger, pairs), self.now, foreign_seen)
-            try:
-                self.o._store.set_holding_baseline(baseline)
-            except StorageError:
-                pass  # the last baseline stands; the next pass measures again
+            self._keep_baseline(HoldingBaseline(asset, held - self._tg_holding(ledger, pairs), self.now, foreign_seen))
 
     # --- 4. positions for filled entries -------------------------------------------
 

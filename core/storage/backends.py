@@ -6,24 +6,78 @@ Store holds every query once, in SQLAlchemy Core; a Backend is only what the two
 differ in: how a connection is made and set up, how a write transaction starts, where
 the schema version is kept, what serialises two processes migrating at once, and how
 long a write waits for another's lock.
+
+A process keeps the engine of each database it opened lately (ENGINES_KEPT), and its
+SQLite engines share one cache of compiled statements (SQLITE_COMPILED): a Store opening
+a database, the same again or a new one, runs the statements the last one compiled. The
+engines pool nothing (NullPool): keeping one holds no connection or file open.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import URL, Connection, Dialect, Engine
+from sqlalchemy.engine.interfaces import Compiled
 from sqlalchemy.pool import NullPool
+from sqlalchemy.util import LRUCache
 
 from core.domain.config import is_server_url
 from core.domain.errors import StorageError
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql
+
+ENGINES_KEPT = 8
+"""How many databases' engines a process keeps: a simulated run opens its database
+twice, one after the other; a test or a long process a handful at a time."""
+
+
+class DialectClassCache(MutableMapping[Any, Compiled]):
+    """A cache of compiled statements for engines whose dialects are made alike (the
+    `compiled_cache` execution option, SQLAlchemy's LRU cache underneath).
+
+    SQLAlchemy keys a compiled statement by the dialect object that compiled it, and
+    each engine has its own, so a cache given to several engines would still compile
+    each statement once per engine: a simulated run's new database, all of them. Here
+    the dialect's class stands for it, which is sound only for dialects made with the
+    same arguments and learning nothing from the server they connect to: tg's SQLite
+    engines (one sqlite3 library per process). A key of another shape is kept as given.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._compiled: LRUCache[Any, Compiled] = LRUCache(size)
+
+    @staticmethod
+    def _key(key: Any) -> Any:
+        if isinstance(key, tuple) and key and isinstance(key[0], Dialect):
+            return (type(key[0]), *key[1:])
+        return key
+
+    def __getitem__(self, key: Any) -> Compiled:
+        return self._compiled[self._key(key)]
+
+    def __setitem__(self, key: Any, value: Compiled) -> None:
+        self._compiled[self._key(key)] = value
+
+    def __delitem__(self, key: Any) -> None:
+        del self._compiled[self._key(key)]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._compiled)
+
+    def __len__(self) -> int:
+        return len(self._compiled)
+
+
+SQLITE_COMPILED = DialectClassCache(500)
+"""The process's SQLite engines' compiled statements (500: SQLAlchemy's own default)."""
 
 
 class Backend(Protocol):
@@ -44,8 +98,10 @@ class Backend(Protocol):
     def schema_version(self, conn: Connection) -> int: ...
     def set_schema_version(self, conn: Connection, version: int) -> None: ...
     def lock_schema(self, conn: Connection) -> None: ...
-    def insertion_order(self) -> sa.ColumnElement[Any]: ...
-    def insert(self, table: sa.Table) -> sqlite.Insert | postgresql.Insert: ...
+    @staticmethod
+    def insert(table: sa.Table) -> sqlite.Insert | postgresql.Insert:
+        """An INSERT that takes ON CONFLICT clauses (one function per backend: statements
+        built with it are kept per process, see core.storage.store)."""
 
 
 @dataclass(frozen=True)
@@ -71,25 +127,7 @@ class SQLiteBackend:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StorageError(f"cannot create the directory of database {self.path}: {exc.strerror}") from exc
-        engine = sa.create_engine(
-            URL.create("sqlite", database=":memory:" if self.in_memory else str(self.path)),
-            poolclass=NullPool,
-            isolation_level="AUTOCOMMIT",
-            connect_args={"timeout": busy_timeout},
-        )
-
-        @sa.event.listens_for(engine, "connect")
-        def _set_up(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            if self.scratch:  # what a crash of the machine would lose is thrown away anyway
-                cursor.execute("PRAGMA journal_mode = MEMORY")
-                cursor.execute("PRAGMA synchronous = OFF")
-            else:
-                cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.close()
-
-        return engine
+        return _sqlite_engine(self, busy_timeout)
 
     def wait_at_most(self, conn: Connection, seconds: float) -> None:
         conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
@@ -104,11 +142,33 @@ class SQLiteBackend:
     def lock_schema(self, conn: Connection) -> None:
         """BEGIN IMMEDIATE has taken the file's write lock already."""
 
-    def insertion_order(self) -> sa.ColumnElement[Any]:
-        return sa.literal_column("rowid")
-
-    def insert(self, table: sa.Table) -> sqlite.Insert:
+    @staticmethod
+    def insert(table: sa.Table) -> sqlite.Insert:
         return sqlite.insert(table)
+
+
+@lru_cache(maxsize=ENGINES_KEPT)
+def _sqlite_engine(backend: SQLiteBackend, busy_timeout: float) -> Engine:
+    engine = sa.create_engine(
+        URL.create("sqlite", database=":memory:" if backend.in_memory else str(backend.path)),
+        poolclass=NullPool,
+        isolation_level="AUTOCOMMIT",
+        connect_args={"timeout": busy_timeout},
+        execution_options={"compiled_cache": SQLITE_COMPILED},
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _set_up(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if backend.scratch:  # what a crash of the machine would lose is thrown away anyway
+            cursor.execute("PRAGMA journal_mode = MEMORY")
+            cursor.execute("PRAGMA synchronous = OFF")
+        else:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    return engine
 
 
 def backend_for(location: str | Path, *, create: bool = True, scratch: bool = False) -> Backend:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -13,6 +13,7 @@ from sqlalchemy.pool import NullPool
 
 from core.domain.config import hide_password
 from core.domain.errors import InputError
+from core.storage.backends import ENGINES_KEPT
 from core.storage.schema import META
 
 MIGRATION_LOCK = 0x7467_5F73_6368  # "tg_sch": the advisory lock of schema changes on PostgreSQL
@@ -41,12 +42,7 @@ class PostgresBackend:
             ) from exc
 
     def engine(self, busy_timeout: float) -> Engine:
-        return sa.create_engine(
-            self.url.set(drivername="postgresql+psycopg"),
-            poolclass=NullPool,
-            isolation_level="AUTOCOMMIT",
-            connect_args={"connect_timeout": 10, "application_name": "tg"},
-        )
+        return _engine(self.url)
 
     def wait_at_most(self, conn: Connection, seconds: float) -> None:
         conn.exec_driver_sql(f"SET lock_timeout = {max(1, int(seconds * 1000))}")
@@ -64,8 +60,17 @@ class PostgresBackend:
     def lock_schema(self, conn: Connection) -> None:
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
 
-    def insertion_order(self) -> sa.ColumnElement[Any]:
-        return sa.literal_column("seq")
-
-    def insert(self, table: sa.Table) -> postgresql.Insert:
+    @staticmethod
+    def insert(table: sa.Table) -> postgresql.Insert:
         return postgresql.insert(table)
+
+
+@lru_cache(maxsize=ENGINES_KEPT)
+def _engine(url: URL) -> Engine:
+    """The server's engine, kept by the process (see core.storage.backends)."""
+    return sa.create_engine(
+        url.set(drivername="postgresql+psycopg"),
+        poolclass=NullPool,
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": 10, "application_name": "tg"},
+    )

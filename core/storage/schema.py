@@ -17,6 +17,8 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from core.domain.ownership import new_install_id
@@ -257,6 +259,26 @@ LEASES = sa.Table(
 INSERTION_ORDERED: Final = (RUNS, POSITIONS, ORDERS, FILLS)
 """Tables whose rows are listed in the order they were first written when their times tie:
 SQLite numbers rows by itself (rowid); PostgreSQL is given an identity column, `seq`."""
+
+
+class InsertionOrder(sa.ColumnElement[int]):
+    """The order the rows of an INSERTION_ORDERED table were first written in, to order
+    by: one construct for both backends, so a statement using it is built once."""
+
+    inherit_cache = True
+    _traverse_internals = []  # noqa: RUF012 (SQLAlchemy's cache key: nothing varies)
+    type = sa.BigInteger()
+
+
+@compiles(InsertionOrder)
+def _rowid(element: InsertionOrder, compiler: SQLCompiler, **kw: Any) -> str:
+    return "rowid"
+
+
+@compiles(InsertionOrder, "postgresql")
+def _seq(element: InsertionOrder, compiler: SQLCompiler, **kw: Any) -> str:
+    return "seq"
+
 
 for _table in INSERTION_ORDERED:
     sa.event.listen(

@@ -9,6 +9,7 @@ no driver error leaves this module.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -20,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from pydantic import TypeAdapter
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from core.domain.errors import DatabaseWriteError, InputError, StorageError
@@ -51,6 +52,7 @@ from core.storage.schema import (
     POSITIONS,
     RUNS,
     SCHEMA_VERSION,
+    InsertionOrder,
 )
 
 WriteGuard = Callable[[str], None]
@@ -121,16 +123,13 @@ class Store:
     a reader never holds a snapshot that hides what other processes wrote since.
     """
 
-    def __init__(
-        self, backend: Backend, engine: Engine, conn: Connection, write_guard: WriteGuard | None, busy_timeout: float
-    ) -> None:
+    def __init__(self, backend: Backend, conn: Connection, write_guard: WriteGuard | None, busy_timeout: float) -> None:
         self._backend = backend
-        self._engine = engine
         self._conn = conn
         self._write_guard = write_guard
         self._busy_timeout = busy_timeout
         self._depth = 0
-        self._upserts: dict[tuple[str, tuple[str, ...]], sa.Executable] = {}
+        self._install_id: str | None = None
         self.location = backend.location
         """Where the database is, fit to show: a path, or a URL without its password."""
 
@@ -159,11 +158,10 @@ class Store:
         try:
             conn = engine.connect()
         except SQLAlchemyError as exc:
-            engine.dispose()
             raise StorageError(
                 f"cannot open database {backend.location}: {_reason(exc)}; {backend.open_advice}"
             ) from _cause(exc)
-        store = cls(backend, engine, conn, write_guard, busy_timeout)
+        store = cls(backend, conn, write_guard, busy_timeout)
         try:
             backend.wait_at_most(conn, busy_timeout)
             store._migrate()
@@ -178,9 +176,10 @@ class Store:
         return store
 
     def close(self) -> None:
+        """Close the connection; the engine, which pools none, is kept for the next Store
+        on this database (core.storage.backends)."""
         with suppress(SQLAlchemyError):
             self._conn.close()
-        self._engine.dispose()
 
     def __enter__(self) -> Store:
         return self
@@ -289,56 +288,65 @@ class Store:
 
     def _upsert(self, conn: Connection, table: sa.Table, row: dict[str, Any]) -> None:
         """Insert `row`, or replace the columns it gives of the row with its primary key."""
-        columns = (table.name, tuple(row))
-        statement = self._upserts.get(columns)
-        if statement is None:
-            # built once per table and set of columns, the row bound as parameters: building
-            # the statement around each row's values cost more than running it
-            keys = [column.name for column in table.primary_key]
-            insert = self._backend.insert(table)
-            changes = {name: insert.excluded[name] for name in row if name not in keys}
-            statement = self._upserts[columns] = insert.on_conflict_do_update(index_elements=keys, set_=changes)
-        conn.execute(statement, row)
+        conn.execute(_upsert(self._backend.insert, table, tuple(row)), row)
 
     def _insert_new(self, conn: Connection, table: sa.Table, row: dict[str, Any]) -> bool:
         """Insert `row` unless its primary key is stored already (then False)."""
-        statement = self._backend.insert(table).values(row).on_conflict_do_nothing()
-        return conn.execute(statement.returning(*table.primary_key)).first() is not None
+        return conn.execute(_insert_new(self._backend.insert, table), row).first() is not None
 
-    def _tie_break(self, table: sa.Table) -> list[sa.ColumnElement[Any]]:
-        """Rows whose order columns tie come in the order they were first written."""
-        if table in INSERTION_ORDERED:
-            return [self._backend.insertion_order()]
-        return list(table.primary_key)
-
-    def _rows(
-        self,
-        table: sa.Table,
-        *where: sa.ColumnElement[bool],
-        order_by: Sequence[sa.ColumnElement[Any]] = (),
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        query = sa.select(table).where(*where).order_by(*order_by, *self._tie_break(table)).limit(limit)
+    def _read(
+        self, table: sa.Table, statement: sa.Executable, params: dict[str, Any] | None = None
+    ) -> sa.CursorResult[*tuple[Any, ...]]:
+        """Run a read of `table`; a failure is a StorageError."""
         try:
-            return [dict(row) for row in self._conn.execute(query).mappings()]
+            return self._conn.execute(statement, params)
         except SQLAlchemyError as exc:
             if self._depth == 0:
                 self._recover()
             raise StorageError(f"could not read {table.name} from {self.location}: {_reason(exc)}") from _cause(exc)
+
+    def _rows(
+        self,
+        table: sa.Table,
+        where: dict[str, Any] | None = None,
+        *,
+        order_by: tuple[str, ...] = (),
+        among: tuple[str, Sequence[Any]] | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The rows whose `where` columns equal their values and whose `among` column is
+        one of its values, ordered by `order_by` then by when they were first written."""
+        where = where or {}
+        statement = _select(
+            table,
+            tuple(where),
+            order_by=order_by,
+            among=among[0] if among else None,
+            newest_first=newest_first,
+            limited=limit is not None,
+        )
+        params = {
+            **where,
+            **({"among": list(among[1])} if among else {}),
+            **({"limit": limit} if limit is not None else {}),
+        }
+        return [dict(row) for row in self._read(table, statement, params).mappings()]
 
     # ownership
 
     @property
     def install_id(self) -> str:
         """This database's namespace of client order ids (see core.domain.ownership)."""
-        rows = self._rows(META, META.c.key == "install_id")
-        if not rows:
-            raise StorageError(f"{self.location} has no install id; it was not created by tg")
-        value: str = rows[0]["value"]
-        return value
+        if self._install_id is None:  # minted once, when the database was made: read once
+            rows = self._rows(META, {"key": "install_id"})
+            if not rows:
+                raise StorageError(f"{self.location} has no install id; it was not created by tg")
+            self._install_id = rows[0]["value"]
+        return self._install_id
 
     def namespace(self) -> OrderNamespace:
-        adopted = [row["install_id"] for row in self._rows(NAMESPACES, order_by=[NAMESPACES.c.adopted_at])]
+        adopted = [row["install_id"] for row in self._rows(NAMESPACES, order_by=("adopted_at",))]
         return OrderNamespace.of(self.install_id, adopted)
 
     def adopt_namespace(self, install_id: str, *, at: float) -> bool:
@@ -348,20 +356,9 @@ class Store:
         with self._writing(NAMESPACES, f"namespace {install_id}") as conn:
             return self._insert_new(conn, NAMESPACES, {"install_id": install_id, "adopted_at": at})
 
-    def holding_baseline(self, asset: str) -> HoldingBaseline | None:
-        rows = self._rows(HOLDINGS, HOLDINGS.c.asset == asset)
-        if not rows:
-            return None
-        row = rows[0]
-        filled = {txid: Decimal(v) for txid, v in json.loads(row["foreign_filled"]).items()}
-        return HoldingBaseline(
-            asset,
-            row["foreign"],
-            row["as_of"],
-            filled,
-            row["surplus"] or Decimal(0),
-            row["surplus_since"],
-        )
+    def holding_baselines(self) -> dict[str, HoldingBaseline]:
+        """Every asset's baseline, by asset: one read for a whole reconcile pass."""
+        return {row["asset"]: _baseline(row) for row in self._rows(HOLDINGS)}
 
     def set_holding_baseline(self, baseline: HoldingBaseline) -> None:
         with self._writing(HOLDINGS, f"the holding baseline of {baseline.asset}") as conn:
@@ -381,12 +378,12 @@ class Store:
     def clear_holding_baselines(self) -> None:
         """Forget what the account held outside tg: the next reconcile measures it anew."""
         with self._writing(HOLDINGS, "the holding baselines") as conn:
-            conn.execute(sa.delete(HOLDINGS))
+            conn.execute(_CLEAR_HOLDINGS)
 
     # leases
 
     def lease(self, name: str) -> LeaseRecord | None:
-        rows = self._rows(LEASES, LEASES.c.name == name)
+        rows = self._rows(LEASES, {"name": name})
         return LeaseRecord(**rows[0]) if rows else None
 
     def claim_lease(self, claim: LeaseRecord, *, replacing: str | None) -> bool:
@@ -395,19 +392,14 @@ class Store:
         database decides on the row as committed: of two processes claiming at once,
         on one machine or two, exactly one wins."""
         with self._writing(LEASES, f"the lease {claim.name}") as conn:
-            statement = self._backend.insert(LEASES).values(asdict(claim))
-            taken = conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[LEASES.c.name],
-                    set_={name: statement.excluded[name] for name in ("token", "host", "pid", "expires_at")},
-                    where=LEASES.c.token == replacing if replacing is not None else sa.false(),
-                ).returning(LEASES.c.name)
-            )
+            statement = _claim(self._backend.insert, replacing is not None)
+            params = asdict(claim) if replacing is None else {**asdict(claim), "replacing": replacing}
+            taken = conn.execute(statement, params)
             return taken.first() is not None
 
     def release_lease(self, name: str, token: str) -> None:
         with self._writing(LEASES, f"the lease {name}") as conn:
-            conn.execute(sa.delete(LEASES).where(LEASES.c.name == name, LEASES.c.token == token))
+            conn.execute(_RELEASE, {"lease": name, "holder": token})
 
     # runs
 
@@ -422,25 +414,24 @@ class Store:
     ) -> None:
         with self._writing(RUNS, f"run {run_id}") as conn:
             conn.execute(
-                sa.insert(RUNS).values(
-                    run_id=run_id,
-                    kind=kind,
-                    symbol=symbol,
-                    status=RUN_STARTED,
-                    started_at=started_at,
-                    finished_at=None,
-                    params=_json(params),
-                    summary=_json({}),
-                )
+                _INSERT_RUN,
+                {
+                    "run_id": run_id,
+                    "kind": kind,
+                    "symbol": symbol,
+                    "status": RUN_STARTED,
+                    "started_at": started_at,
+                    "finished_at": None,
+                    "params": _json(params),
+                    "summary": _json({}),
+                },
             )
 
     def finish_run(self, run_id: str, *, status: str, finished_at: float, summary: dict[str, Any]) -> None:
         with self._writing(RUNS, f"the end of run {run_id}") as conn:
             updated = conn.execute(
-                sa.update(RUNS)
-                .where(RUNS.c.run_id == run_id)
-                .values(status=str(status), finished_at=finished_at, summary=_json(summary))
-                .returning(RUNS.c.run_id)
+                _FINISH_RUN,
+                {"run": run_id, "status": str(status), "finished_at": finished_at, "summary": _json(summary)},
             )
             if updated.first() is None:
                 raise DatabaseWriteError(f"cannot finish run {run_id}: {self.location} has no such run")
@@ -448,16 +439,15 @@ class Store:
     def record_progress(self, run_id: str, summary: dict[str, Any]) -> None:
         """What a running run has finished so far, kept should it never reach its end."""
         with self._writing(RUNS, f"the progress of run {run_id}") as conn:
-            conn.execute(sa.update(RUNS).where(RUNS.c.run_id == run_id).values(summary=_json(summary)))
+            conn.execute(_UPDATE_RUN, {"run": run_id, "summary": _json(summary)})
 
     def list_runs(self, limit: int = 20) -> list[RunRecord]:
         """Newest first."""
-        newest = [RUNS.c.started_at.desc(), self._backend.insertion_order().desc()]
-        return [_run(row) for row in self._rows(RUNS, order_by=newest, limit=limit)]
+        return [_run(row) for row in self._rows(RUNS, order_by=("started_at",), newest_first=True, limit=limit)]
 
     def runs_of_kind(self, kind: str) -> list[RunRecord]:
         """Every run of `kind` (simulate, replay, run, trade), oldest first."""
-        return [_run(row) for row in self._rows(RUNS, RUNS.c.kind == kind, order_by=[RUNS.c.started_at])]
+        return [_run(row) for row in self._rows(RUNS, {"kind": kind}, order_by=("started_at",))]
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """The run with this id, or the one run whose id starts with it.
@@ -467,9 +457,10 @@ class Store:
         """
         if not run_id:
             return None
-        rows = self._rows(RUNS, RUNS.c.run_id == run_id)
+        rows = self._rows(RUNS, {"run_id": run_id})
         if not rows:
-            rows = self._rows(RUNS, sa.func.substr(RUNS.c.run_id, 1, len(run_id)) == run_id, limit=2)
+            found = self._read(RUNS, _RUNS_STARTING, {"prefix": run_id, "length": len(run_id)})
+            rows = [dict(row) for row in found.mappings()]
         if len(rows) > 1:
             raise InputError(f"{run_id!r} starts more than one run id; give more of it")
         return _run(rows[0]) if rows else None
@@ -479,7 +470,7 @@ class Store:
     def add_order(self, order: Order) -> None:
         """Store a new order; a client_order_id already stored is refused (DatabaseWriteError)."""
         with self._writing(ORDERS, f"order {order.client_order_id}") as conn:
-            conn.execute(sa.insert(ORDERS), order_record(order))
+            conn.execute(_INSERT_ORDER, order_record(order))
 
     def upsert_order(self, order: Order) -> None:
         """Store the order, replacing the row with its client_order_id if there is one."""
@@ -487,21 +478,16 @@ class Store:
             self._upsert(conn, ORDERS, order_record(order))
 
     def get_order(self, client_order_id: str) -> Order | None:
-        rows = self._rows(ORDERS, ORDERS.c.client_order_id == client_order_id)
+        rows = self._rows(ORDERS, {"client_order_id": client_order_id})
         return order_from_record(rows[0]) if rows else None
 
     def get_order_by_external_id(self, txid: str) -> Order | None:
-        rows = self._rows(ORDERS, ORDERS.c.external_id == txid)
+        rows = self._rows(ORDERS, {"external_id": txid})
         return order_from_record(rows[0]) if rows else None
 
     def traded_symbols(self) -> set[str]:
         """Every pair tg has placed an order on, settled or not."""
-        try:
-            return {symbol for (symbol,) in self._conn.execute(sa.select(ORDERS.c.symbol).distinct())}
-        except SQLAlchemyError as exc:
-            if self._depth == 0:
-                self._recover()
-            raise StorageError(f"could not read orders from {self.location}: {_reason(exc)}") from _cause(exc)
+        return {symbol for (symbol,) in self._read(ORDERS, _TRADED_SYMBOLS)}
 
     def orders(
         self,
@@ -511,19 +497,17 @@ class Store:
         position_id: str | None = None,
     ) -> list[Order]:
         """Oldest first."""
-        where = _equal_to(ORDERS, run_id=run_id, position_id=position_id)
-        if status is not None:
-            where.append(ORDERS.c.status.in_([s.value for s in status]))
-        rows = self._rows(ORDERS, *where, order_by=[ORDERS.c.created_at])
+        among = ("status", [s.value for s in status]) if status is not None else None
+        rows = self._rows(ORDERS, _given(run_id=run_id, position_id=position_id), order_by=("created_at",), among=among)
         return [order_from_record(row) for row in rows]
 
     def orders_named(self, txids: Iterable[str] = (), client_order_ids: Iterable[str] = ()) -> list[Order]:
         """The stored orders with any of these txids or client order ids."""
         txids, client_order_ids = list(txids), list(client_order_ids)
         found: list[Order] = []
-        for column, values in ((ORDERS.c.external_id, txids), (ORDERS.c.client_order_id, client_order_ids)):
+        for column, values in (("external_id", txids), ("client_order_id", client_order_ids)):
             for start in range(0, len(values), 500):
-                rows = self._rows(ORDERS, column.in_(values[start : start + 500]))
+                rows = self._rows(ORDERS, among=(column, values[start : start + 500]))
                 found.extend(order_from_record(row) for row in rows)
         return found
 
@@ -533,13 +517,7 @@ class Store:
         position (an entry whose position was never opened, an exit of one). Settled
         orders of closed positions are final: reconciling never needs to ask the
         exchange about them again."""
-        open_positions = sa.select(POSITIONS.c.id).where(POSITIONS.c.status == PositionStatus.OPEN.value)
-        in_play = sa.or_(
-            ORDERS.c.status.in_(["intent", "pending", "open", "unknown"]),
-            ORDERS.c.position_id.in_(open_positions),
-            sa.and_(ORDERS.c.position_id.is_(None), sa.cast(ORDERS.c.filled_volume, sa.Float) > 0),
-        )
-        return [order_from_record(row) for row in self._rows(ORDERS, in_play, order_by=[ORDERS.c.created_at])]
+        return [order_from_record(dict(row)) for row in self._read(ORDERS, _ORDERS_IN_PLAY).mappings()]
 
     # fills
 
@@ -550,8 +528,8 @@ class Store:
 
     def fills(self, *, order_external_id: str | None = None, run_id: str | None = None) -> list[Fill]:
         """Oldest first."""
-        where = _equal_to(FILLS, order_external_id=order_external_id, run_id=run_id)
-        return [_FILLS.validate_python(row) for row in self._rows(FILLS, *where, order_by=[FILLS.c.time])]
+        where = _given(order_external_id=order_external_id, run_id=run_id)
+        return [_FILLS.validate_python(row) for row in self._rows(FILLS, where, order_by=("time",))]
 
     # positions
 
@@ -560,7 +538,7 @@ class Store:
             self._upsert(conn, POSITIONS, position_record(position))
 
     def get_position(self, position_id: str) -> Position | None:
-        rows = self._rows(POSITIONS, POSITIONS.c.id == position_id)
+        rows = self._rows(POSITIONS, {"id": position_id})
         return position_from_record(rows[0]) if rows else None
 
     def positions(
@@ -571,25 +549,15 @@ class Store:
         symbol: str | None = None,
     ) -> list[Position]:
         """Oldest first."""
-        where = _equal_to(POSITIONS, status=status.value if status else None, run_id=run_id, symbol=symbol)
-        rows = self._rows(POSITIONS, *where, order_by=[POSITIONS.c.opened_at])
+        where = _given(status=status.value if status else None, run_id=run_id, symbol=symbol)
+        rows = self._rows(POSITIONS, where, order_by=("opened_at",))
         return [position_from_record(row) for row in rows]
 
     def realized_pnls(self) -> list[tuple[float | None, Decimal]]:
         """(closed_at, realized P&L) of each closed position that has one, oldest first:
         what the risk engine reads of the history, at every trade, without building
         every position ever closed."""
-        query = (
-            sa.select(POSITIONS.c.closed_at, POSITIONS.c.realized_pnl)
-            .where(POSITIONS.c.status == PositionStatus.CLOSED.value, POSITIONS.c.realized_pnl.is_not(None))
-            .order_by(POSITIONS.c.closed_at, self._backend.insertion_order())
-        )
-        try:
-            return [(closed_at, pnl) for closed_at, pnl in self._conn.execute(query)]
-        except SQLAlchemyError as exc:
-            if self._depth == 0:
-                self._recover()
-            raise StorageError(f"could not read positions from {self.location}: {_reason(exc)}") from _cause(exc)
+        return [(closed_at, pnl) for closed_at, pnl in self._read(POSITIONS, _REALIZED_PNLS)]
 
     def record_protected_position(self, position: Position, orders: Sequence[Order]) -> None:
         """Store the position and its orders (entry, stop-loss, take-profit) all or nothing.
@@ -621,7 +589,7 @@ class Store:
     ) -> None:
         with self._writing(AGENT_OUTPUTS, f"the {agent} output of run {run_id}") as conn:
             conn.execute(
-                sa.insert(AGENT_OUTPUTS),  # the row as parameters: .values() builds a new statement each call
+                _INSERT_AGENT_OUTPUT,
                 {
                     "run_id": run_id,
                     "agent": agent,
@@ -635,7 +603,7 @@ class Store:
         """Oldest first; each dict has id, run_id, agent, symbol, payload (decoded) and created_at."""
         return [
             {**row, "payload": json.loads(row["payload"])}
-            for row in self._rows(AGENT_OUTPUTS, AGENT_OUTPUTS.c.run_id == run_id, order_by=[AGENT_OUTPUTS.c.id])
+            for row in self._rows(AGENT_OUTPUTS, {"run_id": run_id}, order_by=("id",))
         ]
 
     def add_votes(self, run_id: str, *, symbol: str, decisions: Sequence[ModelDecision], created_at: float) -> None:
@@ -645,22 +613,22 @@ class Store:
         ]
         with self._writing(MODEL_VOTES, f"the model votes of run {run_id}") as conn:
             if rows:
-                conn.execute(sa.insert(MODEL_VOTES), rows)
+                conn.execute(_INSERT_VOTE, rows)
 
     def votes(self, run_id: str) -> list[ModelDecision]:
         """In the order they were cast."""
-        rows = self._rows(MODEL_VOTES, MODEL_VOTES.c.run_id == run_id, order_by=[MODEL_VOTES.c.id])
+        rows = self._rows(MODEL_VOTES, {"run_id": run_id}, order_by=("id",))
         return [_VOTES.validate_python(row) for row in rows]
 
     def add_alert(self, run_id: str | None, *, level: str, message: str, created_at: float) -> None:
         with self._writing(ALERTS, f"a {level} alert") as conn:
             conn.execute(
-                sa.insert(ALERTS).values(run_id=run_id, level=str(level), message=message, created_at=created_at)
+                _INSERT_ALERT, {"run_id": run_id, "level": str(level), "message": message, "created_at": created_at}
             )
 
     def alerts(self, run_id: str | None = None) -> list[dict[str, Any]]:
         """Oldest first; each dict has id, run_id, level, message and created_at."""
-        return self._rows(ALERTS, *_equal_to(ALERTS, run_id=run_id), order_by=[ALERTS.c.created_at, ALERTS.c.id])
+        return self._rows(ALERTS, _given(run_id=run_id), order_by=("created_at", "id"))
 
     def add_conflict(
         self,
@@ -676,33 +644,137 @@ class Store:
     ) -> None:
         with self._writing(CONFLICTS, f"a {conflict_type} conflict on {symbol}") as conn:
             conn.execute(
-                sa.insert(CONFLICTS).values(
-                    run_id=run_id,
-                    symbol=symbol,
-                    conflict_type=conflict_type,
-                    resolution_action=resolution_action,
-                    reasoning=reasoning,
-                    confidence=confidence,
-                    payload=_json(payload),
-                    timestamp=timestamp,
-                )
+                _INSERT_CONFLICT,
+                {
+                    "run_id": run_id,
+                    "symbol": symbol,
+                    "conflict_type": conflict_type,
+                    "resolution_action": resolution_action,
+                    "reasoning": reasoning,
+                    "confidence": confidence,
+                    "payload": _json(payload),
+                    "timestamp": timestamp,
+                },
             )
 
     def conflicts(self, symbol: str | None = None) -> list[dict[str, Any]]:
         """Oldest first; each dict holds the row's columns, payload decoded."""
-        rows = self._rows(
-            CONFLICTS, *_equal_to(CONFLICTS, symbol=symbol), order_by=[CONFLICTS.c.timestamp, CONFLICTS.c.id]
-        )
+        rows = self._rows(CONFLICTS, _given(symbol=symbol), order_by=("timestamp", "id"))
         return [{**row, "payload": json.loads(row["payload"])} for row in rows]
 
 
-def _equal_to(table: sa.Table, **columns: object) -> list[sa.ColumnElement[bool]]:
-    """The where clauses of the filters given; None means no filter."""
-    return [table.c[column] == value for column, value in columns.items() if value is not None]
+# The statements, built once per process (a table's or a dialect's), the values bound as
+# parameters at each call: building a statement around its values costs more than running
+# it, and SQLAlchemy's compiled cache knows a statement by its shape.
+
+Insert = Callable[[sa.Table], Any]
+"""A backend's INSERT that takes ON CONFLICT clauses (Backend.insert)."""
+
+
+@functools.cache
+def _select(
+    table: sa.Table,
+    equal: tuple[str, ...],
+    *,
+    order_by: tuple[str, ...],
+    among: str | None,
+    newest_first: bool,
+    limited: bool,
+) -> sa.Select[Any]:
+    """The rows of `table` whose `equal` columns equal the parameters of their names and
+    whose `among` column is one of the parameter "among"'s (at most "limit" of them if
+    `limited`), ordered by `order_by`, rows that tie in the order they were first written."""
+    tie_break: list[sa.ColumnElement[Any]] = (
+        [InsertionOrder()] if table in INSERTION_ORDERED else list(table.primary_key)
+    )
+    order = [*(table.c[name] for name in order_by), *tie_break]
+    query = sa.select(table).where(*(table.c[name] == sa.bindparam(name) for name in equal))
+    if among is not None:
+        query = query.where(table.c[among].in_(sa.bindparam("among", expanding=True)))
+    query = query.order_by(*(column.desc() for column in order) if newest_first else order)
+    return query.limit(sa.bindparam("limit", type_=sa.Integer)) if limited else query
+
+
+@functools.cache
+def _upsert(insert: Insert, table: sa.Table, columns: tuple[str, ...]) -> sa.Executable:
+    """Insert the row, or replace the `columns` it gives of the row with its primary key."""
+    keys = [column.name for column in table.primary_key]
+    statement = insert(table)
+    changes = {name: statement.excluded[name] for name in columns if name not in keys}
+    return statement.on_conflict_do_update(index_elements=keys, set_=changes)
+
+
+@functools.cache
+def _insert_new(insert: Insert, table: sa.Table) -> sa.Executable:
+    """Insert the row unless its primary key is stored already; returns the key if inserted."""
+    return insert(table).on_conflict_do_nothing().returning(*table.primary_key)
+
+
+@functools.cache
+def _claim(insert: Insert, replacing: bool) -> sa.Executable:
+    """Write a lease's claim if it is free, or (`replacing`) held by the token "replacing"."""
+    statement = insert(LEASES)
+    return statement.on_conflict_do_update(
+        index_elements=[LEASES.c.name],
+        set_={name: statement.excluded[name] for name in ("token", "host", "pid", "expires_at")},
+        where=LEASES.c.token == sa.bindparam("replacing") if replacing else sa.false(),
+    ).returning(LEASES.c.name)
+
+
+_INSERT_RUN = sa.insert(RUNS)
+_FINISH_RUN = sa.update(RUNS).where(RUNS.c.run_id == sa.bindparam("run")).returning(RUNS.c.run_id)
+_UPDATE_RUN = sa.update(RUNS).where(RUNS.c.run_id == sa.bindparam("run"))
+_RUNS_STARTING = (
+    sa.select(RUNS)
+    .where(sa.func.substr(RUNS.c.run_id, 1, sa.bindparam("length", type_=sa.Integer)) == sa.bindparam("prefix"))
+    .order_by(InsertionOrder())
+    .limit(2)
+)
+_INSERT_ORDER = sa.insert(ORDERS)
+_TRADED_SYMBOLS = sa.select(ORDERS.c.symbol).distinct()
+_ORDERS_IN_PLAY = (
+    sa.select(ORDERS)
+    .where(
+        sa.or_(
+            ORDERS.c.status.in_(["intent", "pending", "open", "unknown"]),
+            ORDERS.c.position_id.in_(sa.select(POSITIONS.c.id).where(POSITIONS.c.status == PositionStatus.OPEN.value)),
+            sa.and_(ORDERS.c.position_id.is_(None), sa.cast(ORDERS.c.filled_volume, sa.Float) > 0),
+        )
+    )
+    .order_by(ORDERS.c.created_at, InsertionOrder())
+)
+_REALIZED_PNLS = (
+    sa.select(POSITIONS.c.closed_at, POSITIONS.c.realized_pnl)
+    .where(POSITIONS.c.status == PositionStatus.CLOSED.value, POSITIONS.c.realized_pnl.is_not(None))
+    .order_by(POSITIONS.c.closed_at, InsertionOrder())
+)
+_CLEAR_HOLDINGS = sa.delete(HOLDINGS)
+_RELEASE = sa.delete(LEASES).where(LEASES.c.name == sa.bindparam("lease"), LEASES.c.token == sa.bindparam("holder"))
+_INSERT_AGENT_OUTPUT = sa.insert(AGENT_OUTPUTS)
+_INSERT_VOTE = sa.insert(MODEL_VOTES)
+_INSERT_ALERT = sa.insert(ALERTS)
+_INSERT_CONFLICT = sa.insert(CONFLICTS)
+
+
+def _given(**columns: object) -> dict[str, object]:
+    """The filters given; None means no filter."""
+    return {column: value for column, value in columns.items() if value is not None}
 
 
 def _json(value: dict[str, Any]) -> str:
     return json.dumps(to_jsonable(value))
+
+
+def _baseline(row: dict[str, Any]) -> HoldingBaseline:
+    filled = {txid: Decimal(v) for txid, v in json.loads(row["foreign_filled"]).items()}
+    return HoldingBaseline(
+        row["asset"],
+        row["foreign"],
+        row["as_of"],
+        filled,
+        row["surplus"] or Decimal(0),
+        row["surplus_since"],
+    )
 
 
 def _run(row: dict[str, Any]) -> RunRecord:
