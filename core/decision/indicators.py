@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal
-from functools import cached_property
+from functools import cached_property, lru_cache
 from itertools import pairwise
 
 from core.domain.models import Candle
@@ -189,13 +189,24 @@ def bollinger(values: Sequence[float], period: int = 20, width: float = 2.0) -> 
     upper: list[float] = []
     middle: list[float] = []
     lower: list[float] = []
-    fsum, sqrt = math.fsum, math.sqrt
-    for mean, end in zip(sma(values, period), range(period, len(values) + 1)):
-        deviation = sqrt(fsum([(v - mean) * (v - mean) for v in values[end - period : end]]) / period)
+    if period < 1:
+        return Bands(upper, middle, lower)
+    for end in range(period, len(values) + 1):
+        mean, deviation = _band(tuple(values[end - period : end]))
         upper.append(mean + width * deviation)
         middle.append(mean)
         lower.append(mean - width * deviation)
     return Bands(upper, middle, lower)
+
+
+@lru_cache(maxsize=4096)
+def _band(window: tuple[float, ...]) -> tuple[float, float]:
+    """The mean and population standard deviation of one window. Unlike the smoothed
+    indicators, a band depends on its window's values alone, and successive analyses
+    measure mostly the same windows again (a replay's next decision shares all but
+    its newest few): they are kept."""
+    mean = math.fsum(window) / len(window)
+    return mean, math.sqrt(math.fsum([(v - mean) * (v - mean) for v in window]) / len(window))
 
 
 @dataclass(frozen=True)
