@@ -48,8 +48,10 @@ class Prices:
     def of(cls, candles: Sequence[Candle]) -> Prices:
         """Each candle's floats are its own (Candle.hlc), converted once however many
         windows the candle is measured in."""
-        hlc = [c.hlc for c in candles]
-        return cls([h for h, _, _ in hlc], [lo for _, lo, _ in hlc], [c for _, _, c in hlc])
+        if not candles:
+            return cls([], [], [])
+        high, low, close = map(list, zip(*[c.hlc for c in candles], strict=True))
+        return cls(high, low, close)
 
     def __len__(self) -> int:
         return len(self.close)
