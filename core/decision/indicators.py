@@ -33,7 +33,9 @@ def rounded(value: Decimal | float) -> Decimal:
     """`value` as a Decimal of SIGNIFICANT_DIGITS significant digits (zero as plain 0)."""
     if not value:
         return _ZERO
-    return _ROUNDING.plus(value if isinstance(value, Decimal) else Decimal(value))
+    if isinstance(value, Decimal):
+        return _ROUNDING.plus(value)
+    return _ROUNDING.create_decimal_from_float(value)  # plus(Decimal(value)) without the exact interim
 
 
 @dataclass(frozen=True)
