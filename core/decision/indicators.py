@@ -52,8 +52,8 @@ class Prices:
         windows the candle is measured in."""
         if not candles:
             return cls([], [], [])
-        high, low, close = map(list, zip(*[c.hlc for c in candles], strict=True))
-        return cls(high, low, close)
+        high, low, close = zip(*[c.hlc for c in candles], strict=True)
+        return cls(list(high), list(low), list(close))
 
     def __len__(self) -> int:
         return len(self.close)
@@ -137,10 +137,12 @@ def rsi(values: Sequence[float], period: int = 14) -> list[float]:
         change = b - a
         if change > 0:
             gain = (gain * keep + change) / period
-            loss = (loss * keep + 0.0) / period
+            loss = loss * keep / period
+        elif change < 0:
+            gain = gain * keep / period
+            loss = (loss * keep - change) / period
         else:
-            gain = (gain * keep + 0.0) / period
-            loss = (loss * keep + (-change if change < 0 else 0.0)) / period
+            gain, loss = gain * keep / period, loss * keep / period
         append(_rsi(gain, loss))
     return out
 
@@ -225,9 +227,9 @@ class DirectionalIndex:
 def adx(prices: Prices, period: int = 14) -> DirectionalIndex:
     """Wilder's average directional index; len(prices) - 2*period + 1 values.
 
-    The true range and the directional movements are smoothed in one pass (the same
-    arithmetic as _wilder on each): three smoothed lists built and zipped cost ADX a
-    third of its time."""
+    The true range and the directional movements are smoothed in one pass, with the
+    same arithmetic as _wilder on each, instead of three smoothed lists built and
+    then zipped."""
     plus_dm: list[float] = []
     minus_dm: list[float] = []
     for high, prev_high, low, prev_low in zip(prices.high[1:], prices.high, prices.low[1:], prices.low):
