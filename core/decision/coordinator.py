@@ -356,11 +356,11 @@ class CoordinatorAgent:
             source="market",
         )
         ta = result.ta = await self._ta.process(snapshot)
-        await self._publish(MessageTopic.TA_SIGNALS, to_jsonable(ta), cid, source="technical_analysis")
+        await self._publish(MessageTopic.TA_SIGNALS, ta, cid, source="technical_analysis")
         if result.task is TaskName.TECHNICAL_ANALYSIS:
             return
         regime = result.regime = await self._regime.process(snapshot, ta)
-        await self._publish(MessageTopic.REGIME_UPDATES, to_jsonable(regime), cid, source="regime_detection")
+        await self._publish(MessageTopic.REGIME_UPDATES, regime, cid, source="regime_detection")
         if result.task is TaskName.REGIME_DETECTION:
             return
         if manual is not None:
@@ -386,7 +386,7 @@ class CoordinatorAgent:
     async def _vote(self, result: TaskResult, snapshot: MarketSnapshot, ta: TAOutput, regime: RegimeOutput) -> None:
         cid = result.correlation_id
         decision = result.decision = await self._decision.process(snapshot, ta, regime)
-        await self._publish(MessageTopic.TRADING_SIGNALS, to_jsonable(decision), cid, source="trading_decision")
+        await self._publish(MessageTopic.TRADING_SIGNALS, decision, cid, source="trading_decision")
         valid = sum(1 for d in decision.model_decisions if d.valid)
         if valid < self._decision.quorum:
             result.healthy = False
@@ -447,7 +447,7 @@ class CoordinatorAgent:
                 "symbol": symbol,
                 "success": execution.success,
                 "status": execution.status,
-                "orders": to_jsonable(execution.orders),
+                "orders": execution.orders,
                 "alert_level": execution.alert_level,
                 "error_message": execution.error_message,
                 "warnings": execution.warnings,
@@ -457,9 +457,7 @@ class CoordinatorAgent:
             priority=MessagePriority.URGENT if urgent else MessagePriority.NORMAL,
         )
         if execution.position is not None:
-            await self._publish(
-                MessageTopic.PORTFOLIO_UPDATES, to_jsonable(execution.position), cid, source="execution"
-            )
+            await self._publish(MessageTopic.PORTFOLIO_UPDATES, execution.position, cid, source="execution")
 
     # conflicts
 
@@ -557,12 +555,13 @@ class CoordinatorAgent:
     async def _publish(
         self,
         topic: MessageTopic,
-        payload: dict[str, Any],
+        payload: object,
         correlation_id: str | None,
         *,
         source: str = SOURCE,
         priority: MessagePriority = MessagePriority.NORMAL,
     ) -> None:
+        """Publish `payload` (a dict or a dataclass, turned JSON-safe here, once)."""
         if self._recorder is not None:
             recorder, self._recorder = self._recorder, None
             await recorder.attach(self._message_bus)

@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal
-from functools import cached_property
+from functools import cached_property, lru_cache
 from itertools import pairwise
 
 from core.domain.models import Candle
@@ -33,7 +33,9 @@ def rounded(value: Decimal | float) -> Decimal:
     """`value` as a Decimal of SIGNIFICANT_DIGITS significant digits (zero as plain 0)."""
     if not value:
         return _ZERO
-    return _ROUNDING.plus(value if isinstance(value, Decimal) else Decimal(value))
+    if isinstance(value, Decimal):
+        return _ROUNDING.plus(value)
+    return _ROUNDING.create_decimal_from_float(value)  # plus(Decimal(value)) without the exact interim
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,18 @@ class Prices:
     def true_ranges(self) -> list[float]:
         """True range of each candle after the first (each needs the previous close);
         kept, as ATR and ADX both read them."""
-        return [
-            max(h - lo, abs(h - prev), abs(lo - prev)) for h, lo, prev in zip(self.high[1:], self.low[1:], self.close)
-        ]
+        out: list[float] = []
+        append = out.append
+        for h, lo, prev in zip(self.high[1:], self.low[1:], self.close):
+            # max(h - lo, |h - prev|, |lo - prev|), its comparisons written out: max() and
+            # abs() calls were most of what a window's true ranges cost
+            span, up, down = h - lo, h - prev, lo - prev
+            up = up if up >= 0 else -up
+            down = down if down >= 0 else -down
+            if up > span:
+                span = up
+            append(down if down > span else span)
+        return out
 
 
 def _ema_raw(values: Sequence[float], period: int) -> list[float]:
@@ -112,19 +123,26 @@ def rsi(values: Sequence[float], period: int = 14) -> list[float]:
 
     With no losses in the window RSI is 100; with neither gains nor losses it is 50.
     """
-    changes = [b - a for a, b in pairwise(values)]
-    if period < 1 or len(changes) < period:
+    if period < 1 or len(values) <= period:
         return []
     # Wilder's smoothing of the gains and of the losses, in one pass (the first window's
     # sums are exact, so leaving its zeros out changes nothing)
+    first = [b - a for a, b in pairwise(values[: period + 1])]
     keep = period - 1
-    gain = math.fsum([c for c in changes[:period] if c > 0]) / period
-    loss = math.fsum([-c for c in changes[:period] if c < 0]) / period
+    gain = math.fsum([c for c in first if c > 0]) / period
+    loss = math.fsum([-c for c in first if c < 0]) / period
     out = [_rsi(gain, loss)]
     append = out.append
-    for change in changes[period:]:
-        gain = (gain * keep + (change if change > 0 else 0.0)) / period
-        loss = (loss * keep + (-change if change < 0 else 0.0)) / period
+    for a, b in pairwise(values[period:]):
+        change = b - a
+        if change > 0:
+            gain = (gain * keep + change) / period
+            loss = loss * keep / period
+        elif change < 0:
+            gain = gain * keep / period
+            loss = (loss * keep - change) / period
+        else:
+            gain, loss = gain * keep / period, loss * keep / period
         append(_rsi(gain, loss))
     return out
 
@@ -177,13 +195,24 @@ def bollinger(values: Sequence[float], period: int = 20, width: float = 2.0) -> 
     upper: list[float] = []
     middle: list[float] = []
     lower: list[float] = []
-    fsum, sqrt = math.fsum, math.sqrt
-    for mean, end in zip(sma(values, period), range(period, len(values) + 1)):
-        deviation = sqrt(fsum([(v - mean) * (v - mean) for v in values[end - period : end]]) / period)
+    if period < 1:
+        return Bands(upper, middle, lower)
+    for end in range(period, len(values) + 1):
+        mean, deviation = _band(tuple(values[end - period : end]))
         upper.append(mean + width * deviation)
         middle.append(mean)
         lower.append(mean - width * deviation)
     return Bands(upper, middle, lower)
+
+
+@lru_cache(maxsize=4096)
+def _band(window: tuple[float, ...]) -> tuple[float, float]:
+    """The mean and population standard deviation of one window. Unlike the smoothed
+    indicators, a band depends on its window's values alone, and successive analyses
+    measure mostly the same windows again (a replay's next decision shares all but
+    its newest few): they are kept."""
+    mean = math.fsum(window) / len(window)
+    return mean, math.sqrt(math.fsum([(v - mean) * (v - mean) for v in window]) / len(window))
 
 
 @dataclass(frozen=True)
@@ -196,20 +225,40 @@ class DirectionalIndex:
 
 
 def adx(prices: Prices, period: int = 14) -> DirectionalIndex:
-    """Wilder's average directional index; len(prices) - 2*period + 1 values."""
-    ups = [b - a for a, b in pairwise(prices.high)]
-    downs = [a - b for a, b in pairwise(prices.low)]
-    plus_dm = [up if up > down and up > 0 else 0.0 for up, down in zip(ups, downs)]
-    minus_dm = [down if down > up and down > 0 else 0.0 for up, down in zip(ups, downs)]
+    """Wilder's average directional index; len(prices) - 2*period + 1 values.
+
+    The true range and the directional movements are smoothed in one pass, with the
+    same arithmetic as _wilder on each, instead of three smoothed lists built and
+    then zipped."""
+    plus_dm: list[float] = []
+    minus_dm: list[float] = []
+    for high, prev_high, low, prev_low in zip(prices.high[1:], prices.high, prices.low[1:], prices.low):
+        up, down = high - prev_high, prev_low - low
+        plus_dm.append(up if up > down and up > 0 else 0.0)
+        minus_dm.append(down if down > up and down > 0 else 0.0)
+    ranges = true_ranges(prices)
     plus_di: list[float] = []
     minus_di: list[float] = []
     dx: list[float] = []
-    for tr, p, m in zip(_wilder(true_ranges(prices), period), _wilder(plus_dm, period), _wilder(minus_dm, period)):
-        pdi = 100 * p / tr if tr else 0.0
-        mdi = 100 * m / tr if tr else 0.0
+    if period < 1 or len(ranges) < period:
+        return DirectionalIndex([], [], [])
+    keep = period - 1
+    tr = math.fsum(ranges[:period]) / period
+    p = math.fsum(plus_dm[:period]) / period
+    m = math.fsum(minus_dm[:period]) / period
+    for i in range(period - 1, len(ranges)):
+        if i >= period:
+            tr = (tr * keep + ranges[i]) / period
+            p = (p * keep + plus_dm[i]) / period
+            m = (m * keep + minus_dm[i]) / period
+        if tr:
+            pdi, mdi = 100 * p / tr, 100 * m / tr
+        else:
+            pdi = mdi = 0.0
         plus_di.append(pdi)
         minus_di.append(mdi)
-        dx.append(100 * abs(pdi - mdi) / (pdi + mdi) if pdi + mdi else 0.0)
+        total = pdi + mdi
+        dx.append(100 * abs(pdi - mdi) / total if total else 0.0)
     adx_line = _wilder(dx, period)
     skip = len(dx) - len(adx_line)
     return DirectionalIndex(adx_line, plus_di[skip:], minus_di[skip:])
@@ -239,14 +288,17 @@ class Levels:
 def swing_points(candles: Sequence[Candle], window: int = 2) -> tuple[list[Decimal], list[Decimal]]:
     """Swing lows and swing highs: a low (high) no other candle within `window` on
     either side undercuts (exceeds). Oldest first."""
+    all_lows = [c.low for c in candles]
+    all_highs = [c.high for c in candles]
     lows: list[Decimal] = []
     highs: list[Decimal] = []
     for i in range(window, len(candles) - window):
-        neighbours = [*candles[i - window : i], *candles[i + 1 : i + window + 1]]
-        if all(candles[i].low <= n.low for n in neighbours):
-            lows.append(candles[i].low)
-        if all(candles[i].high >= n.high for n in neighbours):
-            highs.append(candles[i].high)
+        # the candle's own value is in its neighbourhood, so <= its min is <= every neighbour
+        low, high = all_lows[i], all_highs[i]
+        if low <= min(all_lows[i - window : i + window + 1]):
+            lows.append(low)
+        if high >= max(all_highs[i - window : i + window + 1]):
+            highs.append(high)
     return lows, highs
 
 

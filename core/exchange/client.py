@@ -75,6 +75,9 @@ _CANCEL_ORDER = TypeAdapter(CancelOrderResult)
 _RAW_ORDERS = TypeAdapter(dict[str, dict[str, Any]])
 _OPEN_ORDERS = TypeAdapter(OpenOrdersResult)
 _CLOSED_ORDERS = TypeAdapter(ClosedOrdersResult)
+_JSON = json.JSONDecoder(parse_float=Decimal)
+"""One decoder for every answer (json.loads(..., parse_float=Decimal) builds one per call);
+the body is decoded as json.loads decodes bytes."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,8 @@ def _wire_decimal(value: Decimal, name: str) -> str:
 def _result(method: str, response: httpx.Response) -> Any:
     """The `result` of Kraken's envelope, or the exception for what came instead."""
     try:
-        payload = json.loads(response.content, parse_float=Decimal)
+        content = response.content
+        payload = _JSON.decode(content.decode(json.detect_encoding(content), "surrogatepass"))
     except ValueError as exc:
         raise exception_for_http_status(response.status_code, method=method, is_json=False) from exc
     errors = payload.get("error") if isinstance(payload, dict) else None

@@ -42,6 +42,13 @@ def _wire(request: httpx.Request) -> tuple[str, str, list[tuple[str, str]], byte
         ("GET", "/0/public/OHLC", {"params": {"pair": "XBTUSD", "interval": "60", "since": "1735689600"}}),
         ("GET", "/_sandbox/state?orders=false", {}),
         ("POST", "/_sandbox/advance", {"data": {"seconds": "3600", "orders": "false"}}),
+        ("POST", "/_sandbox/reset", {}),
+        ("POST", "/_sandbox/reset", {"data": {}}),
+        ("POST", "/_sandbox/reset", {"content": b""}),
+        ("GET", "/0/public/Ticker", {"params": {"pair": "XBT/USD", "note": "a b&c"}}),
+        ("DELETE", "/_sandbox/faults", {}),
+        ("POST", "/_sandbox/faults", {"data": {"spec": "latency:ms=5"}, "headers": {"Content-Type": "text/plain"}}),
+        ("GET", "/0/public/Time", {"headers": {"User-Agent": "another"}}),
         (
             "POST",
             "/0/private/AddOrder",

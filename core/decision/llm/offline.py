@@ -25,10 +25,14 @@ _BULL_REGIMES = (Regime.TRENDING_BULL, Regime.VOLATILE_BULL)
 _BEAR_REGIMES = (Regime.TRENDING_BEAR, Regime.VOLATILE_BEAR)
 
 
+_ENCODE = json.JSONEncoder().encode
+"""json.dumps with its default options, without re-reading them at each of an answer's fields."""
+
+
 def answer_json(fields: Mapping[str, object]) -> str:
     """A flat JSON object whose Decimals are written as exact JSON numbers."""
     parts = (
-        f"{json.dumps(key)}: {format(value, 'f') if isinstance(value, Decimal) else json.dumps(value)}"
+        f"{_ENCODE(key)}: {format(value, 'f') if isinstance(value, Decimal) else _ENCODE(value)}"
         for key, value in fields.items()
     )
     return "{" + ", ".join(parts) + "}"
