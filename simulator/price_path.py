@@ -193,11 +193,15 @@ def _bridge(rng: random.Random, start: float, end: float, variances: list[float]
     return [start + w + gap * c / total for w, c in zip(walk, cumulative)]
 
 
-def _bridge_extreme(rng: random.Random, start: float, end: float, variance: float, sign: int) -> float:
-    """A draw of the maximum (sign 1) or minimum (sign -1) of a Brownian bridge from
-    `start` to `end`, from its exact distribution P(max > m) = exp(-2(m-a)(m-b)/v)."""
-    reach = math.sqrt((end - start) ** 2 - 2.0 * variance * math.log(1.0 - rng.random()))
-    return (start + end + sign * reach) / 2.0
+def _bridge_extremes(rng: random.Random, points: list[float], variances: list[float], sign: int) -> tuple[float, ...]:
+    """A draw of the maximum (sign 1) or minimum (sign -1) of each step of a bridge,
+    from `points[i]` to `points[i + 1]`, from its exact distribution
+    P(max > m) = exp(-2(m-a)(m-b)/v); one list at a time, as a day's hours need them."""
+    sqrt, log, draw = math.sqrt, math.log, rng.random
+    return tuple(
+        (a + b + sign * sqrt((b - a) ** 2 - 2.0 * v * log(1.0 - draw()))) / 2.0
+        for a, b, v in zip(points, points[1:], variances)
+    )
 
 
 def _stretch(value: float, edge: float, reached: float, target: float) -> float:
@@ -260,12 +264,11 @@ class _AssetPath:
         total = sum(weights)
         variances = [day_variance * w / total for w in weights]
         points = _bridge(rng, self.anchor(day), self.anchor(day + 1), variances)
-        hours = list(zip(points, points[1:], variances))
         return _Hours(
             points=tuple(points),
             variances=tuple(variances),
-            highs=tuple(_bridge_extreme(rng, a, b, v, 1) for a, b, v in hours),
-            lows=tuple(_bridge_extreme(rng, a, b, v, -1) for a, b, v in hours),
+            highs=_bridge_extremes(rng, points, variances, 1),
+            lows=_bridge_extremes(rng, points, variances, -1),
         )
 
     def _minutes(self, hour: int) -> _Minutes:
@@ -317,6 +320,8 @@ class _Stats(NamedTuple):
 
 def _merge(parts: Iterable[_Stats]) -> _Stats:
     parts = list(parts)
+    if len(parts) == 1:  # an hourly candle is its hour's summary
+        return parts[0]
     return _Stats(
         open=parts[0].open,
         high=max(p.high for p in parts),
@@ -360,10 +365,13 @@ class SyntheticPricePath:
         self._base = base
         self._quote = quote
         self._activity = PAIR_ACTIVITY[pair.key]
+        self._tick = pair.tick_size
         self._start = (math.floor(origin / DAY) - HISTORY_DAYS) * DAY
         self._hour_volumes = lru_cache(maxsize=8_192)(self._day_volumes)
         self._minute_stats = lru_cache(maxsize=2_048)(self._hour_of_minutes)
-        self._hour_stats = lru_cache(maxsize=100_000)(self._hour_summary)
+        self._day_stats = lru_cache(maxsize=8_192)(self._day_summaries)
+        self._cross_hour_stats = lru_cache(maxsize=100_000)(self._cross_hour_summary)
+        self._closed_bar = lru_cache(maxsize=16_384)(self._whole_bar)
 
     @property
     def start(self) -> float:
@@ -388,16 +396,23 @@ class SyntheticPricePath:
             first += step
         bars = []
         for bucket in range(first, math.floor(until / step) * step + 1, step):
-            end = min(bucket + step, until)
-            whole_end = math.floor(end / MINUTE) * MINUTE
+            if bucket + step <= until:
+                bars.append(self._closed_bar(interval_minutes, bucket))
+                continue
+            whole_end = math.floor(until / MINUTE) * MINUTE
             parts = self._whole_minutes(bucket, whole_end)
-            if end > whole_end or not parts:
-                parts.append(self._minute_until(end))
+            if until > whole_end or not parts:
+                parts.append(self._minute_until(until))
             bars.append(self._bar(bucket, _merge(parts)))
         return bars
 
+    def _whole_bar(self, interval_minutes: int, bucket: int) -> Bar:
+        """A candle the path has closed: a function of the path, made once (the ticker's
+        last day and the hourly OHLC share their hours, and every poll asks them again)."""
+        return self._bar(bucket, _merge(self._whole_minutes(bucket, bucket + interval_minutes * MINUTE)))
+
     def _price(self, value: float) -> Decimal:
-        return Decimal(value).quantize(self._pair.tick_size)
+        return Decimal(value).quantize(self._tick)
 
     def _minute_until(self, t: float) -> _Stats:
         """The minute holding `t`, cut at `t`; its price moves linearly inside."""
@@ -456,18 +471,33 @@ class SyntheticPricePath:
         day, index = divmod(hour, 24)
         return self._hour_volumes(day)[index]
 
-    def _hour_summary(self, hour: int) -> _Stats:
+    def _hour_stats(self, hour: int) -> _Stats:
         if self._quote is not None:
-            return _merge(self._minute_stats(hour))
+            return self._cross_hour_stats(hour)
         day, index = divmod(hour, 24)
+        return self._day_stats(day)[index]
+
+    def _cross_hour_summary(self, hour: int) -> _Stats:
+        return _merge(self._minute_stats(hour))
+
+    def _day_summaries(self, day: int) -> tuple[_Stats, ...]:
+        """The 24 hours of `day` of a dollar-quoted pair, straight from its asset's hour
+        level, all at once: a day's hours are read together (candles of an hour or more)."""
         hours = self._base.hours(day)
-        open_, close = math.exp(hours.points[index]), math.exp(hours.points[index + 1])
-        high, low = math.exp(hours.highs[index]), math.exp(hours.lows[index])
-        volume = self._hour_volume(hour)
-        lots = self._lots(volume)
-        return _Stats(
-            open_, high, low, close, lots, lots * _typical(open_, high, low, close), self._trade_count(volume)
-        )
+        exp, points = math.exp, hours.points
+        summaries = []
+        for index, (high_point, low_point, volume) in enumerate(
+            zip(hours.highs, hours.lows, self._hour_volumes(day), strict=True)
+        ):
+            open_, close = exp(points[index]), exp(points[index + 1])
+            high, low = exp(high_point), exp(low_point)
+            lots = self._lots(volume)
+            summaries.append(
+                _Stats(
+                    open_, high, low, close, lots, lots * _typical(open_, high, low, close), self._trade_count(volume)
+                )
+            )
+        return tuple(summaries)
 
     def _hour_of_minutes(self, hour: int) -> tuple[_Stats, ...]:
         base = self._base.minutes(hour)
@@ -506,15 +536,16 @@ class SyntheticPricePath:
 
     def _bar(self, time: int, stats: _Stats) -> Bar:
         vwap = stats.turnover / stats.volume if stats.volume > 0 else stats.close
+        tick = self._tick
         return Bar(
-            time=time,
-            open=self._price(stats.open),
-            high=self._price(stats.high),
-            low=self._price(stats.low),
-            close=self._price(stats.close),
-            vwap=self._price(vwap),
-            volume=Decimal(stats.volume).scaleb(-self._pair.lot_decimals),
-            count=stats.trades,
+            time,
+            Decimal(stats.open).quantize(tick),
+            Decimal(stats.high).quantize(tick),
+            Decimal(stats.low).quantize(tick),
+            Decimal(stats.close).quantize(tick),
+            Decimal(vwap).quantize(tick),
+            Decimal(stats.volume).scaleb(-self._pair.lot_decimals),
+            stats.trades,
         )
 
 

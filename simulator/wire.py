@@ -44,8 +44,11 @@ _QUANTA = [Decimal(1).scaleb(-places) for places in range(19)]
 
 
 def amount(value: Decimal, places: int) -> str:
-    quantum = _QUANTA[places] if 0 <= places < len(_QUANTA) else Decimal(1).scaleb(-places)
-    return f"{value.quantize(quantum):f}"
+    return f"{value.quantize(_quantum(places)):f}"
+
+
+def _quantum(places: int) -> Decimal:
+    return _QUANTA[places] if 0 <= places < len(_QUANTA) else Decimal(1).scaleb(-places)
 
 
 def order_description(spec: OrderSpec) -> str:
@@ -399,17 +402,16 @@ def ticker(pair: Pair, value: Ticker) -> Json:
 
 
 def candle(pair: Pair, bar: Bar) -> list[Any]:
-    def price(number: Decimal) -> str:
-        return amount(number, pair.pair_decimals)
-
+    # `amount` inlined: an OHLC answer formats some 1,400 numbers
+    tick = _quantum(pair.pair_decimals)
     return [
         bar.time,
-        price(bar.open),
-        price(bar.high),
-        price(bar.low),
-        price(bar.close),
-        price(bar.vwap),
-        amount(bar.volume, pair.lot_decimals),
+        f"{bar.open.quantize(tick):f}",
+        f"{bar.high.quantize(tick):f}",
+        f"{bar.low.quantize(tick):f}",
+        f"{bar.close.quantize(tick):f}",
+        f"{bar.vwap.quantize(tick):f}",
+        f"{bar.volume.quantize(_quantum(pair.lot_decimals)):f}",
         bar.count,
     ]
 
