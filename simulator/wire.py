@@ -3,6 +3,7 @@ Kraken gives them, times as epoch numbers, pairs keyed by their Kraken key."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -346,7 +347,17 @@ _PAIR_INFO_FIELDS = {
 
 
 def asset_pair(value: Pair, info: str) -> Json:
-    full: Json = {
+    """A pair's AssetPairs entry; the same object on every call (the pairs are fixed:
+    the fee schedules alone were 50 numbers to convert per pair and call)."""
+    full = _pair_entry(value)
+    if info == "info":
+        return full
+    return {name: full[name] for name in _PAIR_INFO_FIELDS[info]}
+
+
+@functools.cache
+def _pair_entry(value: Pair) -> Json:
+    return {
         "altname": value.altname,
         "wsname": value.wsname,
         "aclass_base": "currency",
@@ -370,9 +381,6 @@ def asset_pair(value: Pair, info: str) -> Json:
         "tick_size": f"{value.tick_size:f}",
         "status": "online",
     }
-    if info == "info":
-        return full
-    return {name: full[name] for name in _PAIR_INFO_FIELDS[info]}
 
 
 def _fee_tiers(tiers: FeeTiers) -> list[list[int | float]]:
