@@ -280,14 +280,10 @@ class _AssetPath:
         total = sum(weights)
         variances = [hours.variances[index] * w / total for w in weights]
         points = _bridge(rng, start, end, variances)
-        highs = [
-            max(a, b) + _WICK_SCALE * math.sqrt(v) * rng.expovariate(1.0)
-            for a, b, v in zip(points, points[1:], variances)
-        ]
-        lows = [
-            min(a, b) - _WICK_SCALE * math.sqrt(v) * rng.expovariate(1.0)
-            for a, b, v in zip(points, points[1:], variances)
-        ]
+        wicks = [_WICK_SCALE * math.sqrt(v) for v in variances]
+        draw = rng.expovariate
+        highs = [max(a, b) + wick * draw(1.0) for a, b, wick in zip(points, points[1:], wicks)]
+        lows = [min(a, b) - wick * draw(1.0) for a, b, wick in zip(points, points[1:], wicks)]
         top, high = max(start, end), hours.highs[index]
         bottom, low = min(start, end), hours.lows[index]
         reached_high, reached_low = max(highs), min(lows)
@@ -520,11 +516,13 @@ class SyntheticPricePath:
             counted += counts[-1]
         # a minute without trades has no volume: the hour's lots go to the minutes that trade
         volumes = _split(self._lots(hour_volume), [w if c > 0 else 0.0 for w, c in zip(weights, counts)])
+        exp = math.exp
+        prices = [exp(point) for point in points]  # each minute's close is the next one's open
         minutes = []
         for i, (volume, count) in enumerate(zip(volumes, counts)):
-            open_, close = math.exp(points[i]), math.exp(points[i + 1])
-            high = max(open_, close, math.exp(highs[i]))
-            low = min(open_, close, math.exp(lows[i]))
+            open_, close = prices[i], prices[i + 1]
+            high = max(open_, close, exp(highs[i]))
+            low = min(open_, close, exp(lows[i]))
             minutes.append(_Stats(open_, high, low, close, volume, volume * _typical(open_, high, low, close), count))
         return tuple(minutes)
 
