@@ -26,10 +26,10 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import NamedTuple, Protocol
 
 from simulator.market_model import ASSET_DYNAMICS, PAIR_ACTIVITY, AssetDynamics
@@ -127,13 +127,17 @@ class _Market:
     def __init__(self, seed: int, origin_day: int) -> None:
         self._origin_day = origin_day
         self._days: dict[int, _MarketDay] = {}
-        self._walks = {direction: _MarketWalk(random.Random(f"{seed}:market:{direction}")) for direction in (1, -1)}
+        self._seed = seed
+        self._walks: dict[int, _MarketWalk] = {}
+        """Made on first use (an RNG costs its seeding): each has an RNG of its own."""
         self._frontier = {1: origin_day, -1: origin_day - 1}
 
     def day(self, day: int) -> _MarketDay:
         direction = 1 if day >= self._origin_day else -1
         while day not in self._days:
             frontier = self._frontier[direction]
+            if direction not in self._walks:
+                self._walks[direction] = _MarketWalk(random.Random(f"{self._seed}:market:{direction}"))
             self._days[frontier] = self._walks[direction].next_day()
             self._frontier[direction] = frontier + direction
         return self._days[day]
@@ -226,11 +230,20 @@ class _AssetPath:
         self._origin_day = origin_day
         self._home = math.log(dynamics.start_price)
         self._anchors: dict[int, float] = {origin_day: self._home}
-        self._rngs = {d: random.Random(f"{seed}:{asset}:walk:{d}") for d in (1, -1)}
+        self._rngs: dict[int, random.Random] = {}
+        """Each direction's walk, made on first use like the caches below."""
         self._levels = {1: self._home, -1: self._home}
         self._frontier = {1: origin_day, -1: origin_day}
-        self.hours = lru_cache(maxsize=8_192)(self._hours)
-        self.minutes = lru_cache(maxsize=2_048)(self._minutes)
+
+    # The caches are made on first use: an exchange builds a path for every pair and
+    # asset, and most are never read in a run (a cache cost microseconds to make).
+    @cached_property
+    def hours(self) -> Callable[[int], _Hours]:
+        return lru_cache(maxsize=8_192)(self._hours)
+
+    @cached_property
+    def minutes(self) -> Callable[[int], _Minutes]:
+        return lru_cache(maxsize=2_048)(self._minutes)
 
     def anchor(self, day: int) -> float:
         """Log-price at midnight UTC starting `day`."""
@@ -246,6 +259,8 @@ class _AssetPath:
         if market.regime_began:
             self._levels[direction] = x
         dynamics = self._dynamics
+        if direction not in self._rngs:
+            self._rngs[direction] = random.Random(f"{self._seed}:{self._asset}:walk:{direction}")
         rng = self._rngs[direction]
         noise = (dynamics.beta * _MARKET_VOL * market.shock + rng.gauss(0.0, dynamics.idio_vol)) * market.vol
         pull = market.regime.reversion * (x - self._levels[direction]) + _HOME_PULL * (x - self._home)
@@ -363,11 +378,27 @@ class SyntheticPricePath:
         self._activity = PAIR_ACTIVITY[pair.key]
         self._tick = pair.tick_size
         self._start = (math.floor(origin / DAY) - HISTORY_DAYS) * DAY
-        self._hour_volumes = lru_cache(maxsize=8_192)(self._day_volumes)
-        self._minute_stats = lru_cache(maxsize=2_048)(self._hour_of_minutes)
-        self._day_stats = lru_cache(maxsize=8_192)(self._day_summaries)
-        self._cross_hour_stats = lru_cache(maxsize=100_000)(self._cross_hour_summary)
-        self._closed_bar = lru_cache(maxsize=16_384)(self._whole_bar)
+
+    # made on first use, as the asset path's
+    @cached_property
+    def _hour_volumes(self) -> Callable[[int], tuple[float, ...]]:
+        return lru_cache(maxsize=8_192)(self._day_volumes)
+
+    @cached_property
+    def _minute_stats(self) -> Callable[[int], tuple[_Stats, ...]]:
+        return lru_cache(maxsize=2_048)(self._hour_of_minutes)
+
+    @cached_property
+    def _day_stats(self) -> Callable[[int], tuple[_Stats, ...]]:
+        return lru_cache(maxsize=8_192)(self._day_summaries)
+
+    @cached_property
+    def _cross_hour_stats(self) -> Callable[[int], _Stats]:
+        return lru_cache(maxsize=100_000)(self._cross_hour_summary)
+
+    @cached_property
+    def _closed_bar(self) -> Callable[[int, int], Bar]:
+        return lru_cache(maxsize=16_384)(self._whole_bar)
 
     @property
     def start(self) -> float:
@@ -480,12 +511,13 @@ class SyntheticPricePath:
         """The 24 hours of `day` of a dollar-quoted pair, straight from its asset's hour
         level, all at once: a day's hours are read together (candles of an hour or more)."""
         hours = self._base.hours(day)
-        exp, points = math.exp, hours.points
+        exp = math.exp
+        prices = [exp(point) for point in hours.points]  # each hour's close is the next one's open
         summaries = []
         for index, (high_point, low_point, volume) in enumerate(
             zip(hours.highs, hours.lows, self._hour_volumes(day), strict=True)
         ):
-            open_, close = exp(points[index]), exp(points[index + 1])
+            open_, close = prices[index], prices[index + 1]
             high, low = exp(high_point), exp(low_point)
             lots = self._lots(volume)
             summaries.append(
