@@ -25,9 +25,12 @@ _MAX_NONCE = 2**64 - 1
 
 
 def sign(secret: str, urlpath: str, nonce: str, postdata: bytes) -> str:
+    return base64.b64encode(_signature(secret, urlpath, nonce, postdata)).decode()
+
+
+def _signature(secret: str, urlpath: str, nonce: str, postdata: bytes) -> bytes:
     digest = hashlib.sha256(nonce.encode() + postdata).digest()
-    mac = hmac.new(base64.b64decode(secret), urlpath.encode() + digest, hashlib.sha512)
-    return base64.b64encode(mac.digest()).decode()
+    return hmac.digest(base64.b64decode(secret), urlpath.encode() + digest, "sha512")
 
 
 def authenticate(exchange: Exchange, request: Request) -> tuple[ApiKey, Params]:
@@ -39,7 +42,7 @@ def authenticate(exchange: Exchange, request: Request) -> tuple[ApiKey, Params]:
     params = body_params(request)
     nonce = _nonce(params)
     try:
-        expected = base64.b64decode(sign(api_key.secret, request.path, nonce, request.body))
+        expected = _signature(api_key.secret, request.path, nonce, request.body)
         given = base64.b64decode(request.headers.get("api-sign", ""), validate=True)
     except (binascii.Error, ValueError):
         raise InvalidSignature() from None

@@ -627,6 +627,8 @@ def load_plan(path: Path) -> tuple[int | None, list[FaultRule]]:
 class _RuleState:
     id: int
     rng: random.Random
+    params: Any
+    """The rule's params as its fault's model: validated once, not on every firing."""
     seen: int = 0
     fired: int = 0
 
@@ -704,7 +706,8 @@ class FaultSchedule:
         return self._hidden.get(txid, -math.inf) > now
 
     def _fresh_state(self, rule_id: int, rule: FaultRule) -> _RuleState:
-        return _RuleState(rule_id, random.Random(f"{self.seed}:{rule_id}:{rule.fault}"))
+        params = CATALOG[rule.fault].params_model.model_validate(rule.params)
+        return _RuleState(rule_id, random.Random(f"{self.seed}:{rule_id}:{rule.fault}"), params)
 
     def _fires(self, index: int, call: Call) -> bool:
         rule, state = self.rules[index], self._states[index]
@@ -730,7 +733,7 @@ class FaultSchedule:
             fault = CATALOG[rule.fault]
             firing = _Firing(
                 rule,
-                fault.params_model.model_validate(rule.params),
+                self._states[index].params,
                 FaultLogEntry(
                     time=call.exchange.now(),
                     fault=rule.fault,

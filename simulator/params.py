@@ -65,6 +65,8 @@ def merge_params(first: Params, second: Params) -> dict[str, object]:
 
 
 def _form(raw: bytes) -> dict[str, object]:
+    if not raw:  # most calls have an empty query or body
+        return {}
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -26,10 +26,10 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import NamedTuple, Protocol
 
 from simulator.market_model import ASSET_DYNAMICS, PAIR_ACTIVITY, AssetDynamics
@@ -127,13 +127,17 @@ class _Market:
     def __init__(self, seed: int, origin_day: int) -> None:
         self._origin_day = origin_day
         self._days: dict[int, _MarketDay] = {}
-        self._walks = {direction: _MarketWalk(random.Random(f"{seed}:market:{direction}")) for direction in (1, -1)}
+        self._seed = seed
+        self._walks: dict[int, _MarketWalk] = {}
+        """Made on first use (an RNG costs its seeding): each has an RNG of its own."""
         self._frontier = {1: origin_day, -1: origin_day - 1}
 
     def day(self, day: int) -> _MarketDay:
         direction = 1 if day >= self._origin_day else -1
         while day not in self._days:
             frontier = self._frontier[direction]
+            if direction not in self._walks:
+                self._walks[direction] = _MarketWalk(random.Random(f"{self._seed}:market:{direction}"))
             self._days[frontier] = self._walks[direction].next_day()
             self._frontier[direction] = frontier + direction
         return self._days[day]
@@ -193,11 +197,15 @@ def _bridge(rng: random.Random, start: float, end: float, variances: list[float]
     return [start + w + gap * c / total for w, c in zip(walk, cumulative)]
 
 
-def _bridge_extreme(rng: random.Random, start: float, end: float, variance: float, sign: int) -> float:
-    """A draw of the maximum (sign 1) or minimum (sign -1) of a Brownian bridge from
-    `start` to `end`, from its exact distribution P(max > m) = exp(-2(m-a)(m-b)/v)."""
-    reach = math.sqrt((end - start) ** 2 - 2.0 * variance * math.log(1.0 - rng.random()))
-    return (start + end + sign * reach) / 2.0
+def _bridge_extremes(rng: random.Random, points: list[float], variances: list[float], sign: int) -> tuple[float, ...]:
+    """A draw of the maximum (sign 1) or minimum (sign -1) of each step of a bridge,
+    from `points[i]` to `points[i + 1]`, from its exact distribution
+    P(max > m) = exp(-2(m-a)(m-b)/v); one list at a time, as a day's hours need them."""
+    sqrt, log, draw = math.sqrt, math.log, rng.random
+    return tuple(
+        (a + b + sign * sqrt((b - a) ** 2 - 2.0 * v * log(1.0 - draw()))) / 2.0
+        for a, b, v in zip(points, points[1:], variances)
+    )
 
 
 def _stretch(value: float, edge: float, reached: float, target: float) -> float:
@@ -222,11 +230,20 @@ class _AssetPath:
         self._origin_day = origin_day
         self._home = math.log(dynamics.start_price)
         self._anchors: dict[int, float] = {origin_day: self._home}
-        self._rngs = {d: random.Random(f"{seed}:{asset}:walk:{d}") for d in (1, -1)}
+        self._rngs: dict[int, random.Random] = {}
+        """Each direction's walk, made on first use like the caches below."""
         self._levels = {1: self._home, -1: self._home}
         self._frontier = {1: origin_day, -1: origin_day}
-        self.hours = lru_cache(maxsize=8_192)(self._hours)
-        self.minutes = lru_cache(maxsize=2_048)(self._minutes)
+
+    # The caches are made on first use: an exchange builds a path for every pair and
+    # asset, and most are never read in a run (a cache cost microseconds to make).
+    @cached_property
+    def hours(self) -> Callable[[int], _Hours]:
+        return lru_cache(maxsize=8_192)(self._hours)
+
+    @cached_property
+    def minutes(self) -> Callable[[int], _Minutes]:
+        return lru_cache(maxsize=2_048)(self._minutes)
 
     def anchor(self, day: int) -> float:
         """Log-price at midnight UTC starting `day`."""
@@ -242,6 +259,8 @@ class _AssetPath:
         if market.regime_began:
             self._levels[direction] = x
         dynamics = self._dynamics
+        if direction not in self._rngs:
+            self._rngs[direction] = random.Random(f"{self._seed}:{self._asset}:walk:{direction}")
         rng = self._rngs[direction]
         noise = (dynamics.beta * _MARKET_VOL * market.shock + rng.gauss(0.0, dynamics.idio_vol)) * market.vol
         pull = market.regime.reversion * (x - self._levels[direction]) + _HOME_PULL * (x - self._home)
@@ -260,12 +279,11 @@ class _AssetPath:
         total = sum(weights)
         variances = [day_variance * w / total for w in weights]
         points = _bridge(rng, self.anchor(day), self.anchor(day + 1), variances)
-        hours = list(zip(points, points[1:], variances))
         return _Hours(
             points=tuple(points),
             variances=tuple(variances),
-            highs=tuple(_bridge_extreme(rng, a, b, v, 1) for a, b, v in hours),
-            lows=tuple(_bridge_extreme(rng, a, b, v, -1) for a, b, v in hours),
+            highs=_bridge_extremes(rng, points, variances, 1),
+            lows=_bridge_extremes(rng, points, variances, -1),
         )
 
     def _minutes(self, hour: int) -> _Minutes:
@@ -277,14 +295,10 @@ class _AssetPath:
         total = sum(weights)
         variances = [hours.variances[index] * w / total for w in weights]
         points = _bridge(rng, start, end, variances)
-        highs = [
-            max(a, b) + _WICK_SCALE * math.sqrt(v) * rng.expovariate(1.0)
-            for a, b, v in zip(points, points[1:], variances)
-        ]
-        lows = [
-            min(a, b) - _WICK_SCALE * math.sqrt(v) * rng.expovariate(1.0)
-            for a, b, v in zip(points, points[1:], variances)
-        ]
+        wicks = [_WICK_SCALE * math.sqrt(v) for v in variances]
+        draw = rng.expovariate
+        highs = [max(a, b) + wick * draw(1.0) for a, b, wick in zip(points, points[1:], wicks)]
+        lows = [min(a, b) - wick * draw(1.0) for a, b, wick in zip(points, points[1:], wicks)]
         top, high = max(start, end), hours.highs[index]
         bottom, low = min(start, end), hours.lows[index]
         reached_high, reached_low = max(highs), min(lows)
@@ -317,6 +331,8 @@ class _Stats(NamedTuple):
 
 def _merge(parts: Iterable[_Stats]) -> _Stats:
     parts = list(parts)
+    if len(parts) == 1:  # an hourly candle is its hour's summary
+        return parts[0]
     return _Stats(
         open=parts[0].open,
         high=max(p.high for p in parts),
@@ -360,10 +376,29 @@ class SyntheticPricePath:
         self._base = base
         self._quote = quote
         self._activity = PAIR_ACTIVITY[pair.key]
+        self._tick = pair.tick_size
         self._start = (math.floor(origin / DAY) - HISTORY_DAYS) * DAY
-        self._hour_volumes = lru_cache(maxsize=8_192)(self._day_volumes)
-        self._minute_stats = lru_cache(maxsize=2_048)(self._hour_of_minutes)
-        self._hour_stats = lru_cache(maxsize=100_000)(self._hour_summary)
+
+    # made on first use, as the asset path's
+    @cached_property
+    def _hour_volumes(self) -> Callable[[int], tuple[float, ...]]:
+        return lru_cache(maxsize=8_192)(self._day_volumes)
+
+    @cached_property
+    def _minute_stats(self) -> Callable[[int], tuple[_Stats, ...]]:
+        return lru_cache(maxsize=2_048)(self._hour_of_minutes)
+
+    @cached_property
+    def _day_stats(self) -> Callable[[int], tuple[_Stats, ...]]:
+        return lru_cache(maxsize=8_192)(self._day_summaries)
+
+    @cached_property
+    def _cross_hour_stats(self) -> Callable[[int], _Stats]:
+        return lru_cache(maxsize=100_000)(self._cross_hour_summary)
+
+    @cached_property
+    def _closed_bar(self) -> Callable[[int, int], Bar]:
+        return lru_cache(maxsize=16_384)(self._whole_bar)
 
     @property
     def start(self) -> float:
@@ -388,16 +423,23 @@ class SyntheticPricePath:
             first += step
         bars = []
         for bucket in range(first, math.floor(until / step) * step + 1, step):
-            end = min(bucket + step, until)
-            whole_end = math.floor(end / MINUTE) * MINUTE
+            if bucket + step <= until:
+                bars.append(self._closed_bar(interval_minutes, bucket))
+                continue
+            whole_end = math.floor(until / MINUTE) * MINUTE
             parts = self._whole_minutes(bucket, whole_end)
-            if end > whole_end or not parts:
-                parts.append(self._minute_until(end))
+            if until > whole_end or not parts:
+                parts.append(self._minute_until(until))
             bars.append(self._bar(bucket, _merge(parts)))
         return bars
 
+    def _whole_bar(self, interval_minutes: int, bucket: int) -> Bar:
+        """A candle the path has closed: a function of the path, made once (the ticker's
+        last day and the hourly OHLC share their hours, and every poll asks them again)."""
+        return self._bar(bucket, _merge(self._whole_minutes(bucket, bucket + interval_minutes * MINUTE)))
+
     def _price(self, value: float) -> Decimal:
-        return Decimal(value).quantize(self._pair.tick_size)
+        return Decimal(value).quantize(self._tick)
 
     def _minute_until(self, t: float) -> _Stats:
         """The minute holding `t`, cut at `t`; its price moves linearly inside."""
@@ -456,18 +498,34 @@ class SyntheticPricePath:
         day, index = divmod(hour, 24)
         return self._hour_volumes(day)[index]
 
-    def _hour_summary(self, hour: int) -> _Stats:
+    def _hour_stats(self, hour: int) -> _Stats:
         if self._quote is not None:
-            return _merge(self._minute_stats(hour))
+            return self._cross_hour_stats(hour)
         day, index = divmod(hour, 24)
+        return self._day_stats(day)[index]
+
+    def _cross_hour_summary(self, hour: int) -> _Stats:
+        return _merge(self._minute_stats(hour))
+
+    def _day_summaries(self, day: int) -> tuple[_Stats, ...]:
+        """The 24 hours of `day` of a dollar-quoted pair, straight from its asset's hour
+        level, all at once: a day's hours are read together (candles of an hour or more)."""
         hours = self._base.hours(day)
-        open_, close = math.exp(hours.points[index]), math.exp(hours.points[index + 1])
-        high, low = math.exp(hours.highs[index]), math.exp(hours.lows[index])
-        volume = self._hour_volume(hour)
-        lots = self._lots(volume)
-        return _Stats(
-            open_, high, low, close, lots, lots * _typical(open_, high, low, close), self._trade_count(volume)
-        )
+        exp = math.exp
+        prices = [exp(point) for point in hours.points]  # each hour's close is the next one's open
+        summaries = []
+        for index, (high_point, low_point, volume) in enumerate(
+            zip(hours.highs, hours.lows, self._hour_volumes(day), strict=True)
+        ):
+            open_, close = prices[index], prices[index + 1]
+            high, low = exp(high_point), exp(low_point)
+            lots = self._lots(volume)
+            summaries.append(
+                _Stats(
+                    open_, high, low, close, lots, lots * _typical(open_, high, low, close), self._trade_count(volume)
+                )
+            )
+        return tuple(summaries)
 
     def _hour_of_minutes(self, hour: int) -> tuple[_Stats, ...]:
         base = self._base.minutes(hour)
@@ -490,11 +548,13 @@ class SyntheticPricePath:
             counted += counts[-1]
         # a minute without trades has no volume: the hour's lots go to the minutes that trade
         volumes = _split(self._lots(hour_volume), [w if c > 0 else 0.0 for w, c in zip(weights, counts)])
+        exp = math.exp
+        prices = [exp(point) for point in points]  # each minute's close is the next one's open
         minutes = []
         for i, (volume, count) in enumerate(zip(volumes, counts)):
-            open_, close = math.exp(points[i]), math.exp(points[i + 1])
-            high = max(open_, close, math.exp(highs[i]))
-            low = min(open_, close, math.exp(lows[i]))
+            open_, close = prices[i], prices[i + 1]
+            high = max(open_, close, exp(highs[i]))
+            low = min(open_, close, exp(lows[i]))
             minutes.append(_Stats(open_, high, low, close, volume, volume * _typical(open_, high, low, close), count))
         return tuple(minutes)
 
@@ -506,15 +566,16 @@ class SyntheticPricePath:
 
     def _bar(self, time: int, stats: _Stats) -> Bar:
         vwap = stats.turnover / stats.volume if stats.volume > 0 else stats.close
+        tick = self._tick
         return Bar(
-            time=time,
-            open=self._price(stats.open),
-            high=self._price(stats.high),
-            low=self._price(stats.low),
-            close=self._price(stats.close),
-            vwap=self._price(vwap),
-            volume=Decimal(stats.volume).scaleb(-self._pair.lot_decimals),
-            count=stats.trades,
+            time,
+            Decimal(stats.open).quantize(tick),
+            Decimal(stats.high).quantize(tick),
+            Decimal(stats.low).quantize(tick),
+            Decimal(stats.close).quantize(tick),
+            Decimal(vwap).quantize(tick),
+            Decimal(stats.volume).scaleb(-self._pair.lot_decimals),
+            stats.trades,
         )
 
 

@@ -100,6 +100,25 @@ async def test_advance_moves_time_and_decays_counters(
     assert (await kraken.private("Balance"))["error"] == []
 
 
+async def test_advance_answers_the_clock_alone_when_asked(http: httpx.AsyncClient, clock: VirtualClock) -> None:
+    start = clock.time()
+    moved = await result(await http.post("/_sandbox/advance", data={"seconds": "30", "state": "false"}))
+    assert moved == {"time": start + 30, "frozen": True}
+    brief = await result(
+        await http.post("/_sandbox/advance", data={"seconds": "0", "orders": "false", "pairs": "XBTUSDT"})
+    )
+    assert (
+        brief["time"] == start + 30
+        and list(brief["prices"]) == ["XBTUSDT"]
+        and "open" not in brief["accounts"]["default"]
+    )
+    refused = await http.post("/_sandbox/advance", data={"seconds": "1", "state": "maybe"})
+    assert refused.json()["error"] == ["EGeneral:Invalid arguments:state"]
+    refused = await http.post("/_sandbox/advance", data={"seconds": "1", "pairs": "NOPE"})
+    assert refused.json()["error"] == ["EGeneral:Invalid arguments:pairs"]
+    assert clock.time() == start + 30  # a refused call takes no step
+
+
 async def test_reset_starts_over(http: httpx.AsyncClient, app: SandboxApp, kraken: KrakenClient) -> None:
     app.sandbox.add_faults("busy:endpoint=Balance")
     await kraken.private("Balance")
