@@ -314,17 +314,12 @@ class Simulation:
         *,
         catalog: Sequence[str],
         symbol: str = "BTC/USDT",
-        pair_key: str | None = None,
     ) -> None:
-        """`pair_key`: the symbol's pair's key on the exchange, when known already (a
-        worker of a campaign that checked the symbol); each market step asks the
-        sandbox for that pair's price alone."""
         self._settings = settings
         self._open_sandbox = open_sandbox
         self._workdir = workdir
         self._catalog = list(catalog)
         self._symbol = symbol
-        self._pair_key = pair_key
         self._blank_db: Path | None = None
         # By API key, as Kraken counts: a run's restarted client paces on what the first spent.
         self._limiters: dict[str, KrakenRateLimiter] = {}
@@ -398,7 +393,7 @@ class Simulation:
             max_workers=min(workers, len(indices)),
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(self._settings, self._open_sandbox, self._workdir, self._catalog, self._symbol, self._pair_key),
+            initargs=(self._settings, self._open_sandbox, self._workdir, self._catalog, self._symbol),
         ) as pool:
             pending = [
                 loop.run_in_executor(pool, _run_in_worker, index, seed + index, list(faults)) for index in indices
@@ -421,7 +416,7 @@ class Simulation:
                     pair = await client.resolve_pair(self._symbol)
             finally:
                 sandbox.close()
-        self._symbol, self._pair_key = pair.symbol, pair.key
+        self._symbol = pair.symbol
 
     async def run_once(self, index: int, seed: int, requested: Sequence[str]) -> RunResult:
         rng = random.Random(seed)
@@ -572,7 +567,7 @@ class Simulation:
             if not store.positions(status=PositionStatus.OPEN) and not unsettled:
                 return
             before = sandbox.clock.time()
-            await control.advance(MARKET_STEP_S, brief_for=self._pair_key)
+            await control.step(MARKET_STEP_S)
             _catch_up(sandbox.clock, MARKET_STEP_S - (sandbox.clock.time() - before))
             elapsed += MARKET_STEP_S
 
@@ -613,10 +608,9 @@ def _start_worker(
     workdir: Path,
     catalog: list[str],
     symbol: str,
-    pair_key: str | None,
 ) -> None:
     global _worker
-    _worker = Simulation(settings, open_sandbox, workdir, catalog=catalog, symbol=symbol, pair_key=pair_key)
+    _worker = Simulation(settings, open_sandbox, workdir, catalog=catalog, symbol=symbol)
 
 
 def _run_in_worker(index: int, seed: int, faults: list[str]) -> RunResult:

@@ -230,6 +230,7 @@ async def test_sandbox_control_drives_an_in_process_app(app: SandboxApp, monkeyp
         await control.reset()
         moved = await control.advance(30, brief_for="XBTUSDT")
         assert moved["time"] == before["time"] + 30 and list(moved["prices"]) == ["XBTUSDT"]
+        assert await control.step(60) == before["time"] + 90  # the clock alone
         await control.clear_faults()
         assert await control.fault_log() == []
         assert (await control.truth()).orders == {}
