@@ -15,6 +15,7 @@ on this machine: `tg --help` under 0.15 s, a fresh `tg trade` under 0.5 s.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import resource
 import statistics
@@ -94,6 +95,11 @@ def main(rounds: int) -> None:
         print(
             f"{name:20} {wall_of[name]:7.3f} {cpu_of[name]:7.3f} {wall_ratio:13.2f}x {cpu_ratio:12.2f}x"
             f"   < {TARGETS[name]} s wall"
+        )
+    if importlib.util.find_spec("tornado") is not None:
+        print(
+            "note: tornado is installed here (backtesting.py's plots need it: the bench extra) and tenacity "
+            "imports it when it can, about 0.1 s on every start; a user's `pip install .` has no tornado"
         )
 
 

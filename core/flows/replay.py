@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import gc
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -67,6 +66,7 @@ from core.execution.invariants import INVARIANTS, InvariantReport, check_invaria
 from core.execution.reconcile import Reconciler, ReconcileReport
 from core.execution.spool import PendingWrites
 from core.flows.candles import CandleSeries, RecordedCandle
+from core.flows.heap import heap_frozen
 from core.flows.journal import RunJournal
 from core.flows.performance import (
     EquityPoint,
@@ -411,7 +411,7 @@ class Replay:
                         journal.progress(lambda: run.progress(db_path))
 
                 recording = journal.interruptible(lambda: run.progress(db_path)) if journal else nullcontext()
-                with recording, _heap_frozen():
+                with recording, heap_frozen():
                     await run.replay(self._models(), start, end, series.step, options.every, advance)
                 result = ReplayResult(
                     run_id=run_id,
@@ -440,18 +440,6 @@ class Replay:
             await client.aclose()
             await control.aclose()
             sandbox.close()
-
-
-@contextmanager
-def _heap_frozen() -> Iterator[None]:
-    """What is alive when the loop starts (modules, settings, the sandbox's market) lives
-    through it: frozen, the full collections the loop's garbage triggers skip it
-    instead of walking it each time (gc.freeze; unfrozen after, collectable again)."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def store_result(store: Store, result: ReplayResult) -> None:

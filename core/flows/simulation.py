@@ -44,6 +44,7 @@ from core.execution.invariants import INVARIANTS, InvariantReport, check_invaria
 from core.execution.reconcile import Reconciler
 from core.execution.spool import PendingWrites
 from core.flows.campaign import KIND, WHOLE, Shard, campaign_id
+from core.flows.heap import heap_frozen
 from core.flows.journal import RunJournal
 from core.flows.manual import manual_proposal
 from core.flows.trade_cycle import ExchangeVenue, new_run_id
@@ -385,7 +386,9 @@ class Simulation:
         indices = [i for i in range(runs) if shard.owns(i)]
         if workers <= 1 or len(indices) <= 1:
             for index in indices:
-                yield await self.run_once(index, seed + index, faults)
+                with heap_frozen():  # a run's full collections walk the run's objects alone
+                    result = await self.run_once(index, seed + index, faults)
+                yield result
             return
         loop = asyncio.get_running_loop()
         # spawn, not fork: a forked child would inherit this process's event loop, threads and open files
@@ -615,4 +618,5 @@ def _start_worker(
 
 def _run_in_worker(index: int, seed: int, faults: list[str]) -> RunResult:
     assert _worker is not None, "the worker's initializer did not run"
-    return asyncio.run(_worker.run_once(index, seed, faults))
+    with heap_frozen():
+        return asyncio.run(_worker.run_once(index, seed, faults))
