@@ -151,4 +151,5 @@ class ControlRefused(Exception):
         self.route = route
         self.errors = errors
         self.status = status
-        super().__init__(f"the sandbox refused {route}: {'; '.join(errors)}")
+        said = "; ".join(errors)
+        super().__init__(said if status == 0 else f"the sandbox refused {route}: {said}")

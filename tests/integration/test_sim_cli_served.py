@@ -125,6 +125,7 @@ def test_bad_input_and_a_missing_token_are_one_line_each(served: ServedSandbox) 
     assert unknown.exit_code == 2 and "Invalid arguments:id" in unknown.stderr
     nobody = runner.invoke(app, ["sim", "status", "--url", "http://127.0.0.1:9"])
     assert nobody.exit_code == 4 and "is `tg sim serve` running there?" in nobody.stderr
+    assert nobody.stderr.startswith("error: no answer from http://127.0.0.1:"), nobody.stderr  # not "refused"
     assert "Traceback" not in bad.output + unknown.output + nobody.output
 
 
