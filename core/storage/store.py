@@ -736,7 +736,7 @@ _ORDERS_IN_PLAY = (
     sa.select(ORDERS)
     .where(
         sa.or_(
-            ORDERS.c.status.in_(["intent", "pending", "open", "unknown"]),
+            ORDERS.c.status.in_([status.value for status in OrderStatus if not status.is_final]),
             ORDERS.c.position_id.in_(sa.select(POSITIONS.c.id).where(POSITIONS.c.status == PositionStatus.OPEN.value)),
             sa.and_(ORDERS.c.position_id.is_(None), sa.cast(ORDERS.c.filled_volume, sa.Float) > 0),
         )
