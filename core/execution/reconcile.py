@@ -753,7 +753,10 @@ class _Pass:
         if kept_stop is None:
             await self._protect(position, stops, orders)
         kept_target = await self._keep_one(targets, position)
-        if targets and kept_target is None:
+        # a target never sent (the process died between the stop and it) is sent now; one
+        # the exchange refused, or someone cancelled, stays as it ended
+        never_sent = position.take_profit is not None and not any(o.role is OrderRole.TAKE_PROFIT for o in orders)
+        if (targets or never_sent) and kept_target is None:
             await self._replace(position, targets, OrderRole.TAKE_PROFIT)
 
     async def _resolve_unseen(self, order: Order) -> None:

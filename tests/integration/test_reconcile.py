@@ -89,6 +89,29 @@ async def test_stop_cancelled_behind_our_back_is_placed_again(rig: Rig) -> None:
     assert any("placed stop_loss" in change for change in report.changes)
 
 
+async def test_a_target_never_sent_is_placed_and_one_cancelled_is_left_cancelled(rig: Rig) -> None:
+    result = await open_long(rig)
+    target = result.order_for(OrderRole.TAKE_PROFIT)
+    assert target is not None and target.external_id is not None and result.position is not None
+    # as if the process was killed after its stop was confirmed, before the target's intent
+    await rig.client.cancel_order(target.external_id)
+    with sqlite3.connect(rig.store.location) as db:
+        db.execute("DELETE FROM orders WHERE role = 'take_profit'")
+    db.close()
+
+    report = await Reconciler(rig.client, rig.store, rig.clock).reconcile()
+
+    targets = [o for o in (await rig.client.open_orders()).values() if o.ordertype == "take-profit"]
+    assert len(targets) == 1 and targets[0].volume == result.position.size
+    assert targets[0].price == result.position.take_profit
+    assert any("placed take_profit" in change for change in report.changes)
+
+    await rig.client.cancel_order(targets[0].txid)  # someone's choice: tg does not undo it
+    again = await Reconciler(rig.client, rig.store, rig.clock).reconcile()
+    assert not any(o.ordertype == "take-profit" for o in (await rig.client.open_orders()).values())
+    assert not any("placed take_profit" in change for change in again.changes)
+
+
 async def test_filled_target_closes_the_position_and_cancels_the_stop(rig: Rig) -> None:
     result = await open_long(rig, stop_pct="0.5", target_pct="0.003")
     report, position = await reconcile_until_closed(rig)
