@@ -30,17 +30,8 @@ from pathlib import Path
 from core.decision.coordinator import CoordinatorAgent
 from core.decision.risk import RiskManagementEngine
 from core.domain.config import RiskSettings, Settings
-from core.domain.models import (
-    Candle,
-    ExecutionResult,
-    ExecutionStatus,
-    MarketSnapshot,
-    Regime,
-    RiskState,
-    Side,
-    Ticker,
-    TradeProposal,
-)
+from core.domain.enums import ExecutionStatus, Regime, Side
+from core.domain.models import Candle, ExecutionResult, MarketSnapshot, RiskState, Ticker, TradeProposal
 from core.exchange import Credentials, KrakenClient
 from core.flows.manual import manual_proposal
 from core.flows.trade_cycle import TradeCycle

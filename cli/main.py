@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from core.domain.config import Settings
     from core.execution.reconcile import ReconcileReport
 from cli.stress import ratelimit_stress
-from core.domain.models import PositionStatus, Side
+from core.domain.enums import PositionStatus, Side
 
 commands = typer.Typer(pretty_exceptions_enable=False, rich_markup_mode=None)
 """tg's commands and the `sim` group, registered at the end of this module and built one

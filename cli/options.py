@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,22 +73,22 @@ def configure_output(*, quiet: bool, verbose: int, level: LogLevel | None) -> No
         # a command without -v after one with it, in one process (a test runner's): the level from before
         root.setLevel(OUTPUT.level_before)
         OUTPUT.level_before = None
-    if not any(isinstance(handler, _Stderr) for handler in root.handlers):
-        handler = _Stderr()
+    if not any(isinstance(getattr(handler, "stream", None), _Stderr) for handler in root.handlers):
+        handler = logging.StreamHandler(_Stderr())
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
 
 
-class _Stderr(logging.StreamHandler):
-    """Writes to whatever sys.stderr is when a record comes (a test runner swaps it)."""
+class _Stderr:
+    """Whatever sys.stderr is when a record comes (a test runner swaps it): the stream of
+    tg's log handler. Not a StreamHandler subclass, so that importing the CLI does not
+    import logging before a command runs."""
 
-    @property
-    def stream(self) -> Any:
-        return sys.stderr
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
 
-    @stream.setter
-    def stream(self, _: Any) -> None:
-        pass
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def _fail(message: str, code: int) -> None:
@@ -99,23 +98,25 @@ def _fail(message: str, code: int) -> None:
 
 def reports_errors(command: F) -> F:
     """Errors become one line on stderr and the exit status that means them (cli.exit_codes),
-    never a traceback."""
-    from cli.exit_codes import ExitCode
-    from core.domain.errors import (
-        AuthenticationError,
-        BusyError,
-        ConfigError,
-        ConnectionLostError,
-        ExchangeTimeoutError,
-        InputError,
-        ServiceUnavailableError,
-        StorageError,
-        TgError,
-    )
-    from simulator.exceptions import SandboxInUse, SandboxStateError
+    never a traceback. The error classes are imported when the command runs, not when it
+    is decorated: `tg --help` imports every command's module and should pay for none."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from cli.exit_codes import ExitCode
+        from core.domain.errors import (
+            AuthenticationError,
+            BusyError,
+            ConfigError,
+            ConnectionLostError,
+            ExchangeTimeoutError,
+            InputError,
+            ServiceUnavailableError,
+            StorageError,
+            TgError,
+        )
+        from simulator.exceptions import SandboxInUse, SandboxStateError
+
         try:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, TyperException):  # already an exit status or a usage error

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,6 +62,8 @@ def replay_sandbox(settings: Settings) -> Callable[[ReplayMarket], EmbeddedExcha
 def _quiet_coordinator() -> Iterator[None]:
     """The coordinator warns on every change of degradation level: over a year of
     candles that buries the progress bar, and the report counts the levels instead."""
+    import logging
+
     logger = logging.getLogger("core.decision.coordinator")
     before = logger.level
     logger.setLevel(logging.ERROR)

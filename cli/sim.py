@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -462,6 +461,8 @@ def _announce(server: SandboxServer, served: _ServedKeys) -> None:
     """The URL, the key (its first characters) and how a client reads the pair; never a
     secret, as a terminal is seen, scrolled back and pasted. A generated pair is
     written to its key file first."""
+    import shlex
+
     from core.exchange.sandbox_control import TOKEN_ENV
     from core.exchange.signing import KEY_ENV, KEY_FILE_ENV, SECRET_ENV
     from simulator.server import write_key_file

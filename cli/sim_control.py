@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -17,6 +16,8 @@ import typer
 from cli.options import JsonOption, reports_errors
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from simulator.client import SandboxClient
 
 fault_app = typer.Typer(
@@ -299,7 +300,7 @@ def sim_scenario(
 
 
 def _decimal(text: str, name: str) -> Decimal:
-    from decimal import InvalidOperation
+    from decimal import Decimal, InvalidOperation
 
     from core.domain.errors import InputError
 

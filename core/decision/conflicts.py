@@ -19,17 +19,9 @@ from pydantic import AliasChoices, Field
 
 from core.decision.llm.parsing import ConflictAction, ConflictAnswer
 from core.domain.config import ConflictSettings
+from core.domain.enums import Action, Bias, Regime
 from core.domain.errors import InputError
-from core.domain.models import (
-    Action,
-    Bias,
-    MarketSnapshot,
-    Regime,
-    RegimeOutput,
-    TAOutput,
-    Ticker,
-    TradingDecisionOutput,
-)
+from core.domain.models import MarketSnapshot, RegimeOutput, TAOutput, Ticker, TradingDecisionOutput
 
 
 class ConflictType(StrEnum):

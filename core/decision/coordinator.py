@@ -68,6 +68,7 @@ from core.decision.recorder import BusRecorder
 from core.decision.risk import RiskManagementEngine
 from core.domain.clock import Clock, SystemClock
 from core.domain.config import CoordinatorConfig, RiskSettings
+from core.domain.enums import VerdictStatus
 from core.domain.errors import ConfigError, TaskTimeoutError
 from core.domain.models import (
     ExecutionResult,
@@ -78,7 +79,6 @@ from core.domain.models import (
     TAOutput,
     TradeProposal,
     TradingDecisionOutput,
-    VerdictStatus,
 )
 from core.domain.serialize import to_jsonable
 from core.storage.store import Store

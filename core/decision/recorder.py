@@ -14,7 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from core.decision.bus import Message, MessageBus, MessageTopic
-from core.domain.models import Action, ModelDecision
+from core.domain.enums import Action
+from core.domain.models import ModelDecision
 from core.storage.store import Store
 
 SUBSCRIBER_ID = "recorder"

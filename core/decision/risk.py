@@ -25,7 +25,8 @@ from decimal import Decimal
 
 from core.decision.agents.regime_detection import REGIME_PRESETS
 from core.domain.config import RiskSettings
-from core.domain.models import RiskState, RiskVerdict, Side, TradeProposal, VerdictStatus
+from core.domain.enums import Side, VerdictStatus
+from core.domain.models import RiskState, RiskVerdict, TradeProposal
 
 
 def _pct(fraction: Decimal) -> str:

@@ -5,94 +5,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
-
-class Side(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
-
-    @property
-    def opposite(self) -> Side:
-        return Side.SELL if self is Side.BUY else Side.BUY
-
-
-class Action(StrEnum):
-    BUY = "BUY"
-    SELL = "SELL"
-    HOLD = "HOLD"
-
-
-class OrderType(StrEnum):
-    MARKET = "market"
-    LIMIT = "limit"
-    STOP_LOSS = "stop-loss"
-    TAKE_PROFIT = "take-profit"
-    STOP_LOSS_LIMIT = "stop-loss-limit"
-    TAKE_PROFIT_LIMIT = "take-profit-limit"
-
-
-class OrderRole(StrEnum):
-    ENTRY = "entry"
-    STOP_LOSS = "stop_loss"
-    TAKE_PROFIT = "take_profit"
-    CLOSE = "close"
-
-
-class OrderStatus(StrEnum):
-    """Kraken's order statuses, plus the states only tg knows."""
-
-    INTENT = "intent"  # written before the request left; not yet acknowledged
-    PENDING = "pending"
-    OPEN = "open"
-    CLOSED = "closed"
-    CANCELED = "canceled"
-    EXPIRED = "expired"
-    REJECTED = "rejected"
-    UNKNOWN = "unknown"  # acknowledged, then not found on the exchange
-
-    @property
-    def is_live(self) -> bool:
-        return self in (OrderStatus.PENDING, OrderStatus.OPEN)
-
-    @property
-    def is_final(self) -> bool:
-        """The exchange is done with the order: its record can no longer change."""
-        return self in (OrderStatus.CLOSED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED)
-
-
-class PositionSide(StrEnum):
-    LONG = "long"
-    SHORT = "short"
-
-
-class PositionStatus(StrEnum):
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-class AlertLevel(StrEnum):
-    LOW = "LOW"
-    HIGH = "HIGH"
-    CRITICAL = "CRITICAL"
-
-
-class Bias(StrEnum):
-    LONG = "long"
-    SHORT = "short"
-    NEUTRAL = "neutral"
-
-
-class Regime(StrEnum):
-    TRENDING_BULL = "trending_bull"
-    TRENDING_BEAR = "trending_bear"
-    RANGING = "ranging"
-    VOLATILE_BULL = "volatile_bull"
-    VOLATILE_BEAR = "volatile_bear"
-    CHOPPY = "choppy"
-    BREAKOUT_POTENTIAL = "breakout_potential"
+from core.domain.enums import (
+    Action,
+    AlertLevel,
+    Bias,
+    ExecutionStatus,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    PositionStatus,
+    Regime,
+    Side,
+    VerdictStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -291,12 +220,6 @@ class RiskState:
     now: float | None = None
 
 
-class VerdictStatus(StrEnum):
-    APPROVED = "approved"
-    REDUCED = "reduced"
-    REJECTED = "rejected"
-
-
 @dataclass(frozen=True)
 class RiskVerdict:
     status: VerdictStatus
@@ -305,15 +228,6 @@ class RiskVerdict:
 
     def is_approved(self) -> bool:
         return self.status is not VerdictStatus.REJECTED
-
-
-class ExecutionStatus(StrEnum):
-    FILLED = "FILLED"  # entry filled and protected
-    PARTIAL = "PARTIAL"  # entry partly filled, protection sized to the fill
-    OPEN = "OPEN"  # entry resting on the book, nothing filled yet
-    FAILED = "FAILED"  # nothing left open
-    CLOSED = "CLOSED"  # entry filled but closed at once (protection impossible)
-    UNKNOWN = "UNKNOWN"  # the exchange acknowledged an order it then did not show
 
 
 @dataclass

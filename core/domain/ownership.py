@@ -16,8 +16,8 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from core.domain.enums import OrderRole
 from core.domain.errors import InputError
-from core.domain.models import OrderRole
 
 INSTALL_ID_LENGTH = 12
 _INSTALL_ID = re.compile(r"[0-9a-f]{12}")

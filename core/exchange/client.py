@@ -17,6 +17,7 @@ import httpx
 from pydantic import TypeAdapter, ValidationError
 
 from core.domain.clock import Clock, SystemClock
+from core.domain.enums import OrderType, Side
 from core.domain.errors import (
     AmbiguousExchangeError,
     ConfigError,
@@ -29,7 +30,7 @@ from core.domain.errors import (
     TransientExchangeError,
     UnknownOrderError,
 )
-from core.domain.models import Candle, OrderType, Side, Ticker
+from core.domain.models import Candle, Ticker
 from core.exchange.call_costs import CallCosts, CostLedger
 from core.exchange.errors import (
     ORDER_METHODS,

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.domain.enums import AlertLevel, OrderStatus, PositionStatus
 from core.domain.errors import UnsafeActionError
-from core.domain.models import AlertLevel, Order, OrderStatus, Position, PositionStatus
+from core.domain.models import Order, Position
 from core.storage.store import Store
 
 _UNSETTLED = (OrderStatus.INTENT, OrderStatus.PENDING, OrderStatus.OPEN, OrderStatus.UNKNOWN)

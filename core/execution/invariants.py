@@ -28,7 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from core.domain.models import Order, OrderRole, OrderStatus, PositionSide, PositionStatus
+from core.domain.enums import OrderRole, OrderStatus, PositionSide, PositionStatus
+from core.domain.models import Order
 from core.domain.ownership import OrderNamespace
 from core.exchange import ExchangeOrder, PairInfo
 from core.exchange.account import ExchangeTruth

@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from core.domain.clock import Clock
 from core.domain.config import ExecutionSettings
+from core.domain.enums import AlertLevel, ExecutionStatus, OrderRole, OrderStatus, OrderType
 from core.domain.errors import (
     AmbiguousExchangeError,
     ExchangeError,
@@ -27,16 +28,7 @@ from core.domain.errors import (
     StorageError,
     TransientExchangeError,
 )
-from core.domain.models import (
-    AlertLevel,
-    ExecutionResult,
-    ExecutionStatus,
-    Order,
-    OrderRole,
-    OrderStatus,
-    OrderType,
-    TradeProposal,
-)
+from core.domain.models import ExecutionResult, Order, TradeProposal
 from core.exchange import CallCosts, ConditionalClose, KrakenClient, PairInfo
 from core.execution.placement import PROTECTION_WRITE_WAIT_S, Attempts, OrderPlacer, Recorder, apply_exchange_state
 from core.execution.positions import PositionTracker

@@ -30,6 +30,7 @@ from tenacity import AsyncRetrying
 
 from core.domain.clock import Clock
 from core.domain.config import ExecutionSettings
+from core.domain.enums import OrderRole, OrderStatus
 from core.domain.errors import (
     AmbiguousExchangeError,
     DuplicateOrderError,
@@ -40,7 +41,7 @@ from core.domain.errors import (
     TransientExchangeError,
     UnknownOrderError,
 )
-from core.domain.models import Order, OrderRole, OrderStatus, Position
+from core.domain.models import Order, Position
 from core.exchange import ConditionalClose, ExchangeOrder, KrakenClient
 from core.exchange.retry import retrying
 from core.execution.spool import PendingWrites, spool_record

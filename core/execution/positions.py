@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from core.domain.clock import Clock
-from core.domain.models import Order, OrderRole, Position, PositionSide, PositionStatus, Side
+from core.domain.enums import OrderRole, PositionSide, PositionStatus, Side
+from core.domain.models import Order, Position
 from core.storage.store import Store
 
 

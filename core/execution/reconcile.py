@@ -34,17 +34,9 @@ from typing import Any
 
 from core.domain.clock import Clock
 from core.domain.config import ExecutionSettings
+from core.domain.enums import OrderRole, OrderStatus, OrderType, PositionSide, PositionStatus, Side
 from core.domain.errors import DuplicateOrderError, ExchangeError, InputError, PermanentExchangeError, StorageError
-from core.domain.models import (
-    Order,
-    OrderRole,
-    OrderStatus,
-    OrderType,
-    Position,
-    PositionSide,
-    PositionStatus,
-    Side,
-)
+from core.domain.models import Order, Position
 from core.domain.ownership import OrderNamespace, role_of
 from core.exchange import ExchangeOrder, KrakenClient, PairInfo
 from core.execution.leases import LeaseKeeper, asset_lease

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.domain.enums import PositionStatus
 from core.domain.errors import DatabaseWriteError, StorageError
-from core.domain.models import Order, Position, PositionStatus
+from core.domain.models import Order, Position
 from core.storage.store import Store, order_from_record, order_record, position_from_record, position_record
 
 

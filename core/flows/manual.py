@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+from core.domain.enums import Side
 from core.domain.errors import InputError
-from core.domain.models import Side, TradeProposal
+from core.domain.models import TradeProposal
 from core.exchange import KrakenClient
 from core.execution.placement import STOP_DISTANCE, TARGET_DISTANCE
 

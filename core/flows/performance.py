@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from itertools import pairwise
 
-from core.domain.models import ModelDecision, Position, PositionStatus, RiskVerdict, VerdictStatus
+from core.domain.enums import PositionStatus, VerdictStatus
+from core.domain.models import ModelDecision, Position, RiskVerdict
 
 YEAR_S = 365 * 86_400
 MONEY_QUANTUM = Decimal("0.00000001")

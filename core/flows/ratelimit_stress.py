@@ -21,8 +21,8 @@ import httpx
 
 from core.domain.clock import Clock
 from core.domain.config import RateLimitSettings, Tier
+from core.domain.enums import OrderType, Side
 from core.domain.errors import ExchangeError, InputError, RateLimitExceededError
-from core.domain.models import OrderType, Side
 from core.exchange import Credentials, KrakenClient, PairInfo
 from core.exchange.ratelimit import KrakenRateLimiter, TokenBucketRateLimiter
 from core.exchange.ratelimit.kraken import CallMix

@@ -46,18 +46,9 @@ from core.decision.market import DEFAULT_INTERVALS, HISTORY_CANDLES
 from core.decision.risk import RiskManagementEngine
 from core.domain.clock import Clock
 from core.domain.config import Settings
+from core.domain.enums import OrderStatus, PositionSide, PositionStatus
 from core.domain.errors import ExchangeError, InputError, TgError
-from core.domain.models import (
-    Candle,
-    Fill,
-    MarketSnapshot,
-    ModelDecision,
-    OrderStatus,
-    Position,
-    PositionSide,
-    PositionStatus,
-    RiskVerdict,
-)
+from core.domain.models import Candle, Fill, MarketSnapshot, ModelDecision, Position, RiskVerdict
 from core.domain.serialize import position_json, to_jsonable
 from core.exchange import Credentials, KrakenClient, PairInfo
 from core.exchange.ratelimit import KrakenRateLimiter

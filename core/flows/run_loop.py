@@ -28,8 +28,8 @@ from core.decision.risk import RiskManagementEngine
 from core.domain.clock import Clock
 from core.domain.config import CoordinatorConfig, Settings, TaskSeconds
 from core.domain.durations import format_duration
+from core.domain.enums import PositionStatus
 from core.domain.errors import ExchangeError
-from core.domain.models import PositionStatus
 from core.domain.serialize import position_json
 from core.exchange import KrakenClient
 from core.exchange.account import ExchangeTruth

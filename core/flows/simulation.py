@@ -34,8 +34,8 @@ from core.decision.llm.factory import build_models
 from core.decision.risk import RiskManagementEngine
 from core.domain.clock import Clock, SkippableSystemClock
 from core.domain.config import Settings
+from core.domain.enums import OrderStatus, OrderType, PositionStatus, Side
 from core.domain.errors import DatabaseWriteError, InputError
-from core.domain.models import OrderStatus, OrderType, PositionStatus, Side
 from core.exchange import Credentials, KrakenClient
 from core.exchange.account import ExchangeTruth
 from core.exchange.ratelimit import KrakenRateLimiter

@@ -16,13 +16,11 @@ from core.decision.market import build_market_snapshot
 from core.decision.risk import RiskManagementEngine, trading_history
 from core.domain.clock import Clock, SystemClock
 from core.domain.config import Settings
+from core.domain.enums import Action, ExecutionStatus, PositionStatus
 from core.domain.errors import BusyError, StorageError, TgError
 from core.domain.models import (
-    Action,
     ExecutionResult,
-    ExecutionStatus,
     MarketSnapshot,
-    PositionStatus,
     RegimeOutput,
     RiskState,
     RiskVerdict,

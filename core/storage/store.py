@@ -24,15 +24,9 @@ from pydantic import TypeAdapter
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from core.domain.enums import OrderStatus, PositionStatus
 from core.domain.errors import DatabaseWriteError, InputError, StorageError
-from core.domain.models import (
-    Fill,
-    ModelDecision,
-    Order,
-    OrderStatus,
-    Position,
-    PositionStatus,
-)
+from core.domain.models import Fill, ModelDecision, Order, Position
 from core.domain.ownership import OrderNamespace
 from core.domain.serialize import to_jsonable
 from core.storage import schema

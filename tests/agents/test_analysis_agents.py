@@ -10,8 +10,9 @@ import pytest
 
 from core.decision.agents import REGIME_PRESETS, RegimeDetectionAgent, TechnicalAnalysisAgent
 from core.decision.agents.technical_analysis import MIN_CANDLES
+from core.domain.enums import Bias, Regime
 from core.domain.errors import ConfigError, InputError
-from core.domain.models import Bias, MarketSnapshot, Regime
+from core.domain.models import MarketSnapshot
 
 
 async def test_uptrend_reads_long_and_trending_bull(uptrend: MarketSnapshot) -> None:

@@ -21,8 +21,9 @@ from core.decision.llm.parsing import (
     parse_answer,
     parse_with_repair,
 )
+from core.domain.enums import Action, Bias, Regime
 from core.domain.errors import ModelError
-from core.domain.models import Action, Bias, MarketSnapshot, Regime, Ticker
+from core.domain.models import MarketSnapshot, Ticker
 
 VOTE = '{"action": "BUY", "confidence": 0.7, "entry": 45000.1, "stop_loss": 44000, "take_profit": 47000}'
 CONTEXT = ModelContext(

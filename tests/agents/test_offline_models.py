@@ -19,18 +19,9 @@ from core.decision.llm.offline import (
     default_trading_models,
 )
 from core.decision.llm.parsing import ConflictAction, ConflictAnswer, RegimeAnswer, TAAnswer, VoteAnswer, parse_answer
+from core.domain.enums import Action, Bias, Regime
 from core.domain.errors import ModelError
-from core.domain.models import (
-    Action,
-    Bias,
-    MarketSnapshot,
-    ModelDecision,
-    Regime,
-    RegimeOutput,
-    TAOutput,
-    Ticker,
-    TradingDecisionOutput,
-)
+from core.domain.models import MarketSnapshot, ModelDecision, RegimeOutput, TAOutput, Ticker, TradingDecisionOutput
 
 PRICE = Decimal(100)
 BASE_INDICATORS = {

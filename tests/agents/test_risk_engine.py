@@ -9,7 +9,8 @@ import pytest
 
 from core.decision.risk import RiskManagementEngine
 from core.domain.config import RiskSettings
-from core.domain.models import Regime, RiskState, Side, TradeProposal, VerdictStatus
+from core.domain.enums import Regime, Side, VerdictStatus
+from core.domain.models import RiskState, TradeProposal
 
 # defaults: risk 1% per trade, max position 25% of equity, min confidence 0.55, min R:R 1.5,
 # stop distance 0.2%..10%, 3 open positions
@@ -208,7 +209,8 @@ class TestExposureAndCircuitBreakers:
 
 def test_trading_history_from_closed_positions() -> None:
     from core.decision.risk import trading_history
-    from core.domain.models import Position, PositionSide, PositionStatus
+    from core.domain.enums import PositionSide, PositionStatus
+    from core.domain.models import Position
 
     def closed(pnl: int, at: float) -> Position:
         return Position(

@@ -17,18 +17,9 @@ from core.decision.agents import (
     create_trade_proposal,
 )
 from core.decision.llm.interface import ModelContext, ModelReply
+from core.domain.enums import Action, Bias, Regime, Side
 from core.domain.errors import ConfigError
-from core.domain.models import (
-    Action,
-    Bias,
-    MarketSnapshot,
-    ModelDecision,
-    Regime,
-    RegimeOutput,
-    Side,
-    TAOutput,
-    TradingDecisionOutput,
-)
+from core.domain.models import MarketSnapshot, ModelDecision, RegimeOutput, TAOutput, TradingDecisionOutput
 
 TA = TAOutput("BTC/USDT", Bias.LONG, 0.8, "up", 0.7, 0.5, {"atr_14": Decimal(500)})
 REGIME = RegimeOutput("BTC/USDT", Regime.TRENDING_BULL, 0.9, 0.01)

@@ -10,19 +10,9 @@ from decimal import Decimal
 
 from core.decision.bus import Message, MessageTopic
 from core.decision.llm.interface import ModelContext, ModelReply
+from core.domain.enums import ExecutionStatus, PositionSide, Side
 from core.domain.errors import ServiceUnavailableError
-from core.domain.models import (
-    Candle,
-    ExecutionResult,
-    ExecutionStatus,
-    MarketSnapshot,
-    Position,
-    PositionSide,
-    RiskState,
-    Side,
-    Ticker,
-    TradeProposal,
-)
+from core.domain.models import Candle, ExecutionResult, MarketSnapshot, Position, RiskState, Ticker, TradeProposal
 from tests.virtual_time import elapse
 
 START = 1_700_000_000

@@ -11,8 +11,8 @@ import pytest
 
 from core.decision.bus import MessageTopic
 from core.decision.coordinator import TaskName, TaskStatus
+from core.domain.enums import Side
 from core.domain.errors import TaskTimeoutError
-from core.domain.models import Side
 from tests.coordinator.conftest import MakeCoordinator
 from tests.coordinator.fakes import (
     BULL,

@@ -26,7 +26,8 @@ from core.decision.llm.parsing import ConflictAction
 from core.decision.llm.providers import ChatCompletionsModel
 from core.domain.clock import VirtualClock
 from core.domain.config import ConflictSettings
-from core.domain.models import Action, Bias, ModelDecision, Regime, RegimeOutput, TAOutput, TradingDecisionOutput
+from core.domain.enums import Action, Bias, Regime
+from core.domain.models import ModelDecision, RegimeOutput, TAOutput, TradingDecisionOutput
 from core.storage.store import Store
 from tests.coordinator.conftest import MakeCoordinator
 from tests.coordinator.fakes import (

@@ -20,17 +20,8 @@ from core.decision.coordinator import CoordinatorAgent, TaskStatus
 from core.decision.llm.offline import default_trading_models
 from core.decision.risk import RiskManagementEngine
 from core.domain.config import ModelSettings, Settings
-from core.domain.models import (
-    Action,
-    Bias,
-    OrderRole,
-    OrderStatus,
-    Position,
-    PositionSide,
-    PositionStatus,
-    Regime,
-    Side,
-)
+from core.domain.enums import Action, Bias, OrderRole, OrderStatus, PositionSide, PositionStatus, Regime, Side
+from core.domain.models import Position
 from core.execution.positions import PositionTracker
 from core.flows.trade_cycle import ExchangeVenue, TradeCycle, read_risk_state
 from tests.coordinator.fakes import (

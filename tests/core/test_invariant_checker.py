@@ -9,7 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from core.domain.models import Order, OrderRole, OrderStatus, OrderType, Position, PositionSide, PositionStatus, Side
+from core.domain.enums import OrderRole, OrderStatus, OrderType, PositionSide, PositionStatus, Side
+from core.domain.models import Order, Position
 from core.exchange import ExchangeOrder
 from core.exchange.account import ExchangeTruth
 from core.execution.invariants import INVARIANTS, check_invariants

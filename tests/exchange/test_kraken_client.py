@@ -13,13 +13,14 @@ import respx
 from pydantic import BaseModel
 
 from core.domain.clock import VirtualClock
+from core.domain.enums import OrderType, Side
 from core.domain.errors import (
     ConfigError,
     ExchangeInternalError,
     InputError,
     InvalidNonceError,
 )
-from core.domain.models import Candle, OrderType, Side, Ticker
+from core.domain.models import Candle, Ticker
 from core.exchange import (
     AddOrderAck,
     Credentials,

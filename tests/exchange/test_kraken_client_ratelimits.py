@@ -12,8 +12,8 @@ import pytest
 import respx
 
 from core.domain.clock import SystemClock, VirtualClock
+from core.domain.enums import OrderType, Side
 from core.domain.errors import OrderRateLimitExceededError, UnknownOrderError
-from core.domain.models import OrderType, Side
 from core.exchange import Credentials, KrakenClient, NonceSource
 from core.exchange.ratelimit import KrakenRateLimiter
 from core.exchange.ratelimit.kraken import OrderAction

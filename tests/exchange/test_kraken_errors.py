@@ -9,6 +9,7 @@ import httpx
 import pytest
 import respx
 
+from core.domain.enums import OrderType, Side
 from core.domain.errors import (
     AmbiguousExchangeError,
     AuthenticationError,
@@ -32,7 +33,6 @@ from core.domain.errors import (
     UnknownMethodError,
     UnknownOrderError,
 )
-from core.domain.models import OrderType, Side
 from core.exchange import KrakenClient, exception_for
 from tests.exchange.kraken_fakes import API_KEY, SECRET, ok, refused
 

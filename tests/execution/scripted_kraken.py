@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
+from core.domain.enums import OrderType, Side
 from core.domain.errors import UnknownOrderError
-from core.domain.models import OrderType, Side
 from core.exchange import AddOrderAck, CallCosts, ExchangeOrder, PairInfo
 from tests.exchange.kraken_fakes import BTC_USDT, order_wire
 

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from core.domain.clock import VirtualClock
-from core.domain.models import ExecutionResult, ExecutionStatus, OrderRole, Side, TradeProposal
+from core.domain.enums import ExecutionStatus, OrderRole, Side
+from core.domain.models import ExecutionResult, TradeProposal
 from core.exchange import Credentials, KrakenClient, NonceSource
 from core.exchange.ratelimit import KrakenRateLimiter
 from core.execution.manager import OrderExecutionManager

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from core.domain.clock import VirtualClock
 from core.domain.config import ExecutionSettings
+from core.domain.enums import AlertLevel, ExecutionStatus, OrderRole, OrderType, PositionStatus, Side
 from core.domain.errors import (
     DatabaseWriteError,
     ExchangeTimeoutError,
@@ -16,7 +17,7 @@ from core.domain.errors import (
     RateLimitExceededError,
     ServiceBusyError,
 )
-from core.domain.models import AlertLevel, ExecutionStatus, OrderRole, OrderType, PositionStatus, Side, TradeProposal
+from core.domain.models import TradeProposal
 from core.exchange import AddOrderAck, KrakenClient
 from core.execution.manager import OrderExecutionManager
 from core.storage.store import Store

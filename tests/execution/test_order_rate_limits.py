@@ -12,7 +12,8 @@ import pytest
 
 from core.domain.clock import Clock
 from core.domain.config import RateLimitSettings
-from core.domain.models import ExecutionResult, ExecutionStatus
+from core.domain.enums import ExecutionStatus
+from core.domain.models import ExecutionResult
 from core.execution.manager import OrderExecutionManager
 from core.flows.manual import manual_proposal
 from simulator.exchange import DEFAULT_ACCOUNT

@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 
 from core.domain.config import ExecutionSettings
-from core.domain.models import OrderRole, OrderStatus, Side, TradeProposal
+from core.domain.enums import OrderRole, OrderStatus, Side
+from core.domain.models import TradeProposal
 from core.exchange.sandbox_control import SandboxControl
 from core.execution.invariants import check_invariants
 from core.execution.manager import OrderExecutionManager

@@ -62,7 +62,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from core.domain.clock import SkippableSystemClock
-from core.domain.models import PositionStatus
+from core.domain.enums import PositionStatus
 from core.domain.ownership import OrderNamespace
 from core.storage.store import Store
 from simulator.control import Sandbox

@@ -9,17 +9,8 @@ from pathlib import Path
 import pytest
 
 from core.domain.config import ExecutionSettings
-from core.domain.models import (
-    ExecutionResult,
-    Order,
-    OrderRole,
-    OrderStatus,
-    OrderType,
-    Position,
-    PositionStatus,
-    Side,
-    TradeProposal,
-)
+from core.domain.enums import OrderRole, OrderStatus, OrderType, PositionStatus, Side
+from core.domain.models import ExecutionResult, Order, Position, TradeProposal
 from core.execution.manager import OrderExecutionManager
 from core.execution.reconcile import Reconciler, ReconcileReport
 from core.execution.spool import PendingWrites

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from core.domain.config import ExecutionSettings
-from core.domain.models import OrderRole, OrderStatus, OrderType, PositionStatus, Side, TradeProposal
+from core.domain.enums import OrderRole, OrderStatus, OrderType, PositionStatus, Side
+from core.domain.models import TradeProposal
 from core.exchange import ExchangeOrder, KrakenClient
 from core.exchange.sandbox_control import SandboxControl
 from core.execution.invariants import check_invariants

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.decision.llm.offline import default_trading_models
-from core.domain.models import PositionStatus
+from core.domain.enums import PositionStatus
 from core.storage.store import Store
 from tests.integration.tg_cli import tg
 

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from core.domain.models import PositionStatus
+from core.domain.enums import PositionStatus
 from core.storage.store import Store
 from tests.integration.tg_processes import tg_command
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from cli.wiring import fault_catalog, simulation_sandbox
 from core.domain.config import load_settings
-from core.domain.models import OrderRole
+from core.domain.enums import OrderRole
 from core.flows.simulation import RANDOM_OPTIONS, TG_FAULTS, Simulation
 from core.storage.store import Store
 
@@ -211,7 +211,8 @@ def test_random_draws_options_of_every_kind() -> None:
 
 async def test_a_tg_that_never_protects_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The campaign's verdict comes from the checker: break tg, and the run must say so."""
-    from core.domain.models import ExecutionResult, ExecutionStatus
+    from core.domain.enums import ExecutionStatus
+    from core.domain.models import ExecutionResult
     from core.execution.manager import _Execution
     from core.execution.reconcile import Reconciler, ReconcileReport
 

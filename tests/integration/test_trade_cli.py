@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from core.domain.models import OrderRole, PositionStatus
+from core.domain.enums import OrderRole, PositionStatus
 from core.storage.store import Store
 from simulator.embedded import EmbeddedExchange
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.domain.models import OrderStatus
+from core.domain.enums import OrderStatus
 from core.storage.store import Store
 from tests.integration.trade_history import build, trade
 

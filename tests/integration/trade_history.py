@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from cli.wiring import open_session
 from core.domain.config import load_settings
-from core.domain.models import PositionStatus
+from core.domain.enums import PositionStatus
 from core.exchange.sandbox_control import SandboxControl
 from core.execution.manager import OrderExecutionManager
 from core.execution.reconcile import Reconciler

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.domain.clock import LoopClock
+from core.domain.enums import OrderType, Side
 from core.domain.errors import RateLimitExceededError
-from core.domain.models import OrderType, Side
 from core.exchange import Credentials, KrakenClient
 from core.exchange.ratelimit import KrakenRateLimiter
 from simulator.app import create_app

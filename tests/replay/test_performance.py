@@ -10,17 +10,8 @@ from itertools import pairwise
 
 import pytest
 
-from core.domain.models import (
-    Action,
-    ModelDecision,
-    Position,
-    PositionSide,
-    PositionStatus,
-    RiskVerdict,
-    Side,
-    TradeProposal,
-    VerdictStatus,
-)
+from core.domain.enums import Action, PositionSide, PositionStatus, Side, VerdictStatus
+from core.domain.models import ModelDecision, Position, RiskVerdict, TradeProposal
 from core.flows.performance import (
     EquityPoint,
     buy_and_hold,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from core.domain.models import OrderRole, OrderStatus, PositionStatus
+from core.domain.enums import OrderRole, OrderStatus, PositionStatus
 from core.execution.invariants import INVARIANTS
 from core.storage.store import Store
 from simulator.matching import LIQUIDITY

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from core.domain.models import Order, OrderRole, OrderType, Position, PositionSide, Side
+from core.domain.enums import OrderRole, OrderType, PositionSide, Side
+from core.domain.models import Order, Position
 
 
 def make_order(client_order_id: str = "C-1", **changes: object) -> Order:

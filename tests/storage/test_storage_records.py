@@ -9,20 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.domain.enums import Action, AlertLevel, Bias, OrderStatus, PositionStatus, Side
 from core.domain.errors import DatabaseWriteError, InputError
-from core.domain.models import (
-    Action,
-    AlertLevel,
-    Bias,
-    Fill,
-    ModelDecision,
-    Order,
-    OrderStatus,
-    Position,
-    PositionStatus,
-    Side,
-    TAOutput,
-)
+from core.domain.models import Fill, ModelDecision, Order, Position, TAOutput
 from core.storage.store import RunRecord, Store
 from tests.storage.storage_builders import make_order, make_position
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from core.domain.models import OrderStatus
+from core.domain.enums import OrderStatus
 from core.storage.backends import SQLITE_COMPILED
 from core.storage.store import HoldingBaseline, Store
 from tests.storage.storage_builders import make_order

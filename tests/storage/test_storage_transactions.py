@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from core.domain.enums import OrderRole, OrderType
 from core.domain.errors import DatabaseWriteError
-from core.domain.models import OrderRole, OrderType
 from core.storage.store import Store
 from tests.storage.storage_builders import make_order, make_position, protection_for
 

@@ -17,8 +17,9 @@ from core.decision.agents.technical_analysis import measure
 from core.decision.llm.interface import LanguageModel, ModelContext
 from core.decision.llm.offline import OfflineRegimeClassifier
 from core.decision.llm.parsing import RegimeAnswer, ask
+from core.domain.enums import Regime
 from core.domain.errors import ConfigError
-from core.domain.models import MarketSnapshot, Regime, RegimeOutput, TAOutput
+from core.domain.models import MarketSnapshot, RegimeOutput, TAOutput
 
 
 @dataclass(frozen=True)

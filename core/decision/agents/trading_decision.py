@@ -23,13 +23,12 @@ from core.decision.agents.regime_detection import REGIME_PRESETS
 from core.decision.llm.interface import LanguageModel, ModelContext
 from core.decision.llm.offline import default_trading_models
 from core.decision.llm.parsing import VoteAnswer, ask
+from core.domain.enums import Action, Side
 from core.domain.errors import ConfigError
 from core.domain.models import (
-    Action,
     MarketSnapshot,
     ModelDecision,
     RegimeOutput,
-    Side,
     TAOutput,
     TradeProposal,
     TradingDecisionOutput,

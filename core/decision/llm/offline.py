@@ -17,8 +17,9 @@ from decimal import Decimal
 
 from core.decision.indicators import rounded
 from core.decision.llm.interface import LanguageModel, ModelContext, ModelReply, Task
+from core.domain.enums import Action, Bias, Regime
 from core.domain.errors import ModelError
-from core.domain.models import Action, Bias, Regime, RegimeOutput, TAOutput
+from core.domain.models import RegimeOutput, TAOutput
 
 DEFAULT_STOP_ATR_MULTIPLE = Decimal("1.5")
 _BULL_REGIMES = (Regime.TRENDING_BULL, Regime.VOLATILE_BULL)

@@ -30,8 +30,8 @@ from pydantic import (
 )
 
 from core.decision.llm.interface import LanguageModel, ModelContext
+from core.domain.enums import Action, Bias, Regime
 from core.domain.errors import ModelError
-from core.domain.models import Action, Bias, Regime
 
 log = logging.getLogger(__name__)
 
