@@ -7,7 +7,7 @@ the results. Then, for each N of `--at`, a fresh SQLite database holds a campaig
 N - 1 runs recorded (those results over and over, as a campaign of N - 1 would have
 them), and the next `--samples` runs are taken in and recorded as `tg simulate` does
 (core.flows.simulation.take_in: the report, the run's row, the totals). Prints the
-median milliseconds per run at each N and its ratio to the first N (the baseline):
+median wall and CPU milliseconds per run at each N and their ratios to the first N (the baseline):
 target 1.0 at every N, a cost that does not grow with the campaign.
 """
 
@@ -36,8 +36,8 @@ def real_results(folder: Path, runs: int) -> list[RunResult]:
     return report.runs
 
 
-def per_run_ms(folder: Path, results: list[RunResult], at: int, samples: int) -> float:
-    """Median milliseconds to take in and record each of the runs after the first `at` - 1."""
+def per_run_ms(folder: Path, results: list[RunResult], at: int, samples: int) -> tuple[float, float]:
+    """Median wall and CPU milliseconds to take in and record each run after the first `at` - 1."""
 
     def nth(index: int) -> RunResult:
         return replace(results[index % len(results)], index=index, seed=1 + index)
@@ -48,12 +48,13 @@ def per_run_ms(folder: Path, results: list[RunResult], at: int, samples: int) ->
         with store.transaction():  # the runs before: recorded as the campaign went, here at once
             for index in range(at - 1):
                 take_in(report, nth(index), journal)
-        spent = []
+        wall, cpu = [], []
         for index in range(at - 1, at - 1 + samples):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             take_in(report, nth(index), journal)
-            spent.append(time.perf_counter() - start)
-    return statistics.median(spent) * 1000
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall) * 1000, statistics.median(cpu) * 1000
 
 
 def main(at: list[int], samples: int, real: int) -> None:
@@ -62,8 +63,10 @@ def main(at: list[int], samples: int, real: int) -> None:
         results = real_results(Path(scratch), real)
         costs = {n: per_run_ms(Path(scratch), results, n, samples) for n in at}
     print(f"recording run N of a tg simulate campaign (SQLite), median ms of {samples} runs, ratio to N={at[0]}")
-    for n, cost in costs.items():
-        print(f"N={n:<7} {cost:8.3f} ms   {cost / costs[at[0]]:6.2f}x")
+    print(f"{'':9} {'wall ms':>9} {'ratio':>7} {'CPU ms':>9} {'ratio':>7}")
+    (base_wall, base_cpu) = costs[at[0]]
+    for n, (wall, cpu) in costs.items():
+        print(f"N={n:<7} {wall:9.3f} {wall / base_wall:6.2f}x {cpu:9.3f} {cpu / base_cpu:6.2f}x")
 
 
 if __name__ == "__main__":

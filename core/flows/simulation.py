@@ -394,6 +394,9 @@ class Simulation:
         with recording:
             async for result in self._results(faults, runs=runs, seed=seed, workers=workers, shard=shard):
                 take_in(report, result, journal)
+                # nothing reads a finished run's folder (its databases, spool): a campaign's
+                # scratch space stays one run's, not 150 KB more per run
+                shutil.rmtree(self._folder(result.index), ignore_errors=True)
                 if progress is not None:
                     outcome = progress(result)
                     if outcome is not None:
@@ -447,7 +450,7 @@ class Simulation:
     async def run_once(self, index: int, seed: int, requested: Sequence[str]) -> RunResult:
         rng = random.Random(seed)
         faults = choose_faults(requested, rng, self._catalog)
-        folder = self._workdir / f"run-{index}"
+        folder = self._folder(index)
         folder.mkdir(parents=True, exist_ok=True)
         sandbox = self._open_sandbox(seed, folder)
         control = SandboxControl(sandbox.base_url, transport=sandbox.transport)
@@ -504,7 +507,11 @@ class Simulation:
             injected[entry["fault"]] += 1
         await control.aclose()
         sandbox.close()
+        self._limiters.pop(sandbox.api_key, None)  # the run's model of the sandbox's counters ends with it
         return RunResult(index, seed, faults, status, alert, injected, invariants, error)
+
+    def _folder(self, index: int) -> Path:
+        return self._workdir / f"run-{index}"
 
     def _new_database(self, path: Path) -> None:
         """A run's database starts as a copy of an empty one this process made once:
