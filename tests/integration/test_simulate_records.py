@@ -117,6 +117,7 @@ def test_a_sigkilled_campaign_leaves_every_finished_run_recorded(tmp_path: Path)
         [sys.executable, "-c", KILLED_AFTER_TWO, str(tmp_path)], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == -signal.SIGKILL, done.stderr
+    assert not list((tmp_path / "work").glob("run-*"))  # a recorded run's folder is gone: disk stays one run's
 
     with Store.open(tmp_path / "tg.db") as store:
         [listed] = store.list_runs()
