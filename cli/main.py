@@ -163,11 +163,12 @@ def show(
     """Show a stored run again."""
     from cli import render
     from core.domain.errors import InputError
+    from core.flows.campaign import recorded_run
     from core.storage.store import Store
 
     settings = settings_from(db, config)
     with Store.open(settings.db_location, create=False) as store:
-        record = store.get_run(run_id)
+        record = recorded_run(store, run_id)
         if record is None:
             raise InputError(f"no run {run_id!r} in {store.location}; `tg runs` lists them")
     render.stored_run(record, as_json=json_output)

@@ -6,6 +6,9 @@ the same as one machine running every seed would have given.
 The campaign id is a digest of what defines the campaign (faults, runs, first seed,
 symbol), so shards started with the same arguments agree on it without being told;
 `--campaign` names one instead.
+
+A simulate run's record holds its totals; each of its runs' results is a row of its own
+(RunJournal.record), read back here into the report as the command printed it.
 """
 
 from __future__ import annotations
@@ -15,14 +18,16 @@ import json
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from core.domain.errors import InputError
-from core.execution.invariants import INVARIANTS
+from core.flows.journal import ENDINGS
 from core.storage.store import RUN_STARTED, RunRecord, Store
 
 KIND = "simulate"
+RESULTS = "details"
+"""Where a simulation report lists its runs' results."""
 
 
 @dataclass(frozen=True)
@@ -60,11 +65,13 @@ def campaign_report(store: Store, campaign: str) -> dict[str, Any]:
     """The shards' runs of `campaign` merged: totals as SimulationReport.to_dict gives
     them, every run's details in run order, and which shards are missing or unfinished.
     A shard recorded twice (run again) counts once, its latest run."""
+    from core.execution.invariants import INVARIANTS  # brings the exchange client, which `tg show` need not load
+
     shards = _latest_per_shard([r for r in store.runs_of_kind(KIND) if r.params.get("campaign") == campaign])
     if not shards:
         raise InputError(f"no simulation campaign {campaign!r} in {store.location}; `tg runs` lists the runs")
     count = shards[0].params["shard"]["count"]
-    details = sorted((d for r in shards for d in r.summary.get("details", [])), key=lambda d: d["run"])
+    details = sorted((d for r in shards for d in store.run_results(r.run_id)), key=lambda d: d["run"])
     outcomes = Counter(d["status"] for d in details)
     injected: Counter[str] = Counter()
     for detail in details:
@@ -89,8 +96,20 @@ def campaign_report(store: Store, campaign: str) -> dict[str, Any]:
         "injected": dict(sorted(injected.items())),
         "invariants": invariants,
         "ok": not any(invariants.values()),
-        "details": details,
+        RESULTS: details,
     }
+
+
+def recorded_run(store: Store, run_id: str) -> RunRecord | None:
+    """The run `run_id` names (Store.get_run) as its command reported it: a simulate
+    run's results listed in its summary where SimulationReport.to_dict has them, before
+    what an interruption or an error added; a run that finished nothing as it is."""
+    record = store.get_run(run_id)
+    if record is None or record.kind != KIND or not record.summary:
+        return record
+    totals = {key: value for key, value in record.summary.items() if key not in ENDINGS}
+    ending = {key: value for key, value in record.summary.items() if key in ENDINGS}
+    return replace(record, summary={**totals, RESULTS: store.run_results(record.run_id), **ending})
 
 
 def _latest_per_shard(records: Sequence[RunRecord]) -> list[RunRecord]:

@@ -43,7 +43,7 @@ from core.exchange.sandbox_control import SandboxControl
 from core.execution.invariants import INVARIANTS, InvariantReport, check_invariants
 from core.execution.reconcile import Reconciler
 from core.execution.spool import PendingWrites
-from core.flows.campaign import KIND, WHOLE, Shard, campaign_id
+from core.flows.campaign import KIND, RESULTS, WHOLE, Shard, campaign_id
 from core.flows.heap import heap_frozen
 from core.flows.journal import RunJournal
 from core.flows.manual import manual_proposal
@@ -211,45 +211,70 @@ class RunResult:
 
 @dataclass
 class SimulationReport:
+    """The runs in their order, and their totals kept up as each is added: what a
+    finished run costs to take in and to record does not grow with the runs before it."""
+
     run_id: str | None = None  # as tg's database has the campaign
-    runs: list[RunResult] = field(default_factory=list)
     campaign: str | None = None  # what `tg campaign` merges the shards by
     shard: Shard = WHOLE
+    runs: list[RunResult] = field(default_factory=list, init=False)
+    _faults: set[str] = field(default_factory=set, init=False)
+    _outcomes: Counter[str] = field(default_factory=Counter, init=False)
+    _injected: Counter[str] = field(default_factory=Counter, init=False)
+    _violations: Counter[str] = field(default_factory=Counter, init=False)
+    _broken: int = field(default=0, init=False)
 
     @property
     def ok(self) -> bool:
-        return all(run.ok for run in self.runs)
+        return not self._broken
 
-    def to_dict(self) -> dict[str, Any]:
-        outcomes = Counter(run.status for run in self.runs)
-        injected: Counter[str] = Counter()
-        for run in self.runs:
-            injected.update(run.injected)
+    def add(self, run: RunResult) -> None:
+        self.runs.append(run)
+        self._faults.update(run.faults)
+        self._outcomes[run.status] += 1
+        self._injected.update(run.injected)
+        self._violations.update({name: len(run.invariants.violations[name]) for name in INVARIANTS})
+        self._broken += not run.ok
+
+    def totals(self) -> dict[str, Any]:
+        """The report without each run's detail (of bounded size: the faults, outcomes
+        and injections there are)."""
         return {
             "run_id": self.run_id,
             "campaign": self.campaign,
             "shard": str(self.shard),
             "runs": len(self.runs),
-            "faults": sorted({f for run in self.runs for f in run.faults}),
-            "outcomes": dict(sorted(outcomes.items())),
-            "injected": dict(sorted(injected.items())),
-            "invariants": {name: sum(len(run.invariants.violations[name]) for run in self.runs) for name in INVARIANTS},
+            "faults": sorted(self._faults),
+            "outcomes": dict(sorted(self._outcomes.items())),
+            "injected": dict(sorted(self._injected.items())),
+            "invariants": {name: self._violations[name] for name in INVARIANTS},
             "ok": self.ok,
-            "details": [
-                {
-                    "run": run.index,
-                    "run_id": f"{self.run_id}.{run.index}" if self.run_id else None,
-                    "seed": run.seed,
-                    "faults": run.faults,
-                    "status": run.status,
-                    "alert_level": run.alert_level,
-                    "injected": dict(run.injected),
-                    "violations": {k: v for k, v in run.invariants.violations.items() if v},
-                    "error": run.error,
-                }
-                for run in self.runs
-            ],
         }
+
+    def detail(self, run: RunResult) -> dict[str, Any]:
+        return {
+            "run": run.index,
+            "run_id": f"{self.run_id}.{run.index}" if self.run_id else None,
+            "seed": run.seed,
+            "faults": run.faults,
+            "status": run.status,
+            "alert_level": run.alert_level,
+            "injected": dict(run.injected),
+            "violations": {k: v for k, v in run.invariants.violations.items() if v},
+            "error": run.error,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.totals(), RESULTS: [self.detail(run) for run in self.runs]}
+
+
+def take_in(report: SimulationReport, result: RunResult, journal: RunJournal | None) -> None:
+    """A finished run into the report and, with a journal, into tg's database at once
+    (a kill right after keeps it), at a cost that does not grow with the runs before.
+    Nothing here awaits: a Ctrl-C (a cancellation at the next await) finds both done."""
+    report.add(result)
+    if journal is not None:
+        journal.record(result.index, report.detail(result), report.totals())
 
 
 def _catch_up(clock: Clock, lag: float) -> None:
@@ -365,18 +390,19 @@ class Simulation:
         report = SimulationReport(
             run_id=journal.run_id if journal is not None else None, campaign=campaign, shard=shard
         )
-        recording = journal.interruptible(report.to_dict) if journal is not None else nullcontext()
+        recording = journal.interruptible(report.totals) if journal is not None else nullcontext()
         with recording:
             async for result in self._results(faults, runs=runs, seed=seed, workers=workers, shard=shard):
-                report.runs.append(result)
-                if journal is not None:
-                    journal.progress(report.to_dict)
+                take_in(report, result, journal)
+                # nothing reads a finished run's folder (its databases, spool): a campaign's
+                # scratch space stays one run's, not 150 KB more per run
+                shutil.rmtree(self._folder(result.index), ignore_errors=True)
                 if progress is not None:
                     outcome = progress(result)
                     if outcome is not None:
                         await outcome
         if journal is not None:
-            journal.finish("ok" if report.ok else "violations", report.to_dict())
+            journal.finish("ok" if report.ok else "violations", report.totals())
         return report
 
     async def _results(
@@ -424,7 +450,7 @@ class Simulation:
     async def run_once(self, index: int, seed: int, requested: Sequence[str]) -> RunResult:
         rng = random.Random(seed)
         faults = choose_faults(requested, rng, self._catalog)
-        folder = self._workdir / f"run-{index}"
+        folder = self._folder(index)
         folder.mkdir(parents=True, exist_ok=True)
         sandbox = self._open_sandbox(seed, folder)
         control = SandboxControl(sandbox.base_url, transport=sandbox.transport)
@@ -481,7 +507,11 @@ class Simulation:
             injected[entry["fault"]] += 1
         await control.aclose()
         sandbox.close()
+        self._limiters.pop(sandbox.api_key, None)  # the run's model of the sandbox's counters ends with it
         return RunResult(index, seed, faults, status, alert, injected, invariants, error)
+
+    def _folder(self, index: int) -> Path:
+        return self._workdir / f"run-{index}"
 
     def _new_database(self, path: Path) -> None:
         """A run's database starts as a copy of an empty one this process made once:

@@ -10,6 +10,7 @@ way a Decimal comes back exactly as it went in.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -256,6 +257,18 @@ LEASES = sa.Table(
     _time("expires_at", nullable=False),
 )
 
+# schema 4: a run's results, one row each (a simulate run's runs), numbered by `part`.
+# Recording one more costs the same however many came before, where rewriting them all
+# in the run's summary each time grew with the run.
+
+RUN_RESULTS = sa.Table(
+    "run_results",
+    METADATA,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("part", sa.Integer, primary_key=True, autoincrement=False),
+    _text("result", nullable=False),
+)
+
 INSERTION_ORDERED: Final = (RUNS, POSITIONS, ORDERS, FILLS)
 """Tables whose rows are listed in the order they were first written when their times tie:
 SQLite numbers rows by itself (rowid); PostgreSQL is given an identity column, `seq`."""
@@ -313,7 +326,31 @@ def _add_ownership(conn: Connection) -> None:
     _mint_install_id(conn)
 
 
-UPGRADES: Final[tuple[Callable[[Connection], None], ...]] = (_add_agent_record_tables, _add_ownership)
+RESULTS_IN_SUMMARY: Final = "details"
+"""Where a run's results were kept before schema 4: a list in its summary (of simulate runs)."""
+
+
+def _keep_results_as_rows(conn: Connection) -> None:
+    """Each simulate run's results move out of its summary into rows of their own, the
+    summary keeping the totals: the form every run is read in from now on."""
+    METADATA.create_all(conn, tables=[RUN_RESULTS])
+    runs = conn.execute(sa.select(RUNS.c.run_id, RUNS.c.summary).where(RUNS.c.kind == "simulate")).all()
+    for run_id, text in runs:
+        summary = json.loads(text)
+        results = summary.pop(RESULTS_IN_SUMMARY, None)
+        if not isinstance(results, list):
+            continue
+        if results:
+            rows = [{"run_id": run_id, "part": r["run"], "result": json.dumps(r)} for r in results]
+            conn.execute(sa.insert(RUN_RESULTS), rows)
+        conn.execute(sa.update(RUNS).where(RUNS.c.run_id == run_id).values(summary=json.dumps(summary)))
+
+
+UPGRADES: Final[tuple[Callable[[Connection], None], ...]] = (
+    _add_agent_record_tables,
+    _add_ownership,
+    _keep_results_as_rows,
+)
 """UPGRADES[i] takes a database from schema i + 1 to i + 2; a new database is created
 at the last schema directly. Append only: a change to the tables above comes with the
 step that makes it in a database created before."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
@@ -44,6 +44,7 @@ from core.storage.schema import (
     NAMESPACES,
     ORDERS,
     POSITIONS,
+    RUN_RESULTS,
     RUNS,
     SCHEMA_VERSION,
     InsertionOrder,
@@ -421,7 +422,17 @@ class Store:
                 },
             )
 
-    def finish_run(self, run_id: str, *, status: str, finished_at: float, summary: dict[str, Any]) -> None:
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        finished_at: float,
+        summary: dict[str, Any],
+        results: Mapping[int, dict[str, Any]] | None = None,
+    ) -> None:
+        """End the run; `results` are parts it finished that record_result may not have
+        kept (its write was cut short), stored with the end unless they are there already."""
         with self._writing(RUNS, f"the end of run {run_id}") as conn:
             updated = conn.execute(
                 _FINISH_RUN,
@@ -429,14 +440,30 @@ class Store:
             )
             if updated.first() is None:
                 raise DatabaseWriteError(f"cannot finish run {run_id}: {self.location} has no such run")
+            for part, result in (results or {}).items():
+                self._insert_new(conn, RUN_RESULTS, {"run_id": run_id, "part": part, "result": _json(result)})
 
     def record_progress(self, run_id: str, summary: dict[str, Any]) -> None:
         """What a running run has finished so far, kept should it never reach its end."""
         with self._writing(RUNS, f"the progress of run {run_id}") as conn:
             conn.execute(_UPDATE_RUN, {"run": run_id, "summary": _json(summary)})
 
+    def record_result(self, run_id: str, part: int, result: dict[str, Any], summary: dict[str, Any]) -> None:
+        """One finished part of a running run (a simulate run's run `part`) as a row of
+        its own, and the run's summary (its totals so far), together: the cost is the
+        same at the 10,000th part as at the first, where a summary listing every result
+        grows with them."""
+        with self._writing(RUN_RESULTS, f"result {part} of run {run_id}") as conn:
+            conn.execute(_INSERT_RESULT, {"run_id": run_id, "part": part, "result": _json(result)})
+            conn.execute(_UPDATE_RUN, {"run": run_id, "summary": _json(summary)})
+
+    def run_results(self, run_id: str) -> list[dict[str, Any]]:
+        """The results record_result kept of the run, by part."""
+        rows = self._rows(RUN_RESULTS, {"run_id": run_id}, order_by=("part",))
+        return [json.loads(row["result"]) for row in rows]
+
     def list_runs(self, limit: int = 20) -> list[RunRecord]:
-        """Newest first."""
+        """Newest first. Each with its summary as written: a run's results are run_results'."""
         return [_run(row) for row in self._rows(RUNS, order_by=("started_at",), newest_first=True, limit=limit)]
 
     def runs_of_kind(self, kind: str) -> list[RunRecord]:
@@ -718,6 +745,7 @@ def _claim(insert: Insert, replacing: bool) -> sa.Executable:
 _INSERT_RUN = sa.insert(RUNS)
 _FINISH_RUN = sa.update(RUNS).where(RUNS.c.run_id == sa.bindparam("run")).returning(RUNS.c.run_id)
 _UPDATE_RUN = sa.update(RUNS).where(RUNS.c.run_id == sa.bindparam("run"))
+_INSERT_RESULT = sa.insert(RUN_RESULTS)
 _RUNS_STARTING = (
     sa.select(RUNS)
     .where(sa.func.substr(RUNS.c.run_id, 1, sa.bindparam("length", type_=sa.Integer)) == sa.bindparam("prefix"))

@@ -12,19 +12,28 @@ import pytest
 from cli.replay import replay_sandbox, replays_folder
 from cli.wiring import fault_catalog, simulation_sandbox
 from core.domain.config import load_settings
+from core.flows.campaign import recorded_run
 from core.flows.candles import load_candles
 from core.flows.replay import Replay, ReplayOptions
 from core.flows.simulation import RunResult, Simulation
-from core.storage.store import Store
+from core.storage.store import RunRecord, Store
 from tests.integration.test_replay_cli import candle_file
 from tests.integration.tg_cli import tg
 
 pytestmark = pytest.mark.integration
 
 
-def only_run(db: Path) -> dict:
+def only_record(db: Path) -> RunRecord:
+    """The database's one run, as `tg show` reads it."""
     with Store.open(db) as store:
-        [record] = store.list_runs()
+        [listed] = store.list_runs()
+        record = recorded_run(store, listed.run_id)
+    assert record is not None
+    return record
+
+
+def only_run(db: Path) -> dict:
+    record = only_record(db)
     return {"run_id": record.run_id, "kind": record.kind, "status": record.status, **record.summary}
 
 
@@ -46,6 +55,7 @@ async def test_an_interrupted_simulation_keeps_the_runs_it_finished(tmp_path: Pa
     assert [d["seed"] for d in run["details"]] == [3, 4]
     assert [d["run_id"] for d in run["details"]] == [f"{run['run_id']}.0", f"{run['run_id']}.1"]
     assert run["runs"] == 2 and run["ok"] is True
+    assert list(run)[-3:] == ["ok", "details", "interrupted"]  # as the report and the interruption wrote them
 
 
 async def test_each_finished_simulated_run_is_recorded_before_the_next_starts(tmp_path: Path) -> None:
@@ -118,6 +128,4 @@ def test_show_shows_every_kind_of_run(tmp_path: Path, command: list[str], kind: 
     assert code == 0, err
     assert shown in out
     code, out, _ = tg("show", run["run_id"], "--db", str(db), "--json")
-    with Store.open(db) as store:
-        [record] = store.list_runs()
-    assert json.loads(out) == record.summary  # what the command's --json printed
+    assert json.loads(out) == only_record(db).summary  # what the command's --json printed

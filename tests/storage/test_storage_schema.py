@@ -30,6 +30,7 @@ ALL_TABLES = {
     "namespaces",
     "holdings",
     "leases",
+    "run_results",
 }
 
 SCHEMA_1 = """
