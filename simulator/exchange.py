@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from decimal import Decimal
 
 from core.domain.clock import Clock, SkippableSystemClock, VirtualClock
@@ -154,10 +155,13 @@ class Exchange(OrderBook):
 
     def add_price_shape(self, shape: PriceShape) -> None:
         """Lay `shape` over the market (simulator.price_shapes). It may not start before
-        the time already matched: what was traded stays traded."""
+        the time already matched: what was traded stays traded. One dated in the moment
+        this call matches (from now, on a running clock) starts as it is laid."""
+        matched = self._state.processed_until
         self.sync()
-        if shape.at < self._state.processed_until:
+        if shape.at < matched:
             raise InvalidArguments("at")
+        shape = replace(shape, at=max(shape.at, self._state.processed_until))
         if shape.pair is not None and shape.pair not in PAIRS:
             raise InvalidArguments("pair")
         self._state.shapes.append(shape)
