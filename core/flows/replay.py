@@ -6,9 +6,10 @@ plane. Every `every` candles the coordinator decides with the configured models
 (offline by default) exactly as in `tg trade`: snapshot, analysis, vote, conflicts,
 risk, then entry, stop-loss and take-profit through the execution manager. Between
 decisions tg does only what a live tg does: it reconciles whenever there is something
-to reconcile (the exchange's open orders differ from the database's live ones, e.g.
-a stop or a target filled and its sibling must be cancelled; a position lacks its
-stop; an order's fate is unknown), and when the coordinator has halted after repeated
+to reconcile (the exchange's open orders, as the step's brief from the control plane
+lists them, differ from the database's live ones, e.g. a stop or a target filled and
+its sibling must be cancelled; a position lacks its stop; an order's fate is
+unknown), and when the coordinator has halted after repeated
 failures, its analysis keeps running so that successes can bring trading back.
 
 A decision at a candle's open time sees the candles closed before it and the forming
