@@ -38,7 +38,8 @@ class Sender:
     ) -> None:
         self.client = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout, headers=headers)
         self._direct = transport
-        self._asgi = _ASGI(transport) if isinstance(transport, httpx.ASGITransport) else None
+        # httpx's own class only: a subclass may handle requests its own way
+        self._asgi = _ASGI(transport) if type(transport) is httpx.ASGITransport else None
         self._base = str(self.client.base_url).rstrip("/")
         self._extensions = {"timeout": self.client.timeout.as_dict()}
         self._urls: dict[str, httpx.URL] = {}
