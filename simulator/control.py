@@ -26,7 +26,7 @@ from simulator import wire
 from simulator.exceptions import InvalidArguments, KrakenError, PermissionDenied
 from simulator.exchange import Exchange
 from simulator.faults import FaultRule, FaultSchedule, FaultSpecError, parse_rules, parse_spec
-from simulator.models import Account, PriceShape
+from simulator.models import Account, Order, PriceShape
 from simulator.pairs import PAIRS, find_asset
 from simulator.params import AdvanceParams, Params, parse
 from simulator.ratelimits import RateLimits
@@ -43,11 +43,14 @@ class Sandbox:
     limits: RateLimits | None = field(default_factory=RateLimits)
     """None: no rate limits at all."""
     faults: FaultSchedule = field(default_factory=FaultSchedule)
+    _settled: dict[str, tuple[Order, Json]] = field(default_factory=dict, init=False, repr=False)
+    """The wire shape of each settled order, by txid (see _order)."""
 
     def reset(self) -> None:
         """Opening balances, no orders, empty counters; the fault rules stay but start
         over, with an empty log."""
         self.exchange.reset()
+        self._settled.clear()
         if self.limits is not None:
             self.limits.reset()
         self.faults.rewind()
@@ -112,20 +115,34 @@ class Sandbox:
         clock = self.exchange.clock
         return clock.frozen if isinstance(clock, SkippableSystemClock) else True
 
-    def state(self, *, orders: bool = True, pairs: list[str] | None = None) -> Json:
-        """Everything, or without the orders, and with the prices of `pairs` (keys) only."""
+    def state(
+        self,
+        *,
+        orders: bool = True,
+        pairs: list[str] | None = None,
+        open_orders: bool = True,
+        trades: bool = True,
+        open_ids: bool = False,
+    ) -> Json:
+        """Everything, or without the orders, and with the prices of `pairs` (keys) only.
+        With the orders, `open_orders` and `trades` False leave out each account's open
+        orders (they are among its orders) and recent trades; `open_ids` lists the txids
+        of its open orders, orders or not: what a watcher of the account needs."""
         exchange = self.exchange
         accounts: dict[str, Json] = {
             name: {"balances": wire.balances(exchange.balance(name)), "keys": keys}
             for name, keys in self.keys_by_account().items()
         }
-        if orders:
-            for name, account in accounts.items():
-                account["open"] = {o.txid: wire.order(o, with_trades=False) for o in exchange.open_orders(name)}
-                # every order the exchange accepted, as the exchange holds it: faults hide nothing here
-                account["orders"] = {
-                    o.txid: wire.order(o, with_trades=False) for o in exchange.query_orders(name, None)
-                }
+        for name, account in accounts.items():
+            if open_ids:
+                account["open_ids"] = [o.txid for o in exchange.open_orders(name)]
+            if not orders:
+                continue
+            if open_orders:
+                account["open"] = {o.txid: self._order(o) for o in exchange.open_orders(name)}
+            # every order the exchange accepted, as the exchange holds it: faults hide nothing here
+            account["orders"] = {o.txid: self._order(o) for o in exchange.query_orders(name, None)}
+            if trades:
                 recent, _ = exchange.trades_history(name)
                 account["trades"] = {t.id: wire.trade(t, exchange.state.seed) for t in recent}
         return {
@@ -143,6 +160,18 @@ class Sandbox:
             "faults": {"seed": self.faults.seed, "rules": len(self.faults.rules), "injected": len(self.faults.log)},
         }
 
+    def _order(self, order: Order) -> Json:
+        """An order in QueryOrders' shape. A settled order never changes again, so its
+        shape is kept (for that very order: a reset's new orders are other objects): the
+        state lists every order ever placed, and encoding them all anew each time grew
+        with the account's history."""
+        if order.is_live:
+            return wire.order(order, with_trades=False)
+        kept = self._settled.get(order.txid)
+        if kept is None or kept[0] is not order:
+            kept = self._settled[order.txid] = (order, wire.order(order, with_trades=False))
+        return kept[1]
+
 
 class _ControlParams(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
@@ -155,6 +184,18 @@ class _SeedParams(_ControlParams):
 class _StateParams(_ControlParams):
     orders: bool = True
     pairs: str | None = None
+    open: bool = True
+    trades: bool = True
+    open_ids: bool = False
+
+    def answer(self, sandbox: Sandbox) -> Json:
+        return sandbox.state(
+            orders=self.orders,
+            pairs=self.pair_keys(),
+            open_orders=self.open,
+            trades=self.trades,
+            open_ids=self.open_ids,
+        )
 
     def pair_keys(self) -> list[str] | None:
         if self.pairs is None:
@@ -289,16 +330,15 @@ def remove_faults(sandbox: Sandbox, params: Params) -> Json:
 def advance(sandbox: Sandbox, params: Params) -> Json:
     seconds = float(parse(AdvanceParams, params).seconds)
     wanted = parse(_AdvanceAnswer, params)
-    pairs = wanted.pair_keys()  # a refused answer refuses the step: the clock does not move
+    wanted.pair_keys()  # a refused answer refuses the step: the clock does not move
     sandbox.advance(seconds)
     if not wanted.state:
         return clock(sandbox, params)
-    return sandbox.state(orders=wanted.orders, pairs=pairs)
+    return wanted.answer(sandbox)
 
 
 def state(sandbox: Sandbox, params: Params) -> Json:
-    wanted = parse(_StateParams, params)
-    return sandbox.state(orders=wanted.orders, pairs=wanted.pair_keys())
+    return parse(_StateParams, params).answer(sandbox)
 
 
 def fault_log(sandbox: Sandbox, params: Params) -> Json:

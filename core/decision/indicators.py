@@ -229,36 +229,46 @@ def adx(prices: Prices, period: int = 14) -> DirectionalIndex:
 
     The true range and the directional movements are smoothed in one pass, with the
     same arithmetic as _wilder on each, instead of three smoothed lists built and
-    then zipped."""
-    plus_dm: list[float] = []
-    minus_dm: list[float] = []
-    for high, prev_high, low, prev_low in zip(prices.high[1:], prices.high, prices.low[1:], prices.low):
-        up, down = high - prev_high, prev_low - low
-        plus_dm.append(up if up > down and up > 0 else 0.0)
-        minus_dm.append(down if down > up and down > 0 else 0.0)
+    then zipped; the movements of the first window are summed first, the rest met as
+    the pass reaches them."""
     ranges = true_ranges(prices)
-    plus_di: list[float] = []
-    minus_di: list[float] = []
-    dx: list[float] = []
     if period < 1 or len(ranges) < period:
         return DirectionalIndex([], [], [])
+    high, low = prices.high, prices.low
+    plus_dm: list[float] = []
+    minus_dm: list[float] = []
+    for i in range(1, period + 1):
+        up, down = high[i] - high[i - 1], low[i - 1] - low[i]
+        plus_dm.append(up if up > down and up > 0 else 0.0)
+        minus_dm.append(down if down > up and down > 0 else 0.0)
     keep = period - 1
     tr = math.fsum(ranges[:period]) / period
-    p = math.fsum(plus_dm[:period]) / period
-    m = math.fsum(minus_dm[:period]) / period
-    for i in range(period - 1, len(ranges)):
-        if i >= period:
-            tr = (tr * keep + ranges[i]) / period
-            p = (p * keep + plus_dm[i]) / period
-            m = (m * keep + minus_dm[i]) / period
+    p = math.fsum(plus_dm) / period
+    m = math.fsum(minus_dm) / period
+    if tr:
+        pdi, mdi = 100 * p / tr, 100 * m / tr
+    else:
+        pdi = mdi = 0.0
+    plus_di = [pdi]
+    minus_di = [mdi]
+    total = pdi + mdi
+    dx = [100 * abs(pdi - mdi) / total if total else 0.0]
+    add_plus, add_minus, add_dx = plus_di.append, minus_di.append, dx.append
+    for span, h, prev_h, lo, prev_lo in zip(
+        ranges[period:], high[period + 1 :], high[period:], low[period + 1 :], low[period:]
+    ):
+        up, down = h - prev_h, prev_lo - lo
+        tr = (tr * keep + span) / period
+        p = (p * keep + (up if up > down and up > 0 else 0.0)) / period
+        m = (m * keep + (down if down > up and down > 0 else 0.0)) / period
         if tr:
             pdi, mdi = 100 * p / tr, 100 * m / tr
         else:
             pdi = mdi = 0.0
-        plus_di.append(pdi)
-        minus_di.append(mdi)
+        add_plus(pdi)
+        add_minus(mdi)
         total = pdi + mdi
-        dx.append(100 * abs(pdi - mdi) / total if total else 0.0)
+        add_dx(100 * abs(pdi - mdi) / total if total else 0.0)
     adx_line = _wilder(dx, period)
     skip = len(dx) - len(adx_line)
     return DirectionalIndex(adx_line, plus_di[skip:], minus_di[skip:])

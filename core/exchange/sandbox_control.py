@@ -36,6 +36,8 @@ class SandboxControl:
         token = token or os.environ.get(TOKEN_ENV) or None
         headers = {MARKER_HEADER: "1"} | ({} if token is None else {"Authorization": f"Bearer {token}"})
         self._sender = Sender(base_url, transport=transport, timeout=30.0, headers=headers)
+        self._orders: dict[str, tuple[dict[str, Any], ExchangeOrder]] = {}
+        """Each order truth() read, with the wire object it was read from (see _order)."""
 
     async def aclose(self) -> None:
         await self._sender.aclose()
@@ -69,11 +71,12 @@ class SandboxControl:
 
     async def advance(self, seconds: float, *, brief_for: str | None = None) -> dict[str, Any]:
         """Move the sandbox's clock; its state comes back. With `brief_for` (a pair key)
-        the state leaves out the orders and prices that pair alone: cheap enough to
-        ask every candle of a replay."""
+        the state leaves out the orders but each account's `open_ids` (the txids of its
+        open orders), and prices that pair alone: cheap enough to ask every candle of a
+        replay, and all that its watch between decisions needs."""
         data = {"seconds": str(seconds)}
         if brief_for is not None:
-            data |= {"orders": "false", "pairs": brief_for}
+            data |= {"orders": "false", "pairs": brief_for, "open_ids": "true"}
         return await self._call("POST", "advance", data)
 
     async def step(self, seconds: float) -> float:
@@ -94,11 +97,21 @@ class SandboxControl:
 
     async def truth(self) -> ExchangeTruth:
         """Every order and balance as the exchange holds them, unfaulted (one account)."""
-        accounts = (await self.state(prices=False))["accounts"]
+        # no prices, and no open orders or recent trades besides the orders: none is read
+        accounts = (await self._call("GET", "state?pairs=&open=false&trades=false"))["accounts"]
         if len(accounts) != 1:
             raise InputError(f"the sandbox holds {len(accounts)} accounts; tg checks one")
         [account] = accounts.values()
         return ExchangeTruth(
-            orders={txid: ExchangeOrder.from_wire(txid, raw) for txid, raw in account["orders"].items()},
+            orders={txid: self._order(txid, raw) for txid, raw in account["orders"].items()},
             balances={asset: Decimal(str(amount)) for asset, amount in account["balances"].items()},
         )
+
+    def _order(self, txid: str, raw: dict[str, Any]) -> ExchangeOrder:
+        """The order `raw` describes, parsed again only when it differs from what was read
+        of it before: the truth lists every order ever placed, most of them settled long
+        ago, and validating them all anew each time grew with the account's history."""
+        kept = self._orders.get(txid)
+        if kept is None or kept[0] != raw:
+            kept = self._orders[txid] = (raw, ExchangeOrder.from_wire(txid, raw))
+        return kept[1]

@@ -6,9 +6,10 @@ plane. Every `every` candles the coordinator decides with the configured models
 (offline by default) exactly as in `tg trade`: snapshot, analysis, vote, conflicts,
 risk, then entry, stop-loss and take-profit through the execution manager. Between
 decisions tg does only what a live tg does: it reconciles whenever there is something
-to reconcile (the exchange's open orders differ from the database's live ones, e.g.
-a stop or a target filled and its sibling must be cancelled; a position lacks its
-stop; an order's fate is unknown), and when the coordinator has halted after repeated
+to reconcile (the exchange's open orders, as the step's brief from the control plane
+lists them, differ from the database's live ones, e.g. a stop or a target filled and
+its sibling must be cancelled; a position lacks its stop; an order's fate is
+unknown), and when the coordinator has halted after repeated
 failures, its analysis keeps running so that successes can bring trading back.
 
 A decision at a candle's open time sees the candles closed before it and the forming
@@ -562,16 +563,19 @@ class _Run:
 
     async def _keep_in_step(self, *, final: bool = False) -> None:
         """Reconcile when there is something to reconcile (`final`: always), then check
-        the invariants if that changed anything. An exchange that fails to answer is
-        noted and asked again at the next candle, as a running tg would."""
+        the invariants if that changed anything. Which orders are open the step's brief
+        says, as the exchange holds them: the harness judges from the exchange's truth,
+        and asking tg's client each candle cost a request the sandbox's brief already
+        answers. An exchange that fails to answer reconcile is noted and asked again at
+        the next candle, as a running tg would."""
         now = self._clock.time()
         due = final or self._spool.pending() or now < self._unsettled_until
+        if not due and (self._live or self._holding):
+            [account] = self._state["accounts"].values()
+            due = set(account["open_ids"]) != self._live or (self._holding and not self._live)
+        if not due:
+            return
         try:
-            if not due and (self._live or self._holding):
-                open_now = set(await self._client.open_orders())
-                due = open_now != self._live or (self._holding and not self._live)
-            if not due:
-                return
             report = await self._reconcile()
         except ExchangeError as exc:
             self._exchange_error("reconciling", exc)

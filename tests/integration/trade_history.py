@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from unittest import mock
 
-import httpx
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -33,6 +32,7 @@ from core.execution.manager import OrderExecutionManager
 from core.execution.reconcile import Reconciler
 from core.flows.manual import manual_proposal
 from core.flows.trade_cycle import new_run_id
+from simulator.app import Receive, SandboxApp, Scope, Send
 
 SYMBOL = "BTC/USDT"
 RELAXED = """\
@@ -89,15 +89,17 @@ def build(folder: Path, trades: int) -> None:
 
 @contextmanager
 def counting_requests() -> Iterator[Counter[str]]:
-    """Every request to an embedded sandbox meanwhile, counted by path."""
+    """Every request to an embedded sandbox meanwhile, counted by path where the sandbox
+    receives it (tg's Sender drives an httpx.ASGITransport's app itself)."""
     counts: Counter[str] = Counter()
-    send = httpx.ASGITransport.handle_async_request
+    serve = SandboxApp.__call__
 
-    async def counted(self: httpx.ASGITransport, request: httpx.Request) -> httpx.Response:
-        counts[request.url.path] += 1
-        return await send(self, request)
+    async def counted(self: SandboxApp, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            counts[scope["path"]] += 1
+        await serve(self, scope, receive, send)
 
-    with mock.patch.object(httpx.ASGITransport, "handle_async_request", counted):
+    with mock.patch.object(SandboxApp, "__call__", counted):
         yield counts
 
 

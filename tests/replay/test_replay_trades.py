@@ -183,7 +183,8 @@ async def test_the_same_file_and_seed_give_the_same_report(replay: RunReplay) ->
 
 
 async def test_an_exchange_that_stops_answering_between_decisions_is_asked_again(replay: RunReplay) -> None:
-    # OpenOrders fails for a while after the first trade: the watch cannot see the target fill
+    # OpenOrders fails for a while after the first trade: the watch (the step's brief) sees the
+    # target fill, but reconciling cannot list the open orders until the exchange answers again
     fault = "unavailable:endpoint=OpenOrders,times=6"
     result = await replay(series_of(ROWS), planned_buys(PLAN), every=1, faults=(fault,))
 

@@ -88,6 +88,33 @@ async def test_state_shows_prices_balances_orders_and_counters(http: httpx.Async
     assert state["rate_limits"]["limits"]["rest"] == 15
 
 
+async def test_state_leaves_out_what_its_caller_does_not_read(
+    http: httpx.AsyncClient, kraken: KrakenClient, app: SandboxApp
+) -> None:
+    (live,) = (
+        await kraken.result("AddOrder", pair="XBTUSDT", type="buy", ordertype="limit", volume="0.01", price="30000")
+    )["txid"]
+    (gone,) = (await kraken.result("AddOrder", pair="XBTUSDT", type="buy", ordertype="market", volume="0.01"))["txid"]
+    whole = (await result(await http.get("/_sandbox/state")))["accounts"]["default"]
+
+    lean = (await result(await http.get("/_sandbox/state?open=false&trades=false")))["accounts"]["default"]
+    assert set(lean) == {"balances", "keys", "orders"} and lean["orders"] == whole["orders"]
+    assert whole["orders"][gone]["status"] == "closed" and whole["trades"]
+    brief = await result(
+        await http.post("/_sandbox/advance", data={"seconds": "0", "orders": "false", "open_ids": "true"})
+    )
+    assert brief["accounts"]["default"]["open_ids"] == [live] and "orders" not in brief["accounts"]["default"]
+
+    # a settled order's shape is kept; after a reset the orders are other ones, told anew
+    assert (await result(await http.get("/_sandbox/state")))["accounts"]["default"]["orders"] == whole["orders"]
+    await result(await http.post("/_sandbox/reset"))
+    assert (await result(await http.get("/_sandbox/state")))["accounts"]["default"]["orders"] == {}
+    (again,) = (await kraken.result("AddOrder", pair="XBTUSDT", type="buy", ordertype="market", volume="0.02"))["txid"]
+    orders = (await result(await http.get("/_sandbox/state")))["accounts"]["default"]["orders"]
+    assert list(orders) == [again] and orders[again]["vol"].startswith("0.02")
+    assert app.sandbox.state()["accounts"]["default"]["orders"] == orders
+
+
 async def test_advance_moves_time_and_decays_counters(
     http: httpx.AsyncClient, kraken: KrakenClient, clock: VirtualClock
 ) -> None:
