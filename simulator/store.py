@@ -21,8 +21,9 @@ import dataclasses
 import json
 import sqlite3
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -52,14 +53,29 @@ _SCHEMA = (
         time real not null, asset text not null, type text not null, body text not null)""",
     f"create index if not exists {_LEDGER}_by_account on {_LEDGER} (account)",
 )
-_STATE = TypeAdapter(ExchangeState)
-_ORDER = TypeAdapter(Order)
-_TRADE = TypeAdapter(Trade)
-_ENTRY = TypeAdapter(LedgerEntry)
-_ORDERS_LIST = TypeAdapter(list[Order])
-_TRADES_LIST = TypeAdapter(list[Trade])
-_ENTRIES_LIST = TypeAdapter(list[LedgerEntry])
 T = TypeVar("T")
+
+
+class _Shape(Generic[T]):
+    """The TypeAdapter of one stored shape, built when first used rather than at import:
+    each costs milliseconds of schema building, and a command meets a few of them only
+    (a fresh sandbox reads no list back; most commands never read a single row)."""
+
+    def __init__(self, shape: type[T]) -> None:
+        self._shape = shape
+
+    @cached_property
+    def adapter(self) -> TypeAdapter[T]:
+        return TypeAdapter(self._shape)
+
+
+_STATE = _Shape(ExchangeState)
+_ORDER = _Shape(Order)
+_TRADE = _Shape(Trade)
+_ENTRY = _Shape(LedgerEntry)
+_ORDERS_LIST = _Shape(list[Order])
+_TRADES_LIST = _Shape(list[Trade])
+_ENTRIES_LIST = _Shape(list[LedgerEntry])
 
 
 class StateFile:
@@ -147,7 +163,7 @@ class StateFile:
         db.execute(
             f"insert into {_TABLE} (id, schema_version, state) values (1, ?, ?)"
             " on conflict(id) do update set schema_version = excluded.schema_version, state = excluded.state",
-            (SCHEMA_VERSION, _STATE.dump_json(core).decode()),
+            (SCHEMA_VERSION, _STATE.adapter.dump_json(core).decode()),
         )
         # a row keeps its rowid on update, so the table's order is the order they were placed in
         db.executemany(
@@ -165,20 +181,20 @@ class StateFile:
                     closed_time(o),
                     o.spec.userref,
                     o.spec.cl_ord_id,
-                    _ORDER.dump_json(o).decode(),
+                    _ORDER.adapter.dump_json(o).decode(),
                 )
                 for o in state.orders.values()
             ],
         )
         db.executemany(
             f"insert into {_TRADES} (id, account, time, serial, body) values (?, ?, ?, ?, ?) on conflict do nothing",
-            [(t.id, t.account, t.time, t.serial, _TRADE.dump_json(t).decode()) for t in state.trades.values()],
+            [(t.id, t.account, t.time, t.serial, _TRADE.adapter.dump_json(t).decode()) for t in state.trades.values()],
         )
         db.executemany(
             f"insert into {_LEDGER} (id, account, time, asset, type, body) values (?, ?, ?, ?, ?, ?)"
             " on conflict do nothing",
             [
-                (e.id, e.account, e.time, e.asset, e.type.value, _ENTRY.dump_json(e).decode())
+                (e.id, e.account, e.time, e.asset, e.type.value, _ENTRY.adapter.dump_json(e).decode())
                 for e in state.ledger.values()
             ],
         )
@@ -249,18 +265,18 @@ class StateFile:
         )
 
     def _page(
-        self, adapter: TypeAdapter[list[T]], table: str, where: list[str], args: list[Any], order: str, limit: int
+        self, shape: _Shape[list[T]], table: str, where: list[str], args: list[Any], order: str, limit: int
     ) -> tuple[list[T], int]:
         condition = " and ".join(where)
         [(count,)] = self._rows(f"select count(*) from {table} where {condition}", args)
         if not count or limit <= 0:
             return [], count
         bodies = self._array(f"select body from {table} where {condition} order by {order} limit ?", [*args, limit])
-        return self._parsed(adapter, bodies), count
+        return self._parsed(shape, bodies), count
 
-    def _one(self, adapter: TypeAdapter[T], query: str, key: str) -> T | None:
+    def _one(self, shape: _Shape[T], query: str, key: str) -> T | None:
         rows = self._rows(query, (key,))
-        return self._parsed(adapter, rows[0][0]) if rows else None
+        return self._parsed(shape, rows[0][0]) if rows else None
 
     def _array(self, query: str, args: Sequence[Any]) -> str:
         """The rows' JSON bodies as one JSON array, validated in one call."""
@@ -272,9 +288,9 @@ class StateFile:
         except sqlite3.DatabaseError as exc:
             raise self._not_state(exc) from exc
 
-    def _parsed(self, adapter: TypeAdapter[T], text: str) -> T:
+    def _parsed(self, shape: _Shape[T], text: str) -> T:
         try:
-            return adapter.validate_json(text)
+            return shape.adapter.validate_json(text)
         except ValidationError as exc:
             raise SandboxStateError(
                 f"the sandbox state in {self.path} is damaged ({exc.error_count()} errors); "
