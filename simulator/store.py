@@ -20,7 +20,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -135,8 +136,7 @@ class StateFile:
             trades = self._array(f"select body from {_OLD_TRADES} order by rowid", ())
             state.orders = {order.txid: order for order in self._parsed(_ORDERS_LIST, orders)}
             state.trades = {trade.id: trade for trade in self._parsed(_TRADES_LIST, trades)}
-        db = self._db()
-        with db:
+        with self._transaction() as db:
             db.execute(f"drop table if exists {_OLD_ORDERS}")
             db.execute(f"drop table if exists {_OLD_TRADES}")
             self._write(db, state)
@@ -145,12 +145,23 @@ class StateFile:
         """Write `state` (as the exchange holds it in memory) in one transaction: a crash
         mid-write leaves the state saved before. A state reset since the file was saved
         (another history_id) leaves none of the file's past behind."""
-        db = self._db()
         try:
-            with db:
+            with self._transaction() as db:
                 self._write(db, state)
         except sqlite3.DatabaseError as exc:
             raise self._not_state(exc) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection in one transaction, committed at the end, rolled back on an
+        error. Begun here: sqlite3 begins one by itself before an insert or update only,
+        so each `create` or `drop` before would commit alone (an upgrade interrupted
+        after its drops would lose the rows it had not written yet), and a fresh file
+        would be synced to disk once for each of its tables and indexes."""
+        db = self._db()
+        db.execute("begin")
+        with db:
+            yield db
 
     def _write(self, db: sqlite3.Connection, state: ExchangeState) -> None:
         for statement in _SCHEMA:
