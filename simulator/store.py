@@ -20,9 +20,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -52,14 +54,29 @@ _SCHEMA = (
         time real not null, asset text not null, type text not null, body text not null)""",
     f"create index if not exists {_LEDGER}_by_account on {_LEDGER} (account)",
 )
-_STATE = TypeAdapter(ExchangeState)
-_ORDER = TypeAdapter(Order)
-_TRADE = TypeAdapter(Trade)
-_ENTRY = TypeAdapter(LedgerEntry)
-_ORDERS_LIST = TypeAdapter(list[Order])
-_TRADES_LIST = TypeAdapter(list[Trade])
-_ENTRIES_LIST = TypeAdapter(list[LedgerEntry])
 T = TypeVar("T")
+
+
+class _Shape(Generic[T]):
+    """The TypeAdapter of one stored shape, built when first used rather than at import:
+    each costs milliseconds of schema building, and a command meets a few of them only
+    (a fresh sandbox reads no list back; most commands never read a single row)."""
+
+    def __init__(self, shape: type[T]) -> None:
+        self._shape = shape
+
+    @cached_property
+    def adapter(self) -> TypeAdapter[T]:
+        return TypeAdapter(self._shape)
+
+
+_STATE = _Shape(ExchangeState)
+_ORDER = _Shape(Order)
+_TRADE = _Shape(Trade)
+_ENTRY = _Shape(LedgerEntry)
+_ORDERS_LIST = _Shape(list[Order])
+_TRADES_LIST = _Shape(list[Trade])
+_ENTRIES_LIST = _Shape(list[LedgerEntry])
 
 
 class StateFile:
@@ -119,8 +136,7 @@ class StateFile:
             trades = self._array(f"select body from {_OLD_TRADES} order by rowid", ())
             state.orders = {order.txid: order for order in self._parsed(_ORDERS_LIST, orders)}
             state.trades = {trade.id: trade for trade in self._parsed(_TRADES_LIST, trades)}
-        db = self._db()
-        with db:
+        with self._transaction() as db:
             db.execute(f"drop table if exists {_OLD_ORDERS}")
             db.execute(f"drop table if exists {_OLD_TRADES}")
             self._write(db, state)
@@ -129,12 +145,23 @@ class StateFile:
         """Write `state` (as the exchange holds it in memory) in one transaction: a crash
         mid-write leaves the state saved before. A state reset since the file was saved
         (another history_id) leaves none of the file's past behind."""
-        db = self._db()
         try:
-            with db:
+            with self._transaction() as db:
                 self._write(db, state)
         except sqlite3.DatabaseError as exc:
             raise self._not_state(exc) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection in one transaction, committed at the end, rolled back on an
+        error. Begun here: sqlite3 begins one by itself before an insert or update only,
+        so each `create` or `drop` before would commit alone (an upgrade interrupted
+        after its drops would lose the rows it had not written yet), and a fresh file
+        would be synced to disk once for each of its tables and indexes."""
+        db = self._db()
+        db.execute("begin")
+        with db:
+            yield db
 
     def _write(self, db: sqlite3.Connection, state: ExchangeState) -> None:
         for statement in _SCHEMA:
@@ -147,7 +174,7 @@ class StateFile:
         db.execute(
             f"insert into {_TABLE} (id, schema_version, state) values (1, ?, ?)"
             " on conflict(id) do update set schema_version = excluded.schema_version, state = excluded.state",
-            (SCHEMA_VERSION, _STATE.dump_json(core).decode()),
+            (SCHEMA_VERSION, _STATE.adapter.dump_json(core).decode()),
         )
         # a row keeps its rowid on update, so the table's order is the order they were placed in
         db.executemany(
@@ -165,20 +192,20 @@ class StateFile:
                     closed_time(o),
                     o.spec.userref,
                     o.spec.cl_ord_id,
-                    _ORDER.dump_json(o).decode(),
+                    _ORDER.adapter.dump_json(o).decode(),
                 )
                 for o in state.orders.values()
             ],
         )
         db.executemany(
             f"insert into {_TRADES} (id, account, time, serial, body) values (?, ?, ?, ?, ?) on conflict do nothing",
-            [(t.id, t.account, t.time, t.serial, _TRADE.dump_json(t).decode()) for t in state.trades.values()],
+            [(t.id, t.account, t.time, t.serial, _TRADE.adapter.dump_json(t).decode()) for t in state.trades.values()],
         )
         db.executemany(
             f"insert into {_LEDGER} (id, account, time, asset, type, body) values (?, ?, ?, ?, ?, ?)"
             " on conflict do nothing",
             [
-                (e.id, e.account, e.time, e.asset, e.type.value, _ENTRY.dump_json(e).decode())
+                (e.id, e.account, e.time, e.asset, e.type.value, _ENTRY.adapter.dump_json(e).decode())
                 for e in state.ledger.values()
             ],
         )
@@ -249,18 +276,18 @@ class StateFile:
         )
 
     def _page(
-        self, adapter: TypeAdapter[list[T]], table: str, where: list[str], args: list[Any], order: str, limit: int
+        self, shape: _Shape[list[T]], table: str, where: list[str], args: list[Any], order: str, limit: int
     ) -> tuple[list[T], int]:
         condition = " and ".join(where)
         [(count,)] = self._rows(f"select count(*) from {table} where {condition}", args)
         if not count or limit <= 0:
             return [], count
         bodies = self._array(f"select body from {table} where {condition} order by {order} limit ?", [*args, limit])
-        return self._parsed(adapter, bodies), count
+        return self._parsed(shape, bodies), count
 
-    def _one(self, adapter: TypeAdapter[T], query: str, key: str) -> T | None:
+    def _one(self, shape: _Shape[T], query: str, key: str) -> T | None:
         rows = self._rows(query, (key,))
-        return self._parsed(adapter, rows[0][0]) if rows else None
+        return self._parsed(shape, rows[0][0]) if rows else None
 
     def _array(self, query: str, args: Sequence[Any]) -> str:
         """The rows' JSON bodies as one JSON array, validated in one call."""
@@ -272,9 +299,9 @@ class StateFile:
         except sqlite3.DatabaseError as exc:
             raise self._not_state(exc) from exc
 
-    def _parsed(self, adapter: TypeAdapter[T], text: str) -> T:
+    def _parsed(self, shape: _Shape[T], text: str) -> T:
         try:
-            return adapter.validate_json(text)
+            return shape.adapter.validate_json(text)
         except ValidationError as exc:
             raise SandboxStateError(
                 f"the sandbox state in {self.path} is damaged ({exc.error_count()} errors); "

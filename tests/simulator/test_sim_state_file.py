@@ -9,6 +9,7 @@ import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from pydantic import TypeAdapter
 
 from core.domain.clock import VirtualClock
@@ -16,6 +17,7 @@ from simulator.embedded import SANDBOX_EPOCH
 from simulator.exchange import DEFAULT_ACCOUNT, Exchange
 from simulator.models import ExchangeState, Order, OrderSpec, OrderType, Side, Trade
 from simulator.pairs import PAIRS
+from simulator.store import StateFile
 from tests.simulator.state_files import read_back
 from tests.simulator.state_files import save as save_state
 
@@ -80,8 +82,8 @@ def test_a_file_of_the_one_document_schema_still_opens_and_is_saved_anew(tmp_pat
         assert db.execute("select count(*) from orders").fetchone() == (1,)
 
 
-def test_a_file_of_the_row_per_order_schema_still_opens_and_is_saved_anew(tmp_path: Path) -> None:
-    path = tmp_path / "sandbox.db"
+def row_per_order_file(path: Path) -> Exchange:
+    """An exchange with a filled and a resting order, saved at `path` in schema 2."""
     clock = VirtualClock(SANDBOX_EPOCH)
     exchange = Exchange.create(clock, seed=3)
     exchange.create_api_key(DEFAULT_ACCOUNT)
@@ -101,6 +103,12 @@ def test_a_file_of_the_row_per_order_schema_still_opens_and_is_saved_anew(tmp_pa
             db.execute(
                 "insert into exchange_trades values (?, ?)", (trade.id, TypeAdapter(Trade).dump_json(trade).decode())
             )
+    return exchange
+
+
+def test_a_file_of_the_row_per_order_schema_still_opens_and_is_saved_anew(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.db"
+    exchange = row_per_order_file(path)
     same(path, exchange)
     with sqlite3.connect(path) as db:
         assert db.execute("select schema_version from exchange_state").fetchone() == (3,)
@@ -108,3 +116,26 @@ def test_a_file_of_the_row_per_order_schema_still_opens_and_is_saved_anew(tmp_pa
         assert db.execute("select count(*) from ledger").fetchone()[0] == len(exchange.state.ledger) > 2
         tables = {name for (name,) in db.execute("select name from sqlite_master where type = 'table'")}
         assert not tables & {"exchange_orders", "exchange_trades"}
+
+
+def test_an_upgrade_that_fails_while_writing_leaves_the_older_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "sandbox.db"
+    exchange = row_per_order_file(path)
+
+    def disk_full(self: StateFile, db: sqlite3.Connection, state: ExchangeState) -> None:
+        db.execute("create table orders (txid text primary key)")  # the new schema half made
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(StateFile, "_write", disk_full)
+        with pytest.raises(sqlite3.OperationalError):
+            read_back(path)
+    with sqlite3.connect(path) as db:  # the drops and the half-made schema rolled back with it
+        assert db.execute("select schema_version from exchange_state").fetchone() == (2,)
+        assert db.execute("select count(*) from exchange_orders").fetchone() == (2,)
+        assert db.execute("select count(*) from exchange_trades").fetchone()[0] >= 1
+        tables = {name for (name,) in db.execute("select name from sqlite_master where type = 'table'")}
+        assert "orders" not in tables
+    same(path, exchange)  # and it upgrades once the disk has room
