@@ -13,6 +13,7 @@ import typer
 from typer._click.exceptions import NoArgsIsHelpError
 from typer.exceptions import TyperException
 
+from cli import collector
 from cli.exit_codes import EPILOG, ExitCode
 from cli.lazy import LazyGroup
 from cli.options import ConfigOption, DbOption, JsonOption, LogLevel, configure_output, reports_errors, settings_from
@@ -128,6 +129,7 @@ def trade(
             ).run(symbol, manual=manual)
             return report.to_dict(), report.unrecorded
 
+    collector.work_begins()
     summary, unrecorded = asyncio.run(run())
     render.trade_summary(summary, as_json=json_output)
     if unrecorded or not summary["stored"]:
@@ -254,6 +256,7 @@ def simulate(
     ):
         sandboxes = served_sandbox(url) if url is not None else simulation_sandbox(settings)
         simulation = Simulation(settings, sandboxes, Path(workdir), catalog=catalog, symbol=symbol)
+        collector.work_begins()
         report = asyncio.run(
             simulation.run(
                 faults,
@@ -339,6 +342,7 @@ def reconcile(
             ).reconcile()
             return render.reconcile_outcome(report, session.store.install_id, session.store.location)
 
+    collector.work_begins()
     outcome = asyncio.run(run())
     render.reconcile_report(outcome, as_json=json_output)
     if outcome["unrecorded"]:
@@ -486,12 +490,14 @@ def _exchange_view(settings: Settings, url: str | None, live: bool) -> Reconcile
                 leases=session.leases,
             ).reconcile()
 
+    collector.work_begins()
     return asyncio.run(run())
 
 
 def main() -> None:
     """Console entry point: usage errors become one line and exit code 2; `tg` alone
     shows the help."""
+    collector.for_startup()
     try:
         code = app(standalone_mode=False)
     except NoArgsIsHelpError as asked:  # `tg` or `tg sim` alone: the help is the answer

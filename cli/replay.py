@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli import collector
 from cli.exit_codes import ExitCode
 from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
 
@@ -140,6 +141,7 @@ def replay(
     series = load_candles(file, interval_minutes=interval)
     replay_render.data_issues(series)
     runner = Replay(settings, replay_sandbox(settings), replays_folder(settings.db_path), catalog=fault_catalog())
+    collector.work_begins()
     with Store.open(settings.db_location) as store, replay_render.replay_progress() as progress, _quiet_coordinator():
         result = asyncio.run(runner.run(series, options, progress, record_in=store))
     replay_render.replay_report(result.to_dict(), as_json=json_output)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cli import collector
 from cli.exit_codes import ExitCode
 from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
 
@@ -135,6 +136,7 @@ def run(
                 if control is not None:
                     await control.aclose()
 
+    collector.work_begins()
     if simulated:
         import looptime
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from cli import collector
 from cli.options import OUTPUT, ConfigOption, DbOption, JsonOption, reports_errors, settings_from
 from cli.sim_control import SERVE_PORT, TokenOption, UrlOption, control_plane, fault_app, register
 
@@ -108,6 +109,7 @@ def sim_advance(
         _render_advance(_advanced(before, after, seconds), as_json=json_output)
         return
     settings = settings_from(db, config)
+    collector.work_begins()  # up to MAX_ADVANCE of minutes matched
     with embedded_sandbox(settings) as sandbox:
         start = sandbox.clock.time()
         watched = [o.txid for o in sandbox.exchange.open_orders(DEFAULT_ACCOUNT)]
@@ -406,6 +408,7 @@ def sim_serve(
         log_level="error" if OUTPUT.quiet else "info",  # -q: no line per request
         nonce_window=nonce_window,
     )
+    collector.work_begins()
     serve(server, on_ready=lambda server: _announce(server, served))
     typer.echo("sandbox stopped")
 

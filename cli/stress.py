@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cli import collector
 from cli.options import ConfigOption, JsonOption, reports_errors, settings_from
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ def ratelimit_stress(
             return await run_stress(plan, target, settings.kraken.rate_limit, on_request=advance)
 
     simulated = url is None and not realtime
+    collector.work_begins()
     if simulated:
         import looptime
 
