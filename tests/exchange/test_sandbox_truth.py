@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from cli.wiring import open_embedded
-from core.domain.models import OrderType, Side
+from core.domain.enums import OrderType, Side
 from core.exchange import Credentials, ExchangeOrder, KrakenClient
 from core.exchange.sandbox_control import SandboxControl
 
