@@ -6,23 +6,16 @@ httpx's client machinery around it (cookies, redirects, auth, event hooks, proxi
 from the environment) serves real connections, and in a replay it cost three times
 what the sandbox spent answering, and building each request through it as much again.
 Both paths send the same request: the client's URL, default headers and timeouts.
-
-An httpx.ASGITransport (the embedded sandbox's) is driven here, with the scope, the
-messages and the answer it would give: its own machinery (an event, body streams and
-async generators each way) cost a request of a replay a fifth of what it cost in all.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping, MutableMapping
-from typing import Any
+from collections.abc import Mapping
 from urllib.parse import urlencode
 
 import httpx
 
 RawHeaders = list[tuple[bytes, bytes]]
-Message = MutableMapping[str, Any]
 
 
 class Sender:
@@ -38,8 +31,6 @@ class Sender:
     ) -> None:
         self.client = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout, headers=headers)
         self._direct = transport
-        # httpx's own class only: a subclass may handle requests its own way
-        self._asgi = _ASGI(transport) if type(transport) is httpx.ASGITransport else None
         self._base = str(self.client.base_url).rstrip("/")
         self._extensions = {"timeout": self.client.timeout.as_dict()}
         self._urls: dict[str, httpx.URL] = {}
@@ -116,8 +107,6 @@ class Sender:
         """The whole answer, read."""
         if self._direct is None:
             return await self.client.send(request)
-        if self._asgi is not None:
-            return await self._asgi.send(request)
         response = await self._direct.handle_async_request(request)
         response.request = request
         try:
@@ -128,90 +117,3 @@ class Sender:
 
     async def aclose(self) -> None:
         await self.client.aclose()
-
-
-class _ASGI:
-    """What httpx.ASGITransport does with a request, without its machinery: the same
-    scope, the body in one `http.request` message, a disconnect only once the answer
-    is complete, the app's exceptions raised unless the transport says otherwise (then
-    the answer is a 500), and the answer read. Only requests built by Sender come
-    here, so the body is in hand (request.content)."""
-
-    def __init__(self, transport: httpx.ASGITransport) -> None:
-        self._app = transport.app
-        self._raise = transport.raise_app_exceptions
-        self._fixed = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "client": transport.client,
-            "root_path": transport.root_path,
-        }
-        self._places: dict[int, tuple[httpx.URL, dict[str, Any]]] = {}
-
-    def _place(self, url: httpx.URL) -> dict[str, Any]:
-        """The scope's parts that come from the URL, kept per URL object without a query
-        (Sender keeps those, one per path), the URL held so that its id stays its own."""
-        kept = self._places.get(id(url))
-        if kept is not None and kept[0] is url:
-            return kept[1]
-        place = {
-            "scheme": url.scheme,
-            "path": url.path,
-            "raw_path": url.raw_path.split(b"?")[0],
-            "query_string": url.query,
-            "server": (url.host, url.port),
-        }
-        if not url.query:
-            self._places[id(url)] = (url, place)
-        return place
-
-    async def send(self, request: httpx.Request) -> httpx.Response:
-        scope = {
-            **self._fixed,
-            "method": request.method,
-            "headers": [(k.lower(), v) for k, v in request.headers.raw],
-            **self._place(request.url),
-        }
-        body = request.content
-        sent = False
-        complete: asyncio.Event | None = None
-        status: int | None = None
-        headers: list[tuple[bytes, bytes]] | None = None
-        parts: list[bytes] = []
-        done = False
-
-        async def receive() -> Message:
-            nonlocal sent, complete
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            if not done:
-                complete = complete or asyncio.Event()
-                await complete.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: Message) -> None:
-            nonlocal status, headers, done
-            if message["type"] == "http.response.start":
-                status, headers = message["status"], message.get("headers", [])
-            elif message["type"] == "http.response.body":
-                chunk = message.get("body", b"")
-                if chunk and request.method != "HEAD":
-                    parts.append(chunk)
-                if not message.get("more_body", False):
-                    done = True
-                    if complete is not None:
-                        complete.set()
-
-        try:
-            await self._app(scope, receive, send)
-        except Exception:
-            if self._raise:
-                raise
-            done = True
-            status = 500 if status is None else status
-            headers = [] if headers is None else headers
-        if status is None or headers is None or not done:
-            raise httpx.RemoteProtocolError("the in-process app ended without a complete answer", request=request)
-        return httpx.Response(status, headers=headers, content=b"".join(parts), request=request)

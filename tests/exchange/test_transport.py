@@ -3,7 +3,6 @@ requests the client would have built and sent: same method, URL, headers and bod
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import httpx
@@ -80,75 +79,3 @@ async def test_without_a_transport_the_client_builds_and_sends() -> None:
     request = sender.build_request("GET", "/0/public/Time", params={"a": "1"})
     assert _wire(request) == _wire(sender.client.build_request("GET", "/0/public/Time", params={"a": "1"}))
     await sender.aclose()
-
-
-class Echo:
-    """An ASGI app that keeps each scope and body it was given and answers with them."""
-
-    def __init__(self, *, fail: bool = False) -> None:
-        self.seen: list[tuple[MutableMapping[str, Any], bytes]] = []
-        self.fail = fail
-
-    async def __call__(
-        self,
-        scope: MutableMapping[str, Any],
-        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
-        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
-    ) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        self.seen.append((scope, body))
-        if self.fail:
-            raise httpx.ReadTimeout("dropped")
-        answer = b'{"error":[],"result":"' + body + b'"}'
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": answer})
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "options"),
-    [
-        ("GET", "/0/public/OHLC", {"params": {"pair": "XBTUSD", "since": "1735689600"}}),
-        ("POST", "/_sandbox/advance", {"data": {"seconds": "3600", "orders": "false"}}),
-        ("POST", "/0/private/Balance", {"content": b"nonce=1", "headers": {"API-Key": "k"}}),
-        ("DELETE", "/_sandbox/faults", {}),
-    ],
-)
-async def test_an_asgi_app_gets_the_scope_and_body_httpx_would_give_it(
-    method: str, path: str, options: dict[str, Any]
-) -> None:
-    app = Echo()
-    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5))
-    sender = Sender(BASE, transport=transport, timeout=10.0, headers=HEADERS)
-    client = httpx.AsyncClient(base_url=BASE, transport=transport, timeout=10.0, headers=HEADERS)
-
-    for _ in range(2):  # the second time from what the driver keeps per URL
-        direct = await sender.send(sender.build_request(method, path, **options))
-    through_client = await client.send(client.build_request(method, path, **options))
-
-    first, _, second = app.seen
-    assert first == second
-    assert direct.status_code == through_client.status_code == 200
-    assert direct.content == through_client.content and direct.headers == through_client.headers
-    await sender.aclose()
-    await client.aclose()
-
-
-async def test_an_asgi_apps_failure_is_raised_or_answered_as_httpx_would() -> None:
-    raising = Sender(BASE, transport=httpx.ASGITransport(app=Echo(fail=True)), timeout=10.0, headers=HEADERS)
-    with pytest.raises(httpx.ReadTimeout):
-        await raising.send(raising.build_request("GET", "/0/public/Time"))
-    quiet = Sender(
-        BASE,
-        transport=httpx.ASGITransport(app=Echo(fail=True), raise_app_exceptions=False),
-        timeout=10.0,
-        headers=HEADERS,
-    )
-    assert (await quiet.send(quiet.build_request("GET", "/0/public/Time"))).status_code == 500
-    await raising.aclose()
-    await quiet.aclose()
