@@ -78,6 +78,5 @@ def test_a_trade_works_with_the_collector_on_and_start_up_frozen(tmp_path: Path)
 
 
 def test_a_short_read_ends_with_the_collector_still_off(tmp_path: Path) -> None:
-    collector_at_exit("trade", "BTC/USDT", "--db", str(tmp_path / "tg.db"), folder=tmp_path)
-    state = collector_at_exit("runs", "--db", str(tmp_path / "tg.db"), folder=tmp_path)
+    state = collector_at_exit("config", folder=tmp_path)
     assert state == {"enabled": False, "frozen": 0}
