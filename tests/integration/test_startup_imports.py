@@ -8,45 +8,19 @@ benchmarks/bench_startup.py; this pins the structure that makes it."""
 from __future__ import annotations
 
 import base64
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from simulator.server import serving
+from tests.integration.tg_processes import at_exit
 
 pytestmark = pytest.mark.integration
-
-_PROBE = """
-import json, sys
-sys.argv = ["tg", *sys.argv[2:]]
-try:
-    from cli.main import main
-    main()
-finally:
-    with open({out!r}, "w") as out:
-        json.dump(sorted(sys.modules), out)
-"""
 
 
 def imported_by(*args: str, folder: Path, env: dict[str, str] | None = None) -> set[str]:
     """The modules a fresh interpreter has imported when `tg ARGS` exits."""
-    out = folder / "modules.json"
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("TG_")}
-    environ |= {"XDG_DATA_HOME": str(folder / "data"), "HOME": str(folder), **(env or {})}
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(out=str(out)), "tg", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=folder,
-        env=environ,
-    )
-    assert done.returncode == 0, done.stderr
-    return set(json.loads(out.read_text()))
+    return set(at_exit("modules", *args, folder=folder, env=env))
 
 
 def under(modules: set[str], *packages: str) -> set[str]:

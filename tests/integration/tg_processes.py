@@ -88,6 +88,45 @@ def tg_command(*args: str) -> list[str]:
     return [sys.executable, "-c", _LAUNCH, *args]
 
 
+_PROBE = """
+import gc, json, sys
+out, report = sys.argv[1], sys.argv[2]
+sys.argv = ["tg", *sys.argv[3:]]
+try:
+    from cli.main import main
+    main()
+finally:
+    with open(out, "w") as kept:
+        json.dump(eval(report), kept)
+"""
+
+EXIT_REPORTS = {
+    "modules": "sorted(sys.modules)",
+    "collector": '{"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}',
+}
+"""What `at_exit` can report of a tg process: every module it imported, or the state of
+its cyclic garbage collector."""
+
+
+def at_exit(report: str, *args: str, folder: Path, env: Mapping[str, str] | None = None) -> Any:
+    """What `EXIT_REPORTS[report]` says once `tg ARGS` has run to its end through the console
+    entry point, in a fresh interpreter in `folder`: for what start-up alone decides. It
+    must succeed; no TG_* variable of the parent's leaks in."""
+    out = folder / f"{report}.json"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("TG_")}
+    environ |= {"XDG_DATA_HOME": str(folder / "data"), "HOME": str(folder), **(env or {})}
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(out), EXIT_REPORTS[report], *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=folder,
+        env=environ,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(out.read_text())
+
+
 @dataclass
 class Served:
     """A running `tg sim serve`: its URL and banner; its output and errors once stopped."""
