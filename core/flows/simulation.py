@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import multiprocessing.connection
 import os
 import random
 import shutil
+import threading
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -643,7 +645,25 @@ def _start_worker(
     symbol: str,
 ) -> None:
     global _worker
+    _exit_with_parent()
     _worker = Simulation(settings, open_sandbox, workdir, catalog=catalog, symbol=symbol)
+
+
+def _exit_with_parent() -> None:
+    """A worker whose `tg simulate` is killed outright (SIGKILL, the OOM killer) would
+    wait for work forever, holding its memory and its run's files: every worker holds
+    the task queue's write end too, so none ever reads an end of file. So a worker
+    ends as soon as its parent does, which the parent's sentinel tells."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    sentinel = parent.sentinel
+
+    def watch() -> None:
+        multiprocessing.connection.wait([sentinel])
+        os._exit(1)  # nobody is left to read the status, nor to want the run it was on
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _run_in_worker(index: int, seed: int, faults: list[str]) -> RunResult:

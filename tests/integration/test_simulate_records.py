@@ -5,6 +5,9 @@ by a process SIGKILLed mid-campaign."""
 
 from __future__ import annotations
 
+import json
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -128,3 +131,44 @@ def test_a_sigkilled_campaign_leaves_every_finished_run_recorded(tmp_path: Path)
     code, out, err = tg("show", record.run_id, "--db", str(tmp_path / "tg.db"))
     assert code == 0, err
     assert "is running; what it had finished:" in out and "every invariant held" in out
+
+
+KILLED_WITH_WORKERS = """
+import json, multiprocessing, os, signal, sys, asyncio
+from pathlib import Path
+from cli.wiring import fault_catalog, simulation_sandbox
+from core.domain.config import load_settings
+from core.flows.simulation import Simulation
+from core.storage.store import Store
+
+folder = Path(sys.argv[1])
+settings = load_settings(db=folder / "tg.db")
+simulation = Simulation(settings, simulation_sandbox(settings), folder / "work", catalog=fault_catalog())
+
+def die_with_workers_busy(result):
+    workers = [child.pid for child in multiprocessing.active_children()]
+    (folder / "workers.json").write_text(json.dumps(workers))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+with Store.open(settings.db_path) as store:
+    asyncio.run(simulation.run(["busy"], runs=12, seed=3, progress=die_with_workers_busy, record_in=store, workers=2))
+"""
+
+
+def test_the_workers_of_a_sigkilled_campaign_end_with_it(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_WITH_WORKERS, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    workers = json.loads((tmp_path / "workers.json").read_text())
+    assert len(workers) == 2
+    for pid in workers:
+        try:
+            exited = os.pidfd_open(pid)
+        except ProcessLookupError:  # gone already
+            continue
+        try:
+            ready, _, _ = select.select([exited], [], [], 60)  # the process's exit, not a sleep
+        finally:
+            os.close(exited)
+        assert ready, f"worker {pid} outlived its killed parent"
