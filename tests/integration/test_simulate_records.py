@@ -94,8 +94,8 @@ def test_a_campaign_that_finished_nothing_shows_as_it_is(tmp_path: Path) -> None
     assert record is not None and record.summary == {} and record.status == RUN_STARTED
 
 
-KILLED_AFTER_TWO = """
-import os, signal, sys, asyncio
+CAMPAIGN = """
+import json, multiprocessing, os, signal, sys, asyncio
 from pathlib import Path
 from cli.wiring import fault_catalog, simulation_sandbox
 from core.domain.config import load_settings
@@ -105,14 +105,22 @@ from core.storage.store import Store
 folder = Path(sys.argv[1])
 settings = load_settings(db=folder / "tg.db")
 simulation = Simulation(settings, simulation_sandbox(settings), folder / "work", catalog=fault_catalog())
+{kill}
+with Store.open(settings.db_path) as store:
+    asyncio.run(simulation.run(["busy"], runs={runs}, seed=3, progress=kill, record_in=store, workers={workers}))
+"""
+"""A campaign in the process `python -c` runs, in the folder given as its argument: `kill`
+is called with each result once it is recorded."""
 
-def die_after_two(result):  # called once the run is recorded: the worst moment to be killed
+KILLED_AFTER_TWO = CAMPAIGN.format(
+    runs=5,
+    workers=1,
+    kill="""
+def kill(result):  # called once the run is recorded: the worst moment to be killed
     if result.index == 1:
         os.kill(os.getpid(), signal.SIGKILL)
-
-with Store.open(settings.db_path) as store:
-    asyncio.run(simulation.run(["busy"], runs=5, seed=3, progress=die_after_two, record_in=store, workers=1))
-"""
+""",
+)
 
 
 def test_a_sigkilled_campaign_leaves_every_finished_run_recorded(tmp_path: Path) -> None:
@@ -133,26 +141,16 @@ def test_a_sigkilled_campaign_leaves_every_finished_run_recorded(tmp_path: Path)
     assert "is running; what it had finished:" in out and "every invariant held" in out
 
 
-KILLED_WITH_WORKERS = """
-import json, multiprocessing, os, signal, sys, asyncio
-from pathlib import Path
-from cli.wiring import fault_catalog, simulation_sandbox
-from core.domain.config import load_settings
-from core.flows.simulation import Simulation
-from core.storage.store import Store
-
-folder = Path(sys.argv[1])
-settings = load_settings(db=folder / "tg.db")
-simulation = Simulation(settings, simulation_sandbox(settings), folder / "work", catalog=fault_catalog())
-
-def die_with_workers_busy(result):
+KILLED_WITH_WORKERS = CAMPAIGN.format(
+    runs=12,
+    workers=2,
+    kill="""
+def kill(result):
     workers = [child.pid for child in multiprocessing.active_children()]
     (folder / "workers.json").write_text(json.dumps(workers))
     os.kill(os.getpid(), signal.SIGKILL)
-
-with Store.open(settings.db_path) as store:
-    asyncio.run(simulation.run(["busy"], runs=12, seed=3, progress=die_with_workers_busy, record_in=store, workers=2))
-"""
+""",
+)
 
 
 def test_the_workers_of_a_sigkilled_campaign_end_with_it(tmp_path: Path) -> None:
