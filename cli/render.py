@@ -482,6 +482,14 @@ def run_summary(data: dict[str, Any], *, as_json: bool) -> None:
         console.print(
             f"    {when(violation['time'], simulated=data['simulated'])} {violation['invariant']}: {violation['message']}"
         )
+    unjudged = data.get("unjudged") or {}  # runs stored before checks left assets out have none
+    if unjudged:
+        console.print(
+            "  not judged while another tg execution was in flight on them: "
+            + ", ".join(
+                f"{asset} ({count} check{'s' if count > 1 else ''})" for asset, count in sorted(unjudged.items())
+            )
+        )
     if data["injected"]:
         console.print("  faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(data["injected"].items())))
     for alert in data["alerts"][-10:]:

@@ -69,7 +69,7 @@ from core.decision.risk import RiskManagementEngine
 from core.domain.clock import Clock, SystemClock
 from core.domain.config import CoordinatorConfig, RiskSettings
 from core.domain.enums import VerdictStatus
-from core.domain.errors import ConfigError, TaskTimeoutError
+from core.domain.errors import ConfigError, TaskTimeoutError, TgError
 from core.domain.models import (
     ExecutionResult,
     MarketSnapshot,
@@ -271,7 +271,12 @@ class CoordinatorAgent:
         except TaskTimeoutError as exc:
             return TaskResult(task, symbol, correlation_id, TaskStatus.TIMED_OUT, level=self._level, note=str(exc))
         except Exception as exc:
-            log.exception("coordinator task %s for %s failed", task, symbol)
+            if isinstance(
+                exc, TgError
+            ):  # a failure tg knows (another tg busy, the exchange down): its message says it all
+                log.warning("coordinator task %s for %s failed: %s", task, symbol, exc)
+            else:  # a bug: its traceback is what finds it
+                log.exception("coordinator task %s for %s failed", task, symbol)
             return TaskResult(
                 task,
                 symbol,

@@ -19,12 +19,17 @@ and those its database records) filled; everything else is foreign.
   a fill paid or received as the quote meanwhile is left out: base volumes cannot
   account for it);
 - no_crash: no unhandled exception (recorded by the caller).
+
+An asset another tg process is at work on (it holds the asset's lease, from an entry's
+intent to its confirmed protection) is in flight: its entry may stand without its stop
+for that while, by design. A check made meanwhile leaves the asset's pairs out (the
+report names them) and judges them at a check made after.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -33,6 +38,7 @@ from core.domain.models import Order
 from core.domain.ownership import OrderNamespace
 from core.exchange import ExchangeOrder, PairInfo
 from core.exchange.account import ExchangeTruth
+from core.execution.reconcile import Reconciler, ReconcileReport
 from core.storage.store import Store
 
 INVARIANTS = (
@@ -54,6 +60,8 @@ _LIVE = frozenset({"pending", "open"})
 @dataclass
 class InvariantReport:
     violations: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in INVARIANTS})
+    unjudged: list[str] = field(default_factory=list)
+    """The assets (as in BTC/USD's BTC) left out: an execution was in flight on them."""
 
     @property
     def ok(self) -> bool:
@@ -102,6 +110,19 @@ class _Shares:
         return total
 
 
+def assets_in_play(store: Store, truth: ExchangeTruth, pairs: Mapping[str, PairInfo]) -> dict[str, list[PairInfo]]:
+    """The assets (Kraken ids) the invariants judge anything of tg's on, each with its
+    pairs: those tg's orders on the exchange trade, and those of its open positions."""
+    shares = _Shares(store.namespace(), store.orders(), truth)
+    altnames = {o.pair for o in truth.orders.values() if o.pair in pairs and shares.owned(o)}
+    symbols = {p.symbol for p in store.positions(status=PositionStatus.OPEN)}
+    touched: dict[str, list[PairInfo]] = {}
+    for pair in pairs.values():
+        if pair.altname in altnames or pair.symbol in symbols:
+            touched.setdefault(pair.base, []).append(pair)
+    return touched
+
+
 def _plain(amount: Decimal) -> str:
     """An amount as people read it: 0, not 0E-8."""
     return format(amount.normalize(), "f")
@@ -113,17 +134,26 @@ def check_invariants(
     pairs: Mapping[str, PairInfo],
     *,
     before: ExchangeTruth | None = None,
+    in_flight: Collection[str] = (),
 ) -> InvariantReport:
     """`pairs` maps the altname the exchange reports (descr.pair) to the pair's details;
-    `before` is the exchange's state before tg acted, for the foreign holdings."""
+    `before` is the exchange's state before tg acted, for the foreign holdings;
+    `in_flight` the assets (Kraken ids, PairInfo.base) executions were in flight on.
+    What is judged of the foreign holdings and of duplicates is judged on every asset:
+    an execution in flight explains neither a touched foreign order nor a doubled one."""
     report = InvariantReport()
     stored = store.orders()
     shares = _Shares(store.namespace(), stored, truth)
-    open_positions = store.positions(status=PositionStatus.OPEN)
-    open_ids = {p.id for p in open_positions}
-    mine = [o for o in truth.orders.values() if shares.owned(o)]
+    flying = [p for p in pairs.values() if p.base in in_flight]
+    report.unjudged = sorted({p.symbol.split("/")[0] for p in flying})
+    left_out = {p.altname for p in flying}
+    judged = [p for p in pairs.values() if p.altname not in left_out]
+    every_open = store.positions(status=PositionStatus.OPEN)
+    open_ids = {p.id for p in every_open}
+    open_positions = [p for p in every_open if p.symbol not in {f.symbol for f in flying}]
+    mine = [o for o in truth.orders.values() if shares.owned(o) and o.pair not in left_out]
 
-    for pair in pairs.values():
+    for pair in judged:
         held = shares.net({pair.altname}, owned=True)
         stops = [o for o in mine if o.pair == pair.altname and o.ordertype in _STOP_TYPES and o.status in _LIVE]
         closing_side = "buy" if held < 0 else "sell"
@@ -197,6 +227,27 @@ def check_invariants(
     if before is not None:
         _foreign_untouched(report, shares, truth, before, pairs)
     return report
+
+
+async def reconcile_and_check(
+    supervisor: Reconciler,
+    store: Store,
+    read_truth: Callable[[], Awaitable[ExchangeTruth]],
+    pairs: Mapping[str, PairInfo],
+    *,
+    before: ExchangeTruth | None = None,
+) -> tuple[ReconcileReport, InvariantReport]:
+    """A reconcile, then the invariants on the exchange's state read under its leases,
+    for a check while other tg processes (or other tasks of this one) trade: every asset
+    tg is in play on is either held by this check while it is read and judged, or left
+    to the execution in flight on it and judged by a later check. An asset tg came into
+    play on after the reconcile read is leased then, and the state read again."""
+    async with supervisor.reconciled() as done:
+        truth = await read_truth()
+        if await done.lease(assets_in_play(store, truth, pairs)):
+            truth = await read_truth()
+        found = check_invariants(store, truth, pairs, before=before, in_flight=done.report.in_flight)
+    return done.report, found
 
 
 def _foreign_untouched(

@@ -27,7 +27,8 @@ reconcile would do (for `tg orders` and `tg positions`, which only read).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -80,6 +81,9 @@ class ReconcileReport:
     """tg's orders that were in play, as the pass left them (by client order id)."""
     positions: dict[str, Position] = field(default_factory=dict)
     """The positions that were open, as the pass left them."""
+    in_flight: set[str] = field(default_factory=set)
+    """Assets another live tg process (or another task of this one) was at work on: the
+    pass left them to it."""
 
     @property
     def changed(self) -> bool:
@@ -166,7 +170,38 @@ class Reconciler:
         self._tracker = PositionTracker(store, clock)
 
     async def reconcile(self) -> ReconcileReport:
-        return await _Pass(self).run()
+        async with self.reconciled() as done:
+            return done.report
+
+    @asynccontextmanager
+    async def reconciled(self) -> AsyncIterator[Reconciled]:
+        """A pass whose leases stay taken until the block ends: what the block reads then
+        (the invariants' view of the account) is of no execution in flight, other than
+        on the report's `in_flight` assets, which the pass left to whoever is at work."""
+        one = _Pass(self)
+        try:
+            await one.run()
+            yield Reconciled(one)
+        finally:
+            one.release()
+
+
+class Reconciled:
+    """A pass done, its leases still held (Reconciler.reconciled)."""
+
+    def __init__(self, done: _Pass) -> None:
+        self._pass = done
+        self.report = done.report
+
+    async def lease(self, assets: Mapping[str, list[PairInfo]]) -> bool:
+        """Hold `assets` (Kraken ids, with their pairs) too until the block ends, those
+        another live process is at work on going to the report's `in_flight`; True when
+        one was newly taken: what was read of it before may have been in flight."""
+        one = self._pass
+        unheld = {a: pairs for a, pairs in assets.items() if a not in one.leased_assets | one.skipped_assets}
+        taken = await one._lease_assets(unheld)
+        self.report.in_flight = set(one.skipped_assets)
+        return bool(taken)
 
 
 class _Pass:
@@ -187,6 +222,7 @@ class _Pass:
         self.quote_assets: set[str] = set()  # what tg's pairs are priced in: not checked
         self.spooled: set[str] = set()  # ids of orders the spool holds: known, not to adopt
         self.baselines: dict[str, HoldingBaseline] | None = None  # the foreign holdings, read once a pass
+        self.taken: list[str] = []  # the leases this pass took, until release()
 
     @property
     def repairing(self) -> bool:
@@ -209,34 +245,34 @@ class _Pass:
                     report.changes.append(f"adopted namespace {install_id}: its orders are tg's from now on")
         namespace = store.namespace()
         self.namespace = OrderNamespace.of(namespace.install_id, {*namespace.adopted, *o._adopt})
-        taken: list[str] = []
-        try:
-            # leases before reading: what was read under another process's lease is stale
+        # leases before reading: what was read under another process's lease is stale
+        ledger = self._ledger()
+        taken = await self._lease_assets(await self._traded_assets(ledger))
+        if taken:  # read again under the leases just taken; with none taken nothing changed since
             ledger = self._ledger()
-            taken += await self._lease_assets(await self._traded_assets(ledger))
-            if taken:  # read again under the leases just taken; with none taken nothing changed since
-                ledger = self._ledger()
+        view = await self._observe(ledger)
+        traded = await self._traded_assets(ledger, view)
+        late = {
+            asset: pairs
+            for asset, pairs in traded.items()
+            if asset not in self.leased_assets and asset not in self.skipped_assets
+        }
+        # tg's orders the database lacks, of other assets
+        if late and o._leases is not None and await self._lease_assets(late):
+            ledger = self._ledger()
             view = await self._observe(ledger)
             traded = await self._traded_assets(ledger, view)
-            late = {
-                asset: pairs
-                for asset, pairs in traded.items()
-                if asset not in self.leased_assets and asset not in self.skipped_assets
-            }
-            if late and o._leases is not None:  # tg's orders the database lacks, of other assets
-                newly = await self._lease_assets(late)
-                taken += newly
-                if newly:
-                    ledger = self._ledger()
-                    view = await self._observe(ledger)
-                    traded = await self._traded_assets(ledger, view)
-            ledger.drop({p.symbol for a, pairs in traded.items() if a in self.skipped_assets for p in pairs})
-            await self._reconcile(ledger, view)
-        finally:
-            if o._leases is not None:
-                for name in taken:
-                    o._leases.release(name)
+        ledger.drop({p.symbol for a, pairs in traded.items() if a in self.skipped_assets for p in pairs})
+        await self._reconcile(ledger, view)
+        report.in_flight = set(self.skipped_assets)
         return report
+
+    def release(self) -> None:
+        """Let go of the leases the pass took (those held before it stay held)."""
+        if self.o._leases is not None:
+            for name in self.taken:
+                self.o._leases.release(name)
+        self.taken.clear()
 
     def _ledger(self) -> _Ledger:
         """tg's records in play: the database's, and on top of them what the spool still
@@ -308,6 +344,7 @@ class _Pass:
             holder = keeper.holder(name)
             if holder is None and self.repairing and keeper.try_acquire(name):
                 taken.append(name)
+                self.taken.append(name)
                 self.leased_assets.add(asset)
                 continue
             if holder is None and not self.repairing:

@@ -33,7 +33,7 @@ from core.domain.errors import ExchangeError
 from core.domain.serialize import position_json
 from core.exchange import KrakenClient
 from core.exchange.account import ExchangeTruth
-from core.execution.invariants import INVARIANTS, check_invariants
+from core.execution.invariants import INVARIANTS, reconcile_and_check
 from core.execution.leases import LeaseKeeper
 from core.execution.reconcile import Reconciler
 from core.execution.spool import PendingWrites
@@ -93,6 +93,8 @@ class RunState:
     """The first SHOWN_VIOLATIONS broken invariants, each with what broke and when."""
     injected: Counter[str] = field(default_factory=Counter)
     open_positions: list[dict[str, Any]] = field(default_factory=list)
+    unjudged: Counter[str] = field(default_factory=Counter)
+    """Asset -> how many checks left it to an execution in flight on it (another tg's)."""
 
 
 SHOWN_VIOLATIONS = 50
@@ -158,6 +160,7 @@ class RunSummary:
     violations: list[dict[str, Any]]
     injected: dict[str, int]
     reconcile_errors: list[str]
+    unjudged: dict[str, int]
 
     @property
     def ok(self) -> bool:
@@ -183,6 +186,7 @@ class RunSummary:
             "violations": self.violations,
             "injected": self.injected,
             "reconcile_errors": self.reconcile_errors,
+            "unjudged": self.unjudged,
             "ok": self.ok,
         }
 
@@ -331,6 +335,7 @@ class ContinuousRun:
             violations=state.violation_log,
             injected=dict(state.injected),
             reconcile_errors=errors,
+            unjudged=dict(state.unjudged),
         )
 
     def _schedule(self, symbols: list[str], every_s: float) -> CoordinatorConfig:
@@ -364,12 +369,11 @@ class ContinuousRun:
             self._on_update(state)
 
     async def _judge(self, supervisor: Reconciler, state: RunState, before: ExchangeTruth, errors: list[str]) -> None:
-        report = await supervisor.reconcile()
-        errors.extend(report.errors)
-        truth = await self._truth()
         every_pair = {p.altname: p for p in (await self._client.asset_pairs()).values()}
-        found = check_invariants(self._store, truth, every_pair, before=before)
+        report, found = await reconcile_and_check(supervisor, self._store, self._truth, every_pair, before=before)
+        errors.extend(report.errors)
         state.checks += 1
+        state.unjudged.update(found.unjudged)
         state.violations.update({name: len(v) for name, v in found.violations.items() if v})
         for name, messages in found.violations.items():
             for message in messages[: max(0, SHOWN_VIOLATIONS - len(state.violation_log))]:

@@ -264,3 +264,21 @@ def test_every_invariant_has_a_test_above() -> None:
         "foreign_untouched",
     }
     assert set(INVARIANTS) - tested == {"no_crash"}  # the caller's: see test_simulate's crash test
+
+
+def test_an_asset_in_flight_is_left_out_and_named(account: Account) -> None:
+    """Another tg's entry between its fill and its stop: not judged now, and said so."""
+    account.orders["OSTOPP-AAAAA-AAAAAA"] = protection_wire("OSTOPP-AAAAA-AAAAAA", account.stop_id, status="canceled")
+
+    report = check_invariants(account.store, account.truth(), PAIRS, in_flight={"XXBT"})
+    assert report.ok and report.unjudged == ["BTC"]
+
+    report = check_invariants(account.store, account.truth(), PAIRS, in_flight={"XETH"})  # another asset's
+    assert report.violations["protected"] and report.unjudged == []
+
+
+def test_a_duplicate_is_judged_even_in_flight(account: Account) -> None:
+    """An execution in flight explains an entry without its stop, never an entry twice."""
+    account.orders["OTWICE-AAAAA-AAAAAA"] = wire("OTWICE-AAAAA-AAAAAA", cl_ord_id=account.entry_id)
+    report = check_invariants(account.store, account.truth(), PAIRS, in_flight={"XXBT"})
+    assert any("accepted 2 times" in m for m in report.violations["no_duplicates"])
