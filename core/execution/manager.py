@@ -172,6 +172,7 @@ class _Execution:
         )
         target.side = proposal.side.opposite
         alert: AlertLevel | None = None
+        why: str | None = None
         orders.append(target)
         try:
             await self._placer.place(target)
@@ -179,8 +180,8 @@ class _Execution:
         except ExchangeError as exc:
             if target.external_id is None and target.status is OrderStatus.INTENT:
                 target.status = OrderStatus.REJECTED
-            alert = AlertLevel.LOW
-            self._attempts.warnings.append(f"take-profit not placed ({exc}); the stop-loss protects the position")
+            alert = AlertLevel.LOW  # an alert says why, as every alert does (the output, the run's alerts)
+            why = f"take-profit not placed ({exc}); the stop-loss protects the position"
 
         position = m._tracker.open_position(entry, [o for o in orders if o.role is not OrderRole.ENTRY])
         self._placer.recorder.position(position, orders)
@@ -191,6 +192,7 @@ class _Execution:
             position=position,
             partial_fill=partial,
             alert_level=alert,
+            error_message=why,
         )
 
     def _unknown(self, entry: Order, message: str) -> ExecutionResult:

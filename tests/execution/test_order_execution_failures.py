@@ -79,6 +79,17 @@ class TestOrderExecutionPartialFailures:
         [position] = store.positions()
         assert position.stop_loss == Decimal("58800.0")
 
+    async def test_take_profit_refused_is_a_low_alert_that_says_why(self, store: Store) -> None:
+        kraken = ScriptedKraken([None, None, InvalidOrderError("EOrder:Invalid price")])
+
+        result = await manager(kraken, store).execute_trade(PROPOSAL)
+
+        assert result.success is True and result.alert_level is AlertLevel.LOW
+        assert result.error_message is not None  # printed after "ALERT LOW:", kept as the run's alert
+        assert "take-profit not placed" in result.error_message and "stop-loss protects" in result.error_message
+        [position] = store.positions()
+        assert position.status is PositionStatus.OPEN and result.order_for(OrderRole.STOP_LOSS) is not None
+
     async def test_position_recorded_but_db_write_fails(self, tmp_path: Path) -> None:
         def refuse_positions(table: str) -> None:
             if table == "positions":
