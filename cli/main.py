@@ -148,11 +148,12 @@ def runs(
 ) -> None:
     """List recent runs, newest first."""
     from cli import render
+    from core.flows.journal import as_listed
     from core.storage.store import Store
 
     settings = settings_from(db, config)
     with Store.open(settings.db_location, create=False) as store:
-        render.runs_table(store.list_runs(limit), as_json=json_output)
+        render.runs_table(as_listed(store, store.list_runs(limit)), as_json=json_output)
 
 
 @reports_errors

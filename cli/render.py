@@ -433,15 +433,17 @@ def campaign_report(summary: dict[str, Any], *, as_json: bool) -> None:
 def stored_run(record: RunRecord, *, as_json: bool) -> None:
     """A stored run as its command showed it; a run that never ended (interrupted,
     killed, or still going) shows what it had finished."""
+    from core.flows.journal import RUN_DIED
     from core.storage.store import RUN_FAILED, RUN_INTERRUPTED, RUN_STARTED
 
-    unfinished = record.status in (RUN_STARTED, RUN_INTERRUPTED, RUN_FAILED)
+    unfinished = record.status in (RUN_STARTED, RUN_INTERRUPTED, RUN_FAILED, RUN_DIED)
     if unfinished:
         if as_json:
             print_json({"run_id": record.run_id, "kind": record.kind, "status": record.status, **record.summary})
             return
+        state = "died: its process ended without finishing it" if record.status == RUN_DIED else record.status
         _console().print(
-            f"run {record.run_id} ({record.kind}) is {record.status}"
+            f"run {record.run_id} ({record.kind}) {'' if record.status == RUN_DIED else 'is '}{state}"
             + (f": {record.summary['error']}" if "error" in record.summary else "")
             + ("; what it had finished:" if record.summary else "; it had finished nothing")
         )

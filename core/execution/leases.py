@@ -30,6 +30,12 @@ lease this long at most."""
 POLL_S = 0.25
 
 
+def lapsed(record: LeaseRecord, host: str, now: float) -> bool:
+    """Whether `record` holds nothing anymore: its time is up, or its holder, a process
+    of this machine (`host`), no longer runs."""
+    return record.expires_at <= now or not _alive(record, host)
+
+
 def _alive(record: LeaseRecord, host: str) -> bool:
     """Whether the holder may still run: a process of this machine is asked directly."""
     if record.host != host:
@@ -111,7 +117,7 @@ class LeaseKeeper:
             return None
         if record.token == self._token:
             return None if self._mine(name) else record
-        if record.expires_at <= self._clock.time() or not _alive(record, self._host):
+        if lapsed(record, self._host, self._clock.time()):
             return None
         return record
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from core.domain.errors import InputError
-from core.flows.journal import ENDINGS
+from core.flows.journal import ENDINGS, as_listed
 from core.storage.store import RUN_STARTED, RunRecord, Store
 
 KIND = "simulate"
@@ -103,9 +103,13 @@ def campaign_report(store: Store, campaign: str) -> dict[str, Any]:
 def recorded_run(store: Store, run_id: str) -> RunRecord | None:
     """The run `run_id` names (Store.get_run) as its command reported it: a simulate
     run's results listed in its summary where SimulationReport.to_dict has them, before
-    what an interruption or an error added; a run that finished nothing as it is."""
+    what an interruption or an error added; a run that finished nothing as it is; one
+    whose process is gone as died (core.flows.journal.as_listed)."""
     record = store.get_run(run_id)
-    if record is None or record.kind != KIND or not record.summary:
+    if record is None:
+        return None
+    [record] = as_listed(store, [record])
+    if record.kind != KIND or not record.summary:
         return record
     totals = {key: value for key, value in record.summary.items() if key not in ENDINGS}
     ending = {key: value for key, value in record.summary.items() if key in ENDINGS}

@@ -14,7 +14,7 @@ from core.decision.coordinator import ConflictInfo, ConflictResolution, Coordina
 from core.decision.llm.factory import build_models
 from core.decision.market import build_market_snapshot
 from core.decision.risk import RiskManagementEngine, trading_history
-from core.domain.clock import Clock, SystemClock
+from core.domain.clock import Clock
 from core.domain.config import Settings
 from core.domain.enums import Action, ExecutionStatus, PositionStatus
 from core.domain.errors import BusyError, StorageError, TgError
@@ -34,6 +34,7 @@ from core.execution.leases import LeaseKeeper, asset_lease
 from core.execution.manager import OrderExecutionManager
 from core.execution.reconcile import Reconciler, ReconcileReport
 from core.execution.spool import PendingWrites
+from core.flows.journal import RunJournal
 from core.storage.store import Store
 
 _STOPPED_STATUS: dict[StoppedBy, str] = {"wait": "WAIT", "abort": "ABORTED", "conservative": "BLOCKED"}
@@ -295,18 +296,13 @@ class TradeCycle:
         self._clock = clock
         self._settings = settings
         self._venue = ExchangeVenue(client, store, clock, settings, spool=spool, leases=leases or LeaseKeeper(store))
-        self._wall = SystemClock()  # runs are listed by when a person ran them, not by market time
 
     async def run(self, symbol: str, *, manual: TradeProposal | None = None) -> CycleReport:
         """The cycle; with `manual`, the operator's proposal replaces the vote."""
         pair = await self._client.resolve_pair(symbol)
         run_id = new_run_id()
-        self._store.start_run(
-            run_id,
-            kind="trade",
-            symbol=pair.symbol,
-            started_at=self._wall.time(),
-            params={"manual": manual is not None},
+        journal = RunJournal.start(
+            self._store, run_id, kind="trade", symbol=pair.symbol, params={"manual": manual is not None}
         )
         # Remote models wait out rate limits in real time, whatever clock the market runs on.
         models = build_models(self._settings)
@@ -331,9 +327,7 @@ class TradeCycle:
         if report.execution is not None:
             report.unrecorded += report.execution.unrecorded
         try:
-            self._store.finish_run(
-                run_id, status=report.status, finished_at=self._wall.time(), summary=report.to_dict()
-            )
+            journal.finish(report.status, report.to_dict())
         except StorageError as exc:
             report.storage_errors.append(f"the run's summary was not stored: {exc}")
         return report

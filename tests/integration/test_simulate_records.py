@@ -19,7 +19,7 @@ import pytest
 from core.domain.errors import DatabaseWriteError
 from core.execution.invariants import InvariantReport
 from core.flows.campaign import KIND, recorded_run
-from core.flows.journal import RunJournal
+from core.flows.journal import RUN_DIED, RunJournal
 from core.flows.simulation import RunResult, SimulationReport, take_in
 from core.storage.store import RUN_STARTED, Store
 from tests.integration.tg_cli import tg
@@ -134,11 +134,17 @@ def test_a_sigkilled_campaign_leaves_every_finished_run_recorded(tmp_path: Path)
         [listed] = store.list_runs()
         assert "details" not in listed.summary  # while it runs the record holds the totals alone
         record = recorded_run(store, listed.run_id)
-    assert record is not None and record.status == RUN_STARTED
+    assert listed.status == RUN_STARTED  # as recorded; its process is gone, which `tg runs` tells
+    assert record is not None and record.status == RUN_DIED
     assert record.summary["runs"] == 2 and [d["seed"] for d in record.summary["details"]] == [3, 4]
     code, out, err = tg("show", record.run_id, "--db", str(tmp_path / "tg.db"))
     assert code == 0, err
-    assert "is running; what it had finished:" in out and "every invariant held" in out
+    out = " ".join(out.split())
+    assert "died: its process ended without finishing it; what it had finished:" in out
+    assert "every invariant held" in out
+    code, out, err = tg("runs", "--json", "--db", str(tmp_path / "tg.db"))
+    assert code == 0, err
+    assert [(r["run_id"], r["status"]) for r in json.loads(out)] == [(record.run_id, RUN_DIED)]
 
 
 KILLED_WITH_WORKERS = CAMPAIGN.format(
