@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 
 import httpx
 import pytest
 
 from core.domain.config import ExecutionSettings
-from core.domain.enums import Side
-from core.domain.models import TradeProposal
 from core.exchange import PairInfo
 from core.exchange.account import ExchangeTruth
 from core.exchange.sandbox_control import SandboxControl
@@ -27,7 +24,7 @@ from core.execution.invariants import reconcile_and_check
 from core.execution.leases import LeaseKeeper, asset_lease
 from core.execution.manager import ExecutionResult, OrderExecutionManager
 from core.execution.reconcile import Reconciler
-from tests.integration.test_reconcile import open_long
+from tests.integration.test_reconcile import long_proposal, open_long
 from tests.tg_client import Rig, tg_client
 
 pytestmark = pytest.mark.integration
@@ -64,17 +61,7 @@ class Elsewhere:
     async def start(self) -> None:
         """Take the lease, send the entry; back once the entry filled and the stop waits."""
         assert self.leases.try_acquire(asset_lease(self.client.account, BTC))
-        price = (await self.client.ticker("BTC/USDT")).last
-        proposal = TradeProposal(
-            symbol="BTC/USDT",
-            side=Side.BUY,
-            entry_price=price,
-            stop_loss=price * Decimal("0.98"),
-            take_profit=price * Decimal("1.04"),
-            confidence=0.9,
-            volume=Decimal("0.1"),
-            id="P-elsewhere",
-        )
+        proposal = long_proposal((await self.client.ticker("BTC/USDT")).last, id="P-elsewhere")
         manager = OrderExecutionManager(
             self.client, self.rig.store, clock=self.rig.clock, settings=ExecutionSettings(), run_id="R-elsewhere"
         )

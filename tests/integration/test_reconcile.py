@@ -20,9 +20,9 @@ from tests.tg_client import Rig
 pytestmark = pytest.mark.integration
 
 
-async def open_long(rig: Rig, stop_pct: str = "0.02", target_pct: str = "0.04") -> ExecutionResult:
-    price = (await rig.client.ticker("BTC/USDT")).last
-    proposal = TradeProposal(
+def long_proposal(price: Decimal, stop_pct: str = "0.02", target_pct: str = "0.04", *, id: str = "P1") -> TradeProposal:
+    """A buy of 0.1 BTC/USDT at `price`, its stop and target that far from it."""
+    return TradeProposal(
         symbol="BTC/USDT",
         side=Side.BUY,
         entry_price=price,
@@ -30,8 +30,13 @@ async def open_long(rig: Rig, stop_pct: str = "0.02", target_pct: str = "0.04") 
         take_profit=price * (1 + Decimal(target_pct)),
         confidence=0.9,
         volume=Decimal("0.1"),
-        id="P1",
+        id=id,
     )
+
+
+async def open_long(rig: Rig, stop_pct: str = "0.02", target_pct: str = "0.04") -> ExecutionResult:
+    price = (await rig.client.ticker("BTC/USDT")).last
+    proposal = long_proposal(price, stop_pct, target_pct)
     manager = OrderExecutionManager(
         rig.client, rig.store, clock=rig.clock, settings=ExecutionSettings(), run_id="R-test"
     )
