@@ -16,6 +16,7 @@ input gives an empty list. Smoothing follows Wilder where the indicator's author
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal
@@ -79,17 +80,60 @@ class Prices:
         return out
 
 
+class PriceWindows:
+    """The Prices of the last few windows measured, so that the next window, which
+    shares all but its newest candles with one of them, reads only those new candles.
+
+    A bot or a replay measures each timeframe every few candles over a window that has
+    moved on by as many: the candles it shares with the previous window are the very
+    same objects (closed candles are kept and handed out again), and reading 200 candle
+    objects afresh cost a replay more than any one indicator computed over them (in a
+    replay they are out of the processor's caches). Reuse goes by object identity
+    only, so a window of other candles is converted whole, to the same floats."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self._keep = keep
+        self._recent: list[tuple[Sequence[Candle], Prices]] = []
+
+    def of(self, candles: Sequence[Candle]) -> Prices:
+        """Prices.of(candles), reusing a remembered window's floats where it can."""
+        prices = self._reused(candles)
+        if prices is None:
+            prices = Prices.of(candles)
+        self._recent = [(candles, prices), *self._recent[: self._keep - 1]]
+        return prices
+
+    def _reused(self, candles: Sequence[Candle]) -> Prices | None:
+        if not candles:
+            return None
+        first = candles[0]
+        for old, prices in self._recent:
+            # where the window starts in the old one, if the old one has even steps
+            step = old[1].time - old[0].time if len(old) > 1 else 0
+            start = (first.time - old[0].time) // step if step > 0 else -1
+            if not 0 <= start < len(old) or old[start] is not first:
+                continue
+            # the shared run ends where the old window's forming candle was: look from there
+            shared = min(len(old) - start, len(candles))
+            while shared and candles[shared - 1] is not old[start + shared - 1]:
+                shared -= 1
+            if not all(map(operator.is_, candles[:shared], old[start : start + shared])):
+                continue
+            end = start + shared
+            new = Prices.of(candles[shared:])
+            return Prices(
+                prices.high[start:end] + new.high, prices.low[start:end] + new.low, prices.close[start:end] + new.close
+            )
+        return None
+
+
 def _ema_raw(values: Sequence[float], period: int) -> list[float]:
     if period < 1 or len(values) < period:
         return []
     alpha = 2 / (period + 1)
     last = math.fsum(values[:period]) / period
-    out = [last]
-    append = out.append
-    for value in values[period:]:
-        last += alpha * (value - last)
-        append(last)
-    return out
+    # a comprehension carrying the running value (:=) appends without a method call a step
+    return [last, *[last := last + alpha * (value - last) for value in values[period:]]]
 
 
 def _wilder(values: Sequence[float], period: int) -> list[float]:
@@ -97,12 +141,7 @@ def _wilder(values: Sequence[float], period: int) -> list[float]:
         return []
     keep = period - 1
     last = math.fsum(values[:period]) / period
-    out = [last]
-    append = out.append
-    for value in values[period:]:
-        last = (last * keep + value) / period
-        append(last)
-    return out
+    return [last, *[last := (last * keep + value) / period for value in values[period:]]]
 
 
 def sma(values: Sequence[float], period: int) -> list[float]:

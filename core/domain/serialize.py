@@ -19,15 +19,26 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def to_jsonable(value: Any) -> Any:
+    """`value` with every Decimal, enum, dataclass and path in it made JSON-safe.
+
+    A dict's plain str keys, scalar items and Decimal items are dealt with in place,
+    without a call each: a stored payload is often JSON-safe already (the bus's
+    messages are, and the store walks them again), and indicator dicts are all
+    Decimals; one call per item was most of what either cost."""
     kind = type(value)
     if kind in _SCALARS:
         return value
     if kind is Decimal:
         return format(value, "f")
     if kind is dict:
-        return {str(to_jsonable(k)): to_jsonable(v) for k, v in value.items()}
+        return {
+            k if type(k) is str else str(to_jsonable(k)): (
+                v if type(v) in _SCALARS else format(v, "f") if type(v) is Decimal else to_jsonable(v)
+            )
+            for k, v in value.items()
+        }
     if kind is list or kind is tuple:
-        return [to_jsonable(v) for v in value]
+        return [v if type(v) in _SCALARS else to_jsonable(v) for v in value]
     # subclasses (str-valued enums among them) and the rarer types, in this order
     if isinstance(value, Enum):
         return value.value

@@ -42,14 +42,15 @@ def _ratio(value: float, history: Sequence[float]) -> Decimal:
     return ti.rounded(value / mean) if mean else Decimal(1)
 
 
-def timeframe_indicators(candles: Sequence[Candle]) -> dict[str, Decimal]:
+def timeframe_indicators(candles: Sequence[Candle], windows: ti.PriceWindows | None = None) -> dict[str, Decimal]:
     """The indicator set of one timeframe; needs at least MIN_CANDLES candles.
 
-    Computed in floats; each value read is rounded to a Decimal once, here."""
+    Computed in floats (read through `windows` when the caller measures repeatedly);
+    each value read is rounded to a Decimal once, here."""
     if len(candles) < MIN_CANDLES:
         raise InputError(f"need {MIN_CANDLES} candles for the indicators, got {len(candles)}")
     candles = candles[-INDICATOR_WINDOW:]
-    prices = ti.Prices.of(candles)
+    prices = windows.of(candles) if windows is not None else ti.Prices.of(candles)
     closes = prices.close
     price = closes[-1]
     ema_20, ema_50 = ti.ema(closes, 20), ti.ema(closes, 50)
@@ -141,18 +142,18 @@ class Measurements:
     resistance: Decimal | None
 
 
-def measure(snapshot: MarketSnapshot) -> Measurements:
+def measure(snapshot: MarketSnapshot, windows: ti.PriceWindows | None = None) -> Measurements:
     """Indicators, signals, trend, momentum and levels of every usable timeframe."""
     usable = sorted(iv for iv, candles in snapshot.candles.items() if len(candles) >= MIN_CANDLES)
     if not usable:
         have = {iv: len(c) for iv, c in snapshot.candles.items()}
         raise InputError(f"{snapshot.symbol}: need {MIN_CANDLES} candles on some interval, have {have}")
     primary, *higher = usable
-    indicators = timeframe_indicators(snapshot.candles[primary])
+    indicators = timeframe_indicators(snapshot.candles[primary], windows)
     signals = _signals(indicators)
     higher_trends: list[int] = []
     for interval in higher:
-        tf = timeframe_indicators(snapshot.candles[interval])
+        tf = timeframe_indicators(snapshot.candles[interval], windows)
         indicators.update({f"{interval}m_{key}": value for key, value in tf.items()})
         trend = trend_of(tf)
         signals.append(f"{interval}m_trend_{trend}")
@@ -189,14 +190,16 @@ def ta_prompt(symbol: str, m: Measurements) -> str:
 
 
 class TechnicalAnalysisAgent:
-    """Measures a snapshot and asks `model` (default: the offline analyst) for the bias."""
+    """Measures a snapshot and asks `model` (default: the offline analyst) for the bias.
+    It keeps the last windows it measured: the next snapshot shares most of their candles."""
 
     def __init__(self, model: LanguageModel | None = None, *, timeout_s: float = 30.0) -> None:
         self.model = model if model is not None else OfflineTechnicalAnalyst()
         self.timeout_s = timeout_s
+        self._windows = ti.PriceWindows()
 
     async def process(self, snapshot: MarketSnapshot) -> TAOutput:
-        m = measure(snapshot)
+        m = measure(snapshot, self._windows)
         context = ModelContext(task="technical_analysis", snapshot=snapshot, indicators=m.indicators)
         parsed = await ask(
             self.model,

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii
 
 from core.decision.indicators import rounded
 from core.decision.llm.interface import LanguageModel, ModelContext, ModelReply, Task
@@ -28,14 +29,19 @@ _BEAR_REGIMES = (Regime.TRENDING_BEAR, Regime.VOLATILE_BEAR)
 
 _ENCODE = json.JSONEncoder().encode
 """json.dumps with its default options, without re-reading them at each of an answer's fields."""
+_STRING = encode_basestring_ascii
+"""What _ENCODE does with a str, without its checks: keys and most values are strings."""
 
 
 def answer_json(fields: Mapping[str, object]) -> str:
     """A flat JSON object whose Decimals are written as exact JSON numbers."""
-    parts = (
-        f"{_ENCODE(key)}: {format(value, 'f') if isinstance(value, Decimal) else _ENCODE(value)}"
-        for key, value in fields.items()
-    )
+    parts = []
+    for key, value in fields.items():
+        if isinstance(value, Decimal):
+            text = format(value, "f")
+        else:
+            text = _STRING(value) if type(value) is str else _ENCODE(value)
+        parts.append(f"{_STRING(key)}: {text}")
     return "{" + ", ".join(parts) + "}"
 
 
