@@ -144,14 +144,17 @@ class LeaseKeeper:
             self._held.discard(name)
         return taken
 
-    async def acquire(self, name: str, *, wait_s: float, what: str) -> LeaseRecord | None:
-        """Take `name`, waiting up to `wait_s` for its holder; None when taken, else the
-        holder still in the way. `what` names the lease for the wait message."""
+    async def acquire(
+        self, name: str, *, wait_s: float, what: str, unless: asyncio.Event | None = None
+    ) -> LeaseRecord | None:
+        """Take `name`, waiting up to `wait_s` for its holder (and no longer than until
+        `unless` is set: a process that is stopping has nothing to wait for); None when
+        taken, else the holder still in the way. `what` names the lease for the wait message."""
         deadline = self._clock.time() + wait_s
         told = False
         while not self.try_acquire(name):
             holder = self.holder(name)
-            if self._clock.time() >= deadline:
+            if self._clock.time() >= deadline or (unless is not None and unless.is_set()):
                 return holder or self._store.lease(name)
             if not told and self._on_wait is not None and holder is not None:
                 self._on_wait(

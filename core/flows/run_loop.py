@@ -248,6 +248,7 @@ class ContinuousRun:
         before = await self._truth()
         models = build_models(self._settings)
         config = self._schedule(names, every_s)
+        ending = asyncio.Event()  # set once the run stops: a decision waiting for a lease gives up
         venue = ExchangeVenue(
             self._client,
             self._store,
@@ -255,6 +256,7 @@ class ContinuousRun:
             self._settings,
             spool=self._spool,
             leases=LeaseKeeper(self._store),
+            stopping=ending,
         )
         coordinator = CoordinatorAgent.from_models(
             models,
@@ -293,6 +295,7 @@ class ContinuousRun:
                     ).to_dict()
                 )
         finally:
+            ending.set()
             await coordinator.stop()  # an execution in flight is seen through
             await models.aclose()
         await self._check(supervisor, state, before, pairs, errors)

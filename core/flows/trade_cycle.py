@@ -3,6 +3,7 @@ risk and execution against the exchange; everything is stored under one run id."
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -217,8 +218,11 @@ class ExchangeVenue:
         spool: PendingWrites | None = None,
         leases: LeaseKeeper | None = None,
         reconcile: bool = True,
+        stopping: asyncio.Event | None = None,
     ) -> None:
         self._client = client
+        self._stopping = stopping
+        """Set when the command stops: a decision still waiting for its lease gives up."""
         self._store = store
         self._clock = clock
         self._settings = settings
@@ -242,7 +246,14 @@ class ExchangeVenue:
         lease = asset_lease(self._client.account, pair.base)
         if self._leases is not None:
             wait_s = self._settings.execution.lease_wait_s
-            holder = await self._leases.acquire(lease, wait_s=wait_s, what=f"{pair.symbol} on this account")
+            holder = await self._leases.acquire(
+                lease, wait_s=wait_s, what=f"{pair.symbol} on this account", unless=self._stopping
+            )
+            if holder is not None and self._stopping is not None and self._stopping.is_set():
+                raise BusyError(
+                    f"stopping: no {pair.symbol} decision while tg process {holder.pid} on {holder.host} "
+                    "is still trading it on this account"
+                )
             if holder is not None:
                 raise BusyError(
                     f"tg process {holder.pid} on {holder.host} is still trading {pair.symbol} on this account "

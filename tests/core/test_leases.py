@@ -197,6 +197,22 @@ async def test_acquire_takes_the_lease_once_its_holder_lets_go(store: Store, clo
     assert clock.monotonic() < 60
 
 
+async def test_acquire_stops_waiting_once_told_to(store: Store, clock: VirtualClock) -> None:
+    """A `tg run` that is stopping does not sit out the wait for a lease it would use for nothing."""
+    holder = LeaseKeeper(store, clock=clock)
+    assert holder.try_acquire(NAME)
+    stopping = asyncio.Event()
+
+    def stop_on_notice(message: str) -> None:
+        stopping.set()
+
+    waiter = LeaseKeeper(store, clock=clock, on_wait=stop_on_notice)
+    found = await waiter.acquire(NAME, wait_s=60, what="BTC", unless=stopping)
+
+    assert found is not None and found.token == holder._token and not waiter.holds(NAME)
+    assert clock.monotonic() < 1  # one poll, not the minute
+
+
 async def test_acquire_of_a_free_lease_neither_waits_nor_tells(store: Store, clock: VirtualClock) -> None:
     told: list[str] = []
     keeper = LeaseKeeper(store, clock=clock, on_wait=told.append)
