@@ -229,14 +229,12 @@ def simulate(
     """Trade cycles against the sandbox with seeded faults; check the safety invariants."""
     import asyncio
     import os
-    import tempfile
-    from pathlib import Path
 
     from cli import render
     from cli.faults import check_faults
     from cli.wiring import fault_catalog, served_sandbox, simulation_sandbox
     from core.flows.campaign import WHOLE, Shard
-    from core.flows.simulation import Simulation
+    from core.flows.simulation import Simulation, scratch_space
     from core.storage.store import Store
 
     share = Shard.parse(shard) if shard is not None else WHOLE
@@ -252,11 +250,11 @@ def simulate(
 
     with (
         Store.open(settings.db_location) as store,
-        tempfile.TemporaryDirectory(prefix="tg-simulate-") as workdir,
+        scratch_space() as workdir,
         render.simulation_progress(sum(1 for i in range(runs) if share.owns(i))) as advance,
     ):
         sandboxes = served_sandbox(url) if url is not None else simulation_sandbox(settings)
-        simulation = Simulation(settings, sandboxes, Path(workdir), catalog=catalog, symbol=symbol)
+        simulation = Simulation(settings, sandboxes, workdir, catalog=catalog, symbol=symbol)
         collector.work_begins()
         report = asyncio.run(
             simulation.run(

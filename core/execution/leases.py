@@ -33,20 +33,21 @@ POLL_S = 0.25
 def lapsed(record: LeaseRecord, host: str, now: float) -> bool:
     """Whether `record` holds nothing anymore: its time is up, or its holder, a process
     of this machine (`host`), no longer runs."""
-    return record.expires_at <= now or not _alive(record, host)
+    return record.expires_at <= now or not may_run(record.host, record.pid, host)
 
 
-def _alive(record: LeaseRecord, host: str) -> bool:
-    """Whether the holder may still run: a process of this machine is asked directly."""
-    if record.host != host:
+def may_run(host: str, pid: int, here: str) -> bool:
+    """Whether process `pid` of machine `host` may still run, seen from machine `here`:
+    a process of this machine is asked directly, another machine's cannot be."""
+    if host != here:
         return True
     try:
-        os.kill(record.pid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True  # another user's process
-    return not _zombie(record.pid)
+    return not _zombie(pid)
 
 
 def _zombie(pid: int) -> bool:

@@ -16,12 +16,14 @@ import multiprocessing.connection
 import os
 import random
 import shutil
+import socket
+import tempfile
 import threading
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -43,6 +45,7 @@ from core.exchange.account import ExchangeTruth
 from core.exchange.ratelimit import KrakenRateLimiter
 from core.exchange.sandbox_control import SandboxControl
 from core.execution.invariants import INVARIANTS, InvariantReport, check_invariants
+from core.execution.leases import may_run
 from core.execution.reconcile import Reconciler
 from core.execution.spool import PendingWrites
 from core.flows.campaign import KIND, RESULTS, WHOLE, Shard, campaign_id
@@ -631,6 +634,39 @@ class Simulation:
                 return invariants
         finally:
             await client.aclose()
+
+
+SCRATCH_PREFIX = "tg-simulate-"
+OWNER_FILE = "owner"
+"""In a campaign's scratch folder: the machine and the pid of the process it is for."""
+
+
+@contextmanager
+def scratch_space(parent: Path | None = None) -> Iterator[Path]:
+    """A campaign's scratch folder (its runs' databases and spools) in `parent` (the
+    temporary directory), removed at its end. A campaign killed outright (SIGKILL, the
+    OOM killer) cannot remove its own: this one removes those first, the folders of
+    this user's campaigns on this machine whose process no longer runs."""
+    parent = Path(parent or tempfile.gettempdir())
+    here = socket.gethostname()
+    for folder in parent.glob(f"{SCRATCH_PREFIX}*"):
+        if _abandoned(folder, here):
+            shutil.rmtree(folder, ignore_errors=True)
+    with TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=parent) as made:
+        (Path(made) / OWNER_FILE).write_text(f"{here} {os.getpid()}\n")
+        yield Path(made)
+
+
+def _abandoned(folder: Path, here: str) -> bool:
+    """Whether `folder` is the scratch folder of a campaign of this user whose process
+    is gone; one without an owner (not a campaign's, or still being made) never is."""
+    try:
+        if folder.stat().st_uid != os.getuid():
+            return False
+        host, pid = (folder / OWNER_FILE).read_text().split()
+        return not may_run(host, int(pid), here)
+    except (OSError, ValueError):
+        return False
 
 
 _worker: Simulation | None = None
