@@ -775,7 +775,9 @@ _ORDERS_IN_PLAY = (
     sa.select(ORDERS)
     .where(
         sa.or_(
-            ORDERS.c.status.in_([status.value for status in OrderStatus if not status.is_final]),
+            # each status its own parameter: a list would be one "expanding" parameter,
+            # spliced into the statement's text again at every execution
+            ORDERS.c.status.in_([sa.literal(s.value, ORDERS.c.status.type) for s in OrderStatus if not s.is_final]),
             ORDERS.c.position_id.in_(sa.select(POSITIONS.c.id).where(POSITIONS.c.status == PositionStatus.OPEN.value)),
             sa.and_(ORDERS.c.position_id.is_(None), sa.cast(ORDERS.c.filled_volume, sa.Float) > 0),
         )
