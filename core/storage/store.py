@@ -542,14 +542,15 @@ class Store:
         return [order_from_record(row) for row in rows]
 
     def orders_named(self, txids: Iterable[str] = (), client_order_ids: Iterable[str] = ()) -> list[Order]:
-        """The stored orders with any of these txids or client order ids."""
+        """The stored orders with any of these txids or client order ids, each once, in
+        the order they were first written: one statement for up to 500 of each."""
         txids, client_order_ids = list(txids), list(client_order_ids)
-        found: list[Order] = []
-        for column, values in (("external_id", txids), ("client_order_id", client_order_ids)):
-            for start in range(0, len(values), 500):
-                rows = self._rows(ORDERS, among=(column, values[start : start + 500]))
-                found.extend(order_from_record(row) for row in rows)
-        return found
+        found: dict[str, Order] = {}
+        for start in range(0, max(len(txids), len(client_order_ids)), 500):
+            params = {"txids": txids[start : start + 500], "client_order_ids": client_order_ids[start : start + 500]}
+            for row in self._read(ORDERS, _ORDERS_NAMED, params).mappings():
+                found.setdefault(row["client_order_id"], order_from_record(dict(row)))
+        return list(found.values())
 
     def orders_in_play(self) -> list[Order]:
         """The orders whose record may still change, oldest first: not final on the
@@ -771,6 +772,16 @@ _RUNS_STARTING = (
 )
 _INSERT_ORDER = sa.insert(ORDERS)
 _TRADED_SYMBOLS = sa.select(ORDERS.c.symbol).distinct()
+_ORDERS_NAMED = (
+    sa.select(ORDERS)
+    .where(
+        sa.or_(
+            ORDERS.c.external_id.in_(sa.bindparam("txids", expanding=True)),
+            ORDERS.c.client_order_id.in_(sa.bindparam("client_order_ids", expanding=True)),
+        )
+    )
+    .order_by(InsertionOrder())
+)
 _ORDERS_IN_PLAY = (
     sa.select(ORDERS)
     .where(
