@@ -612,6 +612,9 @@ class Store:
                     f"refusing to store position {position.id}: "
                     f"order {order.client_order_id} belongs to position {order.position_id}"
                 )
+        if not orders:  # one statement, atomic by itself
+            self.upsert_position(position)
+            return
         with self.transaction():
             self.upsert_position(position)
             for order in orders:

@@ -62,6 +62,12 @@ def test_a_position_and_its_orders_are_one_transaction_without_savepoints_on_sql
         assert sent == ["BEGIN", "INSERT", "INSERT", "INSERT", "COMMIT"]
     assert len(store.orders(position_id=position.id)) == 2
 
+    position.size = position.size / 2
+    with statements_of(store) as sent:
+        store.record_protected_position(position, [])  # the position alone: one statement
+    assert sent == ["INSERT"]
+    assert store.get_position(position.id) == position
+
 
 def test_a_failed_write_inside_a_transaction_is_undone_alone_and_the_transaction_goes_on(store: Store) -> None:
     with store.transaction():
