@@ -546,11 +546,14 @@ class _Pass:
         return False
 
     def _baseline(self, asset: str) -> HoldingBaseline:
-        """The foreign holding of `asset` as last measured (never measured: nothing), read
-        from the database once a pass, for every asset."""
+        """The foreign holding of `asset` as last measured (never measured: nothing)."""
+        return self._stored_baselines().get(asset) or HoldingBaseline(asset, Decimal(0), 0.0)
+
+    def _stored_baselines(self) -> dict[str, HoldingBaseline]:
+        """The baselines the database holds, read once a pass, for every asset."""
         if self.baselines is None:
             self.baselines = self.o._store.holding_baselines()
-        return self.baselines.get(asset) or HoldingBaseline(asset, Decimal(0), 0.0)
+        return self.baselines
 
     def _keep_baseline(self, baseline: HoldingBaseline) -> None:
         """Store the baseline; refused, the last one stands (the next pass measures again)."""
@@ -692,7 +695,10 @@ class _Pass:
                 for f in view.orders.values()
                 if self._trades(f, asset) and not self.owns(f, view, ledger)
             }
-            self._keep_baseline(HoldingBaseline(asset, held - self._tg_holding(ledger, pairs), self.now, foreign_seen))
+            measured = HoldingBaseline(asset, held - self._tg_holding(ledger, pairs), self.now, foreign_seen)
+            stored = self._stored_baselines().get(asset)
+            if stored is None or not measured.unchanged_in(stored):  # a pass that found it as it was writes nothing
+                self._keep_baseline(measured)
 
     # --- 4. positions for filled entries -------------------------------------------
 

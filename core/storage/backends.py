@@ -93,6 +93,12 @@ class Backend(Protocol):
     def open_advice(self) -> str:
         """What to check when the database cannot be reached."""
 
+    @property
+    def failed_statement_undone_alone(self) -> bool:
+        """Whether a statement that fails inside a transaction is undone alone, the
+        transaction going on (SQLite), rather than spoiling the whole transaction until
+        it rolls back (PostgreSQL): there a write that may fail needs a SAVEPOINT."""
+
     def engine(self, busy_timeout: float) -> Engine: ...
     def wait_at_most(self, conn: Connection, seconds: float) -> None: ...
     def schema_version(self, conn: Connection) -> int: ...
@@ -116,6 +122,7 @@ class SQLiteBackend:
     """A throwaway file (see Store.open's `scratch`): no fsync, the journal in memory."""
     begin: str = "BEGIN IMMEDIATE"
     open_advice: str = "check the path is a writable file"
+    failed_statement_undone_alone: bool = True
 
     @property
     def location(self) -> str:

@@ -27,6 +27,7 @@ class PostgresBackend:
     url: URL
     begin: str = "BEGIN"
     open_advice: str = "check the server runs and the URL's user, host, port and database name"
+    failed_statement_undone_alone: bool = False
 
     @property
     def location(self) -> str:

@@ -60,9 +60,10 @@ RUN_FAILED = "failed"
 
 @dataclass(frozen=True)
 class HoldingBaseline:
-    """What the account held of `asset` outside tg at `as_of` (tg's clock), and how much
-    each foreign order the exchange then showed had filled: later foreign fills move the
-    foreign holding on from it."""
+    """What the account held of `asset` outside tg as measured at `as_of` (tg's clock; a
+    measure that finds it unchanged is not written again), and how much each foreign
+    order the exchange then showed had filled: later foreign fills move the foreign
+    holding on from it."""
 
     asset: str
     foreign: Decimal
@@ -72,6 +73,12 @@ class HoldingBaseline:
     """A surplus nothing explained, and since when (tg's clock): taken into the foreign
     holding once it has stood for a while."""
     surplus_since: float | None = None
+
+    def unchanged_in(self, stored: HoldingBaseline) -> bool:
+        """Whether storing this baseline over `stored` would change nothing but when it
+        was measured (amounts compared digit for digit, as stored): a reconcile that
+        measures the same holding again need not write it."""
+        return _holding_record(self) | {"as_of": None} == _holding_record(stored) | {"as_of": None}
 
 
 @dataclass(frozen=True)
@@ -113,9 +120,11 @@ class Store:
 
     `transaction()` nests with SAVEPOINTs: an inner block that raises is undone on its
     own and the outer transaction goes on if the caller catches the error; only the
-    outermost block commits. Every write method runs in such a block, so a failed write
-    leaves nothing behind. Outside a transaction each statement commits on its own, so
-    a reader never holds a snapshot that hides what other processes wrote since.
+    outermost block commits. Every write method is atomic, so a failed write leaves
+    nothing behind: one of several statements runs in such a block, one of a single
+    statement is atomic by itself (see `_write`). Outside a transaction each statement
+    commits on its own, so a reader never holds a snapshot that hides what other
+    processes wrote since.
     """
 
     def __init__(self, backend: Backend, conn: Connection, write_guard: WriteGuard | None, busy_timeout: float) -> None:
@@ -267,13 +276,10 @@ class Store:
 
     @contextmanager
     def _writing(self, table: sa.Table, what: str) -> Iterator[Connection]:
-        """One guarded, atomic write to `table`; `what` names it in the error."""
+        """One guarded, atomic write of several statements to `table`; `what` names it
+        in the error."""
         with self.transaction():
-            if self._write_guard is not None:
-                try:
-                    self._write_guard(table.name)
-                except Exception as exc:
-                    raise DatabaseWriteError(f"could not write {what} to {table.name}: {exc}") from exc
+            self._guard(table, what)
             try:
                 yield self._conn
             except SQLAlchemyError as exc:
@@ -281,13 +287,42 @@ class Store:
                     f"could not write {what} to {table.name} in {self.location}: {_reason(exc)}"
                 ) from _cause(exc)
 
-    def _upsert(self, conn: Connection, table: sa.Table, row: dict[str, Any]) -> None:
-        """Insert `row`, or replace the columns it gives of the row with its primary key."""
-        conn.execute(_upsert(self._backend.insert, table, tuple(row)), row)
+    def _guard(self, table: sa.Table, what: str) -> None:
+        if self._write_guard is not None:
+            try:
+                self._write_guard(table.name)
+            except Exception as exc:
+                raise DatabaseWriteError(f"could not write {what} to {table.name}: {exc}") from exc
 
-    def _insert_new(self, conn: Connection, table: sa.Table, row: dict[str, Any]) -> bool:
+    def _write(self, table: sa.Table, what: str, statement: sa.Executable, params: dict[str, Any]) -> bool:
+        """One guarded write in one statement; True if it returned a row (RETURNING).
+
+        A statement is atomic by itself: outside a transaction it commits on its own, and
+        the BEGIN and COMMIT of one around it would only cost two more statements. Inside
+        one it needs a SAVEPOINT of its own only on a backend where a failed statement
+        spoils the whole transaction (PostgreSQL); SQLite undoes the failed statement
+        alone, and the transaction goes on.
+        """
+        if self._depth and not self._backend.failed_statement_undone_alone:
+            with self._writing(table, what) as conn:
+                return _returned_a_row(conn.execute(statement, params))
+        self._guard(table, what)
+        try:
+            return _returned_a_row(self._conn.execute(statement, params))
+        except SQLAlchemyError as exc:
+            if self._depth == 0:
+                self._recover()
+            raise DatabaseWriteError(
+                f"could not write {what} to {table.name} in {self.location}: {_reason(exc)}"
+            ) from _cause(exc)
+
+    def _upsert(self, table: sa.Table, what: str, row: dict[str, Any]) -> None:
+        """Insert `row`, or replace the columns it gives of the row with its primary key."""
+        self._write(table, what, _upsert(self._backend.insert, table, tuple(row)), row)
+
+    def _insert_new(self, table: sa.Table, what: str, row: dict[str, Any]) -> bool:
         """Insert `row` unless its primary key is stored already (then False)."""
-        return conn.execute(_insert_new(self._backend.insert, table), row).first() is not None
+        return self._write(table, what, _insert_new(self._backend.insert, table), row)
 
     def _read(
         self, table: sa.Table, statement: sa.Executable, params: dict[str, Any] | None = None
@@ -348,32 +383,18 @@ class Store:
         """Own the orders of another install id from now on; False if already owned."""
         if install_id == self.install_id:
             return False
-        with self._writing(NAMESPACES, f"namespace {install_id}") as conn:
-            return self._insert_new(conn, NAMESPACES, {"install_id": install_id, "adopted_at": at})
+        return self._insert_new(NAMESPACES, f"namespace {install_id}", {"install_id": install_id, "adopted_at": at})
 
     def holding_baselines(self) -> dict[str, HoldingBaseline]:
         """Every asset's baseline, by asset: one read for a whole reconcile pass."""
         return {row["asset"]: _baseline(row) for row in self._rows(HOLDINGS)}
 
     def set_holding_baseline(self, baseline: HoldingBaseline) -> None:
-        with self._writing(HOLDINGS, f"the holding baseline of {baseline.asset}") as conn:
-            self._upsert(
-                conn,
-                HOLDINGS,
-                {
-                    "asset": baseline.asset,
-                    "foreign": baseline.foreign,
-                    "as_of": baseline.as_of,
-                    "foreign_filled": json.dumps({t: str(v) for t, v in baseline.foreign_filled.items()}),
-                    "surplus": baseline.surplus,
-                    "surplus_since": baseline.surplus_since,
-                },
-            )
+        self._upsert(HOLDINGS, f"the holding baseline of {baseline.asset}", _holding_record(baseline))
 
     def clear_holding_baselines(self) -> None:
         """Forget what the account held outside tg: the next reconcile measures it anew."""
-        with self._writing(HOLDINGS, "the holding baselines") as conn:
-            conn.execute(_CLEAR_HOLDINGS)
+        self._write(HOLDINGS, "the holding baselines", _CLEAR_HOLDINGS, {})
 
     # leases
 
@@ -386,15 +407,12 @@ class Store:
         claimant itself, or a holder found expired or dead), in one statement that the
         database decides on the row as committed: of two processes claiming at once,
         on one machine or two, exactly one wins."""
-        with self._writing(LEASES, f"the lease {claim.name}") as conn:
-            statement = _claim(self._backend.insert, replacing is not None)
-            params = asdict(claim) if replacing is None else {**asdict(claim), "replacing": replacing}
-            taken = conn.execute(statement, params)
-            return taken.first() is not None
+        statement = _claim(self._backend.insert, replacing is not None)
+        params = asdict(claim) if replacing is None else {**asdict(claim), "replacing": replacing}
+        return self._write(LEASES, f"the lease {claim.name}", statement, params)
 
     def release_lease(self, name: str, token: str) -> None:
-        with self._writing(LEASES, f"the lease {name}") as conn:
-            conn.execute(_RELEASE, {"lease": name, "holder": token})
+        self._write(LEASES, f"the lease {name}", _RELEASE, {"lease": name, "holder": token})
 
     # runs
 
@@ -407,20 +425,21 @@ class Store:
         started_at: float,
         params: dict[str, Any],
     ) -> None:
-        with self._writing(RUNS, f"run {run_id}") as conn:
-            conn.execute(
-                _INSERT_RUN,
-                {
-                    "run_id": run_id,
-                    "kind": kind,
-                    "symbol": symbol,
-                    "status": RUN_STARTED,
-                    "started_at": started_at,
-                    "finished_at": None,
-                    "params": _json(params),
-                    "summary": _json({}),
-                },
-            )
+        self._write(
+            RUNS,
+            f"run {run_id}",
+            _INSERT_RUN,
+            {
+                "run_id": run_id,
+                "kind": kind,
+                "symbol": symbol,
+                "status": RUN_STARTED,
+                "started_at": started_at,
+                "finished_at": None,
+                "params": _json(params),
+                "summary": _json({}),
+            },
+        )
 
     def finish_run(
         self,
@@ -441,12 +460,14 @@ class Store:
             if updated.first() is None:
                 raise DatabaseWriteError(f"cannot finish run {run_id}: {self.location} has no such run")
             for part, result in (results or {}).items():
-                self._insert_new(conn, RUN_RESULTS, {"run_id": run_id, "part": part, "result": _json(result)})
+                conn.execute(
+                    _insert_new(self._backend.insert, RUN_RESULTS),
+                    {"run_id": run_id, "part": part, "result": _json(result)},
+                )
 
     def record_progress(self, run_id: str, summary: dict[str, Any]) -> None:
         """What a running run has finished so far, kept should it never reach its end."""
-        with self._writing(RUNS, f"the progress of run {run_id}") as conn:
-            conn.execute(_UPDATE_RUN, {"run": run_id, "summary": _json(summary)})
+        self._write(RUNS, f"the progress of run {run_id}", _UPDATE_RUN, {"run": run_id, "summary": _json(summary)})
 
     def record_result(self, run_id: str, part: int, result: dict[str, Any], summary: dict[str, Any]) -> None:
         """One finished part of a running run (a simulate run's run `part`) as a row of
@@ -490,13 +511,11 @@ class Store:
 
     def add_order(self, order: Order) -> None:
         """Store a new order; a client_order_id already stored is refused (DatabaseWriteError)."""
-        with self._writing(ORDERS, f"order {order.client_order_id}") as conn:
-            conn.execute(_INSERT_ORDER, order_record(order))
+        self._write(ORDERS, f"order {order.client_order_id}", _INSERT_ORDER, order_record(order))
 
     def upsert_order(self, order: Order) -> None:
         """Store the order, replacing the row with its client_order_id if there is one."""
-        with self._writing(ORDERS, f"order {order.client_order_id}") as conn:
-            self._upsert(conn, ORDERS, order_record(order))
+        self._upsert(ORDERS, f"order {order.client_order_id}", order_record(order))
 
     def get_order(self, client_order_id: str) -> Order | None:
         rows = self._rows(ORDERS, {"client_order_id": client_order_id})
@@ -523,14 +542,15 @@ class Store:
         return [order_from_record(row) for row in rows]
 
     def orders_named(self, txids: Iterable[str] = (), client_order_ids: Iterable[str] = ()) -> list[Order]:
-        """The stored orders with any of these txids or client order ids."""
+        """The stored orders with any of these txids or client order ids, each once, in
+        the order they were first written: one statement for up to 500 of each."""
         txids, client_order_ids = list(txids), list(client_order_ids)
-        found: list[Order] = []
-        for column, values in (("external_id", txids), ("client_order_id", client_order_ids)):
-            for start in range(0, len(values), 500):
-                rows = self._rows(ORDERS, among=(column, values[start : start + 500]))
-                found.extend(order_from_record(row) for row in rows)
-        return found
+        found: dict[str, Order] = {}
+        for start in range(0, max(len(txids), len(client_order_ids)), 500):
+            params = {"txids": txids[start : start + 500], "client_order_ids": client_order_ids[start : start + 500]}
+            for row in self._read(ORDERS, _ORDERS_NAMED, params).mappings():
+                found.setdefault(row["client_order_id"], order_from_record(dict(row)))
+        return list(found.values())
 
     def orders_in_play(self) -> list[Order]:
         """The orders whose record may still change, oldest first: not final on the
@@ -544,8 +564,9 @@ class Store:
 
     def add_fill(self, fill: Fill, *, run_id: str | None) -> bool:
         """Store the fill; False if its trade_id is already stored, so re-reading trades is harmless."""
-        with self._writing(FILLS, f"fill {fill.trade_id}") as conn:
-            return self._insert_new(conn, FILLS, {**_FILLS.dump_python(fill, mode="json"), "run_id": run_id})
+        return self._insert_new(
+            FILLS, f"fill {fill.trade_id}", {**_FILLS.dump_python(fill, mode="json"), "run_id": run_id}
+        )
 
     def fills(self, *, order_external_id: str | None = None, run_id: str | None = None) -> list[Fill]:
         """Oldest first."""
@@ -555,8 +576,7 @@ class Store:
     # positions
 
     def upsert_position(self, position: Position) -> None:
-        with self._writing(POSITIONS, f"position {position.id}") as conn:
-            self._upsert(conn, POSITIONS, position_record(position))
+        self._upsert(POSITIONS, f"position {position.id}", position_record(position))
 
     def get_position(self, position_id: str) -> Position | None:
         rows = self._rows(POSITIONS, {"id": position_id})
@@ -592,6 +612,9 @@ class Store:
                     f"refusing to store position {position.id}: "
                     f"order {order.client_order_id} belongs to position {order.position_id}"
                 )
+        if not orders:  # one statement, atomic by itself
+            self.upsert_position(position)
+            return
         with self.transaction():
             self.upsert_position(position)
             for order in orders:
@@ -608,17 +631,12 @@ class Store:
         payload: dict[str, Any],
         created_at: float,
     ) -> None:
-        with self._writing(AGENT_OUTPUTS, f"the {agent} output of run {run_id}") as conn:
-            conn.execute(
-                _INSERT_AGENT_OUTPUT,
-                {
-                    "run_id": run_id,
-                    "agent": agent,
-                    "symbol": symbol,
-                    "payload": _json(payload),
-                    "created_at": created_at,
-                },
-            )
+        self._write(
+            AGENT_OUTPUTS,
+            f"the {agent} output of run {run_id}",
+            _INSERT_AGENT_OUTPUT,
+            {"run_id": run_id, "agent": agent, "symbol": symbol, "payload": _json(payload), "created_at": created_at},
+        )
 
     def agent_outputs(self, run_id: str) -> list[dict[str, Any]]:
         """Oldest first; each dict has id, run_id, agent, symbol, payload (decoded) and created_at."""
@@ -632,7 +650,7 @@ class Store:
             {**_VOTES.dump_python(d, mode="json"), "run_id": run_id, "symbol": symbol, "created_at": created_at}
             for d in decisions
         ]
-        with self._writing(MODEL_VOTES, f"the model votes of run {run_id}") as conn:
+        with self._writing(MODEL_VOTES, f"the model votes of run {run_id}") as conn:  # a statement a row
             if rows:
                 conn.execute(_INSERT_VOTE, rows)
 
@@ -642,10 +660,12 @@ class Store:
         return [_VOTES.validate_python(row) for row in rows]
 
     def add_alert(self, run_id: str | None, *, level: str, message: str, created_at: float) -> None:
-        with self._writing(ALERTS, f"a {level} alert") as conn:
-            conn.execute(
-                _INSERT_ALERT, {"run_id": run_id, "level": str(level), "message": message, "created_at": created_at}
-            )
+        self._write(
+            ALERTS,
+            f"a {level} alert",
+            _INSERT_ALERT,
+            {"run_id": run_id, "level": str(level), "message": message, "created_at": created_at},
+        )
 
     def alerts(self, run_id: str | None = None) -> list[dict[str, Any]]:
         """Oldest first; each dict has id, run_id, level, message and created_at."""
@@ -663,20 +683,21 @@ class Store:
         payload: dict[str, Any],
         timestamp: float,
     ) -> None:
-        with self._writing(CONFLICTS, f"a {conflict_type} conflict on {symbol}") as conn:
-            conn.execute(
-                _INSERT_CONFLICT,
-                {
-                    "run_id": run_id,
-                    "symbol": symbol,
-                    "conflict_type": conflict_type,
-                    "resolution_action": resolution_action,
-                    "reasoning": reasoning,
-                    "confidence": confidence,
-                    "payload": _json(payload),
-                    "timestamp": timestamp,
-                },
-            )
+        self._write(
+            CONFLICTS,
+            f"a {conflict_type} conflict on {symbol}",
+            _INSERT_CONFLICT,
+            {
+                "run_id": run_id,
+                "symbol": symbol,
+                "conflict_type": conflict_type,
+                "resolution_action": resolution_action,
+                "reasoning": reasoning,
+                "confidence": confidence,
+                "payload": _json(payload),
+                "timestamp": timestamp,
+            },
+        )
 
     def conflicts(self, symbol: str | None = None) -> list[dict[str, Any]]:
         """Oldest first; each dict holds the row's columns, payload decoded."""
@@ -754,11 +775,23 @@ _RUNS_STARTING = (
 )
 _INSERT_ORDER = sa.insert(ORDERS)
 _TRADED_SYMBOLS = sa.select(ORDERS.c.symbol).distinct()
+_ORDERS_NAMED = (
+    sa.select(ORDERS)
+    .where(
+        sa.or_(
+            ORDERS.c.external_id.in_(sa.bindparam("txids", expanding=True)),
+            ORDERS.c.client_order_id.in_(sa.bindparam("client_order_ids", expanding=True)),
+        )
+    )
+    .order_by(InsertionOrder())
+)
 _ORDERS_IN_PLAY = (
     sa.select(ORDERS)
     .where(
         sa.or_(
-            ORDERS.c.status.in_([status.value for status in OrderStatus if not status.is_final]),
+            # each status its own parameter: a list would be one "expanding" parameter,
+            # spliced into the statement's text again at every execution
+            ORDERS.c.status.in_([sa.literal(s.value, ORDERS.c.status.type) for s in OrderStatus if not s.is_final]),
             ORDERS.c.position_id.in_(sa.select(POSITIONS.c.id).where(POSITIONS.c.status == PositionStatus.OPEN.value)),
             sa.and_(ORDERS.c.position_id.is_(None), sa.cast(ORDERS.c.filled_volume, sa.Float) > 0),
         )
@@ -778,6 +811,10 @@ _INSERT_ALERT = sa.insert(ALERTS)
 _INSERT_CONFLICT = sa.insert(CONFLICTS)
 
 
+def _returned_a_row(result: sa.CursorResult[Any]) -> bool:
+    return result.returns_rows and result.first() is not None
+
+
 def _given(**columns: object) -> dict[str, object]:
     """The filters given; None means no filter."""
     return {column: value for column, value in columns.items() if value is not None}
@@ -785,6 +822,17 @@ def _given(**columns: object) -> dict[str, object]:
 
 def _json(value: dict[str, Any]) -> str:
     return json.dumps(to_jsonable(value))
+
+
+def _holding_record(baseline: HoldingBaseline) -> dict[str, Any]:
+    return {
+        "asset": baseline.asset,
+        "foreign": str(baseline.foreign),
+        "as_of": baseline.as_of,
+        "foreign_filled": json.dumps({t: str(v) for t, v in baseline.foreign_filled.items()}),
+        "surplus": str(baseline.surplus),
+        "surplus_since": baseline.surplus_since,
+    }
 
 
 def _baseline(row: dict[str, Any]) -> HoldingBaseline:

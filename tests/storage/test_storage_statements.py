@@ -30,6 +30,8 @@ def test_one_statement_serves_every_value_of_its_filters(store: Store) -> None:
     assert [o.client_order_id for o in store.orders(run_id="R-1")] == ["O-a"]
     assert [o.client_order_id for o in store.orders(run_id="R-2")] == ["O-b"]
     assert {o.client_order_id for o in store.orders_named(["TX-b"], ["O-a"])} == {"O-a", "O-b"}
+    assert [o.client_order_id for o in store.orders_named(["TX-b", "TX-a"], ["O-a"])] == ["O-a", "O-b"]
+    assert [o.client_order_id for o in store.orders_named([], ["O-b"])] == ["O-b"]
     assert store.orders_named([], []) == []
     assert store.orders(status=[]) == []
 

@@ -166,9 +166,9 @@ def test_readers_see_committed_rows_only_while_a_writer_holds_its_transaction(
 def test_a_second_writer_that_cannot_get_the_lock_gets_a_database_write_error(
     tg_location: Path | str, backend_name: str
 ) -> None:
-    """SQLite locks the file at BEGIN IMMEDIATE; PostgreSQL the row the other writes."""
+    """SQLite locks the file at the first write; PostgreSQL the row the other writes."""
     refused = {
-        "sqlite": "could not start a write transaction.*locked",
+        "sqlite": "could not write order C-1 to orders.*locked",
         "postgresql": "could not write order C-1 to orders.*lock timeout",
     }
     with Store.open(tg_location) as writer, Store.open(tg_location, busy_timeout=0) as impatient:
