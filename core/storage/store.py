@@ -111,6 +111,16 @@ def _reason(exc: SQLAlchemyError) -> str:
     return " ".join(str(cause).split())
 
 
+def _write_advice(exc: SQLAlchemyError) -> str:
+    """What to do about a refused write, where the driver's words say (a lock, a full disk)."""
+    reason = _reason(exc).lower()
+    if "locked" in reason or "lock timeout" in reason:
+        return "; another tg may be writing; try again"
+    if "full" in reason or "no space" in reason:
+        return "; free some space on its disk"
+    return ""
+
+
 def _cause(exc: SQLAlchemyError) -> BaseException:
     return exc.orig if isinstance(exc, DBAPIError) and isinstance(exc.orig, BaseException) else exc
 
@@ -284,7 +294,7 @@ class Store:
                 yield self._conn
             except SQLAlchemyError as exc:
                 raise DatabaseWriteError(
-                    f"could not write {what} to {table.name} in {self.location}: {_reason(exc)}"
+                    f"could not write {what} to {table.name} in {self.location}: {_reason(exc)}{_write_advice(exc)}"
                 ) from _cause(exc)
 
     def _guard(self, table: sa.Table, what: str) -> None:
@@ -313,7 +323,7 @@ class Store:
             if self._depth == 0:
                 self._recover()
             raise DatabaseWriteError(
-                f"could not write {what} to {table.name} in {self.location}: {_reason(exc)}"
+                f"could not write {what} to {table.name} in {self.location}: {_reason(exc)}{_write_advice(exc)}"
             ) from _cause(exc)
 
     def _upsert(self, table: sa.Table, what: str, row: dict[str, Any]) -> None:

@@ -168,8 +168,8 @@ def test_a_second_writer_that_cannot_get_the_lock_gets_a_database_write_error(
 ) -> None:
     """SQLite locks the file at the first write; PostgreSQL the row the other writes."""
     refused = {
-        "sqlite": "could not write order C-1 to orders.*locked",
-        "postgresql": "could not write order C-1 to orders.*lock timeout",
+        "sqlite": "could not write order C-1 to orders.*locked; another tg may be writing; try again",
+        "postgresql": "could not write order C-1 to orders.*lock timeout.*; another tg may be writing; try again",
     }
     with Store.open(tg_location) as writer, Store.open(tg_location, busy_timeout=0) as impatient:
         with writer.transaction():
