@@ -212,11 +212,14 @@ def _bridge_extremes(rng: random.Random, points: list[float], variances: list[fl
     )
 
 
-def _stretch(value: float, edge: float, reached: float, target: float) -> float:
-    """Scale how far `value` goes past `edge` so that `reached` lands on `target`."""
-    if (value - edge) * (reached - edge) <= 0.0 or reached == edge:
-        return value
-    return edge + (value - edge) * (target - edge) / (reached - edge)
+def _stretch(values: Iterable[float], edge: float, reached: float, target: float) -> list[float]:
+    """Scale how far each value goes past `edge` so that `reached` lands on `target`;
+    the values on the other side stay. A whole hour's minutes at once: one call, not
+    one per value."""
+    if reached == edge:
+        return list(values)
+    side, pull = reached - edge, target - edge
+    return [edge + (value - edge) * pull / side if (value - edge) * side > 0.0 else value for value in values]
 
 
 class _AssetPath:
@@ -255,6 +258,13 @@ class _AssetPath:
         while day not in self._anchors:
             self._extend(direction)
         return self._anchors[day]
+
+    def opening(self, hour: int) -> float:
+        """Log-price at the start of `hour`. Midnight's is the day's anchor, where the
+        day's bridge starts exactly: a fresh sandbox's state prices every pair at its
+        opening midnight, and most assets' hours are never read after."""
+        day, index = divmod(hour, 24)
+        return self.anchor(day) if index == 0 else self.hours(day).points[index]
 
     def _extend(self, direction: int) -> None:
         here = self._frontier[direction]
@@ -296,11 +306,14 @@ class _AssetPath:
         hours = self.hours(day)
         start, end = hours.points[index], hours.points[index + 1]
         rng = random.Random(f"{self._seed}:{self._asset}:hour:{hour}")
-        weights = [0.25 + 1.5 * rng.random() for _ in range(60)]
+        uniform = rng.random
+        weights = [0.25 + 1.5 * uniform() for _ in range(60)]
         total = sum(weights)
-        variances = [hours.variances[index] * w / total for w in weights]
+        variance = hours.variances[index]
+        variances = [variance * w / total for w in weights]
         points = _bridge(rng, start, end, variances)
-        wicks = [_WICK_SCALE * math.sqrt(v) for v in variances]
+        sqrt = math.sqrt
+        wicks = [_WICK_SCALE * sqrt(v) for v in variances]
         draw = rng.expovariate
         highs = [max(a, b) + wick * draw(1.0) for a, b, wick in zip(points, points[1:], wicks)]
         lows = [min(a, b) - wick * draw(1.0) for a, b, wick in zip(points, points[1:], wicks)]
@@ -308,15 +321,10 @@ class _AssetPath:
         bottom, low = min(start, end), hours.lows[index]
         reached_high, reached_low = max(highs), min(lows)
 
-        def fit(value: float) -> float:
-            value = _stretch(value, top, reached_high, high)
-            return _stretch(value, bottom, reached_low, low)
+        def fit(values: list[float]) -> tuple[float, ...]:
+            return tuple(_stretch(_stretch(values, top, reached_high, high), bottom, reached_low, low))
 
-        return _Minutes(
-            points=tuple(fit(p) for p in points),
-            highs=tuple(fit(h) for h in highs),
-            lows=tuple(fit(low_) for low_ in lows),
-        )
+        return _Minutes(points=fit(points), highs=fit(highs), lows=fit(lows))
 
 
 class _Stats(NamedTuple):
@@ -467,25 +475,27 @@ class SyntheticPricePath:
         any, but from the hour level: the minutes' walk starts exactly at the hour's
         point, so this is the same float without building the hour's 60 minutes (the
         matching engine asks it at both ends of every quiet hour it skips)."""
-        day, index = divmod(hour, 24)
-        point = self._base.hours(day).points[index]
+        point = self._base.opening(hour)
         if self._quote is not None:
-            point -= self._quote.hours(day).points[index]
+            point -= self._quote.opening(hour)
         price = math.exp(point)
         return _Stats(price, price, price, price, 0, 0.0, 0)
 
     def _whole_minutes(self, start: int, end: int) -> list[_Stats]:
-        """The minutes in [start, end), whole hours taken at once."""
+        """The minutes in [start, end) (both on minute boundaries): whole hours taken
+        at once, the minutes of a part of an hour as one slice of it."""
         parts = []
         t = start
         while t < end:
-            if t % HOUR == 0 and t + HOUR <= end:
+            hour, offset = divmod(t, HOUR)
+            if offset == 0 and t + HOUR <= end:
                 hours = (end - t) // HOUR
-                parts += self._hour_run(t // HOUR, hours)
+                parts += self._hour_run(hour, hours)
                 t += hours * HOUR
             else:
-                parts.append(self._minute_stats(t // HOUR)[(t % HOUR) // MINUTE])
-                t += MINUTE
+                until = min(end, (hour + 1) * HOUR)
+                parts += self._minute_stats(hour)[offset // MINUTE : (until - hour * HOUR) // MINUTE]
+                t = until
         return parts
 
     def _day_volumes(self, day: int) -> tuple[float, ...]:
