@@ -535,22 +535,15 @@ class SyntheticPricePath:
         hours = self._base.hours(day)
         exp, lots_of, trades_of = math.exp, self._lots, self._trade_count
         prices = [exp(point) for point in hours.points]  # each hour's close is the next one's open
-        return tuple(
-            [
-                _Stats(
-                    open_,
-                    high := exp(high_point),
-                    low := exp(low_point),
-                    close,
-                    lots := lots_of(volume),
-                    lots * _typical(open_, high, low, close),
-                    trades_of(volume),
-                )
-                for open_, close, high_point, low_point, volume in zip(
-                    prices[:-1], prices[1:], hours.highs, hours.lows, self._hour_volumes(day), strict=True
-                )
-            ]
-        )
+        summaries = []
+        for open_, close, high_point, low_point, volume in zip(
+            prices[:-1], prices[1:], hours.highs, hours.lows, self._hour_volumes(day), strict=True
+        ):
+            high, low, lots = exp(high_point), exp(low_point), lots_of(volume)
+            summaries.append(
+                _Stats(open_, high, low, close, lots, lots * _typical(open_, high, low, close), trades_of(volume))
+            )
+        return tuple(summaries)
 
     def _hour_of_minutes(self, hour: int) -> tuple[_Stats, ...]:
         base = self._base.minutes(hour)
