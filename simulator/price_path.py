@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property, lru_cache
@@ -187,14 +187,16 @@ class _Minutes(NamedTuple):
 def _bridge(rng: random.Random, start: float, end: float, variances: list[float]) -> list[float]:
     """Points from `start` to `end` whose steps have the given variances: a random walk
     pinned at both ends (a Brownian bridge)."""
-    walk = [0.0]
-    cumulative = [0.0]
+    gauss, sqrt = rng.gauss, math.sqrt
+    position, elapsed = 0.0, 0.0
+    walk, cumulative = [position], [elapsed]
     for variance in variances:
-        walk.append(walk[-1] + rng.gauss(0.0, math.sqrt(variance)))
-        cumulative.append(cumulative[-1] + variance)
-    gap = end - start - walk[-1]
-    total = cumulative[-1]
-    return [start + w + gap * c / total for w, c in zip(walk, cumulative)]
+        position += gauss(0.0, sqrt(variance))
+        elapsed += variance
+        walk.append(position)
+        cumulative.append(elapsed)
+    gap = end - start - position
+    return [start + w + gap * c / elapsed for w, c in zip(walk, cumulative)]
 
 
 def _bridge_extremes(rng: random.Random, points: list[float], variances: list[float], sign: int) -> tuple[float, ...]:
@@ -203,16 +205,21 @@ def _bridge_extremes(rng: random.Random, points: list[float], variances: list[fl
     P(max > m) = exp(-2(m-a)(m-b)/v); one list at a time, as a day's hours need them."""
     sqrt, log, draw = math.sqrt, math.log, rng.random
     return tuple(
-        (a + b + sign * sqrt((b - a) ** 2 - 2.0 * v * log(1.0 - draw()))) / 2.0
-        for a, b, v in zip(points, points[1:], variances)
+        [
+            (a + b + sign * sqrt((b - a) ** 2 - 2.0 * v * log(1.0 - draw()))) / 2.0
+            for a, b, v in zip(points, points[1:], variances)
+        ]
     )
 
 
-def _stretch(value: float, edge: float, reached: float, target: float) -> float:
-    """Scale how far `value` goes past `edge` so that `reached` lands on `target`."""
-    if (value - edge) * (reached - edge) <= 0.0 or reached == edge:
-        return value
-    return edge + (value - edge) * (target - edge) / (reached - edge)
+def _stretch(values: Iterable[float], edge: float, reached: float, target: float) -> list[float]:
+    """Scale how far each value goes past `edge` so that `reached` lands on `target`;
+    the values on the other side stay. A whole hour's minutes at once: one call, not
+    one per value."""
+    if reached == edge:
+        return list(values)
+    side, pull = reached - edge, target - edge
+    return [edge + (value - edge) * pull / side if (value - edge) * side > 0.0 else value for value in values]
 
 
 class _AssetPath:
@@ -252,6 +259,13 @@ class _AssetPath:
             self._extend(direction)
         return self._anchors[day]
 
+    def opening(self, hour: int) -> float:
+        """Log-price at the start of `hour`. Midnight's is the day's anchor, where the
+        day's bridge starts exactly: a fresh sandbox's state prices every pair at its
+        opening midnight, and most assets' hours are never read after."""
+        day, index = divmod(hour, 24)
+        return self.anchor(day) if index == 0 else self.hours(day).points[index]
+
     def _extend(self, direction: int) -> None:
         here = self._frontier[direction]
         market = self._market.day(here if direction == 1 else here - 1)
@@ -274,7 +288,8 @@ class _AssetPath:
 
     def _hours(self, day: int) -> _Hours:
         rng = random.Random(f"{self._seed}:{self._asset}:day:{day}")
-        weights = [math.exp(rng.gauss(0.0, _HOUR_VOL_DISPERSION)) for _ in range(24)]
+        exp, gauss = math.exp, rng.gauss
+        weights = [exp(gauss(0.0, _HOUR_VOL_DISPERSION)) for _ in range(24)]
         day_variance = self._day_variance(day)
         total = sum(weights)
         variances = [day_variance * w / total for w in weights]
@@ -291,11 +306,14 @@ class _AssetPath:
         hours = self.hours(day)
         start, end = hours.points[index], hours.points[index + 1]
         rng = random.Random(f"{self._seed}:{self._asset}:hour:{hour}")
-        weights = [0.25 + 1.5 * rng.random() for _ in range(60)]
+        uniform = rng.random
+        weights = [0.25 + 1.5 * uniform() for _ in range(60)]
         total = sum(weights)
-        variances = [hours.variances[index] * w / total for w in weights]
+        variance = hours.variances[index]
+        variances = [variance * w / total for w in weights]
         points = _bridge(rng, start, end, variances)
-        wicks = [_WICK_SCALE * math.sqrt(v) for v in variances]
+        sqrt = math.sqrt
+        wicks = [_WICK_SCALE * sqrt(v) for v in variances]
         draw = rng.expovariate
         highs = [max(a, b) + wick * draw(1.0) for a, b, wick in zip(points, points[1:], wicks)]
         lows = [min(a, b) - wick * draw(1.0) for a, b, wick in zip(points, points[1:], wicks)]
@@ -303,15 +321,10 @@ class _AssetPath:
         bottom, low = min(start, end), hours.lows[index]
         reached_high, reached_low = max(highs), min(lows)
 
-        def fit(value: float) -> float:
-            value = _stretch(value, top, reached_high, high)
-            return _stretch(value, bottom, reached_low, low)
+        def fit(values: list[float]) -> tuple[float, ...]:
+            return tuple(_stretch(_stretch(values, top, reached_high, high), bottom, reached_low, low))
 
-        return _Minutes(
-            points=tuple(fit(p) for p in points),
-            highs=tuple(fit(h) for h in highs),
-            lows=tuple(fit(low_) for low_ in lows),
-        )
+        return _Minutes(points=fit(points), highs=fit(highs), lows=fit(lows))
 
 
 class _Stats(NamedTuple):
@@ -329,19 +342,11 @@ class _Stats(NamedTuple):
     trades: int
 
 
-def _merge(parts: Iterable[_Stats]) -> _Stats:
-    parts = list(parts)
+def _merge(parts: Sequence[_Stats]) -> _Stats:
     if len(parts) == 1:  # an hourly candle is its hour's summary
         return parts[0]
-    return _Stats(
-        open=parts[0].open,
-        high=max(p.high for p in parts),
-        low=min(p.low for p in parts),
-        close=parts[-1].close,
-        volume=sum(p.volume for p in parts),
-        turnover=sum(p.turnover for p in parts),
-        trades=sum(p.trades for p in parts),
-    )
+    opens, highs, lows, closes, volumes, turnovers, trades = zip(*parts, strict=True)
+    return _Stats(opens[0], max(highs), min(lows), closes[-1], sum(volumes), sum(turnovers), sum(trades))
 
 
 def _split(total: int, weights: list[float]) -> list[int]:
@@ -376,7 +381,9 @@ class SyntheticPricePath:
         self._base = base
         self._quote = quote
         self._activity = PAIR_ACTIVITY[pair.key]
-        self._tick = pair.tick_size
+        self._on_tick = f".{pair.pair_decimals}f"
+        """The format that rounds a float to the pair's tick (see `_price`)."""
+        self._lot_scale = 10**pair.lot_decimals
         self._start = (math.floor(origin / DAY) - HISTORY_DAYS) * DAY
 
     # made on first use, as the asset path's
@@ -439,7 +446,11 @@ class SyntheticPricePath:
         return self._bar(bucket, _merge(self._whole_minutes(bucket, bucket + interval_minutes * MINUTE)))
 
     def _price(self, value: float) -> Decimal:
-        return Decimal(value).quantize(self._tick)
+        """`value` on the pair's tick: the Decimal that Decimal(value).quantize(tick)
+        gives, at half its cost (an OHLC answer rounds some 2,000 prices). Both round
+        the float's exact binary value half to even, float formatting by Python's
+        correctly rounded conversion, quantize by the default context."""
+        return Decimal(format(value, self._on_tick))
 
     def _minute_until(self, t: float) -> _Stats:
         """The minute holding `t`, cut at `t`; its price moves linearly inside."""
@@ -464,24 +475,27 @@ class SyntheticPricePath:
         any, but from the hour level: the minutes' walk starts exactly at the hour's
         point, so this is the same float without building the hour's 60 minutes (the
         matching engine asks it at both ends of every quiet hour it skips)."""
-        day, index = divmod(hour, 24)
-        point = self._base.hours(day).points[index]
+        point = self._base.opening(hour)
         if self._quote is not None:
-            point -= self._quote.hours(day).points[index]
+            point -= self._quote.opening(hour)
         price = math.exp(point)
         return _Stats(price, price, price, price, 0, 0.0, 0)
 
     def _whole_minutes(self, start: int, end: int) -> list[_Stats]:
-        """The minutes in [start, end), whole hours taken at once."""
+        """The minutes in [start, end) (both on minute boundaries): whole hours taken
+        at once, the minutes of a part of an hour as one slice of it."""
         parts = []
         t = start
         while t < end:
-            if t % HOUR == 0 and t + HOUR <= end:
-                parts.append(self._hour_stats(t // HOUR))
-                t += HOUR
+            hour, offset = divmod(t, HOUR)
+            if offset == 0 and t + HOUR <= end:
+                hours = (end - t) // HOUR
+                parts += self._hour_run(hour, hours)
+                t += hours * HOUR
             else:
-                parts.append(self._minute_stats(t // HOUR)[(t % HOUR) // MINUTE])
-                t += MINUTE
+                until = min(end, (hour + 1) * HOUR)
+                parts += self._minute_stats(hour)[offset // MINUTE : (until - hour * HOUR) // MINUTE]
+                t = until
         return parts
 
     def _day_volumes(self, day: int) -> tuple[float, ...]:
@@ -498,11 +512,19 @@ class SyntheticPricePath:
         day, index = divmod(hour, 24)
         return self._hour_volumes(day)[index]
 
-    def _hour_stats(self, hour: int) -> _Stats:
+    def _hour_run(self, hour: int, count: int) -> list[_Stats]:
+        """The `count` hours from `hour` on; a dollar-quoted pair's a day's slice at a
+        time (a 4h candle is four hours of one day)."""
         if self._quote is not None:
-            return self._cross_hour_stats(hour)
-        day, index = divmod(hour, 24)
-        return self._day_stats(day)[index]
+            return [self._cross_hour_stats(h) for h in range(hour, hour + count)]
+        run: list[_Stats] = []
+        end = hour + count
+        while hour < end:
+            day, index = divmod(hour, 24)
+            taken = min(24 - index, end - hour)
+            run += self._day_stats(day)[index : index + taken]
+            hour += taken
+        return run
 
     def _cross_hour_summary(self, hour: int) -> _Stats:
         return _merge(self._minute_stats(hour))
@@ -511,19 +533,15 @@ class SyntheticPricePath:
         """The 24 hours of `day` of a dollar-quoted pair, straight from its asset's hour
         level, all at once: a day's hours are read together (candles of an hour or more)."""
         hours = self._base.hours(day)
-        exp = math.exp
+        exp, lots_of, trades_of = math.exp, self._lots, self._trade_count
         prices = [exp(point) for point in hours.points]  # each hour's close is the next one's open
         summaries = []
-        for index, (high_point, low_point, volume) in enumerate(
-            zip(hours.highs, hours.lows, self._hour_volumes(day), strict=True)
+        for open_, close, high_point, low_point, volume in zip(
+            prices[:-1], prices[1:], hours.highs, hours.lows, self._hour_volumes(day), strict=True
         ):
-            open_, close = prices[index], prices[index + 1]
-            high, low = exp(high_point), exp(low_point)
-            lots = self._lots(volume)
+            high, low, lots = exp(high_point), exp(low_point), lots_of(volume)
             summaries.append(
-                _Stats(
-                    open_, high, low, close, lots, lots * _typical(open_, high, low, close), self._trade_count(volume)
-                )
+                _Stats(open_, high, low, close, lots, lots * _typical(open_, high, low, close), trades_of(volume))
             )
         return tuple(summaries)
 
@@ -559,21 +577,21 @@ class SyntheticPricePath:
         return tuple(minutes)
 
     def _lots(self, volume: float) -> int:
-        return round(volume * 10**self._pair.lot_decimals)
+        return round(volume * self._lot_scale)
 
     def _trade_count(self, volume: float) -> int:
         return max(1, round(volume / self._activity.trade_size))
 
     def _bar(self, time: int, stats: _Stats) -> Bar:
         vwap = stats.turnover / stats.volume if stats.volume > 0 else stats.close
-        tick = self._tick
+        price = self._price
         return Bar(
             time,
-            Decimal(stats.open).quantize(tick),
-            Decimal(stats.high).quantize(tick),
-            Decimal(stats.low).quantize(tick),
-            Decimal(stats.close).quantize(tick),
-            Decimal(vwap).quantize(tick),
+            price(stats.open),
+            price(stats.high),
+            price(stats.low),
+            price(stats.close),
+            price(vwap),
             Decimal(stats.volume).scaleb(-self._pair.lot_decimals),
             stats.trades,
         )
