@@ -136,7 +136,6 @@ async def open_session(
         raise InputError(f"{url} is not a loopback address, so it would be the real Kraken: add --live to trade there")
     store = Store.open(settings.db_location, create=not reading)
     sandbox: EmbeddedExchange | None = None
-    levels: Path | None = None  # a served sandbox's or Kraken's counters, for the next process
     limiter: KrakenRateLimiter | None = None
     try:
         if url is None:
@@ -155,7 +154,7 @@ async def open_session(
             limiter = await served_limiter(settings, url, clock)
             levels = limiter_levels(settings, credentials) if limiter is not None else None
             if limiter is not None and levels is not None:
-                limiter.load(levels, now=clock.time())
+                limiter.share(levels)  # with every process of this key, as Kraken counts
             client = KrakenClient(
                 url,
                 credentials,
@@ -176,8 +175,8 @@ async def open_session(
             )
         finally:
             await client.aclose()
-            if limiter is not None and levels is not None:
-                limiter.save(levels, now=clock.time())
+            if limiter is not None:
+                await limiter.flush()
     finally:
         try:
             if sandbox is not None:

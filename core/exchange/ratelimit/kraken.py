@@ -22,13 +22,18 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from core.domain.clock import Clock, SystemClock
 from core.domain.config import RateLimitSettings, Tier
 from core.exchange.ratelimit.token_bucket import TokenBucketRateLimiter
+
+if TYPE_CHECKING:
+    from filelock import AsyncFileLock
 
 OrderAction = Literal["add", "cancel", "amend", "edit"]
 CounterKind = Literal["rest", "order"]
@@ -142,6 +147,45 @@ class KrakenRateLimiter:
         self._pairs: dict[str, TokenBucketRateLimiter] = {}
         self._call_cap = self._cap_bucket(calls_per_minute, self._rest_limit.maximum - HEADROOM)
         self._order_cap = self._cap_bucket(order_calls_per_minute, ORDER_CAP_BURST)
+        self._shared: Path | None = None
+        self._shared_lock: AsyncFileLock | None = None
+
+    def share(self, path: Path) -> None:
+        """Pace with every other process of this machine that shares `path` (one file
+        per API key): Kraken counts a key's calls whoever sends them, so two tg
+        processes pacing themselves alone would together spend the counter twice over
+        (found by two `tg run` on one key: EAPI:Rate limit exceeded). Each pacing step
+        then takes the file's lock, lowers the buckets to the levels the file holds,
+        takes its tokens and writes the levels back: the key's calls from this machine
+        take turns at one counter."""
+        from filelock import AsyncFileLock  # only a served exchange's limiter shares
+
+        self._shared = path
+        self._shared_lock = AsyncFileLock(f"{path}.lock", thread_local=False)
+
+    async def flush(self) -> None:
+        """Leave this process's levels (a refusal's lesson included) in the shared file,
+        under its lock and merged with the others': the next process starts from them."""
+        async with self._synced():
+            pass
+
+    @asynccontextmanager
+    async def _synced(self) -> AsyncIterator[None]:
+        if self._shared is None or self._shared_lock is None:
+            yield
+            return
+        try:
+            self._shared.parent.mkdir(parents=True, exist_ok=True)
+            await self._shared_lock.acquire()
+        except OSError:  # pace alone: the exchange's refusals still teach on_rate_limit_error
+            yield
+            return
+        try:
+            self.load(self._shared, now=self._clock.time())
+            yield
+            self.save(self._shared, now=self._clock.time())
+        finally:
+            await self._shared_lock.release()
 
     @classmethod
     def from_settings(cls, settings: RateLimitSettings, *, clock: Clock | None = None) -> KrakenRateLimiter:
@@ -157,8 +201,9 @@ class KrakenRateLimiter:
         cost = rest_call_cost(method)
         if cost == 0:
             return 0.0
-        waited = 0.0 if self._call_cap is None else await self._call_cap.acquire(1)
-        return waited + await self._rest.acquire(cost)
+        async with self._synced():
+            waited = 0.0 if self._call_cap is None else await self._call_cap.acquire(1)
+            return waited + await self._rest.acquire(cost)
 
     async def acquire_order(self, pair: str, action: OrderAction, order_age_s: float | None = None) -> float:
         """Wait until an order transaction fits the pair's trading counter; returns the seconds waited.
@@ -167,10 +212,11 @@ class KrakenRateLimiter:
         its own counter; `order_age_s` is the age of the order cancelled, amended or edited.
         """
         cost = order_action_cost(action, order_age_s)
-        waited = 0.0 if self._order_cap is None else await self._order_cap.acquire(1)
-        if cost:
-            waited += await self._pair_bucket(pair).acquire(cost)
-        return waited
+        async with self._synced():
+            waited = 0.0 if self._order_cap is None else await self._order_cap.acquire(1)
+            if cost:
+                waited += await self._pair_bucket(pair).acquire(cost)
+            return waited
 
     def on_rate_limit_error(self, kind: CounterKind, pair: str | None = None) -> float:
         """The exchange refused a call anyway, so something else spends this key's counter:
