@@ -487,7 +487,7 @@ def run_summary(data: dict[str, Any], *, as_json: bool) -> None:
     unjudged = data.get("unjudged") or {}  # runs stored before checks left assets out have none
     if unjudged:
         console.print(
-            "  not judged while another tg execution was in flight on them: "
+            "  left to an execution in flight when checked (this run's or another tg's): "
             + ", ".join(
                 f"{asset} ({count} check{'s' if count > 1 else ''})" for asset, count in sorted(unjudged.items())
             )

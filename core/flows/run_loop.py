@@ -94,7 +94,8 @@ class RunState:
     injected: Counter[str] = field(default_factory=Counter)
     open_positions: list[dict[str, Any]] = field(default_factory=list)
     unjudged: Counter[str] = field(default_factory=Counter)
-    """Asset -> how many checks left it to an execution in flight on it (another tg's)."""
+    """Asset -> how many checks left it to an execution in flight on it (this run's own
+    decision, or another tg's): the check after the run's end judges every one of this run's."""
 
 
 SHOWN_VIOLATIONS = 50

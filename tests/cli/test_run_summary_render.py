@@ -37,7 +37,9 @@ def summary(unjudged: dict[str, int]) -> RunSummary:
 def test_the_assets_left_to_another_execution_are_named(capsys: pytest.CaptureFixture[str]) -> None:
     run_summary(summary({"ETH": 2, "BTC": 1}).to_dict(), as_json=False)
     out = " ".join(capsys.readouterr().out.split())
-    assert "not judged while another tg execution was in flight on them: BTC (1 check), ETH (2 checks)" in out
+    assert (
+        "left to an execution in flight when checked (this run's or another tg's): BTC (1 check), ETH (2 checks)" in out
+    )
 
 
 def test_a_run_stored_before_shows_without_them(capsys: pytest.CaptureFixture[str]) -> None:
@@ -45,4 +47,4 @@ def test_a_run_stored_before_shows_without_them(capsys: pytest.CaptureFixture[st
     del data["unjudged"]
     run_summary(data, as_json=False)
     out = capsys.readouterr().out
-    assert "every one held" in out and "not judged" not in out
+    assert "every one held" in out and "left to an execution" not in out
