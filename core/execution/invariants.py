@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from core.domain.enums import OrderRole, OrderStatus, PositionSide, PositionStatus
-from core.domain.models import Order
+from core.domain.models import Order, Position
 from core.domain.ownership import OrderNamespace
 from core.exchange import ExchangeOrder, PairInfo
 from core.exchange.account import ExchangeTruth
@@ -110,12 +110,27 @@ class _Shares:
         return total
 
 
-def assets_in_play(store: Store, truth: ExchangeTruth, pairs: Mapping[str, PairInfo]) -> dict[str, list[PairInfo]]:
+@dataclass(frozen=True)
+class _Records:
+    """What the checks read of tg's database, read once a check."""
+
+    namespace: OrderNamespace
+    orders: list[Order]
+    open_positions: list[Position]
+
+    @classmethod
+    def of(cls, store: Store) -> _Records:
+        return cls(store.namespace(), store.orders(), store.positions(status=PositionStatus.OPEN))
+
+
+def _assets_in_play(
+    records: _Records, truth: ExchangeTruth, pairs: Mapping[str, PairInfo]
+) -> dict[str, list[PairInfo]]:
     """The assets (Kraken ids) the invariants judge anything of tg's on, each with its
     pairs: those tg's orders on the exchange trade, and those of its open positions."""
-    shares = _Shares(store.namespace(), store.orders(), truth)
+    shares = _Shares(records.namespace, records.orders, truth)
     altnames = {o.pair for o in truth.orders.values() if o.pair in pairs and shares.owned(o)}
-    symbols = {p.symbol for p in store.positions(status=PositionStatus.OPEN)}
+    symbols = {p.symbol for p in records.open_positions}
     touched: dict[str, list[PairInfo]] = {}
     for pair in pairs.values():
         if pair.altname in altnames or pair.symbol in symbols:
@@ -141,14 +156,25 @@ def check_invariants(
     `in_flight` the assets (Kraken ids, PairInfo.base) executions were in flight on.
     What is judged of the foreign holdings and of duplicates is judged on every asset:
     an execution in flight explains neither a touched foreign order nor a doubled one."""
+    return _judge(_Records.of(store), truth, pairs, before=before, in_flight=in_flight)
+
+
+def _judge(
+    records: _Records,
+    truth: ExchangeTruth,
+    pairs: Mapping[str, PairInfo],
+    *,
+    before: ExchangeTruth | None,
+    in_flight: Collection[str],
+) -> InvariantReport:
     report = InvariantReport()
-    stored = store.orders()
-    shares = _Shares(store.namespace(), stored, truth)
+    stored = records.orders
+    shares = _Shares(records.namespace, stored, truth)
     flying = [p for p in pairs.values() if p.base in in_flight]
     report.unjudged = sorted({p.symbol.split("/")[0] for p in flying})
     left_out = {p.altname for p in flying}
     judged = [p for p in pairs.values() if p.altname not in left_out]
-    every_open = store.positions(status=PositionStatus.OPEN)
+    every_open = records.open_positions
     open_ids = {p.id for p in every_open}
     open_positions = [p for p in every_open if p.symbol not in {f.symbol for f in flying}]
     mine = [o for o in truth.orders.values() if shares.owned(o) and o.pair not in left_out]
@@ -244,9 +270,11 @@ async def reconcile_and_check(
     play on after the reconcile read is leased then, and the state read again."""
     async with supervisor.reconciled() as done:
         truth = await read_truth()
-        if await done.lease(assets_in_play(store, truth, pairs)):
+        records = _Records.of(store)
+        if await done.lease(_assets_in_play(records, truth, pairs)):
             truth = await read_truth()
-        found = check_invariants(store, truth, pairs, before=before, in_flight=done.report.in_flight)
+            records = _Records.of(store)  # read after the exchange, as a check always reads
+        found = _judge(records, truth, pairs, before=before, in_flight=done.report.in_flight)
     return done.report, found
 
 
