@@ -9,6 +9,12 @@ backtesting.py running an EMA(12/26) crossover with an RSI(14) filter and a 2% s
 median wall and CPU seconds of each and the ratio tg / backtesting.py (target: at
 most 3). On a machine shared with other work the CPU ratio is the one to read.
 
+It also runs `tg replay FILE --every <rows>`: the same year with a single decision, so
+the start-up, the sandbox's clock moving over every candle and the replay's watch of the
+account, without the cycles. What the target leaves each decision is printed next to what
+a decision costs now: (3 x the baseline - that floor) / decisions, against (tg replay -
+that floor) / decisions, in CPU.
+
 Both run as users run them, with Python's bytecode cache (the environment may set
 PYTHONDONTWRITEBYTECODE, which would have tg's own modules compiled anew at every start
 while the baseline's installed packages come compiled): tg's packages are compiled
@@ -18,6 +24,7 @@ before the rounds.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -62,8 +69,8 @@ def backtest(candles: Path) -> None:
     print(f"backtesting.py: {stats['# Trades']} trades, return {stats['Return [%]']:.2f}%")
 
 
-def timed(command: list[str]) -> tuple[float, float]:
-    """Wall and CPU seconds of the command as a whole process."""
+def timed(command: list[str]) -> tuple[float, float, str]:
+    """Wall and CPU seconds of the command as a whole process, and what it printed."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -73,22 +80,28 @@ def timed(command: list[str]) -> tuple[float, float]:
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
+    return wall, cpu, done.stdout
 
 
 def main(candles: Path, every: int, rounds: int) -> None:
     tg = str(Path(sys.executable).with_name("tg"))
+    rows = sum(1 for line in candles.read_text().splitlines() if line.strip())
     commands = {
         "tg replay": [tg, "replay", str(candles), "--every", str(every), "--json"],
         "backtesting.py": [sys.executable, __file__, "--baseline", "--candles", str(candles)],
+        "tg, one decision": [tg, "replay", str(candles), "--every", str(rows), "--json"],
     }
     root = Path(__file__).resolve().parent.parent
     compileall = [sys.executable, "-m", "compileall", "-q", *(str(root / p) for p in ("cli", "core", "simulator"))]
     timed(compileall)
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    decisions = 0
     for _ in range(rounds):
         for name, command in commands.items():
-            runs[name].append(timed(command))
+            wall, cpu, printed = timed(command)
+            runs[name].append((wall, cpu))
+            if name == "tg replay":
+                decisions = sum(json.loads(printed)["decisions"].values())
     medians = {
         name: (statistics.median(w for w, _ in times), statistics.median(c for _, c in times))
         for name, times in runs.items()
@@ -99,6 +112,12 @@ def main(candles: Path, every: int, rounds: int) -> None:
         print(f"{name:16}{wall:8.1f}{cpu:8.1f}")
     (tg_wall, tg_cpu), (bt_wall, bt_cpu) = medians["tg replay"], medians["backtesting.py"]
     print(f"{'ratio':16}{tg_wall / bt_wall:8.1f}{tg_cpu / bt_cpu:8.1f}   (target <= 3)")
+    floor_cpu = medians["tg, one decision"][1]
+    now, allowed = (tg_cpu - floor_cpu) / decisions, (3 * bt_cpu - floor_cpu) / decisions
+    print(
+        f"a decision, CPU: {1000 * now:.2f} ms now; the target leaves {1000 * allowed:.2f} ms "
+        f"({decisions} decisions, after the one-decision floor)"
+    )
 
 
 if __name__ == "__main__":
