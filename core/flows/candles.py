@@ -150,22 +150,23 @@ def parse_candles(lines: Iterable[str], *, interval_minutes: int, source: str = 
         columns = _columns(header, source)
         parsed = [_headed_row(row, columns, problems) for row in rows[1:]]
     usable = [c for c in parsed if c is not None]
-    if not usable and problems:
+    if not usable and not problems:
+        raise InputError(f"{source} holds a header but no candles")
+    series = CandleSeries(source, candle_format, interval_minutes, [], problems)
+    if usable:
+        if _newest_first(usable):
+            usable.reverse()
+            series.notes.append("the rows run newest first; they were read in reverse")
+        _check_spacing(usable, interval_minutes, source)
+        series.candles = _ordered(usable, interval_minutes * 60, problems)
+    problems.sort(key=lambda p: p.line)
+    if not series.candles:  # every row malformed, or off the interval's grid
         first = problems[0]
         raise InputError(
             f"{source}: none of its {len(problems)} rows is a usable candle; "
             f"the first bad one, line {first.line}: {first.message}"
         )
-    if not usable:
-        raise InputError(f"{source} holds a header but no candles")
-    series = CandleSeries(source, candle_format, interval_minutes, [], problems)
-    if _newest_first(usable):
-        usable.reverse()
-        series.notes.append("the rows run newest first; they were read in reverse")
-    _check_spacing(usable, interval_minutes, source)
-    series.candles = _ordered(usable, interval_minutes * 60, problems)
     series.gaps = find_gaps(series.candles, interval_minutes * 60)
-    problems.sort(key=lambda p: p.line)
     return series
 
 

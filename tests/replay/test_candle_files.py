@@ -194,6 +194,10 @@ def test_candles_spaced_unlike_the_interval_are_refused_with_the_right_interval(
         (["x,y", "1,2"], "names no time, open, high, low, close, volume"),
         (["a,b,c", "d,e,f"], "names no"),
         ([f"{T0},1,2"], "none of its 1 rows is a usable candle; the first bad one, line 1: 3 columns"),
+        (
+            [kraken_row(0, time=str(T0 + 800)), kraken_row(0, time=str(T0 + H + 800))],
+            "none of its 2 rows is a usable candle; the first bad one, line 1: time .* is not on the 60-minute grid",
+        ),
     ],
 )
 def test_files_without_a_usable_candle_are_refused(lines: list[str], message: str) -> None:
