@@ -58,6 +58,7 @@ sys.argv[0] = "tg"
 from cli.main import main
 main()
 """
+# a module that cannot be imported alone is left out: the floor can only come out lower
 IMPORT_ALL = """import importlib, json, sys
 for name in json.load(open(sys.argv[1])):
     try:
