@@ -45,7 +45,7 @@ def body_params(request: Request) -> dict[str, object]:
             return {}
         try:
             document = json.loads(request.body, parse_float=Decimal)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             raise InvalidArguments() from None
         if not isinstance(document, dict):
             raise InvalidArguments()
