@@ -28,7 +28,7 @@ from simulator.exchange import Exchange
 from simulator.faults import FaultRule, FaultSchedule, FaultSpecError, parse_rules, parse_spec
 from simulator.models import Account, Order, PriceShape
 from simulator.pairs import PAIRS, find_asset
-from simulator.params import AdvanceParams, Params, parse
+from simulator.params import MAX_AMOUNT, AdvanceParams, Params, Positive, parse
 from simulator.ratelimits import RateLimits
 from simulator.scenario import PriceMove, Scenario, ScenarioError, Seconds, parse_scenario
 
@@ -246,8 +246,8 @@ class _BalancesParams(_ControlParams):
     @field_validator("balances")
     @classmethod
     def _finite(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
-        if any(not amount.is_finite() or amount < 0 for amount in value.values()):
-            raise ValueError("amounts are finite and not negative")
+        if any(not amount.is_finite() or not 0 <= amount < MAX_AMOUNT for amount in value.values()):
+            raise ValueError("amounts are finite, not negative and under 10^9")
         return value
 
 
@@ -269,8 +269,8 @@ class _ScenarioParams(_ControlParams):
 
 class _FillParams(_ControlParams):
     txid: str
-    volume: Decimal | None = Field(None, gt=0, allow_inf_nan=False)
-    price: Decimal | None = Field(None, gt=0, allow_inf_nan=False)
+    volume: Positive | None = None
+    price: Positive | None = None
 
 
 class _ClockParams(_ControlParams):

@@ -111,7 +111,11 @@ LATEST_EPOCH = 10**11
 """Later than any time the sandbox will see (year 5138): bounds client-given times."""
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 ClientOrderId = Annotated[str, AfterValidator(_client_order_id)]
-Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+MAX_AMOUNT = Decimal(10) ** 9
+"""Above every price, volume and balance the sandbox takes: its money is Decimal at the
+default 28 digits, which hold a cost (volume x price, under 10^18) to 10 decimals.
+Past it a number failed to round onto the wire, after the order it named was placed."""
+Positive = Annotated[Decimal, Field(gt=0, lt=MAX_AMOUNT, allow_inf_nan=False)]
 
 
 class _Public(BaseModel):

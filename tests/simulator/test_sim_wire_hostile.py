@@ -24,3 +24,68 @@ async def test_json_nested_past_the_parsers_depth_is_invalid_arguments(kraken: K
         response = await kraken.http.post(path, content=body, headers={**JSON, "X-TG-Sandbox": "1"})
         answer = response.json()
     assert answer == {"error": ["EGeneral:Invalid arguments"]}
+
+
+HUGE = "9" * 39
+LIMIT_BUY = {"pair": "XBTUSD", "type": "buy", "ordertype": "limit", "volume": "0.01", "price": "50000"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"volume": "1e999999999"}, "volume"),
+        ({"ordertype": "market", "volume": "1e30"}, "volume"),
+        ({"type": "sell", "ordertype": "market", "volume": "1e30", "validate": "true"}, "volume"),
+        ({"displayvol": "1e40"}, "displayvol"),
+        ({"price": "9" * 40}, "price"),
+        ({"price": f"+{HUGE}"}, "price"),
+        ({"price": f"-{HUGE}"}, "price"),
+        ({"ordertype": "trailing-stop", "price": f"+{HUGE}"}, "price"),
+        ({"ordertype": "stop-loss-limit", "price": "70000", "price2": f"+{HUGE}"}, "price2"),
+        ({"close[ordertype]": "limit", "close[price]": HUGE}, "close[price]"),
+        ({"close[ordertype]": "limit", "close[price]": f"-{HUGE}"}, "close[price]"),
+    ],
+)
+async def test_numbers_past_the_sandboxs_arithmetic_are_refused_and_place_nothing(
+    kraken: KrakenClient, fields: dict[str, str], error: str
+) -> None:
+    """They answered EGeneral:Internal error (Decimal could not round them onto the
+    wire); a trailing offset or a close price that large also placed its order, and
+    every OpenOrders of the account failed from then on."""
+    answer = await kraken.private("AddOrder", **{**LIMIT_BUY, **fields})
+    assert answer == {"error": [f"EGeneral:Invalid arguments:{error}"]}
+    assert await kraken.result("OpenOrders") == {"open": {}}
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"order_qty": "1e999999999"}, "order_qty"),
+        ({"limit_price": f"+{HUGE}"}, "limit_price"),
+        ({"limit_price": HUGE}, "limit_price"),
+    ],
+)
+async def test_an_amend_past_the_sandboxs_arithmetic_is_refused(
+    kraken: KrakenClient, fields: dict[str, str], error: str
+) -> None:
+    txid = await kraken.place(**LIMIT_BUY)
+    answer = await kraken.private("AmendOrder", txid=txid, **fields)
+    assert answer == {"error": [f"EGeneral:Invalid arguments:{error}"]}
+    order = (await kraken.result("QueryOrders", txid=txid))[txid]
+    assert (order["vol"], order["descr"]["price"], order["amended"]) == ("0.01000000", "50000.0", False)
+
+
+async def test_control_amounts_past_the_sandboxs_arithmetic_are_refused(kraken: KrakenClient) -> None:
+    """Balances that large were set, then answered EGeneral:Internal error, and so did
+    every later GET /_sandbox/state; a fill at such a price failed the same way."""
+    http, control = kraken.http, {"X-TG-Sandbox": "1"}
+    before = (await http.get("/_sandbox/state")).json()["result"]["accounts"]["default"]["balances"]
+    for balances in ("XBT:1e30", "XBT:1e999999999"):
+        answer = (await http.post("/_sandbox/balances", data={"balances": balances}, headers=control)).json()
+        assert answer == {"error": ["EGeneral:Invalid arguments:balances"]}
+    txid = await kraken.place(**LIMIT_BUY)
+    answer = (await http.post("/_sandbox/fill", data={"txid": txid, "price": "1e30"}, headers=control)).json()
+    assert answer == {"error": ["EGeneral:Invalid arguments:price"]}
+    state = (await http.get("/_sandbox/state")).json()["result"]["accounts"]["default"]
+    assert state["balances"] == before
+    assert state["open"][txid]["vol_exec"] == "0.00000000"
