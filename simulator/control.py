@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from core.domain.clock import SkippableSystemClock
 from simulator import wire
@@ -237,25 +237,25 @@ def _amounts(value: object) -> object:
         raise ValueError("unknown asset") from None
 
 
+def _held(value: dict[str, Decimal]) -> dict[str, Decimal]:
+    if any(not amount.is_finite() or not 0 <= amount < MAX_AMOUNT for amount in value.values()):
+        raise ValueError("amounts are finite, not negative and under 10^9")
+    return value
+
+
+Balances = Annotated[dict[str, Decimal], BeforeValidator(_amounts), AfterValidator(_held)]
+"""An account's balances as the control plane takes them, wherever it takes them."""
+AccountName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
 class _BalancesParams(_ControlParams):
-    account: str = Field("default", min_length=1, max_length=64)
-    balances: dict[str, Decimal]
-
-    _amounts = field_validator("balances", mode="before")(_amounts)
-
-    @field_validator("balances")
-    @classmethod
-    def _finite(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
-        if any(not amount.is_finite() or not 0 <= amount < MAX_AMOUNT for amount in value.values()):
-            raise ValueError("amounts are finite, not negative and under 10^9")
-        return value
+    account: AccountName = "default"
+    balances: Balances
 
 
 class _AccountParams(_ControlParams):
-    account: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    balances: dict[str, Decimal] | None = None
-
-    _amounts = field_validator("balances", mode="before")(_amounts)
+    account: AccountName
+    balances: Balances | None = None
 
 
 class _PriceParams(PriceMove):

@@ -89,3 +89,24 @@ async def test_control_amounts_past_the_sandboxs_arithmetic_are_refused(kraken: 
     state = (await http.get("/_sandbox/state")).json()["result"]["accounts"]["default"]
     assert state["balances"] == before
     assert state["open"][txid]["vol_exec"] == "0.00000000"
+
+
+@pytest.mark.parametrize("balances", ["USD:-5", "USD:1e40"])
+async def test_a_new_accounts_balances_are_held_to_the_balances_rules(kraken: KrakenClient, balances: str) -> None:
+    """POST /_sandbox/accounts skipped the checks POST /_sandbox/balances makes: it
+    opened an account with a negative balance, or one that broke GET /_sandbox/state."""
+    http, control = kraken.http, {"X-TG-Sandbox": "1"}
+    answer = (
+        await http.post("/_sandbox/accounts", data={"account": "bob", "balances": balances}, headers=control)
+    ).json()
+    assert answer == {"error": ["EGeneral:Invalid arguments:balances"]}
+    assert list((await http.get("/_sandbox/accounts")).json()["result"]["accounts"]) == ["default"]
+
+
+async def test_balances_name_their_account_as_a_new_account_must(kraken: KrakenClient) -> None:
+    http, control = kraken.http, {"X-TG-Sandbox": "1"}
+    answer = (
+        await http.post("/_sandbox/balances", json={"account": "a b/\u0000", "balances": {"USD": "1"}}, headers=control)
+    ).json()
+    assert answer == {"error": ["EGeneral:Invalid arguments:account"]}
+    assert list((await http.get("/_sandbox/accounts")).json()["result"]["accounts"]) == ["default"]
