@@ -447,8 +447,13 @@ def _terms(
 
 
 def _decimals(value: Decimal) -> int:
-    exponent = value.normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
+    """Its places after the point, trailing zeros aside, counted on its digits:
+    normalize() rounds to the context's 28, and 50000.000...0001 read as 50000."""
+    _, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int) or not any(digits):
+        return 0
+    text = "".join(map(str, digits))
+    return max(0, -exponent - (len(text) - len(text.rstrip("0"))))
 
 
 def _filter(orders: list[Order], userref: int | None, cl_ord_id: str | None) -> list[Order]:

@@ -110,3 +110,32 @@ async def test_balances_name_their_account_as_a_new_account_must(kraken: KrakenC
     ).json()
     assert answer == {"error": ["EGeneral:Invalid arguments:account"]}
     assert list((await http.get("/_sandbox/accounts")).json()["result"]["accounts"]) == ["default"]
+
+
+MANY_PLACES = "0" * 32 + "1"
+"""Past the 28 digits Decimal's context rounds to: 50000.000...0001 passed for 50000."""
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [({"price": f"50000.{MANY_PLACES}"}, "price"), ({"volume": f"0.01{MANY_PLACES}"}, "volume")],
+)
+async def test_more_places_than_the_pair_takes_are_refused_however_many(
+    kraken: KrakenClient, fields: dict[str, str], error: str
+) -> None:
+    answer = await kraken.private("AddOrder", **{**LIMIT_BUY, **fields})
+    assert answer == {"error": [f"EGeneral:Invalid arguments:{error}"]}
+    assert await kraken.result("OpenOrders") == {"open": {}}
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [({"limit_price": f"49000.{MANY_PLACES}"}, "limit_price"), ({"order_qty": f"0.02{MANY_PLACES}"}, "order_qty")],
+)
+async def test_an_amend_with_more_places_than_the_pair_takes_is_refused(
+    kraken: KrakenClient, fields: dict[str, str], error: str
+) -> None:
+    txid = await kraken.place(**LIMIT_BUY)
+    answer = await kraken.private("AmendOrder", txid=txid, **fields)
+    assert answer == {"error": [f"EGeneral:Invalid arguments:{error}"]}
+    assert (await kraken.result("QueryOrders", txid=txid))[txid]["amended"] is False
