@@ -21,6 +21,8 @@ def resolve(text: str, field: str, *, pair: Pair, side: Side, ordertype: OrderTy
     """The absolute price `text` names when the market last traded at `market`."""
     sign, amount, percent = _parse(text)
     if sign == "" and not percent:
+        if amount <= 0:
+            raise InvalidArguments(field)
         return _bounded(amount, field)
     if sign == "":
         raise InvalidArguments(field)

@@ -139,3 +139,26 @@ async def test_an_amend_with_more_places_than_the_pair_takes_is_refused(
     answer = await kraken.private("AmendOrder", txid=txid, **fields)
     assert answer == {"error": [f"EGeneral:Invalid arguments:{error}"]}
     assert (await kraken.result("QueryOrders", txid=txid))[txid]["amended"] is False
+
+
+@pytest.mark.parametrize(
+    ("order", "amend", "error"),
+    [
+        (LIMIT_BUY, {"limit_price": "0"}, "limit_price"),
+        ({**LIMIT_BUY, "ordertype": "stop-loss", "price": "70000"}, {"trigger_price": "0.0"}, "trigger_price"),
+    ],
+)
+async def test_an_amend_to_a_zero_price_is_refused(
+    kraken: KrakenClient, order: dict[str, str], amend: dict[str, str], error: str
+) -> None:
+    """The order took 0 as its new price: a buy that could never fill, or a stop at 0."""
+    txid = await kraken.place(**order)
+    answer = await kraken.private("AmendOrder", txid=txid, **amend)
+    assert answer == {"error": [f"EGeneral:Invalid arguments:{error}"]}
+    assert (await kraken.result("QueryOrders", txid=txid))[txid]["amended"] is False
+
+
+async def test_a_conditional_close_at_a_zero_price_is_refused(kraken: KrakenClient) -> None:
+    answer = await kraken.private("AddOrder", **LIMIT_BUY, **{"close[ordertype]": "limit", "close[price]": "0"})
+    assert answer == {"error": ["EGeneral:Invalid arguments:close[price]"]}
+    assert await kraken.result("OpenOrders") == {"open": {}}
