@@ -4,8 +4,12 @@ leaves the exchange as it was."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
+from simulator.exchange import Exchange
+from simulator.pairs import PAIRS
 from tests.simulator.sandbox_client import KrakenClient
 
 JSON = {"Content-Type": "application/json"}
@@ -162,3 +166,21 @@ async def test_a_conditional_close_at_a_zero_price_is_refused(kraken: KrakenClie
     answer = await kraken.private("AddOrder", **LIMIT_BUY, **{"close[ordertype]": "limit", "close[price]": "0"})
     assert answer == {"error": ["EGeneral:Invalid arguments:close[price]"]}
     assert await kraken.result("OpenOrders") == {"open": {}}
+
+
+async def test_a_fall_of_all_but_nothing_leaves_the_market_at_one_tick(kraken: KrakenClient) -> None:
+    """A jump of -99.99999% priced ETH/USD at 0.00: a viqc market buy and TradeBalance
+    in ETH then divided by zero and answered EGeneral:Internal error."""
+    http, control = kraken.http, {"X-TG-Sandbox": "1"}
+    await http.post("/_sandbox/price", json={"shape": "jump", "pct": "-99.99999"}, headers=control)
+    await http.post("/_sandbox/advance", json={"seconds": 60, "state": False}, headers=control)
+    await kraken.place(pair="ETHUSD", type="buy", ordertype="market", volume="10", oflags="viqc")
+    assert (await kraken.private("TradeBalance", asset="ETH"))["error"] == []
+    prices = (await http.get("/_sandbox/state", params={"orders": "false"})).json()["result"]["prices"]
+    assert prices["XETHZUSD"] == "0.01"
+
+
+def test_a_gap_of_all_but_nothing_leaves_the_market_at_one_tick(exchange: Exchange) -> None:
+    pair = PAIRS["XETHZUSD"]
+    exchange.add_price_gap(exchange.now(), Decimal("-99.99999"))
+    assert exchange.price(pair) == pair.tick_size
