@@ -87,7 +87,8 @@ def parse(model: type[Model], params: Params) -> Model:
         return model.model_validate(params)
     except ValidationError as exc:
         location = exc.errors()[0]["loc"]
-        raise InvalidArguments(str(location[0]) if location else None) from None
+        # a parameter with an empty name ("&=x") names nothing: no trailing colon
+        raise InvalidArguments(str(location[0]) if location and location[0] != "" else None) from None
 
 
 def _comma_list(value: object) -> object:

@@ -184,3 +184,8 @@ def test_a_gap_of_all_but_nothing_leaves_the_market_at_one_tick(exchange: Exchan
     pair = PAIRS["XETHZUSD"]
     exchange.add_price_gap(exchange.now(), Decimal("-99.99999"))
     assert exchange.price(pair) == pair.tick_size
+
+
+async def test_a_parameter_without_a_name_is_refused_without_naming_one(kraken: KrakenClient) -> None:
+    """It answered "EGeneral:Invalid arguments:", a Kraken error with an empty detail."""
+    assert await kraken.send("Balance", "nonce=7&=x", nonce="7") == {"error": ["EGeneral:Invalid arguments"]}
