@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import heapq
 import random
-import re
 from dataclasses import replace
 from decimal import ROUND_DOWN, Decimal
 
@@ -38,6 +37,7 @@ from simulator.models import (
     OrderType,
     TimeInForce,
     Trade,
+    as_userref,
     kraken_id,
 )
 from simulator.pairs import ASSETS, PAIRS, Pair
@@ -400,8 +400,9 @@ class OrderBook(MatchingEngine):
             return [o for o in live if o.spec.cl_ord_id == cl_ord_id]
         if self._order(txid) is not None:
             return [o for o in live if o.txid == txid]
-        if re.fullmatch(r"-?\d+", txid):
-            return [o for o in live if o.spec.userref == int(txid)]
+        userref = as_userref(txid)
+        if userref is not None:
+            return [o for o in live if o.spec.userref == userref]
         return [o for o in live if o.spec.cl_ord_id == txid]
 
     def live_order(self, account: str, *, txid: str | None = None, cl_ord_id: str | None = None) -> Order:

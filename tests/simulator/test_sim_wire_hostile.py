@@ -189,3 +189,33 @@ def test_a_gap_of_all_but_nothing_leaves_the_market_at_one_tick(exchange: Exchan
 async def test_a_parameter_without_a_name_is_refused_without_naming_one(kraken: KrakenClient) -> None:
     """It answered "EGeneral:Invalid arguments:", a Kraken error with an empty detail."""
     assert await kraken.send("Balance", "nonce=7&=x", nonce="7") == {"error": ["EGeneral:Invalid arguments"]}
+
+
+LONG_NUMBER = "9" * 5000
+"""Past the 4,300 digits int() reads from text."""
+
+
+@pytest.mark.parametrize(
+    ("method", "fields", "answer"),
+    [
+        ("CancelOrder", {"txid": LONG_NUMBER}, {"error": ["EOrder:Unknown order"]}),
+        ("CancelOrder", {"txid": f"-{LONG_NUMBER}"}, {"error": ["EOrder:Unknown order"]}),
+        ("AmendOrder", {"txid": LONG_NUMBER, "order_qty": "0.02"}, {"error": ["EOrder:Unknown order"]}),
+        ("EditOrder", {"txid": LONG_NUMBER, "pair": "XBTUSD", "volume": "0.02"}, {"error": ["EOrder:Unknown order"]}),
+        ("CancelOrderBatch", {"orders": [LONG_NUMBER]}, {"error": [], "result": {"count": 0}}),
+    ],
+)
+async def test_a_txid_of_more_digits_than_int_reads_names_no_order(
+    kraken: KrakenClient, method: str, fields: dict[str, object], answer: dict[str, object]
+) -> None:
+    """Read as a userref, it answered EGeneral:Internal error (int() refuses it)."""
+    txid = await kraken.place(**LIMIT_BUY, userref="9")
+    assert await kraken.private_json(method, **fields) == answer
+    assert list((await kraken.result("OpenOrders"))["open"]) == [txid]
+
+
+async def test_a_txid_in_other_digits_is_not_a_userref(kraken: KrakenClient) -> None:
+    """ "٥" (Arabic-Indic five) was read as userref 5 and canceled its orders."""
+    txid = await kraken.place(**LIMIT_BUY, userref="5")
+    assert await kraken.private("CancelOrder", txid="\u0665") == {"error": ["EOrder:Unknown order"]}
+    assert list((await kraken.result("OpenOrders"))["open"]) == [txid]
