@@ -5,11 +5,14 @@ leaves the exchange as it was."""
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from simulator.exchange import Exchange
+from simulator.faults import FaultSpecError, load_plan
 from simulator.pairs import PAIRS
+from simulator.scenario import ScenarioError, load_scenario
 from tests.simulator.sandbox_client import KrakenClient
 
 JSON = {"Content-Type": "application/json"}
@@ -219,3 +222,36 @@ async def test_a_txid_in_other_digits_is_not_a_userref(kraken: KrakenClient) -> 
     txid = await kraken.place(**LIMIT_BUY, userref="5")
     assert await kraken.private("CancelOrder", txid="\u0665") == {"error": ["EOrder:Unknown order"]}
     assert list((await kraken.result("OpenOrders"))["open"]) == [txid]
+
+
+@pytest.mark.parametrize(
+    ("toml", "reason"),
+    [
+        ("[[events]]\nat = " + LONG_NUMBER + '\nstatus = "maintenance"\n', "Exceeds the limit (4300 digits)"),
+        ("a = " + "[" * 3000 + "]" * 3000, "nested too deep"),
+    ],
+)
+async def test_a_scenario_toml_cannot_read_whole_is_refused_as_not_toml(
+    kraken: KrakenClient, toml: str, reason: str
+) -> None:
+    """tomllib raised ValueError and RecursionError past its TOMLDecodeError: the
+    control plane answered EGeneral:Internal error, and tg sim serve --scenario
+    called it a bug in tg."""
+    response = await kraken.http.post("/_sandbox/scenario", json={"toml": toml}, headers={"X-TG-Sandbox": "1"})
+    [error] = response.json()["error"]
+    assert error.startswith("EGeneral:Invalid arguments:toml:scenario is not TOML: ") and reason in error
+
+
+def test_a_scenario_file_not_utf8_is_a_scenario_error(tmp_path: Path) -> None:
+    path = tmp_path / "binary.toml"
+    path.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ScenarioError, match="not UTF-8"):
+        load_scenario(path)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+def test_a_fault_file_nested_too_deep_is_a_fault_spec_error(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"deep{suffix}"
+    path.write_text("a = " + "[" * 3000 + "]" * 3000 if suffix == ".toml" else "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(FaultSpecError, match="nested too deep"):
+        load_plan(path)
