@@ -4,6 +4,7 @@ leaves the exchange as it was."""
 
 from __future__ import annotations
 
+import socket
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from simulator.exchange import Exchange
 from simulator.faults import FaultSpecError, load_plan
 from simulator.pairs import PAIRS
 from simulator.scenario import ScenarioError, load_scenario
+from simulator.server import SandboxServer
 from tests.simulator.sandbox_client import KrakenClient
+from tests.simulator.ws_peer import WAIT_S
 
 JSON = {"Content-Type": "application/json"}
 
@@ -255,3 +258,18 @@ def test_a_fault_file_nested_too_deep_is_a_fault_spec_error(tmp_path: Path, suff
     path.write_text("a = " + "[" * 3000 + "]" * 3000 if suffix == ".toml" else "[" * 100_000 + "]" * 100_000)
     with pytest.raises(FaultSpecError, match="nested too deep"):
         load_plan(path)
+
+
+def test_connect_is_refused_with_a_405_over_tcp(ws_server: SandboxServer, caplog: pytest.LogCaptureFixture) -> None:
+    """A 200 to CONNECT opens a tunnel: uvicorn then failed sending the envelope
+    through it, and logged "Exception in ASGI application" with its traceback."""
+    host, port = ws_server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=WAIT_S) as connection:
+        connection.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+        answer = b""
+        while b"}" not in answer:  # the head, then the envelope's last byte
+            answer += connection.recv(65536)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 405 ")
+    assert body == b'{"error":["EGeneral:Unknown method"]}'
+    assert "Exception in ASGI application" not in caplog.text
