@@ -13,7 +13,7 @@ request a web page could forge); so does the web view, GET /_sandbox/ui, a stati
 `{"error": [], "result": ...}` or `{"error": ["EGeneral:Invalid arguments:volume"]}`.
 A failure that is not a Kraken error is logged and answered "EGeneral:Internal error":
 never a 500, never a traceback. The only exceptions are the web view, the guard's refusals (HTTP
-403, still in Kraken's envelope) and what a fault asks for: a Cloudflare-style HTML
+403, still in Kraken's envelope), a CONNECT (HTTP 405, likewise) and what a fault asks for: a Cloudflare-style HTML
 error page, or an answer that never comes. In-process (`lost_response="raise"`) the
 app raises httpx.ReadTimeout, which httpx.ASGITransport hands to the client as its
 own timeout; over TCP (`"hang"`) it holds the connection silently until the client
@@ -60,6 +60,10 @@ logger = logging.getLogger(__name__)
 CONTROL_ROUTES = {**control.ROUTES, **system_status.ROUTES}
 """The control plane's table, with the trading mode's own routes."""
 
+
+_REFUSAL_STATUS = {"CONNECT": 405}
+"""Methods whose refusal cannot be an HTTP 200: a 2xx answer to CONNECT opens a tunnel
+(RFC 9110), and uvicorn failed with a traceback sending the envelope through it."""
 
 UI_PATHS = frozenset({"/_sandbox/ui", "/_sandbox/ui/"})
 _PAGE_HEADERS = (
@@ -150,7 +154,7 @@ class SandboxApp:
             logger.warning("refused %s %s from %s: %s", request.method, request.path, client or "no peer", exc.wire)
             return Response(_envelope({"error": [exc.wire]}), exc.status)
         except KrakenError as exc:
-            return Response(_envelope({"error": [exc.wire]}))
+            return Response(_envelope({"error": [exc.wire]}), _REFUSAL_STATUS.get(request.method, 200))
         except LostResponse as lost:
             if lost.variant == "html-5xx":
                 return Response(_error_page(lost.status), lost.status, b"text/html; charset=UTF-8")

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from core.domain.clock import SkippableSystemClock
 from simulator import wire
@@ -28,7 +28,7 @@ from simulator.exchange import Exchange
 from simulator.faults import FaultRule, FaultSchedule, FaultSpecError, parse_rules, parse_spec
 from simulator.models import Account, Order, PriceShape
 from simulator.pairs import PAIRS, find_asset
-from simulator.params import AdvanceParams, Params, parse
+from simulator.params import MAX_AMOUNT, AdvanceParams, Params, Positive, parse
 from simulator.ratelimits import RateLimits
 from simulator.scenario import PriceMove, Scenario, ScenarioError, Seconds, parse_scenario
 
@@ -237,25 +237,25 @@ def _amounts(value: object) -> object:
         raise ValueError("unknown asset") from None
 
 
+def _held(value: dict[str, Decimal]) -> dict[str, Decimal]:
+    if any(not amount.is_finite() or not 0 <= amount < MAX_AMOUNT for amount in value.values()):
+        raise ValueError("amounts are finite, not negative and under 10^9")
+    return value
+
+
+Balances = Annotated[dict[str, Decimal], BeforeValidator(_amounts), AfterValidator(_held)]
+"""An account's balances as the control plane takes them, wherever it takes them."""
+AccountName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
 class _BalancesParams(_ControlParams):
-    account: str = Field("default", min_length=1, max_length=64)
-    balances: dict[str, Decimal]
-
-    _amounts = field_validator("balances", mode="before")(_amounts)
-
-    @field_validator("balances")
-    @classmethod
-    def _finite(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
-        if any(not amount.is_finite() or amount < 0 for amount in value.values()):
-            raise ValueError("amounts are finite and not negative")
-        return value
+    account: AccountName = "default"
+    balances: Balances
 
 
 class _AccountParams(_ControlParams):
-    account: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    balances: dict[str, Decimal] | None = None
-
-    _amounts = field_validator("balances", mode="before")(_amounts)
+    account: AccountName
+    balances: Balances | None = None
 
 
 class _PriceParams(PriceMove):
@@ -269,8 +269,8 @@ class _ScenarioParams(_ControlParams):
 
 class _FillParams(_ControlParams):
     txid: str
-    volume: Decimal | None = Field(None, gt=0, allow_inf_nan=False)
-    price: Decimal | None = Field(None, gt=0, allow_inf_nan=False)
+    volume: Positive | None = None
+    price: Positive | None = None
 
 
 class _ClockParams(_ControlParams):

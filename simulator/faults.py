@@ -610,6 +610,8 @@ def load_plan(path: Path) -> tuple[int | None, list[FaultRule]]:
         document = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (OSError, ValueError) as exc:
         raise FaultSpecError(f"cannot read the fault file {path}: {exc}") from exc
+    except RecursionError:
+        raise FaultSpecError(f"cannot read the fault file {path}: nested too deep") from None
     if isinstance(document, list):
         document = {"rules": document}
     if not isinstance(document, dict) or not isinstance(document.get("rules", []), list):

@@ -7,6 +7,7 @@ that persisting it is one dump and one load; the behaviour is in `exchange.py`.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import string
 from dataclasses import dataclass, field
@@ -111,6 +112,20 @@ class CloseSpec:
     ordertype: OrderType
     price: Decimal | None = None
     price2: Decimal | None = None
+
+
+USERREFS = range(-(2**31), 2**31)
+"""Kraken's userrefs: 32-bit signed integers."""
+
+
+def as_userref(name: str) -> int | None:
+    """The userref a cancel's or an amend's txid names, if it names one: a 32-bit
+    integer in ASCII digits. Anything else (a 5,000-digit number, Arabic-Indic digits)
+    is a txid or a cl_ord_id: int() refused the one and read the other as a userref."""
+    if re.fullmatch(r"-?[0-9]{1,10}", name) is None:
+        return None
+    value = int(name)
+    return value if value in USERREFS else None
 
 
 @dataclass(frozen=True)

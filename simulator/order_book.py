@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import heapq
 import random
-import re
 from dataclasses import replace
 from decimal import ROUND_DOWN, Decimal
 
@@ -38,6 +37,7 @@ from simulator.models import (
     OrderType,
     TimeInForce,
     Trade,
+    as_userref,
     kraken_id,
 )
 from simulator.pairs import ASSETS, PAIRS, Pair
@@ -400,8 +400,9 @@ class OrderBook(MatchingEngine):
             return [o for o in live if o.spec.cl_ord_id == cl_ord_id]
         if self._order(txid) is not None:
             return [o for o in live if o.txid == txid]
-        if re.fullmatch(r"-?\d+", txid):
-            return [o for o in live if o.spec.userref == int(txid)]
+        userref = as_userref(txid)
+        if userref is not None:
+            return [o for o in live if o.spec.userref == userref]
         return [o for o in live if o.spec.cl_ord_id == txid]
 
     def live_order(self, account: str, *, txid: str | None = None, cl_ord_id: str | None = None) -> Order:
@@ -447,8 +448,13 @@ def _terms(
 
 
 def _decimals(value: Decimal) -> int:
-    exponent = value.normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
+    """Its places after the point, trailing zeros aside, counted on its digits:
+    normalize() rounds to the context's 28, and 50000.000...0001 read as 50000."""
+    _, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int) or not any(digits):
+        return 0
+    text = "".join(map(str, digits))
+    return max(0, -exponent - (len(text) - len(text.rstrip("0"))))
 
 
 def _filter(orders: list[Order], userref: int | None, cl_ord_id: str | None) -> list[Order]:

@@ -14,19 +14,22 @@ from decimal import Decimal
 from simulator.exceptions import InvalidArguments
 from simulator.models import OrderType, Side, TrailingOffset
 from simulator.pairs import Pair
+from simulator.params import MAX_AMOUNT
 
 
 def resolve(text: str, field: str, *, pair: Pair, side: Side, ordertype: OrderType, market: Decimal) -> Decimal:
     """The absolute price `text` names when the market last traded at `market`."""
     sign, amount, percent = _parse(text)
     if sign == "" and not percent:
-        return amount
+        if amount <= 0:
+            raise InvalidArguments(field)
+        return _bounded(amount, field)
     if sign == "":
         raise InvalidArguments(field)
     offset = market * amount / 100 if percent else amount
     if sign == "#":
         sign = "+" if _sits_above(side, ordertype) else "-"
-    price = (market + offset if sign == "+" else market - offset).quantize(pair.tick_size)
+    price = _bounded(market + offset if sign == "+" else market - offset, field).quantize(pair.tick_size)
     if price <= 0:
         raise InvalidArguments(field)
     return price
@@ -37,7 +40,15 @@ def trailing_offset(text: str, field: str) -> TrailingOffset:
     sign, amount, percent = _parse(text)
     if sign != "+" or amount <= 0 or (percent and amount >= 100):
         raise InvalidArguments(field)
-    return TrailingOffset(amount=amount, percent=percent)
+    return TrailingOffset(amount=_bounded(amount, field), percent=percent)
+
+
+def _bounded(price: Decimal, field: str) -> Decimal:
+    """`price` unless it is past what the sandbox's arithmetic holds (params.MAX_AMOUNT),
+    either way: a relative price may fall far below zero."""
+    if abs(price) >= MAX_AMOUNT:
+        raise InvalidArguments(field)
+    return price
 
 
 def _parse(text: str) -> tuple[str, Decimal, bool]:

@@ -45,7 +45,7 @@ def body_params(request: Request) -> dict[str, object]:
             return {}
         try:
             document = json.loads(request.body, parse_float=Decimal)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             raise InvalidArguments() from None
         if not isinstance(document, dict):
             raise InvalidArguments()
@@ -87,7 +87,8 @@ def parse(model: type[Model], params: Params) -> Model:
         return model.model_validate(params)
     except ValidationError as exc:
         location = exc.errors()[0]["loc"]
-        raise InvalidArguments(str(location[0]) if location else None) from None
+        # a parameter with an empty name ("&=x") names nothing: no trailing colon
+        raise InvalidArguments(str(location[0]) if location and location[0] != "" else None) from None
 
 
 def _comma_list(value: object) -> object:
@@ -111,7 +112,11 @@ LATEST_EPOCH = 10**11
 """Later than any time the sandbox will see (year 5138): bounds client-given times."""
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 ClientOrderId = Annotated[str, AfterValidator(_client_order_id)]
-Positive = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+MAX_AMOUNT = Decimal(10) ** 9
+"""Above every price, volume and balance the sandbox takes: its money is Decimal at the
+default 28 digits, which hold a cost (volume x price, under 10^18) to 10 decimals.
+Past it a number failed to round onto the wire, after the order it named was placed."""
+Positive = Annotated[Decimal, Field(gt=0, lt=MAX_AMOUNT, allow_inf_nan=False)]
 
 
 class _Public(BaseModel):

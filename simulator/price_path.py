@@ -675,4 +675,5 @@ class GappedPricePath:
         return bars
 
     def _scale(self, price: Decimal, factor: Decimal) -> Decimal:
-        return price if factor == 1 else (price * factor).quantize(self._tick)
+        """On the tick, and never below one, as a shaped price (price_shapes)."""
+        return price if factor == 1 else max((price * factor).quantize(self._tick), self._tick)

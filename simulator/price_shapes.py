@@ -135,4 +135,6 @@ class ShapedPricePath:
         return bars
 
     def _quantize(self, price: Decimal) -> Decimal:
-        return price.quantize(self._tick)
+        """On the tick, and never below one: a fall of 99.999% would price the pair at
+        0, and a zero price divides (a viqc order's volume, TradeBalance in that asset)."""
+        return max(price.quantize(self._tick), self._tick)

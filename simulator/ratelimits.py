@@ -38,7 +38,7 @@ from simulator.exceptions import (
     TooManyRequests,
 )
 from simulator.exchange import Exchange
-from simulator.models import Order
+from simulator.models import Order, as_userref
 from simulator.pairs import find_pair
 
 
@@ -219,8 +219,9 @@ def _touched(exchange: Exchange, account: str, method: str, params: Mapping[str,
     if named is None:
         return []
     name = str(named)
-    if re.fullmatch(r"-?[0-9]+", name) and "cl_ord_id" not in params:
-        return [o for o in live if o.spec.userref == int(name)]
+    userref = None if "cl_ord_id" in params else as_userref(name)
+    if userref is not None:
+        return [o for o in live if o.spec.userref == userref]
     return [o for o in live if name in (o.txid, o.spec.cl_ord_id)]
 
 

@@ -180,8 +180,10 @@ def parse_scenario(text: str, source: str = "scenario") -> Scenario:
     """A scenario from TOML text; ScenarioError names the event and the reason."""
     try:
         document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or an integer past int()'s 4,300 digits
         raise ScenarioError(f"{source} is not TOML: {exc}") from None
+    except RecursionError:
+        raise ScenarioError(f"{source} is not TOML: nested too deep") from None
     try:
         scenario = Scenario.model_validate(document)
     except ValidationError as exc:
@@ -198,4 +200,6 @@ def load_scenario(path: Path) -> Scenario:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ScenarioError(f"cannot read the scenario {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"cannot read the scenario {path}: not UTF-8 text ({exc.reason})") from None
     return parse_scenario(text, str(path))

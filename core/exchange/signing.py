@@ -85,9 +85,13 @@ class Credentials:
                 raise ConfigError(
                     f"key file {path} has mode {mode:04o}, readable beyond its owner; run `chmod 600 {path}`"
                 )
-            lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         except OSError as exc:
             raise ConfigError(f"cannot read key file {path} ({KEY_FILE_ENV}): {exc.strerror}") from exc
+        except UnicodeDecodeError:  # no detail: the bytes may be the secret's
+            raise ConfigError(
+                f"key file {path} ({KEY_FILE_ENV}) is not UTF-8 text: the API key, then the secret"
+            ) from None
         if len(lines) != 2:
             raise ConfigError(
                 f"key file {path} must hold exactly two lines, the API key then the secret; it holds {len(lines)}"

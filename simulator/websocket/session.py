@@ -125,7 +125,7 @@ class Session:
         try:
             document = json.loads(text, parse_float=Decimal)
             request = Request.model_validate(document)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             await self._answer("error", None, time_in, error="Malformed request")
             return
         method, params, req_id = request.method, request.params, request.req_id

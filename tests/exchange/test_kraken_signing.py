@@ -84,6 +84,14 @@ class TestCredentials:
         with pytest.raises(ConfigError, match="exactly two lines"):
             Credentials.from_env({"TG_KRAKEN_KEY_FILE": str(key_file)})
 
+    def test_from_env_refuses_a_key_file_not_utf8(self, tmp_path: Path) -> None:
+        """It escaped as UnicodeDecodeError: tg sim serve --key-file called it a bug in tg."""
+        key_file = tmp_path / "kraken.key"
+        key_file.write_bytes(b"\xff\xfe\x00key\n")
+        key_file.chmod(0o600)
+        with pytest.raises(ConfigError, match="not UTF-8 text"):
+            Credentials.from_env({"TG_KRAKEN_KEY_FILE": str(key_file)})
+
     def test_from_env_refuses_a_missing_key_file(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="cannot read key file"):
             Credentials.from_env({"TG_KRAKEN_KEY_FILE": str(tmp_path / "absent")})

@@ -92,6 +92,16 @@ async def test_heartbeat_follows_a_subscription(served: Served, monkeypatch: pyt
             pass
 
 
+async def test_a_request_nested_past_the_parsers_depth_is_malformed(served: Served) -> None:
+    """json's RecursionError escaped the session: the connection died without a close
+    frame and the served sandbox logged a traceback."""
+    peer = await served.connect()
+    await peer.connection.send('{"a":' * 50_000 + "1" + "}" * 50_000)
+    malformed = await peer.next(lambda m: m.get("method") == "error")
+    assert (malformed["success"], malformed["error"]) == (False, "Malformed request")
+    assert (await peer.answer(await peer.send("ping"), "pong"))["success"]  # the connection lives on
+
+
 async def test_bad_requests_get_krakens_errors(served: Served) -> None:
     peer = await served.connect()
     await peer.connection.send("not json")
