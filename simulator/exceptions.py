@@ -90,6 +90,18 @@ class InvalidOrder(KrakenError):
     code = "EOrder:Invalid order"
 
 
+class InvalidPrice(KrakenError):
+    """A price Kraken will not take, its detail saying why in Kraken's words."""
+
+    code = "EOrder:Invalid price"
+
+    @classmethod
+    def too_many_decimals(cls, pair_key: str, decimals: int) -> InvalidPrice:
+        """Kraken's answer to a price past the pair's pair_decimals, word for word
+        ("XXBTZUSD price can only be specified up to 1 decimals.")."""
+        return cls(f"{pair_key} price can only be specified up to {decimals} decimals.")
+
+
 class DuplicateOrder(KrakenError):
     """An order's cl_ord_id is already used by an open order of the account."""
 

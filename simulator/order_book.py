@@ -15,6 +15,7 @@ from simulator.exceptions import (
     InsufficientFunds,
     InvalidArguments,
     InvalidOrder,
+    InvalidPrice,
     KrakenError,
     OrderMinimumNotMet,
     UnknownOrder,
@@ -344,9 +345,10 @@ class OrderBook(MatchingEngine):
 
     def _check_form(self, account: str, pair: Pair, spec: OrderSpec, excluding: Order | None) -> None:
         admit_order(self._state.system_status, spec)
-        for name, price in (("price", spec.price), ("price2", spec.price2)):
-            if price is not None and _decimals(price) > pair.pair_decimals:
-                raise InvalidArguments(name)
+        if spec.price is not None and _decimals(spec.price) > pair.pair_decimals:
+            raise InvalidPrice.too_many_decimals(pair.key, pair.pair_decimals)
+        if spec.price2 is not None and _decimals(spec.price2) > pair.pair_decimals:
+            raise InvalidArguments("price2")
         if OrderFlag.VIQC not in spec.oflags and _decimals(spec.volume) > pair.lot_decimals:
             raise InvalidArguments("volume")
         if spec.ordertype is OrderType.TRAILING_STOP:

@@ -80,6 +80,7 @@ class _Mapping:
 
 
 _INVALID_ARGUMENTS = "EGeneral:Invalid arguments"
+_INVALID_PRICE = "EOrder:Invalid price"
 
 _KRAKEN_ERRORS: dict[str, _Mapping] = {
     "EAPI:Invalid key": _Mapping(
@@ -126,7 +127,10 @@ _KRAKEN_ERRORS: dict[str, _Mapping] = {
         CostMinimumNotMetError, "raise volume x price to at least the pair's costmin"
     ),
     _INVALID_ARGUMENTS: _Mapping(InvalidArgumentsError, "fix the named argument"),
+    _INVALID_PRICE: _Mapping(InvalidOrderError, "round the price to the pair's tick (its pair_decimals in AssetPairs)"),
 }
+_DETAILED = (_INVALID_ARGUMENTS, _INVALID_PRICE)
+"""Errors Kraken follows with a detail after a colon (the argument, or why the price)."""
 
 _UNKNOWN = _Mapping(PermanentExchangeError, "see Kraken's API documentation for this error")
 
@@ -134,8 +138,9 @@ _UNKNOWN = _Mapping(PermanentExchangeError, "see Kraken's API documentation for 
 def _lookup(error: str) -> tuple[str, _Mapping]:
     if error in _KRAKEN_ERRORS:
         return error, _KRAKEN_ERRORS[error]
-    if error.startswith(_INVALID_ARGUMENTS + ":"):
-        return _INVALID_ARGUMENTS, _KRAKEN_ERRORS[_INVALID_ARGUMENTS]
+    for code in _DETAILED:
+        if error.startswith(code + ":"):
+            return code, _KRAKEN_ERRORS[code]
     return error, _UNKNOWN
 
 

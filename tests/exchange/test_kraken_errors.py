@@ -55,6 +55,7 @@ KRAKEN_ERRORS: list[tuple[str, type[ExchangeError]]] = [
     ("EOrder:Cost minimum not met", CostMinimumNotMetError),
     ("EGeneral:Invalid arguments", InvalidArgumentsError),
     ("EGeneral:Invalid arguments:volume", InvalidArgumentsError),
+    ("EOrder:Invalid price:XXBTZUSD price can only be specified up to 1 decimals.", InvalidOrderError),
     ("EQuery:Unknown asset pair", UnknownAssetPairError),
     ("EGeneral:Unknown method", UnknownMethodError),
 ]

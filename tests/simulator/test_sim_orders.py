@@ -86,7 +86,9 @@ async def test_cost_minimum(kraken: KrakenClient) -> None:
 @pytest.mark.parametrize(
     ("params", "error"),
     [
-        ({"price": "59000.05"}, "EGeneral:Invalid arguments:price"),
+        # Kraken's own words (reported by its users: freqtrade, zenbot, XChange)
+        ({"price": "59000.05"}, "EOrder:Invalid price:XXBTZUSD price can only be specified up to 1 decimals."),
+        ({"ordertype": "stop-loss-limit", "price": "59000", "price2": "59000.05"}, "EGeneral:Invalid arguments:price2"),
         ({"volume": "0.000000001"}, "EGeneral:Invalid arguments:volume"),
         ({"volume": "-1"}, "EGeneral:Invalid arguments:volume"),
         ({"volume": "lots"}, "EGeneral:Invalid arguments:volume"),

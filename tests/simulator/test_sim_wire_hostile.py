@@ -128,13 +128,19 @@ MANY_PLACES = "0" * 32 + "1"
 
 @pytest.mark.parametrize(
     ("fields", "error"),
-    [({"price": f"50000.{MANY_PLACES}"}, "price"), ({"volume": f"0.01{MANY_PLACES}"}, "volume")],
+    [
+        (
+            {"price": f"50000.{MANY_PLACES}"},
+            "EOrder:Invalid price:XXBTZUSD price can only be specified up to 1 decimals.",
+        ),
+        ({"volume": f"0.01{MANY_PLACES}"}, "EGeneral:Invalid arguments:volume"),
+    ],
 )
 async def test_more_places_than_the_pair_takes_are_refused_however_many(
     kraken: KrakenClient, fields: dict[str, str], error: str
 ) -> None:
     answer = await kraken.private("AddOrder", **{**LIMIT_BUY, **fields})
-    assert answer == {"error": [f"EGeneral:Invalid arguments:{error}"]}
+    assert answer == {"error": [error]}
     assert await kraken.result("OpenOrders") == {"open": {}}
 
 
