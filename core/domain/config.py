@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from core.domain.errors import ConfigError
 
@@ -415,6 +417,42 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _not_json(environ: Mapping[str, str]) -> str:
+    """What to say of a TG_* variable naming a table or a list (TG_RISK, TG_COORDINATOR__SYMBOLS)
+    whose value is not the JSON such a variable takes."""
+    for name in sorted(environ):
+        if not name.startswith("TG_") or name in NOT_SETTINGS:
+            continue
+        kind = _json_kind(Settings, name.removeprefix("TG_").lower().split("__"))
+        if kind is None:
+            continue
+        try:
+            json.loads(environ[name])
+        except ValueError:
+            example = (
+                f"""{name}='["..."]'"""
+                if kind == "list"
+                else f"""{name}='{{"key": value}}', or set its keys one by one as {name}__KEY"""
+            )
+            return f"invalid environment setting {name}: {environ[name]!r} is not JSON, which a {kind} takes: e.g. {example}"
+    return "a TG_* variable naming a table or a list holds no JSON (see `tg config`)"
+
+
+def _json_kind(model: type[BaseModel], path: list[str]) -> str | None:
+    """ "table" or "list" when `path` names such a setting of `model`, whose variable is read
+    as JSON; else None."""
+    field = model.model_fields.get(path[0])
+    if field is None:
+        return None
+    annotation = field.annotation
+    is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    if len(path) > 1:
+        return _json_kind(annotation, path[1:]) if is_model else None  # type: ignore[arg-type]
+    if is_model or typing.get_origin(annotation) is dict:
+        return "table"
+    return "list" if typing.get_origin(annotation) is list else None
+
+
 class _EnvOnly(Settings):
     """Settings read from TG_* variables alone, to layer them over the TOML file."""
 
@@ -423,6 +461,8 @@ class _EnvOnly(Settings):
     def __init__(self) -> None:
         try:
             super().__init__()
+        except SettingsError as exc:  # a table or list given a value that is not JSON
+            raise ConfigError(_not_json(os.environ)) from exc
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = [str(p) for p in first["loc"]]

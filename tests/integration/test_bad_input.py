@@ -74,6 +74,9 @@ BAD_INPUTS: list[tuple[list[str], dict[str, str], ExitCode, str]] = [
     (["trade", "BTC/USDT", "--config", "typo.toml"], {}, ExitCode.USAGE, "did you mean risk.min_confidence?"),
     (["trade", "BTC/USDT"], {"TG_RISK__MIN_CONFIDNCE": "0.9"}, ExitCode.USAGE, "did you mean TG_RISK__MIN_CONFIDENCE?"),
     (["orders", "--url", "http://127.0.0.1:1"], {}, ExitCode.USAGE, "needs an API key"),
+    (["config"], {"TG_RISK": "x"}, ExitCode.USAGE, "TG_RISK: 'x' is not JSON, which a table takes"),
+    (["trade", "BTC/USDT"], {"TG_KRAKEN__RATE_LIMIT": "x"}, ExitCode.USAGE, "TG_KRAKEN__RATE_LIMIT: 'x' is not JSON"),
+    (["runs"], {"TG_COORDINATOR__SYMBOLS": "BTC/USD"}, ExitCode.USAGE, "not JSON, which a list takes"),
 ]
 
 
