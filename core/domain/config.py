@@ -371,7 +371,7 @@ def _unknown_key(model: type[BaseModel], path: list[str]) -> tuple[str, str | No
 def _explain(exc: ValidationError, where: str) -> str:
     """One line for the first problem: an unknown key with its nearest valid one."""
     first = exc.errors()[0]
-    loc = [str(part) for part in first["loc"]]
+    loc = _setting_path(first["loc"])
     key = ".".join(loc)
     place = f" {where}" if where else ""
     if first["type"] == "extra_forbidden":
@@ -380,6 +380,27 @@ def _explain(exc: ValidationError, where: str) -> str:
         hint = f"; did you mean {suggestion}?" if suggestion else ""
         return f"unknown setting {key}{place}{hint} (see `tg config`)"
     return f"invalid setting {key}{place}: {_message(first)}"
+
+
+def _setting_path(loc: tuple[int | str, ...]) -> list[str]:
+    """The setting an error's location names: pydantic adds the member of a union it
+    tried (db.str, db.lax-or-strict[...]), which names no setting and is left out."""
+    path: list[str] = []
+    annotation: Any = Settings
+    for part in loc:
+        origin = typing.get_origin(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                path.append(str(part))  # an unknown key: named as given
+                break
+            annotation = field.annotation
+        elif origin in (dict, list):
+            annotation = typing.get_args(annotation)[-1]
+        else:
+            break
+        path.append(str(part))
+    return path
 
 
 def _message(error: Any) -> str:
@@ -467,7 +488,7 @@ class _EnvOnly(Settings):
             raise ConfigError(_not_json(os.environ)) from exc
         except ValidationError as exc:
             first = exc.errors()[0]
-            loc = [str(p) for p in first["loc"]]
+            loc = _setting_path(first["loc"])
             name = "TG_" + "__".join(loc).upper()
             if first["type"] == "extra_forbidden":
                 problem = _unknown_key(Settings, loc)

@@ -73,6 +73,7 @@ BAD_INPUTS: list[tuple[list[str], dict[str, str], ExitCode, str]] = [
     (["trade", "BTC/USDT", "--config", "missing.toml"], {}, ExitCode.USAGE, "cannot read config file"),
     (["trade", "BTC/USDT", "--config", "typo.toml"], {}, ExitCode.USAGE, "did you mean risk.min_confidence?"),
     (["config", "--config", "utf16.toml"], {}, ExitCode.USAGE, "utf16.toml is not valid TOML: it is not UTF-8 text"),
+    (["config", "--config", "dbnum.toml"], {}, ExitCode.USAGE, "invalid setting db in dbnum.toml: Input is not"),
     (["trade", "BTC/USDT"], {"TG_RISK__MIN_CONFIDNCE": "0.9"}, ExitCode.USAGE, "did you mean TG_RISK__MIN_CONFIDENCE?"),
     (["orders", "--url", "http://127.0.0.1:1"], {}, ExitCode.USAGE, "needs an API key"),
     (["config"], {"TG_RISK": "x"}, ExitCode.USAGE, "TG_RISK: 'x' is not JSON, which a table takes"),
@@ -91,6 +92,7 @@ def test_bad_input_is_one_line_and_its_exit_code(
     (tmp_path / "FILE").write_text("not a candle file\n")
     (tmp_path / "typo.toml").write_text("[risk]\nmin_confidnce = 0.99\n")
     (tmp_path / "utf16.toml").write_text("[risk]\nmin_confidence = 0.6\n", encoding="utf-16")
+    (tmp_path / "dbnum.toml").write_text("db = 5\n")
     done = tg(*args, cwd=tmp_path, env=env)
 
     lines = done.stderr.strip().splitlines()
