@@ -149,6 +149,19 @@ class CoordinatorConfig(Section):
     conflicts: ConflictSettings = ConflictSettings()
     degradation: DegradationSettings = DegradationSettings()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_seconds_over_defaults(cls, values: Any) -> Any:
+        """One task's seconds set alone ([coordinator.intervals_s] trading_decision = 7200,
+        or its TG_* variable) keeps the other tasks' defaults, as every other setting does."""
+        if not isinstance(values, dict):
+            return values
+        for name in ("intervals_s", "timeouts_s"):
+            given = values.get(name)
+            if isinstance(given, dict):
+                values = {**values, name: {**cls.model_fields[name].default.model_dump(), **given}}
+        return values
+
 
 class ModelSlot(Section):
     """Who answers one model slot.
