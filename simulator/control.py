@@ -237,18 +237,23 @@ def _amounts(value: object) -> object:
         raise ValueError("unknown asset") from None
 
 
+MAX_BALANCE = Decimal(10) ** 15
+"""The most an account may be given of an asset: with the wire's decimals it stays within
+Decimal's 28 digits, so every balance and order on it can be shown."""
+
+
+def _holdable(value: dict[str, Decimal] | None) -> dict[str, Decimal] | None:
+    if value is not None and any(not (amount.is_finite() and 0 <= amount <= MAX_BALANCE) for amount in value.values()):
+        raise ValueError(f"amounts are finite, not negative and at most {MAX_BALANCE:,}")
+    return value
+
+
 class _BalancesParams(_ControlParams):
     account: str = Field("default", min_length=1, max_length=64)
     balances: dict[str, Decimal]
 
     _amounts = field_validator("balances", mode="before")(_amounts)
-
-    @field_validator("balances")
-    @classmethod
-    def _finite(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
-        if any(not amount.is_finite() or amount < 0 for amount in value.values()):
-            raise ValueError("amounts are finite and not negative")
-        return value
+    _holdable = field_validator("balances")(_holdable)
 
 
 class _AccountParams(_ControlParams):
@@ -256,6 +261,7 @@ class _AccountParams(_ControlParams):
     balances: dict[str, Decimal] | None = None
 
     _amounts = field_validator("balances", mode="before")(_amounts)
+    _holdable = field_validator("balances")(_holdable)
 
 
 class _PriceParams(PriceMove):

@@ -228,7 +228,9 @@ class ModelSettings(Section):
 class SimulatorSettings(Section):
     seed: int = Field(4, ge=0, le=2**63 - 1)  # the default opens on a market where the offline models agree to buy
     tier: Tier = "starter"
-    quote_balance: Decimal = Decimal("100000")
+    quote_balance: Decimal = Field(Decimal("100000"), ge=0, le=Decimal(10) ** 15)
+    """What a fresh sandbox account holds of each quote currency; at most what the sandbox
+    lets an account hold (simulator.control.MAX_BALANCE)."""
 
 
 SERVER_SCHEMES = ("postgresql", "postgres")

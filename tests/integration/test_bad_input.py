@@ -79,6 +79,13 @@ BAD_INPUTS: list[tuple[list[str], dict[str, str], ExitCode, str]] = [
     (["config"], {"TG_RISK": "x"}, ExitCode.USAGE, "TG_RISK: 'x' is not JSON, which a table takes"),
     (["trade", "BTC/USDT"], {"TG_KRAKEN__RATE_LIMIT": "x"}, ExitCode.USAGE, "TG_KRAKEN__RATE_LIMIT: 'x' is not JSON"),
     (["runs"], {"TG_COORDINATOR__SYMBOLS": "BTC/USD"}, ExitCode.USAGE, "not JSON, which a list takes"),
+    (["trade", "BTC/USDT"], {"TG_SIMULATOR__QUOTE_BALANCE": "1e30"}, ExitCode.USAGE, "less than or equal to"),
+    (
+        ["trade", "BTC/USDT"],
+        {"TG_SIMULATOR__QUOTE_BALANCE": "-1"},
+        ExitCode.USAGE,
+        "QUOTE_BALANCE: Input should be greater",
+    ),
 ]
 
 
