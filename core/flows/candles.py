@@ -40,6 +40,10 @@ KRAKEN_INTERVALS = (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)
 _MILLISECOND_EPOCHS = 100_000_000_000
 """An epoch above this is in milliseconds: in seconds it would lie after the year 5000."""
 
+_LAST_EPOCH = int(datetime.max.replace(tzinfo=UTC).timestamp())
+"""The last second a date can show (9999-12-31T23:59:59Z): an epoch beyond it, even in
+milliseconds, names no time."""
+
 _TIME_COLUMNS = ("timestamp", "unix", "unixtime", "epoch", "time", "opentime", "date", "datetime")
 _PRICE_COLUMNS = ("open", "high", "low", "close")
 
@@ -191,7 +195,10 @@ def parse_time(text: str) -> int:
         if not number.is_finite() or number != number.to_integral_value() or number < 0:
             raise ValueError(f"{cleaned!r} is not a whole epoch")
         seconds = int(number)
-        return seconds // 1000 if seconds > _MILLISECOND_EPOCHS else seconds
+        seconds = seconds // 1000 if seconds > _MILLISECOND_EPOCHS else seconds
+        if seconds > _LAST_EPOCH:
+            raise ValueError(f"{cleaned!r} lies after the year 9999")
+        return seconds
     if cleaned.upper().endswith(" UTC"):
         cleaned = cleaned[:-4]
     moment = datetime.fromisoformat(cleaned)

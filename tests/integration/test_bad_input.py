@@ -67,6 +67,8 @@ BAD_INPUTS: list[tuple[list[str], dict[str, str], ExitCode, str]] = [
     (["run", "--for", "0h"], {}, ExitCode.USAGE, "longer than zero"),
     (["run", "--every", "abc"], {}, ExitCode.USAGE, "is not a duration"),
     (["replay", "missing.csv"], {}, ExitCode.USAGE, "cannot read candle file"),
+    (["replay", str(CANDLES), "--from", "1e999"], {}, ExitCode.USAGE, "--from '1e999' is not a date"),
+    (["replay", str(CANDLES), "--to", "99999999999999999999"], {}, ExitCode.USAGE, "is not a date"),
     (["replay", "FILE"], {}, ExitCode.USAGE, "names no time, open, high, low, close, volume column"),
     (["ratelimit-stress", "--requests", "-5"], {}, ExitCode.USAGE, "--requests must be at least 1"),
     (["ratelimit-stress", "--tier", "nosuch"], {}, ExitCode.USAGE, "--tier must be one of"),
