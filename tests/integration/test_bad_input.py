@@ -115,6 +115,11 @@ def test_bad_input_is_one_line_and_its_exit_code(
             assert conn.execute("SELECT count(*) FROM runs").fetchone() == (0,)
 
 
+def test_a_limit_beyond_what_sql_counts_lists_every_run(tmp_path: Path) -> None:
+    done = tg("runs", "--limit", str(10**30), "--json", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (ExitCode.OK, "")
+
+
 def test_plain_tg_shows_the_help_and_the_exit_codes(tmp_path: Path) -> None:
     done = tg(cwd=tmp_path)
     assert done.returncode == ExitCode.OK
