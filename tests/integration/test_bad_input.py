@@ -141,6 +141,20 @@ def test_commands_that_read_create_no_database(tmp_path: Path, args: list[str]) 
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.parametrize("args", [["runs"], ["show", "R-1"], ["positions"], ["orders"], ["campaign", "C-1"]])
+def test_commands_that_read_leave_a_file_that_is_no_tg_database_alone(tmp_path: Path, args: list[str]) -> None:
+    empty, foreign = tmp_path / "empty.db", tmp_path / "foreign.db"
+    empty.touch()
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE notes (text)")
+    before = {path: path.read_bytes() for path in (empty, foreign)}
+    for path in before:
+        done = tg(*args, "--db", str(path), cwd=tmp_path)
+        assert done.returncode in (ExitCode.OK, ExitCode.USAGE), done.stderr
+    assert {path: path.read_bytes() for path in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db", "foreign.db"]
+
+
 def test_a_bug_is_one_line_unless_the_traceback_is_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
