@@ -265,6 +265,20 @@ class Settings(BaseSettings):
     coordinator: CoordinatorConfig = CoordinatorConfig()
     models: ModelSettings = ModelSettings()
 
+    @field_validator("db", mode="before")
+    @classmethod
+    def _db_names_a_file(cls, db: Any) -> Any:
+        # a blank name would make a file called " " (or open the current directory); another
+        # scheme's URL (sqlite:///x.db) a folder called "sqlite:"
+        if isinstance(db, str) and not db.strip():
+            raise ValueError(f"{db!r} names no database; give a file, e.g. tg.db, or a postgresql:// URL")
+        if isinstance(db, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", db) and not is_server_url(db):
+            raise ValueError(
+                f"{hide_password(db)} is a URL tg does not speak; give a SQLite file's path, e.g. tg.db, "
+                "or a postgresql:// URL"
+            )
+        return db
+
     @field_validator("db")
     @classmethod
     def _db_is_a_file(cls, db: Path | str | None) -> Path | str | None:
