@@ -42,9 +42,10 @@ NOT_SETTINGS = frozenset(
 
 class Section(BaseModel):
     """A table of settings: a key it does not know is a mistake (a typo that would
-    silently change nothing), refused with the nearest valid key."""
+    silently change nothing), refused with the nearest valid key. No setting is infinite
+    (a timeout, a deadline or a wait of inf would never end), nor NaN."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class RateLimitSettings(Section):

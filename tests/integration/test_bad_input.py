@@ -85,6 +85,8 @@ BAD_INPUTS: list[tuple[list[str], dict[str, str], ExitCode, str]] = [
     (["trade", "BTC/USDT"], {"TG_KRAKEN__RATE_LIMIT": "x"}, ExitCode.USAGE, "TG_KRAKEN__RATE_LIMIT: 'x' is not JSON"),
     (["runs"], {"TG_COORDINATOR__SYMBOLS": "BTC/USD"}, ExitCode.USAGE, "not JSON, which a list takes"),
     (["trade", "BTC/USDT"], {"TG_SIMULATOR__QUOTE_BALANCE": "1e30"}, ExitCode.USAGE, "less than or equal to"),
+    (["trade", "BTC/USDT"], {"TG_KRAKEN__TIMEOUT_S": "inf"}, ExitCode.USAGE, "TIMEOUT_S: Input should be a finite"),
+    (["config"], {"TG_EXECUTION__LEASE_WAIT_S": "inf"}, ExitCode.USAGE, "LEASE_WAIT_S: Input should be a finite"),
     (
         ["trade", "BTC/USDT"],
         {"TG_SIMULATOR__QUOTE_BALANCE": "-1"},
