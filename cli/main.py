@@ -234,10 +234,11 @@ def simulate(
     from cli.faults import check_faults
     from cli.wiring import fault_catalog, served_sandbox, simulation_sandbox
     from core.flows.campaign import WHOLE, Shard
-    from core.flows.simulation import Simulation, scratch_space
+    from core.flows.simulation import Simulation, check_seeds, scratch_space
     from core.storage.store import Store
 
     share = Shard.parse(shard) if shard is not None else WHOLE
+    check_seeds(seed, runs)
     settings = settings_from(db, config)
     catalog = fault_catalog()
     faults = check_faults(fault or [], tg_faults=True)
@@ -247,13 +248,13 @@ def simulate(
         raise InputError("--workers needs the embedded sandbox: the runs on a served one (--url) go one at a time")
     if workers is None:
         workers = 1 if url is not None else os.cpu_count() or 1
+    sandboxes = served_sandbox(url) if url is not None else simulation_sandbox(settings)  # its keys, before the store
 
     with (
         Store.open(settings.db_location) as store,
         scratch_space() as workdir,
         render.simulation_progress(sum(1 for i in range(runs) if share.owns(i))) as advance,
     ):
-        sandboxes = served_sandbox(url) if url is not None else simulation_sandbox(settings)
         simulation = Simulation(settings, sandboxes, workdir, catalog=catalog, symbol=symbol)
         collector.work_begins()
         report = asyncio.run(

@@ -56,6 +56,8 @@ BAD_INPUTS: list[tuple[list[str], dict[str, str], ExitCode, str]] = [
     (["replay", str(CANDLES), "--db", "FILE/x.db"], {}, ExitCode.ENVIRONMENT, "cannot create the directory"),
     (["simulate", "--db", "FILE/x.db"], {}, ExitCode.ENVIRONMENT, "cannot create the directory"),
     (["simulate", "--symbol", "FOO/BAR"], {}, ExitCode.USAGE, "unknown symbol FOO/BAR"),
+    (["simulate", "--seed", str(2**63 - 1), "--runs", "2"], {}, ExitCode.USAGE, "reaches seed 9223372036854775808"),
+    (["simulate", "--url", "http://127.0.0.1:1"], {}, ExitCode.USAGE, "set TG_KRAKEN_KEY_FILE"),
     (["simulate", "--fault", "db-fail:x=1"], {}, ExitCode.USAGE, "unknown option 'x'; db-fail takes"),
     (["simulate", "--fault", "crash:after=-1"], {}, ExitCode.USAGE, "greater than or equal to 0"),
     (["simulate", "--fault", "random:x=1"], {}, ExitCode.USAGE, "random takes no options"),
@@ -115,6 +117,8 @@ def test_bad_input_is_one_line_and_its_exit_code(
     assert fragment in lines[0]
     assert "Traceback" not in done.stderr
     db = tmp_path / "data" / "tg" / "tg.db"
+    if args[0] in ("simulate", "run", "replay") and code is ExitCode.USAGE and "unknown symbol" not in fragment:
+        assert not db.exists()  # the exchange decides which symbols exist; the rest is refused before the store opens
     if code is ExitCode.USAGE and db.exists():  # refused before any work: no run recorded
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT count(*) FROM runs").fetchone() == (0,)
