@@ -68,6 +68,7 @@ BAD_INPUTS: list[tuple[list[str], dict[str, str], ExitCode, str]] = [
     (["show", "nosuch"], {}, ExitCode.USAGE, "no run 'nosuch'"),
     (["positions", "--status", "bogus"], {}, ExitCode.USAGE, "--status"),
     (["sim", "advance", "xyz"], {}, ExitCode.USAGE, "is not a duration"),
+    (["sim", "serve", "--seed", "-1", "--port", "0"], {}, ExitCode.USAGE, "Invalid value for '--seed'"),
     (["sim", "advance", "0h"], {}, ExitCode.USAGE, "longer than zero"),
     (["run", "--for", "0h"], {}, ExitCode.USAGE, "longer than zero"),
     (["run", "--every", "abc"], {}, ExitCode.USAGE, "is not a duration"),
