@@ -74,6 +74,9 @@ BAD_INPUTS: list[tuple[list[str], dict[str, str], ExitCode, str]] = [
     (["run", "--every", "abc"], {}, ExitCode.USAGE, "is not a duration"),
     (["replay", "missing.csv"], {}, ExitCode.USAGE, "cannot read candle file"),
     (["replay", str(CANDLES), "--from", "1e999"], {}, ExitCode.USAGE, "--from '1e999' is not a date"),
+    (["replay", str(CANDLES), "--from", "2030-01-01"], {}, ExitCode.USAGE, "nothing to replay between"),
+    (["replay", str(CANDLES), "--from", "2025-06-01", "--to", "2025-01-01"], {}, ExitCode.USAGE, "no candle before"),
+    (["replay", str(CANDLES), "--symbol", "FOO/BAR"], {}, ExitCode.USAGE, "the sandbox does not trade FOO/BAR"),
     (["replay", str(CANDLES), "--to", "99999999999999999999"], {}, ExitCode.USAGE, "is not a date"),
     (["replay", "FILE"], {}, ExitCode.USAGE, "names no time, open, high, low, close, volume column"),
     (["ratelimit-stress", "--requests", "-5"], {}, ExitCode.USAGE, "--requests must be at least 1"),
@@ -120,6 +123,7 @@ def test_bad_input_is_one_line_and_its_exit_code(
     db = tmp_path / "data" / "tg" / "tg.db"
     if args[0] in ("simulate", "run", "replay") and code is ExitCode.USAGE and "unknown symbol" not in fragment:
         assert not db.exists()  # the exchange decides which symbols exist; the rest is refused before the store opens
+        assert not (tmp_path / "data" / "tg" / "tg.replays").exists()
     if code is ExitCode.USAGE and db.exists():  # refused before any work: no run recorded
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT count(*) FROM runs").fetchone() == (0,)
