@@ -501,8 +501,13 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except NoArgsIsHelpError as asked:  # `tg` or `tg sim` alone: the help is the answer
-        typer.echo(asked.format_message())
+        try:
+            typer.echo(asked.format_message())
+        except OSError as exc:
+            _unwritable(exc)
         sys.exit(ExitCode.OK)
+    except OSError as exc:  # the help or the version, which print before any command runs
+        _unwritable(exc)
     except TyperException as exc:  # typer's own usage errors: bad flags, missing arguments
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
@@ -512,3 +517,16 @@ def main() -> None:
         typer.echo("error: interrupted", err=True)
         sys.exit(ExitCode.INTERRUPTED)
     sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def _unwritable(exc: OSError) -> None:
+    """stdout refused the help or the version: a reader gone (`tg --help | head`) says
+    nothing more, a full disk says so; stdout then goes nowhere, so that Python's last
+    flush of it at exit raises nothing."""
+    import os
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if isinstance(exc, BrokenPipeError):
+        sys.exit(ExitCode.NOT_DONE)
+    typer.echo(f"error: cannot write tg's output: {exc.strerror or exc}", err=True)
+    sys.exit(ExitCode.ENVIRONMENT)

@@ -141,6 +141,18 @@ def test_plain_tg_shows_the_help_and_the_exit_codes(tmp_path: Path) -> None:
     assert "Usage: tg" in done.stdout and "Exit status: 0 done" in " ".join(done.stdout.split())
 
 
+@pytest.mark.parametrize("args", [["--help"], ["--version"], [], ["sim"], ["runs", "--help"]])
+def test_help_to_a_full_disk_is_one_line_and_exit_4(tmp_path: Path, args: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [str(TG), *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, cwd=tmp_path
+        )
+    assert (done.returncode, done.stderr) == (
+        ExitCode.ENVIRONMENT,
+        "error: cannot write tg's output: No space left on device\n",
+    )
+
+
 def test_help_and_version_exit_0(tmp_path: Path) -> None:
     assert tg("--help", cwd=tmp_path).returncode == 0
     assert tg("-h", cwd=tmp_path).returncode == 0
