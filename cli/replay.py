@@ -15,6 +15,7 @@ from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, sett
 
 if TYPE_CHECKING:
     from core.domain.config import Settings
+    from core.flows.candles import CandleSeries
     from core.flows.replay import ReplayMarket
     from simulator.embedded import EmbeddedExchange
     from simulator.pairs import Pair
@@ -63,8 +64,34 @@ def replayed_pair(symbol: str) -> Pair:
     try:
         return find_pair(symbol)
     except UnknownAssetPair:
-        known = ", ".join(p.wsname.replace("XBT", "BTC") for p in PAIRS.values())
+        known = ", ".join(_shown(p) for p in PAIRS.values())
         raise InputError(f"the sandbox does not trade {symbol}; replay one of {known}") from None
+
+
+def check_prices(series: CandleSeries, pair: Pair) -> None:
+    """Every candle quotable at the sandbox's tick for `pair`, as its market rounds them:
+    a price that rounds to 0 would leave the market without one, a price too large for
+    Decimal's digits at that tick could not be quoted at all."""
+    from decimal import InvalidOperation
+
+    from core.domain.errors import InputError
+
+    for candle in series.candles:
+        where = f"{series.source}: line {candle.line}"
+        try:
+            lowest = candle.low.quantize(pair.tick_size)
+            candle.high.quantize(pair.tick_size)
+        except InvalidOperation:
+            raise InputError(f"{where}: high {candle.high} is too large a price for the sandbox to quote") from None
+        if lowest <= 0:
+            raise InputError(
+                f"{where}: low {candle.low} is below {_shown(pair)}'s price tick {pair.tick_size}, "
+                "so the sandbox would quote it at 0"
+            )
+
+
+def _shown(pair: Pair) -> str:
+    return pair.wsname.replace("XBT", "BTC")
 
 
 @contextmanager
@@ -147,7 +174,7 @@ def replay(
         seed=settings.simulator.seed if seed is None else seed,
     )
     series = load_candles(file, interval_minutes=interval)
-    replayed_pair(symbol)
+    check_prices(series, replayed_pair(symbol))
     trading_span(series, options)  # a window with nothing to replay is refused before the store opens
     replay_render.data_issues(series)
     runner = Replay(settings, replay_sandbox(settings), replays_folder(settings.db_path), catalog=fault_catalog())

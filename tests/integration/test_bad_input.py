@@ -77,6 +77,8 @@ BAD_INPUTS: list[tuple[list[str], dict[str, str], ExitCode, str]] = [
     (["replay", str(CANDLES), "--from", "2030-01-01"], {}, ExitCode.USAGE, "nothing to replay between"),
     (["replay", str(CANDLES), "--from", "2025-06-01", "--to", "2025-01-01"], {}, ExitCode.USAGE, "no candle before"),
     (["replay", str(CANDLES), "--symbol", "FOO/BAR"], {}, ExitCode.USAGE, "the sandbox does not trade FOO/BAR"),
+    (["replay", "tiny.csv"], {}, ExitCode.USAGE, "tiny.csv: line 2: low 1E-11 is below BTC/USD's price tick 0.1"),
+    (["replay", "huge.csv"], {}, ExitCode.USAGE, "huge.csv: line 2: high 1E+30 is too large a price"),
     (["replay", str(CANDLES), "--to", "99999999999999999999"], {}, ExitCode.USAGE, "is not a date"),
     (["replay", "FILE"], {}, ExitCode.USAGE, "names no time, open, high, low, close, volume column"),
     (["ratelimit-stress", "--requests", "-5"], {}, ExitCode.USAGE, "--requests must be at least 1"),
@@ -113,6 +115,9 @@ def test_bad_input_is_one_line_and_its_exit_code(
     (tmp_path / "typo.toml").write_text("[risk]\nmin_confidnce = 0.99\n")
     (tmp_path / "utf16.toml").write_text("[risk]\nmin_confidence = 0.6\n", encoding="utf-16")
     (tmp_path / "dbnum.toml").write_text("db = 5\n")
+    for name, price in (("tiny.csv", "1e-11"), ("huge.csv", "1e30")):
+        rows = "".join(f"{1_735_689_600 + 3600 * i},{price},{price},{price},{price},1\n" for i in range(100))
+        (tmp_path / name).write_text("time,open,high,low,close,volume\n" + rows)
     done = tg(*args, cwd=tmp_path, env=env)
 
     lines = done.stderr.strip().splitlines()
