@@ -123,8 +123,8 @@ class _Row:
 def load_candles(path: Path, *, interval_minutes: int) -> CandleSeries:
     """Read a candle file; bad rows and gaps are reported in the series, not raised.
 
-    Raises InputError when the file cannot be read at all, holds no usable row, or its
-    candles are spaced unlike `interval_minutes`.
+    Raises InputError when the file cannot be read at all (a line no CSV reader takes
+    too), holds no usable row, or its candles are spaced unlike `interval_minutes`.
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -141,7 +141,9 @@ def parse_candles(lines: Iterable[str], *, interval_minutes: int, source: str = 
         raise InputError(
             f"--interval {interval_minutes} is not a Kraken candle interval; use one of {list(KRAKEN_INTERVALS)}"
         )
-    rows = [_Row(number, cells) for number, cells in _numbered_rows(lines) if any(cell.strip() for cell in cells)]
+    rows = [
+        _Row(number, cells) for number, cells in _numbered_rows(lines, source) if any(cell.strip() for cell in cells)
+    ]
     if not rows:
         raise InputError(f"{source} holds no rows; give a CSV of candles")
     header = _header(rows[0].cells)
@@ -210,9 +212,12 @@ def parse_time(text: str) -> int:
     return int(stamp)
 
 
-def _numbered_rows(lines: Iterable[str]) -> Iterable[tuple[int, list[str]]]:
+def _numbered_rows(lines: Iterable[str], source: str) -> Iterable[tuple[int, list[str]]]:
     for number, line in enumerate(lines, start=1):
-        yield number, next(csv.reader(io.StringIO(line)), [])
+        try:
+            yield number, next(csv.reader(io.StringIO(line)), [])
+        except csv.Error as exc:  # a field past the csv module's limit of 131072 characters
+            raise InputError(f"{source}: line {number} is no CSV row of candles: {exc}") from None
 
 
 def _is_number(text: str) -> bool:
