@@ -200,6 +200,7 @@ def simulate(
         int | None,
         typer.Option(
             "--workers",
+            metavar="N",
             min=1,
             help="Processes to spread the runs over (default: the core count; 1 with --url). "
             "The results are those of one worker.",
