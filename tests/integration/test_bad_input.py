@@ -62,6 +62,12 @@ BAD_INPUTS: list[tuple[list[str], dict[str, str], ExitCode, str]] = [
     (["simulate", "--fault", "crash:after=-1"], {}, ExitCode.USAGE, "greater than or equal to 0"),
     (["simulate", "--fault", "random:x=1"], {}, ExitCode.USAGE, "random takes no options"),
     (["simulate", "--fault", "nosuch"], {}, ExitCode.USAGE, "unknown fault 'nosuch'"),
+    (
+        ["simulate", "--fault", "stop-fail:endpoint=AddOrdr"],
+        {},
+        ExitCode.USAGE,
+        "'AddOrdr' is no method the sandbox serves; did you mean AddOrder?",
+    ),
     (["trade", "FOO"], {}, ExitCode.USAGE, "unknown symbol FOO"),
     (["trade", "BTC/USDT", "--side", "hold"], {}, ExitCode.USAGE, "'hold' is not one of 'buy', 'sell'"),
     (["trade", "BTC/USDT", "--side", "buy", "--volume", "-1"], {}, ExitCode.USAGE, "--volume must be a positive"),
