@@ -547,6 +547,16 @@ class FaultRule(BaseModel):
         return endpoint
 
     @model_validator(mode="after")
+    def _a_window_that_opens(self) -> FaultRule:
+        """active_until at or before active_from leaves no time to fire in."""
+        if self.active_from is not None and self.active_until is not None and self.active_until <= self.active_from:
+            raise ValueError(
+                f"active_until {self.active_until:g} is not after active_from {self.active_from:g}, so the rule "
+                "would never fire"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _known_fault(self) -> FaultRule:
         if self.fault not in CATALOG:
             raise ValueError(f"unknown fault {self.fault!r}; known: {', '.join(CATALOG)}")

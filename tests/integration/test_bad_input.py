@@ -62,6 +62,8 @@ BAD_INPUTS: list[tuple[list[str], dict[str, str], ExitCode, str]] = [
     (["simulate", "--fault", "crash:after=-1"], {}, ExitCode.USAGE, "greater than or equal to 0"),
     (["simulate", "--fault", "random:x=1"], {}, ExitCode.USAGE, "random takes no options"),
     (["simulate", "--fault", "nosuch"], {}, ExitCode.USAGE, "unknown fault 'nosuch'"),
+    (["simulate", "--fault", "busy:active_from=10,active_until=5"], {}, ExitCode.USAGE, "the rule would never fire"),
+    (["sim", "serve", "--port", "0", "--scenario", "for0.toml"], {}, ExitCode.USAGE, "give more than 0s"),
     (
         ["simulate", "--fault", "stop-fail:endpoint=AddOrdr"],
         {},
@@ -121,6 +123,7 @@ def test_bad_input_is_one_line_and_its_exit_code(
     (tmp_path / "typo.toml").write_text("[risk]\nmin_confidnce = 0.99\n")
     (tmp_path / "utf16.toml").write_text("[risk]\nmin_confidence = 0.6\n", encoding="utf-16")
     (tmp_path / "dbnum.toml").write_text("db = 5\n")
+    (tmp_path / "for0.toml").write_text('[[event]]\nat = "1m"\nfor = "0s"\nfault = "stop-fail"\n')
     for name, price in (("tiny.csv", "1e-11"), ("huge.csv", "1e30")):
         rows = "".join(f"{1_735_689_600 + 3600 * i},{price},{price},{price},{price},1\n" for i in range(100))
         (tmp_path / name).write_text("time,open,high,low,close,volume\n" + rows)
