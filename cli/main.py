@@ -200,6 +200,7 @@ def simulate(
         int | None,
         typer.Option(
             "--workers",
+            metavar="N",
             min=1,
             help="Processes to spread the runs over (default: the core count; 1 with --url). "
             "The results are those of one worker.",
@@ -234,10 +235,11 @@ def simulate(
     from cli.faults import check_faults
     from cli.wiring import fault_catalog, served_sandbox, simulation_sandbox
     from core.flows.campaign import WHOLE, Shard
-    from core.flows.simulation import Simulation, scratch_space
+    from core.flows.simulation import Simulation, check_seeds, scratch_space
     from core.storage.store import Store
 
     share = Shard.parse(shard) if shard is not None else WHOLE
+    check_seeds(seed, runs)
     settings = settings_from(db, config)
     catalog = fault_catalog()
     faults = check_faults(fault or [], tg_faults=True)
@@ -247,13 +249,13 @@ def simulate(
         raise InputError("--workers needs the embedded sandbox: the runs on a served one (--url) go one at a time")
     if workers is None:
         workers = 1 if url is not None else os.cpu_count() or 1
+    sandboxes = served_sandbox(url) if url is not None else simulation_sandbox(settings)  # its keys, before the store
 
     with (
         Store.open(settings.db_location) as store,
         scratch_space() as workdir,
         render.simulation_progress(sum(1 for i in range(runs) if share.owns(i))) as advance,
     ):
-        sandboxes = served_sandbox(url) if url is not None else simulation_sandbox(settings)
         simulation = Simulation(settings, sandboxes, workdir, catalog=catalog, symbol=symbol)
         collector.work_begins()
         report = asyncio.run(
@@ -500,8 +502,13 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except NoArgsIsHelpError as asked:  # `tg` or `tg sim` alone: the help is the answer
-        typer.echo(asked.format_message())
+        try:
+            typer.echo(asked.format_message())
+        except OSError as exc:
+            _unwritable(exc)
         sys.exit(ExitCode.OK)
+    except OSError as exc:  # the help or the version, which print before any command runs
+        _unwritable(exc)
     except TyperException as exc:  # typer's own usage errors: bad flags, missing arguments
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
@@ -511,3 +518,16 @@ def main() -> None:
         typer.echo("error: interrupted", err=True)
         sys.exit(ExitCode.INTERRUPTED)
     sys.exit(code if isinstance(code, int) else ExitCode.OK)
+
+
+def _unwritable(exc: OSError) -> None:
+    """stdout refused the help or the version: a reader gone (`tg --help | head`) says
+    nothing more, a full disk says so; stdout then goes nowhere, so that Python's last
+    flush of it at exit raises nothing."""
+    import os
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if isinstance(exc, BrokenPipeError):
+        sys.exit(ExitCode.NOT_DONE)
+    typer.echo(f"error: cannot write tg's output: {exc.strerror or exc}", err=True)
+    sys.exit(ExitCode.ENVIRONMENT)

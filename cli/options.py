@@ -160,7 +160,10 @@ def checked_url(url: str | None) -> str | None:
 
     from core.domain.errors import InputError
 
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed [IPv6 bracket
+        raise InputError(f"--url {url!r} is not an http(s) address, e.g. http://127.0.0.1:8765") from None
     try:
         port = parts.port
     except ValueError:

@@ -15,8 +15,10 @@ from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, sett
 
 if TYPE_CHECKING:
     from core.domain.config import Settings
+    from core.flows.candles import CandleSeries
     from core.flows.replay import ReplayMarket
     from simulator.embedded import EmbeddedExchange
+    from simulator.pairs import Pair
 
 
 def replays_folder(db_path: Path) -> Path:
@@ -28,19 +30,12 @@ def replay_sandbox(settings: Settings) -> Callable[[ReplayMarket], EmbeddedExcha
     """A fresh embedded exchange whose market for the replayed pair is the recording
     (the other pairs keep the seeded market), at the configured rate-limit tier."""
     from cli.wiring import open_embedded
-    from core.domain.errors import InputError
     from simulator.candle_path import CandlePath
-    from simulator.exceptions import UnknownAssetPair
-    from simulator.pairs import PAIRS, find_pair
     from simulator.price_path import Bar
     from simulator.ratelimits import Tier
 
     def open_sandbox(market: ReplayMarket) -> EmbeddedExchange:
-        try:
-            pair = find_pair(market.symbol)
-        except UnknownAssetPair:
-            known = ", ".join(p.wsname.replace("XBT", "BTC") for p in PAIRS.values())
-            raise InputError(f"the sandbox does not trade {market.symbol}; replay one of {known}") from None
+        pair = replayed_pair(market.symbol)
         bars = [
             # OHLCVT carries no vwap: the typical price stands in for it
             Bar(
@@ -57,6 +52,46 @@ def replay_sandbox(settings: Settings) -> Callable[[ReplayMarket], EmbeddedExcha
         )
 
     return open_sandbox
+
+
+def replayed_pair(symbol: str) -> Pair:
+    """The sandbox's pair `symbol` names; a replay runs only on the embedded sandbox, so
+    one it does not trade is known before anything is made."""
+    from core.domain.errors import InputError
+    from simulator.exceptions import UnknownAssetPair
+    from simulator.pairs import PAIRS, find_pair
+
+    try:
+        return find_pair(symbol)
+    except UnknownAssetPair:
+        known = ", ".join(_shown(p) for p in PAIRS.values())
+        raise InputError(f"the sandbox does not trade {symbol}; replay one of {known}") from None
+
+
+def check_prices(series: CandleSeries, pair: Pair) -> None:
+    """Every candle quotable at the sandbox's tick for `pair`, as its market rounds them:
+    a price that rounds to 0 would leave the market without one, a price too large for
+    Decimal's digits at that tick could not be quoted at all."""
+    from decimal import InvalidOperation
+
+    from core.domain.errors import InputError
+
+    for candle in series.candles:
+        where = f"{series.source}: line {candle.line}"
+        try:
+            lowest = candle.low.quantize(pair.tick_size)
+            candle.high.quantize(pair.tick_size)
+        except InvalidOperation:
+            raise InputError(f"{where}: high {candle.high} is too large a price for the sandbox to quote") from None
+        if lowest <= 0:
+            raise InputError(
+                f"{where}: low {candle.low} is below {_shown(pair)}'s price tick {pair.tick_size}, "
+                "so the sandbox would quote it at 0"
+            )
+
+
+def _shown(pair: Pair) -> str:
+    return pair.wsname.replace("XBT", "BTC")
 
 
 @contextmanager
@@ -123,7 +158,7 @@ def replay(
     from cli.faults import check_faults
     from cli.wiring import fault_catalog
     from core.flows.candles import load_candles
-    from core.flows.replay import Replay, ReplayOptions
+    from core.flows.replay import Replay, ReplayOptions, trading_span
     from core.storage.store import Store
 
     settings = settings_from(db, config)
@@ -139,6 +174,8 @@ def replay(
         seed=settings.simulator.seed if seed is None else seed,
     )
     series = load_candles(file, interval_minutes=interval)
+    check_prices(series, replayed_pair(symbol))
+    trading_span(series, options)  # a window with nothing to replay is refused before the store opens
     replay_render.data_issues(series)
     runner = Replay(settings, replay_sandbox(settings), replays_folder(settings.db_path), catalog=fault_catalog())
     collector.work_begins()

@@ -12,7 +12,7 @@ import typer
 
 from cli import collector
 from cli.exit_codes import ExitCode
-from cli.options import ConfigOption, DbOption, JsonOption, reports_errors, settings_from
+from cli.options import ConfigOption, DbOption, JsonOption, checked_url, reports_errors, settings_from
 
 if TYPE_CHECKING:
     from core.flows.run_loop import RunState, RunSummary
@@ -86,6 +86,7 @@ def run(
     faults = check_faults([f for f in fault or [] if f != "random"], tg_faults=False) + [
         f for f in fault or [] if f == "random"
     ]
+    url = checked_url(url)
     if faults and url is not None and not is_loopback(url):
         raise InputError("--fault needs a sandbox: Kraken itself takes no faults")
     settings = settings_from(db, config)

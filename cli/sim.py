@@ -291,7 +291,8 @@ def sim_serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", metavar="PORT", help="TCP port; 0 picks a free one.")] = SERVE_PORT,
     seed: Annotated[
-        int | None, typer.Option("--seed", metavar="N", help="Seed of the market (default: from settings).")
+        int | None,
+        typer.Option("--seed", metavar="N", min=0, max=2**63 - 1, help="Seed of the market (default: from settings)."),
     ] = None,
     tier: Annotated[
         Literal["starter", "intermediate", "pro", "none"] | None,

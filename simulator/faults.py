@@ -61,6 +61,7 @@ ws:executions...) that only the stream faults below can meet:
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import random
@@ -70,7 +71,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from simulator.exceptions import (
     ApiRateLimitExceeded,
@@ -528,6 +529,32 @@ class FaultRule(BaseModel):
             defaults = CATALOG[data["fault"]].defaults
             return {"endpoint": defaults.endpoint, "match": defaults.match, "times": defaults.times, **data}
         return data
+
+    @field_validator("endpoint")
+    @classmethod
+    def _known_endpoint(cls, endpoint: str) -> str:
+        """A method the sandbox serves, a stream (ws:<channel>) or any: a misspelt one
+        (AddOrdr) would make a rule that never fires."""
+        if endpoint == ANY_ENDPOINT or endpoint.startswith("ws:"):
+            return endpoint
+        from simulator.urls import PRIVATE, PUBLIC  # the routes' handlers: not needed to import the catalog
+
+        methods = sorted({path.rsplit("/", 1)[-1] for path in (*PUBLIC, *PRIVATE)})
+        if endpoint not in methods:
+            close = difflib.get_close_matches(endpoint, methods, n=1)
+            hint = f"did you mean {close[0]}?" if close else "give a Kraken method name (AddOrder, QueryOrders...) or *"
+            raise ValueError(f"{endpoint!r} is no method the sandbox serves; {hint}")
+        return endpoint
+
+    @model_validator(mode="after")
+    def _a_window_that_opens(self) -> FaultRule:
+        """active_until at or before active_from leaves no time to fire in."""
+        if self.active_from is not None and self.active_until is not None and self.active_until <= self.active_from:
+            raise ValueError(
+                f"active_until {self.active_until:g} is not after active_from {self.active_from:g}, so the rule "
+                "would never fire"
+            )
+        return self
 
     @model_validator(mode="after")
     def _known_fault(self) -> FaultRule:

@@ -127,6 +127,8 @@ class ScenarioEvent(BaseModel):
             raise ValueError("an event holds one price move, one fault or one status")
         if self.lasts is not None and self.price is not None:
             raise ValueError("for is a fault's or a status's window; a price move says how long it lasts with over")
+        if self.lasts is not None and self.lasts <= 0:
+            raise ValueError("for is how long the fault or status lasts: give more than 0s, or leave it out for good")
         return self
 
 

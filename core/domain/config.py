@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from core.domain.errors import ConfigError
 
@@ -40,9 +42,10 @@ NOT_SETTINGS = frozenset(
 
 class Section(BaseModel):
     """A table of settings: a key it does not know is a mistake (a typo that would
-    silently change nothing), refused with the nearest valid key."""
+    silently change nothing), refused with the nearest valid key. No setting is infinite
+    (a timeout, a deadline or a wait of inf would never end), nor NaN."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class RateLimitSettings(Section):
@@ -147,6 +150,19 @@ class CoordinatorConfig(Section):
     conflicts: ConflictSettings = ConflictSettings()
     degradation: DegradationSettings = DegradationSettings()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_seconds_over_defaults(cls, values: Any) -> Any:
+        """One task's seconds set alone ([coordinator.intervals_s] trading_decision = 7200,
+        or its TG_* variable) keeps the other tasks' defaults, as every other setting does."""
+        if not isinstance(values, dict):
+            return values
+        for name in ("intervals_s", "timeouts_s"):
+            given = values.get(name)
+            if isinstance(given, dict):
+                values = {**values, name: {**cls.model_fields[name].default.model_dump(), **given}}
+        return values
+
 
 class ModelSlot(Section):
     """Who answers one model slot.
@@ -213,7 +229,9 @@ class ModelSettings(Section):
 class SimulatorSettings(Section):
     seed: int = Field(4, ge=0, le=2**63 - 1)  # the default opens on a market where the offline models agree to buy
     tier: Tier = "starter"
-    quote_balance: Decimal = Decimal("100000")
+    quote_balance: Decimal = Field(Decimal("100000"), ge=0, lt=Decimal(10) ** 9)
+    """What a fresh sandbox account holds of each quote currency; under what the sandbox
+    lets an account hold (simulator.params.MAX_AMOUNT)."""
 
 
 SERVER_SCHEMES = ("postgresql", "postgres")
@@ -247,6 +265,20 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = SimulatorSettings()
     coordinator: CoordinatorConfig = CoordinatorConfig()
     models: ModelSettings = ModelSettings()
+
+    @field_validator("db", mode="before")
+    @classmethod
+    def _db_names_a_file(cls, db: Any) -> Any:
+        # a blank name would make a file called " " (or open the current directory); another
+        # scheme's URL (sqlite:///x.db) a folder called "sqlite:"
+        if isinstance(db, str) and not db.strip():
+            raise ValueError(f"{db!r} names no database; give a file, e.g. tg.db, or a postgresql:// URL")
+        if isinstance(db, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", db) and not is_server_url(db):
+            raise ValueError(
+                f"{hide_password(db)} is a URL tg does not speak; give a SQLite file's path, e.g. tg.db, "
+                "or a postgresql:// URL"
+            )
+        return db
 
     @field_validator("db")
     @classmethod
@@ -299,6 +331,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: it is not UTF-8 text ({exc.reason})") from exc
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -367,7 +401,7 @@ def _unknown_key(model: type[BaseModel], path: list[str]) -> tuple[str, str | No
 def _explain(exc: ValidationError, where: str) -> str:
     """One line for the first problem: an unknown key with its nearest valid one."""
     first = exc.errors()[0]
-    loc = [str(part) for part in first["loc"]]
+    loc = _setting_path(first["loc"])
     key = ".".join(loc)
     place = f" {where}" if where else ""
     if first["type"] == "extra_forbidden":
@@ -376,6 +410,27 @@ def _explain(exc: ValidationError, where: str) -> str:
         hint = f"; did you mean {suggestion}?" if suggestion else ""
         return f"unknown setting {key}{place}{hint} (see `tg config`)"
     return f"invalid setting {key}{place}: {_message(first)}"
+
+
+def _setting_path(loc: tuple[int | str, ...]) -> list[str]:
+    """The setting an error's location names: pydantic adds the member of a union it
+    tried (db.str, db.lax-or-strict[...]), which names no setting and is left out."""
+    path: list[str] = []
+    annotation: Any = Settings
+    for part in loc:
+        origin = typing.get_origin(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                path.append(str(part))  # an unknown key: named as given
+                break
+            annotation = field.annotation
+        elif origin in (dict, list):
+            annotation = typing.get_args(annotation)[-1]
+        else:
+            break
+        path.append(str(part))
+    return path
 
 
 def _message(error: Any) -> str:
@@ -415,6 +470,42 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _not_json(environ: Mapping[str, str]) -> str:
+    """What to say of a TG_* variable naming a table or a list (TG_RISK, TG_COORDINATOR__SYMBOLS)
+    whose value is not the JSON such a variable takes."""
+    for name in sorted(environ):
+        if not name.startswith("TG_") or name in NOT_SETTINGS:
+            continue
+        kind = _json_kind(Settings, name.removeprefix("TG_").lower().split("__"))
+        if kind is None:
+            continue
+        try:
+            json.loads(environ[name])
+        except ValueError:
+            example = (
+                f"""{name}='["..."]'"""
+                if kind == "list"
+                else f"""{name}='{{"key": value}}', or set its keys one by one as {name}__KEY"""
+            )
+            return f"invalid environment setting {name}: {environ[name]!r} is not JSON, which a {kind} takes: e.g. {example}"
+    return "a TG_* variable naming a table or a list holds no JSON (see `tg config`)"
+
+
+def _json_kind(model: type[BaseModel], path: list[str]) -> str | None:
+    """ "table" or "list" when `path` names such a setting of `model`, whose variable is read
+    as JSON; else None."""
+    field = model.model_fields.get(path[0])
+    if field is None:
+        return None
+    annotation = field.annotation
+    is_model = isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    if len(path) > 1:
+        return _json_kind(annotation, path[1:]) if is_model else None  # type: ignore[arg-type]
+    if is_model or typing.get_origin(annotation) is dict:
+        return "table"
+    return "list" if typing.get_origin(annotation) is list else None
+
+
 class _EnvOnly(Settings):
     """Settings read from TG_* variables alone, to layer them over the TOML file."""
 
@@ -423,9 +514,11 @@ class _EnvOnly(Settings):
     def __init__(self) -> None:
         try:
             super().__init__()
+        except SettingsError as exc:  # a table or list given a value that is not JSON
+            raise ConfigError(_not_json(os.environ)) from exc
         except ValidationError as exc:
             first = exc.errors()[0]
-            loc = [str(p) for p in first["loc"]]
+            loc = _setting_path(first["loc"])
             name = "TG_" + "__".join(loc).upper()
             if first["type"] == "extra_forbidden":
                 problem = _unknown_key(Settings, loc)

@@ -40,6 +40,10 @@ KRAKEN_INTERVALS = (1, 5, 15, 30, 60, 240, 1440, 10080, 21600)
 _MILLISECOND_EPOCHS = 100_000_000_000
 """An epoch above this is in milliseconds: in seconds it would lie after the year 5000."""
 
+_LAST_EPOCH = int(datetime.max.replace(tzinfo=UTC).timestamp())
+"""The last second a date can show (9999-12-31T23:59:59Z): an epoch beyond it, even in
+milliseconds, names no time."""
+
 _TIME_COLUMNS = ("timestamp", "unix", "unixtime", "epoch", "time", "opentime", "date", "datetime")
 _PRICE_COLUMNS = ("open", "high", "low", "close")
 
@@ -119,8 +123,8 @@ class _Row:
 def load_candles(path: Path, *, interval_minutes: int) -> CandleSeries:
     """Read a candle file; bad rows and gaps are reported in the series, not raised.
 
-    Raises InputError when the file cannot be read at all, holds no usable row, or its
-    candles are spaced unlike `interval_minutes`.
+    Raises InputError when the file cannot be read at all (a line no CSV reader takes
+    too), holds no usable row, or its candles are spaced unlike `interval_minutes`.
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -137,7 +141,9 @@ def parse_candles(lines: Iterable[str], *, interval_minutes: int, source: str = 
         raise InputError(
             f"--interval {interval_minutes} is not a Kraken candle interval; use one of {list(KRAKEN_INTERVALS)}"
         )
-    rows = [_Row(number, cells) for number, cells in _numbered_rows(lines) if any(cell.strip() for cell in cells)]
+    rows = [
+        _Row(number, cells) for number, cells in _numbered_rows(lines, source) if any(cell.strip() for cell in cells)
+    ]
     if not rows:
         raise InputError(f"{source} holds no rows; give a CSV of candles")
     header = _header(rows[0].cells)
@@ -191,7 +197,10 @@ def parse_time(text: str) -> int:
         if not number.is_finite() or number != number.to_integral_value() or number < 0:
             raise ValueError(f"{cleaned!r} is not a whole epoch")
         seconds = int(number)
-        return seconds // 1000 if seconds > _MILLISECOND_EPOCHS else seconds
+        seconds = seconds // 1000 if seconds > _MILLISECOND_EPOCHS else seconds
+        if seconds > _LAST_EPOCH:
+            raise ValueError(f"{cleaned!r} lies after the year 9999")
+        return seconds
     if cleaned.upper().endswith(" UTC"):
         cleaned = cleaned[:-4]
     moment = datetime.fromisoformat(cleaned)
@@ -203,9 +212,12 @@ def parse_time(text: str) -> int:
     return int(stamp)
 
 
-def _numbered_rows(lines: Iterable[str]) -> Iterable[tuple[int, list[str]]]:
+def _numbered_rows(lines: Iterable[str], source: str) -> Iterable[tuple[int, list[str]]]:
     for number, line in enumerate(lines, start=1):
-        yield number, next(csv.reader(io.StringIO(line)), [])
+        try:
+            yield number, next(csv.reader(io.StringIO(line)), [])
+        except csv.Error as exc:  # a field past the csv module's limit of 131072 characters
+            raise InputError(f"{source}: line {number} is no CSV row of candles: {exc}") from None
 
 
 def _is_number(text: str) -> bool:

@@ -228,7 +228,7 @@ class ContinuousRun:
         stop_reason: Callable[[], str] = lambda: "stopped",
     ) -> RunSummary:
         pairs = [await self._client.resolve_pair(s) for s in symbols]
-        names = [p.symbol for p in pairs]
+        names = list(dict.fromkeys(p.symbol for p in pairs))  # BTC/USD,btc/usd,XBT/USD: one pair, traded once
         run_id = new_run_id()
         started = self._clock.time()
         journal = RunJournal.start(

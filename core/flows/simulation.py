@@ -82,6 +82,17 @@ TG_FAULTS: dict[str, tuple[type[_Options], str]] = {
     "foreign": (NoOptions, "another client's orders and coins are on the account"),
 }
 """tg's own faults (the sandbox's are simulator.faults.CATALOG): name -> options, summary."""
+LAST_SEED = 2**63 - 1
+"""The largest seed a sandbox takes (simulator.seed's range)."""
+
+
+def check_seeds(seed: int, runs: int) -> None:
+    """Refuse, before anything is made, a campaign whose last run (seed + runs - 1) has a
+    seed the sandbox would refuse half-way through."""
+    if seed + runs - 1 > LAST_SEED:
+        raise InputError(f"--seed {seed} with --runs {runs} reaches seed {seed + runs - 1}; seeds go up to {LAST_SEED}")
+
+
 RANDOM = "random"
 RANDOM_SUMMARY = "a seeded mix of every fault, with seeded options, in a seeded order"
 

@@ -15,7 +15,9 @@ engines pool nothing (NullPool): keeping one holds no connection or file open.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, MutableMapping
+from contextlib import closing
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -186,4 +188,22 @@ def backend_for(location: str | Path, *, create: bool = True, scratch: bool = Fa
 
         return PostgresBackend.at(str(location))
     path = Path(location)
-    return SQLiteBackend(path, in_memory=not create and not path.exists(), scratch=scratch)
+    return SQLiteBackend(path, in_memory=not create and not _has_a_schema(path), scratch=scratch)
+
+
+def _has_a_schema(path: Path) -> bool:
+    """Whether the SQLite file at `path` has been given tg's schema (at any version). A
+    missing or empty file, or another program's database, has none: a command that only
+    reads answers from an empty database in memory rather than write tg's tables into it.
+    What cannot be read here (not a database, no permission, not a file) is left to the
+    real open to report."""
+    if not path.exists():
+        return False
+    if not path.is_file():
+        return True
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error:
+        return True
+    return version != 0

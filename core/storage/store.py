@@ -50,6 +50,9 @@ from core.storage.schema import (
     InsertionOrder,
 )
 
+_MAX_LIMIT = 2**63 - 1
+"""The largest LIMIT SQL takes (a 64-bit integer): a larger one asks for every row anyway."""
+
 WriteGuard = Callable[[str], None]
 """Called with a table's name before each write to it; raising refuses the write."""
 
@@ -369,7 +372,7 @@ class Store:
         params = {
             **where,
             **({"among": list(among[1])} if among else {}),
-            **({"limit": limit} if limit is not None else {}),
+            **({"limit": min(limit, _MAX_LIMIT)} if limit is not None else {}),
         }
         return [dict(row) for row in self._read(table, statement, params).mappings()]
 

@@ -139,3 +139,12 @@ class TestStrictSettings:
         assert sources["risk.max_open_positions"] == (5, "environment")
         assert sources["db"] == (str(tmp_path / "x.db"), "flag")
         assert sources["risk.min_reward_risk"][1] == "default"
+
+
+def test_one_task_interval_keeps_the_other_tasks_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TG_COORDINATOR__INTERVALS_S__TRADING_DECISION", "7200")
+    config = tmp_path / "tg.toml"
+    config.write_text("[coordinator.timeouts_s]\nregime_detection = 200\n")
+    coordinator = load_settings(config).coordinator
+    assert (coordinator.intervals_s.trading_decision, coordinator.intervals_s.technical_analysis) == (7200, 60)
+    assert (coordinator.timeouts_s.regime_detection, coordinator.timeouts_s.trading_decision) == (200, 600)

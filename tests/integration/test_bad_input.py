@@ -38,6 +38,9 @@ BAD_INPUTS: list[tuple[list[str], dict[str, str], ExitCode, str]] = [
     (["trade", "BTC/USDT", "--url", "http://localhost:99999"], {}, ExitCode.USAGE, "no valid port"),
     (["trade", "BTC/USDT", "--url", "http://127.0.0.1:abc"], {}, ExitCode.USAGE, "no valid port"),
     (["orders", "--url", "ftp://127.0.0.1:21"], {}, ExitCode.USAGE, "not an http(s) address"),
+    (["orders", "--url", "http://[::1"], {}, ExitCode.USAGE, "not an http(s) address"),
+    (["sim", "status", "--url", "http://[::1"], {}, ExitCode.USAGE, "not an http(s) address"),
+    (["run", "--url", "http://[::1", "--fault", "stop-fail"], {}, ExitCode.USAGE, "not an http(s) address"),
     (["trade", "BTC/USDT", "--url", "http://example.com:8765"], {}, ExitCode.USAGE, "add --live"),
     (["trade", "BTC/USDT", "--live"], {}, ExitCode.USAGE, "--live needs --url"),
     (["trade", "BTC/USDT", "--url", "http://127.0.0.1:1"], {}, ExitCode.ENVIRONMENT, "connection to Kraken failed"),
@@ -45,32 +48,67 @@ BAD_INPUTS: list[tuple[list[str], dict[str, str], ExitCode, str]] = [
     (["sim", "advance", "1h", "--db", "DIR"], {}, ExitCode.USAGE, "is a directory"),
     (["replay", str(CANDLES), "--db", "DIR"], {}, ExitCode.USAGE, "is a directory"),
     (["runs"], {"TG_DB": "DIR"}, ExitCode.USAGE, "TG_DB: DIR is a directory"),
+    (["trade", "BTC/USDT", "--db", " "], {}, ExitCode.USAGE, "' ' names no database"),
+    (["runs", "--db", ""], {}, ExitCode.USAGE, "'' names no database"),
+    (["trade", "BTC/USDT"], {"TG_DB": "sqlite:///x.db"}, ExitCode.USAGE, "sqlite:///x.db is a URL tg does not speak"),
     (["sim", "reset", "--db", "FILE/x.db"], {}, ExitCode.ENVIRONMENT, "cannot keep the sandbox's state"),
     (["sim", "advance", "1h", "--db", "FILE/x.db"], {}, ExitCode.ENVIRONMENT, "cannot keep the sandbox's state"),
     (["replay", str(CANDLES), "--db", "FILE/x.db"], {}, ExitCode.ENVIRONMENT, "cannot create the directory"),
     (["simulate", "--db", "FILE/x.db"], {}, ExitCode.ENVIRONMENT, "cannot create the directory"),
     (["simulate", "--symbol", "FOO/BAR"], {}, ExitCode.USAGE, "unknown symbol FOO/BAR"),
+    (["simulate", "--seed", str(2**63 - 1), "--runs", "2"], {}, ExitCode.USAGE, "reaches seed 9223372036854775808"),
+    (["simulate", "--url", "http://127.0.0.1:1"], {}, ExitCode.USAGE, "set TG_KRAKEN_KEY_FILE"),
     (["simulate", "--fault", "db-fail:x=1"], {}, ExitCode.USAGE, "unknown option 'x'; db-fail takes"),
     (["simulate", "--fault", "crash:after=-1"], {}, ExitCode.USAGE, "greater than or equal to 0"),
     (["simulate", "--fault", "random:x=1"], {}, ExitCode.USAGE, "random takes no options"),
     (["simulate", "--fault", "nosuch"], {}, ExitCode.USAGE, "unknown fault 'nosuch'"),
+    (["simulate", "--fault", "busy:active_from=10,active_until=5"], {}, ExitCode.USAGE, "the rule would never fire"),
+    (["sim", "serve", "--port", "0", "--scenario", "for0.toml"], {}, ExitCode.USAGE, "give more than 0s"),
+    (
+        ["simulate", "--fault", "stop-fail:endpoint=AddOrdr"],
+        {},
+        ExitCode.USAGE,
+        "'AddOrdr' is no method the sandbox serves; did you mean AddOrder?",
+    ),
     (["trade", "FOO"], {}, ExitCode.USAGE, "unknown symbol FOO"),
     (["trade", "BTC/USDT", "--side", "hold"], {}, ExitCode.USAGE, "'hold' is not one of 'buy', 'sell'"),
     (["trade", "BTC/USDT", "--side", "buy", "--volume", "-1"], {}, ExitCode.USAGE, "--volume must be a positive"),
     (["show", "nosuch"], {}, ExitCode.USAGE, "no run 'nosuch'"),
     (["positions", "--status", "bogus"], {}, ExitCode.USAGE, "--status"),
     (["sim", "advance", "xyz"], {}, ExitCode.USAGE, "is not a duration"),
+    (["sim", "serve", "--seed", "-1", "--port", "0"], {}, ExitCode.USAGE, "Invalid value for '--seed'"),
     (["sim", "advance", "0h"], {}, ExitCode.USAGE, "longer than zero"),
     (["run", "--for", "0h"], {}, ExitCode.USAGE, "longer than zero"),
     (["run", "--every", "abc"], {}, ExitCode.USAGE, "is not a duration"),
     (["replay", "missing.csv"], {}, ExitCode.USAGE, "cannot read candle file"),
+    (["replay", str(CANDLES), "--from", "1e999"], {}, ExitCode.USAGE, "--from '1e999' is not a date"),
+    (["replay", str(CANDLES), "--from", "2030-01-01"], {}, ExitCode.USAGE, "nothing to replay between"),
+    (["replay", str(CANDLES), "--from", "2025-06-01", "--to", "2025-01-01"], {}, ExitCode.USAGE, "no candle before"),
+    (["replay", str(CANDLES), "--symbol", "FOO/BAR"], {}, ExitCode.USAGE, "the sandbox does not trade FOO/BAR"),
+    (["replay", "tiny.csv"], {}, ExitCode.USAGE, "tiny.csv: line 2: low 1E-11 is below BTC/USD's price tick 0.1"),
+    (["replay", "huge.csv"], {}, ExitCode.USAGE, "huge.csv: line 2: high 1E+30 is too large a price"),
+    (["replay", str(CANDLES), "--to", "99999999999999999999"], {}, ExitCode.USAGE, "is not a date"),
     (["replay", "FILE"], {}, ExitCode.USAGE, "names no time, open, high, low, close, volume column"),
     (["ratelimit-stress", "--requests", "-5"], {}, ExitCode.USAGE, "--requests must be at least 1"),
     (["ratelimit-stress", "--tier", "nosuch"], {}, ExitCode.USAGE, "--tier must be one of"),
     (["trade", "BTC/USDT", "--config", "missing.toml"], {}, ExitCode.USAGE, "cannot read config file"),
     (["trade", "BTC/USDT", "--config", "typo.toml"], {}, ExitCode.USAGE, "did you mean risk.min_confidence?"),
+    (["config", "--config", "utf16.toml"], {}, ExitCode.USAGE, "utf16.toml is not valid TOML: it is not UTF-8 text"),
+    (["config", "--config", "dbnum.toml"], {}, ExitCode.USAGE, "invalid setting db in dbnum.toml: Input is not"),
     (["trade", "BTC/USDT"], {"TG_RISK__MIN_CONFIDNCE": "0.9"}, ExitCode.USAGE, "did you mean TG_RISK__MIN_CONFIDENCE?"),
     (["orders", "--url", "http://127.0.0.1:1"], {}, ExitCode.USAGE, "needs an API key"),
+    (["config"], {"TG_RISK": "x"}, ExitCode.USAGE, "TG_RISK: 'x' is not JSON, which a table takes"),
+    (["trade", "BTC/USDT"], {"TG_KRAKEN__RATE_LIMIT": "x"}, ExitCode.USAGE, "TG_KRAKEN__RATE_LIMIT: 'x' is not JSON"),
+    (["runs"], {"TG_COORDINATOR__SYMBOLS": "BTC/USD"}, ExitCode.USAGE, "not JSON, which a list takes"),
+    (["trade", "BTC/USDT"], {"TG_SIMULATOR__QUOTE_BALANCE": "1e30"}, ExitCode.USAGE, "less than 1000000000"),
+    (["trade", "BTC/USDT"], {"TG_KRAKEN__TIMEOUT_S": "inf"}, ExitCode.USAGE, "TIMEOUT_S: Input should be a finite"),
+    (["config"], {"TG_EXECUTION__LEASE_WAIT_S": "inf"}, ExitCode.USAGE, "LEASE_WAIT_S: Input should be a finite"),
+    (
+        ["trade", "BTC/USDT"],
+        {"TG_SIMULATOR__QUOTE_BALANCE": "-1"},
+        ExitCode.USAGE,
+        "QUOTE_BALANCE: Input should be greater",
+    ),
 ]
 
 
@@ -83,6 +121,12 @@ def test_bad_input_is_one_line_and_its_exit_code(
     (tmp_path / "DIR").mkdir()
     (tmp_path / "FILE").write_text("not a candle file\n")
     (tmp_path / "typo.toml").write_text("[risk]\nmin_confidnce = 0.99\n")
+    (tmp_path / "utf16.toml").write_text("[risk]\nmin_confidence = 0.6\n", encoding="utf-16")
+    (tmp_path / "dbnum.toml").write_text("db = 5\n")
+    (tmp_path / "for0.toml").write_text('[[event]]\nat = "1m"\nfor = "0s"\nfault = "stop-fail"\n')
+    for name, price in (("tiny.csv", "1e-11"), ("huge.csv", "1e30")):
+        rows = "".join(f"{1_735_689_600 + 3600 * i},{price},{price},{price},{price},1\n" for i in range(100))
+        (tmp_path / name).write_text("time,open,high,low,close,volume\n" + rows)
     done = tg(*args, cwd=tmp_path, env=env)
 
     lines = done.stderr.strip().splitlines()
@@ -91,9 +135,17 @@ def test_bad_input_is_one_line_and_its_exit_code(
     assert fragment in lines[0]
     assert "Traceback" not in done.stderr
     db = tmp_path / "data" / "tg" / "tg.db"
+    if args[0] in ("simulate", "run", "replay") and code is ExitCode.USAGE and "unknown symbol" not in fragment:
+        assert not db.exists()  # the exchange decides which symbols exist; the rest is refused before the store opens
+        assert not (tmp_path / "data" / "tg" / "tg.replays").exists()
     if code is ExitCode.USAGE and db.exists():  # refused before any work: no run recorded
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+
+
+def test_a_limit_beyond_what_sql_counts_lists_every_run(tmp_path: Path) -> None:
+    done = tg("runs", "--limit", str(10**30), "--json", cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (ExitCode.OK, "")
 
 
 def test_plain_tg_shows_the_help_and_the_exit_codes(tmp_path: Path) -> None:
@@ -101,6 +153,18 @@ def test_plain_tg_shows_the_help_and_the_exit_codes(tmp_path: Path) -> None:
     assert done.returncode == ExitCode.OK
     assert done.stderr == ""
     assert "Usage: tg" in done.stdout and "Exit status: 0 done" in " ".join(done.stdout.split())
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], [], ["sim"], ["runs", "--help"]])
+def test_help_to_a_full_disk_is_one_line_and_exit_4(tmp_path: Path, args: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [str(TG), *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, cwd=tmp_path
+        )
+    assert (done.returncode, done.stderr) == (
+        ExitCode.ENVIRONMENT,
+        "error: cannot write tg's output: No space left on device\n",
+    )
 
 
 def test_help_and_version_exit_0(tmp_path: Path) -> None:
@@ -115,6 +179,20 @@ def test_commands_that_read_create_no_database(tmp_path: Path, args: list[str]) 
     done = tg(*args, cwd=tmp_path)
     assert done.returncode in (ExitCode.OK, ExitCode.USAGE), done.stderr
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("args", [["runs"], ["show", "R-1"], ["positions"], ["orders"], ["campaign", "C-1"]])
+def test_commands_that_read_leave_a_file_that_is_no_tg_database_alone(tmp_path: Path, args: list[str]) -> None:
+    empty, foreign = tmp_path / "empty.db", tmp_path / "foreign.db"
+    empty.touch()
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE notes (text)")
+    before = {path: path.read_bytes() for path in (empty, foreign)}
+    for path in before:
+        done = tg(*args, "--db", str(path), cwd=tmp_path)
+        assert done.returncode in (ExitCode.OK, ExitCode.USAGE), done.stderr
+    assert {path: path.read_bytes() for path in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db", "foreign.db"]
 
 
 def test_a_bug_is_one_line_unless_the_traceback_is_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,4 +33,4 @@ def test_help_names_every_option_value(path: list[str]) -> None:
     assert done.exit_code == 0, done.output
     usage, _, description = done.stdout.partition("\n\n")
     assert usage.startswith("Usage: tg") and description.strip()
-    assert not re.findall(r"--[a-z-]+ <str>", done.stdout), done.stdout
+    assert not re.findall(r"--[a-z-]+ <(?:str|int|float|int range|float range|path)>", done.stdout), done.stdout

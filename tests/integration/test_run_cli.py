@@ -42,6 +42,14 @@ def test_two_days_of_two_symbols_on_simulated_time(tmp_path: Path) -> None:
             assert any(o.status.is_live for o in store.orders(position_id=position.id) if o.role.value == "stop_loss")
 
 
+def test_a_pair_named_twice_is_traded_as_one(tmp_path: Path) -> None:
+    code, summary = tg_run(tmp_path / "tg.db", "--symbols", "BTC/USDT,btc/usdt,BTC/USDT", "--for", "2h")
+
+    assert code == 0, summary
+    assert summary["symbols"] == ["BTC/USDT"]
+    assert summary["cycles"] == 3  # a decision an hour, for one pair
+
+
 def test_days_of_random_faults_hold_every_invariant(tmp_path: Path) -> None:
     """The soak in small: the closing note's figure is `--for 30d` over three symbols."""
     code, summary = tg_run(

@@ -205,6 +205,11 @@ def test_files_without_a_usable_candle_are_refused(lines: list[str], message: st
         parse_candles(lines, interval_minutes=60)
 
 
+def test_a_line_no_csv_reader_takes_is_refused_with_its_number() -> None:
+    with pytest.raises(InputError, match="<text>: line 2 is no CSV row of candles: field larger than field limit"):
+        parse_candles([kraken_row(0), "x" * 200_000], interval_minutes=60)
+
+
 def test_an_interval_kraken_does_not_publish_is_refused() -> None:
     with pytest.raises(InputError, match="not a Kraken candle interval"):
         parse_candles([kraken_row(0)], interval_minutes=45)

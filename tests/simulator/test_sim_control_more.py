@@ -130,6 +130,8 @@ async def test_a_price_shape_starts_later_and_shows_in_the_state(http: httpx.Asy
         ("balances", {"balances": {"ZZZ": "1"}}, "EGeneral:Invalid arguments:balances"),
         ("balances", {"balances": {"USD": "-1"}}, "EGeneral:Invalid arguments:balances"),
         ("balances", {"balances": "USD"}, "EGeneral:Invalid arguments:balances"),
+        ("balances", {"balances": {"USD": "1e30"}}, "EGeneral:Invalid arguments:balances"),
+        ("accounts", {"account": "other", "balances": {"USD": "-1"}}, "EGeneral:Invalid arguments:balances"),
         ("accounts", {"account": "no spaces"}, "EGeneral:Invalid arguments:account"),
         ("price", {"shape": "meteor"}, "EGeneral:Invalid arguments:shape"),
         ("price", {"shape": "jump", "pct": 5, "pair": "ZZZ/USD"}, "EGeneral:Invalid arguments:pair"),
