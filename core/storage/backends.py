@@ -16,7 +16,7 @@ engines pool nothing (NullPool): keeping one holds no connection or file open.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import closing
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,7 +31,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.util import LRUCache
 
 from core.domain.config import is_server_url
-from core.domain.errors import StorageError
+from core.domain.errors import InputError, StorageError
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql
@@ -96,6 +96,12 @@ class Backend(Protocol):
         """What to check when the database cannot be reached."""
 
     @property
+    def holds_other_programs_tables(self) -> bool:
+        """Whether tables tg did not make may stand beside tg's (a PostgreSQL database
+        several programs share) rather than mark the database another program's (a
+        SQLite file is one program's)."""
+
+    @property
     def failed_statement_undone_alone(self) -> bool:
         """Whether a statement that fails inside a transaction is undone alone, the
         transaction going on (SQLite), rather than spoiling the whole transaction until
@@ -124,6 +130,7 @@ class SQLiteBackend:
     """A throwaway file (see Store.open's `scratch`): no fsync, the journal in memory."""
     begin: str = "BEGIN IMMEDIATE"
     open_advice: str = "check the path is a writable file"
+    holds_other_programs_tables: bool = False
     failed_statement_undone_alone: bool = True
 
     @property
@@ -131,6 +138,10 @@ class SQLiteBackend:
         return str(self.path)
 
     def engine(self, busy_timeout: float) -> Engine:
+        """Refuses another program's database before connecting, which would turn it to WAL."""
+        found = None if self.in_memory else _read_untouched(self.path)
+        if found is not None and found[0] == 0 and found[1]:
+            raise another_programs(self.location, found[1])
         if not self.in_memory:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -199,11 +210,29 @@ def _has_a_schema(path: Path) -> bool:
     real open to report."""
     if not path.exists():
         return False
+    found = _read_untouched(path)
+    return found is None or found[0] != 0
+
+
+def _read_untouched(path: Path) -> tuple[int, list[str]] | None:
+    """The schema version and the tables of the SQLite file at `path`, read without
+    changing a byte of it (tg's own connections turn a file to WAL); None if it cannot
+    be read so (not a file, not a database, no permission): the real open reports that."""
     if not path.is_file():
-        return True
+        return None
     try:
         with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
             version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     except sqlite3.Error:
-        return True
-    return version != 0
+        return None
+    return version, tables
+
+
+def another_programs(location: str, tables: Iterable[str]) -> InputError:
+    """The refusal of a database without tg's schema that holds tables already: tg would
+    write its own beside them, or read and write theirs as its own (an `orders`)."""
+    return InputError(
+        f"database {location} is not tg's: it holds tables tg did not make ({', '.join(sorted(tables))}); "
+        "give --db or TG_DB a file of tg's own, e.g. tg.db"
+    )

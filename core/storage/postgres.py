@@ -27,6 +27,7 @@ class PostgresBackend:
     url: URL
     begin: str = "BEGIN"
     open_advice: str = "check the server runs and the URL's user, host, port and database name"
+    holds_other_programs_tables: bool = True
     failed_statement_undone_alone: bool = False
 
     @property

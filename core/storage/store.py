@@ -30,7 +30,7 @@ from core.domain.models import Fill, ModelDecision, Order, Position
 from core.domain.ownership import OrderNamespace
 from core.domain.serialize import to_jsonable
 from core.storage import schema
-from core.storage.backends import Backend, backend_for
+from core.storage.backends import Backend, another_programs, backend_for
 from core.storage.schema import (
     AGENT_OUTPUTS,
     ALERTS,
@@ -182,7 +182,7 @@ class Store:
         try:
             backend.wait_at_most(conn, busy_timeout)
             store._migrate()
-        except StorageError:
+        except (StorageError, InputError):
             store.close()
             raise
         except SQLAlchemyError as exc:
@@ -230,6 +230,7 @@ class Store:
                 version = self._backend.schema_version(self._conn)  # another tg may have migrated meanwhile
                 if version < SCHEMA_VERSION:
                     if version == 0:
+                        self._refuse_another_programs()
                         schema.create(self._conn)
                     else:
                         for upgrade in schema.UPGRADES[version - 1 :]:
@@ -237,6 +238,15 @@ class Store:
                     self._backend.set_schema_version(self._conn, SCHEMA_VERSION)
         if version > SCHEMA_VERSION:
             raise StorageError(f"database {self.location} was written by a newer tg (schema {version}); upgrade tg")
+
+    def _refuse_another_programs(self) -> None:
+        """A table of tg's name in a database without tg's schema is another program's (a
+        SQLite file with any table is refused before it is opened: SQLiteBackend.engine);
+        a PostgreSQL database's other tables may share it with tg."""
+        present = sa.inspect(self._conn).get_table_names()
+        clashing = [t for t in present if t in schema.METADATA.tables or not self._backend.holds_other_programs_tables]
+        if clashing:
+            raise another_programs(self.location, clashing)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -147,6 +147,43 @@ def test_a_database_from_a_newer_tg_is_refused_untouched(location: Path | str) -
     assert schema_version(location) == SCHEMA_VERSION + 1
 
 
+@pytest.mark.parametrize("table", ["orders", "customers"])
+def test_another_programs_sqlite_database_is_refused_untouched(db_path: Path, table: str) -> None:
+    """tg wrote its twelve tables into it, then failed reading its `orders` as tg's."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, customer TEXT)")
+        conn.execute(f"INSERT INTO {table} (customer) VALUES ('alice')")
+    before = db_path.read_bytes()
+
+    with pytest.raises(
+        InputError, match=rf"database {db_path} is not tg's: it holds tables tg did not make \({table}\)"
+    ):
+        Store.open(db_path)
+
+    assert db_path.read_bytes() == before
+
+
+def test_a_postgresql_database_shared_with_other_programs_takes_tg_beside_them_but_not_over_them(
+    postgres_location: str,
+) -> None:
+    def execute(*statements: str) -> None:
+        engine = backend_for(postgres_location).engine(busy_timeout=1)
+        with engine.connect() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement))
+            conn.commit()
+        engine.dispose()
+
+    execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+    with Store.open(postgres_location) as store:
+        assert store.orders() == []
+    execute(*(f"DROP TABLE {table} CASCADE" for table in ALL_TABLES), "CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+
+    with pytest.raises(InputError, match=r"is not tg's: it holds tables tg did not make \(orders\)"):
+        Store.open(postgres_location)
+
+
 def test_a_closed_store_reads_as_a_storage_error(location: Path | str) -> None:
     with Store.open(location) as store:
         assert store.orders() == []
