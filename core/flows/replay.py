@@ -245,10 +245,14 @@ def trading_span(series: CandleSeries, options: ReplayOptions) -> tuple[list[Rec
     if options.end is not None:
         end = min(end, options.end)
     if start >= end:
-        raise InputError(
-            f"{series.source}: nothing to replay between {_iso(start)} and {_iso(end)}; decisions "
-            f"need {WARMUP_MINUTES // 60} hours of candles before them, so give an earlier file or a later --from"
-        )
+        warmup_hours = WARMUP_MINUTES // 60
+        if wanted >= end:
+            advice = f"--from {_iso(wanted)} is not before the candles end; give an earlier --from"
+        elif options.end is not None and options.end <= earliest:
+            advice = f"the first decision needs {warmup_hours} hours of candles before it; give a later --to"
+        else:
+            advice = f"the first decision needs {warmup_hours} hours of candles before it; give a file of more candles"
+        raise InputError(f"{series.source}: nothing to replay between {_iso(start)} and {_iso(end)}; {advice}")
     warmup = sum(1 for c in market if c.time < start)
     return market, start, end, warmup
 

@@ -144,6 +144,8 @@ def test_from_and_to_bound_the_replay(tmp_path: Path) -> None:
         (["--interval", "45"], "not a Kraken candle interval"),
         (["--fault", "meteor"], "unknown fault 'meteor'"),
         (["--to", "2025-01-02"], "nothing to replay"),
+        (["--to", "2025-01-02"], "before it; give a later --to"),
+        (["--from", "2030-01-01"], "--from 2030-01-01T00:00:00Z is not before the candles end; give an earlier --from"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(tmp_path: Path, args: list[str], message: str) -> None:
@@ -151,6 +153,13 @@ def test_bad_input_is_one_line_and_exit_code_2(tmp_path: Path, args: list[str], 
     code, _, err = tg("replay", str(path), "--db", str(tmp_path / "tg.db"), *args)
     assert code == 2
     assert message in err and "Traceback" not in err
+
+
+def test_a_file_shorter_than_the_warm_up_asks_for_more_candles(tmp_path: Path) -> None:
+    path = candle_file(tmp_path / "btc.csv", count=40)
+    code, _, err = tg("replay", str(path), "--db", str(tmp_path / "tg.db"))
+    assert code == 2
+    assert "hours of candles before it; give a file of more candles" in err
 
 
 def test_a_missing_file_is_an_input_error(tmp_path: Path) -> None:
