@@ -8,6 +8,8 @@ springs the trap so the test can SIGKILL tg at exactly that point. Whatever tg's
 process sends after N (it cannot, once dead, but a concurrent task might) is held
 unsent too. Public requests pass through uncounted; `on_forward` is told of each
 private one about to reach the exchange (the test moves the exchange's clock there).
+A test that signals tg instead of killing it lets the world go on (`go_on`): the held
+request reaches the exchange, or its held answer reaches tg, and nothing more is held.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class KillProxy(Relay):
         super().__init__(upstream, upstream_timeout_s=_UPSTREAM_TIMEOUT_S, name="kill-proxy")
         self._lock = threading.Lock()
         self._release = threading.Event()
+        self._going_on = False
         self._trap = Trap(None, "before")
         self.log: list[Exchanged] = []
         self.on_forward: Callable[[], None] | None = None
@@ -94,12 +97,20 @@ class KillProxy(Relay):
         with self._lock:
             self.log = []
             self._release.clear()
+            self._going_on = False
             self._trap.close()
             self._trap = Trap(at, when)
             return self._trap
 
     def release(self) -> None:
         """Let the held handlers go: they close their connections without answering."""
+        self._release.set()
+
+    def go_on(self) -> None:
+        """Let the held handlers go as if never held: a request held unsent is sent
+        and answered, an answer held is delivered; whatever comes after passes."""
+        with self._lock:
+            self._going_on = True
         self._release.set()
 
     def sequence(self) -> list[str]:
@@ -123,25 +134,28 @@ class KillProxy(Relay):
                 trap = self._trap
                 if trap.at is not None and entry.index >= trap.at:
                     hold = "before" if entry.index > trap.at else trap.when
-        if hold == "before":
-            self._hold(handler)
+        if hold == "before" and not self._hold(handler):
             return
         if private and self.on_forward is not None:
             self.on_forward()
         status, headers, answer = self._forward(handler, body)
         if entry is not None:
             entry.forwarded, entry.answer = True, _brief(answer)
-        if hold == "after":
-            self._hold(handler)
+        if hold == "after" and not self._hold(handler):
             return
         if entry is not None:
             entry.delivered = True
         self._answer(handler, status, headers, answer)
 
-    def _hold(self, handler: BaseHTTPRequestHandler) -> None:
+    def _hold(self, handler: BaseHTTPRequestHandler) -> bool:
+        """Hold until released; True if the request is to go on (`go_on`)."""
         self._trap.spring()
         self._release.wait()
+        with self._lock:
+            if self._going_on:
+                return True
         handler.close_connection = True  # dropped: no answer ever goes back
+        return False
 
 
 def _summary(params: Mapping[str, list[str]]) -> str:
