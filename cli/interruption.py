@@ -17,7 +17,8 @@ EXIT_BY_SIGNAL = {"SIGINT": ExitCode.INTERRUPTED, "SIGTERM": ExitCode.TERMINATED
 
 class Interruption:
     """The signals one command received, and whether its work may be cut short now:
-    `protecting()` says an execution is under way (the signal then waits for its end)."""
+    `protecting()` says an execution or a repair is under way (the signal then waits
+    for its end)."""
 
     def __init__(self, protecting: Callable[[], bool]) -> None:
         self._protecting = protecting
@@ -50,8 +51,8 @@ class Interruption:
         self.received = self.received or name
         if self._protecting():
             notice(
-                f"{name}: {'still ' if again else ''}finishing the execution under way first "
-                "(what it bought is protected before tg stops)"
+                f"{name}: {'still ' if again else ''}finishing the work under way first "
+                "(what tg bought is protected before it stops)"
             )
         elif not self.cut_short:
             self.cut_short = True

@@ -341,20 +341,25 @@ def reconcile(
     """Bring the database in line with the exchange and repair tg's unprotected positions.
 
     Only tg's own orders are touched (those of this database's install id, shown here);
-    foreign orders and holdings on the account are listed and left alone."""
+    foreign orders and holdings on the account are listed and left alone. Ctrl-C or
+    SIGTERM stop it at once before it sends anything; after, the repair is finished
+    first, then tg exits 130 or 143."""
     import asyncio
 
     from cli import render
+    from cli.interruption import Interruption
     from cli.wiring import open_session
     from core.domain.ownership import parse_install_id
     from core.execution.reconcile import Reconciler
 
     namespaces = [parse_install_id(text) for text in adopt or []]
     settings = settings_from(db, config)
+    reconcilers: list[Reconciler] = []
+    interruption = Interruption(lambda: any(reconciler.acted for reconciler in reconcilers))
 
     async def run() -> dict[str, Any]:
         async with open_session(settings, url=url, live=live) as session:
-            report = await Reconciler(
+            reconciler = Reconciler(
                 session.client,
                 session.store,
                 session.clock,
@@ -362,15 +367,26 @@ def reconcile(
                 settings=settings.execution,
                 adopt=namespaces,
                 leases=session.leases,
-            ).reconcile()
+            )
+            reconcilers.append(reconciler)
+            report = await reconciler.reconcile()
             return render.reconcile_outcome(report, session.store.install_id, session.store.location)
 
     collector.work_begins()
-    outcome = asyncio.run(run())
+    try:
+        outcome = interruption.run(run())
+    except asyncio.CancelledError:
+        if not interruption.cut_short:
+            raise
+        typer.echo(f"error: {interruption.said()} before reconcile sent anything to the exchange", err=True)
+        raise typer.Exit(interruption.exit_code()) from None
     render.reconcile_report(outcome, as_json=json_output)
     if outcome["unrecorded"]:
         render.unrecorded(outcome["unrecorded"])
         raise typer.Exit(ExitCode.ENVIRONMENT)
+    if interruption.received is not None:
+        typer.echo(f"error: {interruption.said()} during the repair, which was seen through first", err=True)
+        raise typer.Exit(interruption.exit_code())
     if outcome["errors"]:
         raise typer.Exit(ExitCode.NOT_DONE)
 

@@ -92,35 +92,107 @@ def signalled_and_judged(rig: Rig, index: int, when: When, signals: list[signal.
     rig.proxy.go_on()
     finished = cycle.wait(SAFETY_S)
     executing = index >= CENSUS.index("AddOrder.market") + 1
-    problems: list[str] = []
-    expected = EXIT_BY_SIGNAL[signals[0]]
-    if finished.exitcode != expected:
-        problems.append(f"exit {finished.exitcode}, not {expected}")
+    problems = ending_problems(finished, signals[0])
+    left = look_through_ccxt(rig.bench.judge)  # what tg left, before any reconcile
+    mine = [o for o in left.orders.values() if o.cl_ord_id]
+    problems += [f"as tg left it: {p}" for p in cover("tg", net(mine), mine)]
+    if not executing and mine:
+        problems.append(f"stopped before its entry, tg placed {len(mine)} order(s)")
+    problems += judged_after_one_reconcile(rig, must_be_quiet=executing)
+    assert not problems, "\n".join([*problems, f"tg trade's stderr: {finished.stderr[-1500:]}", *rig.proxy.sequence()])
+
+
+def ending_problems(finished: Finished, first: signal.Signals) -> list[str]:
+    """How the signalled command ended, against the README: its code, one clear line."""
+    problems = []
+    if finished.exitcode != EXIT_BY_SIGNAL[first]:
+        problems.append(f"exit {finished.exitcode}, not {EXIT_BY_SIGNAL[first]}")
     if "Traceback" in finished.stderr:
         problems.append("a traceback")
     errors = [line for line in said(finished) if not line.startswith("note: ")]
     if len(errors) != 1 or not errors[0].startswith("error: "):
         problems.append(f"not one clear line: {errors}")
-    before = look_through_ccxt(rig.bench.judge)  # what tg left, before any reconcile
-    mine = [o for o in before.orders.values() if o.cl_ord_id]
-    problems += [f"as tg left it: {p}" for p in cover("tg", net(mine), mine)]
-    if not executing and mine:
-        problems.append(f"stopped before its entry, tg placed {len(mine)} order(s)")
+    return problems
+
+
+def judged_after_one_reconcile(rig: Rig, *, must_be_quiet: bool) -> list[str]:
+    """One `tg reconcile`, then the kill test's judge; `must_be_quiet`: the signalled
+    command finished its work itself, so the reconcile has nothing to change."""
     reconciled = rig.tg_here("reconcile", "--url", rig.bench.server.url, "--db", rig.db, "--json")
     outcome = json.loads(reconciled.stdout) if reconciled.stdout.strip() else {}
-    if outcome.get("changes"):
-        problems.append(f"tg left reconcile something to do: {outcome['changes']}")
+    problems = []
+    if reconciled.exitcode != 0 or "install_id" not in outcome:
+        return [f"reconcile exit {reconciled.exitcode}: {reconciled.stderr}"]
+    if must_be_quiet and outcome.get("changes"):
+        problems.append(f"left reconcile something to do: {outcome['changes']}")
     listed = json.loads(rig.tg_here("orders", "--db", rig.db, "--json").stdout)
     account = look_through_ccxt(rig.bench.judge)
     problems += violations(rig, account, outcome["install_id"], listed)
-    if reconciled.exitcode != 0:
-        problems.append(f"reconcile exit {reconciled.exitcode}: {reconciled.stderr}")
+    if problems:
+        problems += [f"reconcile: {outcome.get('changes')} {outcome.get('errors')}"]
+        problems += [o.line() for o in account.orders.values()]
+    return problems
+
+
+def left_unprotected(rig: Rig) -> None:
+    """A trade SIGKILLed as its stop-loss was about to leave: tg's entry filled, no stop."""
+    trap = rig.proxy.arm(CENSUS.index("AddOrder.stop-loss") + 1, "before")
+    cycle = rig.tg("trade", SYMBOL, "--side", "buy", "--volume", str(VOLUME), "--url", rig.proxy.url, "--db", rig.db)
+    assert trap.fileno() in wait([trap.fileno(), cycle.process.sentinel], timeout=SAFETY_S)
+    os.kill(cycle.pid, signal.SIGKILL)
+    cycle.wait(SAFETY_S)
+    rig.proxy.release()
+
+
+RECONCILE_CENSUS = (
+    "ClosedOrders",
+    "OpenOrders",
+    "Balance",
+    "AddOrder.stop-loss",
+    "QueryOrders",
+    "AddOrder.take-profit",
+)
+"""The private requests of `tg reconcile` repairing the entry `left_unprotected` leaves."""
+
+
+@pytest.mark.parametrize(
+    ("index", "when", "signals"),
+    [
+        (3, "after", [signal.SIGTERM]),
+        (4, "before", [signal.SIGINT]),
+        (4, "after", [signal.SIGTERM]),
+        (4, "after", [signal.SIGINT, signal.SIGINT]),
+        (5, "after", [signal.SIGTERM, signal.SIGINT]),
+    ],
+    ids=lambda value: "-".join(s.name for s in value) if isinstance(value, list) else str(value),
+)
+def test_signalled_reconcile_finishes_its_repair(
+    rig_for: Callable[[Fault], Rig], index: int, when: When, signals: list[signal.Signals]
+) -> None:
+    """`tg reconcile` repairing an entry left without its stop, signalled (once, or
+    again while it handles the first) before it sends anything (it stops at once) or
+    once its stop-loss is on its way (it places it, and the rest of the repair, first)."""
+    rig = rig_for(FAULTS["none"])
+    left_unprotected(rig)
+    trap = rig.proxy.arm(index, when)
+    repair = rig.tg("reconcile", "--url", rig.proxy.url, "--db", rig.db)
+    assert trap.fileno() in wait([trap.fileno(), repair.process.sentinel], timeout=SAFETY_S)
+    for count, signum in enumerate(signals, 1):
+        os.kill(repair.pid, signum)
+        repair.wait_for_stderr(f"note: {signum.name}" if count == 1 else f"note: {signum.name}: still", SAFETY_S)
+    rig.proxy.go_on()
+    finished = repair.wait(SAFETY_S)
+    labels = tuple(entry.label for entry in rig.proxy.log[:index])
+    assert labels == RECONCILE_CENSUS[:index], "\n".join(rig.proxy.sequence())
+    problems = ending_problems(finished, signals[0])
+    acting = index >= RECONCILE_CENSUS.index("AddOrder.stop-loss") + 1
+    left = look_through_ccxt(rig.bench.judge)  # as the interrupted reconcile left it
+    mine = [o for o in left.orders.values() if o.cl_ord_id]
+    if acting:
+        problems += [f"as reconcile left it: {p}" for p in cover("tg", net(mine), mine)]
+    elif len(mine) != 1:
+        problems.append(f"stopped before it sent anything, reconcile placed {len(mine) - 1} order(s)")
+    problems += judged_after_one_reconcile(rig, must_be_quiet=acting)
     assert not problems, "\n".join(
-        [
-            *problems,
-            f"tg trade's stderr: {finished.stderr[-1500:]}",
-            *rig.proxy.sequence(),
-            f"reconcile: {outcome.get('changes')} {outcome.get('errors')}",
-            *(o.line() for o in account.orders.values()),
-        ]
+        [*problems, f"tg reconcile's stderr: {finished.stderr[-1500:]}", *rig.proxy.sequence()]
     )
