@@ -196,3 +196,35 @@ def test_signalled_reconcile_finishes_its_repair(
     assert not problems, "\n".join(
         [*problems, f"tg reconcile's stderr: {finished.stderr[-1500:]}", *rig.proxy.sequence()]
     )
+
+
+@pytest.mark.parametrize(
+    "signals",
+    [[signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT], [signal.SIGTERM, signal.SIGINT]],
+    ids=lambda value: "-".join(s.name for s in value),
+)
+def test_signalled_run_stops_gracefully_for_the_first_signal(
+    rig_for: Callable[[Fault], Rig], signals: list[signal.Signals]
+) -> None:
+    """`tg run --url` signalled in its first cycle (its reconcile's OpenOrders answered
+    but held), once or twice in a row: it finishes the cycle, checks, prints its
+    summary and exits for the first signal (a SIGTERM then a Ctrl-C is still 143)."""
+    rig = rig_for(FAULTS["none"])
+    trap = rig.proxy.arm(2, "after")
+    run = rig.tg("run", "--symbols", SYMBOL, "--every", "1h", "--url", rig.proxy.url, "--db", rig.db, "--json")
+    assert trap.fileno() in wait([trap.fileno(), run.process.sentinel], timeout=SAFETY_S)
+    for count, signum in enumerate(signals, 1):
+        os.kill(run.pid, signum)
+        run.wait_for_stderr(f"note: {signum.name}" if count == 1 else f"note: {signum.name}: still", SAFETY_S)
+    rig.proxy.go_on()
+    finished = run.wait(SAFETY_S)
+    problems = []
+    if finished.exitcode != EXIT_BY_SIGNAL[signals[0]]:
+        problems.append(f"exit {finished.exitcode}, not {EXIT_BY_SIGNAL[signals[0]]}")
+    if "Traceback" in finished.stderr or any(not line.startswith("note: ") for line in said(finished)):
+        problems.append("stderr is more than notes")
+    summary = json.loads(finished.stdout) if finished.stdout.strip() else {}
+    if summary.get("stopped_by") != signals[0].name or not summary.get("ok"):
+        problems.append(f"the summary: stopped by {summary.get('stopped_by')}, ok {summary.get('ok')}")
+    problems += judged_after_one_reconcile(rig, must_be_quiet=True)
+    assert not problems, "\n".join([*problems, f"tg run's stderr: {finished.stderr[-1500:]}", *rig.proxy.sequence()])
