@@ -228,3 +228,29 @@ def test_signalled_run_stops_gracefully_for_the_first_signal(
         problems.append(f"the summary: stopped by {summary.get('stopped_by')}, ok {summary.get('ok')}")
     problems += judged_after_one_reconcile(rig, must_be_quiet=True)
     assert not problems, "\n".join([*problems, f"tg run's stderr: {finished.stderr[-1500:]}", *rig.proxy.sequence()])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_a_trade_waiting_for_the_lease_stops_at_once(rig_for: Callable[[Fault], Rig], signum: signal.Signals) -> None:
+    """A second `tg trade` waiting for the lease another one holds (held at its stop's
+    AddOrder) is signalled: it stops at once, having placed nothing; the first, let go
+    on, finishes, and the account is sound."""
+    rig = rig_for(FAULTS["none"])
+    trap = rig.proxy.arm(CENSUS.index("AddOrder.stop-loss") + 1, "before")
+    first = rig.tg("trade", SYMBOL, "--side", "buy", "--volume", str(VOLUME), "--url", rig.proxy.url, "--db", rig.db)
+    assert trap.fileno() in wait([trap.fileno(), first.process.sentinel], timeout=SAFETY_S)
+    second = rig.tg("trade", SYMBOL, "--side", "buy", "--volume", str(VOLUME), "--url", rig.proxy.url, "--db", rig.db)
+    second.wait_for_stderr("note: ", SAFETY_S)  # it says it waits for the first
+    os.kill(second.pid, signum)
+    stopped = second.wait(SAFETY_S)
+    rig.proxy.go_on()
+    done = first.wait(SAFETY_S)
+    problems = ending_problems(stopped, signum)
+    if "waiting" not in stopped.stderr:
+        problems.append("the second trade did not say it waited for the lease")
+    if done.exitcode != 0:
+        problems.append(f"the first trade ended {done.exitcode}: {done.stderr}")
+    if len([e for e in rig.proxy.log if e.label == "AddOrder.market"]) != 1:
+        problems.append("the second trade sent an entry")
+    problems += judged_after_one_reconcile(rig, must_be_quiet=True)
+    assert not problems, "\n".join([*problems, f"the second's stderr: {stopped.stderr}", *rig.proxy.sequence()])
