@@ -254,3 +254,33 @@ def test_a_trade_waiting_for_the_lease_stops_at_once(rig_for: Callable[[Fault], 
         problems.append("the second trade sent an entry")
     problems += judged_after_one_reconcile(rig, must_be_quiet=True)
     assert not problems, "\n".join([*problems, f"the second's stderr: {stopped.stderr}", *rig.proxy.sequence()])
+
+
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_a_signal_during_the_last_check_of_a_run(rig_for: Callable[[Fault], Rig], second: signal.Signals) -> None:
+    """`tg run --url` told to stop in its first cycle, then signalled again while its
+    last check's reconcile waits for the exchange: once the exchange answers, the check
+    ends, the summary prints, and the run exits for the first signal."""
+    rig = rig_for(FAULTS["none"])
+    trap = rig.proxy.arm(2, "after")
+    run = rig.tg("run", "--symbols", SYMBOL, "--every", "1h", "--url", rig.proxy.url, "--db", rig.db, "--json")
+    assert trap.fileno() in wait([trap.fileno(), run.process.sentinel], timeout=SAFETY_S)
+    os.kill(run.pid, signal.SIGINT)
+    run.wait_for_stderr("note: SIGINT", SAFETY_S)
+    # the cycle's reconcile has one request to go (Balance); the last check's first is next
+    check = rig.proxy.go_on_and_arm(2, "before")
+    assert check.fileno() in wait([check.fileno(), run.process.sentinel], timeout=SAFETY_S)
+    os.kill(run.pid, second)
+    run.wait_for_stderr(f"note: {second.name}: still", SAFETY_S)
+    rig.proxy.go_on()
+    finished = run.wait(SAFETY_S)
+    problems = []
+    if finished.exitcode != EXIT_BY_SIGNAL[signal.SIGINT]:
+        problems.append(f"exit {finished.exitcode}, not 130")
+    if "Traceback" in finished.stderr or any(not line.startswith("note: ") for line in said(finished)):
+        problems.append("stderr is more than notes")
+    summary = json.loads(finished.stdout) if finished.stdout.strip() else {}
+    if summary.get("stopped_by") != "SIGINT" or not summary.get("ok") or summary.get("checks", 0) < 1:
+        problems.append(f"the summary: {summary}")
+    problems += judged_after_one_reconcile(rig, must_be_quiet=True)
+    assert not problems, "\n".join([*problems, f"tg run's stderr: {finished.stderr[-1500:]}", *rig.proxy.sequence()])
