@@ -334,11 +334,12 @@ class TradeCycle:
             clock=self._clock,
             config=self._settings.coordinator,
         )
-        try:
-            result = await coordinator.run_cycle(pair.symbol, correlation_id=run_id, manual=manual)
-        finally:
-            await coordinator.close()
-            await models.aclose()
+        with journal.interruptible(lambda: {"symbol": pair.symbol}):  # a cycle cut short is kept as such
+            try:
+                result = await coordinator.run_cycle(pair.symbol, correlation_id=run_id, manual=manual)
+            finally:
+                await coordinator.close()
+                await models.aclose()
         report = CycleReport.from_result(run_id, result, self._store.location)
         for reconciled in self._venue.reconciled.get(pair.symbol, []):
             report.reconciled += reconciled.changes + [f"could not repair: {e}" for e in reconciled.errors]

@@ -98,6 +98,10 @@ def signalled_and_judged(rig: Rig, index: int, when: When, signals: list[signal.
     problems += [f"as tg left it: {p}" for p in cover("tg", net(mine), mine)]
     if not executing and mine:
         problems.append(f"stopped before its entry, tg placed {len(mine)} order(s)")
+    if not executing:
+        [listed] = json.loads(rig.tg_here("runs", "--db", rig.db, "--json").stdout)
+        if listed["status"] != "interrupted":
+            problems.append(f"`tg runs` lists the trade cut short as {listed['status']}")
     problems += judged_after_one_reconcile(rig, must_be_quiet=executing)
     assert not problems, "\n".join([*problems, f"tg trade's stderr: {finished.stderr[-1500:]}", *rig.proxy.sequence()])
 
