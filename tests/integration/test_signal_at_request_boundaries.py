@@ -1,15 +1,28 @@
-"""`tg trade` sent SIGINT or SIGTERM (not SIGKILL) for real at a private-request
-boundary, then `tg reconcile` once, and the account judged through ccxt.
+"""tg sent SIGINT or SIGTERM (not SIGKILL) for real at private-request boundaries,
+then `tg reconcile` once, and the account judged through ccxt.
 
 How: the kill test's rig (test_kill_at_request_boundaries.py: a served sandbox on a
 still clock, the counting proxy, ccxt on its own key, a foreign resting limit buy and a
 foreign market buy). At private request N the proxy holds the request unsent
 ("before") or holds the exchange's answer ("after"); tg is signalled there. Once tg
-has said it got the signal (or has ended), the proxy lets the world go on: the held
-request reaches the exchange, or its answer reaches tg. Then tg must end as the README
-says (130 for SIGINT, 143 for SIGTERM, one clear line, no traceback), having finished
-protecting what it bought once its entry was on its way, and one `tg reconcile` must
-leave the account as the kill test's judge wants it.
+has said it heard the signal (a `note:` line), or has ended, the proxy lets the world
+go on: the held request reaches the exchange, or its answer reaches tg. tg must then
+end as the README says (130 for SIGINT, 143 for SIGTERM, one clear line, no traceback);
+having cut itself short before sending anything, or seen its execution or repair
+through (the account covered as tg left it, before any reconcile); and one `tg
+reconcile` must leave the account as the kill test's judge wants it.
+
+Cases: `tg trade BTC/USD --side buy --volume 0.01` at the boundaries that matter (the
+last before the entry, the entry's AddOrder and confirmation, the stop's AddOrder;
+SIGNAL_MATRIX=full: all 20) under each signal, and signalled twice; `tg reconcile`
+repairing an entry a SIGKILLed trade left bare, before and during its repair, once and
+twice; `tg run --url` in its first cycle, once and twice, and again during its last
+check; a trade waiting for another's lease. 27 cases, 15 s of test time (-n 0).
+
+Found (fixed since): tg trade and tg reconcile died of SIGTERM (exit -15) and were cut
+short by Ctrl-C mid-execution or mid-repair, leaving a filled entry without its stop
+until the next reconcile; tg run said nothing on a signal and exited for the last one
+it got; a trade cut short was listed by `tg runs` as died.
 """
 
 from __future__ import annotations
