@@ -100,10 +100,14 @@ def trade(
     config: ConfigOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Run one full trade cycle: snapshot, agents, vote, risk, orders, position."""
+    """Run one full trade cycle: snapshot, agents, vote, risk, orders, position.
+
+    Ctrl-C or SIGTERM stop it at once before the entry is sent; after, the execution is
+    finished first (what filled gets its stop-loss), then tg exits 130 or 143."""
     import asyncio
 
     from cli import render
+    from cli.interruption import Interruption
     from cli.wiring import open_session
     from core.flows.manual import manual_proposal, parse_volume
     from core.flows.trade_cycle import TradeCycle
@@ -115,26 +119,44 @@ def trade(
     if volume is not None:
         parse_volume(volume)  # refused before the exchange is opened
     settings = settings_from(db, config)
+    cycles: list[TradeCycle] = []
+    interruption = Interruption(lambda: any(cycle.executed for cycle in cycles))
 
     async def run() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         async with open_session(settings, url=url, live=live) as session:
             manual = await manual_proposal(session.client, symbol, side.value, volume) if side else None
-            report = await TradeCycle(
+            cycle = TradeCycle(
                 session.client,
                 session.store,
                 session.clock,
                 settings,
                 spool=session.spool,
                 leases=session.leases,
-            ).run(symbol, manual=manual)
+            )
+            cycles.append(cycle)
+            report = await cycle.run(symbol, manual=manual)
             return report.to_dict(), report.unrecorded
 
     collector.work_begins()
-    summary, unrecorded = asyncio.run(run())
+    try:
+        summary, unrecorded = interruption.run(run())
+    except asyncio.CancelledError:
+        if not interruption.cut_short:
+            raise
+        typer.echo(
+            f"error: {interruption.said()} before the trade's entry was sent: no order of it was placed", err=True
+        )
+        raise typer.Exit(interruption.exit_code()) from None
     render.trade_summary(summary, as_json=json_output)
     if unrecorded or not summary["stored"]:
         render.unrecorded(unrecorded)
         raise typer.Exit(ExitCode.ENVIRONMENT)
+    if interruption.received is not None:
+        typer.echo(
+            f"error: {interruption.said()} during the execution, which was seen through first: {summary['status']}",
+            err=True,
+        )
+        raise typer.Exit(interruption.exit_code())
     if summary["status"] in NOT_DONE_STATUSES:
         raise typer.Exit(ExitCode.NOT_DONE)
 
@@ -319,20 +341,25 @@ def reconcile(
     """Bring the database in line with the exchange and repair tg's unprotected positions.
 
     Only tg's own orders are touched (those of this database's install id, shown here);
-    foreign orders and holdings on the account are listed and left alone."""
+    foreign orders and holdings on the account are listed and left alone. Ctrl-C or
+    SIGTERM stop it at once before it sends anything; after, the repair is finished
+    first, then tg exits 130 or 143."""
     import asyncio
 
     from cli import render
+    from cli.interruption import Interruption
     from cli.wiring import open_session
     from core.domain.ownership import parse_install_id
     from core.execution.reconcile import Reconciler
 
     namespaces = [parse_install_id(text) for text in adopt or []]
     settings = settings_from(db, config)
+    reconcilers: list[Reconciler] = []
+    interruption = Interruption(lambda: any(reconciler.acted for reconciler in reconcilers))
 
     async def run() -> dict[str, Any]:
         async with open_session(settings, url=url, live=live) as session:
-            report = await Reconciler(
+            reconciler = Reconciler(
                 session.client,
                 session.store,
                 session.clock,
@@ -340,15 +367,26 @@ def reconcile(
                 settings=settings.execution,
                 adopt=namespaces,
                 leases=session.leases,
-            ).reconcile()
+            )
+            reconcilers.append(reconciler)
+            report = await reconciler.reconcile()
             return render.reconcile_outcome(report, session.store.install_id, session.store.location)
 
     collector.work_begins()
-    outcome = asyncio.run(run())
+    try:
+        outcome = interruption.run(run())
+    except asyncio.CancelledError:
+        if not interruption.cut_short:
+            raise
+        typer.echo(f"error: {interruption.said()} before reconcile sent anything to the exchange", err=True)
+        raise typer.Exit(interruption.exit_code()) from None
     render.reconcile_report(outcome, as_json=json_output)
     if outcome["unrecorded"]:
         render.unrecorded(outcome["unrecorded"])
         raise typer.Exit(ExitCode.ENVIRONMENT)
+    if interruption.received is not None:
+        typer.echo(f"error: {interruption.said()} during the repair, which was seen through first", err=True)
+        raise typer.Exit(interruption.exit_code())
     if outcome["errors"]:
         raise typer.Exit(ExitCode.NOT_DONE)
 

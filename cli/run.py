@@ -101,7 +101,12 @@ def run(
         loop = asyncio.get_running_loop()
 
         def on_signal(signum: int) -> None:
-            received.append(signal.Signals(signum).name)
+            name = signal.Signals(signum).name
+            notice(
+                f"{name}: {'still ' if received else ''}stopping: an execution under way finishes, "
+                "then the last check and the summary"
+            )
+            received.append(name)
             stop.set()
 
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -131,7 +136,7 @@ def run(
                         every_s=every_s,
                         for_s=for_s,
                         stop=stop,
-                        stop_reason=lambda: received[-1] if received else "stopped",
+                        stop_reason=lambda: received[0] if received else "stopped",  # the first one asked
                     )
             finally:
                 if control is not None:

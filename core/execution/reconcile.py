@@ -168,6 +168,9 @@ class Reconciler:
         self._leases = leases
         """None: this process is the database's only user (a simulation's, a replay's)."""
         self._tracker = PositionTracker(store, clock)
+        self.acted = False
+        """Whether a pass has sent anything to the exchange: from then on a command
+        sees its repair through rather than stopping with a stop-loss on its way."""
 
     async def reconcile(self) -> ReconcileReport:
         async with self.reconciled() as done:
@@ -215,7 +218,7 @@ class _Pass:
         self.placer = OrderPlacer(owner._client, self.recorder, owner._clock, owner._settings, self.attempts)
         self.now = owner._clock.time()
         self._pairs: dict[str, PairInfo] = {}
-        self.acted = False  # sent anything to the exchange: the balances read are stale
+        self._acted = False
         self.skipped_assets: set[str] = set()  # another process's, for this pass
         self.leased_assets: set[str] = set()  # this process's, for this pass
         self.unsettled_assets: set[str] = set()  # held otherwise than explained: not to be measured
@@ -227,6 +230,16 @@ class _Pass:
     @property
     def repairing(self) -> bool:
         return self.o._repair_mode
+
+    @property
+    def acted(self) -> bool:
+        """Whether the pass sent anything to the exchange: the balances read are stale."""
+        return self._acted
+
+    @acted.setter
+    def acted(self, value: bool) -> None:
+        self._acted = value
+        self.o.acted = self.o.acted or value
 
     async def run(self) -> ReconcileReport:
         o, report = self.o, self.report

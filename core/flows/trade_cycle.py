@@ -235,6 +235,9 @@ class ExchangeVenue:
         )
         self.reconciled: dict[str, list[ReconcileReport]] = {}
         """By symbol: what the reconciliations of its last trading decision found."""
+        self.executed = False
+        """Whether an execution has started: from then on a command is not cut short
+        (an entry on its way may fill, and is protected before tg stops)."""
         self._executions: dict[str, ExecutionResult] = {}
 
     async def snapshot(self, symbol: str) -> MarketSnapshot:
@@ -285,6 +288,7 @@ class ExchangeVenue:
             run_id=correlation_id,
             spool=self._spool,
         )
+        self.executed = True
         result = self._executions[proposal.symbol] = await manager.execute_trade(proposal)
         return result
 
@@ -308,6 +312,11 @@ class TradeCycle:
         self._settings = settings
         self._venue = ExchangeVenue(client, store, clock, settings, spool=spool, leases=leases or LeaseKeeper(store))
 
+    @property
+    def executed(self) -> bool:
+        """Whether the cycle's execution has started (ExchangeVenue.executed)."""
+        return self._venue.executed
+
     async def run(self, symbol: str, *, manual: TradeProposal | None = None) -> CycleReport:
         """The cycle; with `manual`, the operator's proposal replaces the vote."""
         pair = await self._client.resolve_pair(symbol)
@@ -325,11 +334,12 @@ class TradeCycle:
             clock=self._clock,
             config=self._settings.coordinator,
         )
-        try:
-            result = await coordinator.run_cycle(pair.symbol, correlation_id=run_id, manual=manual)
-        finally:
-            await coordinator.close()
-            await models.aclose()
+        with journal.interruptible(lambda: {"symbol": pair.symbol}):  # a cycle cut short is kept as such
+            try:
+                result = await coordinator.run_cycle(pair.symbol, correlation_id=run_id, manual=manual)
+            finally:
+                await coordinator.close()
+                await models.aclose()
         report = CycleReport.from_result(run_id, result, self._store.location)
         for reconciled in self._venue.reconciled.get(pair.symbol, []):
             report.reconciled += reconciled.changes + [f"could not repair: {e}" for e in reconciled.errors]

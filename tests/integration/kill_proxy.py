@@ -8,6 +8,8 @@ springs the trap so the test can SIGKILL tg at exactly that point. Whatever tg's
 process sends after N (it cannot, once dead, but a concurrent task might) is held
 unsent too. Public requests pass through uncounted; `on_forward` is told of each
 private one about to reach the exchange (the test moves the exchange's clock there).
+A test that signals tg instead of killing it lets the world go on (`go_on`): the held
+request reaches the exchange, or its held answer reaches tg, and nothing more is held.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ class Trap:
         self.at = at
         self.when = when
         self.held = threading.Event()
+        self.released = threading.Event()
+        self.going_on = False
+        """Released by `go_on`: what it holds goes on rather than being dropped."""
         self._read, self._write = os.pipe()
 
     def fileno(self) -> int:
@@ -79,28 +84,47 @@ class KillProxy(Relay):
     def __init__(self, upstream: str) -> None:
         super().__init__(upstream, upstream_timeout_s=_UPSTREAM_TIMEOUT_S, name="kill-proxy")
         self._lock = threading.Lock()
-        self._release = threading.Event()
         self._trap = Trap(None, "before")
+        self._old_traps: list[Trap] = []
         self.log: list[Exchanged] = []
         self.on_forward: Callable[[], None] | None = None
         """Called before each private request goes on to the exchange."""
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         super().__exit__(kind, error, tb)
-        self._trap.close()
+        for trap in [*self._old_traps, self._trap]:
+            trap.close()
 
     def arm(self, at: int | None, when: When = "before") -> Trap:
         """Start counting from 1 again and hold request `at` (None: hold nothing)."""
         with self._lock:
             self.log = []
-            self._release.clear()
-            self._trap.close()
+            self._old_traps.append(self._trap)
             self._trap = Trap(at, when)
             return self._trap
 
     def release(self) -> None:
         """Let the held handlers go: they close their connections without answering."""
-        self._release.set()
+        self._trap.released.set()
+
+    def go_on(self) -> None:
+        """Let the held handlers go as if never held: a request held unsent is sent
+        and answered, an answer held is delivered; whatever comes after passes."""
+        with self._lock:
+            self._trap.going_on = True
+        self._trap.released.set()
+
+    def go_on_and_arm(self, at: int, when: When = "before") -> Trap:
+        """`go_on`, and at once count again from 1, holding request `at` of what comes
+        next: for a second stop of the world in one command."""
+        with self._lock:
+            trap = self._trap
+            trap.going_on = True
+            self.log = []
+            self._old_traps.append(trap)
+            self._trap = Trap(at, when)
+            trap.released.set()
+            return self._trap
 
     def sequence(self) -> list[str]:
         return [entry.line() for entry in self.log]
@@ -108,12 +132,14 @@ class KillProxy(Relay):
     # --- the handler -------------------------------------------------------------
 
     def _let_go(self) -> None:
-        self.release()
+        for trap in [*self._old_traps, self._trap]:
+            trap.released.set()
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         private = handler.path.startswith(PRIVATE)
         entry: Exchanged | None = None
         hold: When | None = None
+        trap = self._trap
         if private:
             with self._lock:
                 method = handler.path[len(PRIVATE) :]
@@ -123,25 +149,27 @@ class KillProxy(Relay):
                 trap = self._trap
                 if trap.at is not None and entry.index >= trap.at:
                     hold = "before" if entry.index > trap.at else trap.when
-        if hold == "before":
-            self._hold(handler)
+        if hold == "before" and not self._hold(handler, trap):
             return
         if private and self.on_forward is not None:
             self.on_forward()
         status, headers, answer = self._forward(handler, body)
         if entry is not None:
             entry.forwarded, entry.answer = True, _brief(answer)
-        if hold == "after":
-            self._hold(handler)
+        if hold == "after" and not self._hold(handler, trap):
             return
         if entry is not None:
             entry.delivered = True
         self._answer(handler, status, headers, answer)
 
-    def _hold(self, handler: BaseHTTPRequestHandler) -> None:
-        self._trap.spring()
-        self._release.wait()
+    def _hold(self, handler: BaseHTTPRequestHandler, trap: Trap) -> bool:
+        """Hold until `trap` is released; True if the request is to go on (`go_on`)."""
+        trap.spring()
+        trap.released.wait()
+        if trap.going_on:
+            return True
         handler.close_connection = True  # dropped: no answer ever goes back
+        return False
 
 
 def _summary(params: Mapping[str, list[str]]) -> str:
