@@ -1,0 +1,50 @@
+"""The WebSocket v2 API against a hostile or sloppy client: each test is a request
+that once did harm (an order nobody asked for, a stream lost, a server stalled), and
+what a Kraken client gets for it now."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.simulator.ws_peer import Json, Served
+
+pytestmark = pytest.mark.integration
+
+BUY_LOW: Json = {"order_type": "limit", "side": "buy", "order_qty": 0.01, "limit_price": 10000, "symbol": "BTC/USD"}
+LOW_ORDER: Json = {key: value for key, value in BUY_LOW.items() if key != "symbol"}
+"""One order of a batch_add (the batch names the symbol)."""
+
+
+async def test_a_negative_static_price_is_refused_not_read_as_relative(served: Served) -> None:
+    """REST reads a price written "-1" as "1 below the last trade": a v2 limit_price of
+    -1 (a sign bug in a client) placed a buy just under the market, and amend_order,
+    edit_order, batch_add and a conditional close moved or placed orders the same way."""
+    peer = await served.connect()
+    token = await served.token()
+    resting = (await peer.call("add_order", {**BUY_LOW, "token": token}))["result"]["order_id"]
+    refused = [
+        await peer.call("add_order", {**BUY_LOW, "limit_price": -1, "token": token}),
+        await peer.call(
+            "add_order", {**BUY_LOW, "conditional": {"order_type": "limit", "limit_price": -5}, "token": token}
+        ),
+        await peer.call(
+            "add_order",
+            {**BUY_LOW, "order_type": "stop-loss", "side": "buy", "triggers": {"price": -5}, "token": token},
+        ),
+        await peer.call(
+            "batch_add",
+            {"symbol": "BTC/USD", "orders": [LOW_ORDER, {**LOW_ORDER, "limit_price": -1}], "token": token},
+        ),
+        await peer.call("amend_order", {"order_id": resting, "limit_price": -1, "token": token}),
+        await peer.call("edit_order", {"order_id": resting, "symbol": "BTC/USD", "limit_price": -1, "token": token}),
+    ]
+    assert [(a["success"], a.get("error")) for a in refused] == [
+        (False, "EGeneral:Invalid arguments:limit_price"),
+        (False, "EGeneral:Invalid arguments:conditional.limit_price"),
+        (False, "EGeneral:Invalid arguments:triggers.price"),
+        (False, "EGeneral:Invalid arguments:limit_price"),
+        (False, "EGeneral:Invalid arguments:limit_price"),
+        (False, "EGeneral:Invalid arguments:limit_price"),
+    ]
+    open_orders = (await served.rest.result("OpenOrders"))["open"]
+    assert list(open_orders) == [resting] and open_orders[resting]["descr"]["price"] == "10000.0"
