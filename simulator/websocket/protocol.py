@@ -16,10 +16,11 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import simplejson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from simulator.models import Side
 from simulator.pairs import ASSETS, PAIRS, Pair
+from simulator.params import MAX_AMOUNT
 
 Json = dict[str, Any]
 _V2_NAMES = {"XBT": "BTC", "XDG": "DOGE"}
@@ -98,6 +99,20 @@ class Request(BaseModel):
 
 
 Symbols = Annotated[list[str], Field(min_length=1)]
+MAX_PLACES = 28
+"""The most a number's exponent may be either way: Decimal's default precision."""
+
+
+def _bounded(value: Decimal) -> Decimal:
+    """A number the sandbox can write out: 1e999999999 reads as a small Decimal but is a
+    billion digits once written as a price, which stalled the server for seconds."""
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int) or abs(exponent) > MAX_PLACES or abs(value) >= MAX_AMOUNT:
+        raise ValueError("number out of range")
+    return value
+
+
+Number = Annotated[Decimal, AfterValidator(_bounded)]
 
 
 class TickerSubscription(_Strict):
@@ -184,15 +199,15 @@ OrderTypeName = Literal[
 
 class Triggers(_Strict):
     reference: Literal["last", "index"] = "last"
-    price: Decimal
+    price: Number
     price_type: PriceType = "static"
 
 
 class Conditional(_Strict):
     order_type: OrderTypeName
-    limit_price: Decimal | None = None
+    limit_price: Number | None = None
     limit_price_type: PriceType = "static"
-    trigger_price: Decimal | None = None
+    trigger_price: Number | None = None
     trigger_price_type: PriceType = "static"
 
 
@@ -201,8 +216,8 @@ class OrderRequest(_Strict):
 
     order_type: OrderTypeName
     side: Side
-    order_qty: Decimal | None = None
-    limit_price: Decimal | None = None
+    order_qty: Number | None = None
+    limit_price: Number | None = None
     limit_price_type: PriceType = "static"
     triggers: Triggers | None = None
     time_in_force: Literal["gtc", "gtd", "ioc"] = "gtc"
@@ -214,7 +229,7 @@ class OrderRequest(_Strict):
     cl_ord_id: str | None = None
     order_userref: int | None = None
     conditional: Conditional | None = None
-    display_qty: Decimal | None = None
+    display_qty: Number | None = None
     fee_preference: Literal["base", "quote"] | None = None
     no_mpp: bool = False
     stp_type: Literal["cancel_newest", "cancel_oldest", "cancel_both"] = "cancel_newest"
@@ -242,11 +257,11 @@ class AmendOrder(_Strict):
     """Kraken asks for it on some asset classes only; the sandbox's spot orders need no symbol."""
     order_id: str | None = None
     cl_ord_id: str | None = None
-    order_qty: Decimal | None = None
-    display_qty: Decimal | None = None
-    limit_price: Decimal | None = None
+    order_qty: Number | None = None
+    display_qty: Number | None = None
+    limit_price: Number | None = None
     limit_price_type: PriceType = "static"
-    trigger_price: Decimal | None = None
+    trigger_price: Number | None = None
     trigger_price_type: PriceType = "static"
     post_only: bool = False
     deadline: str | None = None
@@ -256,9 +271,9 @@ class EditOrder(_Strict):
     token: str
     order_id: str
     symbol: str
-    order_qty: Decimal | None = None
-    display_qty: Decimal | None = None
-    limit_price: Decimal | None = None
+    order_qty: Number | None = None
+    display_qty: Number | None = None
+    limit_price: Number | None = None
     triggers: Triggers | None = None
     post_only: bool | None = None
     reduce_only: bool = False

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from simulator.websocket.protocol import encode
 from tests.simulator.ws_peer import Json, Served
 
 pytestmark = pytest.mark.integration
@@ -48,3 +49,27 @@ async def test_a_negative_static_price_is_refused_not_read_as_relative(served: S
     ]
     open_orders = (await served.rest.result("OpenOrders"))["open"]
     assert list(open_orders) == [resting] and open_orders[resting]["descr"]["price"] == "10000.0"
+
+
+async def test_a_number_of_absurd_exponent_is_refused_before_it_is_written_out(served: Served) -> None:
+    """A JSON number such as 1e999999999 reads as a small Decimal, but written out in full
+    (as REST's price and v2's relative prices are) it is a billion digits: the served
+    sandbox stalled for seconds and took a gigabyte per request. 1e100000 shows the same
+    path at a size a test can afford; the wire's own field is named."""
+    peer = await served.connect()
+    token = await served.token()
+    order = encode({"method": "add_order", "params": {**BUY_LOW, "token": token}})
+    answers = []
+    for field, number in (("limit_price", "1e100000"), ("limit_price", "1e-100000"), ("order_qty", "0e-100000")):
+        await peer.connection.send(order.replace(f'"{field}":{BUY_LOW[field]}', f'"{field}":{number}'))
+        answers.append(await peer.next(lambda m: m.get("method") == "add_order"))
+    pct = {"method": "add_order", "params": {**BUY_LOW, "limit_price_type": "pct", "token": token}}
+    await peer.connection.send(encode(pct).replace('"limit_price":10000', '"limit_price":1e-100000'))
+    answers.append(await peer.next(lambda m: m.get("method") == "add_order"))
+    assert [a.get("error") for a in answers] == [
+        "EGeneral:Invalid arguments:limit_price",
+        "EGeneral:Invalid arguments:limit_price",
+        "EGeneral:Invalid arguments:order_qty",
+        "EGeneral:Invalid arguments:limit_price",
+    ]
+    assert (await served.rest.result("OpenOrders"))["open"] == {}
