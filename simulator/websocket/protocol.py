@@ -90,12 +90,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+ReqId = Annotated[int, Field(strict=True, ge=-(2**63), lt=2**64)]
+"""A JSON integer a 64-bit client holds: 1e5000 read as an integer too long to echo."""
+
+
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     method: str
     params: dict[str, Any] = Field(default_factory=dict)
-    req_id: int | None = None
+    req_id: ReqId | None = None
 
 
 Symbols = Annotated[list[str], Field(min_length=1)]

@@ -73,3 +73,13 @@ async def test_a_number_of_absurd_exponent_is_refused_before_it_is_written_out(s
         "EGeneral:Invalid arguments:limit_price",
     ]
     assert (await served.rest.result("OpenOrders"))["open"] == {}
+
+
+async def test_a_req_id_too_long_to_echo_is_malformed_and_the_connection_lives(served: Served) -> None:
+    """req_id 1e5000 read as an integer of 5001 digits, which the answer could not write:
+    the session died with a traceback in the server's log and no close frame."""
+    peer = await served.connect()
+    await peer.connection.send('{"method":"ping","req_id":1e5000}')
+    malformed = await peer.next(lambda m: m.get("method") == "error")
+    assert (malformed["success"], malformed["error"]) == (False, "Malformed request")
+    assert (await peer.answer(await peer.send("ping", req_id=2**63 - 1), "pong"))["req_id"] == 2**63 - 1
