@@ -92,6 +92,8 @@ class _Strict(BaseModel):
 
 ReqId = Annotated[int, Field(strict=True, ge=-(2**63), lt=2**64)]
 """A JSON integer a 64-bit client holds: 1e5000 read as an integer too long to echo."""
+UserRef = Annotated[int, Field(strict=True, ge=-(2**31), lt=2**31)]
+"""Kraken's order_userref, a 32-bit JSON integer (a number with an exponent is none)."""
 
 
 class Request(BaseModel):
@@ -231,7 +233,7 @@ class OrderRequest(_Strict):
     effective_time: str | None = None
     expire_time: str | None = None
     cl_ord_id: str | None = None
-    order_userref: int | None = None
+    order_userref: UserRef | None = None
     conditional: Conditional | None = None
     display_qty: Number | None = None
     fee_preference: Literal["base", "quote"] | None = None
@@ -281,7 +283,7 @@ class EditOrder(_Strict):
     triggers: Triggers | None = None
     post_only: bool | None = None
     reduce_only: bool = False
-    order_userref: int | None = None
+    order_userref: UserRef | None = None
     fee_preference: Literal["base", "quote"] | None = None
     no_mpp: bool = False
     deadline: str | None = None
@@ -292,7 +294,7 @@ class CancelOrder(_Strict):
     token: str
     order_id: list[str] | None = None
     cl_ord_id: list[str] | None = None
-    order_userref: list[int] | None = None
+    order_userref: list[UserRef] | None = None
 
 
 class CancelAll(_Strict):
@@ -301,12 +303,12 @@ class CancelAll(_Strict):
 
 class CancelAllAfter(_Strict):
     token: str
-    timeout: Annotated[int, Field(ge=0)]
+    timeout: Annotated[int, Field(strict=True, ge=0)]
 
 
 class BatchCancel(_Strict):
     token: str
-    orders: Annotated[list[str | int], Field(min_length=1, max_length=50)] = Field(default_factory=list)
+    orders: Annotated[list[str | UserRef], Field(min_length=1, max_length=50)] = Field(default_factory=list)
     cl_ord_id: list[str] | None = None
 
 

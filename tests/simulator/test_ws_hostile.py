@@ -16,6 +16,12 @@ LOW_ORDER: Json = {key: value for key, value in BUY_LOW.items() if key != "symbo
 """One order of a batch_add (the batch names the symbol)."""
 
 
+def raw(message: Json, number: str = "1e5000") -> str:
+    """`message` as JSON text with each string "N" in it made the JSON number `number`,
+    one that json.dumps cannot write."""
+    return encode(message).replace('"N"', number)
+
+
 async def test_a_negative_static_price_is_refused_not_read_as_relative(served: Served) -> None:
     """REST reads a price written "-1" as "1 below the last trade": a v2 limit_price of
     -1 (a sign bug in a client) placed a buy just under the market, and amend_order,
@@ -83,3 +89,18 @@ async def test_a_req_id_too_long_to_echo_is_malformed_and_the_connection_lives(s
     malformed = await peer.next(lambda m: m.get("method") == "error")
     assert (malformed["success"], malformed["error"]) == (False, "Malformed request")
     assert (await peer.answer(await peer.send("ping", req_id=2**63 - 1), "pong"))["req_id"] == 2**63 - 1
+
+
+async def test_an_integer_too_long_to_write_is_refused_and_the_connection_lives(served: Served) -> None:
+    """cancel_order's order_userref and batch_cancel's orders of 1e5000 became integers of
+    5001 digits that could not be written into REST's txid: a traceback and a connection
+    closed without a close frame."""
+    peer = await served.connect()
+    token = await served.token()
+    await peer.connection.send(raw({"method": "cancel_order", "params": {"order_userref": ["N"], "token": token}}))
+    by_userref = await peer.next(lambda m: m.get("method") == "cancel_order")
+    await peer.connection.send(raw({"method": "batch_cancel", "params": {"orders": ["x", "N"], "token": token}}))
+    batch = await peer.next(lambda m: m.get("method") == "batch_cancel")
+    assert (by_userref["success"], by_userref["error"]) == (False, "EGeneral:Invalid arguments:order_userref")
+    assert batch["success"] is False
+    assert (await peer.answer(await peer.send("ping"), "pong"))["success"]
