@@ -343,8 +343,20 @@ def _error_text(exc: ValidationError, params: Json, what: str) -> str:
         return f"Unsupported field: '{location[-1]}' for the given msg type: {what}"
     if error["type"] == "missing":
         return f"Required field: '{location[-1]}' is missing"
-    field = location[-1] if location else what
-    return f"EGeneral:Invalid arguments:{field}"
+    return f"EGeneral:Invalid arguments:{_written(error['loc'], params) or what}"
+
+
+def _written(location: tuple[int | str, ...], params: Json) -> str | None:
+    """The last name in `location` that the request wrote: pydantic's locations also name
+    the union member it tried (str, int) or the subscription's channel, which no client did."""
+    field: str | None = None
+    value: Any = params
+    for part in location:
+        if isinstance(part, int):
+            value = value[part] if isinstance(value, list) and -len(value) <= part < len(value) else None
+        elif isinstance(value, dict) and part in value:
+            field, value = part, value[part]
+    return field
 
 
 # --- answers ------------------------------------------------------------------

@@ -104,3 +104,22 @@ async def test_an_integer_too_long_to_write_is_refused_and_the_connection_lives(
     assert (by_userref["success"], by_userref["error"]) == (False, "EGeneral:Invalid arguments:order_userref")
     assert batch["success"] is False
     assert (await peer.answer(await peer.send("ping"), "pong"))["success"]
+
+
+async def test_an_invalid_argument_is_named_as_the_client_wrote_it(served: Served) -> None:
+    """batch_cancel's orders hold order ids or userrefs; a null among them was refused as
+    "EGeneral:Invalid arguments:str", naming the type pydantic tried last, not the field."""
+    peer = await served.connect()
+    token = await served.token()
+    wrong = [
+        await peer.call("batch_cancel", {"orders": ["OAAAAA-BBBBB-CCCCCC", None], "token": token}),
+        await peer.call("batch_cancel", {"orders": [{"order_id": "x"}], "token": token}),
+        await peer.call("add_order", {**BUY_LOW, "triggers": {"price": "high"}, "token": token}),
+        await peer.call("subscribe", {"channel": "book", "symbol": ["BTC/USD"], "snapshot": "maybe"}),
+    ]
+    assert [a["error"] for a in wrong] == [
+        "EGeneral:Invalid arguments:orders",
+        "EGeneral:Invalid arguments:orders",
+        "EGeneral:Invalid arguments:price",
+        "EGeneral:Invalid arguments:snapshot",
+    ]
