@@ -72,9 +72,10 @@ def epoch(text: str, field: str) -> float:
 def encode(message: BaseModel | Json) -> str:
     """JSON text, each Decimal written as a JSON number with all its places, as Kraken
     sends them ("full precision on the wire": qty 0.00100000, not 0.001), which is what
-    its documented book checksum is computed from."""
+    its documented book checksum is computed from. (simplejson's own Decimal writing,
+    on by default, is str(): 5.0E-7, 0E-8.)"""
     body = message.model_dump(exclude_none=True) if isinstance(message, BaseModel) else message
-    return simplejson.dumps(body, default=_number, separators=(",", ":"))
+    return simplejson.dumps(body, default=_number, use_decimal=False, separators=(",", ":"))
 
 
 def _number(value: object) -> simplejson.RawJSON:
