@@ -123,3 +123,23 @@ async def test_an_invalid_argument_is_named_as_the_client_wrote_it(served: Serve
         "EGeneral:Invalid arguments:price",
         "EGeneral:Invalid arguments:snapshot",
     ]
+
+
+async def test_ohlc_of_two_intervals_on_one_symbol_are_two_subscriptions(served: Served) -> None:
+    """Kraken's ohlc rows name their interval, and unsubscribe names the one to stop: the
+    sandbox refused a second interval of a symbol as "Already subscribed", and
+    unsubscribing interval 5 stopped the interval 1 stream, acknowledged as interval 5."""
+    peer = await served.connect()
+    one = await peer.call("subscribe", {"channel": "ohlc", "symbol": ["BTC/USD"], "interval": 1, "snapshot": False})
+    five = await peer.call("subscribe", {"channel": "ohlc", "symbol": ["BTC/USD"], "interval": 5, "snapshot": False})
+    assert (one["success"], five["success"], five["result"]["interval"]) == (True, True, 5)
+    never = await peer.call("unsubscribe", {"channel": "ohlc", "symbol": ["BTC/USD"], "interval": 15})
+    assert (never["success"], never["error"]) == (False, "Subscription Not Found")
+    assert (await peer.call("unsubscribe", {"channel": "ohlc", "symbol": ["BTC/USD"], "interval": 5}))["success"]
+
+    start = len(peer.seen)
+    await served.advance(120)
+    bar = await peer.found(lambda m: m.get("channel") == "ohlc" and m["type"] == "update", start)
+    await peer.barrier()
+    intervals = {row["interval"] for m in peer.seen[start:] if m.get("channel") == "ohlc" for row in m["data"]}
+    assert bar["data"][-1]["interval"] == 1 and intervals == {1}
