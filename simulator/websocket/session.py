@@ -303,7 +303,11 @@ class Session:
         if self._closed:
             return
         async with self._lock:
-            await self._send({"type": "websocket.send", "text": text})
+            try:
+                await self._send({"type": "websocket.send", "text": text})
+            except OSError:  # the client has gone (ASGI servers raise this): the session ends
+                self._closed = True
+                return
         self._last_sent = time.monotonic()
 
     async def _drop(self) -> None:

@@ -4,8 +4,14 @@ what a Kraken client gets for it now."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import MutableMapping
+from typing import Any
+
 import pytest
 
+from simulator.app import SandboxApp
 from simulator.websocket.protocol import encode
 from tests.simulator.ws_peer import Json, Served
 
@@ -143,3 +149,33 @@ async def test_ohlc_of_two_intervals_on_one_symbol_are_two_subscriptions(served:
     await peer.barrier()
     intervals = {row["interval"] for m in peer.seen[start:] if m.get("channel") == "ohlc" for row in m["data"]}
     assert bar["data"][-1]["interval"] == 1 and intervals == {1}
+
+
+async def test_a_client_gone_mid_send_ends_its_session_quietly(
+    app: SandboxApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A send to a client that has gone raises OSError (uvicorn's ClientDisconnected): out
+    of an answer it was a traceback from the ASGI app, out of the publisher one "publishing
+    to WebSocket connection N failed" per dropped subscriber. The session now ends, as
+    when the client says goodbye."""
+    gone = asyncio.Event()
+    sent: list[MutableMapping[str, Any]] = []
+    inbox = [{"type": "websocket.connect"}, {"type": "websocket.receive", "text": '{"method":"ping"}'}]
+
+    async def receive() -> dict[str, Any]:
+        if inbox:
+            return inbox.pop(0)
+        await gone.wait()
+        return {"type": "websocket.disconnect", "code": 1006}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if len(sent) == 2:  # the accept and the status went out; the client is gone before the pong
+            gone.set()
+            raise OSError("client disconnected")
+        sent.append(message)
+
+    with caplog.at_level(logging.ERROR):
+        async with asyncio.timeout(5):
+            await app({"type": "websocket", "path": "/v2"}, receive, send)
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send"]
+    assert caplog.records == []
