@@ -172,10 +172,18 @@ def _relative(value: Decimal, price_type: PriceType) -> str:
     return f"{sign}{abs(value):f}{'%' if price_type == 'pct' else ''}"
 
 
-def _limit(value: Decimal | None, price_type: PriceType) -> object:
+def _static(value: Decimal, field: str) -> Decimal:
+    """A price as it is: REST reads a price written "-1" as 1 below the last trade, so a
+    static price must be positive or it would place or move an order near the market."""
+    if value <= 0:
+        raise ProtocolError(f"EGeneral:Invalid arguments:{field}")
+    return value
+
+
+def _limit(value: Decimal | None, price_type: PriceType, field: str = "limit_price") -> object:
     if value is None:
-        raise ProtocolError("EGeneral:Invalid arguments:limit_price")
-    return value if price_type == "static" else _relative(value, price_type)
+        raise ProtocolError(f"EGeneral:Invalid arguments:{field}")
+    return _static(value, field) if price_type == "static" else _relative(value, price_type)
 
 
 def _trigger(triggers: Triggers, *, trailing: bool) -> object:
@@ -183,7 +191,11 @@ def _trigger(triggers: Triggers, *, trailing: bool) -> object:
         if triggers.price_type == "static":
             raise ProtocolError("EGeneral:Invalid arguments:triggers.price_type")
         return _relative(abs(triggers.price), triggers.price_type)
-    return triggers.price if triggers.price_type == "static" else _relative(triggers.price, triggers.price_type)
+    return _trigger_price(triggers.price, triggers.price_type, "triggers.price")
+
+
+def _trigger_price(value: Decimal, price_type: PriceType, field: str) -> object:
+    return _static(value, field) if price_type == "static" else _relative(value, price_type)
 
 
 def _close(conditional: Conditional) -> dict[str, object]:
@@ -194,15 +206,13 @@ def _close(conditional: Conditional) -> dict[str, object]:
     trigger, limit = conditional.trigger_price, conditional.limit_price
     if conditional.order_type in _TRIGGERED:
         if trigger is not None:
-            params["close[price]"] = (
-                trigger
-                if conditional.trigger_price_type == "static"
-                else _relative(trigger, conditional.trigger_price_type)
+            params["close[price]"] = _trigger_price(
+                trigger, conditional.trigger_price_type, "conditional.trigger_price"
             )
         if kind.endswith("-limit") and limit is not None:
-            params["close[price2]"] = _limit(limit, conditional.limit_price_type)
+            params["close[price2]"] = _limit(limit, conditional.limit_price_type, "conditional.limit_price")
     elif limit is not None:
-        params["close[price]"] = _limit(limit, conditional.limit_price_type)
+        params["close[price]"] = _limit(limit, conditional.limit_price_type, "conditional.limit_price")
     return params
 
 
@@ -213,8 +223,7 @@ def _amend(request: AmendOrder) -> dict[str, object]:
     if request.limit_price is not None:
         params["limit_price"] = _limit(request.limit_price, request.limit_price_type)
     if request.trigger_price is not None:
-        price, kind = request.trigger_price, request.trigger_price_type
-        params["trigger_price"] = price if kind == "static" else _relative(price, kind)
+        params["trigger_price"] = _trigger_price(request.trigger_price, request.trigger_price_type, "trigger_price")
     if request.display_qty is not None:
         params["display_qty"] = request.display_qty
     return params
@@ -235,7 +244,7 @@ def _edit(exchange: Exchange, request: EditOrder) -> dict[str, object]:
     if request.triggers is not None:
         params["price"] = _trigger(request.triggers, trailing=False)
     if request.limit_price is not None:
-        params["price2" if triggered else "price"] = request.limit_price
+        params["price2" if triggered else "price"] = _static(request.limit_price, "limit_price")
     flags = [
         flag
         for flag, wanted in (

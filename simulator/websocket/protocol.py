@@ -16,10 +16,11 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import simplejson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from simulator.models import Side
 from simulator.pairs import ASSETS, PAIRS, Pair
+from simulator.params import MAX_AMOUNT
 
 Json = dict[str, Any]
 _V2_NAMES = {"XBT": "BTC", "XDG": "DOGE"}
@@ -71,9 +72,10 @@ def epoch(text: str, field: str) -> float:
 def encode(message: BaseModel | Json) -> str:
     """JSON text, each Decimal written as a JSON number with all its places, as Kraken
     sends them ("full precision on the wire": qty 0.00100000, not 0.001), which is what
-    its documented book checksum is computed from."""
+    its documented book checksum is computed from. (simplejson's own Decimal writing,
+    on by default, is str(): 5.0E-7, 0E-8.)"""
     body = message.model_dump(exclude_none=True) if isinstance(message, BaseModel) else message
-    return simplejson.dumps(body, default=_number, separators=(",", ":"))
+    return simplejson.dumps(body, default=_number, use_decimal=False, separators=(",", ":"))
 
 
 def _number(value: object) -> simplejson.RawJSON:
@@ -89,15 +91,35 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+ReqId = Annotated[int, Field(strict=True, ge=-(2**63), lt=2**64)]
+"""A JSON integer a 64-bit client holds: 1e5000 read as an integer too long to echo."""
+UserRef = Annotated[int, Field(strict=True, ge=-(2**31), lt=2**31)]
+"""Kraken's order_userref, a 32-bit JSON integer (a number with an exponent is none)."""
+
+
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     method: str
     params: dict[str, Any] = Field(default_factory=dict)
-    req_id: int | None = None
+    req_id: ReqId | None = None
 
 
 Symbols = Annotated[list[str], Field(min_length=1)]
+MAX_PLACES = 28
+"""The most a number's exponent may be either way: Decimal's default precision."""
+
+
+def _bounded(value: Decimal) -> Decimal:
+    """A number the sandbox can write out: 1e999999999 reads as a small Decimal but is a
+    billion digits once written as a price, which stalled the server for seconds."""
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int) or abs(exponent) > MAX_PLACES or abs(value) >= MAX_AMOUNT:
+        raise ValueError("number out of range")
+    return value
+
+
+Number = Annotated[Decimal, AfterValidator(_bounded)]
 
 
 class TickerSubscription(_Strict):
@@ -184,15 +206,15 @@ OrderTypeName = Literal[
 
 class Triggers(_Strict):
     reference: Literal["last", "index"] = "last"
-    price: Decimal
+    price: Number
     price_type: PriceType = "static"
 
 
 class Conditional(_Strict):
     order_type: OrderTypeName
-    limit_price: Decimal | None = None
+    limit_price: Number | None = None
     limit_price_type: PriceType = "static"
-    trigger_price: Decimal | None = None
+    trigger_price: Number | None = None
     trigger_price_type: PriceType = "static"
 
 
@@ -201,8 +223,8 @@ class OrderRequest(_Strict):
 
     order_type: OrderTypeName
     side: Side
-    order_qty: Decimal | None = None
-    limit_price: Decimal | None = None
+    order_qty: Number | None = None
+    limit_price: Number | None = None
     limit_price_type: PriceType = "static"
     triggers: Triggers | None = None
     time_in_force: Literal["gtc", "gtd", "ioc"] = "gtc"
@@ -212,9 +234,9 @@ class OrderRequest(_Strict):
     effective_time: str | None = None
     expire_time: str | None = None
     cl_ord_id: str | None = None
-    order_userref: int | None = None
+    order_userref: UserRef | None = None
     conditional: Conditional | None = None
-    display_qty: Decimal | None = None
+    display_qty: Number | None = None
     fee_preference: Literal["base", "quote"] | None = None
     no_mpp: bool = False
     stp_type: Literal["cancel_newest", "cancel_oldest", "cancel_both"] = "cancel_newest"
@@ -242,11 +264,11 @@ class AmendOrder(_Strict):
     """Kraken asks for it on some asset classes only; the sandbox's spot orders need no symbol."""
     order_id: str | None = None
     cl_ord_id: str | None = None
-    order_qty: Decimal | None = None
-    display_qty: Decimal | None = None
-    limit_price: Decimal | None = None
+    order_qty: Number | None = None
+    display_qty: Number | None = None
+    limit_price: Number | None = None
     limit_price_type: PriceType = "static"
-    trigger_price: Decimal | None = None
+    trigger_price: Number | None = None
     trigger_price_type: PriceType = "static"
     post_only: bool = False
     deadline: str | None = None
@@ -256,13 +278,13 @@ class EditOrder(_Strict):
     token: str
     order_id: str
     symbol: str
-    order_qty: Decimal | None = None
-    display_qty: Decimal | None = None
-    limit_price: Decimal | None = None
+    order_qty: Number | None = None
+    display_qty: Number | None = None
+    limit_price: Number | None = None
     triggers: Triggers | None = None
     post_only: bool | None = None
     reduce_only: bool = False
-    order_userref: int | None = None
+    order_userref: UserRef | None = None
     fee_preference: Literal["base", "quote"] | None = None
     no_mpp: bool = False
     deadline: str | None = None
@@ -273,7 +295,7 @@ class CancelOrder(_Strict):
     token: str
     order_id: list[str] | None = None
     cl_ord_id: list[str] | None = None
-    order_userref: list[int] | None = None
+    order_userref: list[UserRef] | None = None
 
 
 class CancelAll(_Strict):
@@ -282,12 +304,12 @@ class CancelAll(_Strict):
 
 class CancelAllAfter(_Strict):
     token: str
-    timeout: Annotated[int, Field(ge=0)]
+    timeout: Annotated[int, Field(strict=True, ge=0)]
 
 
 class BatchCancel(_Strict):
     token: str
-    orders: Annotated[list[str | int], Field(min_length=1, max_length=50)] = Field(default_factory=list)
+    orders: Annotated[list[str | UserRef], Field(min_length=1, max_length=50)] = Field(default_factory=list)
     cl_ord_id: list[str] | None = None
 
 
@@ -322,8 +344,20 @@ def _error_text(exc: ValidationError, params: Json, what: str) -> str:
         return f"Unsupported field: '{location[-1]}' for the given msg type: {what}"
     if error["type"] == "missing":
         return f"Required field: '{location[-1]}' is missing"
-    field = location[-1] if location else what
-    return f"EGeneral:Invalid arguments:{field}"
+    return f"EGeneral:Invalid arguments:{_written(error['loc'], params) or what}"
+
+
+def _written(location: tuple[int | str, ...], params: Json) -> str | None:
+    """The last name in `location` that the request wrote: pydantic's locations also name
+    the union member it tried (str, int) or the subscription's channel, which no client did."""
+    field: str | None = None
+    value: Any = params
+    for part in location:
+        if isinstance(part, int):
+            value = value[part] if isinstance(value, list) and -len(value) <= part < len(value) else None
+        elif isinstance(value, dict) and part in value:
+            field, value = part, value[part]
+    return field
 
 
 # --- answers ------------------------------------------------------------------

@@ -69,7 +69,8 @@ HEARTBEAT_S = 1.0
 API_VERSION = "2.0.10"
 _DROP_CODE = 1011
 
-FeedKey = tuple[str, str | None]
+FeedKey = tuple[str, str | None, int | None]
+"""(channel, symbol, interval): ohlc rows name their interval, so each is a subscription."""
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class Session:
         self._send = send
         self._lock = asyncio.Lock()
         self._feeds: dict[FeedKey, tuple[Feed, str | None]] = {}
-        """By (channel, symbol): the feed and the account it is private to."""
+        """By key: the feed and the account it is private to."""
         self._held: list[tuple[float, Json]] = []
         self._sequence = 0
         self._last_sent = time.monotonic()
@@ -202,9 +203,9 @@ class Session:
         exchange = self.exchange
         channel = wanted.channel
         if isinstance(wanted, StatusSubscription):
-            return (channel, None), None, {"channel": channel}
+            return (channel, None, None), None, {"channel": channel}
         if isinstance(wanted, InstrumentSubscription):
-            return (channel, None), InstrumentFeed(exchange), {"channel": channel, "snapshot": wanted.snapshot}
+            return (channel, None, None), InstrumentFeed(exchange), {"channel": channel, "snapshot": wanted.snapshot}
         if isinstance(wanted, ExecutionsSubscription):
             assert account is not None
             feed: Feed = ExecutionsFeed(exchange, account, wanted.snap_orders, wanted.snap_trades, wanted.order_status)
@@ -214,13 +215,18 @@ class Session:
                 "snap_orders": wanted.snap_orders,
                 "snap_trades": wanted.snap_trades,
             }
-            return (channel, None), feed, result
+            return (channel, None, None), feed, result
         if isinstance(wanted, BalancesSubscription):
             assert account is not None
-            return (channel, None), BalancesFeed(exchange, account), {"channel": channel, "snapshot": wanted.snapshot}
+            return (
+                (channel, None, None),
+                BalancesFeed(exchange, account),
+                {"channel": channel, "snapshot": wanted.snapshot},
+            )
         assert symbol is not None
         pair = pair_of(symbol)
         result = {"channel": channel, "symbol": symbol, "snapshot": wanted.snapshot}
+        interval = None
         if isinstance(wanted, TickerSubscription):
             result["event_trigger"] = wanted.event_trigger
             feed = TickerFeed(exchange, pair)
@@ -228,12 +234,12 @@ class Session:
             result["depth"] = wanted.depth
             feed = BookFeed(exchange, pair, wanted.depth)
         elif isinstance(wanted, OhlcSubscription):
-            result["interval"] = wanted.interval
+            result["interval"] = interval = wanted.interval
             feed = OhlcFeed(exchange, pair, wanted.interval)
         else:
             assert isinstance(wanted, TradeSubscription)
             feed = TradeFeed(exchange, pair)
-        return (channel, symbol), feed, result
+        return (channel, symbol, interval), feed, result
 
     def _max_rate_count(self) -> int:
         """What an executions ack answers in `maxratecount`: the trading counter's cap
@@ -297,7 +303,11 @@ class Session:
         if self._closed:
             return
         async with self._lock:
-            await self._send({"type": "websocket.send", "text": text})
+            try:
+                await self._send({"type": "websocket.send", "text": text})
+            except OSError:  # the client has gone (ASGI servers raise this): the session ends
+                self._closed = True
+                return
         self._last_sent = time.monotonic()
 
     async def _drop(self) -> None:

@@ -36,3 +36,11 @@ def test_the_wire_keeps_every_place_so_a_client_reading_it_agrees() -> None:
     asks = {level["price"]: level["qty"] for level in read["asks"]}
     bids = {level["price"]: level["qty"] for level in read["bids"]}
     assert book_checksum(asks, bids) == KRAKEN_EXAMPLE
+
+
+def test_small_and_zero_numbers_keep_their_places_not_an_exponent() -> None:
+    """simplejson wrote each Decimal as str() does, past the sandbox's own writer: a qty of
+    0.00000050 went out as 5.0E-7 and a removed book level as qty 0E-8, so a client
+    computing the checksum from the wire's text, as Kraken's guide says, got another one."""
+    text = encode({"qty": Decimal("0.00000050"), "gone": 0 * Decimal("0.00000001"), "big": Decimal("1E+2")})
+    assert text == '{"qty":0.00000050,"gone":0.00000000,"big":100}'
