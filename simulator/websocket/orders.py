@@ -183,7 +183,7 @@ def _static(value: Decimal, field: str) -> Decimal:
 def _limit(value: Decimal | None, price_type: PriceType, field: str = "limit_price") -> object:
     if value is None:
         raise ProtocolError(f"EGeneral:Invalid arguments:{field}")
-    return _static(value, field) if price_type == "static" else _relative(value, price_type)
+    return _price(value, price_type, field)
 
 
 def _trigger(triggers: Triggers, *, trailing: bool) -> object:
@@ -191,10 +191,11 @@ def _trigger(triggers: Triggers, *, trailing: bool) -> object:
         if triggers.price_type == "static":
             raise ProtocolError("EGeneral:Invalid arguments:triggers.price_type")
         return _relative(abs(triggers.price), triggers.price_type)
-    return _trigger_price(triggers.price, triggers.price_type, "triggers.price")
+    return _price(triggers.price, triggers.price_type, "triggers.price")
 
 
-def _trigger_price(value: Decimal, price_type: PriceType, field: str) -> object:
+def _price(value: Decimal, price_type: PriceType, field: str) -> object:
+    """REST's form of a v2 price: as it is if static, else relative to the last trade."""
     return _static(value, field) if price_type == "static" else _relative(value, price_type)
 
 
@@ -206,9 +207,7 @@ def _close(conditional: Conditional) -> dict[str, object]:
     trigger, limit = conditional.trigger_price, conditional.limit_price
     if conditional.order_type in _TRIGGERED:
         if trigger is not None:
-            params["close[price]"] = _trigger_price(
-                trigger, conditional.trigger_price_type, "conditional.trigger_price"
-            )
+            params["close[price]"] = _price(trigger, conditional.trigger_price_type, "conditional.trigger_price")
         if kind.endswith("-limit") and limit is not None:
             params["close[price2]"] = _limit(limit, conditional.limit_price_type, "conditional.limit_price")
     elif limit is not None:
@@ -223,7 +222,7 @@ def _amend(request: AmendOrder) -> dict[str, object]:
     if request.limit_price is not None:
         params["limit_price"] = _limit(request.limit_price, request.limit_price_type)
     if request.trigger_price is not None:
-        params["trigger_price"] = _trigger_price(request.trigger_price, request.trigger_price_type, "trigger_price")
+        params["trigger_price"] = _price(request.trigger_price, request.trigger_price_type, "trigger_price")
     if request.display_qty is not None:
         params["display_qty"] = request.display_qty
     return params
